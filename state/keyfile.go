@@ -1,0 +1,532 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/url"
+	"os"
+	"path"
+	"regexp"
+	"slices"
+	"sort"
+	"strconv"
+	"strings"
+
+	"github.com/BurntSushi/toml"
+)
+
+// DefaultListen is where the proxy listens when [daemon] listen is unset.
+const DefaultListen = "127.0.0.1:5565"
+
+// Strategies are the key-selection strategies a provider may use.
+var Strategies = []string{"round-robin", "fill-first", "least-used", "weighted"}
+
+// Key is one [[key]] table: a secret and the limits that apply to it.
+type Key struct {
+	Provider      string   `toml:"provider" json:"provider"`
+	Name          string   `toml:"name" json:"name"`
+	Secret        string   `toml:"secret" json:"-"`
+	RPM           int      `toml:"rpm" json:"rpm,omitempty"`
+	TPM           int      `toml:"tpm" json:"tpm,omitempty"`
+	MaxConcurrent int      `toml:"max_concurrent" json:"max_concurrent,omitempty"`
+	Weight        int      `toml:"weight" json:"weight,omitempty"`
+	Models        []string `toml:"models" json:"models,omitempty"`
+}
+
+// Ref is how a person names a key on the command line: PROVIDER/NAME.
+func (k Key) Ref() string { return k.Provider + "/" + k.Name }
+
+// DaemonConfig is the [daemon] table.
+type DaemonConfig struct {
+	Listen         string   `toml:"listen"`
+	Strategy       string   `toml:"strategy"`
+	AllowedOrigins []string `toml:"allowed_origins"`
+}
+
+// ProviderConfig is a [provider.NAME] table: an override of a built-in
+// provider, or a new provider when Kind is set.
+type ProviderConfig struct {
+	Kind     Kind   `toml:"kind"`
+	BaseURL  string `toml:"base_url"`
+	Strategy string `toml:"strategy"`
+}
+
+// Config is a parsed, validated keyfile.
+type Config struct {
+	Path      string
+	Keys      []Key
+	Daemon    DaemonConfig
+	Providers map[string]ProviderConfig
+
+	keyLines []int // 1-based header line of each [[key]]; 0 when unknown
+}
+
+type fileTOML struct {
+	Key      []Key                     `toml:"key"`
+	Daemon   DaemonConfig              `toml:"daemon"`
+	Provider map[string]ProviderConfig `toml:"provider"`
+}
+
+// Provider resolves a provider name against the built-ins and the
+// keyfile's [provider.NAME] tables.
+func (c *Config) Provider(name string) (Provider, bool) {
+	p, builtin := builtins[name]
+	o, override := c.Providers[name]
+	if !builtin && !override {
+		return Provider{}, false
+	}
+	p.Name = name
+	if o.Kind != "" {
+		p.Kind = o.Kind
+	}
+	if o.BaseURL != "" {
+		p.BaseURL = strings.TrimRight(o.BaseURL, "/")
+	}
+	return p, true
+}
+
+// KeyLine is the 1-based line of the i-th key's [[key]] header, or 0.
+func (c *Config) KeyLine(i int) int {
+	if i < len(c.keyLines) {
+		return c.keyLines[i]
+	}
+	return 0
+}
+
+// Find returns the index of the key PROVIDER/NAME, or -1.
+func (c *Config) Find(provider, name string) int {
+	for i, k := range c.Keys {
+		if k.Provider == provider && k.Name == name {
+			return i
+		}
+	}
+	return -1
+}
+
+// MaxKeyfileSize bounds what we read: a keyfile is hand-sized.
+const MaxKeyfileSize = 4 << 20
+
+// Load reads and validates the keyfile at path after checking that only
+// its owner can read it. A missing file is reported with an error that
+// errors.Is(err, fs.ErrNotExist).
+func Load(path string) (*Config, error) {
+	data, err := ReadPrivate(path)
+	if err != nil {
+		return nil, err
+	}
+	return Parse(path, data)
+}
+
+// ReadPrivate reads a file that must be a regular file, owned by us and
+// unreadable by group and others. The checks are made on the opened file
+// (fstat), so the file cannot be swapped between check and read.
+func ReadPrivate(path string) ([]byte, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		if errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("keyfile %s does not exist: %w", path, fs.ErrNotExist)
+		}
+		return nil, fmt.Errorf("open keyfile: %w", err)
+	}
+	defer f.Close()
+	fi, err := f.Stat()
+	if err != nil {
+		return nil, fmt.Errorf("stat keyfile: %w", err)
+	}
+	if err := checkPrivate(path, fi); err != nil {
+		return nil, err
+	}
+	data, err := io.ReadAll(io.LimitReader(f, MaxKeyfileSize+1))
+	if err != nil {
+		return nil, fmt.Errorf("read keyfile %s: %w", path, err)
+	}
+	if len(data) > MaxKeyfileSize {
+		return nil, &KeyfileError{Path: path, Msg: fmt.Sprintf("larger than %d MiB", MaxKeyfileSize>>20),
+			Hint: "a keyfile holds keys and settings; check that this is the right file"}
+	}
+	return data, nil
+}
+
+func checkPrivate(path string, fi os.FileInfo) error {
+	if !fi.Mode().IsRegular() {
+		return &PathError{Path: path, Problem: "is not a regular file", Hint: "point --keyfile or LLMKEY_KEYFILE at your keyfile"}
+	}
+	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
+		return &PathError{Path: path, Problem: fmt.Sprintf("is owned by uid %d, not by you (uid %d)", uid, os.Getuid()),
+			Hint: fmt.Sprintf("a keyfile must belong to the user who runs llmkey: chown %d %s", os.Getuid(), shellQuote(path))}
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return &PathError{Path: path, Problem: fmt.Sprintf("is readable or writable by others (mode %04o); it holds secrets", perm),
+			Hint: "chmod 600 " + shellQuote(path)}
+	}
+	return nil
+}
+
+// Parse decodes and validates keyfile contents. path is only used in
+// messages.
+func Parse(path string, data []byte) (*Config, error) {
+	cfg, lay, err := decode(path, data)
+	if err != nil {
+		return nil, err
+	}
+	if err := validate(cfg, lay); err != nil {
+		return nil, err
+	}
+	return cfg, nil
+}
+
+// decode turns bytes into a Config without semantic checks (but with
+// syntax, type and unknown-field checks). rm uses it directly so that a
+// person can remove the very key that makes the file invalid.
+func decode(path string, data []byte) (*Config, *layout, error) {
+	lay := scanLayout(data)
+	var raw fileTOML
+	md, err := toml.Decode(string(data), &raw)
+	if err != nil {
+		return nil, lay, tomlError(path, err)
+	}
+	if und := md.Undecoded(); len(und) > 0 {
+		return nil, lay, unknownField(path, lay, und[0])
+	}
+	// The decoder matches field names regardless of case; TOML does not,
+	// and neither do we: "Secret" is a typo, not an alias.
+	for _, k := range md.Keys() {
+		if known, ok := knownFields[k[0]]; ok && len(k) == fieldDepth[k[0]] && !slices.Contains(known, k[len(k)-1]) {
+			return nil, lay, unknownField(path, lay, k)
+		}
+	}
+	cfg := &Config{Path: path, Keys: raw.Key, Daemon: raw.Daemon, Providers: raw.Provider}
+	if blocks := lay.keyBlocks(); len(blocks) == len(cfg.Keys) {
+		for _, b := range blocks {
+			cfg.keyLines = append(cfg.keyLines, b.header+1)
+		}
+	}
+	return cfg, lay, nil
+}
+
+var lineInMsg = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: `)
+
+func tomlError(path string, err error) error {
+	e := &KeyfileError{Path: path, Msg: strings.TrimPrefix(err.Error(), "toml: "),
+		Hint: "fix the TOML syntax on that line (strings need \"quotes\"; see 'llmkey man' for the format)"}
+	var pe toml.ParseError
+	if errors.As(err, &pe) {
+		e.Line, e.Field, e.Msg = pe.Position.Line, pe.LastKey, pe.Message
+	}
+	// Type errors come as plain errors with the line and key in the text.
+	if m := lineInMsg.FindStringSubmatch(err.Error()); m != nil {
+		e.Line, _ = strconv.Atoi(m[1])
+		e.Field = m[2]
+		e.Msg = err.Error()[len(m[0]):]
+	}
+	if strings.Contains(e.Msg, "incompatible types") {
+		e.Hint = "give the field a value of the right type: numbers bare (rpm = 60), text in quotes, models as [\"a\", \"b\"]"
+	}
+	return e
+}
+
+var knownFields = map[string][]string{
+	"key":      {"provider", "name", "secret", "rpm", "tpm", "max_concurrent", "weight", "models"},
+	"daemon":   {"listen", "strategy", "allowed_origins"},
+	"provider": {"kind", "base_url", "strategy"},
+}
+
+// fieldDepth is how deep a field sits in each table: key.NAME,
+// daemon.NAME, provider.P.NAME.
+var fieldDepth = map[string]int{"key": 2, "daemon": 2, "provider": 3}
+
+func unknownField(path string, lay *layout, k toml.Key) error {
+	e := &KeyfileError{Path: path, Field: k.String(), Msg: "unknown field"}
+	if len(k) == 1 {
+		e.Msg = "unknown table or field"
+		e.Hint = "the keyfile has [[key]] tables and optional [daemon] and [provider.NAME] tables"
+		if ln, ok := lay.sections[0].keys[k[0]]; ok {
+			e.Line = ln + 1
+		} else {
+			for _, s := range lay.sections {
+				if len(s.name) > 0 && s.name[0] == k[0] {
+					e.Line = s.header + 1
+					break
+				}
+			}
+		}
+		return e
+	}
+	table := k[0]
+	fieldName := k[len(k)-1]
+	known := knownFields[table]
+	e.Hint = "known fields here: " + strings.Join(known, ", ")
+	if s := closest(fieldName, known); s != "" || slices.Contains(known, strings.ToLower(fieldName)) {
+		if s == "" {
+			s = strings.ToLower(fieldName)
+		}
+		e.Hint = fmt.Sprintf("did you mean %q? known fields here: %s", s, strings.Join(known, ", "))
+	}
+	for _, s := range lay.sections {
+		if len(s.name) > 0 && s.name[0] == table {
+			if ln, ok := s.keys[fieldName]; ok {
+				e.Line = ln + 1
+				break
+			}
+		}
+	}
+	return e
+}
+
+var (
+	nameRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
+	providerRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+)
+
+// ValidName reports whether s can name a key.
+func ValidName(s string) bool { return nameRe.MatchString(s) }
+
+func validate(c *Config, lay *layout) error {
+	fieldLine := func(sec *section, field string) int {
+		if sec == nil {
+			return 0
+		}
+		if ln, ok := sec.keys[field]; ok {
+			return ln + 1
+		}
+		return sec.header + 1
+	}
+
+	// [provider.NAME] first: keys refer to them.
+	names := make([]string, 0, len(c.Providers))
+	for n := range c.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		p := c.Providers[n]
+		sec := lay.table("provider", n)
+		bad := func(field, msg, hint string) error {
+			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, field), Field: "provider." + n + "." + field, Msg: msg, Hint: hint}
+		}
+		if !providerRe.MatchString(n) {
+			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, ""), Field: "provider." + n,
+				Msg: "invalid provider name", Hint: "use lower-case letters, digits, '-' and '_' (it becomes part of the proxy URL)"}
+		}
+		b, builtin := builtins[n]
+		switch {
+		case p.Kind != "" && !p.Kind.Valid():
+			return bad("kind", fmt.Sprintf("unknown kind %q", p.Kind), `kind is one of "openai", "anthropic", "gemini" (the provider's wire format)`)
+		case builtin && p.Kind != "" && p.Kind != b.Kind:
+			return bad("kind", fmt.Sprintf("%s is a built-in provider of kind %q", n, b.Kind),
+				fmt.Sprintf("remove kind, or define a provider under another name with kind = %q", p.Kind))
+		case !builtin && p.Kind == "":
+			hint := `a new provider needs kind = "openai" | "anthropic" | "gemini" and base_url`
+			if s := closest(n, BuiltinNames()); s != "" {
+				hint = fmt.Sprintf("did you mean the built-in %q? otherwise %s", s, hint)
+			}
+			return bad("kind", "missing kind for a provider that is not built in", hint)
+		case !builtin && p.BaseURL == "":
+			return bad("base_url", "missing base_url for a provider that is not built in",
+				`set base_url to the URL its SDK would use, e.g. "https://api.example.com/v1"`)
+		}
+		if p.BaseURL != "" {
+			if err := checkBaseURL(p.BaseURL); err != nil {
+				return bad("base_url", err.Error(), `use an absolute http(s) URL without query, e.g. "https://api.example.com/v1"`)
+			}
+		}
+		if p.Strategy != "" && !validStrategy(p.Strategy) {
+			return bad("strategy", fmt.Sprintf("unknown strategy %q", p.Strategy), "strategy is one of "+quoteList(Strategies))
+		}
+	}
+
+	dsec := lay.table("daemon")
+	if d := c.Daemon; d.Listen != "" {
+		if err := checkListen(d.Listen); err != nil {
+			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, "listen"), Field: "daemon.listen", Msg: err.Error(),
+				Hint: `listen on loopback only, e.g. "127.0.0.1:5565" ("127.0.0.1:0" picks a free port)`}
+		}
+	}
+	if s := c.Daemon.Strategy; s != "" && !validStrategy(s) {
+		return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, "strategy"), Field: "daemon.strategy",
+			Msg: fmt.Sprintf("unknown strategy %q", s), Hint: "strategy is one of " + quoteList(Strategies)}
+	}
+
+	blocks := lay.keyBlocks()
+	seen := map[string]int{}
+	for i, k := range c.Keys {
+		var sec *section
+		if len(blocks) == len(c.Keys) {
+			sec = blocks[i]
+		}
+		bad := func(field, msg, hint string) error {
+			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, field), Field: fmt.Sprintf("key[%d].%s", i+1, field), Msg: msg, Hint: hint}
+		}
+		switch {
+		case k.Provider == "":
+			return bad("provider", "missing provider", `add provider = "openai" (or another provider) to this [[key]]`)
+		case k.Name == "":
+			return bad("name", "missing name", `add name = "work" (any name unique for this provider) to this [[key]]`)
+		case !ValidName(k.Name):
+			return bad("name", fmt.Sprintf("invalid name %q", k.Name), "use letters, digits, '.', '-' and '_' (at most 64)")
+		case k.Secret == "":
+			return bad("secret", "missing or empty secret", "set secret, or add the key with: llmkey add "+k.Provider+" "+k.Name)
+		case strings.IndexFunc(k.Secret, isSpaceOrControl) >= 0:
+			return bad("secret", "secret contains spaces or control characters", "paste the key exactly as the provider issued it")
+		case k.RPM < 0 || k.TPM < 0 || k.MaxConcurrent < 0 || k.Weight < 0:
+			f := firstNegative(k)
+			return bad(f, "must not be negative", "use 0 (or leave it out) for no limit")
+		}
+		if _, ok := c.Provider(k.Provider); !ok {
+			hint := "built-in providers: " + strings.Join(BuiltinNames(), ", ") +
+				fmt.Sprintf("; or define [provider.%s] with kind and base_url", k.Provider)
+			if s := closest(k.Provider, append(BuiltinNames(), names...)); s != "" {
+				hint = fmt.Sprintf("did you mean %q? %s", s, hint)
+			}
+			return bad("provider", fmt.Sprintf("unknown provider %q", k.Provider), hint)
+		}
+		for _, m := range k.Models {
+			if _, err := path.Match(m, ""); err != nil || m == "" {
+				return bad("models", fmt.Sprintf("bad model pattern %q", m), `use model names or globs such as "gpt-4o*"`)
+			}
+		}
+		if prev, dup := seen[k.Ref()]; dup {
+			e := bad("name", fmt.Sprintf("duplicate key %s (also key[%d]", k.Ref(), prev+1), "give each key of a provider its own name")
+			ke := e.(*KeyfileError)
+			if ln := c.KeyLine(prev); ln > 0 {
+				ke.Msg += fmt.Sprintf(" on line %d", ln)
+			}
+			ke.Msg += ")"
+			return ke
+		}
+		seen[k.Ref()] = i
+	}
+	return nil
+}
+
+func firstNegative(k Key) string {
+	switch {
+	case k.RPM < 0:
+		return "rpm"
+	case k.TPM < 0:
+		return "tpm"
+	case k.MaxConcurrent < 0:
+		return "max_concurrent"
+	}
+	return "weight"
+}
+
+func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }
+
+func validStrategy(s string) bool {
+	for _, v := range Strategies {
+		if s == v {
+			return true
+		}
+	}
+	return false
+}
+
+func checkBaseURL(s string) error {
+	u, err := url.Parse(s)
+	if err != nil {
+		return fmt.Errorf("invalid URL %q", s)
+	}
+	if (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return fmt.Errorf("%q is not an absolute http(s) URL", s)
+	}
+	if u.RawQuery != "" || u.Fragment != "" || u.User != nil {
+		return fmt.Errorf("%q must not have a query, fragment or user info", s)
+	}
+	return nil
+}
+
+// checkListen accepts host:port where host is a loopback address or name.
+func checkListen(s string) error {
+	host, port, err := net.SplitHostPort(s)
+	if err != nil {
+		return fmt.Errorf("%q is not host:port", s)
+	}
+	if n, err := strconv.Atoi(port); err != nil || n < 0 || n > 65535 {
+		return fmt.Errorf("%q has no valid port", s)
+	}
+	if host == "localhost" {
+		return nil
+	}
+	if ip := net.ParseIP(host); ip == nil || !ip.IsLoopback() {
+		return fmt.Errorf("%q is not a loopback address; the proxy must not be reachable from other machines", s)
+	}
+	return nil
+}
+
+func quoteList(xs []string) string {
+	q := make([]string, len(xs))
+	for i, x := range xs {
+		q[i] = strconv.Quote(x)
+	}
+	return strings.Join(q, ", ")
+}
+
+// SuggestProvider returns the known provider name closest to a misspelt
+// one, or "".
+func (c *Config) SuggestProvider(name string) string {
+	names := BuiltinNames()
+	for n := range c.Providers {
+		names = append(names, n)
+	}
+	return closest(name, names)
+}
+
+// LooksLikeSecret reports whether s has the shape of an API key: a known
+// public prefix and key-like length. The CLI uses it to refuse a secret
+// typed where a name belongs, before it can land in a file or a message.
+func LooksLikeSecret(s string) bool {
+	if len(s) < 20 {
+		return false
+	}
+	for _, p := range publicPrefixes {
+		if strings.HasPrefix(s, p) {
+			return true
+		}
+	}
+	return len(s) >= 32 && !strings.ContainsAny(s, ".")
+}
+
+// closest returns the candidate within edit distance 2 of s, if any.
+func closest(s string, candidates []string) string {
+	best, bestD := "", 3
+	for _, c := range candidates {
+		if d := editDistance(s, c); d < bestD && d > 0 {
+			best, bestD = c, d
+		}
+	}
+	return best
+}
+
+func editDistance(a, b string) int {
+	prev := make([]int, len(b)+1)
+	cur := make([]int, len(b)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(a); i++ {
+		cur[0] = i
+		for j := 1; j <= len(b); j++ {
+			cost := 1
+			if a[i-1] == b[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(b)]
+}
+
+// shellQuote quotes a path for a hint the user may paste into a shell.
+func shellQuote(s string) string {
+	if s != "" && strings.IndexFunc(s, func(r rune) bool {
+		return !(r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z' || r >= '0' && r <= '9' || strings.ContainsRune("/._-+:@%", r))
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}

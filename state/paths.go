@@ -1,0 +1,110 @@
+package state
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strconv"
+)
+
+// Paths are the three places llmkey uses, resolved once from the
+// environment (contract section 2).
+type Paths struct {
+	Keyfile    string // the user's TOML keyfile
+	StateDir   string // usage, token, logs; never a raw secret
+	RuntimeDir string // socket, lock, pid
+}
+
+// Getenv is how this package reads the environment; os.Getenv in
+// production, a map in tests.
+type Getenv func(string) string
+
+// ResolvePaths applies the overrides of contract section 2 in order:
+// explicit keyfile flag, LLMKEY_* variables, XDG variables, then the XDG
+// defaults under $HOME.
+func ResolvePaths(getenv Getenv, keyfileFlag string) (Paths, error) {
+	var p Paths
+	home := getenv("HOME")
+	needHome := func(what string) error {
+		if home == "" {
+			return fmt.Errorf("cannot find the %s: HOME is not set (set HOME or %s)", what, map[string]string{
+				"keyfile": "LLMKEY_KEYFILE", "state directory": "LLMKEY_STATE_DIR",
+			}[what])
+		}
+		return nil
+	}
+
+	switch {
+	case keyfileFlag != "":
+		p.Keyfile = keyfileFlag
+	case getenv("LLMKEY_KEYFILE") != "":
+		p.Keyfile = getenv("LLMKEY_KEYFILE")
+	case getenv("XDG_CONFIG_HOME") != "":
+		p.Keyfile = filepath.Join(getenv("XDG_CONFIG_HOME"), "llmkey", "keys.toml")
+	default:
+		if err := needHome("keyfile"); err != nil {
+			return p, err
+		}
+		p.Keyfile = filepath.Join(home, ".config", "llmkey", "keys.toml")
+	}
+
+	switch {
+	case getenv("LLMKEY_STATE_DIR") != "":
+		p.StateDir = getenv("LLMKEY_STATE_DIR")
+	case getenv("XDG_STATE_HOME") != "":
+		p.StateDir = filepath.Join(getenv("XDG_STATE_HOME"), "llmkey")
+	default:
+		if err := needHome("state directory"); err != nil {
+			return p, err
+		}
+		p.StateDir = filepath.Join(home, ".local", "state", "llmkey")
+	}
+
+	switch {
+	case getenv("LLMKEY_RUNTIME_DIR") != "":
+		p.RuntimeDir = getenv("LLMKEY_RUNTIME_DIR")
+	case getenv("XDG_RUNTIME_DIR") != "":
+		p.RuntimeDir = filepath.Join(getenv("XDG_RUNTIME_DIR"), "llmkey")
+	default:
+		tmp := getenv("TMPDIR")
+		if tmp == "" {
+			tmp = "/tmp"
+		}
+		p.RuntimeDir = filepath.Join(tmp, "llmkey-"+strconv.Itoa(os.Getuid()))
+	}
+
+	for _, s := range []*string{&p.Keyfile, &p.StateDir, &p.RuntimeDir} {
+		abs, err := filepath.Abs(*s)
+		if err != nil {
+			return p, fmt.Errorf("resolve %s: %w", *s, err)
+		}
+		*s = abs
+	}
+	return p, nil
+}
+
+// EnsurePrivateDir creates dir (and parents) so that dir itself is 0700.
+// An existing directory is used as it is: like git credential-cache we
+// never chmod a directory after the fact, but we refuse one that another
+// user owns, since whoever owns it can swap our files.
+func EnsurePrivateDir(dir string) error {
+	if err := os.MkdirAll(filepath.Dir(dir), 0o700); err != nil {
+		return fmt.Errorf("create %s: %w", filepath.Dir(dir), err)
+	}
+	if err := os.Mkdir(dir, 0o700); err != nil && !errors.Is(err, os.ErrExist) {
+		return fmt.Errorf("create %s: %w", dir, err)
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", dir, err)
+	}
+	if !fi.IsDir() {
+		return &PathError{Path: dir, Problem: "is not a directory", Hint: fmt.Sprintf("move %s out of the way", dir)}
+	}
+	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
+		return &PathError{Path: dir, Problem: fmt.Sprintf("is owned by uid %d, not by you (uid %d)", uid, os.Getuid()),
+			Hint: "use a directory you own (see LLMKEY_KEYFILE, LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)"}
+	}
+	return nil
+}
