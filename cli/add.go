@@ -1,0 +1,144 @@
+package cli
+
+import (
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"strconv"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// AddCommandInput is what "llmkey add" was asked to do.
+type AddCommandInput struct {
+	Keyfile       string
+	Provider      string
+	Name          string // empty: pick key1, key2, ...
+	RPM           int
+	TPM           int
+	MaxConcurrent int
+	Weight        int
+	Models        []string
+}
+
+func ConfigureAddCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:      "add",
+		Usage:     "add a key; the secret is typed without echo, or piped on standard input",
+		ArgsUsage: "PROVIDER [NAME]",
+		Description: "Reads the secret with echo off when standard input is a terminal, otherwise from standard input " +
+			"(printf %s \"$KEY\" | llmkey add openai work). The secret is never taken from the command line, where it " +
+			"would reach shell history and the process list. NAME defaults to key1, key2, ... The keyfile and its " +
+			"directory are created (0600, 0700) if missing; the new [[key]] block is inserted after the last one and " +
+			"nothing else in the file changes.",
+		Flags: []ucli.Flag{
+			&ucli.IntFlag{Name: "rpm", Usage: "at most `N` requests a minute with this key (0: no limit)"},
+			&ucli.IntFlag{Name: "tpm", Usage: "at most `N` tokens a minute with this key (0: no limit)"},
+			&ucli.IntFlag{Name: "max-concurrent", Usage: "at most `N` requests in flight with this key (0: no limit)"},
+			&ucli.IntFlag{Name: "weight", Usage: "share of requests under the weighted strategy (default 1)"},
+			&ucli.StringSliceFlag{Name: "models", Usage: "only use this key for these models (`GLOB`s, comma-separated or repeated)"},
+		},
+		BashComplete: completeProviders,
+		Action: func(c *ucli.Context) error {
+			if err := wantArgs(c, 1, 2); err != nil {
+				return err
+			}
+			p, err := resolvePaths(c)
+			if err != nil {
+				return err
+			}
+			in := AddCommandInput{
+				Keyfile: p.Keyfile, Provider: c.Args().Get(0), Name: c.Args().Get(1),
+				RPM: c.Int("rpm"), TPM: c.Int("tpm"), MaxConcurrent: c.Int("max-concurrent"), Weight: c.Int("weight"),
+			}
+			for _, m := range c.StringSlice("models") {
+				for _, part := range strings.Split(m, ",") {
+					if part = strings.TrimSpace(part); part != "" {
+						in.Models = append(in.Models, part)
+					}
+				}
+			}
+			return AddCommand(c, in)
+		},
+	})
+}
+
+// AddCommand reads the secret and adds the key to the keyfile.
+func AddCommand(c *ucli.Context, in AddCommandInput) error {
+	for _, f := range []struct {
+		name string
+		v    int
+	}{{"--rpm", in.RPM}, {"--tpm", in.TPM}, {"--max-concurrent", in.MaxConcurrent}, {"--weight", in.Weight}} {
+		if f.v < 0 {
+			return usageError("use 0 for no limit", "%s must not be negative", f.name)
+		}
+	}
+
+	// Check everything we can before the person types the secret.
+	cfg, err := state.Load(in.Keyfile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		cfg = &state.Config{Path: in.Keyfile}
+	case err != nil:
+		return err
+	}
+	if state.LooksLikeSecret(in.Provider) || state.LooksLikeSecret(in.Name) {
+		return usageError("the secret is never taken from the command line: pipe it (printf %s \"$KEY\" | llmkey add PROVIDER NAME) "+
+			"or type it at the prompt; clear it from your shell history", "refusing an argument that looks like a secret; nothing added")
+	}
+	if _, ok := cfg.Provider(in.Provider); !ok {
+		hint := "built-in providers: " + strings.Join(state.BuiltinNames(), ", ") +
+			"; define others in the keyfile as [provider.NAME] with kind and base_url"
+		if s := cfg.SuggestProvider(in.Provider); s != "" {
+			hint = fmt.Sprintf("did you mean %q? %s", s, hint)
+		}
+		return fail(hint, "unknown provider %q", in.Provider)
+	}
+	if in.Name == "" {
+		in.Name = freeName(cfg, in.Provider)
+	}
+	if !state.ValidName(in.Name) {
+		return usageError("use letters, digits, '.', '-' and '_' (at most 64)", "invalid key name %q", in.Name)
+	}
+	ref := in.Provider + "/" + in.Name
+	if i := cfg.Find(in.Provider, in.Name); i >= 0 {
+		return &state.DuplicateError{Ref: ref, Path: in.Keyfile, Line: cfg.KeyLine(i)}
+	}
+
+	secret, err := readSecret(os.Stdin, c.App.ErrWriter, fmt.Sprintf("secret for %s (input hidden): ", ref))
+	if err != nil {
+		return err
+	}
+	switch {
+	case secret == "" && isTerminal(os.Stdin):
+		return fail("paste the key at the prompt", "no secret typed; nothing added")
+	case secret == "":
+		return fail(`pipe the key in (printf %s "$KEY" | llmkey add `+in.Provider+" "+in.Name+
+			"), or run the command in a terminal to type it", "no secret on standard input; nothing added")
+	case strings.ContainsFunc(secret, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return fail("give one key exactly as the provider issued it", "the secret contains spaces or control characters; nothing added")
+	}
+
+	k := state.Key{Provider: in.Provider, Name: in.Name, Secret: secret, RPM: in.RPM, TPM: in.TPM,
+		MaxConcurrent: in.MaxConcurrent, Weight: in.Weight, Models: in.Models}
+	line, err := state.AddKey(in.Keyfile, k)
+	if err != nil {
+		return err
+	}
+	info(c, "added %s (%s) to %s:%d", ref, state.Mask(secret), in.Keyfile, line)
+	return nil
+}
+
+// freeName picks key1, key2, ... whichever is the first not taken.
+func freeName(cfg *state.Config, provider string) string {
+	for n := 1; ; n++ {
+		name := "key" + strconv.Itoa(n)
+		if cfg.Find(provider, name) < 0 {
+			return name
+		}
+	}
+}

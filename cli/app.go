@@ -1,0 +1,113 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// Version is llmkey's version. Release builds may set it with
+// -ldflags "-X github.com/llmkey/llmkey/cli.Version=...".
+var Version = "0.1.0"
+
+// NewApp builds the whole command tree. main.go runs it; the man page and
+// completions are generated from it.
+func NewApp() *ucli.App {
+	app := &ucli.App{
+		Name:                 "llmkey",
+		Usage:                "keep several LLM API keys per provider and rotate them behind a local proxy",
+		UsageText:            "llmkey [--keyfile FILE] COMMAND [OPTIONS] [ARGS]",
+		Version:              Version,
+		HideVersion:          true, // "llmkey version" is the one way
+		EnableBashCompletion: true,
+		Suggest:              true,
+		Flags:                []ucli.Flag{keyfileFlag()},
+		ExitErrHandler:       func(*ucli.Context, error) {}, // main maps errors to exit codes
+		OnUsageError:         onUsageError,
+		Action: func(c *ucli.Context) error {
+			if c.Args().Present() {
+				if state.LooksLikeSecret(c.Args().First()) {
+					return usageError("'llmkey help' lists the commands; clear the secret from your shell history", "unknown command (not repeated: it looks like a secret)")
+				}
+				return usageError("'llmkey help' lists the commands", "unknown command %q", c.Args().First())
+			}
+			return ucli.ShowAppHelp(c)
+		},
+		Description: "llmkey keeps your LLM API keys (several per provider: work, personal, free tier) " +
+			"in a TOML keyfile that only you can read, and lets you add, list and remove them without a secret " +
+			"ever reaching the command line, shell history or the screen.",
+	}
+	ConfigureAddCommand(app)
+	ConfigureListCommand(app)
+	ConfigureRmCommand(app)
+	ConfigureManCommand(app)
+	ConfigureCompletionCommand(app)
+	ConfigureVersionCommand(app)
+	for _, c := range app.Commands {
+		if c.OnUsageError == nil {
+			c.OnUsageError = onUsageError
+		}
+		c.Flags = append(c.Flags, keyfileFlag())
+	}
+	return app
+}
+
+// keyfileFlag is global and repeated on every command, so that it may be
+// given before or after the command name.
+func keyfileFlag() ucli.Flag {
+	return &ucli.StringFlag{
+		Name:    "keyfile",
+		Usage:   "the keyfile to use (default: $XDG_CONFIG_HOME/llmkey/keys.toml)",
+		EnvVars: []string{"LLMKEY_KEYFILE"},
+	}
+}
+
+func onUsageError(c *ucli.Context, err error, _ bool) error {
+	topic := "llmkey help"
+	if c.Command != nil && c.Command.Name != "" {
+		topic += " " + c.Command.Name
+	}
+	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: "); ok {
+		name = strings.TrimLeft(name, "-")
+		if len(name) > 1 {
+			name = "--" + name
+		} else {
+			name = "-" + name
+		}
+		return usageError("'"+topic+"' lists the options", "unknown option %s", name)
+	}
+	return usageError("'"+topic+"' lists the options", "%v", err)
+}
+
+// resolvePaths applies the keyfile flag and the environment.
+func resolvePaths(c *ucli.Context) (state.Paths, error) {
+	p, err := state.ResolvePaths(os.Getenv, c.String("keyfile"))
+	if err != nil {
+		return p, fail("set HOME, or the LLMKEY_* variables in 'llmkey man'", "%v", err)
+	}
+	return p, nil
+}
+
+// wantArgs checks the number of positional arguments.
+func wantArgs(c *ucli.Context, min, max int) error {
+	n := c.Args().Len()
+	if n >= min && n <= max {
+		return nil
+	}
+	hint := fmt.Sprintf("usage: llmkey %s %s", c.Command.Name, c.Command.ArgsUsage)
+	if n < min {
+		return usageError(hint, "%s: missing argument", c.Command.Name)
+	}
+	// The extra arguments are not repeated: one of them may be a secret
+	// pasted where it does not belong.
+	return usageError(hint, "%s: too many arguments (%d given, at most %d)", c.Command.Name, n, max)
+}
+
+// info prints a message of llmkey's own to stderr.
+func info(c *ucli.Context, format string, args ...any) {
+	fmt.Fprintf(c.App.ErrWriter, "llmkey: "+format+"\n", args...)
+}

@@ -1,0 +1,135 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// ListCommandInput is what "llmkey list" was asked to do.
+type ListCommandInput struct {
+	Keyfile string
+	JSON    bool
+}
+
+// listedKey is one row of "llmkey list", and one object of its --json.
+type listedKey struct {
+	Provider      string   `json:"provider"`
+	Name          string   `json:"name"`
+	MaskedSecret  string   `json:"masked_secret"`
+	Fingerprint   string   `json:"fingerprint"`
+	State         string   `json:"state"`
+	Reason        string   `json:"reason,omitempty"`
+	RPM           int      `json:"rpm"`
+	TPM           int      `json:"tpm"`
+	MaxConcurrent int      `json:"max_concurrent"`
+	Weight        int      `json:"weight"`
+	Models        []string `json:"models"`
+}
+
+type listOutput struct {
+	Keyfile string      `json:"keyfile"`
+	Daemon  daemonBrief `json:"daemon"`
+	Keys    []listedKey `json:"keys"`
+}
+
+type daemonBrief struct {
+	Running bool `json:"running"`
+}
+
+func ConfigureListCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:    "list",
+		Aliases: []string{"ls"},
+		Usage:   "list the keys with masked secrets, limits and live state",
+		Description: "Works without the daemon. Secrets are shown masked (sk-…abcd): the provider's public prefix and " +
+			"the last four characters. --json prints {keyfile, daemon: {running}, keys: [...]} with the same fields.",
+		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Action: func(c *ucli.Context) error {
+			if err := wantArgs(c, 0, 0); err != nil {
+				return err
+			}
+			p, err := resolvePaths(c)
+			if err != nil {
+				return err
+			}
+			return ListCommand(c, ListCommandInput{Keyfile: p.Keyfile, JSON: c.Bool("json")})
+		},
+	})
+}
+
+// ListCommand prints the keys of the keyfile.
+func ListCommand(c *ucli.Context, in ListCommandInput) error {
+	cfg, err := state.Load(in.Keyfile)
+	missing := errors.Is(err, fs.ErrNotExist)
+	if err != nil && !missing {
+		return err
+	}
+	out := listOutput{Keyfile: in.Keyfile, Keys: []listedKey{}}
+	if cfg != nil {
+		for _, k := range cfg.Keys {
+			models := k.Models
+			if models == nil {
+				models = []string{}
+			}
+			out.Keys = append(out.Keys, listedKey{
+				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
+				State: "unknown", Reason: "daemon not running",
+				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, Weight: k.Weight, Models: models,
+			})
+		}
+	}
+
+	if in.JSON {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(out)
+	}
+	if len(out.Keys) == 0 {
+		where := in.Keyfile
+		if missing {
+			where += " (it does not exist yet)"
+		}
+		info(c, "no keys in %s", where)
+		io.WriteString(c.App.ErrWriter, "hint: add one: printf %s \"$KEY\" | llmkey add PROVIDER NAME\n")
+		return nil
+	}
+	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tLIMITS")
+	for _, k := range out.Keys {
+		st := k.State
+		if k.Reason != "" {
+			st = k.Reason
+		}
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, limits(k))
+	}
+	return tw.Flush()
+}
+
+func limits(k listedKey) string {
+	var parts []string
+	for _, l := range []struct {
+		name string
+		v    int
+	}{{"rpm", k.RPM}, {"tpm", k.TPM}, {"max_concurrent", k.MaxConcurrent}, {"weight", k.Weight}} {
+		if l.v != 0 {
+			parts = append(parts, l.name+"="+strconv.Itoa(l.v))
+		}
+	}
+	if len(k.Models) > 0 {
+		parts = append(parts, "models="+strings.Join(k.Models, ","))
+	}
+	if len(parts) == 0 {
+		return "-"
+	}
+	return strings.Join(parts, " ")
+}

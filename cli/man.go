@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"fmt"
+	"strconv"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/man"
+	"github.com/llmkey/llmkey/state"
+)
+
+//go:generate sh -c "cd .. && go run . man > man/llmkey.1"
+
+func ConfigureManCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:        "man",
+		Usage:       "print the manual page (roff); read it with: llmkey man | man -l -",
+		Description: "The same page is man/llmkey.1 in the source tree; install it under man1 to use plain 'man llmkey'.",
+		Action: func(c *ucli.Context) error {
+			if err := wantArgs(c, 0, 0); err != nil {
+				return err
+			}
+			_, err := fmt.Fprint(c.App.Writer, ManPage())
+			return err
+		},
+	})
+}
+
+// ManPage renders the manual from a fresh command tree.
+func ManPage() string {
+	return man.Render(NewApp(), manSections())
+}
+
+// ExampleKeyfile is the keyfile shown in the man page and the README.
+const ExampleKeyfile = `# ~/.config/llmkey/keys.toml (mode 0600)
+
+[[key]]
+provider = "openai"
+name     = "work"
+secret   = "sk-..."
+
+[[key]]
+provider = "openai"
+name     = "personal"
+secret   = "sk-..."
+rpm      = 60              # optional per-key limits
+max_concurrent = 4
+
+[[key]]
+provider = "anthropic"
+name     = "work"
+secret   = "sk-ant-..."
+models   = ["claude-*"]    # only for these models
+
+[daemon]                   # optional
+listen   = "127.0.0.1:5565"
+strategy = "round-robin"
+
+[provider.local]           # a provider that is not built in
+kind     = "openai"        # its wire format: openai, anthropic or gemini
+base_url = "http://127.0.0.1:8000/v1"
+`
+
+func manSections() []man.Section {
+	var providers []string
+	for _, n := range state.BuiltinNames() {
+		p, _ := state.Builtin(n)
+		providers = append(providers, fmt.Sprintf("%s (%s, %s)", n, p.Kind, p.BaseURL))
+	}
+	var exits []man.Block
+	for _, e := range ExitCodeDoc {
+		exits = append(exits, man.Block{Tag: strconv.Itoa(e.Code), Text: capitalizeFirst(e.Meaning) + "."})
+	}
+	exits = append(exits, man.Block{Text: "exec replaces itself with the command, so its exit status is the command's own. " +
+		"Errors are printed to standard error as 'llmkey: message', followed by a 'hint:' line saying how to fix them."})
+
+	return []man.Section{
+		{Title: "Keyfile", Blocks: []man.Block{
+			{Text: "A TOML file with one [[key]] table per key. Built-in providers need no other table."},
+			{Pre: ExampleKeyfile},
+			{Tag: "[[key]]", Text: "provider and name (unique per provider; letters, digits, '.', '-', '_') and secret are required. " +
+				"Optional: rpm, tpm, max_concurrent (0 or absent: no limit), weight (for the weighted strategy), " +
+				"models (a list of names or globs this key may serve)."},
+			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DefaultListen + "; \"127.0.0.1:0\" picks a free port), " +
+				"strategy (" + strings.Join(state.Strategies, ", ") + "), allowed_origins (browser origins allowed to use the proxy)."},
+			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy) or defines a new one, which needs " +
+				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base."},
+			{Text: "Built-in providers: " + strings.Join(providers, "; ") + "."},
+			{Text: "Unknown fields, unknown providers, duplicate names, empty secrets and bad values are errors that name " +
+				"the line. The keyfile must be readable by its owner only (chmod 600), as ssh requires of private keys. " +
+				"add and rm change only the block they add or remove: comments, order and formatting of everything else " +
+				"are kept byte for byte."},
+		}},
+		{Title: "Files", Blocks: []man.Block{
+			{Tag: "$XDG_CONFIG_HOME/llmkey/keys.toml", Text: "The keyfile (default ~/.config/llmkey/keys.toml), created 0600 in a 0700 directory."},
+			{Tag: "$XDG_STATE_HOME/llmkey/", Text: "The state directory (default ~/.local/state/llmkey/): usage, token, logs. It never holds a raw secret."},
+			{Tag: "$XDG_RUNTIME_DIR/llmkey/", Text: "The runtime directory (else $TMPDIR/llmkey-$UID/): socket, lock, pid; mode 0700."},
+		}},
+		{Title: "Environment", Blocks: []man.Block{
+			{Tag: "LLMKEY_KEYFILE", Text: "The keyfile; the --keyfile option wins over it."},
+			{Tag: "LLMKEY_STATE_DIR", Text: "The state directory."},
+			{Tag: "LLMKEY_RUNTIME_DIR", Text: "The runtime directory."},
+			{Tag: "XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_RUNTIME_DIR, TMPDIR, HOME", Text: "Used for the defaults above."},
+		}},
+		{Title: "Exit status", Blocks: exits},
+		{Title: "Examples", Blocks: []man.Block{
+			{Pre: `printf %s "$OPENAI_KEY" | llmkey add openai work
+llmkey add --rpm 60 openai personal     # type the secret; it is not echoed
+llmkey list --json | jq '.keys[].name'
+llmkey rm --force openai/personal`},
+		}},
+	}
+}
+
+func capitalizeFirst(s string) string {
+	if s == "" {
+		return s
+	}
+	return strings.ToUpper(s[:1]) + s[1:]
+}

@@ -1,0 +1,82 @@
+package cli
+
+import (
+	"fmt"
+	"os"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// RmCommandInput is what "llmkey rm" was asked to do.
+type RmCommandInput struct {
+	Keyfile  string
+	Provider string
+	Name     string
+	Force    bool
+}
+
+func ConfigureRmCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:      "rm",
+		Aliases:   []string{"remove"},
+		Usage:     "remove a key from the keyfile",
+		ArgsUsage: "PROVIDER/NAME",
+		Description: "Asks for confirmation on a terminal; scripts pass --force. Removes the key's [[key]] block, " +
+			"the comment lines directly above it and one blank line; nothing else in the file changes.",
+		Flags:        []ucli.Flag{&ucli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove without asking"}},
+		BashComplete: completeKeyRefs,
+		Action: func(c *ucli.Context) error {
+			if err := wantArgs(c, 1, 1); err != nil {
+				return err
+			}
+			provider, name, err := parseRef(c.Args().First())
+			if err != nil {
+				return err
+			}
+			p, err := resolvePaths(c)
+			if err != nil {
+				return err
+			}
+			return RmCommand(c, RmCommandInput{Keyfile: p.Keyfile, Provider: provider, Name: name, Force: c.Bool("force")})
+		},
+	})
+}
+
+// RmCommand removes one key, after confirmation unless forced.
+func RmCommand(c *ucli.Context, in RmCommandInput) error {
+	ref := in.Provider + "/" + in.Name
+	k, err := state.RemoveKey(in.Keyfile, in.Provider, in.Name, func(k state.Key) error {
+		if in.Force {
+			return nil
+		}
+		if !isTerminal(os.Stdin) {
+			return usageError("pass --force to remove without asking: llmkey rm --force "+ref,
+				"not removing %s without confirmation (standard input is not a terminal)", ref)
+		}
+		ok, err := confirm(os.Stdin, c.App.ErrWriter, fmt.Sprintf("remove %s (%s) from %s?", ref, state.Mask(k.Secret), in.Keyfile))
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return fail("", "not removed")
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	info(c, "removed %s (%s) from %s", ref, state.Mask(k.Secret), in.Keyfile)
+	return nil
+}
+
+// parseRef splits PROVIDER/NAME.
+func parseRef(s string) (provider, name string, err error) {
+	provider, name, ok := strings.Cut(s, "/")
+	if !ok || provider == "" || name == "" || strings.Contains(name, "/") {
+		return "", "", usageError("name a key as PROVIDER/NAME, e.g. openai/work ('llmkey list' shows them)", "%q is not PROVIDER/NAME", s)
+	}
+	return provider, name, nil
+}
