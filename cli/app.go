@@ -25,7 +25,7 @@ func NewApp() *ucli.App {
 		HideVersion:          true, // "llmkey version" is the one way
 		EnableBashCompletion: true,
 		Suggest:              true,
-		Flags:                []ucli.Flag{keyfileFlag()},
+		Flags:                []ucli.Flag{keyfileFlag([]string{"LLMKEY_KEYFILE"})},
 		ExitErrHandler:       func(*ucli.Context, error) {}, // main maps errors to exit codes
 		OnUsageError:         onUsageError,
 		Action: func(c *ucli.Context) error {
@@ -51,19 +51,31 @@ func NewApp() *ucli.App {
 		if c.OnUsageError == nil {
 			c.OnUsageError = onUsageError
 		}
-		c.Flags = append(c.Flags, keyfileFlag())
+		c.Flags = append(c.Flags, keyfileFlag(nil))
 	}
 	return app
 }
 
 // keyfileFlag is global and repeated on every command, so that it may be
-// given before or after the command name.
-func keyfileFlag() ucli.Flag {
+// given before or after the command name. Only the global one reads the
+// environment; see keyfileArg for the order.
+func keyfileFlag(env []string) ucli.Flag {
 	return &ucli.StringFlag{
 		Name:    "keyfile",
-		Usage:   "the keyfile to use (default: $XDG_CONFIG_HOME/llmkey/keys.toml)",
-		EnvVars: []string{"LLMKEY_KEYFILE"},
+		Usage:   "use `FILE` as the keyfile (default: $XDG_CONFIG_HOME/llmkey/keys.toml)",
+		EnvVars: env,
 	}
+}
+
+// keyfileArg is --keyfile after the command, else before it, else
+// LLMKEY_KEYFILE (read by the global flag), else "".
+func keyfileArg(c *ucli.Context) string {
+	for _, ctx := range c.Lineage() {
+		if v := ctx.String("keyfile"); v != "" {
+			return v
+		}
+	}
+	return ""
 }
 
 func onUsageError(c *ucli.Context, err error, _ bool) error {
@@ -85,7 +97,7 @@ func onUsageError(c *ucli.Context, err error, _ bool) error {
 
 // resolvePaths applies the keyfile flag and the environment.
 func resolvePaths(c *ucli.Context) (state.Paths, error) {
-	p, err := state.ResolvePaths(os.Getenv, c.String("keyfile"))
+	p, err := state.ResolvePaths(os.Getenv, keyfileArg(c))
 	if err != nil {
 		return p, fail("set HOME, or the LLMKEY_* variables in 'llmkey man'", "%v", err)
 	}

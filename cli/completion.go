@@ -77,7 +77,7 @@ func completeProviders(c *ucli.Context) {
 		return
 	}
 	names := state.BuiltinNames()
-	if p, err := state.ResolvePaths(os.Getenv, c.String("keyfile")); err == nil {
+	if p, err := state.ResolvePaths(os.Getenv, keyfileArg(c)); err == nil {
 		if cfg, err := state.Load(p.Keyfile); err == nil {
 			for n := range cfg.Providers {
 				if _, builtin := state.Builtin(n); !builtin {
@@ -96,7 +96,7 @@ func completeKeyRefs(c *ucli.Context) {
 	if c.NArg() > 0 {
 		return
 	}
-	p, err := state.ResolvePaths(os.Getenv, c.String("keyfile"))
+	p, err := state.ResolvePaths(os.Getenv, keyfileArg(c))
 	if err != nil {
 		return
 	}
