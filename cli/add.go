@@ -36,10 +36,10 @@ func ConfigureAddCommand(app *ucli.App) {
 			"directory are created (0600, 0700) if missing; the new [[key]] block is inserted after the last one and " +
 			"nothing else in the file changes.",
 		Flags: []ucli.Flag{
-			&ucli.IntFlag{Name: "rpm", Usage: "at most `N` requests a minute with this key (0: no limit)"},
-			&ucli.IntFlag{Name: "tpm", Usage: "at most `N` tokens a minute with this key (0: no limit)"},
-			&ucli.IntFlag{Name: "max-concurrent", Usage: "at most `N` requests in flight with this key (0: no limit)"},
-			&ucli.IntFlag{Name: "weight", Usage: "share of requests under the weighted strategy (default 1)"},
+			&ucli.IntFlag{Name: "rpm", Usage: "at most `N` requests a minute with this key", DefaultText: "no limit"},
+			&ucli.IntFlag{Name: "tpm", Usage: "at most `N` tokens a minute with this key", DefaultText: "no limit"},
+			&ucli.IntFlag{Name: "max-concurrent", Usage: "at most `N` requests in flight with this key", DefaultText: "no limit"},
+			&ucli.IntFlag{Name: "weight", Usage: "`N` shares of requests under the weighted strategy", DefaultText: "1"},
 			&ucli.StringSliceFlag{Name: "models", Usage: "only use this key for these models (`GLOB`s, comma-separated or repeated)"},
 		},
 		BashComplete: completeProviders,

@@ -73,8 +73,7 @@ func manSections() []man.Section {
 	for _, e := range ExitCodeDoc {
 		exits = append(exits, man.Block{Tag: strconv.Itoa(e.Code), Text: capitalizeFirst(e.Meaning) + "."})
 	}
-	exits = append(exits, man.Block{Text: "exec replaces itself with the command, so its exit status is the command's own. " +
-		"Errors are printed to standard error as 'llmkey: message', followed by a 'hint:' line saying how to fix them."})
+	exits = append(exits, man.Block{Text: "Errors are printed to standard error as 'llmkey: message', followed by a 'hint:' line saying how to fix them."})
 
 	return []man.Section{
 		{Title: "Keyfile", Blocks: []man.Block{

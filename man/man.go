@@ -106,7 +106,7 @@ func writeFlags(b *strings.Builder, flags []ucli.Flag, skip map[string]bool) {
 			if len(n) == 1 {
 				dash = "\\-"
 			}
-			s := "\\fB" + dash + escape(n) + "\\fR"
+			s := "\\fB" + dash + strings.ReplaceAll(escape(n), "-", "\\-") + "\\fR"
 			if doc.TakesValue() {
 				if placeholder == "" {
 					placeholder = "value"

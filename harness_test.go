@@ -1,0 +1,284 @@
+package main
+
+// The tests in this package run the built llmkey binary as a user would:
+// a fresh temporary HOME, no XDG variables, only the environment a shell
+// would give. Every run's output is checked for the canary secrets the
+// test planted.
+
+import (
+	"bytes"
+	"crypto/rand"
+	"encoding/hex"
+	"fmt"
+	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+var llmkeyBin string
+
+func TestMain(m *testing.M) {
+	dir, err := os.MkdirTemp("", "llmkey-test-bin")
+	if err != nil {
+		fmt.Fprintln(os.Stderr, err)
+		os.Exit(1)
+	}
+	llmkeyBin = filepath.Join(dir, "llmkey")
+	args := []string{"build", "-o", llmkeyBin}
+	if raceEnabled {
+		args = append(args, "-race")
+	}
+	out, err := exec.Command("go", append(args, ".")...).CombinedOutput()
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "build llmkey: %v\n%s", err, out)
+		os.Exit(1)
+	}
+	code := m.Run()
+	os.RemoveAll(dir)
+	os.Exit(code)
+}
+
+// user is one person with a fresh home directory.
+type user struct {
+	t        *testing.T
+	home     string
+	env      []string
+	canaries []string
+}
+
+func newUser(t *testing.T) *user {
+	t.Helper()
+	home := t.TempDir()
+	tmp := filepath.Join(home, "tmp")
+	if err := os.Mkdir(tmp, 0o700); err != nil {
+		t.Fatal(err)
+	}
+	return &user{t: t, home: home, env: []string{
+		"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "LANG=C.UTF-8",
+	}}
+}
+
+// canary makes a secret that must never appear in any output.
+func (u *user) canary(prefix string) string {
+	b := make([]byte, 16)
+	rand.Read(b)
+	s := prefix + "CANARY" + hex.EncodeToString(b)
+	u.canaries = append(u.canaries, s)
+	return s
+}
+
+func (u *user) keyfile() string { return filepath.Join(u.home, ".config", "llmkey", "keys.toml") }
+
+type result struct {
+	stdout, stderr string
+	code           int
+}
+
+func (r result) String() string {
+	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
+}
+
+// run runs llmkey with stdin (nil: /dev/null) and extra environment.
+func (u *user) run(stdin io.Reader, env []string, args ...string) result {
+	u.t.Helper()
+	cmd := exec.Command(llmkeyBin, args...)
+	cmd.Env = append(append([]string{}, u.env...), env...)
+	cmd.Dir = u.home
+	cmd.Stdin = stdin
+	var out, errb bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &out, &errb
+	err := cmd.Run()
+	r := result{stdout: out.String(), stderr: errb.String()}
+	if ee, ok := err.(*exec.ExitError); ok {
+		r.code = ee.ExitCode()
+	} else if err != nil {
+		u.t.Fatalf("run llmkey %v: %v", args, err)
+	}
+	u.assertNoCanary(r.stdout + r.stderr)
+	return r
+}
+
+func (u *user) llmkey(args ...string) result {
+	u.t.Helper()
+	return u.run(nil, nil, args...)
+}
+
+func (u *user) pipe(stdin string, args ...string) result {
+	u.t.Helper()
+	return u.run(strings.NewReader(stdin), nil, args...)
+}
+
+func (u *user) assertNoCanary(s string) {
+	u.t.Helper()
+	for _, c := range u.canaries {
+		if strings.Contains(s, c) {
+			u.fatalf("a secret leaked into output (shown here as <canary>):\n%s", s)
+		}
+	}
+}
+
+// fatalf and errorf report failures with every canary redacted: a secret
+// must not reach test output either.
+func (u *user) fatalf(format string, args ...any) {
+	u.t.Helper()
+	u.t.Fatal(u.redact(fmt.Sprintf(format, args...)))
+}
+
+func (u *user) errorf(format string, args ...any) {
+	u.t.Helper()
+	u.t.Error(u.redact(fmt.Sprintf(format, args...)))
+}
+
+func (u *user) redact(s string) string {
+	for _, c := range u.canaries {
+		s = strings.ReplaceAll(s, c, "<canary>")
+	}
+	return s
+}
+
+// mustSucceed fails the test unless r exited 0.
+func mustSucceed(t *testing.T, r result) result {
+	t.Helper()
+	if r.code != 0 {
+		t.Fatalf("llmkey failed: %v", r)
+	}
+	return r
+}
+
+// terminal runs llmkey on a pseudo-terminal, as a person at a shell would.
+type terminal struct {
+	t      *testing.T
+	master *os.File
+	cmd    *exec.Cmd
+	mu     sync.Mutex
+	screen bytes.Buffer
+	done   chan struct{}
+}
+
+func (u *user) terminal(args ...string) *terminal {
+	u.t.Helper()
+	master, slave := openPTY(u.t)
+	cmd := exec.Command(llmkeyBin, args...)
+	cmd.Env = u.env
+	cmd.Dir = u.home
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = slave, slave, slave
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true, Setctty: true, Ctty: 0}
+	if err := cmd.Start(); err != nil {
+		u.t.Fatal(err)
+	}
+	slave.Close()
+	tm := &terminal{t: u.t, master: master, cmd: cmd, done: make(chan struct{})}
+	go func() {
+		defer close(tm.done)
+		buf := make([]byte, 4096)
+		for {
+			n, err := master.Read(buf)
+			tm.mu.Lock()
+			tm.screen.Write(buf[:n])
+			tm.mu.Unlock()
+			if err != nil {
+				return
+			}
+		}
+	}()
+	u.t.Cleanup(func() { cmd.Process.Kill(); master.Close() })
+	return tm
+}
+
+// waitFor waits until the screen shows s.
+func (tm *terminal) waitFor(s string) {
+	tm.t.Helper()
+	deadline := time.Now().Add(10 * time.Second)
+	for time.Now().Before(deadline) {
+		tm.mu.Lock()
+		ok := strings.Contains(tm.screen.String(), s)
+		tm.mu.Unlock()
+		if ok {
+			return
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	tm.t.Fatalf("terminal never showed %q; it shows:\n%s", s, tm.text())
+}
+
+func (tm *terminal) typeLine(s string) {
+	tm.t.Helper()
+	if _, err := tm.master.Write([]byte(s + "\r")); err != nil {
+		tm.t.Fatal(err)
+	}
+}
+
+// wait returns the exit code and everything the terminal showed.
+func (tm *terminal) wait() (int, string) {
+	tm.t.Helper()
+	err := tm.cmd.Wait()
+	select {
+	case <-tm.done:
+	case <-time.After(5 * time.Second):
+	}
+	code := 0
+	if ee, ok := err.(*exec.ExitError); ok {
+		code = ee.ExitCode()
+	} else if err != nil {
+		tm.t.Fatal(err)
+	}
+	return code, tm.text()
+}
+
+func (tm *terminal) text() string {
+	tm.mu.Lock()
+	defer tm.mu.Unlock()
+	return tm.screen.String()
+}
+
+func openPTY(t *testing.T) (master, slave *os.File) {
+	t.Helper()
+	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open /dev/ptmx (terminal tests need a pty): %v", err)
+	}
+	fd := int(m.Fd())
+	if err := unix.IoctlSetPointerInt(fd, unix.TIOCSPTLCK, 0); err != nil {
+		t.Fatalf("unlock pty: %v", err)
+	}
+	n, err := unix.IoctlGetInt(fd, unix.TIOCGPTN)
+	if err != nil {
+		t.Fatalf("pty number: %v", err)
+	}
+	s, err := os.OpenFile("/dev/pts/"+strconv.Itoa(n), os.O_RDWR|syscall.O_NOCTTY, 0)
+	if err != nil {
+		t.Fatalf("open pty slave: %v", err)
+	}
+	return m, s
+}
+
+func writeFile(t *testing.T, path, data string, mode os.FileMode) {
+	t.Helper()
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, []byte(data), mode); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Chmod(path, mode); err != nil {
+		t.Fatal(err)
+	}
+}
+
+func readFile(t *testing.T, path string) string {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(b)
+}
