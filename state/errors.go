@@ -61,6 +61,9 @@ type DuplicateError struct {
 }
 
 func (e *DuplicateError) Error() string {
+	if e.Line == 0 {
+		return fmt.Sprintf("key %s already exists in %s", e.Ref, e.Path)
+	}
 	return fmt.Sprintf("key %s already exists in %s:%d", e.Ref, e.Path, e.Line)
 }
 func (e *DuplicateError) HintText() string {

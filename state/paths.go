@@ -26,11 +26,9 @@ type Getenv func(string) string
 func ResolvePaths(getenv Getenv, keyfileFlag string) (Paths, error) {
 	var p Paths
 	home := getenv("HOME")
-	needHome := func(what string) error {
+	needHome := func(what, override string) error {
 		if home == "" {
-			return fmt.Errorf("cannot find the %s: HOME is not set (set HOME or %s)", what, map[string]string{
-				"keyfile": "LLMKEY_KEYFILE", "state directory": "LLMKEY_STATE_DIR",
-			}[what])
+			return fmt.Errorf("cannot find the %s: HOME is not set (set HOME or %s)", what, override)
 		}
 		return nil
 	}
@@ -43,7 +41,7 @@ func ResolvePaths(getenv Getenv, keyfileFlag string) (Paths, error) {
 	case getenv("XDG_CONFIG_HOME") != "":
 		p.Keyfile = filepath.Join(getenv("XDG_CONFIG_HOME"), "llmkey", "keys.toml")
 	default:
-		if err := needHome("keyfile"); err != nil {
+		if err := needHome("keyfile", "LLMKEY_KEYFILE"); err != nil {
 			return p, err
 		}
 		p.Keyfile = filepath.Join(home, ".config", "llmkey", "keys.toml")
@@ -55,7 +53,7 @@ func ResolvePaths(getenv Getenv, keyfileFlag string) (Paths, error) {
 	case getenv("XDG_STATE_HOME") != "":
 		p.StateDir = filepath.Join(getenv("XDG_STATE_HOME"), "llmkey")
 	default:
-		if err := needHome("state directory"); err != nil {
+		if err := needHome("state directory", "LLMKEY_STATE_DIR"); err != nil {
 			return p, err
 		}
 		p.StateDir = filepath.Join(home, ".local", "state", "llmkey")
