@@ -38,12 +38,17 @@ func NewApp() *ucli.App {
 			return ucli.ShowAppHelp(c)
 		},
 		Description: "llmkey keeps your LLM API keys (several per provider: work, personal, free tier) " +
-			"in a TOML keyfile that only you can read, and lets you add, list and remove them without a secret " +
-			"ever reaching the command line, shell history or the screen.",
+			"in a TOML keyfile that only you can read. A user-level daemon, started on demand, serves a localhost " +
+			"reverse proxy for OpenAI, Anthropic, Gemini and OpenAI-compatible providers and picks a key for every " +
+			"request; 'llmkey exec -- TOOL' points a tool at the proxy with a local token in place of the key, so the " +
+			"real keys never leave llmkey.",
 	}
 	ConfigureAddCommand(app)
 	ConfigureListCommand(app)
 	ConfigureRmCommand(app)
+	ConfigureExecCommands(app)
+	ConfigureStatusCommand(app)
+	ConfigureDaemonCommands(app)
 	ConfigureManCommand(app)
 	ConfigureCompletionCommand(app)
 	ConfigureVersionCommand(app)

@@ -7,17 +7,21 @@ import (
 	"io/fs"
 	"strings"
 
+	"github.com/llmkey/llmkey/daemon"
 	"github.com/llmkey/llmkey/state"
 )
 
 // Exit codes, decided once. The README and the man page print this table.
 const (
-	ExitOK          = 0
-	ExitFailure     = 1 // the command failed; for status: running but degraded
-	ExitUsage       = 2 // bad command line
-	ExitNotRunning  = 3 // the daemon is not running (status, and commands that must not start it)
-	ExitKeyfile     = 4 // the keyfile is missing, unsafe (permissions, owner) or invalid
-	ExitInterrupted = 130
+	ExitOK         = 0
+	ExitFailure    = 1 // the command failed; for status: running but degraded
+	ExitUsage      = 2 // bad command line
+	ExitNotRunning = 3 // the daemon is not running (status, and commands that must not start it)
+	ExitKeyfile    = 4 // the keyfile is missing, unsafe (permissions, owner) or invalid
+	// exec's own failures, as env(1) and shells report them
+	ExitCommandCannotRun = 126
+	ExitCommandNotFound  = 127
+	ExitInterrupted      = 130
 )
 
 // ExitCodeDoc describes each exit code for the man page and the README.
@@ -30,6 +34,8 @@ var ExitCodeDoc = []struct {
 	{ExitUsage, "the command line is wrong: unknown command or flag, missing or extra arguments"},
 	{ExitNotRunning, "the daemon is not running (status never starts it)"},
 	{ExitKeyfile, "the keyfile is missing, readable by others, owned by someone else, or invalid; the message names the line"},
+	{ExitCommandCannotRun, "exec: the command was found but could not be run"},
+	{ExitCommandNotFound, "exec: the command was not found"},
 	{ExitInterrupted, "interrupted at a prompt (Ctrl-C)"},
 }
 
@@ -64,6 +70,13 @@ func ExitCode(err error) int {
 	if errors.As(err, &e) && e.Code != 0 {
 		return e.Code
 	}
+	if errors.Is(err, daemon.ErrNotRunning) {
+		return ExitNotRunning
+	}
+	var se *daemon.StartError
+	if errors.As(err, &se) && se.Keyfile {
+		return ExitKeyfile
+	}
 	var ke *state.KeyfileError
 	var pe *state.PathError
 	if errors.As(err, &ke) || errors.As(err, &pe) || errors.Is(err, fs.ErrNotExist) {
@@ -76,6 +89,9 @@ func ExitCode(err error) int {
 // the message in lower case, then a "hint:" line that says what to do.
 func PrintError(w io.Writer, err error) {
 	msg := err.Error()
+	if msg == "" { // the command has said it all already
+		return
+	}
 	fmt.Fprintf(w, "llmkey: %s\n", msg)
 	hint := ""
 	var h hinter

@@ -12,28 +12,31 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon"
 	"github.com/llmkey/llmkey/state"
 )
 
 // ListCommandInput is what "llmkey list" was asked to do.
 type ListCommandInput struct {
 	Keyfile string
+	Paths   state.Paths
 	JSON    bool
 }
 
 // listedKey is one row of "llmkey list", and one object of its --json.
 type listedKey struct {
-	Provider      string   `json:"provider"`
-	Name          string   `json:"name"`
-	MaskedSecret  string   `json:"masked_secret"`
-	Fingerprint   string   `json:"fingerprint"`
-	State         string   `json:"state"`
-	Reason        string   `json:"reason,omitempty"`
-	RPM           int      `json:"rpm"`
-	TPM           int      `json:"tpm"`
-	MaxConcurrent int      `json:"max_concurrent"`
-	Weight        int      `json:"weight"`
-	Models        []string `json:"models"`
+	Provider        string   `json:"provider"`
+	Name            string   `json:"name"`
+	MaskedSecret    string   `json:"masked_secret"`
+	Fingerprint     string   `json:"fingerprint"`
+	State           string   `json:"state"`
+	Reason          string   `json:"reason,omitempty"`
+	CooldownSeconds float64  `json:"cooldown_seconds"`
+	RPM             int      `json:"rpm"`
+	TPM             int      `json:"tpm"`
+	MaxConcurrent   int      `json:"max_concurrent"`
+	Weight          int      `json:"weight"`
+	Models          []string `json:"models"`
 }
 
 type listOutput struct {
@@ -62,7 +65,7 @@ func ConfigureListCommand(app *ucli.App) {
 			if err != nil {
 				return err
 			}
-			return ListCommand(c, ListCommandInput{Keyfile: p.Keyfile, JSON: c.Bool("json")})
+			return ListCommand(c, ListCommandInput{Keyfile: p.Keyfile, Paths: p, JSON: c.Bool("json")})
 		},
 	})
 }
@@ -75,17 +78,34 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 		return err
 	}
 	out := listOutput{Keyfile: in.Keyfile, Keys: []listedKey{}}
+	// Live state comes from a running daemon; list never starts one.
+	live := map[string]daemon.KeyStatus{}
+	if st, err := daemon.NewClient(in.Paths).Status(c.Context); err == nil && st.Running {
+		out.Daemon.Running = true
+		for p, ps := range st.Providers {
+			for _, k := range ps.Keys {
+				live[p+"/"+k.Name+"@"+k.Fingerprint] = k
+			}
+		}
+	}
 	if cfg != nil {
 		for _, k := range cfg.Keys {
 			models := k.Models
 			if models == nil {
 				models = []string{}
 			}
-			out.Keys = append(out.Keys, listedKey{
+			lk := listedKey{
 				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
 				State: "unknown", Reason: "daemon not running",
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, Weight: k.Weight, Models: models,
-			})
+			}
+			if out.Daemon.Running {
+				lk.State, lk.Reason = "unknown", "not loaded by the daemon yet"
+				if ks, ok := live[k.Ref()+"@"+lk.Fingerprint]; ok {
+					lk.State, lk.Reason, lk.CooldownSeconds = ks.State, ks.Reason, ks.CooldownSeconds
+				}
+			}
+			out.Keys = append(out.Keys, lk)
 		}
 	}
 
@@ -107,8 +127,11 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tLIMITS")
 	for _, k := range out.Keys {
 		st := k.State
-		if k.Reason != "" {
+		switch {
+		case !out.Daemon.Running:
 			st = k.Reason
+		case k.Reason != "":
+			st += " (" + k.Reason + ")"
 		}
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, limits(k))
 	}

@@ -1,4 +1,5 @@
-// Package rotate will own pure key selection: pools, strategies,
-// cooldowns, breakers, limits and error classification, with no I/O and a
-// clock passed in. It is empty until rotation lands (issues 3 and 4).
+// Package rotate owns pure key selection: which of a provider's keys
+// serves the next request. No I/O, no goroutines of its own; the daemon
+// drives it. Today it rotates round-robin; cooldowns, breakers, limits and
+// error classification come with issue 4.
 package rotate

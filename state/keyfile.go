@@ -14,6 +14,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 
 	"github.com/BurntSushi/toml"
 )
@@ -44,14 +45,31 @@ type DaemonConfig struct {
 	Listen         string   `toml:"listen"`
 	Strategy       string   `toml:"strategy"`
 	AllowedOrigins []string `toml:"allowed_origins"`
+	// ResponseHeaderTimeout bounds the wait for an upstream's response
+	// headers; StreamIdleTimeout the silence inside a response body.
+	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
+	StreamIdleTimeout     Duration `toml:"stream_idle_timeout"`
+	// DrainTimeout bounds how long stop or SIGTERM waits for requests in
+	// flight before the daemon exits anyway.
+	DrainTimeout Duration `toml:"drain_timeout"`
 }
+
+// Defaults for the [daemon] timeouts. A non-streamed completion of a
+// reasoning model can take minutes before its first header.
+const (
+	DefaultResponseHeaderTimeout = 10 * time.Minute
+	DefaultStreamIdleTimeout     = 5 * time.Minute
+	DefaultDrainTimeout          = 30 * time.Second
+)
 
 // ProviderConfig is a [provider.NAME] table: an override of a built-in
 // provider, or a new provider when Kind is set.
 type ProviderConfig struct {
-	Kind     Kind   `toml:"kind"`
-	BaseURL  string `toml:"base_url"`
-	Strategy string `toml:"strategy"`
+	Kind                  Kind     `toml:"kind"`
+	BaseURL               string   `toml:"base_url"`
+	Strategy              string   `toml:"strategy"`
+	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
+	StreamIdleTimeout     Duration `toml:"stream_idle_timeout"`
 }
 
 // Config is a parsed, validated keyfile.
@@ -85,7 +103,38 @@ func (c *Config) Provider(name string) (Provider, bool) {
 	if o.BaseURL != "" {
 		p.BaseURL = strings.TrimRight(o.BaseURL, "/")
 	}
+	p.Strategy = o.Strategy
+	if p.Strategy == "" {
+		p.Strategy = c.Daemon.Strategy
+	}
+	if p.Strategy == "" {
+		p.Strategy = "round-robin"
+	}
+	p.ResponseHeaderTimeout = o.ResponseHeaderTimeout.Or(c.Daemon.ResponseHeaderTimeout.Or(DefaultResponseHeaderTimeout))
+	p.StreamIdleTimeout = o.StreamIdleTimeout.Or(c.Daemon.StreamIdleTimeout.Or(DefaultStreamIdleTimeout))
 	return p, true
+}
+
+// ProviderNames lists every provider that has at least one key, in the
+// order their first key appears.
+func (c *Config) ProviderNames() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, k := range c.Keys {
+		if !seen[k.Provider] {
+			seen[k.Provider] = true
+			out = append(out, k.Provider)
+		}
+	}
+	return out
+}
+
+// Listen is the proxy's address.
+func (c *Config) Listen() string {
+	if c.Daemon.Listen != "" {
+		return c.Daemon.Listen
+	}
+	return DefaultListen
 }
 
 // KeyLine is the 1-based line of the i-th key's [[key]] header, or 0.
@@ -230,8 +279,8 @@ func tomlError(path string, err error) error {
 
 var knownFields = map[string][]string{
 	"key":      {"provider", "name", "secret", "rpm", "tpm", "max_concurrent", "weight", "models"},
-	"daemon":   {"listen", "strategy", "allowed_origins"},
-	"provider": {"kind", "base_url", "strategy"},
+	"daemon":   {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout"},
+	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
 }
 
 // fieldDepth is how deep a field sits in each table: key.NAME,

@@ -106,3 +106,16 @@ func EnsurePrivateDir(dir string) error {
 	}
 	return nil
 }
+
+// SocketPath is the control socket in the runtime directory. It is short
+// on purpose: a UNIX socket path may not exceed 107 bytes.
+func (p Paths) SocketPath() string { return filepath.Join(p.RuntimeDir, "sock") }
+
+// LockPath is held by the running daemon for its whole life.
+func (p Paths) LockPath() string { return filepath.Join(p.RuntimeDir, "daemon.lock") }
+
+// SpawnLockPath serializes CLIs that want to start the daemon.
+func (p Paths) SpawnLockPath() string { return filepath.Join(p.RuntimeDir, "spawn.lock") }
+
+// LogPath is where a daemon started in the background writes its log.
+func (p Paths) LogPath() string { return filepath.Join(p.StateDir, "daemon.log") }

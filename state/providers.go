@@ -1,6 +1,9 @@
 package state
 
-import "sort"
+import (
+	"sort"
+	"time"
+)
 
 // Kind is a provider's wire format: how it authenticates, how it reports
 // errors and usage. Every provider, built in or user-defined, has one.
@@ -35,20 +38,25 @@ type Provider struct {
 	Name    string
 	Kind    Kind
 	BaseURL string
+
+	// Resolved from [provider.NAME] and [daemon] by Config.Provider.
+	Strategy              string
+	ResponseHeaderTimeout time.Duration
+	StreamIdleTimeout     time.Duration
 }
 
 // builtins are the providers that need no [provider.NAME] table. Base URLs
 // are what each provider's documentation tells SDK users to set.
 var builtins = map[string]Provider{
-	"openai":     {"openai", KindOpenAI, "https://api.openai.com/v1"},
-	"anthropic":  {"anthropic", KindAnthropic, "https://api.anthropic.com"},
-	"gemini":     {"gemini", KindGemini, "https://generativelanguage.googleapis.com"},
-	"openrouter": {"openrouter", KindOpenAI, "https://openrouter.ai/api/v1"},
-	"groq":       {"groq", KindOpenAI, "https://api.groq.com/openai/v1"},
-	"mistral":    {"mistral", KindOpenAI, "https://api.mistral.ai/v1"},
-	"deepseek":   {"deepseek", KindOpenAI, "https://api.deepseek.com"},
-	"together":   {"together", KindOpenAI, "https://api.together.xyz/v1"},
-	"xai":        {"xai", KindOpenAI, "https://api.x.ai/v1"},
+	"openai":     {Name: "openai", Kind: KindOpenAI, BaseURL: "https://api.openai.com/v1"},
+	"anthropic":  {Name: "anthropic", Kind: KindAnthropic, BaseURL: "https://api.anthropic.com"},
+	"gemini":     {Name: "gemini", Kind: KindGemini, BaseURL: "https://generativelanguage.googleapis.com"},
+	"openrouter": {Name: "openrouter", Kind: KindOpenAI, BaseURL: "https://openrouter.ai/api/v1"},
+	"groq":       {Name: "groq", Kind: KindOpenAI, BaseURL: "https://api.groq.com/openai/v1"},
+	"mistral":    {Name: "mistral", Kind: KindOpenAI, BaseURL: "https://api.mistral.ai/v1"},
+	"deepseek":   {Name: "deepseek", Kind: KindOpenAI, BaseURL: "https://api.deepseek.com"},
+	"together":   {Name: "together", Kind: KindOpenAI, BaseURL: "https://api.together.xyz/v1"},
+	"xai":        {Name: "xai", Kind: KindOpenAI, BaseURL: "https://api.x.ai/v1"},
 }
 
 // Builtin returns the built-in provider of that name.

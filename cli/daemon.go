@@ -1,0 +1,191 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/state"
+)
+
+// stopTimeout bounds how long "stop" waits; the daemon's own drain
+// timeout (default 30s) is shorter.
+const stopTimeout = 2 * time.Minute
+
+func ConfigureDaemonCommands(app *ucli.App) {
+	app.Commands = append(app.Commands,
+		&ucli.Command{
+			Name:  "daemon",
+			Usage: "run the daemon in the foreground (for systemd, launchd, containers)",
+			Description: "Logs go to standard error. SIGTERM or SIGINT drains requests in flight (up to [daemon] drain_timeout) " +
+				"and exits 0; SIGHUP re-reads the keyfile. Exits 4 if the keyfile is invalid, 1 if the port is taken or " +
+				"another daemon runs.",
+			Flags: []ucli.Flag{&ucli.IntFlag{Name: "ready-fd", Hidden: true, Usage: "write ready or the start error to this fd"}},
+			Action: func(c *ucli.Context) error {
+				if err := wantArgs(c, 0, 0); err != nil {
+					return err
+				}
+				p, err := resolvePaths(c)
+				if err != nil {
+					return err
+				}
+				return DaemonCommand(c, p, c.Int("ready-fd"))
+			},
+		},
+		&ucli.Command{
+			Name:        "start",
+			Usage:       "start the daemon in the background, if it is not running",
+			Description: "Returns once the daemon is ready. Its log is daemon.log in the state directory.",
+			Action: func(c *ucli.Context) error {
+				if err := wantArgs(c, 0, 0); err != nil {
+					return err
+				}
+				p, err := resolvePaths(c)
+				if err != nil {
+					return err
+				}
+				return StartCommand(c, p)
+			},
+		},
+		&ucli.Command{
+			Name:        "stop",
+			Usage:       "stop the daemon after the requests in flight finish",
+			Description: "Waits until the daemon has exited. Not running is not an error.",
+			Action: func(c *ucli.Context) error {
+				if err := wantArgs(c, 0, 0); err != nil {
+					return err
+				}
+				p, err := resolvePaths(c)
+				if err != nil {
+					return err
+				}
+				_, err = StopCommand(c, p)
+				return err
+			},
+		},
+		&ucli.Command{
+			Name:  "restart",
+			Usage: "stop the daemon (draining it) and start it again",
+			Action: func(c *ucli.Context) error {
+				if err := wantArgs(c, 0, 0); err != nil {
+					return err
+				}
+				p, err := resolvePaths(c)
+				if err != nil {
+					return err
+				}
+				if _, err := StopCommand(c, p); err != nil {
+					return err
+				}
+				return StartCommand(c, p)
+			},
+		},
+		&ucli.Command{
+			Name:  "reload",
+			Usage: "make the daemon re-read the keyfile now",
+			Description: "The daemon also reloads by itself within a moment of any change. An invalid keyfile is " +
+				"reported (exit 4) and the daemon keeps serving the last good one.",
+			Action: func(c *ucli.Context) error {
+				if err := wantArgs(c, 0, 0); err != nil {
+					return err
+				}
+				p, err := resolvePaths(c)
+				if err != nil {
+					return err
+				}
+				return ReloadCommand(c, p)
+			},
+		},
+	)
+}
+
+// DaemonCommand runs the daemon in this process until it is stopped.
+func DaemonCommand(c *ucli.Context, p state.Paths, readyFD int) error {
+	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+	var ready func(*daemon.StartError)
+	if readyFD > 0 {
+		f := os.NewFile(uintptr(readyFD), "ready")
+		ready = func(e *daemon.StartError) { daemon.WriteReady(f, e) }
+	}
+	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, Ready: ready})
+}
+
+// StartCommand makes sure the daemon runs.
+func StartCommand(c *ucli.Context, p state.Paths) error {
+	st, started, err := ensureDaemon(c.Context, p)
+	if err != nil {
+		return err
+	}
+	if started {
+		info(c, "daemon started (pid %d), proxy at %s", st.PID, st.ProxyURL)
+	} else {
+		info(c, "daemon already running (pid %d), proxy at %s", st.PID, st.ProxyURL)
+	}
+	warnVersion(c, st.Version)
+	return nil
+}
+
+// StopCommand asks the daemon to drain and waits for it to exit. It
+// reports whether one was running.
+func StopCommand(c *ucli.Context, p state.Paths) (bool, error) {
+	err := daemon.NewClient(p).Stop(c.Context)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		info(c, "daemon was not running")
+		return false, nil
+	}
+	if err != nil {
+		return false, err
+	}
+	if err := daemon.WaitStopped(p, stopTimeout); err != nil {
+		return true, fail("see its log: "+p.LogPath(), "%v", err)
+	}
+	info(c, "daemon stopped")
+	return true, nil
+}
+
+// ReloadCommand re-reads the keyfile in the daemon.
+func ReloadCommand(c *ucli.Context, p state.Paths) error {
+	st, err := daemon.NewClient(p).Reload(c.Context)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		return notRunningError()
+	}
+	if err != nil {
+		return err
+	}
+	if kf := st.Keyfile; kf != nil && kf.Error != "" {
+		return &Error{Err: fmt.Errorf("%s; the daemon keeps serving the last good keyfile", kf.Error), Hint: kf.Hint, Code: ExitKeyfile}
+	}
+	n := 0
+	for _, ps := range st.Providers {
+		n += len(ps.Keys)
+	}
+	info(c, "reloaded %s: %d keys", p.Keyfile, n)
+	return nil
+}
+
+// ensureDaemon starts the daemon if needed, with this very binary.
+func ensureDaemon(ctx context.Context, p state.Paths) (*daemon.Status, bool, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return nil, false, fmt.Errorf("find the llmkey binary to start the daemon: %w", err)
+	}
+	return daemon.EnsureRunning(ctx, p, exe)
+}
+
+func notRunningError() error {
+	return &Error{Err: daemon.ErrNotRunning, Hint: "start it: llmkey start", Code: ExitNotRunning}
+}
+
+// warnVersion says when the daemon is another version than this CLI:
+// after an upgrade the old daemon keeps running until restarted.
+func warnVersion(c *ucli.Context, v string) {
+	if v != "" && v != Version {
+		fmt.Fprintf(c.App.ErrWriter, "llmkey: warning: the daemon runs version %s, this is %s\nhint: restart it to use this version: llmkey restart\n", v, Version)
+	}
+}

@@ -1,0 +1,128 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"sort"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/state"
+)
+
+// StatusCommandInput is what "llmkey status" was asked to do.
+type StatusCommandInput struct {
+	Paths state.Paths
+	JSON  bool
+	Quiet bool
+}
+
+func ConfigureStatusCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:  "status",
+		Usage: "say whether the daemon runs and is healthy (exit 0, 1 or 3); never starts it",
+		Description: "Exit 0: running, and every provider with keys has a usable key. Exit 1: running but degraded " +
+			"(keyfile error, no keys, a provider without a usable key, a daemon of another version). Exit 3: not running. " +
+			"--json prints running, pid, version, proxy_url, in_flight, draining, keyfile {path, error, line, hint}, " +
+			"providers {NAME: {kind, base_url, keys [{name, fingerprint, state, cooldown_seconds, reason}]}} and problems.",
+		Flags: []ucli.Flag{
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing; only the exit code tells"},
+		},
+		Action: func(c *ucli.Context) error {
+			if err := wantArgs(c, 0, 0); err != nil {
+				return err
+			}
+			p, err := resolvePaths(c)
+			if err != nil {
+				return err
+			}
+			return StatusCommand(c, StatusCommandInput{Paths: p, JSON: c.Bool("json"), Quiet: c.Bool("quiet")})
+		},
+	})
+}
+
+// StatusCommand prints the daemon's status; the exit code says the rest.
+func StatusCommand(c *ucli.Context, in StatusCommandInput) error {
+	st, err := daemon.NewClient(in.Paths).Status(c.Context)
+	if errors.Is(err, daemon.ErrNotRunning) {
+		st = &daemon.Status{Running: false, Providers: map[string]daemon.ProviderStatus{}, Problems: []string{"not running"}}
+	} else if err != nil {
+		return err
+	}
+	if st.Running && st.Version != Version {
+		st.Problems = append(st.Problems, fmt.Sprintf("the daemon runs version %s, this llmkey is %s: llmkey restart", st.Version, Version))
+	}
+
+	switch {
+	case in.Quiet:
+	case in.JSON:
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		if err := enc.Encode(st); err != nil {
+			return err
+		}
+	default:
+		printStatus(c, st)
+	}
+
+	// The exit code is the answer; the message was printed above.
+	switch {
+	case !st.Running:
+		return &Error{Err: errSilent, Code: ExitNotRunning}
+	case len(st.Problems) > 0:
+		return &Error{Err: errSilent, Code: ExitFailure}
+	}
+	return nil
+}
+
+// errSilent is an error whose story has already been told on stdout.
+var errSilent = errors.New("")
+
+func printStatus(c *ucli.Context, st *daemon.Status) {
+	w := c.App.Writer
+	if !st.Running {
+		fmt.Fprintln(w, "daemon: not running (llmkey start, or any llmkey exec, starts it)")
+		return
+	}
+	state := "running"
+	if st.Draining {
+		state = "draining"
+	}
+	fmt.Fprintf(w, "daemon:  %s, pid %d, version %s, %d in flight\n", state, st.PID, st.Version, st.InFlight)
+	fmt.Fprintf(w, "proxy:   %s\n", st.ProxyURL)
+	if kf := st.Keyfile; kf != nil {
+		fmt.Fprintf(w, "keyfile: %s (loaded %s)\n", kf.Path, kf.LoadedAt.Local().Format("15:04:05"))
+		if kf.Error != "" {
+			fmt.Fprintf(w, "  error: %s\n", kf.Error)
+			if kf.Hint != "" {
+				fmt.Fprintf(w, "  hint:  %s\n", kf.Hint)
+			}
+		}
+	}
+	names := make([]string, 0, len(st.Providers))
+	for n := range st.Providers {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		var keys []string
+		for _, k := range st.Providers[n].Keys {
+			s := k.Name + " " + k.State
+			if k.CooldownSeconds > 0 {
+				s += fmt.Sprintf(" %.0fs", k.CooldownSeconds)
+			}
+			if k.Reason != "" {
+				s += " (" + k.Reason + ")"
+			}
+			keys = append(keys, s)
+		}
+		fmt.Fprintf(w, "%-10s %s\n", n+":", strings.Join(keys, ", "))
+	}
+	for _, p := range st.Problems {
+		fmt.Fprintf(w, "problem: %s\n", p)
+	}
+}

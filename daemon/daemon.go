@@ -1,0 +1,267 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
+)
+
+// Options configure a daemon.
+type Options struct {
+	Paths   state.Paths
+	Version string
+	Log     *slog.Logger
+	// Ready is called once: with nil when both listeners are bound and the
+	// daemon serves, or with the reason it could not start.
+	Ready func(*StartError)
+}
+
+// StartError is why a daemon could not start, carried to the CLI that
+// spawned it.
+type StartError struct {
+	Message string `json:"error"`
+	Hint    string `json:"hint,omitempty"`
+	// Keyfile is set when the keyfile was the reason, for the exit code.
+	Keyfile bool `json:"keyfile,omitempty"`
+	// Running is set when another daemon already serves.
+	Running bool `json:"running,omitempty"`
+}
+
+func (e *StartError) Error() string    { return e.Message }
+func (e *StartError) HintText() string { return e.Hint }
+
+// Daemon is one running llmkey daemon.
+type Daemon struct {
+	opts      Options
+	log       *slog.Logger
+	token     string
+	proxyURL  string
+	startedAt time.Time
+	transport *http.Transport
+
+	snap     atomic.Pointer[snapshot]
+	inFlight atomic.Int64
+	draining atomic.Bool
+	stopOnce sync.Once
+	stop     chan struct{} // closed when a stop is requested
+
+	mu         sync.Mutex // guards keyfileErr and loadedAt
+	keyfileErr error
+	loadedAt   time.Time
+}
+
+// snapshot is one loaded keyfile, immutable once published: a reload
+// builds a new one, and requests in flight keep the one they started with.
+type snapshot struct {
+	cfg       *state.Config
+	providers map[string]*upstream
+	secrets   []string // every secret, for redaction
+}
+
+// upstream is one provider with its keys.
+type upstream struct {
+	state.Provider
+	keys []state.Key
+	pool *rotate.Pool
+}
+
+func newSnapshot(cfg *state.Config) *snapshot {
+	s := &snapshot{cfg: cfg, providers: map[string]*upstream{}}
+	for _, k := range cfg.Keys {
+		u := s.providers[k.Provider]
+		if u == nil {
+			p, _ := cfg.Provider(k.Provider)
+			u = &upstream{Provider: p}
+			s.providers[k.Provider] = u
+		}
+		u.keys = append(u.keys, k)
+		s.secrets = append(s.secrets, k.Secret)
+	}
+	for _, u := range s.providers {
+		u.pool = rotate.NewPool(len(u.keys))
+	}
+	return s
+}
+
+// provider resolves a route's provider: one with keys, or a known one
+// without (to say "no keys" rather than "unknown").
+func (s *snapshot) provider(name string) (*upstream, bool) {
+	if u, ok := s.providers[name]; ok {
+		return u, true
+	}
+	p, ok := s.cfg.Provider(name)
+	if !ok {
+		return nil, false
+	}
+	return &upstream{Provider: p, pool: rotate.NewPool(0)}, true
+}
+
+// Run serves until SIGTERM, SIGINT or a stop request, then drains and
+// returns nil. It returns a *StartError when it could not start.
+func Run(opts Options) error {
+	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), startedAt: time.Now()}
+	ready := func(e *StartError) {
+		if opts.Ready != nil {
+			opts.Ready(e)
+			opts.Ready = nil
+		}
+	}
+	fail := func(e *StartError) error {
+		d.log.Error("could not start", "err", e.Message)
+		ready(e)
+		return e
+	}
+
+	p := opts.Paths
+	if err := state.EnsurePrivateDir(p.RuntimeDir); err != nil {
+		return fail(startError(err, false))
+	}
+	lock, err := acquireLock(p.LockPath())
+	if errors.Is(err, errLocked) {
+		return fail(&StartError{Message: fmt.Sprintf("another llmkey daemon is running (pid %d)", lockHolder(p.LockPath())),
+			Hint: "use it, or stop it first: llmkey stop", Running: true})
+	}
+	if err != nil {
+		return fail(startError(err, false))
+	}
+	defer lock.Close()
+
+	cfg, err := state.Load(p.Keyfile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		// No keys yet is a state, not a failure: the watcher picks up the
+		// first "llmkey add".
+		cfg = &state.Config{Path: p.Keyfile}
+		d.keyfileErr = err
+	case err != nil:
+		return fail(startError(err, true))
+	}
+	d.snap.Store(newSnapshot(cfg))
+	d.loadedAt = time.Now()
+
+	if d.token, err = state.LoadOrCreateToken(p.StateDir); err != nil {
+		return fail(startError(err, false))
+	}
+	d.transport = newTransport()
+
+	proxyLn, err := net.Listen("tcp", cfg.Listen())
+	if err != nil {
+		return fail(&StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),
+			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", Keyfile: false})
+	}
+	d.proxyURL = "http://" + proxyLn.Addr().String()
+
+	// We hold the lock, so a socket file here is a dead daemon's.
+	sock := p.SocketPath()
+	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		proxyLn.Close()
+		return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
+	}
+	ctlLn, err := net.Listen("unix", sock)
+	if err != nil {
+		proxyLn.Close()
+		hint := ""
+		if len(sock) > 100 {
+			hint = "the socket path is too long for UNIX sockets: set LLMKEY_RUNTIME_DIR to a shorter directory"
+		}
+		return fail(&StartError{Message: fmt.Sprintf("cannot listen on %s: %v", sock, err), Hint: hint})
+	}
+	os.Chmod(sock, 0o600)
+	defer os.Remove(sock)
+
+	proxySrv := &http.Server{Handler: d, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	go proxySrv.Serve(proxyLn)
+	go ctlSrv.Serve(peerListener{Listener: ctlLn, uid: os.Getuid(), log: d.log})
+
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	defer stopWatch()
+	go d.watchKeyfile(watchCtx)
+
+	sigs := make(chan os.Signal, 2)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	defer signal.Stop(sigs)
+
+	d.log.Info("ready", "proxy", d.proxyURL, "socket", sock, "pid", os.Getpid(), "version", opts.Version,
+		"keys", len(cfg.Keys), "keyfile", p.Keyfile)
+	ready(nil)
+
+	for stopping := false; !stopping; {
+		select {
+		case s := <-sigs:
+			if s == syscall.SIGHUP {
+				d.reload("SIGHUP")
+				continue
+			}
+			d.log.Info("draining", "signal", s.String())
+			stopping = true
+		case <-d.stop:
+			d.log.Info("draining", "reason", "stop requested")
+			stopping = true
+		}
+	}
+	d.drain(cfg.Daemon.DrainTimeout.Or(state.DefaultDrainTimeout))
+
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	proxySrv.Shutdown(ctx)
+	ctlSrv.Shutdown(ctx)
+	d.log.Info("stopped")
+	return nil
+}
+
+// requestStop begins the drain; safe to call more than once.
+func (d *Daemon) requestStop() { d.stopOnce.Do(func() { close(d.stop) }) }
+
+// drain refuses new requests (the listener stays open, so they get a
+// clear "draining" answer instead of a refused connection) and waits for
+// those in flight, streams included, up to timeout.
+func (d *Daemon) drain(timeout time.Duration) {
+	d.draining.Store(true)
+	deadline := time.Now().Add(timeout)
+	for d.inFlight.Load() > 0 {
+		if time.Now().After(deadline) {
+			d.log.Warn("drain timeout: exiting with requests in flight", "in_flight", d.inFlight.Load(), "timeout", timeout)
+			return
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+func startError(err error, keyfile bool) *StartError {
+	e := &StartError{Message: err.Error(), Keyfile: keyfile}
+	var h interface{ HintText() string }
+	if errors.As(err, &h) {
+		e.Hint = h.HintText()
+	}
+	return e
+}
+
+func newTransport() *http.Transport {
+	return &http.Transport{
+		Proxy:                 http.ProxyFromEnvironment,
+		DialContext:           (&net.Dialer{Timeout: 10 * time.Second, KeepAlive: 30 * time.Second}).DialContext,
+		ForceAttemptHTTP2:     true,
+		MaxIdleConns:          256,
+		MaxIdleConnsPerHost:   64,
+		IdleConnTimeout:       90 * time.Second,
+		TLSHandshakeTimeout:   10 * time.Second,
+		ExpectContinueTimeout: time.Second,
+		// Pass the client's Accept-Encoding through and the bytes back
+		// untouched; never decompress on the client's behalf.
+		DisableCompression: true,
+	}
+}

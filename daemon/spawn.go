@@ -1,0 +1,158 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// StartTimeout bounds how long a CLI waits for a daemon it spawned.
+const StartTimeout = 15 * time.Second
+
+// EnsureRunning returns the status of the running daemon, starting one in
+// the background first if none runs. Concurrent callers serialize on a
+// spawn lock, so twenty cold "llmkey exec" start exactly one daemon. It
+// reports whether it started one.
+func EnsureRunning(ctx context.Context, paths state.Paths, exe string) (*Status, bool, error) {
+	c := NewClient(paths)
+	if st, err := c.Status(ctx); !errors.Is(err, ErrNotRunning) {
+		return st, false, err
+	}
+	if err := state.EnsurePrivateDir(paths.RuntimeDir); err != nil {
+		return nil, false, err
+	}
+	lock, err := os.OpenFile(paths.SpawnLockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, false, fmt.Errorf("open spawn lock: %w", err)
+	}
+	defer lock.Close()
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		return nil, false, fmt.Errorf("take spawn lock: %w", err)
+	}
+	// Whoever held the lock before us may have started it.
+	if st, err := c.Status(ctx); !errors.Is(err, ErrNotRunning) {
+		return st, false, err
+	}
+	if err := spawn(paths, exe); err != nil {
+		var se *StartError
+		if !errors.As(err, &se) || !se.Running {
+			return nil, false, err
+		}
+		// A daemon started outside our lock (llmkey daemon, systemd):
+		// it holds the daemon lock and will answer in a moment.
+	}
+	deadline := time.Now().Add(StartTimeout)
+	for {
+		st, err := c.Status(ctx)
+		if !errors.Is(err, ErrNotRunning) || time.Now().After(deadline) {
+			return st, err == nil, err
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// spawn starts "llmkey daemon" detached: a new session (no terminal
+// signals reach it), stdin from /dev/null, output appended to the log
+// file. It waits for the daemon's own word on a pipe, "ready" or why not,
+// the way git credential-cache waits for its daemon.
+func spawn(paths state.Paths, exe string) error {
+	if err := state.EnsurePrivateDir(paths.StateDir); err != nil {
+		return err
+	}
+	logf, err := os.OpenFile(paths.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		return fmt.Errorf("open daemon log: %w", err)
+	}
+	defer logf.Close()
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return fmt.Errorf("make ready pipe: %w", err)
+	}
+	defer pr.Close()
+
+	cmd := exec.Command(exe, "--keyfile", paths.Keyfile, "daemon", "--ready-fd", "3")
+	cmd.Stdout, cmd.Stderr = logf, logf
+	cmd.ExtraFiles = []*os.File{pw}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Env = append(os.Environ(), "LLMKEY_STATE_DIR="+paths.StateDir, "LLMKEY_RUNTIME_DIR="+paths.RuntimeDir)
+	if err := cmd.Start(); err != nil {
+		pw.Close()
+		return fmt.Errorf("start daemon: %w", err)
+	}
+	pw.Close()
+	go cmd.Wait() // reap it if it dies while we wait
+
+	line := make(chan string, 1)
+	go func() {
+		s, _ := bufio.NewReader(pr).ReadString('\n')
+		line <- s
+	}()
+	select {
+	case s := <-line:
+		return readyResult(s, paths)
+	case <-time.After(StartTimeout):
+		return &StartError{Message: fmt.Sprintf("the daemon did not become ready within %s", StartTimeout),
+			Hint: "see its log: " + paths.LogPath()}
+	}
+}
+
+// readyResult interprets the daemon's one line: "ready" or a JSON
+// StartError. An empty line means it died before saying anything.
+func readyResult(s string, paths state.Paths) error {
+	s = strings.TrimSpace(s)
+	switch {
+	case s == "ready":
+		return nil
+	case s == "":
+		return &StartError{Message: "the daemon exited before it was ready", Hint: "see its log: " + paths.LogPath()}
+	}
+	var se StartError
+	if err := json.Unmarshal([]byte(s), &se); err != nil {
+		return &StartError{Message: "the daemon said: " + s, Hint: "see its log: " + paths.LogPath()}
+	}
+	return &se
+}
+
+// WriteReady is the daemon's side of the pipe: "ready", or why not.
+func WriteReady(f *os.File, e *StartError) {
+	if e == nil {
+		f.WriteString("ready\n")
+	} else {
+		b, _ := json.Marshal(e)
+		f.Write(append(b, '\n'))
+	}
+	f.Close()
+}
+
+// WaitStopped waits until no daemon holds the daemon lock: the process
+// has exited, not merely closed its socket, so a new one can start.
+func WaitStopped(paths state.Paths, timeout time.Duration) error {
+	deadline := time.Now().Add(timeout)
+	for {
+		f, err := os.OpenFile(paths.LockPath(), os.O_RDWR, 0)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil
+		}
+		if err != nil {
+			return fmt.Errorf("open daemon lock: %w", err)
+		}
+		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
+		f.Close() // releases our lock at once, if we got it
+		if err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("the daemon (pid %d) is still running after %s", lockHolder(paths.LockPath()), timeout)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
