@@ -27,6 +27,9 @@ import (
 var llmkeyBin string
 
 func TestMain(m *testing.M) {
+	if os.Getenv("LLMKEY_SDK_HELPER") == "1" { // run as a user's program; see TestSDKHelper
+		os.Exit(m.Run())
+	}
 	dir, err := os.MkdirTemp("", "llmkey-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -57,14 +60,82 @@ type user struct {
 
 func newUser(t *testing.T) *user {
 	t.Helper()
-	home := t.TempDir()
+	// Short, because the daemon's socket lives under it and a UNIX socket
+	// path may not exceed 107 bytes.
+	home, err := os.MkdirTemp("", "lk")
+	if err != nil {
+		t.Fatal(err)
+	}
 	tmp := filepath.Join(home, "tmp")
 	if err := os.Mkdir(tmp, 0o700); err != nil {
 		t.Fatal(err)
 	}
-	return &user{t: t, home: home, env: []string{
+	u := &user{t: t, home: home, env: []string{
 		"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + tmp, "LANG=C.UTF-8",
+		// The race runtime sleeps a second at every exit by default.
+		"GORACE=atexit_sleep_ms=0",
 	}}
+	t.Cleanup(func() {
+		u.stopDaemon()
+		u.checkDaemonLog()
+		os.RemoveAll(home)
+	})
+	return u
+}
+
+func (u *user) runtimeDir() string { return filepath.Join(u.home, "tmp", "llmkey-"+strconv.Itoa(os.Getuid())) }
+func (u *user) stateDir() string   { return filepath.Join(u.home, ".local", "state", "llmkey") }
+
+// daemonPID is the pid of the daemon holding this user's lock, or 0.
+func (u *user) daemonPID() int {
+	f, err := os.OpenFile(filepath.Join(u.runtimeDir(), "daemon.lock"), os.O_RDWR, 0)
+	if err != nil {
+		return 0
+	}
+	defer f.Close()
+	if syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB) == nil {
+		return 0 // nobody holds it
+	}
+	b, _ := os.ReadFile(f.Name())
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
+}
+
+// stopDaemon leaves no daemon behind: stop, then SIGKILL if it lingers.
+func (u *user) stopDaemon() {
+	if u.daemonPID() == 0 {
+		return
+	}
+	cmd := exec.Command(llmkeyBin, "stop")
+	cmd.Env = u.env
+	done := make(chan struct{})
+	go func() { cmd.Run(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(10 * time.Second):
+		cmd.Process.Kill()
+	}
+	if pid := u.daemonPID(); pid > 0 {
+		syscall.Kill(pid, syscall.SIGKILL)
+	}
+}
+
+// checkDaemonLog fails the test if the daemon logged a secret or the
+// local token.
+func (u *user) checkDaemonLog() {
+	data, err := os.ReadFile(filepath.Join(u.stateDir(), "daemon.log"))
+	if err != nil {
+		return
+	}
+	u.assertNoCanary(string(data))
+	if strings.Contains(string(data), "WARNING: DATA RACE") {
+		u.errorf("the daemon reported a data race:\n%s", data)
+	}
+	if tok, err := os.ReadFile(filepath.Join(u.stateDir(), "token")); err == nil && len(tok) > 0 {
+		if strings.Contains(string(data), strings.TrimSpace(string(tok))) {
+			u.t.Error("the daemon log holds the local token")
+		}
+	}
 }
 
 // canary makes a secret that must never appear in any output.
@@ -104,6 +175,9 @@ func (u *user) run(stdin io.Reader, env []string, args ...string) result {
 		u.t.Fatalf("run llmkey %v: %v", args, err)
 	}
 	u.assertNoCanary(r.stdout + r.stderr)
+	if strings.Contains(r.stderr, "WARNING: DATA RACE") {
+		u.fatalf("llmkey %v reported a data race:\n%s", args, r.stderr)
+	}
 	return r
 }
 

@@ -1,0 +1,131 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+)
+
+// fakeProvider stands in for OpenAI, Anthropic and Gemini on loopback. It
+// answers each wire format the way the real APIs do (JSON or SSE) and
+// records which credential every request carried, in which header.
+type fakeProvider struct {
+	*httptest.Server
+	mu   sync.Mutex
+	seen []seenRequest
+}
+
+type seenRequest struct {
+	Path    string
+	Auth    string // Authorization
+	APIKey  string // x-api-key
+	GoogKey string // x-goog-api-key
+	Query   string
+}
+
+// credential is the key a request carried, whichever header it used.
+func (s seenRequest) credential() string {
+	switch {
+	case s.Auth != "":
+		return strings.TrimPrefix(s.Auth, "Bearer ")
+	case s.APIKey != "":
+		return s.APIKey
+	}
+	return s.GoogKey
+}
+
+func newFakeProvider(t *testing.T) *fakeProvider {
+	f := &fakeProvider{}
+	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
+	t.Cleanup(f.Close)
+	return f
+}
+
+func (f *fakeProvider) requests() []seenRequest {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return append([]seenRequest(nil), f.seen...)
+}
+
+func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
+	f.mu.Lock()
+	f.seen = append(f.seen, seenRequest{Path: r.URL.Path, Auth: r.Header.Get("Authorization"),
+		APIKey: r.Header.Get("X-Api-Key"), GoogKey: r.Header.Get("X-Goog-Api-Key"), Query: r.URL.RawQuery})
+	f.mu.Unlock()
+
+	body, _ := io.ReadAll(r.Body)
+	var req struct {
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
+	}
+	json.Unmarshal(body, &req)
+	switch {
+	case r.URL.Path == "/v1/chat/completions" && req.Model == "slow":
+		f.slowStream(w)
+	case r.URL.Path == "/v1/chat/completions" && req.Stream:
+		sse(w, "", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"hel"},"finish_reason":null}]}`,
+			"", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}`,
+			"", `[DONE]`)
+	case r.URL.Path == "/v1/chat/completions":
+		writeJSONBody(w, `{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)
+	case r.URL.Path == "/v1/responses":
+		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"%s","model":"gpt-4o","output":%s,"parallel_tool_calls":true,"tool_choice":"auto","tools":[]}`
+		msg := `[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hello","annotations":[]}]}]`
+		sse(w, "response.created", `{"type":"response.created","sequence_number":0,"response":`+fmt.Sprintf(resp, "in_progress", "[]")+`}`,
+			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"hel"}`,
+			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"lo"}`,
+			"response.completed", `{"type":"response.completed","sequence_number":3,"response":`+fmt.Sprintf(resp, "completed", msg)+`}`)
+	case r.URL.Path == "/v1/messages" && req.Stream:
+		sse(w, "message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":0}}}`,
+			"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
+			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hel"}}`,
+			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}`,
+			"content_block_stop", `{"type":"content_block_stop","index":0}`,
+			"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":2}}`,
+			"message_stop", `{"type":"message_stop"}`)
+	case r.URL.Path == "/v1/messages":
+		writeJSONBody(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}`)
+	case strings.HasSuffix(r.URL.Path, ":streamGenerateContent"):
+		sse(w, "", `{"candidates":[{"content":{"parts":[{"text":"hel"}],"role":"model"},"index":0}],"modelVersion":"gemini-x"}`,
+			"", `{"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"totalTokenCount":5},"modelVersion":"gemini-x"}`)
+	case strings.HasSuffix(r.URL.Path, ":generateContent"):
+		writeJSONBody(w, `{"candidates":[{"content":{"parts":[{"text":"hello"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1,"totalTokenCount":4},"modelVersion":"gemini-x"}`)
+	default:
+		w.WriteHeader(http.StatusNotFound)
+		fmt.Fprintf(w, `{"error":{"message":"fake provider: no route %s"}}`, r.URL.Path)
+	}
+}
+
+// slowStream sends five events one second apart: a 5-second stream.
+func (f *fakeProvider) slowStream(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	for i := range 5 {
+		fmt.Fprintf(w, "data: {\"n\":%d}\n\n", i)
+		w.(http.Flusher).Flush()
+		time.Sleep(time.Second)
+	}
+	fmt.Fprint(w, "data: [DONE]\n\n")
+}
+
+func writeJSONBody(w http.ResponseWriter, s string) {
+	w.Header().Set("Content-Type", "application/json")
+	io.WriteString(w, s)
+}
+
+// sse writes (event, data) pairs as server-sent events, flushing each.
+func sse(w http.ResponseWriter, pairs ...string) {
+	w.Header().Set("Content-Type", "text/event-stream")
+	for i := 0; i+1 < len(pairs); i += 2 {
+		if pairs[i] != "" {
+			fmt.Fprintf(w, "event: %s\n", pairs[i])
+		}
+		fmt.Fprintf(w, "data: %s\n\n", pairs[i+1])
+		w.(http.Flusher).Flush()
+	}
+}
