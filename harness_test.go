@@ -83,8 +83,10 @@ func newUser(t *testing.T) *user {
 	return u
 }
 
-func (u *user) runtimeDir() string { return filepath.Join(u.home, "tmp", "llmkey-"+strconv.Itoa(os.Getuid())) }
-func (u *user) stateDir() string   { return filepath.Join(u.home, ".local", "state", "llmkey") }
+func (u *user) runtimeDir() string {
+	return filepath.Join(u.home, "tmp", "llmkey-"+strconv.Itoa(os.Getuid()))
+}
+func (u *user) stateDir() string { return filepath.Join(u.home, ".local", "state", "llmkey") }
 
 // daemonPID is the pid of the daemon holding this user's lock, or 0.
 func (u *user) daemonPID() int {
