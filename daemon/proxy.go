@@ -159,8 +159,13 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		h[http.TrailerPrefix+k] = vv
 	}
 	if err != nil {
-		log.Warn("stream ended early", "status", resp.StatusCode, "bytes", n, "err", err, "ms", time.Since(start).Milliseconds())
-		return
+		if errors.Is(context.Cause(ctx), errStreamIdle) {
+			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, up.StreamIdleTimeout)
+		}
+		log.Warn("stream ended early", "status", resp.StatusCode, "bytes", n, "err", redact(err.Error(), snap.secrets), "ms", time.Since(start).Milliseconds())
+		// Ending the response normally would tell the client the body is
+		// complete. Abort the connection so that it sees the break.
+		panic(http.ErrAbortHandler)
 	}
 	log.Info("request", "status", resp.StatusCode, "bytes", n, "ms", time.Since(start).Milliseconds())
 }

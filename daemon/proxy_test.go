@@ -1,0 +1,223 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+const testSecret = "sk-proj-SECRETaaaaaaaaaaaaaaaaaaaaaaaaa"
+
+// newTestProxy runs the proxy handler in-process in front of upstream,
+// with short timeouts.
+func newTestProxy(t *testing.T, upstream http.Handler) (*Daemon, string) {
+	t.Helper()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	cfg, err := state.Parse("k.toml", []byte(fmt.Sprintf(`
+[provider.openai]
+base_url = "%s/v1"
+response_header_timeout = "300ms"
+stream_idle_timeout = "300ms"
+
+[[key]]
+provider = "openai"
+name = "a"
+secret = %q
+`, up.URL, testSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), token: "llmk-local-test", transport: newTransport(), stop: make(chan struct{})}
+	d.snap.Store(newSnapshot(cfg))
+	srv := httptest.NewServer(d)
+	t.Cleanup(srv.Close)
+	return d, srv.URL
+}
+
+func post(t *testing.T, ctx context.Context, url string) (*http.Response, error) {
+	t.Helper()
+	req, _ := http.NewRequestWithContext(ctx, "POST", url+"/openai/chat/completions", strings.NewReader(`{}`))
+	req.Header.Set("Authorization", "Bearer llmk-local-test")
+	return http.DefaultClient.Do(req)
+}
+
+// Each event reaches the client before the upstream sends the next one:
+// nothing is batched.
+func TestStreamDeliversEachEventAtOnce(t *testing.T) {
+	next := make(chan struct{})
+	_, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		for i := range 3 {
+			fmt.Fprintf(w, "data: %d\n\n", i)
+			w.(http.Flusher).Flush()
+			select {
+			case <-next:
+			case <-time.After(5 * time.Second):
+				return
+			}
+		}
+	}))
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	rd := bufio.NewReader(resp.Body)
+	for i := range 3 {
+		line, err := rd.ReadString('\n')
+		if err != nil || line != fmt.Sprintf("data: %d\n", i) {
+			t.Fatalf("event %d: %q %v (held back by the proxy?)", i, line, err)
+		}
+		rd.ReadString('\n')
+		next <- struct{}{}
+	}
+	if ct := resp.Header.Get("Content-Type"); ct != "text/event-stream" {
+		t.Errorf("content type %q", ct)
+	}
+}
+
+func TestUpstreamHeaderTimeout(t *testing.T) {
+	_, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		// The server notices a closed connection only once the body is read.
+		io.Copy(io.Discard, r.Body)
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	start := time.Now()
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Llmkey-Error") != codeUpstreamTimeout {
+		t.Fatalf("got %d %q", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"))
+	}
+	if el := time.Since(start); el > 3*time.Second {
+		t.Fatalf("took %v", el)
+	}
+}
+
+// A stream that goes silent is cut, and the client sees a broken body,
+// not a complete one.
+func TestIdleStreamIsCutVisibly(t *testing.T) {
+	_, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, "data: first\n\n")
+		w.(http.Flusher).Flush()
+		select {
+		case <-time.After(5 * time.Second):
+		case <-r.Context().Done():
+		}
+	}))
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Fatalf("the cut stream looked complete to the client: %q", body)
+	}
+	if string(body) != "data: first\n\n" {
+		t.Fatalf("body before the cut: %q", body)
+	}
+}
+
+func TestClientDisconnectCancelsUpstream(t *testing.T) {
+	cancelled := make(chan struct{})
+	_, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.WriteString(w, "data: x\n\n")
+		w.(http.Flusher).Flush()
+		<-r.Context().Done()
+		close(cancelled)
+	}))
+	ctx, cancel := context.WithCancel(context.Background())
+	resp, err := post(t, ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bufio.NewReader(resp.Body).ReadString('\n')
+	cancel()
+	resp.Body.Close()
+	select {
+	case <-cancelled:
+	case <-time.After(2 * time.Second):
+		t.Fatal("the upstream request went on after the client left")
+	}
+}
+
+func TestUpstreamErrorsPassThroughRedacted(t *testing.T) {
+	_, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "application/json")
+		w.Header().Set("X-Request-Id", "req_1")
+		w.WriteHeader(401)
+		fmt.Fprintf(w, `{"error":{"message":"Incorrect API key provided: %s","code":"invalid_api_key"}}`, r.Header.Get("Authorization")[7:])
+	}))
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	want := `{"error":{"message":"Incorrect API key provided: ` + state.Mask(testSecret) + `","code":"invalid_api_key"}}`
+	if resp.StatusCode != 401 || string(body) != want || resp.Header.Get("X-Request-Id") != "req_1" || resp.Header.Get("X-Llmkey-Error") != "" {
+		t.Fatalf("got %d %s %v", resp.StatusCode, body, resp.Header)
+	}
+}
+
+func TestUnreachableUpstream(t *testing.T) {
+	d, url := newTestProxy(t, http.NotFoundHandler())
+	snap := d.snap.Load()
+	snap.providers["openai"].BaseURL = "http://127.0.0.1:1/v1"
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 502 || resp.Header.Get("X-Llmkey-Error") != codeUpstreamUnreachable ||
+		!strings.Contains(string(body), "could not reach openai at 127.0.0.1:1: ") || !strings.Contains(string(body), "connection refused") {
+		t.Fatalf("got %d %s", resp.StatusCode, body)
+	}
+}
+
+func TestRouting(t *testing.T) {
+	for in, want := range map[string][2]string{
+		"/openai/chat/completions":        {"openai", "/chat/completions"},
+		"/openai":                         {"openai", ""},
+		"/openai/":                        {"openai", "/"},
+		"/gemini/v1beta/models/g%3Ax:gen": {"gemini", "/v1beta/models/g%3Ax:gen"},
+	} {
+		if n, r := splitRoute(in); n != want[0] || r != want[1] {
+			t.Errorf("splitRoute(%q) = %q %q", in, n, r)
+		}
+	}
+	for in, want := range map[string]string{"alt=sse&key=tok": "alt=sse", "key=tok": "", "alt=sse": "alt=sse", "monkey=1": "monkey=1"} {
+		if got := stripKeyParam(in); got != want {
+			t.Errorf("stripKeyParam(%q) = %q, want %q", in, got, want)
+		}
+	}
+	for host, want := range map[string]bool{"127.0.0.1:5565": true, "localhost:1": true, "[::1]:2": true, "LOCALHOST": true,
+		"127.9.9.9": true, "evil.example": false, "192.168.1.1:5565": false, "localhost.evil.example:1": false} {
+		if got := loopbackHost(host); got != want {
+			t.Errorf("loopbackHost(%q) = %v", host, got)
+		}
+	}
+	h := http.Header{"Connection": {"keep-alive, X-Private"}, "X-Private": {"1"}, "Keep-Alive": {"5"}, "Te": {"trailers"}, "X-Keep": {"1"}}
+	removeHopHeaders(h)
+	if len(h) != 1 || h.Get("X-Keep") != "1" {
+		t.Errorf("after removeHopHeaders: %v", h)
+	}
+}
