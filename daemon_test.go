@@ -3,6 +3,7 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -522,5 +523,38 @@ func TestStartFailuresAreExplained(t *testing.T) {
 	}
 	if n := u.countDaemons(); n != 0 {
 		t.Errorf("%d daemons left running after failed starts", n)
+	}
+}
+
+// A daemon left running by another llmkey version is reported, with the
+// fix, and "restart" brings up this version's daemon.
+func TestVersionMismatchSaysRestart(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+
+	old := filepath.Join(t.TempDir(), "llmkey-old")
+	out, err := exec.Command("go", "build", "-o", old, "-ldflags", "-X github.com/llmkey/llmkey/cli.Version=0.0.1-old", ".").CombinedOutput()
+	if err != nil {
+		t.Fatalf("build the old version: %v\n%s", err, out)
+	}
+	cmd := exec.Command(old, "start")
+	cmd.Env = u.env
+	if out, err := cmd.CombinedOutput(); err != nil {
+		t.Fatalf("old start: %v\n%s", err, out)
+	}
+
+	st, code := u.status()
+	if code != 1 || st["version"] != "0.0.1-old" || !strings.Contains(fmt.Sprint(st["problems"]), "llmkey restart") {
+		t.Fatalf("status against an old daemon: exit %d %v", code, st)
+	}
+	r := mustSucceed(t, u.llmkey("exec", "--", "true"))
+	if !strings.Contains(r.stderr, "the daemon runs version 0.0.1-old") || !strings.Contains(r.stderr, "hint: restart it to use this version: llmkey restart") {
+		t.Errorf("exec against an old daemon says nothing: %v", r)
+	}
+
+	mustSucceed(t, u.llmkey("restart"))
+	if st, code = u.status(); code != 0 || st["version"] == "0.0.1-old" {
+		t.Fatalf("after restart: exit %d %v", code, st)
 	}
 }
