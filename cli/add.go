@@ -21,6 +21,7 @@ type AddCommandInput struct {
 	RPM           int
 	TPM           int
 	MaxConcurrent int
+	RPD, TPD      int
 	Weight        int
 	Models        []string
 }
@@ -39,6 +40,8 @@ func ConfigureAddCommand(app *ucli.App) {
 			&ucli.IntFlag{Name: "rpm", Usage: "at most `N` requests a minute with this key", DefaultText: "no limit"},
 			&ucli.IntFlag{Name: "tpm", Usage: "at most `N` tokens a minute with this key", DefaultText: "no limit"},
 			&ucli.IntFlag{Name: "max-concurrent", Usage: "at most `N` requests in flight with this key", DefaultText: "no limit"},
+			&ucli.IntFlag{Name: "rpd", Usage: "at most `N` requests a day (UTC) with this key", DefaultText: "no limit"},
+			&ucli.IntFlag{Name: "tpd", Usage: "at most `N` tokens a day (UTC) with this key", DefaultText: "no limit"},
 			&ucli.IntFlag{Name: "weight", Usage: "`N` shares of requests under the weighted strategy", DefaultText: "1"},
 			&ucli.StringSliceFlag{Name: "models", Usage: "only use this key for these models (`GLOB`s, comma-separated or repeated)"},
 		},
@@ -54,6 +57,7 @@ func ConfigureAddCommand(app *ucli.App) {
 			in := AddCommandInput{
 				Keyfile: p.Keyfile, Provider: c.Args().Get(0), Name: c.Args().Get(1),
 				RPM: c.Int("rpm"), TPM: c.Int("tpm"), MaxConcurrent: c.Int("max-concurrent"), Weight: c.Int("weight"),
+				RPD: c.Int("rpd"), TPD: c.Int("tpd"),
 			}
 			for _, m := range c.StringSlice("models") {
 				for _, part := range strings.Split(m, ",") {
@@ -72,7 +76,7 @@ func AddCommand(c *ucli.Context, in AddCommandInput) error {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"--rpm", in.RPM}, {"--tpm", in.TPM}, {"--max-concurrent", in.MaxConcurrent}, {"--weight", in.Weight}} {
+	}{{"--rpm", in.RPM}, {"--tpm", in.TPM}, {"--max-concurrent", in.MaxConcurrent}, {"--rpd", in.RPD}, {"--tpd", in.TPD}, {"--weight", in.Weight}} {
 		if f.v < 0 {
 			return usageError("use 0 for no limit", "%s must not be negative", f.name)
 		}
@@ -124,7 +128,7 @@ func AddCommand(c *ucli.Context, in AddCommandInput) error {
 	}
 
 	k := state.Key{Provider: in.Provider, Name: in.Name, Secret: secret, RPM: in.RPM, TPM: in.TPM,
-		MaxConcurrent: in.MaxConcurrent, Weight: in.Weight, Models: in.Models}
+		MaxConcurrent: in.MaxConcurrent, RPD: in.RPD, TPD: in.TPD, Weight: in.Weight, Models: in.Models}
 	line, err := state.AddKey(in.Keyfile, k)
 	if err != nil {
 		return err

@@ -9,10 +9,12 @@ import (
 	"strconv"
 	"strings"
 	"text/tabwriter"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -25,18 +27,25 @@ type ListCommandInput struct {
 
 // listedKey is one row of "llmkey list", and one object of its --json.
 type listedKey struct {
-	Provider        string   `json:"provider"`
-	Name            string   `json:"name"`
-	MaskedSecret    string   `json:"masked_secret"`
-	Fingerprint     string   `json:"fingerprint"`
-	State           string   `json:"state"`
-	Reason          string   `json:"reason,omitempty"`
-	CooldownSeconds float64  `json:"cooldown_seconds"`
-	RPM             int      `json:"rpm"`
-	TPM             int      `json:"tpm"`
-	MaxConcurrent   int      `json:"max_concurrent"`
-	Weight          int      `json:"weight"`
-	Models          []string `json:"models"`
+	Provider        string           `json:"provider"`
+	Name            string           `json:"name"`
+	MaskedSecret    string           `json:"masked_secret"`
+	Fingerprint     string           `json:"fingerprint"`
+	State           string           `json:"state"`
+	Reason          string           `json:"reason,omitempty"`
+	CooldownSeconds float64          `json:"cooldown_seconds"`
+	Until           *time.Time       `json:"until,omitempty"`
+	InFlight        int              `json:"in_flight"`
+	RequestsToday   int              `json:"requests_today"`
+	TokensToday     int              `json:"tokens_today"`
+	RecentFailures  []rotate.Failure `json:"recent_failures"`
+	RPM             int              `json:"rpm"`
+	TPM             int              `json:"tpm"`
+	MaxConcurrent   int              `json:"max_concurrent"`
+	RPD             int              `json:"rpd"`
+	TPD             int              `json:"tpd"`
+	Weight          int              `json:"weight"`
+	Models          []string         `json:"models"`
 }
 
 type listOutput struct {
@@ -96,13 +105,14 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 			}
 			lk := listedKey{
 				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
-				State: "unknown", Reason: "daemon not running",
-				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, Weight: k.Weight, Models: models,
+				State: "unknown", Reason: "daemon not running", RecentFailures: []rotate.Failure{},
+				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
 			}
 			if out.Daemon.Running {
 				lk.State, lk.Reason = "unknown", "not loaded by the daemon yet"
 				if ks, ok := live[k.Ref()+"@"+lk.Fingerprint]; ok {
-					lk.State, lk.Reason, lk.CooldownSeconds = ks.State, ks.Reason, ks.CooldownSeconds
+					lk.State, lk.Reason, lk.CooldownSeconds, lk.Until = ks.State, ks.Reason, ks.CooldownSeconds, ks.Until
+					lk.InFlight, lk.RequestsToday, lk.TokensToday, lk.RecentFailures = ks.InFlight, ks.RequestsToday, ks.TokensToday, ks.Failures
 				}
 			}
 			out.Keys = append(out.Keys, lk)
@@ -124,16 +134,16 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 		return nil
 	}
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tLIMITS")
+	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tTODAY\tLIMITS")
 	for _, k := range out.Keys {
-		st := k.State
-		switch {
-		case !out.Daemon.Running:
+		st, today := k.State, "-"
+		if out.Daemon.Running {
+			st = describeState(&daemon.KeyStatus{State: k.State, Reason: k.Reason, CooldownSeconds: k.CooldownSeconds})
+			today = fmt.Sprintf("%d req, %d tok", k.RequestsToday, k.TokensToday)
+		} else {
 			st = k.Reason
-		case k.Reason != "":
-			st += " (" + k.Reason + ")"
 		}
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, limits(k))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, today, limits(k))
 	}
 	return tw.Flush()
 }
@@ -143,7 +153,7 @@ func limits(k listedKey) string {
 	for _, l := range []struct {
 		name string
 		v    int
-	}{{"rpm", k.RPM}, {"tpm", k.TPM}, {"max_concurrent", k.MaxConcurrent}, {"weight", k.Weight}} {
+	}{{"rpm", k.RPM}, {"tpm", k.TPM}, {"max_concurrent", k.MaxConcurrent}, {"rpd", k.RPD}, {"tpd", k.TPD}, {"weight", k.Weight}} {
 		if l.v != 0 {
 			parts = append(parts, l.name+"="+strconv.Itoa(l.v))
 		}

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -8,6 +9,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/url"
 	"syscall"
 	"time"
 
@@ -60,8 +62,33 @@ func (c *Client) Stop(ctx context.Context) error {
 	return c.do(ctx, http.MethodPost, "/v1/stop", nil)
 }
 
+// KeyAction enables, disables (for dur; 0: until enabled) or resets one
+// key, and returns its state after.
+func (c *Client) KeyAction(ctx context.Context, provider, name, action string, dur time.Duration) (*KeyStatus, error) {
+	var body io.Reader
+	if dur > 0 {
+		b, _ := json.Marshal(map[string]string{"for": dur.String()})
+		body = bytes.NewReader(b)
+	}
+	var ks KeyStatus
+	return &ks, c.doBody(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(provider)+"/"+url.PathEscape(name)+"/"+action, body, &ks)
+}
+
+// APIError is the daemon's refusal of a control request.
+type APIError struct {
+	Msg  string `json:"error"`
+	Hint string `json:"hint"`
+}
+
+func (e *APIError) Error() string    { return e.Msg }
+func (e *APIError) HintText() string { return e.Hint }
+
 func (c *Client) do(ctx context.Context, method, path string, out any) error {
-	req, err := http.NewRequestWithContext(ctx, method, "http://llmkey"+path, nil)
+	return c.doBody(ctx, method, path, nil, out)
+}
+
+func (c *Client) doBody(ctx context.Context, method, path string, body io.Reader, out any) error {
+	req, err := http.NewRequestWithContext(ctx, method, "http://llmkey"+path, body)
 	if err != nil {
 		return err
 	}
@@ -75,6 +102,10 @@ func (c *Client) do(ctx context.Context, method, path string, out any) error {
 	defer resp.Body.Close()
 	if resp.StatusCode/100 != 2 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 4096))
+		var ae APIError
+		if json.Unmarshal(b, &ae) == nil && ae.Msg != "" {
+			return &ae
+		}
 		return fmt.Errorf("daemon answered %s to %s: %s", resp.Status, path, b)
 	}
 	if out == nil {

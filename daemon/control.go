@@ -3,11 +3,17 @@ package daemon
 import (
 	"encoding/json"
 	"errors"
+	"fmt"
+	"io"
+	"math"
 	"net/http"
 	"os"
+	"slices"
 	"sort"
+	"strings"
 	"time"
 
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -17,6 +23,9 @@ import (
 //	GET  /v1/env     Env: proxy URL, local token, providers with keys
 //	POST /v1/reload  re-read the keyfile now; Status
 //	POST /v1/stop    drain and exit; 202 at once
+//	POST /v1/keys/{provider}/{name}/disable  {"for": "1h"} or {}; KeyStatus
+//	POST /v1/keys/{provider}/{name}/enable   KeyStatus
+//	POST /v1/keys/{provider}/{name}/reset    KeyStatus
 //
 // Scripts may use it too: curl --unix-socket "$SOCK" http://llmkey/v1/status
 
@@ -47,18 +56,36 @@ type KeyfileStatus struct {
 
 // ProviderStatus is one provider's keys.
 type ProviderStatus struct {
-	Kind    string      `json:"kind"`
-	BaseURL string      `json:"base_url"`
-	Keys    []KeyStatus `json:"keys"`
+	Kind     string `json:"kind"`
+	BaseURL  string `json:"base_url"`
+	Strategy string `json:"strategy"`
+	// Circuit is "closed", or "open: REASON" while llmkey holds requests
+	// back from a failing provider, for CircuitSeconds more.
+	Circuit        string      `json:"circuit"`
+	CircuitSeconds float64     `json:"circuit_seconds"`
+	Keys           []KeyStatus `json:"keys"`
 }
 
 // KeyStatus is one key's live state.
 type KeyStatus struct {
-	Name            string  `json:"name"`
-	Fingerprint     string  `json:"fingerprint"`
-	State           string  `json:"state"` // ready, cooling, disabled
-	CooldownSeconds float64 `json:"cooldown_seconds"`
-	Reason          string  `json:"reason,omitempty"`
+	Provider    string `json:"provider"`
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	// State is ready, cooling (rate limited), limited (at rpm, tpm,
+	// max_concurrent or a daily budget), parked (invalid key, quota or
+	// billing: tried again at Until) or disabled (by hand).
+	State string `json:"state"`
+	// CooldownSeconds is how long the state lasts, where known: for
+	// parked, until the next probe.
+	CooldownSeconds float64          `json:"cooldown_seconds"`
+	Until           *time.Time       `json:"until,omitempty"`
+	Reason          string           `json:"reason,omitempty"`
+	InFlight        int              `json:"in_flight"`
+	RequestsMinute  int              `json:"requests_last_minute"`
+	TokensMinute    int              `json:"tokens_last_minute"`
+	RequestsToday   int              `json:"requests_today"`
+	TokensToday     int              `json:"tokens_today"`
+	Failures        []rotate.Failure `json:"recent_failures"`
 }
 
 // Env is what "llmkey exec" and "llmkey env" need.
@@ -86,6 +113,7 @@ func (d *Daemon) controlHandler() http.Handler {
 		d.requestStop()
 		writeJSON(w, http.StatusAccepted, map[string]any{"draining": true, "pid": os.Getpid()})
 	})
+	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
 	// Like tailscale's localapi: a browser must never drive this API, even
 	// if something forwards the socket.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
@@ -130,9 +158,20 @@ func (d *Daemon) status() Status {
 	sort.Strings(names)
 	for _, n := range names {
 		up := snap.providers[n]
-		ps := ProviderStatus{Kind: string(up.Kind), BaseURL: up.BaseURL}
-		for _, k := range up.keys {
-			ps.Keys = append(ps.Keys, KeyStatus{Name: k.Name, Fingerprint: state.Fingerprint(k.Secret), State: "ready"})
+		ps := providerStatus(up)
+		usable := false
+		for _, k := range ps.Keys {
+			usable = usable || k.State == "ready" || k.State == "limited"
+		}
+		if !usable {
+			var why []string
+			for _, k := range ps.Keys {
+				why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
+			}
+			st.Problems = append(st.Problems, fmt.Sprintf("%s has no usable key: %s", n, strings.Join(why, ", ")))
+		}
+		if ps.Circuit != "closed" {
+			st.Problems = append(st.Problems, fmt.Sprintf("%s is failing, requests held back: %s", n, ps.Circuit))
 		}
 		st.Providers[n] = ps
 	}
@@ -143,6 +182,90 @@ func (d *Daemon) status() Status {
 		st.Problems = append(st.Problems, "draining: the daemon is shutting down")
 	}
 	return st
+}
+
+func providerStatus(up *upstream) ProviderStatus {
+	ps := ProviderStatus{Kind: string(up.Kind), BaseURL: up.BaseURL, Strategy: up.Strategy, Circuit: "closed", Keys: []KeyStatus{}}
+	views, circ, circUntil := up.rot.View()
+	ps.Circuit = circ
+	if !circUntil.IsZero() {
+		ps.CircuitSeconds = secondsUntil(circUntil)
+	}
+	for _, v := range views {
+		ps.Keys = append(ps.Keys, keyStatus(up, v))
+	}
+	return ps
+}
+
+func keyStatus(up *upstream, v rotate.KeyView) KeyStatus {
+	ks := KeyStatus{Provider: up.Name, Name: v.Name, State: v.State, Reason: v.Reason, InFlight: v.InFlight,
+		RequestsMinute: v.RequestsMinute, TokensMinute: v.TokensMinute, RequestsToday: v.RequestsToday,
+		TokensToday: v.TokensToday, Failures: v.Failures}
+	if ks.Failures == nil {
+		ks.Failures = []rotate.Failure{}
+	}
+	if k, ok := up.keys[v.Name]; ok {
+		ks.Fingerprint = state.Fingerprint(k.Secret)
+	}
+	if !v.Until.IsZero() {
+		u := v.Until
+		ks.Until = &u
+		ks.CooldownSeconds = secondsUntil(u)
+	}
+	return ks
+}
+
+func secondsUntil(t time.Time) float64 {
+	s := time.Until(t).Seconds()
+	if s < 0 {
+		return 0
+	}
+	return math.Round(s*10) / 10
+}
+
+// serveKeyAction is enable, disable [for] and reset of one key.
+func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
+	prov, name, action := r.PathValue("provider"), r.PathValue("name"), r.PathValue("action")
+	up, ok := d.snap.Load().providers[prov]
+	if !ok || up.rot == nil || !slices.Contains(up.order, name) {
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no key %s/%s", prov, name),
+			"hint": "'llmkey list' shows the keys"})
+		return
+	}
+	switch action {
+	case "disable":
+		var req struct {
+			For string `json:"for"`
+		}
+		if r.Body != nil {
+			json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
+		}
+		var until time.Time
+		if req.For != "" {
+			dur, err := time.ParseDuration(req.For)
+			if err != nil || dur <= 0 {
+				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("bad duration %q", req.For), "hint": `use e.g. "30m", "2h"`})
+				return
+			}
+			until = time.Now().Add(dur)
+		}
+		up.rot.Disable(name, until)
+	case "enable":
+		up.rot.Enable(name)
+	case "reset":
+		up.rot.Reset(name)
+	default:
+		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown action " + action, "hint": "enable, disable or reset"})
+		return
+	}
+	d.log.Info("key "+action+"d by hand", "provider", prov, "key", name)
+	d.saveOverrides()
+	for _, ks := range providerStatus(up).Keys {
+		if ks.Name == name {
+			writeJSON(w, http.StatusOK, ks)
+			return
+		}
+	}
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

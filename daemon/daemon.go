@@ -58,9 +58,14 @@ type Daemon struct {
 	stopOnce sync.Once
 	stop     chan struct{} // closed when a stop is requested
 
-	mu         sync.Mutex // guards keyfileErr and loadedAt
+	mu         sync.Mutex // guards keyfileErr, loadedAt and publishing a snapshot
 	keyfileErr error
 	loadedAt   time.Time
+
+	clock rotate.Clock
+	// rot holds each provider's live key state. It outlives snapshots: a
+	// key keeps its cooldowns across reloads. Guarded by mu.
+	rot map[string]*rotate.Provider
 }
 
 // snapshot is one loaded keyfile, immutable once published: a reload
@@ -74,26 +79,56 @@ type snapshot struct {
 // upstream is one provider with its keys.
 type upstream struct {
 	state.Provider
-	keys []state.Key
-	pool *rotate.Pool
+	keys  map[string]state.Key // by name
+	order []string             // names in keyfile order
+	rot   *rotate.Provider     // nil when the provider has no keys
 }
 
-func newSnapshot(cfg *state.Config) *snapshot {
+// publish makes cfg the configuration that new requests see, and tells
+// each provider's rotation about its keys. The caller holds d.mu.
+func (d *Daemon) publish(cfg *state.Config) {
+	if d.rot == nil {
+		d.rot = map[string]*rotate.Provider{}
+	}
+	if d.clock == nil {
+		d.clock = rotate.SystemClock{}
+	}
 	s := &snapshot{cfg: cfg, providers: map[string]*upstream{}}
+	specs := map[string][]rotate.KeySpec{}
 	for _, k := range cfg.Keys {
 		u := s.providers[k.Provider]
 		if u == nil {
 			p, _ := cfg.Provider(k.Provider)
-			u = &upstream{Provider: p}
+			u = &upstream{Provider: p, keys: map[string]state.Key{}}
 			s.providers[k.Provider] = u
 		}
-		u.keys = append(u.keys, k)
+		u.keys[k.Name] = k
+		u.order = append(u.order, k.Name)
 		s.secrets = append(s.secrets, k.Secret)
+		specs[k.Provider] = append(specs[k.Provider], keySpec(k))
 	}
-	for _, u := range s.providers {
-		u.pool = rotate.NewPool(len(u.keys))
+	for name, rp := range d.rot {
+		if _, ok := s.providers[name]; !ok {
+			rp.Update(rotate.Policy{}, nil) // its keys are gone
+		}
 	}
-	return s
+	for name, u := range s.providers {
+		rp := d.rot[name]
+		if rp == nil {
+			rp = rotate.NewProvider(name, d.clock)
+			d.rot[name] = rp
+		}
+		rp.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeInterval.Or(state.DefaultProbeInterval)}, specs[name])
+		u.rot = rp
+	}
+	d.snap.Store(s)
+}
+
+// keySpec is what rotation may know of a key: never the secret.
+func keySpec(k state.Key) rotate.KeySpec {
+	return rotate.KeySpec{Name: k.Name, Fingerprint: state.Fingerprint(k.Secret), Weight: k.Weight, Models: k.Models,
+		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD,
+		Entry: fmt.Sprint(k.RPM, k.TPM, k.MaxConcurrent, k.RPD, k.TPD, k.Weight, k.Models)}
 }
 
 // provider resolves a route's provider: one with keys, or a known one
@@ -106,7 +141,7 @@ func (s *snapshot) provider(name string) (*upstream, bool) {
 	if !ok {
 		return nil, false
 	}
-	return &upstream{Provider: p, pool: rotate.NewPool(0)}, true
+	return &upstream{Provider: p}, true
 }
 
 // Run serves until SIGTERM, SIGINT or a stop request, then drains and
@@ -149,7 +184,10 @@ func Run(opts Options) error {
 	case err != nil:
 		return fail(startError(err, true))
 	}
-	d.snap.Store(newSnapshot(cfg))
+	d.mu.Lock()
+	d.publish(cfg)
+	d.mu.Unlock()
+	d.loadOverrides()
 	d.loadedAt = time.Now()
 
 	if d.token, err = state.LoadOrCreateToken(p.StateDir); err != nil {

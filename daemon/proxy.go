@@ -1,12 +1,14 @@
 package daemon
 
 import (
+	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"net/http"
 	"net/url"
@@ -14,6 +16,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -70,36 +73,192 @@ func (d *Daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	i, ok := up.pool.Pick()
-	if !ok {
+	if up.rot == nil {
 		writeError(w, kind, proxyError{status: http.StatusServiceUnavailable, code: codeNoKeys,
 			message: fmt.Sprintf("no keys for %s: add one with 'llmkey add %s'", name, name)})
 		return
 	}
-	d.forward(w, r, snap, up, up.keys[i], rest)
+	if limit := snap.cfg.Daemon.InFlightLimit(); d.inFlight.Load() > int64(limit) {
+		writeError(w, kind, proxyError{status: http.StatusTooManyRequests, code: codeOverloaded, retryAfter: time.Second,
+			message: fmt.Sprintf("more than %d requests in flight ([daemon] max_in_flight); retry in a moment", limit)})
+		return
+	}
+	body, err := readBody(r, snap.cfg.Daemon.BodyLimit())
+	if errors.Is(err, errBodyTooLarge) {
+		writeError(w, kind, proxyError{status: http.StatusRequestEntityTooLarge, code: codeBodyTooLarge,
+			message: fmt.Sprintf("the request body is larger than %d MiB; llmkey keeps the body to retry it on another key: send less, or raise [daemon] max_body_mb in the keyfile",
+				snap.cfg.Daemon.BodyLimit()>>20)})
+		return
+	}
+	if err != nil {
+		d.log.Info("client went away while sending its request", "provider", name, "err", err)
+		return
+	}
+	d.forward(w, r, snap, up, rest, body)
 }
 
-// forward sends r upstream with key and streams the answer back. Nothing
-// is buffered: the request body is read as the upstream reads it, and each
-// read of the response is written and flushed at once.
-func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot, up *upstream, key state.Key, rest string) {
-	start := time.Now()
-	ctx, cancel := context.WithCancelCause(r.Context())
-	defer cancel(nil)
+var errBodyTooLarge = errors.New("request body too large")
 
+// readBody reads the whole request body, up to limit: it is kept to send
+// again to another key when the first one fails.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, errBodyTooLarge
+	}
+	size := r.ContentLength
+	if size < 0 {
+		size = 0
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, errBodyTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+// requestModel is the model a request asks for: in the JSON body (OpenAI,
+// Anthropic) or in the path (Gemini: /v1beta/models/NAME:generateContent).
+func requestModel(kind state.Kind, rest string, body []byte) string {
+	if i := strings.Index(rest, "/models/"); i >= 0 && kind == state.KindGemini {
+		m := rest[i+len("/models/"):]
+		if j := strings.IndexAny(m, ":/?"); j >= 0 {
+			m = m[:j]
+		}
+		return m
+	}
+	if len(body) == 0 || !bytes.Contains(body, []byte(`"model"`)) {
+		return ""
+	}
+	var v struct {
+		Model string `json:"model"`
+	}
+	if json.Unmarshal(body, &v) != nil {
+		return ""
+	}
+	return v.Model
+}
+
+// attempt is one try of a request on one key.
+type attempt struct {
+	key     string
+	resp    *http.Response
+	errBody []byte // a failed answer's body, read whole and redacted
+	err     error  // no answer at all
+	timeout bool   // no response headers in time
+}
+
+// forward sends the request to a key the provider's rotation picks, and on
+// a failure another key may not share (rate limit, quota, invalid key,
+// server or transport failure) to the next one, until an answer worth
+// giving arrives, the attempt budget or deadline is spent, or no key is
+// left. Nothing has reached the client until then, so a retry is safe.
+// The answer then streams through untouched: from the first byte on there
+// is no retry.
+func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot, up *upstream, rest string, body []byte) {
+	start := time.Now()
+	dc := snap.cfg.Daemon
+	deadline := start.Add(dc.RetryDeadline.Or(state.DefaultRetryDeadline))
+	waitUntil := start.Add(dc.WaitLimit())
+	model := requestModel(up.Kind, rest, body)
+	log := d.log.With("provider", up.Name, "model", model, "method", r.Method, "path", r.URL.Path)
+
+	var tried []string
+	var last *attempt
+	for n := 1; ; {
+		lease, den := up.rot.Acquire(model, tried)
+		if den != nil {
+			now := time.Now()
+			until := den.Until
+			if until.IsZero() && den.OnRelease {
+				until = waitUntil
+			}
+			if !until.IsZero() && !until.After(waitUntil) && now.Before(deadline) {
+				timer := time.NewTimer(max(until.Sub(now), time.Millisecond))
+				select {
+				case <-timer.C:
+				case <-den.Wake:
+				case <-r.Context().Done():
+					timer.Stop()
+					return
+				}
+				timer.Stop()
+				continue
+			}
+			d.answerDenied(w, up, den, last, len(tried), log)
+			return
+		}
+		key, ok := up.keys[lease.Name]
+		if !ok { // removed by a reload since this request began
+			if u := d.snap.Load().providers[up.Name]; u != nil {
+				key, ok = u.keys[lease.Name]
+			}
+		}
+		if !ok {
+			lease.Cancel()
+			tried = append(tried, lease.Name)
+			continue
+		}
+
+		a := d.try(r, up, key, rest, body, snap)
+		if r.Context().Err() != nil {
+			lease.Cancel()
+			if a.resp != nil {
+				a.resp.Body.Close()
+			}
+			log.Info("client went away before the upstream answered", "key", key.Name)
+			return
+		}
+		var o rotate.Outcome
+		switch {
+		case a.err != nil:
+			o = rotate.TransportOutcome(transportReason(a, up))
+		case a.resp.StatusCode >= 400:
+			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, d.clock.Now())
+		default:
+			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, d.clock.Now())
+			d.deliver(w, r, a, up, snap, lease, o, n, log, start)
+			return
+		}
+		lease.Done(o, 0)
+		tried = append(tried, key.Name)
+		last = a
+		retry := o.Class.Retryable() && n < dc.Attempts() && time.Now().Before(deadline)
+		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
+			"reason", redact(o.Reason, snap.secrets), "wait", o.Wait, "retry", retry)
+		if !retry {
+			d.answerFailed(w, up, a, n, log, start)
+			return
+		}
+		n++
+	}
+}
+
+// try sends one attempt with key. A failed answer's body is read whole
+// (error bodies are small) and redacted, for classifying and passing on.
+func (d *Daemon) try(r *http.Request, up *upstream, key state.Key, rest string, body []byte, snap *snapshot) *attempt {
+	a := &attempt{key: key.Name}
 	target := up.BaseURL + rest
 	if q := stripKeyParam(r.URL.RawQuery); q != "" {
 		target += "?" + q
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, target, r.Body)
+	ctx, cancel := context.WithCancelCause(r.Context())
+	var rd io.Reader
+	if body != nil {
+		rd = bytes.NewReader(body)
+	}
+	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
 	if err != nil {
-		writeError(w, up.Kind, proxyError{status: http.StatusBadRequest, code: codeUnknownProvider, message: "bad request path: " + err.Error()})
-		return
+		cancel(nil)
+		a.err = err
+		return a
 	}
-	if r.ContentLength == 0 {
-		out.Body = nil
-	}
-	out.ContentLength = r.ContentLength
 	copyHeader(out.Header, r.Header)
 	removeHopHeaders(out.Header)
 	for _, h := range inboundAuthHeaders {
@@ -111,70 +270,147 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		out.Header.Set(up.Kind.AuthHeader(), key.Secret)
 	}
 
-	errHeaderTimeout := errors.New("response header timeout")
 	headerTimer := time.AfterFunc(up.ResponseHeaderTimeout, func() { cancel(errHeaderTimeout) })
 	resp, err := d.transport.RoundTrip(out)
 	headerTimer.Stop()
-	log := d.log.With("provider", up.Name, "key", key.Name, "method", r.Method, "path", r.URL.Path)
 	if err != nil {
-		switch {
-		case r.Context().Err() != nil:
-			log.Info("client went away before the upstream answered")
-		case errors.Is(context.Cause(ctx), errHeaderTimeout):
-			log.Warn("upstream header timeout", "after", up.ResponseHeaderTimeout)
+		a.timeout = errors.Is(context.Cause(ctx), errHeaderTimeout)
+		a.err = err
+		cancel(nil)
+		return a
+	}
+	// The body's reads stop when the request's context ends: keep it for
+	// the stream, and end it when the body is closed.
+	resp.Body = &cancelOnClose{ReadCloser: resp.Body, ctx: ctx, cancel: cancel}
+	if resp.StatusCode >= 400 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		resp.Body.Close()
+		a.errBody = []byte(redact(string(b), snap.secrets))
+	}
+	a.resp = resp
+	return a
+}
+
+var errHeaderTimeout = errors.New("response header timeout")
+
+type cancelOnClose struct {
+	io.ReadCloser
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+func (c *cancelOnClose) Close() error {
+	err := c.ReadCloser.Close()
+	c.cancel(nil)
+	return err
+}
+
+func transportReason(a *attempt, up *upstream) string {
+	if a.timeout {
+		return fmt.Sprintf("no response headers within %s", up.ResponseHeaderTimeout)
+	}
+	return rootCause(a.err)
+}
+
+// answerFailed gives the client the last attempt's answer: the provider's
+// own error, unchanged but for secrets, or llmkey's word for no answer.
+func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n int, log *slog.Logger, start time.Time) {
+	if a.err != nil {
+		if a.timeout {
 			writeError(w, up.Kind, proxyError{status: http.StatusGatewayTimeout, code: codeUpstreamTimeout,
 				message: fmt.Sprintf("%s sent no response headers within %s ([daemon] response_header_timeout)", up.Name, up.ResponseHeaderTimeout)})
-		default:
-			log.Warn("upstream unreachable", "err", redact(err.Error(), snap.secrets))
-			writeError(w, up.Kind, proxyError{status: http.StatusBadGateway, code: codeUpstreamUnreachable,
-				message: fmt.Sprintf("could not reach %s at %s: %s", up.Name, hostOf(up.BaseURL), redact(rootCause(err), snap.secrets))})
+			return
 		}
+		writeError(w, up.Kind, proxyError{status: http.StatusBadGateway, code: codeUpstreamUnreachable,
+			message: fmt.Sprintf("could not reach %s at %s: %s", up.Name, hostOf(up.BaseURL), rootCauseRedacted(a.err, d.snap.Load().secrets))})
 		return
 	}
-	defer resp.Body.Close()
+	h := w.Header()
+	copyHeader(h, a.resp.Header)
+	removeHopHeaders(h)
+	h.Set("Content-Length", strconv.Itoa(len(a.errBody)))
+	h.Set("X-Llmkey-Key", up.Name+"/"+a.key)
+	h.Set("X-Llmkey-Attempts", strconv.Itoa(n))
+	w.WriteHeader(a.resp.StatusCode)
+	w.Write(a.errBody)
+	log.Info("upstream error", "key", a.key, "status", a.resp.StatusCode, "attempts", n, "ms", time.Since(start).Milliseconds())
+}
 
+func rootCauseRedacted(err error, secrets []string) string { return redact(rootCause(err), secrets) }
+
+// answerDenied answers when no key can take the request now.
+func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.Denial, last *attempt, tries int, log *slog.Logger) {
+	var retryAfter time.Duration
+	if !den.Until.IsZero() {
+		retryAfter = max(time.Until(den.Until), time.Second)
+	}
+	log.Info("no usable key", "code", den.Code, "detail", den.Detail, "retry_after", retryAfter.Round(time.Second))
+	switch {
+	case den.Code == "all-keys-cooling":
+		when := "soon"
+		if retryAfter > 0 {
+			when = fmt.Sprintf("in %s, at %s", retryAfter.Round(time.Second), time.Now().Add(retryAfter).Format("15:04:05"))
+		}
+		writeError(w, up.Kind, proxyError{status: http.StatusTooManyRequests, code: codeAllKeysCooling, retryAfter: retryAfter,
+			message: fmt.Sprintf("every %s key is rate limited or at its limit; the first frees %s (%s). Add a key, or raise [daemon] max_wait to wait for it", up.Name, when, den.Detail)})
+	case den.Code == "provider-unavailable":
+		writeError(w, up.Kind, proxyError{status: http.StatusServiceUnavailable, code: codeProviderUnavailable, retryAfter: retryAfter,
+			message: den.Detail})
+	case last != nil:
+		// The provider's own answer says more than "no usable key": the
+		// 401 that parked the last key, say.
+		d.answerFailed(w, up, last, tries, log, time.Now())
+	case den.Code == "no-keys":
+		writeError(w, up.Kind, proxyError{status: http.StatusServiceUnavailable, code: codeNoKeys,
+			message: den.Detail + ": add one with 'llmkey add " + up.Name + "', or check the key's models"})
+	default:
+		writeError(w, up.Kind, proxyError{status: http.StatusServiceUnavailable, code: codeNoUsableKeys, retryAfter: retryAfter,
+			message: fmt.Sprintf("no %s key is usable now (%s); 'llmkey enable %s/NAME' or 'llmkey reset %s/NAME' brings one back", up.Name, den.Detail, up.Name, up.Name)})
+	}
+}
+
+// deliver streams a successful answer to the client and reports the key's
+// outcome, with the tokens it used, when the stream ends.
+func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up *upstream, snap *snapshot, lease rotate.Lease, o rotate.Outcome, n int, log *slog.Logger, start time.Time) {
+	resp := a.resp
+	defer resp.Body.Close()
 	h := w.Header()
 	copyHeader(h, resp.Header)
 	removeHopHeaders(h)
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
-
-	if resp.StatusCode >= 400 {
-		// Error bodies are small and may echo a key back ("Incorrect API
-		// key provided: sk-..."); they are read whole and redacted.
-		body, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		body = []byte(redact(string(body), snap.secrets))
-		h.Del("Content-Length")
-		h.Set("Content-Length", strconv.Itoa(len(body)))
-		w.WriteHeader(resp.StatusCode)
-		w.Write(body)
-		log.Info("upstream error", "status", resp.StatusCode, "ms", time.Since(start).Milliseconds())
-		return
-	}
-
+	h.Set("X-Llmkey-Key", up.Name+"/"+a.key)
+	h.Set("X-Llmkey-Attempts", strconv.Itoa(n))
 	w.WriteHeader(resp.StatusCode)
-	n, err := d.stream(w, resp.Body, up.StreamIdleTimeout, cancel)
+
+	meter := newUsageMeter(resp.Header.Get("Content-Type"))
+	cb := resp.Body.(*cancelOnClose)
+	written, err := d.stream(w, resp.Body, meter, up.StreamIdleTimeout, cb.cancel)
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
+	u, _ := meter.Usage()
+	lease.Done(o, u.Total())
 	if err != nil {
-		if errors.Is(context.Cause(ctx), errStreamIdle) {
+		if errors.Is(context.Cause(cb.ctx), errStreamIdle) {
 			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, up.StreamIdleTimeout)
 		}
-		log.Warn("stream ended early", "status", resp.StatusCode, "bytes", n, "err", redact(err.Error(), snap.secrets), "ms", time.Since(start).Milliseconds())
+		log.Warn("stream ended early", "key", a.key, "status", resp.StatusCode, "bytes", written, "err", redact(err.Error(), snap.secrets), "ms", time.Since(start).Milliseconds())
 		// Ending the response normally would tell the client the body is
 		// complete. Abort the connection so that it sees the break.
 		panic(http.ErrAbortHandler)
 	}
-	log.Info("request", "status", resp.StatusCode, "bytes", n, "ms", time.Since(start).Milliseconds())
+	log.Info("request", "key", a.key, "status", resp.StatusCode, "attempts", n, "bytes", written,
+		"input_tokens", u.Input, "output_tokens", u.Output, "ms", time.Since(start).Milliseconds())
 }
 
 var errStreamIdle = errors.New("stream idle timeout")
 
-// stream copies body to w, flushing after every read so each event goes
-// out as the upstream sends it. A body silent for longer than idle is cut.
-func (d *Daemon) stream(w http.ResponseWriter, body io.Reader, idle time.Duration, cancel context.CancelCauseFunc) (int64, error) {
+// stream copies body to w, and to meter, flushing after every read so
+// each event goes out as the upstream sends it. A body silent for longer
+// than idle is cut.
+func (d *Daemon) stream(w http.ResponseWriter, body io.Reader, meter io.Writer, idle time.Duration, cancel context.CancelCauseFunc) (int64, error) {
 	rc := http.NewResponseController(w)
 	timer := time.AfterFunc(idle, func() { cancel(errStreamIdle) })
 	defer timer.Stop()
@@ -184,6 +420,7 @@ func (d *Daemon) stream(w http.ResponseWriter, body io.Reader, idle time.Duratio
 		m, rerr := body.Read(buf)
 		timer.Reset(idle)
 		if m > 0 {
+			meter.Write(buf[:m])
 			if _, werr := w.Write(buf[:m]); werr != nil {
 				return n, fmt.Errorf("write to client: %w", werr)
 			}

@@ -38,7 +38,7 @@ secret = %q
 		t.Fatal(err)
 	}
 	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), token: "llmk-local-test", transport: newTransport(), stop: make(chan struct{})}
-	d.snap.Store(newSnapshot(cfg))
+	d.publish(cfg)
 	srv := httptest.NewServer(d)
 	t.Cleanup(srv.Close)
 	return d, srv.URL

@@ -123,7 +123,7 @@ func (d *Daemon) reload(reason string) {
 	if cfg.Listen() != old.cfg.Listen() && old.cfg.Listen() != "" {
 		d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
 	}
-	d.snap.Store(newSnapshot(cfg))
+	d.publish(cfg)
 	d.keyfileErr = nil
 	d.loadedAt = time.Now()
 	d.log.Info("keyfile reloaded", "reason", reason, "keys", len(cfg.Keys), "providers", len(cfg.ProviderNames()))

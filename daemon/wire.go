@@ -20,6 +20,11 @@ const (
 	codeDraining            = "draining"
 	codeUpstreamUnreachable = "upstream-unreachable"
 	codeUpstreamTimeout     = "upstream-timeout"
+	codeOverloaded          = "overloaded"
+	codeBodyTooLarge        = "body-too-large"
+	codeAllKeysCooling      = "all-keys-cooling"
+	codeNoUsableKeys        = "no-usable-keys"
+	codeProviderUnavailable = "provider-unavailable"
 )
 
 // proxyError is an answer llmkey gives itself instead of the provider.

@@ -143,7 +143,7 @@ func FormatKey(k Key) string {
 	for _, f := range []struct {
 		name string
 		v    int
-	}{{"rpm", k.RPM}, {"tpm", k.TPM}, {"max_concurrent", k.MaxConcurrent}, {"weight", k.Weight}} {
+	}{{"rpm", k.RPM}, {"tpm", k.TPM}, {"max_concurrent", k.MaxConcurrent}, {"rpd", k.RPD}, {"tpd", k.TPD}, {"weight", k.Weight}} {
 		if f.v != 0 {
 			fmt.Fprintf(&b, "%s = %d\n", f.name, f.v)
 		}

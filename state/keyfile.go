@@ -35,6 +35,9 @@ type Key struct {
 	MaxConcurrent int      `toml:"max_concurrent" json:"max_concurrent,omitempty"`
 	Weight        int      `toml:"weight" json:"weight,omitempty"`
 	Models        []string `toml:"models" json:"models,omitempty"`
+	// Daily budgets, per UTC day: requests and tokens.
+	RPD int `toml:"rpd" json:"rpd,omitempty"`
+	TPD int `toml:"tpd" json:"tpd,omitempty"`
 }
 
 // Ref is how a person names a key on the command line: PROVIDER/NAME.
@@ -52,7 +55,55 @@ type DaemonConfig struct {
 	// DrainTimeout bounds how long stop or SIGTERM waits for requests in
 	// flight before the daemon exits anyway.
 	DrainTimeout Duration `toml:"drain_timeout"`
+
+	// MaxWait is how long a request may wait for a cooling key before it
+	// is answered 429; nil means the default, "0s" means never wait.
+	MaxWait *Duration `toml:"max_wait"`
+	// MaxAttempts bounds the keys one request tries; RetryDeadline the
+	// time after which no new attempt starts.
+	MaxAttempts   int      `toml:"max_attempts"`
+	RetryDeadline Duration `toml:"retry_deadline"`
+	// MaxBodyMB bounds a request body, which is kept for retries.
+	MaxBodyMB int `toml:"max_body_mb"`
+	// MaxInFlight caps the requests the proxy serves at once.
+	MaxInFlight int `toml:"max_in_flight"`
+	// ProbeInterval is how soon a parked key is tried again.
+	ProbeInterval Duration `toml:"probe_interval"`
 }
+
+// Defaults of the [daemon] rotation settings.
+const (
+	DefaultMaxWait       = 5 * time.Second
+	DefaultMaxAttempts   = 4
+	DefaultRetryDeadline = time.Minute
+	DefaultMaxBodyMB     = 32
+	DefaultMaxInFlight   = 4096
+	DefaultProbeInterval = 5 * time.Minute
+)
+
+// WaitLimit is [daemon] max_wait, or its default.
+func (d DaemonConfig) WaitLimit() time.Duration {
+	if d.MaxWait == nil {
+		return DefaultMaxWait
+	}
+	return time.Duration(*d.MaxWait)
+}
+
+func orInt(v, def int) int {
+	if v == 0 {
+		return def
+	}
+	return v
+}
+
+// Attempts is [daemon] max_attempts, or its default.
+func (d DaemonConfig) Attempts() int { return orInt(d.MaxAttempts, DefaultMaxAttempts) }
+
+// BodyLimit is [daemon] max_body_mb in bytes, or its default.
+func (d DaemonConfig) BodyLimit() int64 { return int64(orInt(d.MaxBodyMB, DefaultMaxBodyMB)) << 20 }
+
+// InFlightLimit is [daemon] max_in_flight, or its default.
+func (d DaemonConfig) InFlightLimit() int { return orInt(d.MaxInFlight, DefaultMaxInFlight) }
 
 // Defaults for the [daemon] timeouts. A non-streamed completion of a
 // reasoning model can take minutes before its first header.
@@ -278,8 +329,9 @@ func tomlError(path string, err error) error {
 }
 
 var knownFields = map[string][]string{
-	"key":      {"provider", "name", "secret", "rpm", "tpm", "max_concurrent", "weight", "models"},
-	"daemon":   {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout"},
+	"key": {"provider", "name", "secret", "rpm", "tpm", "max_concurrent", "weight", "models", "rpd", "tpd"},
+	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
+		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
 }
 
@@ -399,6 +451,13 @@ func validate(c *Config, lay *layout) error {
 			Msg: fmt.Sprintf("unknown strategy %q", s), Hint: "strategy is one of " + quoteList(Strategies)}
 	}
 
+	for field, v := range map[string]int{"max_attempts": c.Daemon.MaxAttempts, "max_body_mb": c.Daemon.MaxBodyMB, "max_in_flight": c.Daemon.MaxInFlight} {
+		if v < 0 {
+			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, field), Field: "daemon." + field,
+				Msg: "must not be negative", Hint: "leave it out for the default"}
+		}
+	}
+
 	blocks := lay.keyBlocks()
 	seen := map[string]int{}
 	for i, k := range c.Keys {
@@ -420,7 +479,7 @@ func validate(c *Config, lay *layout) error {
 			return bad("secret", "missing or empty secret", "set secret, or add the key with: llmkey add "+k.Provider+" "+k.Name)
 		case strings.IndexFunc(k.Secret, isSpaceOrControl) >= 0:
 			return bad("secret", "secret contains spaces or control characters", "paste the key exactly as the provider issued it")
-		case k.RPM < 0 || k.TPM < 0 || k.MaxConcurrent < 0 || k.Weight < 0:
+		case k.RPM < 0 || k.TPM < 0 || k.MaxConcurrent < 0 || k.Weight < 0 || k.RPD < 0 || k.TPD < 0:
 			f := firstNegative(k)
 			return bad(f, "must not be negative", "use 0 (or leave it out) for no limit")
 		}
@@ -459,6 +518,10 @@ func firstNegative(k Key) string {
 		return "tpm"
 	case k.MaxConcurrent < 0:
 		return "max_concurrent"
+	case k.RPD < 0:
+		return "rpd"
+	case k.TPD < 0:
+		return "tpd"
 	}
 	return "weight"
 }

@@ -1,0 +1,108 @@
+package cli
+
+import (
+	"fmt"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/state"
+)
+
+// KeyStateCommandInput is what "llmkey enable|disable|reset" was asked to
+// do: a person overriding what the daemon learned about a key.
+type KeyStateCommandInput struct {
+	Paths    state.Paths
+	Action   string // enable, disable, reset
+	Provider string
+	Name     string
+	For      time.Duration // disable only; 0: until enabled
+}
+
+func configureKeyStateCommand(app *ucli.App, action, usage, desc string, flags ...ucli.Flag) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:         action,
+		Usage:        usage,
+		ArgsUsage:    "PROVIDER/NAME",
+		Description:  desc,
+		Flags:        flags,
+		BashComplete: completeKeyRefs,
+		Action: func(c *ucli.Context) error {
+			if err := wantArgs(c, 1, 1); err != nil {
+				return err
+			}
+			provider, name, err := parseRef(c.Args().First())
+			if err != nil {
+				return err
+			}
+			p, err := resolvePaths(c)
+			if err != nil {
+				return err
+			}
+			in := KeyStateCommandInput{Paths: p, Action: action, Provider: provider, Name: name}
+			if action == "disable" {
+				in.For = c.Duration("for")
+				if in.For < 0 {
+					return usageError("use a positive duration, e.g. --for 2h", "--for %s is negative", in.For)
+				}
+			}
+			return KeyStateCommand(c, in)
+		},
+	})
+}
+
+// KeyStateCommand applies the override in the daemon (starting it if
+// needed, since that is where keys are chosen) and prints the key's state.
+func KeyStateCommand(c *ucli.Context, in KeyStateCommandInput) error {
+	ref := in.Provider + "/" + in.Name
+	cfg, err := state.Load(in.Paths.Keyfile)
+	if err != nil {
+		return err
+	}
+	if cfg.Find(in.Provider, in.Name) < 0 {
+		return fail("'llmkey list' shows the keys", "no key %s in %s", ref, in.Paths.Keyfile)
+	}
+	if _, _, err := ensureDaemon(c.Context, in.Paths); err != nil {
+		return err
+	}
+	ks, err := daemon.NewClient(in.Paths).KeyAction(c.Context, in.Provider, in.Name, in.Action, in.For)
+	if err != nil {
+		return err
+	}
+	switch {
+	case in.Action == "disable" && in.For > 0:
+		info(c, "disabled %s for %s (until %s)", ref, in.For, time.Now().Add(in.For).Format("15:04:05"))
+	case in.Action == "disable":
+		info(c, "disabled %s until 'llmkey enable %s'", ref, ref)
+	default:
+		info(c, "%sd %s: now %s", in.Action, ref, describeState(ks))
+	}
+	return nil
+}
+
+// describeState renders a key's live state in a few words:
+// "cooling 27s (rate limited (retry-after))".
+func describeState(ks *daemon.KeyStatus) string {
+	s := ks.State
+	if ks.CooldownSeconds > 0 {
+		s += fmt.Sprintf(" %s", (time.Duration(ks.CooldownSeconds * float64(time.Second))).Round(time.Second))
+	}
+	if ks.Reason != "" {
+		s += " (" + ks.Reason + ")"
+	}
+	return s
+}
+
+func ConfigureKeyStateCommands(app *ucli.App) {
+	configureKeyStateCommand(app, "enable", "put a key back in rotation now",
+		"Undoes disable, and takes the key out of parking (invalid key, quota) so that the next request tries it. "+
+			"Starts the daemon if needed.")
+	configureKeyStateCommand(app, "disable", "take a key out of rotation by hand",
+		"The key serves no request until 'llmkey enable', or for --for DURATION. Survives daemon restarts. "+
+			"Starts the daemon if needed.",
+		&ucli.DurationFlag{Name: "for", Usage: "re-enable by itself after `DURATION` (e.g. 30m, 2h)"})
+	configureKeyStateCommand(app, "reset", "forget what llmkey learned about a key",
+		"Clears the key's cooldowns, parking, backoff and recent failures. A disable by hand stays (use enable), "+
+			"and the rpm/tpm windows stay, since those requests were sent. Starts the daemon if needed.")
+}

@@ -1,0 +1,89 @@
+package daemon
+
+import (
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// Keys disabled by hand stay disabled across restarts: they are kept in
+// the state dir, by PROVIDER/NAME, with no secret.
+const overridesFile = "disabled.json"
+
+type override struct {
+	// Until is when a "disable --for" ends; absent: until "enable".
+	Until *time.Time `json:"until,omitempty"`
+}
+
+func (d *Daemon) overridesPath() string { return filepath.Join(d.opts.Paths.StateDir, overridesFile) }
+
+// saveOverrides writes the keys disabled by hand. A failure is logged:
+// the override holds in memory either way.
+func (d *Daemon) saveOverrides() {
+	if d.opts.Paths.StateDir == "" {
+		return
+	}
+	d.mu.Lock()
+	all := map[string]override{}
+	for name, rp := range d.rot {
+		for key, until := range rp.Disabled() {
+			o := override{}
+			if !until.IsZero() {
+				u := until
+				o.Until = &u
+			}
+			all[name+"/"+key] = o
+		}
+	}
+	d.mu.Unlock()
+	b, _ := json.MarshalIndent(all, "", "  ")
+	if err := state.EnsurePrivateDir(d.opts.Paths.StateDir); err != nil {
+		d.log.Warn("could not save the keys disabled by hand", "err", err)
+		return
+	}
+	if err := state.WriteAtomic(d.overridesPath(), append(b, '\n'), 0o600); err != nil {
+		d.log.Warn("could not save the keys disabled by hand", "err", err)
+	}
+}
+
+// loadOverrides re-applies the keys disabled by hand before the restart.
+func (d *Daemon) loadOverrides() {
+	b, err := os.ReadFile(d.overridesPath())
+	if err != nil {
+		return
+	}
+	var all map[string]override
+	if err := json.Unmarshal(b, &all); err != nil {
+		d.log.Warn("ignoring an unreadable "+overridesFile, "err", err)
+		return
+	}
+	refs := make([]string, 0, len(all))
+	for r := range all {
+		refs = append(refs, r)
+	}
+	sort.Strings(refs)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, ref := range refs {
+		prov, name, _ := strings.Cut(ref, "/")
+		rp := d.rot[prov]
+		if rp == nil {
+			continue
+		}
+		var until time.Time
+		if u := all[ref].Until; u != nil {
+			if !u.After(time.Now()) {
+				continue
+			}
+			until = *u
+		}
+		if rp.Disable(name, until) {
+			d.log.Info("key disabled by hand before the restart", "provider", prov, "key", name)
+		}
+	}
+}
