@@ -19,6 +19,35 @@ type fakeProvider struct {
 	*httptest.Server
 	mu   sync.Mutex
 	seen []seenRequest
+	// scripts answer instead of the normal handler for one credential;
+	// a script returns false to let the normal handler answer.
+	scripts  map[string]func(w http.ResponseWriter, r *http.Request) bool
+	inFlight map[string]int
+	peak     map[string]int // most requests in flight at once, per credential
+}
+
+// on makes requests with credential cred answer as fn says.
+func (f *fakeProvider) on(cred string, fn func(w http.ResponseWriter, r *http.Request) bool) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.scripts[cred] = fn
+}
+
+// count is how many requests carried credential cred.
+func (f *fakeProvider) count(cred string) int {
+	n := 0
+	for _, s := range f.requests() {
+		if s.credential() == cred {
+			n++
+		}
+	}
+	return n
+}
+
+func (f *fakeProvider) peakInFlight(cred string) int {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	return f.peak[cred]
 }
 
 type seenRequest struct {
@@ -41,7 +70,7 @@ func (s seenRequest) credential() string {
 }
 
 func newFakeProvider(t *testing.T) *fakeProvider {
-	f := &fakeProvider{}
+	f := &fakeProvider{scripts: map[string]func(http.ResponseWriter, *http.Request) bool{}, inFlight: map[string]int{}, peak: map[string]int{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	return f
@@ -54,10 +83,23 @@ func (f *fakeProvider) requests() []seenRequest {
 }
 
 func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
+	seen := seenRequest{Path: r.URL.Path, Auth: r.Header.Get("Authorization"),
+		APIKey: r.Header.Get("X-Api-Key"), GoogKey: r.Header.Get("X-Goog-Api-Key"), Query: r.URL.RawQuery}
+	cred := seen.credential()
 	f.mu.Lock()
-	f.seen = append(f.seen, seenRequest{Path: r.URL.Path, Auth: r.Header.Get("Authorization"),
-		APIKey: r.Header.Get("X-Api-Key"), GoogKey: r.Header.Get("X-Goog-Api-Key"), Query: r.URL.RawQuery})
+	f.seen = append(f.seen, seen)
+	f.inFlight[cred]++
+	f.peak[cred] = max(f.peak[cred], f.inFlight[cred])
+	script := f.scripts[cred]
 	f.mu.Unlock()
+	defer func() {
+		f.mu.Lock()
+		f.inFlight[cred]--
+		f.mu.Unlock()
+	}()
+	if script != nil && script(w, r) {
+		return
+	}
 
 	body, _ := io.ReadAll(r.Body)
 	var req struct {

@@ -227,7 +227,12 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			return
 		}
 		lease.Done(o, 0)
-		tried = append(tried, key.Name)
+		if o.Class == rotate.ServerError || o.Class == rotate.Transport {
+			// Nothing keeps this key from being chosen again at once;
+			// the other failures cool or park it, which also lets a
+			// request that waits try it again once it is back.
+			tried = append(tried, key.Name)
+		}
 		last = a
 		retry := o.Class.Retryable() && n < dc.Attempts() && time.Now().Before(deadline)
 		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,

@@ -463,13 +463,15 @@ func (p *Provider) deny(now time.Time, model string, tried []string) *Denial {
 				consider(next)
 			}
 			parts = append(parts, fmt.Sprintf("%s parked: %s, next try in %s", name, k.parkReason, roundUp(next.Sub(now))))
-		case containsName(tried, k.spec.Name):
-			parts = append(parts, name+" already tried")
 		default:
 			if c := k.coolingFor(now, model); c != nil {
 				cooling++
 				consider(c.until)
 				parts = append(parts, fmt.Sprintf("%s cooling %s (%s)", name, roundUp(c.until.Sub(now)), c.reason))
+				continue
+			}
+			if containsName(tried, k.spec.Name) {
+				parts = append(parts, name+" already tried")
 				continue
 			}
 			if t, ok := k.limitFrees(now); !ok {
