@@ -19,11 +19,14 @@ const testSecret = "sk-proj-SECRETaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 // newTestProxy runs the proxy handler in-process in front of upstream,
 // with short timeouts.
-func newTestProxy(t *testing.T, upstream http.Handler) (*Daemon, string) {
+func newTestProxy(t *testing.T, upstream http.Handler, daemonTOML ...string) (*Daemon, string) {
 	t.Helper()
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
 	cfg, err := state.Parse("k.toml", []byte(fmt.Sprintf(`
+[daemon]
+`+strings.Join(daemonTOML, "\n")+`
+
 [provider.openai]
 base_url = "%s/v1"
 response_header_timeout = "300ms"
@@ -219,5 +222,54 @@ func TestRouting(t *testing.T) {
 	removeHopHeaders(h)
 	if len(h) != 1 || h.Get("X-Keep") != "1" {
 		t.Errorf("after removeHopHeaders: %v", h)
+	}
+}
+
+// A body over max_body_mb gets 413 with a message that says what to do,
+// and never reaches the provider.
+func TestBodyTooLarge(t *testing.T) {
+	reached := false
+	_, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) { reached = true }), "max_body_mb = 1")
+	for _, chunked := range []bool{false, true} {
+		var body io.Reader = strings.NewReader(strings.Repeat("x", 1<<20+1))
+		if chunked {
+			body = io.MultiReader(body) // no length known in advance
+		}
+		req, _ := http.NewRequest("POST", url+"/openai/chat/completions", body)
+		req.Header.Set("Authorization", "Bearer llmk-local-test")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, _ := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 413 || resp.Header.Get("X-Llmkey-Error") != codeBodyTooLarge || !strings.Contains(string(b), "max_body_mb") {
+			t.Errorf("chunked=%v: %d %s", chunked, resp.StatusCode, b)
+		}
+	}
+	if reached {
+		t.Error("an oversized body reached the provider")
+	}
+}
+
+// Over max_in_flight, a request is refused at once with 429 overloaded.
+func TestAdmissionCap(t *testing.T) {
+	release := make(chan struct{})
+	d, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-release
+	}), "max_in_flight = 1")
+	defer close(release)
+	go post(t, context.Background(), url)
+	for d.inFlight.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != 429 || resp.Header.Get("X-Llmkey-Error") != codeOverloaded || resp.Header.Get("Retry-After") != "1" {
+		t.Errorf("got %d %q %q", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), resp.Header.Get("Retry-After"))
 	}
 }
