@@ -179,7 +179,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			if until.IsZero() && den.OnRelease {
 				until = waitUntil
 			}
-			if !until.IsZero() && !until.After(waitUntil) && now.Before(deadline) {
+			if now.Before(waitUntil) && now.Before(deadline) && !until.IsZero() && !until.After(waitUntil) {
 				timer := time.NewTimer(max(until.Sub(now), time.Millisecond))
 				select {
 				case <-timer.C:

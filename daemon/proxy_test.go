@@ -273,3 +273,37 @@ func TestAdmissionCap(t *testing.T) {
 		t.Errorf("got %d %q %q", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), resp.Header.Get("Retry-After"))
 	}
 }
+
+// A request waiting for a busy key gives up after max_wait with a 429,
+// rather than spinning until the retry deadline.
+func TestWaitForBusyKeyEndsAtMaxWait(t *testing.T) {
+	release := make(chan struct{})
+	d, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		io.Copy(io.Discard, r.Body)
+		<-release
+	}), `max_wait = "300ms"`)
+	defer close(release)
+	cfg := *d.snap.Load().cfg
+	cfg.Keys = append([]state.Key(nil), cfg.Keys...)
+	cfg.Keys[0].MaxConcurrent = 1
+	pc := cfg.Providers["openai"]
+	pc.ResponseHeaderTimeout = state.Duration(5 * time.Second)
+	cfg.Providers = map[string]state.ProviderConfig{"openai": pc}
+	d.mu.Lock()
+	d.publish(&cfg)
+	d.mu.Unlock()
+
+	go post(t, context.Background(), url)
+	for d.inFlight.Load() < 1 {
+		time.Sleep(time.Millisecond)
+	}
+	start := time.Now()
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	resp.Body.Close()
+	if el := time.Since(start); resp.StatusCode != 429 || resp.Header.Get("X-Llmkey-Error") != codeAllKeysCooling || el < 250*time.Millisecond || el > 2*time.Second {
+		t.Errorf("got %d %q after %v", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), el)
+	}
+}
