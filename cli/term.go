@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"strings"
 
+	"golang.org/x/sys/unix"
 	"golang.org/x/term"
 )
 
@@ -30,9 +31,21 @@ func isTerminal(f *os.File) bool { return term.IsTerminal(int(f.Fd())) }
 func readSecret(in *os.File, errw io.Writer, prompt string) (string, error) {
 	var raw []byte
 	if isTerminal(in) {
-		fmt.Fprint(errw, prompt)
 		var err error
-		raw, err = withTerminalRestored(in, func() ([]byte, error) { return term.ReadPassword(int(in.Fd())) })
+		raw, err = withTerminalRestored(in, func() ([]byte, error) {
+			// Echo goes off before the prompt shows: a key pasted the
+			// moment the prompt appears must not be echoed.
+			fd := int(in.Fd())
+			if old, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+				noEcho := *old
+				noEcho.Lflag &^= unix.ECHO
+				if unix.IoctlSetTermios(fd, unix.TCSETS, &noEcho) == nil {
+					defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+				}
+			}
+			fmt.Fprint(errw, prompt)
+			return term.ReadPassword(fd)
+		})
 		fmt.Fprintln(errw)
 		if err != nil {
 			return "", err
