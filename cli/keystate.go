@@ -29,14 +29,7 @@ func configureKeyStateCommand(app *ucli.App, action, usage, desc string, flags .
 		Flags:        flags,
 		BashComplete: completeKeyRefs,
 		Action: func(c *ucli.Context) error {
-			if err := wantArgs(c, 1, 1); err != nil {
-				return err
-			}
-			provider, name, err := parseRef(c.Args().First())
-			if err != nil {
-				return err
-			}
-			p, err := resolvePaths(c)
+			provider, name, p, err := keyRefArgs(c)
 			if err != nil {
 				return err
 			}

@@ -29,14 +29,7 @@ func ConfigureRmCommand(app *ucli.App) {
 		Flags:        []ucli.Flag{&ucli.BoolFlag{Name: "force", Aliases: []string{"f"}, Usage: "remove without asking"}},
 		BashComplete: completeKeyRefs,
 		Action: func(c *ucli.Context) error {
-			if err := wantArgs(c, 1, 1); err != nil {
-				return err
-			}
-			provider, name, err := parseRef(c.Args().First())
-			if err != nil {
-				return err
-			}
-			p, err := resolvePaths(c)
+			provider, name, p, err := keyRefArgs(c)
 			if err != nil {
 				return err
 			}
@@ -70,6 +63,19 @@ func RmCommand(c *ucli.Context, in RmCommandInput) error {
 	}
 	info(c, "removed %s (%s) from %s", ref, state.Mask(k.Secret), in.Keyfile)
 	return nil
+}
+
+// keyRefArgs reads the one PROVIDER/NAME argument of rm, enable, disable
+// and reset, and the paths it refers to.
+func keyRefArgs(c *ucli.Context) (provider, name string, p state.Paths, err error) {
+	if err = wantArgs(c, 1, 1); err != nil {
+		return
+	}
+	if provider, name, err = parseRef(c.Args().First()); err != nil {
+		return
+	}
+	p, err = resolvePaths(c)
+	return
 }
 
 // parseRef splits PROVIDER/NAME.
