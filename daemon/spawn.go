@@ -89,7 +89,8 @@ func spawn(paths state.Paths, exe string) error {
 		return fmt.Errorf("start daemon: %w", err)
 	}
 	pw.Close()
-	go cmd.Wait() // reap it if it dies while we wait
+	exited := make(chan struct{})
+	go func() { cmd.Wait(); close(exited) }() // reap it if it dies
 
 	line := make(chan string, 1)
 	go func() {
@@ -98,7 +99,16 @@ func spawn(paths state.Paths, exe string) error {
 	}()
 	select {
 	case s := <-line:
-		return readyResult(s, paths)
+		err := readyResult(s, paths)
+		if err != nil {
+			// A daemon that could not start is on its way out; report
+			// once it is gone, so that nothing of it outlives the CLI.
+			select {
+			case <-exited:
+			case <-time.After(2 * time.Second):
+			}
+		}
+		return err
 	case <-time.After(StartTimeout):
 		return &StartError{Message: fmt.Sprintf("the daemon did not become ready within %s", StartTimeout),
 			Hint: "see its log: " + paths.LogPath()}
