@@ -457,6 +457,9 @@ func TestManualOverrides(t *testing.T) {
 	if k := u.keyStatus("openai", "a"); k["state"] != "ready" {
 		t.Errorf("disable --for did not end: %v", k)
 	}
+	if r := mustSucceed(t, u.llmkey("reset", "openai/a")); !strings.Contains(r.stderr, "reset openai/a: now ready") {
+		t.Errorf("reset said: %v", r)
+	}
 	if r := u.llmkey("disable", "openai/nope"); r.code != 1 || !strings.Contains(r.stderr, "no key openai/nope") || !strings.Contains(r.stderr, "hint:") {
 		t.Errorf("unknown key: %v", r)
 	}

@@ -129,3 +129,18 @@ func wantArgs(c *ucli.Context, min, max int) error {
 func info(c *ucli.Context, format string, args ...any) {
 	fmt.Fprintf(c.App.ErrWriter, "llmkey: "+format+"\n", args...)
 }
+
+// withPaths is the action of a command that takes no arguments: it
+// refuses any, resolves the paths, and runs fn.
+func withPaths(fn func(c *ucli.Context, p state.Paths) error) ucli.ActionFunc {
+	return func(c *ucli.Context) error {
+		if err := wantArgs(c, 0, 0); err != nil {
+			return err
+		}
+		p, err := resolvePaths(c)
+		if err != nil {
+			return err
+		}
+		return fn(c, p)
+	}
+}

@@ -27,80 +27,45 @@ func ConfigureDaemonCommands(app *ucli.App) {
 				"and exits 0; SIGHUP re-reads the keyfile. Exits 4 if the keyfile is invalid, 1 if the port is taken or " +
 				"another daemon runs.",
 			Flags: []ucli.Flag{&ucli.IntFlag{Name: "ready-fd", Hidden: true, Usage: "write ready or the start error to this fd"}},
-			Action: func(c *ucli.Context) error {
-				if err := wantArgs(c, 0, 0); err != nil {
-					return err
-				}
-				p, err := resolvePaths(c)
-				if err != nil {
-					return err
-				}
+			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 				return DaemonCommand(c, p, c.Int("ready-fd"))
-			},
+			}),
 		},
 		&ucli.Command{
 			Name:        "start",
 			Usage:       "start the daemon in the background, if it is not running",
 			Description: "Returns once the daemon is ready. Its log is daemon.log in the state directory.",
-			Action: func(c *ucli.Context) error {
-				if err := wantArgs(c, 0, 0); err != nil {
-					return err
-				}
-				p, err := resolvePaths(c)
-				if err != nil {
-					return err
-				}
+			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 				return StartCommand(c, p)
-			},
+			}),
 		},
 		&ucli.Command{
 			Name:        "stop",
 			Usage:       "stop the daemon after the requests in flight finish",
 			Description: "Waits until the daemon has exited. Not running is not an error.",
-			Action: func(c *ucli.Context) error {
-				if err := wantArgs(c, 0, 0); err != nil {
-					return err
-				}
-				p, err := resolvePaths(c)
-				if err != nil {
-					return err
-				}
-				_, err = StopCommand(c, p)
+			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
+				_, err := StopCommand(c, p)
 				return err
-			},
+			}),
 		},
 		&ucli.Command{
 			Name:  "restart",
 			Usage: "stop the daemon (draining it) and start it again",
-			Action: func(c *ucli.Context) error {
-				if err := wantArgs(c, 0, 0); err != nil {
-					return err
-				}
-				p, err := resolvePaths(c)
-				if err != nil {
-					return err
-				}
+			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 				if _, err := StopCommand(c, p); err != nil {
 					return err
 				}
 				return StartCommand(c, p)
-			},
+			}),
 		},
 		&ucli.Command{
 			Name:  "reload",
 			Usage: "make the daemon re-read the keyfile now",
 			Description: "The daemon also reloads by itself within a moment of any change. An invalid keyfile is " +
 				"reported (exit 4) and the daemon keeps serving the last good one.",
-			Action: func(c *ucli.Context) error {
-				if err := wantArgs(c, 0, 0); err != nil {
-					return err
-				}
-				p, err := resolvePaths(c)
-				if err != nil {
-					return err
-				}
+			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 				return ReloadCommand(c, p)
-			},
+			}),
 		},
 	)
 }

@@ -51,16 +51,9 @@ func ConfigureExecCommands(app *ucli.App) {
 				"OPENAI_API_BASE, OPENAI_API_KEY; ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (ANTHROPIC_AUTH_TOKEN removed); " +
 				"GOOGLE_GEMINI_BASE_URL, GEMINI_API_KEY (GOOGLE_API_KEY removed). Always LLMKEY_URL and LLMKEY_TOKEN.",
 			Flags: []ucli.Flag{noStart, &ucli.StringFlag{Name: "shell", Value: "sh", Usage: "output for `SHELL`: sh, fish or json"}},
-			Action: func(c *ucli.Context) error {
-				if err := wantArgs(c, 0, 0); err != nil {
-					return err
-				}
-				p, err := resolvePaths(c)
-				if err != nil {
-					return err
-				}
+			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 				return EnvCommand(c, p, c.Bool("no-start"), c.String("shell"))
-			},
+			}),
 		},
 	)
 }

@@ -1,7 +1,6 @@
 package cli
 
 import (
-	"fmt"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -69,20 +68,21 @@ func KeyStateCommand(c *ucli.Context, in KeyStateCommandInput) error {
 	case in.Action == "disable":
 		info(c, "disabled %s until 'llmkey enable %s'", ref, ref)
 	default:
-		info(c, "%sd %s: now %s", in.Action, ref, describeState(ks))
+		info(c, "%s %s: now %s", map[string]string{"enable": "enabled", "reset": "reset"}[in.Action], ref,
+			describeState(ks.State, ks.Reason, ks.CooldownSeconds))
 	}
 	return nil
 }
 
 // describeState renders a key's live state in a few words:
 // "cooling 27s (rate limited (retry-after))".
-func describeState(ks *daemon.KeyStatus) string {
-	s := ks.State
-	if ks.CooldownSeconds > 0 {
-		s += fmt.Sprintf(" %s", (time.Duration(ks.CooldownSeconds * float64(time.Second))).Round(time.Second))
+func describeState(state, reason string, seconds float64) string {
+	s := state
+	if seconds > 0 {
+		s += " " + time.Duration(seconds*float64(time.Second)).Round(time.Second).String()
 	}
-	if ks.Reason != "" {
-		s += " (" + ks.Reason + ")"
+	if reason != "" {
+		s += " (" + reason + ")"
 	}
 	return s
 }

@@ -66,16 +66,9 @@ func ConfigureListCommand(app *ucli.App) {
 		Description: "Works without the daemon. Secrets are shown masked (sk-…abcd): the provider's public prefix and " +
 			"the last four characters. --json prints {keyfile, daemon: {running}, keys: [...]} with the same fields.",
 		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
-		Action: func(c *ucli.Context) error {
-			if err := wantArgs(c, 0, 0); err != nil {
-				return err
-			}
-			p, err := resolvePaths(c)
-			if err != nil {
-				return err
-			}
+		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return ListCommand(c, ListCommandInput{Keyfile: p.Keyfile, Paths: p, JSON: c.Bool("json")})
-		},
+		}),
 	})
 }
 
@@ -138,7 +131,7 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 	for _, k := range out.Keys {
 		st, today := k.State, "-"
 		if out.Daemon.Running {
-			st = describeState(&daemon.KeyStatus{State: k.State, Reason: k.Reason, CooldownSeconds: k.CooldownSeconds})
+			st = describeState(k.State, k.Reason, k.CooldownSeconds)
 			today = fmt.Sprintf("%d req, %d tok", k.RequestsToday, k.TokensToday)
 		} else {
 			st = k.Reason

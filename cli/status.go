@@ -4,7 +4,8 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"sort"
+	"maps"
+	"slices"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -32,16 +33,9 @@ func ConfigureStatusCommand(app *ucli.App) {
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing; only the exit code tells"},
 		},
-		Action: func(c *ucli.Context) error {
-			if err := wantArgs(c, 0, 0); err != nil {
-				return err
-			}
-			p, err := resolvePaths(c)
-			if err != nil {
-				return err
-			}
+		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return StatusCommand(c, StatusCommandInput{Paths: p, JSON: c.Bool("json"), Quiet: c.Bool("quiet")})
-		},
+		}),
 	})
 }
 
@@ -103,22 +97,10 @@ func printStatus(c *ucli.Context, st *daemon.Status) {
 			}
 		}
 	}
-	names := make([]string, 0, len(st.Providers))
-	for n := range st.Providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(st.Providers)) {
 		var keys []string
 		for _, k := range st.Providers[n].Keys {
-			s := k.Name + " " + k.State
-			if k.CooldownSeconds > 0 {
-				s += fmt.Sprintf(" %.0fs", k.CooldownSeconds)
-			}
-			if k.Reason != "" {
-				s += " (" + k.Reason + ")"
-			}
-			keys = append(keys, s)
+			keys = append(keys, k.Name+" "+describeState(k.State, k.Reason, k.CooldownSeconds))
 		}
 		fmt.Fprintf(w, "%-10s %s\n", n+":", strings.Join(keys, ", "))
 	}

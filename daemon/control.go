@@ -5,11 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"math"
 	"net/http"
 	"os"
 	"slices"
-	"sort"
 	"strings"
 	"time"
 
@@ -151,12 +151,7 @@ func (d *Daemon) status() Status {
 		st.Problems = append(st.Problems, kf.Error+" (serving the last good keyfile)")
 	}
 
-	names := make([]string, 0, len(snap.providers))
-	for n := range snap.providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
-	for _, n := range names {
+	for _, n := range slices.Sorted(maps.Keys(snap.providers)) {
 		up := snap.providers[n]
 		ps := providerStatus(up)
 		usable := false
@@ -258,7 +253,7 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown action " + action, "hint": "enable, disable or reset"})
 		return
 	}
-	d.log.Info("key "+action+"d by hand", "provider", prov, "key", name)
+	d.log.Info("key state set by hand", "action", action, "provider", prov, "key", name)
 	d.saveOverrides()
 	for _, ks := range providerStatus(up).Keys {
 		if ks.Name == name {

@@ -87,12 +87,6 @@ type upstream struct {
 // publish makes cfg the configuration that new requests see, and tells
 // each provider's rotation about its keys. The caller holds d.mu.
 func (d *Daemon) publish(cfg *state.Config) {
-	if d.rot == nil {
-		d.rot = map[string]*rotate.Provider{}
-	}
-	if d.clock == nil {
-		d.clock = rotate.SystemClock{}
-	}
 	s := &snapshot{cfg: cfg, providers: map[string]*upstream{}}
 	specs := map[string][]rotate.KeySpec{}
 	for _, k := range cfg.Keys {
@@ -147,7 +141,8 @@ func (s *snapshot) provider(name string) (*upstream, bool) {
 // Run serves until SIGTERM, SIGINT or a stop request, then drains and
 // returns nil. It returns a *StartError when it could not start.
 func Run(opts Options) error {
-	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), startedAt: time.Now()}
+	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), startedAt: time.Now(),
+		clock: rotate.SystemClock{}, rot: map[string]*rotate.Provider{}}
 	ready := func(e *StartError) {
 		if opts.Ready != nil {
 			opts.Ready(e)

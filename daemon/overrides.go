@@ -2,9 +2,10 @@ package daemon
 
 import (
 	"encoding/json"
+	"maps"
 	"os"
 	"path/filepath"
-	"sort"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,14 +63,9 @@ func (d *Daemon) loadOverrides() {
 		d.log.Warn("ignoring an unreadable "+overridesFile, "err", err)
 		return
 	}
-	refs := make([]string, 0, len(all))
-	for r := range all {
-		refs = append(refs, r)
-	}
-	sort.Strings(refs)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, ref := range refs {
+	for _, ref := range slices.Sorted(maps.Keys(all)) {
 		prov, name, _ := strings.Cut(ref, "/")
 		rp := d.rot[prov]
 		if rp == nil {

@@ -145,6 +145,14 @@ func requestModel(kind state.Kind, rest string, body []byte) string {
 	return v.Model
 }
 
+// outbound is the request as it goes upstream, less the key: built once,
+// sent once per attempt.
+type outbound struct {
+	method, target string
+	header         http.Header // the client's, less its auth and hop-by-hop headers
+	body           []byte
+}
+
 // attempt is one try of a request on one key.
 type attempt struct {
 	key     string
@@ -152,6 +160,17 @@ type attempt struct {
 	errBody []byte // a failed answer's body, read whole and redacted
 	err     error  // no answer at all
 	timeout bool   // no response headers in time
+	// ctx bounds the attempt; its cause tells an idle stream apart.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// close ends the attempt: its body, and with it the upstream request.
+func (a *attempt) close() {
+	if a.resp != nil {
+		a.resp.Body.Close()
+	}
+	a.cancel(nil)
 }
 
 // forward sends the request to a key the provider's rotation picks, and on
@@ -169,9 +188,19 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 	model := requestModel(up.Kind, rest, body)
 	log := d.log.With("provider", up.Name, "model", model, "method", r.Method, "path", r.URL.Path)
 
-	var tried []string
+	out := outbound{method: r.Method, target: up.BaseURL + rest, header: r.Header.Clone(), body: body}
+	if q := stripKeyParam(r.URL.RawQuery); q != "" {
+		out.target += "?" + q
+	}
+	removeHopHeaders(out.header)
+	for _, h := range inboundAuthHeaders {
+		out.header.Del(h)
+	}
+
+	var tried []string // keys not to choose again for this request
 	var last *attempt
-	for n := 1; ; {
+	n := 0 // attempts sent
+	for {
 		lease, den := up.rot.Acquire(model, tried)
 		if den != nil {
 			now := time.Now()
@@ -191,7 +220,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 				timer.Stop()
 				continue
 			}
-			d.answerDenied(w, up, den, last, len(tried), log)
+			d.answerDenied(w, up, den, last, n, snap.secrets, log)
 			return
 		}
 		key, ok := up.keys[lease.Name]
@@ -206,12 +235,11 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			continue
 		}
 
-		a := d.try(r, up, key, rest, body, snap)
+		n++
+		a := d.try(r.Context(), up, key, out, snap.secrets)
 		if r.Context().Err() != nil {
 			lease.Cancel()
-			if a.resp != nil {
-				a.resp.Body.Close()
-			}
+			a.close()
 			log.Info("client went away before the upstream answered", "key", key.Name)
 			return
 		}
@@ -238,77 +266,48 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
 			"reason", redact(o.Reason, snap.secrets), "wait", o.Wait, "retry", retry)
 		if !retry {
-			d.answerFailed(w, up, a, n, log, start)
+			d.answerFailed(w, up, a, n, snap.secrets, log, start)
 			return
 		}
-		n++
 	}
 }
 
 // try sends one attempt with key. A failed answer's body is read whole
 // (error bodies are small) and redacted, for classifying and passing on.
-func (d *Daemon) try(r *http.Request, up *upstream, key state.Key, rest string, body []byte, snap *snapshot) *attempt {
+func (d *Daemon) try(ctx context.Context, up *upstream, key state.Key, out outbound, secrets []string) *attempt {
 	a := &attempt{key: key.Name}
-	target := up.BaseURL + rest
-	if q := stripKeyParam(r.URL.RawQuery); q != "" {
-		target += "?" + q
-	}
-	ctx, cancel := context.WithCancelCause(r.Context())
+	a.ctx, a.cancel = context.WithCancelCause(ctx)
 	var rd io.Reader
-	if body != nil {
-		rd = bytes.NewReader(body)
+	if out.body != nil {
+		rd = bytes.NewReader(out.body)
 	}
-	out, err := http.NewRequestWithContext(ctx, r.Method, target, rd)
+	req, err := http.NewRequestWithContext(a.ctx, out.method, out.target, rd)
 	if err != nil {
-		cancel(nil)
 		a.err = err
 		return a
 	}
-	copyHeader(out.Header, r.Header)
-	removeHopHeaders(out.Header)
-	for _, h := range inboundAuthHeaders {
-		out.Header.Del(h)
-	}
-	if up.Kind == state.KindOpenAI {
-		out.Header.Set("Authorization", "Bearer "+key.Secret)
-	} else {
-		out.Header.Set(up.Kind.AuthHeader(), key.Secret)
-	}
+	req.Header = out.header.Clone()
+	req.Header.Set(up.Kind.AuthHeader(), up.Kind.AuthValue(key.Secret))
 
-	headerTimer := time.AfterFunc(up.ResponseHeaderTimeout, func() { cancel(errHeaderTimeout) })
-	resp, err := d.transport.RoundTrip(out)
+	headerTimer := time.AfterFunc(up.ResponseHeaderTimeout, func() { a.cancel(errHeaderTimeout) })
+	resp, err := d.transport.RoundTrip(req)
 	headerTimer.Stop()
 	if err != nil {
-		a.timeout = errors.Is(context.Cause(ctx), errHeaderTimeout)
+		a.timeout = errors.Is(context.Cause(a.ctx), errHeaderTimeout)
 		a.err = err
-		cancel(nil)
+		a.cancel(nil)
 		return a
 	}
-	// The body's reads stop when the request's context ends: keep it for
-	// the stream, and end it when the body is closed.
-	resp.Body = &cancelOnClose{ReadCloser: resp.Body, ctx: ctx, cancel: cancel}
+	a.resp = resp
 	if resp.StatusCode >= 400 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
-		resp.Body.Close()
-		a.errBody = []byte(redact(string(b), snap.secrets))
+		a.close()
+		a.errBody = []byte(redact(string(b), secrets))
 	}
-	a.resp = resp
 	return a
 }
 
 var errHeaderTimeout = errors.New("response header timeout")
-
-type cancelOnClose struct {
-	io.ReadCloser
-	ctx    context.Context
-	cancel context.CancelCauseFunc
-}
-
-func (c *cancelOnClose) Close() error {
-	err := c.ReadCloser.Close()
-	c.cancel(nil)
-	return err
-}
 
 func transportReason(a *attempt, up *upstream) string {
 	if a.timeout {
@@ -319,7 +318,7 @@ func transportReason(a *attempt, up *upstream) string {
 
 // answerFailed gives the client the last attempt's answer: the provider's
 // own error, unchanged but for secrets, or llmkey's word for no answer.
-func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n int, log *slog.Logger, start time.Time) {
+func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n int, secrets []string, log *slog.Logger, start time.Time) {
 	if a.err != nil {
 		if a.timeout {
 			writeError(w, up.Kind, proxyError{status: http.StatusGatewayTimeout, code: codeUpstreamTimeout,
@@ -327,7 +326,7 @@ func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n
 			return
 		}
 		writeError(w, up.Kind, proxyError{status: http.StatusBadGateway, code: codeUpstreamUnreachable,
-			message: fmt.Sprintf("could not reach %s at %s: %s", up.Name, hostOf(up.BaseURL), rootCauseRedacted(a.err, d.snap.Load().secrets))})
+			message: fmt.Sprintf("could not reach %s at %s: %s", up.Name, hostOf(up.BaseURL), redact(rootCause(a.err), secrets))})
 		return
 	}
 	h := w.Header()
@@ -341,10 +340,8 @@ func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n
 	log.Info("upstream error", "key", a.key, "status", a.resp.StatusCode, "attempts", n, "ms", time.Since(start).Milliseconds())
 }
 
-func rootCauseRedacted(err error, secrets []string) string { return redact(rootCause(err), secrets) }
-
 // answerDenied answers when no key can take the request now.
-func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.Denial, last *attempt, tries int, log *slog.Logger) {
+func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.Denial, last *attempt, tries int, secrets []string, log *slog.Logger) {
 	var retryAfter time.Duration
 	if !den.Until.IsZero() {
 		retryAfter = max(time.Until(den.Until), time.Second)
@@ -364,7 +361,7 @@ func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.D
 	case last != nil:
 		// The provider's own answer says more than "no usable key": the
 		// 401 that parked the last key, say.
-		d.answerFailed(w, up, last, tries, log, time.Now())
+		d.answerFailed(w, up, last, tries, secrets, log, time.Now())
 	case den.Code == "no-keys":
 		writeError(w, up.Kind, proxyError{status: http.StatusServiceUnavailable, code: codeNoKeys,
 			message: den.Detail + ": add one with 'llmkey add " + up.Name + "', or check the key's models"})
@@ -378,7 +375,7 @@ func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.D
 // outcome, with the tokens it used, when the stream ends.
 func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up *upstream, snap *snapshot, lease rotate.Lease, o rotate.Outcome, n int, log *slog.Logger, start time.Time) {
 	resp := a.resp
-	defer resp.Body.Close()
+	defer a.close()
 	h := w.Header()
 	copyHeader(h, resp.Header)
 	removeHopHeaders(h)
@@ -390,15 +387,14 @@ func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up 
 	w.WriteHeader(resp.StatusCode)
 
 	meter := newUsageMeter(resp.Header.Get("Content-Type"))
-	cb := resp.Body.(*cancelOnClose)
-	written, err := d.stream(w, resp.Body, meter, up.StreamIdleTimeout, cb.cancel)
+	written, err := d.stream(w, resp.Body, meter, up.StreamIdleTimeout, a.cancel)
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
 	u, _ := meter.Usage()
 	lease.Done(o, u.Total())
 	if err != nil {
-		if errors.Is(context.Cause(cb.ctx), errStreamIdle) {
+		if errors.Is(context.Cause(a.ctx), errStreamIdle) {
 			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, up.StreamIdleTimeout)
 		}
 		log.Warn("stream ended early", "key", a.key, "status", resp.StatusCode, "bytes", written, "err", redact(err.Error(), snap.secrets), "ms", time.Since(start).Milliseconds())

@@ -72,6 +72,11 @@ func (m *usageMeter) event(line []byte) {
 	if !ok || !bytes.Contains(data, []byte("sage")) { // usage, usageMetadata
 		return
 	}
+	// A chat stream that asked for usage says "usage":null in every
+	// chunk but the last: not worth a parse each.
+	if bytes.Contains(data, []byte(`"usage":null`)) && !bytes.Contains(data, []byte("usageMetadata")) {
+		return
+	}
 	m.parse(bytes.TrimSpace(data))
 }
 
@@ -149,7 +154,6 @@ type geminiUsage struct {
 
 func (m *usageMeter) parse(data []byte) {
 	var ev struct {
-		Type     string                      `json:"type"`
 		Usage    *wireUsage                  `json:"usage"`
 		Meta     *geminiUsage                `json:"usageMetadata"`
 		Message  *struct{ Usage *wireUsage } `json:"message"`
@@ -165,18 +169,18 @@ func (m *usageMeter) parse(data []byte) {
 			Output: g.CandidatesTokenCount + g.ThoughtsTokenCount, Reasoning: g.ThoughtsTokenCount}
 		m.seen = true
 	case ev.Message != nil && ev.Message.Usage != nil: // Anthropic message_start
-		m.merge(ev.Message.Usage, false)
+		m.merge(ev.Message.Usage)
 	case ev.Response != nil && ev.Response.Usage != nil: // OpenAI Responses
-		m.merge(ev.Response.Usage, true)
+		m.merge(ev.Response.Usage)
 	case ev.Usage != nil:
-		m.merge(ev.Usage, ev.Type != "message_delta")
+		m.merge(ev.Usage)
 	}
 }
 
-// merge folds one usage object in. An Anthropic message_delta carries the
-// cumulative output count and, sometimes, input counts; it overrides only
-// what it has.
-func (m *usageMeter) merge(w *wireUsage, whole bool) {
+// merge folds one usage object in. OpenAI chat's is whole. The others
+// override only what they carry: an Anthropic message_delta has the
+// cumulative output count and, sometimes, input counts.
+func (m *usageMeter) merge(w *wireUsage) {
 	m.seen = true
 	if w.PromptTokens != nil || w.CompletionTokens != nil { // OpenAI chat
 		cached := w.PromptTokensDetails.CachedTokens
@@ -184,20 +188,17 @@ func (m *usageMeter) merge(w *wireUsage, whole bool) {
 			Reasoning: w.CompletionTokensDetails.ReasoningTokens}
 		return
 	}
-	if whole && w.InputTokensDetails.CachedTokens > 0 { // OpenAI Responses
-		cached := w.InputTokensDetails.CachedTokens
-		m.u = Usage{Input: deref(w.InputTokens) - cached, CacheRead: cached, Output: deref(w.OutputTokens),
-			Reasoning: w.OutputTokensDetails.ReasoningTokens}
-		return
-	}
+	// OpenAI Responses counts cached input inside input_tokens;
+	// Anthropic apart, as cache_read_input_tokens.
+	cached := w.InputTokensDetails.CachedTokens
 	if w.InputTokens != nil {
-		m.u.Input = *w.InputTokens
+		m.u.Input = *w.InputTokens - cached
 	}
 	if w.OutputTokens != nil {
 		m.u.Output = *w.OutputTokens
 	}
-	if w.CacheReadInputTokens > 0 {
-		m.u.CacheRead = w.CacheReadInputTokens
+	if c := cached + w.CacheReadInputTokens; c > 0 {
+		m.u.CacheRead = c
 	}
 	if w.CacheCreationInputTokens > 0 {
 		m.u.CacheWrite = w.CacheCreationInputTokens

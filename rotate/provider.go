@@ -2,11 +2,14 @@ package rotate
 
 import (
 	"fmt"
+	"maps"
 	"path"
-	"sort"
+	"slices"
 	"strings"
 	"sync"
 	"time"
+
+	"github.com/llmkey/llmkey/state"
 )
 
 // Clock tells the time. The daemon passes the real one; tests a fake.
@@ -668,7 +671,7 @@ func (p *Provider) probeInterval() time.Duration {
 	if p.policy.ProbeInterval > 0 {
 		return p.policy.ProbeInterval
 	}
-	return 5 * time.Minute
+	return state.DefaultProbeInterval
 }
 
 // park takes k out of rotation until a probe succeeds: the first probe
@@ -807,12 +810,7 @@ func (k *keyState) longestCooldown(now time.Time) *cooldown {
 		return &cooldown{until: k.coolUntil, reason: k.coolReason}
 	}
 	var best *cooldown
-	models := make([]string, 0, len(k.modelCool))
-	for m := range k.modelCool {
-		models = append(models, m)
-	}
-	sort.Strings(models)
-	for _, m := range models {
+	for _, m := range slices.Sorted(maps.Keys(k.modelCool)) {
 		c := k.modelCool[m]
 		if !now.Before(c.until) {
 			delete(k.modelCool, m)

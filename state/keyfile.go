@@ -5,13 +5,13 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"maps"
 	"net"
 	"net/url"
 	"os"
 	"path"
 	"regexp"
 	"slices"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -397,11 +397,7 @@ func validate(c *Config, lay *layout) error {
 	}
 
 	// [provider.NAME] first: keys refer to them.
-	names := make([]string, 0, len(c.Providers))
-	for n := range c.Providers {
-		names = append(names, n)
-	}
-	sort.Strings(names)
+	names := slices.Sorted(maps.Keys(c.Providers))
 	for _, n := range names {
 		p := c.Providers[n]
 		sec := lay.table("provider", n)

@@ -32,6 +32,14 @@ func (k Kind) AuthHeader() string {
 	}
 }
 
+// AuthValue is the value of AuthHeader that carries secret.
+func (k Kind) AuthValue(secret string) string {
+	if k == KindAnthropic || k == KindGemini {
+		return secret
+	}
+	return "Bearer " + secret
+}
+
 // Provider is one upstream: a name used in routes and references, its wire
 // format, and the base URL its own SDK would use.
 type Provider struct {
