@@ -150,6 +150,10 @@ func Run(opts Options) error {
 		}
 	}
 	fail := func(e *StartError) error {
+		if e.Hint == "" {
+			e.Hint = fmt.Sprintf("llmkey needs to write in %s and %s: check that both are yours and writable (or set LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)",
+				opts.Paths.StateDir, opts.Paths.RuntimeDir)
+		}
 		d.log.Error("could not start", "err", e.Message)
 		ready(e)
 		return e
@@ -206,7 +210,7 @@ func Run(opts Options) error {
 	ctlLn, err := net.Listen("unix", sock)
 	if err != nil {
 		proxyLn.Close()
-		hint := ""
+		hint := "check that " + p.RuntimeDir + " is yours and writable, or set LLMKEY_RUNTIME_DIR to another directory"
 		if len(sock) > 100 {
 			hint = "the socket path is too long for UNIX sockets: set LLMKEY_RUNTIME_DIR to a shorter directory"
 		}
