@@ -56,6 +56,7 @@ type seenRequest struct {
 	APIKey  string // x-api-key
 	GoogKey string // x-goog-api-key
 	Query   string
+	Stream  bool // the body asked for a stream
 }
 
 // credential is the key a request carried, whichever header it used.
@@ -88,6 +89,7 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 	cred := seen.credential()
 	f.mu.Lock()
 	f.seen = append(f.seen, seen)
+	idx := len(f.seen) - 1
 	f.inFlight[cred]++
 	f.peak[cred] = max(f.peak[cred], f.inFlight[cred])
 	script := f.scripts[cred]
@@ -103,45 +105,76 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 
 	body, _ := io.ReadAll(r.Body)
 	var req struct {
-		Model  string `json:"model"`
-		Stream bool   `json:"stream"`
+		Model         string `json:"model"`
+		Stream        bool   `json:"stream"`
+		StreamOptions struct {
+			IncludeUsage bool `json:"include_usage"`
+		} `json:"stream_options"`
 	}
 	json.Unmarshal(body, &req)
+	f.mu.Lock()
+	f.seen[idx].Stream = req.Stream || strings.HasSuffix(r.URL.Path, ":streamGenerateContent")
+	f.mu.Unlock()
 	switch {
 	case r.URL.Path == "/v1/chat/completions" && req.Model == "slow":
 		f.slowStream(w)
 	case r.URL.Path == "/v1/chat/completions" && req.Stream:
-		sse(w, "", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"hel"},"finish_reason":null}]}`,
-			"", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]}`,
-			"", `[DONE]`)
+		// As OpenAI: usage comes in a last chunk only when asked for.
+		events := []string{"", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"hel"},"finish_reason":null}]` + chunkUsage(req.StreamOptions.IncludeUsage) + `}`,
+			"", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]` + chunkUsage(req.StreamOptions.IncludeUsage) + `}`}
+		if req.StreamOptions.IncludeUsage {
+			events = append(events, "", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":`+fakeUsage.chatStream+`}`)
+		}
+		sse(w, append(events, "", `[DONE]`)...)
 	case r.URL.Path == "/v1/chat/completions":
-		writeJSONBody(w, `{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`)
+		writeJSONBody(w, `{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":`+fakeUsage.chat+`}`)
 	case r.URL.Path == "/v1/responses":
-		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"%s","model":"gpt-4o","output":%s,"parallel_tool_calls":true,"tool_choice":"auto","tools":[]}`
+		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"%s","model":"gpt-4o","output":%s,"parallel_tool_calls":true,"tool_choice":"auto","tools":[]%s}`
 		msg := `[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hello","annotations":[]}]}]`
-		sse(w, "response.created", `{"type":"response.created","sequence_number":0,"response":`+fmt.Sprintf(resp, "in_progress", "[]")+`}`,
+		usage := `,"usage":` + fakeUsage.responses
+		if !req.Stream {
+			writeJSONBody(w, fmt.Sprintf(resp, "completed", msg, usage))
+			return
+		}
+		sse(w, "response.created", `{"type":"response.created","sequence_number":0,"response":`+fmt.Sprintf(resp, "in_progress", "[]", "")+`}`,
 			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"hel"}`,
 			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"lo"}`,
-			"response.completed", `{"type":"response.completed","sequence_number":3,"response":`+fmt.Sprintf(resp, "completed", msg)+`}`)
+			"response.completed", `{"type":"response.completed","sequence_number":3,"response":`+fmt.Sprintf(resp, "completed", msg, usage)+`}`)
 	case r.URL.Path == "/v1/messages" && req.Stream:
-		sse(w, "message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":0}}}`,
+		sse(w, "message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":23,"cache_read_input_tokens":3,"cache_creation_input_tokens":1,"output_tokens":1}}}`,
 			"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
 			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hel"}}`,
 			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}`,
 			"content_block_stop", `{"type":"content_block_stop","index":0}`,
-			"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":2}}`,
+			"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":12}}`,
 			"message_stop", `{"type":"message_stop"}`)
 	case r.URL.Path == "/v1/messages":
-		writeJSONBody(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":3,"output_tokens":1}}`)
+		writeJSONBody(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":19,"output_tokens":8,"cache_read_input_tokens":5,"cache_creation_input_tokens":2}}`)
 	case strings.HasSuffix(r.URL.Path, ":streamGenerateContent"):
-		sse(w, "", `{"candidates":[{"content":{"parts":[{"text":"hel"}],"role":"model"},"index":0}],"modelVersion":"gemini-x"}`,
-			"", `{"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"totalTokenCount":5},"modelVersion":"gemini-x"}`)
+		// Gemini repeats usageMetadata; the last one counts.
+		sse(w, "", `{"candidates":[{"content":{"parts":[{"text":"hel"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":31,"candidatesTokenCount":1,"totalTokenCount":32},"modelVersion":"gemini-x"}`,
+			"", `{"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":31,"candidatesTokenCount":6,"totalTokenCount":37},"modelVersion":"gemini-x"}`)
 	case strings.HasSuffix(r.URL.Path, ":generateContent"):
-		writeJSONBody(w, `{"candidates":[{"content":{"parts":[{"text":"hello"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1,"totalTokenCount":4},"modelVersion":"gemini-x"}`)
+		writeJSONBody(w, `{"candidates":[{"content":{"parts":[{"text":"hello"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":29,"cachedContentTokenCount":9,"candidatesTokenCount":10,"thoughtsTokenCount":4,"totalTokenCount":43},"modelVersion":"gemini-x"}`)
 	default:
 		w.WriteHeader(http.StatusNotFound)
 		fmt.Fprintf(w, `{"error":{"message":"fake provider: no route %s"}}`, r.URL.Path)
 	}
+}
+
+// fakeUsage is what the fake reports, per API. The tokens each request of
+// TestSDKHelper used, as llmkey counts them, are in sdkUsage.
+var fakeUsage = struct{ chat, chatStream, responses string }{
+	chat:       `{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}`,
+	chatStream: `{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}`,
+	responses:  `{"input_tokens":17,"input_tokens_details":{"cached_tokens":6},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":26}`,
+}
+
+func chunkUsage(asked bool) string {
+	if asked {
+		return `,"usage":null`
+	}
+	return ""
 }
 
 // slowStream sends five events one second apart: a 5-second stream.

@@ -49,6 +49,14 @@ func TestSDKHelper(t *testing.T) {
 	}
 	report("openai-chat-stream", text.String(), cs.Err())
 
+	resp, err := oa.Responses.New(ctx, responses.ResponseNewParams{Model: "gpt-4o",
+		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
+	if err == nil {
+		report("openai-responses", resp.OutputText(), nil)
+	} else {
+		report("openai-responses", "", err)
+	}
+
 	rs := oa.Responses.NewStreaming(ctx, responses.ResponseNewParams{Model: "gpt-4o",
 		Input: responses.ResponseNewParamsInputUnion{OfString: openai.String("hi")}})
 	text.Reset()
@@ -113,6 +121,9 @@ func TestSDKHelper(t *testing.T) {
 // Go SDKs, run under "llmkey exec" with only the environment it set, reach
 // the fake provider through the proxy; the provider sees the real keys in
 // each provider's own header and never the local token.
+// sdkRequests is how many requests one run of TestSDKHelper makes.
+const sdkRequests = 8
+
 func TestOfficialSDKsThroughExec(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -123,7 +134,7 @@ func TestOfficialSDKsThroughExec(t *testing.T) {
 	env := []string{"LLMKEY_SDK_HELPER=1", "OPENAI_API_KEY=" + u.canary("sk-old-"), "GOOGLE_API_KEY=" + u.canary("AIzaOld"),
 		"ANTHROPIC_AUTH_TOKEN=" + u.canary("sk-ant-old-")}
 	r := u.run(nil, env, "exec", "--", os.Args[0], "-test.run=^TestSDKHelper$", "-test.count=1")
-	for _, name := range []string{"openai-chat", "openai-chat-stream", "openai-responses-stream", "anthropic-messages",
+	for _, name := range []string{"openai-chat", "openai-chat-stream", "openai-responses", "openai-responses-stream", "anthropic-messages",
 		"anthropic-messages-stream", "gemini-generate", "gemini-generate-stream"} {
 		if !strings.Contains(r.stdout, "OK "+name+" hello\n") {
 			u.errorf("%s did not succeed with the text %q through the proxy", name, "hello")
@@ -140,8 +151,8 @@ func TestOfficialSDKsThroughExec(t *testing.T) {
 		"/v1/messages":         func(s seenRequest) string { return s.APIKey },
 	}
 	seen := fake.requests()
-	if len(seen) != 7 {
-		u.fatalf("the fake provider saw %d requests, want 7: %+v", len(seen), seen)
+	if len(seen) != sdkRequests {
+		u.fatalf("the fake provider saw %d requests, want %d: %+v", len(seen), sdkRequests, seen)
 	}
 	for _, s := range seen {
 		if strings.Contains(fmt.Sprint(s), token) {

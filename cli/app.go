@@ -48,6 +48,7 @@ func NewApp() *ucli.App {
 	ConfigureRmCommand(app)
 	ConfigureExecCommands(app)
 	ConfigureStatusCommand(app)
+	ConfigureUsageCommand(app)
 	ConfigureKeyStateCommands(app)
 	ConfigureDaemonCommands(app)
 	ConfigureManCommand(app)

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -26,9 +27,12 @@ func ConfigureDaemonCommands(app *ucli.App) {
 			Description: "Logs go to standard error. SIGTERM or SIGINT drains requests in flight (up to [daemon] drain_timeout) " +
 				"and exits 0; SIGHUP re-reads the keyfile. Exits 4 if the keyfile is invalid, 1 if the port is taken or " +
 				"another daemon runs.",
-			Flags: []ucli.Flag{&ucli.IntFlag{Name: "ready-fd", Hidden: true, Usage: "write ready or the start error to this fd"}},
+			Flags: []ucli.Flag{
+				&ucli.IntFlag{Name: "ready-fd", Hidden: true, Usage: "write ready or the start error to this fd"},
+				&ucli.BoolFlag{Name: "log-file", Usage: "log to daemon.log in the state directory instead of standard error (re-created if removed)"},
+			},
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return DaemonCommand(c, p, c.Int("ready-fd"))
+				return DaemonCommand(c, p, c.Int("ready-fd"), c.Bool("log-file"))
 			}),
 		},
 		&ucli.Command{
@@ -71,8 +75,14 @@ func ConfigureDaemonCommands(app *ucli.App) {
 }
 
 // DaemonCommand runs the daemon in this process until it is stopped.
-func DaemonCommand(c *ucli.Context, p state.Paths, readyFD int) error {
-	log := slog.New(slog.NewTextHandler(c.App.ErrWriter, nil))
+func DaemonCommand(c *ucli.Context, p state.Paths, readyFD int, logFile bool) error {
+	var out io.Writer = c.App.ErrWriter
+	if logFile {
+		lf := daemon.OpenLogFile(p.LogPath())
+		defer lf.Close()
+		out = lf
+	}
+	log := slog.New(slog.NewTextHandler(out, nil))
 	var ready func(*daemon.StartError)
 	if readyFD > 0 {
 		f := os.NewFile(uintptr(readyFD), "ready")

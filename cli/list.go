@@ -90,6 +90,21 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 			}
 		}
 	}
+	// Without the daemon, today's counts come from the usage file.
+	today := map[string]state.Counts{}
+	if !out.Daemon.Running {
+		if u, err := state.LoadUsage(state.UsageFile(in.Paths.StateDir)); err == nil {
+			day := state.Day(time.Now())
+			for _, r := range u.Rows {
+				if r.Day == day {
+					id := r.Ref() + "@" + r.Fingerprint
+					c := today[id]
+					c.Add(r.Counts)
+					today[id] = c
+				}
+			}
+		}
+	}
 	if cfg != nil {
 		for _, k := range cfg.Keys {
 			models := k.Models
@@ -100,6 +115,9 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
 				State: "unknown", Reason: "daemon not running", RecentFailures: []rotate.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
+			}
+			if c, ok := today[k.Ref()+"@"+lk.Fingerprint]; ok {
+				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())
 			}
 			if out.Daemon.Running {
 				lk.State, lk.Reason = "unknown", "not loaded by the daemon yet"
@@ -129,13 +147,11 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tTODAY\tLIMITS")
 	for _, k := range out.Keys {
-		st, today := k.State, "-"
+		st := k.Reason
 		if out.Daemon.Running {
 			st = describeState(k.State, k.Reason, k.CooldownSeconds)
-			today = fmt.Sprintf("%d req, %d tok", k.RequestsToday, k.TokensToday)
-		} else {
-			st = k.Reason
 		}
+		today := fmt.Sprintf("%d req, %d tok", k.RequestsToday, k.TokensToday)
 		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, today, limits(k))
 	}
 	return tw.Flush()

@@ -104,6 +104,14 @@ func printStatus(c *ucli.Context, st *daemon.Status) {
 		}
 		fmt.Fprintf(w, "%-10s %s\n", n+":", strings.Join(keys, ", "))
 	}
+	if s := st.State; s != nil {
+		if s.PersistedAt != nil && s.FailingSince == nil {
+			fmt.Fprintf(w, "state:   %s (written %s)\n", s.Dir, s.PersistedAt.Local().Format("15:04:05"))
+		}
+		if s.Notice != "" {
+			fmt.Fprintf(w, "notice:  %s\n", s.Notice)
+		}
+	}
 	for _, p := range st.Problems {
 		fmt.Fprintf(w, "problem: %s\n", p)
 	}

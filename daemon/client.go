@@ -51,6 +51,12 @@ func (c *Client) Env(ctx context.Context) (*Env, error) {
 	return &e, c.do(ctx, http.MethodGet, "/v1/env", &e)
 }
 
+// Usage asks for the daemon's usage counts.
+func (c *Client) Usage(ctx context.Context) (*UsageReport, error) {
+	var u UsageReport
+	return &u, c.do(ctx, http.MethodGet, "/v1/usage", &u)
+}
+
 // Reload makes the daemon re-read the keyfile now.
 func (c *Client) Reload(ctx context.Context) (*Status, error) {
 	var st Status

@@ -21,6 +21,7 @@ import (
 //
 //	GET  /v1/status  Status
 //	GET  /v1/env     Env: proxy URL, local token, providers with keys
+//	GET  /v1/usage   UsageReport
 //	POST /v1/reload  re-read the keyfile now; Status
 //	POST /v1/stop    drain and exit; 202 at once
 //	POST /v1/keys/{provider}/{name}/disable  {"for": "1h"} or {}; KeyStatus
@@ -40,8 +41,18 @@ type Status struct {
 	StartedAt *time.Time                `json:"started_at,omitempty"`
 	Keyfile   *KeyfileStatus            `json:"keyfile,omitempty"`
 	Providers map[string]ProviderStatus `json:"providers"`
+	// State is how writing the state dir goes.
+	State *StateStatus `json:"state,omitempty"`
 	// Problems says in words why the daemon is degraded; empty when healthy.
 	Problems []string `json:"problems"`
+}
+
+// UsageReport is the daemon's usage: every row, from memory, which is
+// ahead of the usage file by at most a moment.
+type UsageReport struct {
+	Rows []state.UsageRow `json:"rows"`
+	// Pricing is the keyfile's [pricing] table the daemon serves with.
+	Pricing map[string]state.Price `json:"pricing"`
 }
 
 // KeyfileStatus is the keyfile in use and the error of the last load, if
@@ -104,6 +115,10 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("GET /v1/env", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, Env{ProxyURL: d.proxyURL, Token: d.token, Version: d.opts.Version,
 			Providers: d.snap.Load().cfg.ProviderNames()})
+	})
+	mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
+		rows, _ := d.usage.snapshot()
+		writeJSON(w, http.StatusOK, UsageReport{Rows: rows, Pricing: d.snap.Load().cfg.Pricing})
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		d.reload("control request")
@@ -175,6 +190,11 @@ func (d *Daemon) status() Status {
 	}
 	if st.Draining {
 		st.Problems = append(st.Problems, "draining: the daemon is shutting down")
+	}
+	ss, problem := d.stateStatus()
+	st.State = &ss
+	if problem != "" {
+		st.Problems = append(st.Problems, problem)
 	}
 	return st
 }
@@ -254,7 +274,10 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	d.log.Info("key state set by hand", "action", action, "provider", prov, "key", name)
-	d.saveOverrides()
+	if err := d.saveOverrides(); err != nil {
+		d.overridesDirty.Store(true) // the keeper writes it once it can
+		d.log.Warn("could not save the keys disabled by hand; they hold in memory", "err", err)
+	}
 	for _, ks := range providerStatus(up).Keys {
 		if ks.Name == name {
 			writeJSON(w, http.StatusOK, ks)

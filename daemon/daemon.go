@@ -62,6 +62,12 @@ type Daemon struct {
 	keyfileErr error
 	loadedAt   time.Time
 
+	usage          *ledger
+	persist        persistence
+	runtime        runtimeFiles // owned by Run, then by the keeper
+	metrics        *metrics
+	overridesDirty atomic.Bool // a write of disabled.json failed
+
 	clock rotate.Clock
 	// rot holds each provider's live key state. It outlives snapshots: a
 	// key keeps its cooldowns across reloads. Guarded by mu.
@@ -79,9 +85,10 @@ type snapshot struct {
 // upstream is one provider with its keys.
 type upstream struct {
 	state.Provider
-	keys  map[string]state.Key // by name
-	order []string             // names in keyfile order
-	rot   *rotate.Provider     // nil when the provider has no keys
+	keys         map[string]state.Key // by name
+	fingerprints map[string]string    // by name
+	order        []string             // names in keyfile order
+	rot          *rotate.Provider     // nil when the provider has no keys
 }
 
 // publish makes cfg the configuration that new requests see, and tells
@@ -93,10 +100,11 @@ func (d *Daemon) publish(cfg *state.Config) {
 		u := s.providers[k.Provider]
 		if u == nil {
 			p, _ := cfg.Provider(k.Provider)
-			u = &upstream{Provider: p, keys: map[string]state.Key{}}
+			u = &upstream{Provider: p, keys: map[string]state.Key{}, fingerprints: map[string]string{}}
 			s.providers[k.Provider] = u
 		}
 		u.keys[k.Name] = k
+		u.fingerprints[k.Name] = state.Fingerprint(k.Secret)
 		u.order = append(u.order, k.Name)
 		s.secrets = append(s.secrets, k.Secret)
 		specs[k.Provider] = append(specs[k.Provider], keySpec(k))
@@ -138,11 +146,18 @@ func (s *snapshot) provider(name string) (*upstream, bool) {
 	return &upstream{Provider: p}, true
 }
 
+// newDaemon is a daemon with nothing loaded or bound yet.
+func newDaemon(opts Options) *Daemon {
+	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), startedAt: time.Now(),
+		clock: rotate.SystemClock{}, rot: map[string]*rotate.Provider{}, usage: newLedger(nil), transport: newTransport()}
+	d.metrics = newMetrics(d)
+	return d
+}
+
 // Run serves until SIGTERM, SIGINT or a stop request, then drains and
 // returns nil. It returns a *StartError when it could not start.
 func Run(opts Options) error {
-	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), startedAt: time.Now(),
-		clock: rotate.SystemClock{}, rot: map[string]*rotate.Provider{}}
+	d := newDaemon(opts)
 	ready := func(e *StartError) {
 		if opts.Ready != nil {
 			opts.Ready(e)
@@ -171,7 +186,9 @@ func Run(opts Options) error {
 	if err != nil {
 		return fail(startError(err, false))
 	}
-	defer lock.Close()
+	d.runtime.lock = lock
+	defer func() { d.runtime.lock.Close() }()
+	d.loadUsage()
 
 	cfg, err := state.Load(p.Keyfile)
 	switch {
@@ -185,6 +202,7 @@ func Run(opts Options) error {
 	}
 	d.mu.Lock()
 	d.publish(cfg)
+	d.seedToday()
 	d.mu.Unlock()
 	d.loadOverrides()
 	d.loadedAt = time.Now()
@@ -192,7 +210,6 @@ func Run(opts Options) error {
 	if d.token, err = state.LoadOrCreateToken(p.StateDir); err != nil {
 		return fail(startError(err, false))
 	}
-	d.transport = newTransport()
 
 	proxyLn, err := net.Listen("tcp", cfg.Listen())
 	if err != nil {
@@ -217,16 +234,22 @@ func Run(opts Options) error {
 		return fail(&StartError{Message: fmt.Sprintf("cannot listen on %s: %v", sock, err), Hint: hint})
 	}
 	os.Chmod(sock, 0o600)
-	defer os.Remove(sock)
+	d.runtime.sockInfo, _ = os.Lstat(sock)
+	d.runtime.ctlLn = ctlLn
 
 	proxySrv := &http.Server{Handler: d, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	d.runtime.serve = func(ln net.Listener) { ctlSrv.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
 	go proxySrv.Serve(proxyLn)
-	go ctlSrv.Serve(peerListener{Listener: ctlLn, uid: os.Getuid(), log: d.log})
+	go d.runtime.serve(ctlLn)
 
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	defer stopWatch()
 	go d.watchKeyfile(watchCtx)
+	keepCtx, stopKeeper := context.WithCancel(context.Background())
+	kept := make(chan struct{})
+	go func() { d.keep(keepCtx); close(kept) }()
+	defer func() { stopKeeper(); <-kept }()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -251,11 +274,20 @@ func Run(opts Options) error {
 		}
 	}
 	d.drain(cfg.Daemon.DrainTimeout.Or(state.DefaultDrainTimeout))
+	stopKeeper()
+	<-kept
+	d.keepState(true) // the last counts, before the exit
+	if _, problem := d.stateStatus(); problem != "" {
+		d.log.Error("exiting with state not written: the counts since then are lost", "problem", problem)
+	}
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
 	proxySrv.Shutdown(ctx)
 	ctlSrv.Shutdown(ctx)
+	if !d.runtime.lost {
+		os.Remove(sock)
+	}
 	d.log.Info("stopped")
 	return nil
 }

@@ -23,12 +23,9 @@ type override struct {
 
 func (d *Daemon) overridesPath() string { return filepath.Join(d.opts.Paths.StateDir, overridesFile) }
 
-// saveOverrides writes the keys disabled by hand. A failure is logged:
-// the override holds in memory either way.
-func (d *Daemon) saveOverrides() {
-	if d.opts.Paths.StateDir == "" {
-		return
-	}
+// saveOverrides writes the keys disabled by hand. On a failure the
+// override holds in memory and the keeper writes it once it can.
+func (d *Daemon) saveOverrides() error {
 	d.mu.Lock()
 	all := map[string]override{}
 	for name, rp := range d.rot {
@@ -44,12 +41,28 @@ func (d *Daemon) saveOverrides() {
 	d.mu.Unlock()
 	b, _ := json.MarshalIndent(all, "", "  ")
 	if err := state.EnsurePrivateDir(d.opts.Paths.StateDir); err != nil {
-		d.log.Warn("could not save the keys disabled by hand", "err", err)
-		return
+		return err
 	}
-	if err := state.WriteAtomic(d.overridesPath(), append(b, '\n'), 0o600); err != nil {
-		d.log.Warn("could not save the keys disabled by hand", "err", err)
+	return state.WriteAtomic(d.overridesPath(), append(b, '\n'), 0o600)
+}
+
+// overridesMissing reports whether disabled.json needs writing: a write
+// failed, or keys are disabled by hand but the file is gone.
+func (d *Daemon) overridesMissing() bool {
+	if d.overridesDirty.Load() {
+		return true
 	}
+	if exists(d.overridesPath()) {
+		return false
+	}
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	for _, rp := range d.rot {
+		if len(rp.Disabled()) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // loadOverrides re-applies the keys disabled by hand before the restart.

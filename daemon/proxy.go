@@ -30,6 +30,13 @@ func (d *Daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/healthz":
 		d.serveHealthz(w)
 		return
+	case "/metrics":
+		if !loopbackHost(r.Host) || r.Header.Get("Origin") != "" || !d.authorized(r) {
+			http.Error(w, "llmkey /metrics needs the local token: curl -H \"Authorization: Bearer $LLMKEY_TOKEN\" (see 'llmkey env')", http.StatusUnauthorized)
+			return
+		}
+		d.metrics.handler.ServeHTTP(w, r)
+		return
 	}
 
 	name, rest := splitRoute(r.URL.EscapedPath())
@@ -125,24 +132,68 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 
 // requestModel is the model a request asks for: in the JSON body (OpenAI,
 // Anthropic) or in the path (Gemini: /v1beta/models/NAME:generateContent).
-func requestModel(kind state.Kind, rest string, body []byte) string {
+// wantsUsage is set for an OpenAI-format chat stream that did not say
+// whether to include usage.
+func requestModel(kind state.Kind, rest string, body []byte) (model string, wantsUsage bool) {
 	if i := strings.Index(rest, "/models/"); i >= 0 && kind == state.KindGemini {
 		m := rest[i+len("/models/"):]
 		if j := strings.IndexAny(m, ":/?"); j >= 0 {
 			m = m[:j]
 		}
-		return m
+		return m, false
 	}
 	if len(body) == 0 || !bytes.Contains(body, []byte(`"model"`)) {
-		return ""
+		return "", false
 	}
 	var v struct {
-		Model string `json:"model"`
+		Model         string `json:"model"`
+		Stream        bool   `json:"stream"`
+		StreamOptions *struct {
+			IncludeUsage *bool `json:"include_usage"`
+		} `json:"stream_options"`
 	}
 	if json.Unmarshal(body, &v) != nil {
-		return ""
+		return "", false
 	}
-	return v.Model
+	chat := kind == state.KindOpenAI && strings.HasSuffix(strings.TrimSuffix(rest, "/"), "/chat/completions")
+	return v.Model, chat && v.Stream && (v.StreamOptions == nil || v.StreamOptions.IncludeUsage == nil)
+}
+
+// withStreamUsage asks a chat stream to end with its usage:
+// stream_options.include_usage = true, the rest of the body as it was.
+func withStreamUsage(body []byte) []byte {
+	var top map[string]json.RawMessage
+	if json.Unmarshal(body, &top) != nil {
+		return body
+	}
+	if raw, ok := top["stream_options"]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
+		// Options of its own: add ours among them.
+		var opts map[string]json.RawMessage
+		if json.Unmarshal(raw, &opts) != nil {
+			return body
+		}
+		opts["include_usage"] = json.RawMessage("true")
+		top["stream_options"], _ = json.Marshal(opts)
+		out, err := json.Marshal(top)
+		if err != nil {
+			return body
+		}
+		return out
+	}
+	i := bytes.IndexByte(body, '{')
+	if _, ok := top["stream_options"]; ok || i < 0 {
+		delete(top, "stream_options")
+		top["stream_options"] = json.RawMessage(`{"include_usage":true}`)
+		out, err := json.Marshal(top)
+		if err != nil {
+			return body
+		}
+		return out
+	}
+	out := make([]byte, 0, len(body)+40)
+	out = append(out, body[:i+1]...)
+	out = append(out, `"stream_options":{"include_usage":true},`...)
+	return append(out, body[i+1:]...)
 }
 
 // outbound is the request as it goes upstream, less the key: built once,
@@ -185,7 +236,10 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 	dc := snap.cfg.Daemon
 	deadline := start.Add(dc.RetryDeadline.Or(state.DefaultRetryDeadline))
 	waitUntil := start.Add(dc.WaitLimit())
-	model := requestModel(up.Kind, rest, body)
+	model, wantsUsage := requestModel(up.Kind, rest, body)
+	if wantsUsage && dc.AddStreamUsage() {
+		body = withStreamUsage(body)
+	}
 	log := d.log.With("provider", up.Name, "model", model, "method", r.Method, "path", r.URL.Path)
 
 	out := outbound{method: r.Method, target: up.BaseURL + rest, header: r.Header.Clone(), body: body}
@@ -240,6 +294,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		if r.Context().Err() != nil {
 			lease.Cancel()
 			a.close()
+			d.record(up, key.Name, model, state.Counts{Requests: 1, Failures: map[string]int64{"client-canceled": 1}})
 			log.Info("client went away before the upstream answered", "key", key.Name)
 			return
 		}
@@ -251,10 +306,16 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, d.clock.Now())
 		default:
 			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, d.clock.Now())
-			d.deliver(w, r, a, up, snap, lease, o, n, log, start)
+			d.deliver(w, r, a, up, snap, lease, o, n, model, log, start)
 			return
 		}
 		lease.Done(o, 0)
+		class := o.Class.String()
+		d.record(up, key.Name, model, state.Counts{Requests: 1, Failures: map[string]int64{class: 1}})
+		switch o.Class {
+		case rotate.RateLimited, rotate.Quota, rotate.InvalidKey, rotate.Forbidden:
+			d.metrics.cooldowns.WithLabelValues(up.Name, key.Name, class).Inc()
+		}
 		if o.Class == rotate.ServerError || o.Class == rotate.Transport {
 			// Nothing keeps this key from being chosen again at once;
 			// the other failures cool or park it, which also lets a
@@ -269,7 +330,14 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			d.answerFailed(w, up, a, n, snap.secrets, log, start)
 			return
 		}
+		d.metrics.retries.WithLabelValues(up.Name).Inc()
 	}
+}
+
+// record counts one attempt's outcome on a key and model, today.
+func (d *Daemon) record(up *upstream, key, model string, c state.Counts) {
+	d.usage.add(state.UsageKey{Day: state.Day(d.clock.Now()), Provider: up.Name, Key: key,
+		Fingerprint: up.fingerprints[key], Model: model}, c)
 }
 
 // try sends one attempt with key. A failed answer's body is read whole
@@ -290,8 +358,12 @@ func (d *Daemon) try(ctx context.Context, up *upstream, key state.Key, out outbo
 	req.Header.Set(up.Kind.AuthHeader(), up.Kind.AuthValue(key.Secret))
 
 	headerTimer := time.AfterFunc(up.ResponseHeaderTimeout, func() { a.cancel(errHeaderTimeout) })
+	sent := time.Now()
 	resp, err := d.transport.RoundTrip(req)
 	headerTimer.Stop()
+	if err == nil {
+		d.metrics.latency.WithLabelValues(up.Name).Observe(time.Since(sent).Seconds())
+	}
 	if err != nil {
 		a.timeout = errors.Is(context.Cause(a.ctx), errHeaderTimeout)
 		a.err = err
@@ -346,6 +418,7 @@ func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.D
 	if !den.Until.IsZero() {
 		retryAfter = max(time.Until(den.Until), time.Second)
 	}
+	d.metrics.denied.WithLabelValues(up.Name, den.Code).Inc()
 	log.Info("no usable key", "code", den.Code, "detail", den.Detail, "retry_after", retryAfter.Round(time.Second))
 	switch {
 	case den.Code == "all-keys-cooling":
@@ -373,7 +446,7 @@ func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.D
 
 // deliver streams a successful answer to the client and reports the key's
 // outcome, with the tokens it used, when the stream ends.
-func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up *upstream, snap *snapshot, lease rotate.Lease, o rotate.Outcome, n int, log *slog.Logger, start time.Time) {
+func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up *upstream, snap *snapshot, lease rotate.Lease, o rotate.Outcome, n int, model string, log *slog.Logger, start time.Time) {
 	resp := a.resp
 	defer a.close()
 	h := w.Header()
@@ -393,6 +466,12 @@ func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up 
 	}
 	u, _ := meter.Usage()
 	lease.Done(o, u.Total())
+	c := state.Counts{Requests: 1, Successes: 1, Input: int64(u.Input), Output: int64(u.Output),
+		CacheRead: int64(u.CacheRead), CacheWrite: int64(u.CacheWrite), Reasoning: int64(u.Reasoning)}
+	if err != nil {
+		c.Successes, c.Partial = 0, 1 // counted with the tokens seen before the break
+	}
+	d.record(up, a.key, model, c)
 	if err != nil {
 		if errors.Is(context.Cause(a.ctx), errStreamIdle) {
 			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, up.StreamIdleTimeout)

@@ -12,7 +12,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -41,8 +40,8 @@ secret = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := &Daemon{log: slog.New(slog.NewTextHandler(io.Discard, nil)), token: "llmk-local-test", transport: newTransport(), stop: make(chan struct{}),
-		clock: rotate.SystemClock{}, rot: map[string]*rotate.Provider{}}
+	d := newDaemon(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	d.token = "llmk-local-test"
 	d.publish(cfg)
 	srv := httptest.NewServer(d)
 	t.Cleanup(srv.Close)

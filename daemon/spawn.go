@@ -79,7 +79,7 @@ func spawn(paths state.Paths, exe string) error {
 	}
 	defer pr.Close()
 
-	cmd := exec.Command(exe, "--keyfile", paths.Keyfile, "daemon", "--ready-fd", "3")
+	cmd := exec.Command(exe, "--keyfile", paths.Keyfile, "daemon", "--ready-fd", "3", "--log-file")
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{pw}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}

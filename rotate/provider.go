@@ -734,6 +734,23 @@ func (p *Provider) Reset(name string) bool {
 	return true
 }
 
+// SeedToday counts requests and tokens a key spent earlier today (UTC),
+// before a restart, toward its daily budgets (rpd, tpd).
+func (p *Provider) SeedToday(name string, requests, tokens int) bool {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := p.byName[name]
+	if k == nil {
+		return false
+	}
+	k.rollDay(now)
+	k.dayReqs += requests
+	k.dayTokens += tokens
+	p.signal()
+	return true
+}
+
 // Disabled lists the keys disabled by hand and until when, to persist.
 func (p *Provider) Disabled() map[string]time.Time {
 	p.mu.Lock()

@@ -323,6 +323,16 @@ func TestTPMAndDailyBudgets(t *testing.T) {
 	if got := sequence(t, p, 2); got != "ab" && got != "ba" {
 		t.Errorf("next day: %s", got)
 	}
+
+	// What a key spent before a restart counts toward today's budget.
+	p, _ = newTestProvider(RoundRobin, KeySpec{Name: "a", RPD: 3}, KeySpec{Name: "b", TPD: 50})
+	if !p.SeedToday("a", 2, 0) || !p.SeedToday("b", 1, 50) || p.SeedToday("zz", 1, 1) {
+		t.Fatal("SeedToday")
+	}
+	pickDone(t, p, "", ok) // a's third; b spent its tokens
+	if _, d := p.Acquire("", nil); d == nil || !d.Until.Equal(midnight) {
+		t.Fatalf("seeded budgets: %+v", d)
+	}
 }
 
 func TestCircuitOpensOnOverloadWithoutBlamingKeys(t *testing.T) {

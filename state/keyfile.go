@@ -69,7 +69,14 @@ type DaemonConfig struct {
 	MaxInFlight int `toml:"max_in_flight"`
 	// ProbeInterval is how soon a parked key is tried again.
 	ProbeInterval Duration `toml:"probe_interval"`
+	// StreamUsage asks OpenAI-format chat streams that did not ask for
+	// usage to report it (stream_options.include_usage), so that their
+	// tokens are counted. nil means the default, on.
+	StreamUsage *bool `toml:"stream_usage"`
 }
+
+// AddStreamUsage reports whether the proxy adds stream_options.include_usage.
+func (d DaemonConfig) AddStreamUsage() bool { return d.StreamUsage == nil || *d.StreamUsage }
 
 // Defaults of the [daemon] rotation settings.
 const (
@@ -129,6 +136,8 @@ type Config struct {
 	Keys      []Key
 	Daemon    DaemonConfig
 	Providers map[string]ProviderConfig
+	// Pricing is [pricing."MODEL"]: dollars per million tokens.
+	Pricing map[string]Price
 
 	keyLines []int // 1-based header line of each [[key]]; 0 when unknown
 }
@@ -137,6 +146,7 @@ type fileTOML struct {
 	Key      []Key                     `toml:"key"`
 	Daemon   DaemonConfig              `toml:"daemon"`
 	Provider map[string]ProviderConfig `toml:"provider"`
+	Pricing  map[string]Price          `toml:"pricing"`
 }
 
 // Provider resolves a provider name against the built-ins and the
@@ -298,7 +308,7 @@ func decode(path string, data []byte) (*Config, *layout, error) {
 			return nil, lay, unknownField(path, lay, k)
 		}
 	}
-	cfg := &Config{Path: path, Keys: raw.Key, Daemon: raw.Daemon, Providers: raw.Provider}
+	cfg := &Config{Path: path, Keys: raw.Key, Daemon: raw.Daemon, Providers: raw.Provider, Pricing: raw.Pricing}
 	if blocks := lay.keyBlocks(); len(blocks) == len(cfg.Keys) {
 		for _, b := range blocks {
 			cfg.keyLines = append(cfg.keyLines, b.header+1)
@@ -331,19 +341,20 @@ func tomlError(path string, err error) error {
 var knownFields = map[string][]string{
 	"key": {"provider", "name", "secret", "rpm", "tpm", "max_concurrent", "weight", "models", "rpd", "tpd"},
 	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
-		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval"},
+		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
+	"pricing":  {"input", "output", "cache_read", "cache_write"},
 }
 
 // fieldDepth is how deep a field sits in each table: key.NAME,
 // daemon.NAME, provider.P.NAME.
-var fieldDepth = map[string]int{"key": 2, "daemon": 2, "provider": 3}
+var fieldDepth = map[string]int{"key": 2, "daemon": 2, "provider": 3, "pricing": 3}
 
 func unknownField(path string, lay *layout, k toml.Key) error {
 	e := &KeyfileError{Path: path, Field: k.String(), Msg: "unknown field"}
 	if len(k) == 1 {
 		e.Msg = "unknown table or field"
-		e.Hint = "the keyfile has [[key]] tables and optional [daemon] and [provider.NAME] tables"
+		e.Hint = "the keyfile has [[key]] tables and optional [daemon], [provider.NAME] and [pricing.\"MODEL\"] tables"
 		if ln, ok := lay.sections[0].keys[k[0]]; ok {
 			e.Line = ln + 1
 		} else {
@@ -451,6 +462,21 @@ func validate(c *Config, lay *layout) error {
 		if v < 0 {
 			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, field), Field: "daemon." + field,
 				Msg: "must not be negative", Hint: "leave it out for the default"}
+		}
+	}
+
+	for _, m := range slices.Sorted(maps.Keys(c.Pricing)) {
+		sec := lay.table("pricing", m)
+		p := c.Pricing[m]
+		for field, v := range map[string]*float64{"input": p.Input, "output": p.Output, "cache_read": p.CacheRead, "cache_write": p.CacheWrite} {
+			if v != nil && *v < 0 {
+				return &KeyfileError{Path: c.Path, Line: fieldLine(sec, field), Field: "pricing." + m + "." + field,
+					Msg: "a price must not be negative", Hint: "prices are dollars per million tokens, e.g. input = 2.5"}
+			}
+		}
+		if _, err := path.Match(m, ""); err != nil {
+			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, ""), Field: "pricing." + m,
+				Msg: "not a valid model pattern", Hint: `name a model, or a pattern like "gpt-4o-*"`}
 		}
 	}
 

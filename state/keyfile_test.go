@@ -39,6 +39,8 @@ func TestParseErrors(t *testing.T) {
 		{"builtin kind change", "[provider.openai]\nkind = \"gemini\"\n", 2, "provider.openai.kind", "built-in provider", ""},
 		{"bad kind", "[provider.x]\nkind = \"cohere\"\nbase_url = \"https://x\"\n", 2, "provider.x.kind", `unknown kind "cohere"`, ""},
 		{"bad base_url", "[provider.openai]\nbase_url = \"api.openai.com\"\n", 2, "provider.openai.base_url", "not an absolute", ""},
+		{"negative price", "[pricing.\"gpt-4o\"]\ninput = 2.5\noutput = -1\n", 3, "pricing.gpt-4o.output", "must not be negative", "per million"},
+		{"unknown price field", "[pricing.\"gpt-4o\"]\ninptu = 2.5\n", 2, "pricing.gpt-4o.inptu", "unknown field", `did you mean "input"`},
 		{"key of undefined provider", "[provider.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\n\n[[key]]\nprovider = \"locl\"\nname = \"a\"\nsecret = \"s\"\n", 6, "key[1].provider", "unknown provider", `did you mean "local"`},
 	}
 	for _, tt := range tests {
@@ -95,6 +97,11 @@ models = ["gpt-4o*", "o3"]
 provider = "local"
 name = "x"
 secret = 'literal'
+
+[pricing."gpt-4o-mini"]
+input = 0.15
+output = 0.6
+cache_read = 0.075
 `
 	cfg, err := Parse("k.toml", []byte(data))
 	if err != nil {
@@ -118,6 +125,12 @@ secret = 'literal'
 	}
 	if _, ok := cfg.Provider("nope"); ok {
 		t.Error("unknown provider resolved")
+	}
+	if p := cfg.Pricing["gpt-4o-mini"]; p.Input == nil || *p.Input != 0.15 || *p.Output != 0.6 || *p.CacheRead != 0.075 || p.CacheWrite != nil {
+		t.Errorf("pricing: %+v", p)
+	}
+	if !cfg.Daemon.AddStreamUsage() {
+		t.Error("stream_usage should default to on")
 	}
 }
 

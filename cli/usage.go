@@ -1,0 +1,288 @@
+package cli
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+	"strconv"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/state"
+)
+
+// UsageCommandInput is what "llmkey usage" was asked to do.
+type UsageCommandInput struct {
+	Paths state.Paths
+	Since string // a duration (36h, 7d) or a UTC date; empty: everything
+	By    []string
+	JSON  bool
+	Now   time.Time
+}
+
+var usageDims = []string{"key", "model", "day"}
+
+func ConfigureUsageCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:  "usage",
+		Usage: "show requests, tokens and cost per key, model and day",
+		Description: "Works with or without the daemon: from the daemon's memory when it runs, else from usage.json in the " +
+			"state directory. Usage is counted per key, model and UTC day; --since takes a duration (36h, 7d), counted " +
+			"back to the start of that UTC day, or a date (2026-11-01). Cost is computed from the keyfile's " +
+			"[pricing.\"MODEL\"] tables (dollars per million tokens: input, output, cache_read, cache_write); a model " +
+			"without a price shows its cost as unknown. --json prints {source, since, by, rows: [...], total, unpriced_models}.",
+		Flags: []ucli.Flag{
+			&ucli.StringFlag{Name: "since", Usage: "only from `WHEN` on: a duration such as 7d or 36h, or a date such as 2026-11-01 (UTC)"},
+			&ucli.StringFlag{Name: "by", Value: "key,model", Usage: "group rows by `WHAT`: key, model, day, or several with commas"},
+			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+		},
+		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
+			by, err := parseBy(c.String("by"))
+			if err != nil {
+				return err
+			}
+			return UsageCommand(c, UsageCommandInput{Paths: p, Since: c.String("since"), By: by, JSON: c.Bool("json"), Now: time.Now()})
+		}),
+	})
+}
+
+func parseBy(s string) ([]string, error) {
+	var by []string
+	for _, d := range strings.Split(s, ",") {
+		d = strings.TrimSpace(d)
+		if !slices.Contains(usageDims, d) {
+			return nil, usageError("--by takes key, model, day, or several with commas (--by day,key)", "unknown --by %q", d)
+		}
+		if !slices.Contains(by, d) {
+			by = append(by, d)
+		}
+	}
+	return by, nil
+}
+
+// sinceDay turns --since into the first UTC day to count, or "".
+func sinceDay(s string, now time.Time) (string, error) {
+	if s == "" {
+		return "", nil
+	}
+	if t, err := time.Parse(state.DayFormat, s); err == nil {
+		return state.Day(t), nil
+	}
+	d, err := time.ParseDuration(s)
+	if days, ok := strings.CutSuffix(s, "d"); ok {
+		n, nerr := strconv.Atoi(days)
+		d, err = time.Duration(n)*24*time.Hour, nerr
+	}
+	if err != nil || d < 0 {
+		return "", usageError("--since takes a duration such as 7d or 36h, or a date such as 2026-11-01", "cannot read --since %q", s)
+	}
+	return state.Day(now.Add(-d)), nil
+}
+
+// usageLine is one row of the report, and one object of its --json.
+type usageLine struct {
+	Provider    string `json:"provider,omitempty"`
+	Key         string `json:"key,omitempty"`
+	Fingerprint string `json:"fingerprint,omitempty"`
+	Model       string `json:"model,omitempty"`
+	Day         string `json:"day,omitempty"`
+	state.Counts
+	// CostUSD is null when a model in the row has no price.
+	CostUSD        *float64 `json:"cost_usd"`
+	UnpricedModels []string `json:"unpriced_models,omitempty"`
+}
+
+type usageReport struct {
+	Source         string      `json:"source"` // "daemon" or the usage file's path
+	Since          string      `json:"since,omitempty"`
+	By             []string    `json:"by"`
+	Rows           []usageLine `json:"rows"`
+	Total          usageLine   `json:"total"`
+	UnpricedModels []string    `json:"unpriced_models"`
+	PricingError   string      `json:"pricing_error,omitempty"`
+}
+
+// UsageCommand prints usage, from the daemon if it runs, else the file.
+func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
+	since, err := sinceDay(in.Since, in.Now)
+	if err != nil {
+		return err
+	}
+	var rows []state.UsageRow
+	var pricing map[string]state.Price
+	rep := usageReport{Since: since, By: in.By, Source: "daemon"}
+	if live, err := daemon.NewClient(in.Paths).Usage(c.Context); err == nil {
+		rows, pricing = live.Rows, live.Pricing
+	} else if !errors.Is(err, daemon.ErrNotRunning) {
+		return err
+	} else {
+		path := state.UsageFile(in.Paths.StateDir)
+		u, err := state.LoadUsage(path)
+		var ce *state.CorruptError
+		if errors.As(err, &ce) {
+			return fail("the daemon sets a damaged file aside (and starts counting anew) when it starts: llmkey start", "%v", err)
+		}
+		if err != nil {
+			return err
+		}
+		rows, rep.Source = u.Rows, path
+		cfg, err := state.Load(in.Paths.Keyfile)
+		if err != nil {
+			rep.PricingError = err.Error()
+		} else {
+			pricing = cfg.Pricing
+		}
+	}
+	rep.Rows, rep.Total = aggregate(rows, since, in.By, pricing)
+	rep.UnpricedModels = rep.Total.UnpricedModels
+	if rep.UnpricedModels == nil {
+		rep.UnpricedModels = []string{}
+	}
+
+	if in.JSON {
+		enc := json.NewEncoder(c.App.Writer)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rep)
+	}
+	printUsage(c, rep)
+	return nil
+}
+
+// aggregate sums rows from since on, grouped by the dimensions in by, and
+// prices each row by its own model.
+func aggregate(rows []state.UsageRow, since string, by []string, pricing map[string]state.Price) ([]usageLine, usageLine) {
+	type group struct {
+		line     usageLine
+		cost     float64
+		unpriced map[string]bool
+	}
+	groups := map[string]*group{}
+	var order []string
+	total := &group{unpriced: map[string]bool{}}
+	for _, r := range rows {
+		if since != "" && r.Day < since {
+			continue
+		}
+		var id usageLine
+		for _, d := range by {
+			switch d {
+			case "key":
+				id.Provider, id.Key, id.Fingerprint = r.Provider, r.Key, r.Fingerprint
+			case "model":
+				id.Model = modelName(r.Model)
+			case "day":
+				id.Day = r.Day
+			}
+		}
+		gk := strings.Join([]string{id.Day, id.Provider, id.Key, id.Fingerprint, id.Model}, "\x00")
+		g := groups[gk]
+		if g == nil {
+			g = &group{line: id, unpriced: map[string]bool{}}
+			groups[gk] = g
+			order = append(order, gk)
+		}
+		for _, t := range []*group{g, total} {
+			t.line.Counts.Add(r.Counts)
+			price, ok := state.PriceFor(pricing, r.Model)
+			cost, known := price.Cost(r.Counts)
+			if !ok && r.Counts.Tokens()+r.CacheRead > 0 {
+				known = false
+			}
+			if known {
+				t.cost += cost
+			} else {
+				t.unpriced[modelName(r.Model)] = true
+			}
+		}
+	}
+	finish := func(g *group) usageLine {
+		l := g.line
+		if l.Failures == nil {
+			l.Failures = map[string]int64{}
+		}
+		if len(g.unpriced) == 0 {
+			cost := g.cost
+			l.CostUSD = &cost
+		} else {
+			l.UnpricedModels = slices.Sorted(maps.Keys(g.unpriced))
+		}
+		return l
+	}
+	slices.SortFunc(order, strings.Compare)
+	lines := []usageLine{}
+	for _, gk := range order {
+		lines = append(lines, finish(groups[gk]))
+	}
+	return lines, finish(total)
+}
+
+// modelName shows a request that named no model (a model list, say).
+func modelName(m string) string {
+	if m == "" {
+		return "(none)"
+	}
+	return m
+}
+
+func printUsage(c *ucli.Context, rep usageReport) {
+	w := c.App.Writer
+	if len(rep.Rows) == 0 {
+		info(c, "no usage recorded%s", map[bool]string{true: " since " + rep.Since, false: ""}[rep.Since != ""])
+		return
+	}
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	var head []string
+	for _, d := range rep.By {
+		head = append(head, strings.ToUpper(d))
+	}
+	head = append(head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING", "COST")
+	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
+	line := func(l usageLine, label []string) {
+		cells := label
+		cells = append(cells, num(l.Requests), num(l.Successes), num(l.FailureCount()), num(l.Partial), num(l.Input), num(l.Output),
+			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD))
+		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
+	}
+	for _, l := range rep.Rows {
+		var label []string
+		for _, d := range rep.By {
+			switch d {
+			case "key":
+				label = append(label, l.Provider+"/"+l.Key+" ("+l.Fingerprint+")")
+			case "model":
+				label = append(label, l.Model)
+			case "day":
+				label = append(label, l.Day)
+			}
+		}
+		line(l, label)
+	}
+	if len(rep.Rows) > 1 {
+		label := make([]string, len(rep.By))
+		label[0] = "TOTAL"
+		line(rep.Total, label)
+	}
+	tw.Flush()
+	if len(rep.UnpricedModels) > 0 {
+		fmt.Fprintf(w, "\ncost unknown (?): no price, or none for every kind of token used, for %s. Add to the keyfile, in dollars per million tokens:\n  [pricing.%q]\n  input = ...\n  output = ...\n",
+			strings.Join(rep.UnpricedModels, ", "), rep.UnpricedModels[0])
+	}
+	if rep.PricingError != "" {
+		fmt.Fprintf(w, "prices not read: %s\n", rep.PricingError)
+	}
+}
+
+func num(n int64) string { return strconv.FormatInt(n, 10) }
+
+func cost(c *float64) string {
+	if c == nil {
+		return "?"
+	}
+	return fmt.Sprintf("$%.4f", *c)
+}

@@ -1,0 +1,296 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"net"
+	"os"
+	"sync"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// The keeper makes the disk follow the daemon's memory. Every keepEvery it
+// writes usage that changed, and puts back any of its files that someone
+// removed: the state dir, usage.json, the token, disabled.json, and in the
+// runtime dir the lock and the control socket. When a write fails, the
+// daemon goes on serving from memory and tries again with backoff until
+// the disk takes the writes again.
+const (
+	keepEvery  = 250 * time.Millisecond
+	maxBackoff = 4 * time.Second
+	// failLogEvery bounds how often a failure that goes on is logged.
+	failLogEvery = time.Minute
+)
+
+// persistence is how the state dir's writes are going, for status.
+type persistence struct {
+	mu           sync.Mutex
+	savedGen     uint64    // the ledger generation on disk
+	lastOK       time.Time // the last time every state file was written
+	failingSince time.Time // zero while writes work
+	lastErr      string
+	backoff      time.Duration
+	nextTry      time.Time
+	lastLogged   time.Time
+	failures     int64
+	// notice is something a person should know about the state on disk
+	// that is not a failure: a damaged usage file set aside at start.
+	notice string
+}
+
+// StateStatus is the state dir in "status --json".
+type StateStatus struct {
+	Dir string `json:"dir"`
+	// PersistedAt is the last time everything was written to disk.
+	PersistedAt *time.Time `json:"persisted_at,omitempty"`
+	// FailingSince is set while writes fail: since then, the daemon's
+	// counts live only in memory.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	Notice       string     `json:"notice,omitempty"`
+}
+
+func (d *Daemon) stateStatus() (StateStatus, string) {
+	p := &d.persist
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	st := StateStatus{Dir: d.opts.Paths.StateDir, Error: p.lastErr, Notice: p.notice}
+	if !p.lastOK.IsZero() {
+		t := p.lastOK
+		st.PersistedAt = &t
+	}
+	if p.failingSince.IsZero() {
+		return st, ""
+	}
+	t := p.failingSince
+	st.FailingSince = &t
+	since := p.lastOK
+	if since.IsZero() {
+		since = d.startedAt
+	}
+	problem := fmt.Sprintf("state not persisted since %s: %s; the daemon keeps serving and counting in memory, and writes it all once %s is writable again",
+		since.Local().Format("2006-01-02 15:04:05"), p.lastErr, d.opts.Paths.StateDir)
+	return st, problem
+}
+
+// keep runs the keeper until ctx ends.
+func (d *Daemon) keep(ctx context.Context) {
+	t := time.NewTicker(keepEvery)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+			d.keepRuntime()
+			d.keepState(false)
+		}
+	}
+}
+
+// keepState writes what changed or went missing. force writes usage even
+// when it seems unchanged, and ignores the backoff: the last write before
+// the daemon exits.
+func (d *Daemon) keepState(force bool) {
+	p := &d.persist
+	now := time.Now()
+	p.mu.Lock()
+	if !force && now.Before(p.nextTry) {
+		p.mu.Unlock()
+		return
+	}
+	saved := p.savedGen
+	p.mu.Unlock()
+
+	gen, err := d.writeState(force, saved)
+
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if err == nil {
+		p.savedGen = gen
+		p.lastOK = now
+		if !p.failingSince.IsZero() {
+			d.log.Info("state written again", "dir", d.opts.Paths.StateDir, "failing_for", now.Sub(p.failingSince).Round(time.Millisecond))
+		}
+		p.failingSince, p.lastErr, p.backoff, p.nextTry = time.Time{}, "", 0, time.Time{}
+		return
+	}
+	p.failures++
+	d.metrics.stateWriteFailures.Inc()
+	if p.failingSince.IsZero() {
+		p.failingSince = now
+	}
+	p.lastErr = err.Error()
+	p.backoff = min(max(2*p.backoff, keepEvery), maxBackoff)
+	p.nextTry = now.Add(p.backoff)
+	if now.Sub(p.lastLogged) >= failLogEvery {
+		p.lastLogged = now
+		d.log.Warn("could not write state; keeping it in memory and trying again", "err", err, "retry_in", p.backoff)
+	}
+}
+
+// writeState writes usage when it changed since generation saved or its
+// file is gone, and puts back the token and disabled.json. It returns the
+// generation now on disk.
+func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
+	dir := d.opts.Paths.StateDir
+	usagePath := state.UsageFile(dir)
+	gen := d.usage.generation()
+	if !force && gen == saved && exists(usagePath) && exists(state.TokenFile(dir)) && !d.overridesMissing() {
+		return gen, nil
+	}
+	if err := state.EnsurePrivateDir(dir); err != nil {
+		return saved, err
+	}
+	if !exists(state.TokenFile(dir)) {
+		if err := state.WriteAtomic(state.TokenFile(dir), []byte(d.token+"\n"), 0o600); err != nil {
+			return saved, err
+		}
+	}
+	if d.overridesMissing() {
+		if err := d.saveOverrides(); err != nil {
+			return saved, err
+		}
+		d.overridesDirty.Store(false)
+	}
+	if force || gen != saved || !exists(usagePath) {
+		rows, g := d.usage.snapshot()
+		u := state.Usage{Version: state.UsageVersion, UpdatedAt: time.Now().UTC(), Rows: rows}
+		if err := state.WriteAtomic(usagePath, u.Marshal(), 0o600); err != nil {
+			return saved, err
+		}
+		gen = g
+	}
+	return gen, nil
+}
+
+func exists(path string) bool {
+	_, err := os.Lstat(path)
+	return !errors.Is(err, fs.ErrNotExist)
+}
+
+// loadUsage reads the usage file at start. A damaged one is set aside,
+// never used and never overwritten in place: the daemon starts from zero
+// and says so.
+func (d *Daemon) loadUsage() {
+	path := state.UsageFile(d.opts.Paths.StateDir)
+	u, err := state.LoadUsage(path)
+	var ce *state.CorruptError
+	switch {
+	case errors.As(err, &ce):
+		to, rerr := state.SetAside(path, time.Now())
+		if rerr != nil {
+			d.log.Warn("usage file is damaged and could not be set aside; starting from zero", "path", path, "err", err, "rename_err", rerr)
+			d.persist.notice = fmt.Sprintf("%v; could not move it aside (%v)", err, rerr)
+		} else {
+			d.log.Warn("usage file is damaged: set it aside and started from zero", "path", path, "err", ce.Err, "kept_as", to)
+			d.persist.notice = fmt.Sprintf("%s was damaged (%v) and was kept as %s; usage counts again from zero", path, ce.Err, to)
+		}
+		u = &state.Usage{}
+	case err != nil:
+		d.log.Warn("could not read usage; counting from zero in memory", "path", path, "err", err)
+		u = &state.Usage{}
+	}
+	d.usage = newLedger(u.Rows)
+}
+
+// seedToday counts today's usage from before a restart toward each key's
+// daily budgets. The caller holds d.mu.
+func (d *Daemon) seedToday() {
+	for id, c := range d.usage.today(state.Day(d.clock.Now())) {
+		u := d.snap.Load().providers[id.Provider]
+		if u == nil || u.fingerprints[id.Key] != id.Fingerprint {
+			continue // the key is gone, or has another secret now
+		}
+		u.rot.SeedToday(id.Key, int(c.Requests), int(c.Tokens()))
+	}
+}
+
+// runtimeFiles are the lock and the control socket as the daemon made
+// them, to notice when they are removed or replaced.
+type runtimeFiles struct {
+	lock     *os.File
+	sockInfo os.FileInfo
+	ctlLn    net.Listener
+	serve    func(net.Listener)
+	problem  time.Time // last time a failure to put them back was logged
+	// lost is set when another daemon owns the runtime dir now: its
+	// socket must not be removed on the way out.
+	lost bool
+}
+
+// keepRuntime puts back the lock and the socket when the runtime dir or
+// they were removed, so that the CLI reaches this daemon again instead of
+// starting a second one.
+func (d *Daemon) keepRuntime() {
+	rt := &d.runtime
+	p := d.opts.Paths
+	lockOK := sameFile(rt.lock, p.LockPath())
+	sockOK := false
+	if fi, err := os.Lstat(p.SocketPath()); err == nil && rt.sockInfo != nil {
+		sockOK = os.SameFile(fi, rt.sockInfo)
+	}
+	if lockOK && sockOK {
+		return
+	}
+	failed := func(what string, err error) {
+		if time.Since(rt.problem) >= failLogEvery {
+			rt.problem = time.Now()
+			d.log.Warn("could not put back the runtime files; the CLI cannot reach this daemon", "what", what, "err", err)
+		}
+	}
+	if err := state.EnsurePrivateDir(p.RuntimeDir); err != nil {
+		failed("runtime dir", err)
+		return
+	}
+	if !lockOK {
+		f, err := acquireLock(p.LockPath())
+		if errors.Is(err, errLocked) {
+			// Another daemon started in the new directory: it is the one
+			// the CLI reaches now, and two would fight over the port.
+			d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", lockHolder(p.LockPath()))
+			rt.lost = true
+			if ul, ok := rt.ctlLn.(*net.UnixListener); ok {
+				ul.SetUnlinkOnClose(false)
+			}
+			d.requestStop()
+			return
+		}
+		if err != nil {
+			failed("lock", err)
+			return
+		}
+		rt.lock.Close()
+		rt.lock = f
+	}
+	if !sockOK {
+		os.Remove(p.SocketPath())
+		ln, err := net.Listen("unix", p.SocketPath())
+		if err != nil {
+			failed("socket", err)
+			return
+		}
+		os.Chmod(p.SocketPath(), 0o600)
+		fi, _ := os.Lstat(p.SocketPath())
+		if old, ok := rt.ctlLn.(*net.UnixListener); ok {
+			old.SetUnlinkOnClose(false) // its path is the new socket's now
+			old.Close()
+		}
+		rt.ctlLn, rt.sockInfo = ln, fi
+		go rt.serve(ln)
+	}
+	d.log.Info("runtime files were removed; put them back", "dir", p.RuntimeDir, "lock", !lockOK, "socket", !sockOK)
+}
+
+func sameFile(f *os.File, path string) bool {
+	if f == nil {
+		return false
+	}
+	held, err1 := f.Stat()
+	now, err2 := os.Lstat(path)
+	return err1 == nil && err2 == nil && os.SameFile(held, now)
+}

@@ -1,0 +1,116 @@
+package daemon
+
+import (
+	"maps"
+	"net/http"
+	"slices"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// metrics are what /metrics serves, in the Prometheus text format, with
+// the official client. Requests and tokens are read from the ledger at
+// scrape time, so that they are the very numbers "llmkey usage" shows
+// (since the usage file began, not since the daemon started).
+type metrics struct {
+	reg                *prometheus.Registry
+	handler            http.Handler
+	retries            *prometheus.CounterVec
+	cooldowns          *prometheus.CounterVec
+	denied             *prometheus.CounterVec
+	latency            *prometheus.HistogramVec
+	stateWriteFailures prometheus.Counter
+}
+
+func newMetrics(d *Daemon) *metrics {
+	m := &metrics{reg: prometheus.NewRegistry()}
+	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_retries_total",
+		Help: "Requests sent again on another key after a failed attempt."}, []string{"provider"})
+	m.cooldowns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_cooldown_events_total",
+		Help: "Keys set aside by a failure: cooled (rate-limited) or parked (quota, invalid-key, forbidden)."}, []string{"provider", "key", "class"})
+	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_denied_total",
+		Help: "Requests answered by llmkey without a key: all keys cooling, none usable, circuit open."}, []string{"provider", "code"})
+	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "llmkey_upstream_latency_seconds",
+		Help:    "Time from sending an attempt upstream to its response headers.",
+		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"provider"})
+	m.stateWriteFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "llmkey_state_write_failures_total",
+		Help: "Failed attempts to write the state dir; the daemon then keeps its state in memory."})
+	m.reg.MustRegister(m.retries, m.cooldowns, m.denied, m.latency, m.stateWriteFailures,
+		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llmkey_in_flight", Help: "Requests being served now."},
+			func() float64 { return float64(d.inFlight.Load()) }),
+		&liveCollector{d: d},
+		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
+	return m
+}
+
+// liveCollector reads usage and key states at scrape time.
+type liveCollector struct{ d *Daemon }
+
+var (
+	requestsDesc = prometheus.NewDesc("llmkey_requests_total",
+		"Attempts sent upstream, by key, model and outcome (success, partial, or the failure's class), as in 'llmkey usage'.",
+		[]string{"provider", "key", "model", "outcome"}, nil)
+	tokensDesc = prometheus.NewDesc("llmkey_tokens_total",
+		"Tokens the provider reported, by key, model and type (input, output, cache_read, cache_write, reasoning), as in 'llmkey usage'.",
+		[]string{"provider", "key", "model", "type"}, nil)
+	keyStateDesc = prometheus.NewDesc("llmkey_key_state",
+		"1 for the state each key is in now: ready, cooling, limited, parked or disabled.",
+		[]string{"provider", "key", "state"}, nil)
+	keyStates = []string{"ready", "cooling", "limited", "parked", "disabled"}
+)
+
+func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- requestsDesc
+	ch <- tokensDesc
+	ch <- keyStateDesc
+}
+
+func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
+	type id struct{ provider, key, model string }
+	sums := map[id]*state.Counts{}
+	rows, _ := c.d.usage.snapshot()
+	for _, r := range rows {
+		k := id{r.Provider, r.Key, r.Model}
+		if sums[k] == nil {
+			sums[k] = &state.Counts{}
+		}
+		sums[k].Add(r.Counts)
+	}
+	counter := func(desc *prometheus.Desc, v int64, labels ...string) {
+		ch <- prometheus.MustNewConstMetric(desc, prometheus.CounterValue, float64(v), labels...)
+	}
+	for k, s := range sums {
+		counter(requestsDesc, s.Successes, k.provider, k.key, k.model, "success")
+		if s.Partial > 0 {
+			counter(requestsDesc, s.Partial, k.provider, k.key, k.model, "partial")
+		}
+		for _, class := range slices.Sorted(maps.Keys(s.Failures)) {
+			counter(requestsDesc, s.Failures[class], k.provider, k.key, k.model, class)
+		}
+		counter(tokensDesc, s.Input, k.provider, k.key, k.model, "input")
+		counter(tokensDesc, s.Output, k.provider, k.key, k.model, "output")
+		counter(tokensDesc, s.CacheRead, k.provider, k.key, k.model, "cache_read")
+		counter(tokensDesc, s.CacheWrite, k.provider, k.key, k.model, "cache_write")
+		counter(tokensDesc, s.Reasoning, k.provider, k.key, k.model, "reasoning")
+	}
+	for _, up := range c.d.snap.Load().providers {
+		if up.rot == nil {
+			continue
+		}
+		views, _, _ := up.rot.View()
+		for _, v := range views {
+			for _, s := range keyStates {
+				val := 0.0
+				if v.State == s {
+					val = 1
+				}
+				ch <- prometheus.MustNewConstMetric(keyStateDesc, prometheus.GaugeValue, val, up.Name, v.Name, s)
+			}
+		}
+	}
+}

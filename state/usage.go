@@ -1,0 +1,222 @@
+package state
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"maps"
+	"os"
+	"path"
+	"path/filepath"
+	"slices"
+	"strings"
+	"time"
+)
+
+// UsageFile is where usage is kept in the state directory.
+func UsageFile(stateDir string) string { return filepath.Join(stateDir, "usage.json") }
+
+// UsageVersion is the format of usage.json.
+const UsageVersion = 1
+
+// DayFormat names a usage day: a UTC date, as the providers' daily limits
+// and bills count them.
+const DayFormat = "2006-01-02"
+
+// Day is the UTC day t falls in.
+func Day(t time.Time) string { return t.UTC().Format(DayFormat) }
+
+// UsageKey is what usage is counted by: a UTC day, a key (by provider,
+// name and fingerprint, never by secret) and a model.
+type UsageKey struct {
+	Day         string `json:"day"`
+	Provider    string `json:"provider"`
+	Key         string `json:"key"`
+	Fingerprint string `json:"fingerprint"`
+	Model       string `json:"model"`
+}
+
+// Ref is the key as people name it: PROVIDER/NAME.
+func (k UsageKey) Ref() string { return k.Provider + "/" + k.Key }
+
+// Counts are one row's numbers. Requests are the attempts sent upstream
+// on the key: each ends as a success, a failure of some class, or a
+// partial (an answer cut off mid-stream, counted with the tokens seen).
+type Counts struct {
+	Requests  int64            `json:"requests"`
+	Successes int64            `json:"successes"`
+	Failures  map[string]int64 `json:"failures,omitempty"`
+	Partial   int64            `json:"partial,omitempty"`
+
+	Input      int64 `json:"input_tokens"`
+	Output     int64 `json:"output_tokens"`
+	CacheRead  int64 `json:"cache_read_tokens"`
+	CacheWrite int64 `json:"cache_write_tokens"`
+	Reasoning  int64 `json:"reasoning_tokens"`
+}
+
+// Add adds o to c.
+func (c *Counts) Add(o Counts) {
+	c.Requests += o.Requests
+	c.Successes += o.Successes
+	c.Partial += o.Partial
+	for k, v := range o.Failures {
+		if c.Failures == nil {
+			c.Failures = map[string]int64{}
+		}
+		c.Failures[k] += v
+	}
+	c.Input += o.Input
+	c.Output += o.Output
+	c.CacheRead += o.CacheRead
+	c.CacheWrite += o.CacheWrite
+	c.Reasoning += o.Reasoning
+}
+
+// FailureCount is the sum of failures of every class.
+func (c Counts) FailureCount() int64 {
+	var n int64
+	for _, v := range c.Failures {
+		n += v
+	}
+	return n
+}
+
+// Tokens is what counts against tpm and daily budgets: everything the
+// provider processed but cache reads.
+func (c Counts) Tokens() int64 { return c.Input + c.Output + c.CacheWrite }
+
+// UsageRow is one key x model x day.
+type UsageRow struct {
+	UsageKey
+	Counts
+}
+
+// Usage is the contents of usage.json.
+type Usage struct {
+	Version   int        `json:"version"`
+	UpdatedAt time.Time  `json:"updated_at"`
+	Rows      []UsageRow `json:"rows"`
+}
+
+// Marshal encodes u with its rows in a stable order.
+func (u *Usage) Marshal() []byte {
+	slices.SortFunc(u.Rows, func(a, b UsageRow) int { return compareKeys(a.UsageKey, b.UsageKey) })
+	var buf bytes.Buffer
+	buf.WriteString("{\"version\":")
+	fmt.Fprint(&buf, u.Version)
+	buf.WriteString(",\"updated_at\":")
+	t, _ := json.Marshal(u.UpdatedAt)
+	buf.Write(t)
+	buf.WriteString(",\"rows\":[")
+	for i, r := range u.Rows {
+		if i > 0 {
+			buf.WriteByte(',')
+		}
+		buf.WriteString("\n")
+		b, _ := json.Marshal(r)
+		buf.Write(b)
+	}
+	buf.WriteString("\n]}\n")
+	return buf.Bytes()
+}
+
+func compareKeys(a, b UsageKey) int {
+	for _, p := range [][2]string{{a.Day, b.Day}, {a.Provider, b.Provider}, {a.Key, b.Key}, {a.Fingerprint, b.Fingerprint}, {a.Model, b.Model}} {
+		if c := strings.Compare(p[0], p[1]); c != 0 {
+			return c
+		}
+	}
+	return 0
+}
+
+// CorruptError is a usage file that cannot be read as one: torn by a
+// crash, or edited by hand.
+type CorruptError struct {
+	Path string
+	Err  error
+}
+
+func (e *CorruptError) Error() string {
+	return fmt.Sprintf("usage file %s is damaged: %v", e.Path, e.Err)
+}
+
+// LoadUsage reads a usage file. A missing file is empty usage; one that
+// does not parse is a *CorruptError.
+func LoadUsage(p string) (*Usage, error) {
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return &Usage{Version: UsageVersion}, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("read usage: %w", err)
+	}
+	var u Usage
+	if err := json.Unmarshal(b, &u); err != nil {
+		return nil, &CorruptError{Path: p, Err: err}
+	}
+	if u.Version != UsageVersion {
+		return nil, &CorruptError{Path: p, Err: fmt.Errorf("unknown format version %d", u.Version)}
+	}
+	for _, r := range u.Rows {
+		if r.Day == "" || r.Provider == "" || r.Key == "" || r.Requests < 0 {
+			return nil, &CorruptError{Path: p, Err: fmt.Errorf("a row without day, provider or key")}
+		}
+	}
+	return &u, nil
+}
+
+// SetAside renames a damaged file out of the way, keeping it for a
+// person to look at: "usage.json" becomes "usage.json.damaged-20261124T101500Z".
+func SetAside(p string, now time.Time) (string, error) {
+	to := p + ".damaged-" + now.UTC().Format("20060102T150405Z")
+	if err := os.Rename(p, to); err != nil {
+		return "", err
+	}
+	return to, nil
+}
+
+// Price is what a model costs, in dollars per million tokens. A price not
+// given is unknown, not free.
+type Price struct {
+	Input      *float64 `toml:"input" json:"input,omitempty"`
+	Output     *float64 `toml:"output" json:"output,omitempty"`
+	CacheRead  *float64 `toml:"cache_read" json:"cache_read,omitempty"`
+	CacheWrite *float64 `toml:"cache_write" json:"cache_write,omitempty"`
+}
+
+// PriceFor finds a model's price: its own [pricing."MODEL"] table, or the
+// first pattern (path.Match, e.g. "gpt-4o-mini-*") that matches, in name
+// order.
+func PriceFor(pricing map[string]Price, model string) (Price, bool) {
+	if p, ok := pricing[model]; ok {
+		return p, true
+	}
+	for _, pat := range slices.Sorted(maps.Keys(pricing)) {
+		if ok, _ := path.Match(pat, model); ok && strings.ContainsAny(pat, "*?[") {
+			return pricing[pat], true
+		}
+	}
+	return Price{}, false
+}
+
+// Cost is what c cost at price p, in dollars; ok is false when a kind of
+// token that c used has no price.
+func (p Price) Cost(c Counts) (float64, bool) {
+	var cost float64
+	for _, part := range []struct {
+		tokens int64
+		price  *float64
+	}{{c.Input, p.Input}, {c.Output, p.Output}, {c.CacheRead, p.CacheRead}, {c.CacheWrite, p.CacheWrite}} {
+		if part.tokens == 0 {
+			continue
+		}
+		if part.price == nil {
+			return 0, false
+		}
+		cost += float64(part.tokens) * *part.price / 1e6
+	}
+	return cost, true
+}

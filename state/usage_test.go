@@ -1,0 +1,88 @@
+package state
+
+import (
+	"errors"
+	"math"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+func f(v float64) *float64 { return &v }
+
+func TestPriceCost(t *testing.T) {
+	pricing := map[string]Price{
+		"gpt-4o":   {Input: f(2.5), Output: f(10)},
+		"claude-*": {Input: f(3), Output: f(15), CacheRead: f(0.3), CacheWrite: f(3.75)},
+	}
+	c := Counts{Input: 1_000_000, Output: 500_000}
+	p, ok := PriceFor(pricing, "gpt-4o")
+	if !ok {
+		t.Fatal("gpt-4o has a price")
+	}
+	if cost, ok := p.Cost(c); !ok || math.Abs(cost-7.5) > 1e-9 {
+		t.Errorf("cost = %v %v, want 7.5", cost, ok)
+	}
+	// A kind of token without a price makes the cost unknown, not lower.
+	if _, ok := p.Cost(Counts{Input: 10, CacheRead: 5}); ok {
+		t.Error("cache reads without a cache_read price were priced")
+	}
+	p, ok = PriceFor(pricing, "claude-sonnet-4")
+	if !ok {
+		t.Fatal("a pattern should match")
+	}
+	if cost, ok := p.Cost(Counts{Input: 100, Output: 200, CacheRead: 1000, CacheWrite: 400}); !ok || math.Abs(cost-(300+3000+300+1500)/1e6) > 1e-12 {
+		t.Errorf("claude cost = %v %v", cost, ok)
+	}
+	if _, ok := PriceFor(pricing, "gpt-4o-mini"); ok {
+		t.Error("an exact name must not match a longer model")
+	}
+}
+
+func TestUsageFileRoundTripAndCorruption(t *testing.T) {
+	dir := t.TempDir()
+	p := UsageFile(dir)
+	u, err := LoadUsage(p)
+	if err != nil || len(u.Rows) != 0 {
+		t.Fatalf("missing file: %v %+v", err, u)
+	}
+	u.Rows = []UsageRow{
+		{UsageKey{Day: "2026-11-24", Provider: "openai", Key: "b", Fingerprint: "f2", Model: "m"}, Counts{Requests: 3, Successes: 2, Failures: map[string]int64{"rate-limited": 1}, Input: 7}},
+		{UsageKey{Day: "2026-11-23", Provider: "openai", Key: "a", Fingerprint: "f1", Model: "m"}, Counts{Requests: 1, Successes: 1, Output: 9}},
+	}
+	if err := os.WriteFile(p, u.Marshal(), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	back, err := LoadUsage(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(back.Rows) != 2 || back.Rows[0].Day != "2026-11-23" || back.Rows[1].Failures["rate-limited"] != 1 || back.Rows[1].Input != 7 {
+		t.Fatalf("round trip: %+v", back.Rows)
+	}
+
+	// A torn write: half a file.
+	b, _ := os.ReadFile(p)
+	os.WriteFile(p, b[:len(b)/2], 0o600)
+	_, err = LoadUsage(p)
+	var ce *CorruptError
+	if !errors.As(err, &ce) {
+		t.Fatalf("torn file: want *CorruptError, got %v", err)
+	}
+	to, err := SetAside(p, time.Date(2026, 11, 24, 10, 15, 0, 0, time.UTC))
+	if err != nil || filepath.Base(to) != "usage.json.damaged-20261124T101500Z" {
+		t.Fatalf("set aside: %q %v", to, err)
+	}
+	if kept, _ := os.ReadFile(to); len(kept) != len(b)/2 {
+		t.Error("the damaged file was not kept as it was")
+	}
+	if _, err := os.Stat(p); !errors.Is(err, os.ErrNotExist) {
+		t.Error("the damaged file is still in place")
+	}
+	os.WriteFile(p, []byte(`{"version":9,"rows":[]}`), 0o600)
+	if _, err := LoadUsage(p); !errors.As(err, &ce) || !strings.Contains(err.Error(), "version 9") {
+		t.Errorf("unknown version: %v", err)
+	}
+}
