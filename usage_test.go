@@ -533,3 +533,145 @@ func TestStateDirReplacedByAFile(t *testing.T) {
 		t.Error("no token file after the outage")
 	}
 }
+
+// bigStream answers with size bytes of chat events and a last usage chunk.
+func bigStream(size int) func(http.ResponseWriter, *http.Request) bool {
+	return func(w http.ResponseWriter, r *http.Request) bool {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		event := []byte(`data: {"choices":[{"index":0,"delta":{"content":"` + strings.Repeat("x", 16<<10) + `"}}],"usage":null}` + "\n\n")
+		for sent := 0; sent < size; sent += len(event) {
+			if _, err := w.Write(event); err != nil {
+				return true
+			}
+		}
+		fmt.Fprint(w, "data: {\"choices\":[],\"usage\":{\"prompt_tokens\":5,\"completion_tokens\":51200}}\n\ndata: [DONE]\n\n")
+		return true
+	}
+}
+
+// procKB reads a field of /proc/PID/status, in kB.
+func procKB(t *testing.T, pid int, field string) int {
+	t.Helper()
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, field+":"); ok {
+			var kb int
+			fmt.Sscanf(strings.TrimSpace(v), "%d", &kb)
+			return kb
+		}
+	}
+	t.Fatalf("no %s in /proc/%d/status", field, pid)
+	return 0
+}
+
+// Done when 2: a 200 MB streamed response passes through with the
+// daemon's peak RSS less than 20 MB above what it was before.
+func TestBigStreamInBoundedMemory(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	secret := u.canary("sk-a-")
+	base, token := u.oneKey(fake.URL, secret)
+	stream := func(size int) int64 {
+		fake.on(secret, bigStream(size))
+		req, _ := http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		n, err := io.Copy(io.Discard, resp.Body)
+		if err != nil || resp.StatusCode != 200 {
+			t.Fatalf("stream: %d %v after %d bytes", resp.StatusCode, err, n)
+		}
+		return n
+	}
+	stream(4 << 20) // warm up: buffers, connections
+	pid := u.daemonPID()
+	before := procKB(t, pid, "VmRSS")
+	start := time.Now()
+	n := stream(200 << 20)
+	peak := procKB(t, pid, "VmHWM")
+	t.Logf("%d MB in %v; daemon RSS before %d kB, peak %d kB (+%d kB)", n>>20, time.Since(start).Round(time.Millisecond), before, peak, peak-before)
+	if n < 200<<20 {
+		t.Fatalf("only %d bytes came through", n)
+	}
+	if peak-before >= 20<<10 {
+		t.Errorf("the daemon's RSS grew by %d kB during a 200 MB stream, want < 20 MB", peak-before)
+	}
+	if rep := u.usage(); rep.Total.Out != 51200+51200 || rep.Total.Requests != 2 {
+		t.Errorf("usage of the big streams: %+v", rep.Total)
+	}
+}
+
+// An answer cut off mid-stream counts what it carried, as partial; and
+// stream_usage = false leaves OpenAI chat streams as the client sent them.
+func TestPartialStreamAndStreamUsageSwitch(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	a, b := u.canary("sk-ant-a-"), u.canary("sk-ant-b-")
+	cut := func(w http.ResponseWriter, r *http.Request) bool {
+		io.Copy(io.Discard, r.Body)
+		w.Header().Set("Content-Type", "text/event-stream")
+		fmt.Fprint(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":23,\"output_tokens\":1}}}\n\n")
+		fmt.Fprint(w, "event: message_delta\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":4}}\n\n")
+		w.(http.Flusher).Flush()
+		conn, _, _ := w.(http.Hijacker).Hijack()
+		conn.Close()
+		return true
+	}
+	fake.on(a, cut)
+	fake.on(b, cut)
+	base, token := u.twoKeys(fake.URL, "anthropic", "stream_usage = false", a, b)
+	req, _ := http.NewRequest("POST", base+"/anthropic/v1/messages", strings.NewReader(`{"model":"claude-x","stream":true,"max_tokens":5}`))
+	req.Header.Set("X-Api-Key", token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, err = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err == nil {
+		t.Error("the client read a cut-off stream as complete")
+	}
+	rep := u.usage()
+	if rep.Total.Requests != 1 || rep.Total.Partial != 1 || rep.Total.Successes != 0 || rep.Total.In != 23 || rep.Total.Out != 4 {
+		t.Errorf("a cut-off stream: %+v", rep.Total)
+	}
+
+	// With stream_usage = false, nothing is added: the fake then sends
+	// no usage, and none is counted.
+	var body string
+	writeFile(t, u.keyfile(), fmt.Sprintf("[daemon]\nlisten = \"127.0.0.1:0\"\nstream_usage = false\n\n[provider.openai]\nbase_url = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"a\"\nsecret = %q\n", fake.URL+"/v1", a), 0o600)
+	mustSucceed(t, u.llmkey("reload"))
+	fake.on(a, func(w http.ResponseWriter, r *http.Request) bool {
+		bb, _ := io.ReadAll(r.Body)
+		body = string(bb)
+		r.Body = io.NopCloser(strings.NewReader(body))
+		return false
+	})
+	req, _ = http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(`{"model":"gpt-4o","stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	mustOK(t, mustDo(t, req))
+	if body != `{"model":"gpt-4o","stream":true}` {
+		t.Errorf("stream_usage = false: the body changed to %s", body)
+	}
+	for _, r := range u.usage().Rows {
+		if r.Model == "gpt-4o" && (r.Requests != 1 || r.In != 0) {
+			t.Errorf("stream without usage: %+v", r)
+		}
+	}
+}
+
+func mustDo(t *testing.T, req *http.Request) *http.Response {
+	t.Helper()
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}

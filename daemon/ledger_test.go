@@ -1,0 +1,128 @@
+package daemon
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+func TestStreamUsageIsAskedForOnlyWhenUnsaid(t *testing.T) {
+	tests := []struct {
+		kind       state.Kind
+		path, body string
+		want       bool
+	}{
+		{state.KindOpenAI, "/chat/completions", `{"model":"m","stream":true}`, true},
+		{state.KindOpenAI, "/v1/chat/completions/", `{"model":"m","stream":true,"stream_options":null}`, true},
+		{state.KindOpenAI, "/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":false}}`, false},
+		{state.KindOpenAI, "/chat/completions", `{"model":"m","stream":true,"stream_options":{"include_usage":true}}`, false},
+		{state.KindOpenAI, "/chat/completions", `{"model":"m"}`, false},
+		{state.KindOpenAI, "/responses", `{"model":"m","stream":true}`, false},
+		{state.KindAnthropic, "/v1/messages", `{"model":"m","stream":true}`, false},
+	}
+	for _, tt := range tests {
+		model, want := requestModel(tt.kind, tt.path, []byte(tt.body))
+		if model != "m" || want != tt.want {
+			t.Errorf("%s %s %s: model %q, wants usage %v; want %v", tt.kind, tt.path, tt.body, model, want, tt.want)
+		}
+	}
+	if m, _ := requestModel(state.KindGemini, "/v1beta/models/gemini-2.5-pro:streamGenerateContent", nil); m != "gemini-2.5-pro" {
+		t.Errorf("gemini model from the path: %q", m)
+	}
+
+	for _, body := range []string{
+		`{"model":"m","stream":true,"messages":[{"role":"user","content":"{"}]}`,
+		` {"model":"m","stream":true,"stream_options":null}`,
+		`{"model":"m","stream":true,"stream_options":{"other":1}}`,
+	} {
+		out := withStreamUsage([]byte(body))
+		var v map[string]any
+		if err := json.Unmarshal(out, &v); err != nil {
+			t.Fatalf("%s became invalid JSON: %s", body, out)
+		}
+		opts, _ := v["stream_options"].(map[string]any)
+		if opts["include_usage"] != true || v["model"] != "m" || v["stream"] != true {
+			t.Errorf("%s became %s", body, out)
+		}
+		if strings.Contains(body, "other") && opts["other"] != float64(1) {
+			t.Errorf("the client's own stream_options were lost: %s", out)
+		}
+		if strings.Contains(body, "messages") && !bytes.HasSuffix(out, []byte(body[1:])) {
+			t.Errorf("the rest of the body changed: %s", out)
+		}
+	}
+}
+
+func TestLedgerCountsAndSnapshots(t *testing.T) {
+	l := newLedger([]state.UsageRow{{UsageKey: state.UsageKey{Day: "2026-11-24", Provider: "openai", Key: "a", Fingerprint: "f", Model: "m"},
+		Counts: state.Counts{Requests: 2, Successes: 2, Input: 10}}})
+	if l.generation() != 0 {
+		t.Error("a loaded ledger is not a change")
+	}
+	k := state.UsageKey{Day: "2026-11-24", Provider: "openai", Key: "a", Fingerprint: "f", Model: "m"}
+	l.add(k, state.Counts{Requests: 1, Failures: map[string]int64{"rate-limited": 1}})
+	l.add(k, state.Counts{Requests: 1, Successes: 1, Input: 5, Output: 3, CacheWrite: 2})
+	rows, gen := l.snapshot()
+	if gen != 2 || len(rows) != 1 || rows[0].Requests != 4 || rows[0].Input != 15 || rows[0].Failures["rate-limited"] != 1 {
+		t.Fatalf("rows %+v gen %d", rows, gen)
+	}
+	rows[0].Failures["rate-limited"] = 99 // a copy
+	if again, _ := l.snapshot(); again[0].Failures["rate-limited"] != 1 {
+		t.Error("a snapshot shares its maps with the ledger")
+	}
+	today := l.today("2026-11-24")[state.UsageKey{Provider: "openai", Key: "a", Fingerprint: "f"}]
+	if today.Requests != 4 || today.Tokens() != 20 {
+		t.Errorf("today: %+v", today)
+	}
+}
+
+// The log never blocks a request: with the file unwritable (its directory
+// is a file), writes return at once; once the path is usable again, the
+// file comes back.
+func TestLogFileNeverBlocksAndComesBack(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	os.WriteFile(dir, []byte("a file where the dir should be"), 0o600)
+	lf := OpenLogFile(filepath.Join(dir, "daemon.log"))
+	defer lf.Close()
+	start := time.Now()
+	for range 3 * logQueue {
+		lf.Write([]byte("a line that cannot be written\n"))
+	}
+	if d := time.Since(start); d > time.Second {
+		t.Errorf("%d writes took %v with the disk refusing them", 3*logQueue, d)
+	}
+	if lf.Dropped() == 0 {
+		t.Error("no line counted as dropped")
+	}
+	os.Remove(dir)
+	deadline := time.Now().Add(3 * time.Second)
+	for {
+		lf.Write([]byte("back\n"))
+		if b, _ := os.ReadFile(filepath.Join(dir, "daemon.log")); strings.Contains(string(b), "back") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the log file did not come back")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	// Removed while open: written to anew, not into the unlinked file.
+	os.RemoveAll(dir)
+	deadline = time.Now().Add(3 * time.Second)
+	for {
+		lf.Write([]byte("again\n"))
+		if b, _ := os.ReadFile(filepath.Join(dir, "daemon.log")); strings.Contains(string(b), "again") {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the log file did not come back after rm -rf")
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
