@@ -365,7 +365,7 @@ func TestUsageSurvivesKillAndStop(t *testing.T) {
 	mustSucceed(t, u.llmkey("stop"))
 
 	// A torn file: set aside with a timestamp and a warning, never a crash.
-	usagePath := filepath.Join(u.stateDir(), "usage.json")
+	usagePath := filepath.Join(u.stateDir(), "usage-recent.json") // today's rows
 	b := readFile(t, usagePath)
 	writeFile(t, usagePath, b[:len(b)/2], 0o600)
 	if r := u.llmkey("usage"); r.code != 1 || !strings.Contains(r.stderr, "damaged") || !strings.Contains(r.stderr, "hint:") {
@@ -431,7 +431,7 @@ func TestStateAndRuntimeDirsRemovedUnderLoad(t *testing.T) {
 		t.Fatal(err)
 	}
 	removed := time.Now()
-	files := []string{"usage.json", "token", "daemon.log"}
+	files := []string{"usage.json", "usage-recent.json", "token", "daemon.log"}
 	for _, f := range files {
 		path := filepath.Join(u.stateDir(), f)
 		for !exists(path) {
@@ -456,7 +456,7 @@ func TestStateAndRuntimeDirsRemovedUnderLoad(t *testing.T) {
 	}
 	// And on disk, once written.
 	time.Sleep(600 * time.Millisecond)
-	if b := readFile(t, filepath.Join(u.stateDir(), "usage.json")); !strings.Contains(b, `"requests":21`) {
+	if b := readFile(t, filepath.Join(u.stateDir(), "usage-recent.json")); !strings.Contains(b, `"requests":21`) {
 		t.Errorf("usage.json after rm -rf: %s", b)
 	}
 
@@ -526,7 +526,7 @@ func TestStateDirReplacedByAFile(t *testing.T) {
 		time.Sleep(100 * time.Millisecond)
 	}
 	t.Logf("healthy again %v after the dir came back", time.Since(restored).Round(time.Millisecond))
-	if b := readFile(t, filepath.Join(u.stateDir(), "usage.json")); !strings.Contains(b, `"requests":7`) {
+	if b := readFile(t, filepath.Join(u.stateDir(), "usage-recent.json")); !strings.Contains(b, `"requests":7`) {
 		t.Errorf("usage.json after the outage: %s", b)
 	}
 	if !exists(filepath.Join(u.stateDir(), "token")) {

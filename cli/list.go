@@ -93,7 +93,7 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 	// Without the daemon, today's counts come from the usage file.
 	today := map[string]state.Counts{}
 	if !out.Daemon.Running {
-		if u, err := state.LoadUsage(state.UsageFile(in.Paths.StateDir)); err == nil {
+		if u, err := state.LoadUsageDir(in.Paths.StateDir); err == nil {
 			day := state.Day(time.Now())
 			for _, r := range u.Rows {
 				if r.Day == day {

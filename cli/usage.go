@@ -99,7 +99,7 @@ type usageLine struct {
 }
 
 type usageReport struct {
-	Source         string      `json:"source"` // "daemon" or the usage file's path
+	Source         string      `json:"source"` // "daemon" or the state dir it was read from
 	Since          string      `json:"since,omitempty"`
 	By             []string    `json:"by"`
 	Rows           []usageLine `json:"rows"`
@@ -122,8 +122,7 @@ func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
 	} else if !errors.Is(err, daemon.ErrNotRunning) {
 		return err
 	} else {
-		path := state.UsageFile(in.Paths.StateDir)
-		u, err := state.LoadUsage(path)
+		u, err := state.LoadUsageDir(in.Paths.StateDir)
 		var ce *state.CorruptError
 		if errors.As(err, &ce) {
 			return fail("the daemon sets a damaged file aside (and starts counting anew) when it starts: llmkey start", "%v", err)
@@ -131,7 +130,7 @@ func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
 		if err != nil {
 			return err
 		}
-		rows, rep.Source = u.Rows, path
+		rows, rep.Source = u.Rows, in.Paths.StateDir
 		cfg, err := state.Load(in.Paths.Keyfile)
 		if err != nil {
 			rep.PricingError = err.Error()

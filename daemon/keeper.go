@@ -37,6 +37,9 @@ type persistence struct {
 	nextTry      time.Time
 	lastLogged   time.Time
 	failures     int64
+	// historyFrom is the RecentFrom day usage.json was last written for;
+	// it is rewritten when the day moves on. Owned by the keeper.
+	historyFrom string
 	// notice is something a person should know about the state on disk
 	// that is not a failure: a damaged usage file set aside at start.
 	notice string
@@ -134,13 +137,16 @@ func (d *Daemon) keepState(force bool) {
 }
 
 // writeState writes usage when it changed since generation saved or its
-// file is gone, and puts back the token and disabled.json. It returns the
-// generation now on disk.
+// files are gone, and puts back the token and disabled.json. It returns
+// the generation now on disk.
 func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	dir := d.opts.Paths.StateDir
-	usagePath := state.UsageFile(dir)
+	histPath, recentPath := state.UsageFile(dir), state.UsageRecentFile(dir)
+	from := state.RecentFrom(d.clock.Now())
 	gen := d.usage.generation()
-	if !force && gen == saved && exists(usagePath) && exists(state.TokenFile(dir)) && !d.overridesMissing() {
+	writeHist := force || from != d.persist.historyFrom || !exists(histPath)
+	writeRecent := force || gen != saved || !exists(recentPath)
+	if !writeHist && !writeRecent && exists(state.TokenFile(dir)) && !d.overridesMissing() {
 		return gen, nil
 	}
 	if err := state.EnsurePrivateDir(dir); err != nil {
@@ -157,15 +163,34 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 		}
 		d.overridesDirty.Store(false)
 	}
-	if force || gen != saved || !exists(usagePath) {
-		rows, g := d.usage.snapshot()
+	if !writeHist && !writeRecent {
+		return gen, nil
+	}
+	rows, g := d.usage.snapshot()
+	var hist, recent []state.UsageRow
+	for _, r := range rows {
+		if r.Day < from {
+			hist = append(hist, r)
+		} else {
+			recent = append(recent, r)
+		}
+	}
+	write := func(path string, rows []state.UsageRow) error {
 		u := state.Usage{Version: state.UsageVersion, UpdatedAt: time.Now().UTC(), Rows: rows}
-		if err := state.WriteAtomic(usagePath, u.Marshal(), 0o600); err != nil {
+		return state.WriteAtomic(path, u.Marshal(), 0o600)
+	}
+	// The history first: a crash between the two leaves a row in both
+	// files, which a load reads once, rather than in neither.
+	if writeHist {
+		if err := write(histPath, hist); err != nil {
 			return saved, err
 		}
-		gen = g
+		d.persist.historyFrom = from
 	}
-	return gen, nil
+	if err := write(recentPath, recent); err != nil {
+		return saved, err
+	}
+	return g, nil
 }
 
 func exists(path string) bool {
@@ -173,29 +198,33 @@ func exists(path string) bool {
 	return !errors.Is(err, fs.ErrNotExist)
 }
 
-// loadUsage reads the usage file at start. A damaged one is set aside,
-// never used and never overwritten in place: the daemon starts from zero
-// and says so.
+// loadUsage reads the usage files at start. A damaged one is set aside,
+// never used and never overwritten in place: its rows count again from
+// zero, and the daemon says so.
 func (d *Daemon) loadUsage() {
-	path := state.UsageFile(d.opts.Paths.StateDir)
-	u, err := state.LoadUsage(path)
-	var ce *state.CorruptError
-	switch {
-	case errors.As(err, &ce):
-		to, rerr := state.SetAside(path, time.Now())
-		if rerr != nil {
-			d.log.Warn("usage file is damaged and could not be set aside; starting from zero", "path", path, "err", err, "rename_err", rerr)
-			d.persist.notice = fmt.Sprintf("%v; could not move it aside (%v)", err, rerr)
-		} else {
-			d.log.Warn("usage file is damaged: set it aside and started from zero", "path", path, "err", ce.Err, "kept_as", to)
-			d.persist.notice = fmt.Sprintf("%s was damaged (%v) and was kept as %s; usage counts again from zero", path, ce.Err, to)
+	dir := d.opts.Paths.StateDir
+	var rows []state.UsageRow
+	for range 3 { // each pass sets aside at most one damaged file
+		u, err := state.LoadUsageDir(dir)
+		var ce *state.CorruptError
+		if err == nil {
+			rows = u.Rows
+			break
 		}
-		u = &state.Usage{}
-	case err != nil:
-		d.log.Warn("could not read usage; counting from zero in memory", "path", path, "err", err)
-		u = &state.Usage{}
+		if !errors.As(err, &ce) {
+			d.log.Warn("could not read usage; counting from zero in memory", "dir", dir, "err", err)
+			break
+		}
+		to, rerr := state.SetAside(ce.Path, time.Now())
+		if rerr != nil {
+			d.log.Warn("usage file is damaged and could not be set aside; counting from zero", "path", ce.Path, "err", ce.Err, "rename_err", rerr)
+			d.persist.notice = fmt.Sprintf("%v; could not move it aside (%v)", err, rerr)
+			break
+		}
+		d.log.Warn("usage file is damaged: set it aside; its counts start again from zero", "path", ce.Path, "err", ce.Err, "kept_as", to)
+		d.persist.notice = fmt.Sprintf("%s was damaged (%v) and was kept as %s; its counts start again from zero", ce.Path, ce.Err, to)
 	}
-	d.usage = newLedger(u.Rows)
+	d.usage = newLedger(rows)
 }
 
 // seedToday counts today's usage from before a restart toward each key's

@@ -15,8 +15,43 @@ import (
 	"time"
 )
 
-// UsageFile is where usage is kept in the state directory.
+// Usage is kept in two files in the state directory, so that a busy
+// daemon rewrites only a small one: UsageRecentFile holds yesterday and
+// today (UTC), rewritten as they change; UsageFile the days before,
+// rewritten when a day ends.
 func UsageFile(stateDir string) string { return filepath.Join(stateDir, "usage.json") }
+
+// UsageRecentFile holds the rows of yesterday and today.
+func UsageRecentFile(stateDir string) string { return filepath.Join(stateDir, "usage-recent.json") }
+
+// RecentFrom is the first day UsageRecentFile holds at now.
+func RecentFrom(now time.Time) string { return Day(now.Add(-24 * time.Hour)) }
+
+// LoadUsageDir reads both usage files of a state dir into one. A row in
+// both (a crash between the two writes at the end of a day) is taken from
+// the recent file, which is written after the other.
+func LoadUsageDir(stateDir string) (*Usage, error) {
+	all := &Usage{Version: UsageVersion}
+	seen := map[UsageKey]int{}
+	for _, p := range []string{UsageFile(stateDir), UsageRecentFile(stateDir)} {
+		u, err := LoadUsage(p)
+		if err != nil {
+			return nil, err
+		}
+		for _, r := range u.Rows {
+			if i, ok := seen[r.UsageKey]; ok {
+				all.Rows[i] = r
+				continue
+			}
+			seen[r.UsageKey] = len(all.Rows)
+			all.Rows = append(all.Rows, r)
+		}
+		if u.UpdatedAt.After(all.UpdatedAt) {
+			all.UpdatedAt = u.UpdatedAt
+		}
+	}
+	return all, nil
+}
 
 // UsageVersion is the format of usage.json.
 const UsageVersion = 1

@@ -86,3 +86,35 @@ func TestUsageFileRoundTripAndCorruption(t *testing.T) {
 		t.Errorf("unknown version: %v", err)
 	}
 }
+
+func TestUsageDirMergesBothFiles(t *testing.T) {
+	dir := t.TempDir()
+	k := UsageKey{Day: "2026-11-22", Provider: "openai", Key: "a", Fingerprint: "f", Model: "m"}
+	old := Usage{Version: UsageVersion, Rows: []UsageRow{{k, Counts{Requests: 1}}}}
+	os.WriteFile(UsageFile(dir), old.Marshal(), 0o600)
+	// A crash after the history was written but before the recent file
+	// dropped the row: the row is in both, and counts once.
+	k2 := k
+	k2.Day = "2026-11-24"
+	recent := Usage{Version: UsageVersion, Rows: []UsageRow{{k, Counts{Requests: 1}}, {k2, Counts{Requests: 5}}}}
+	os.WriteFile(UsageRecentFile(dir), recent.Marshal(), 0o600)
+	u, err := LoadUsageDir(dir)
+	if err != nil || len(u.Rows) != 2 {
+		t.Fatalf("%v %+v", err, u)
+	}
+	var n int64
+	for _, r := range u.Rows {
+		n += r.Requests
+	}
+	if n != 6 {
+		t.Errorf("requests %d, want 6", n)
+	}
+	if RecentFrom(time.Date(2026, 11, 24, 0, 30, 0, 0, time.UTC)) != "2026-11-23" {
+		t.Error("RecentFrom")
+	}
+	os.WriteFile(UsageRecentFile(dir), []byte("{"), 0o600)
+	var ce *CorruptError
+	if _, err := LoadUsageDir(dir); !errors.As(err, &ce) || ce.Path != UsageRecentFile(dir) {
+		t.Errorf("a damaged recent file: %v", err)
+	}
+}
