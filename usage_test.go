@@ -209,6 +209,11 @@ func TestUsageExactPerKeyAndModel(t *testing.T) {
 		t.Errorf("--by week: %v", r)
 	}
 
+	time.Sleep(600 * time.Millisecond) // a write or two of the keeper
+	for _, f := range []string{"usage.json", "usage-recent.json"} {
+		u.assertNoCanary(readFile(t, filepath.Join(u.stateDir(), f)))
+	}
+
 	// list shows today's counts.
 	list := mustSucceed(t, u.llmkey("list", "--json")).stdout
 	var lo struct {

@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
 	"log/slog"
 	"os"
 	"time"
@@ -76,12 +75,12 @@ func ConfigureDaemonCommands(app *ucli.App) {
 
 // DaemonCommand runs the daemon in this process until it is stopped.
 func DaemonCommand(c *ucli.Context, p state.Paths, readyFD int, logFile bool) error {
-	var out io.Writer = c.App.ErrWriter
+	// The log is written off the request path either way.
+	out := daemon.NewLogWriter(c.App.ErrWriter)
 	if logFile {
-		lf := daemon.OpenLogFile(p.LogPath())
-		defer lf.Close()
-		out = lf
+		out = daemon.OpenLogFile(p.LogPath())
 	}
+	defer out.Close()
 	log := slog.New(slog.NewTextHandler(out, nil))
 	var ready func(*daemon.StartError)
 	if readyFD > 0 {

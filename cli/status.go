@@ -26,9 +26,10 @@ func ConfigureStatusCommand(app *ucli.App) {
 		Name:  "status",
 		Usage: "say whether the daemon runs and is healthy (exit 0, 1 or 3); never starts it",
 		Description: "Exit 0: running, and every provider with keys has a usable key. Exit 1: running but degraded " +
-			"(keyfile error, no keys, a provider without a usable key, a daemon of another version). Exit 3: not running. " +
+			"(keyfile error, no keys, a provider without a usable key, state not persisted, a daemon of another version). Exit 3: not running. " +
 			"--json prints running, pid, version, proxy_url, in_flight, draining, keyfile {path, error, line, hint}, " +
-			"providers {NAME: {kind, base_url, keys [{name, fingerprint, state, cooldown_seconds, reason}]}} and problems.",
+			"providers {NAME: {kind, base_url, keys [{name, fingerprint, state, cooldown_seconds, reason}]}}, " +
+			"state {dir, persisted_at, failing_since, error, notice} and problems.",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing; only the exit code tells"},

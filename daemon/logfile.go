@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"io"
 	"os"
 	"path/filepath"
 	"sync"
@@ -17,7 +18,8 @@ import (
 // when it, or its directory, is removed or replaced, and after a failed
 // write.
 type LogFile struct {
-	path    string
+	path    string    // "" for a fixed writer, never reopened
+	fixed   io.Writer // when path is ""
 	lines   chan []byte
 	done    chan struct{}
 	closed  sync.Once
@@ -37,6 +39,14 @@ const (
 func OpenLogFile(path string) *LogFile {
 	l := &LogFile{path: path, lines: make(chan []byte, logQueue), done: make(chan struct{})}
 	l.reopen()
+	go l.run()
+	return l
+}
+
+// NewLogWriter queues lines for w (standard error, say) the same way:
+// a slow reader of w never slows a request.
+func NewLogWriter(w io.Writer) *LogFile {
+	l := &LogFile{fixed: w, lines: make(chan []byte, logQueue), done: make(chan struct{})}
 	go l.run()
 	return l
 }
@@ -78,7 +88,7 @@ func (l *LogFile) run() {
 			}
 			l.write(b)
 		case <-t.C:
-			if !sameFile(l.f, l.path) {
+			if l.path != "" && !sameFile(l.f, l.path) {
 				l.reopen()
 			}
 		}
@@ -86,6 +96,12 @@ func (l *LogFile) run() {
 }
 
 func (l *LogFile) write(b []byte) {
+	if l.path == "" {
+		if _, err := l.fixed.Write(b); err != nil {
+			l.dropped.Add(1)
+		}
+		return
+	}
 	if l.f == nil && !l.reopen() {
 		l.dropped.Add(1)
 		return
