@@ -100,29 +100,24 @@ func TestLogFileNeverBlocksAndComesBack(t *testing.T) {
 	if lf.Dropped() == 0 {
 		t.Error("no line counted as dropped")
 	}
+	logPath := filepath.Join(dir, "daemon.log")
 	os.Remove(dir)
-	deadline := time.Now().Add(3 * time.Second)
-	for {
-		lf.Write([]byte("back\n"))
-		if b, _ := os.ReadFile(filepath.Join(dir, "daemon.log")); strings.Contains(string(b), "back") {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatal("the log file did not come back")
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	waitForLine(t, lf, logPath, "back")
 	// Removed while open: written to anew, not into the unlinked file.
 	os.RemoveAll(dir)
-	deadline = time.Now().Add(3 * time.Second)
-	for {
-		lf.Write([]byte("again\n"))
-		if b, _ := os.ReadFile(filepath.Join(dir, "daemon.log")); strings.Contains(string(b), "again") {
-			break
+	waitForLine(t, lf, logPath, "again")
+}
+
+// waitForLine writes line to lf until it shows in the file at path.
+func waitForLine(t *testing.T, lf *LogFile, path, line string) {
+	t.Helper()
+	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		lf.Write([]byte(line + "\n"))
+		if b, _ := os.ReadFile(path); strings.Contains(string(b), line) {
+			return
 		}
 		if time.Now().After(deadline) {
-			t.Fatal("the log file did not come back after rm -rf")
+			t.Fatalf("%q never reached %s", line, path)
 		}
-		time.Sleep(20 * time.Millisecond)
 	}
 }
