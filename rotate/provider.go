@@ -124,8 +124,7 @@ type keyState struct {
 	// Windows for the limits.
 	reqTimes  []time.Time // ring of the last RPM request times
 	reqHead   int
-	tokWin    []tokEntry
-	tokSum    int
+	tokWin    tokWindow
 	day       int // days since the epoch, UTC
 	dayReqs   int
 	dayTokens int
@@ -138,10 +137,52 @@ type cooldown struct {
 	reason string
 }
 
-type tokEntry struct {
-	at     time.Time
+// tokWindow is the tokens of the last minute in one-second buckets: a
+// fixed ring, so that a busy key neither allocates nor grows. A bucket
+// leaves the window a minute after the start of its second.
+type tokWindow struct {
+	b         [tokSlots]tokBucket
+	head, len int
+	sum       int
+}
+
+// tokSlots exceeds the buckets a minute can hold, so a prune always makes
+// room.
+const tokSlots = 64
+
+type tokBucket struct {
+	sec    int64
 	tokens int
 }
+
+func (w *tokWindow) prune(now time.Time) {
+	for w.len > 0 {
+		b := &w.b[w.head]
+		if now.Sub(time.Unix(b.sec, 0)) < window {
+			return
+		}
+		w.sum -= b.tokens
+		w.head = (w.head + 1) % tokSlots
+		w.len--
+	}
+}
+
+func (w *tokWindow) add(now time.Time, tokens int) {
+	w.prune(now)
+	w.sum += tokens
+	sec := now.Unix()
+	if w.len > 0 {
+		if tail := &w.b[(w.head+w.len-1)%tokSlots]; tail.sec >= sec {
+			tail.tokens += tokens
+			return
+		}
+	}
+	w.b[(w.head+w.len)%tokSlots] = tokBucket{sec: sec, tokens: tokens}
+	w.len++
+}
+
+// oldest is the start of the oldest bucket's second.
+func (w *tokWindow) oldest() time.Time { return time.Unix(w.b[w.head].sec, 0) }
 
 // Failure is one recent failure of a key, for status.
 type Failure struct {
@@ -300,9 +341,9 @@ func (p *Provider) pick(now time.Time, model string, tried []string) int {
 			if !p.usable(k, now, model, tried) {
 				continue
 			}
-			k.pruneTokens(now)
-			if best < 0 || k.tokSum < bestTok || (k.tokSum == bestTok && k.inFlight < p.keys[best].inFlight) {
-				best, bestTok = i, k.tokSum
+			k.tokWin.prune(now)
+			if best < 0 || k.tokWin.sum < bestTok || (k.tokWin.sum == bestTok && k.inFlight < p.keys[best].inFlight) {
+				best, bestTok = i, k.tokWin.sum
 			}
 		}
 		return best
@@ -350,7 +391,7 @@ func (p *Provider) usable(k *keyState, now time.Time, model string, tried []stri
 		// A parked key serves one request as its probe, once due.
 		return !k.probing && !now.Before(k.nextProbe) && !now.Before(k.parkedUntil)
 	}
-	if k.coolingFor(now, model) != nil {
+	if _, cooling := k.coolingFor(now, model); cooling {
 		return false
 	}
 	_, ok := k.limitFrees(now)
@@ -376,18 +417,20 @@ func (k *keyState) disabledAt(now time.Time) bool {
 	return k.disabled
 }
 
-// coolingFor is the cooldown that keeps k from model now, if any.
-func (k *keyState) coolingFor(now time.Time, model string) *cooldown {
+// coolingFor is the cooldown that keeps k from model now, if any. It
+// returns a value, not a pointer: Acquire calls it for every key and must
+// not allocate.
+func (k *keyState) coolingFor(now time.Time, model string) (cooldown, bool) {
 	if now.Before(k.coolUntil) {
-		return &cooldown{until: k.coolUntil, reason: k.coolReason}
+		return cooldown{until: k.coolUntil, reason: k.coolReason}, true
 	}
 	if c, ok := k.modelCool[model]; ok {
 		if now.Before(c.until) {
-			return &c
+			return c, true
 		}
 		delete(k.modelCool, model)
 	}
-	return nil
+	return cooldown{}, false
 }
 
 // limitFrees says whether k is within its limits now; when it is not,
@@ -404,9 +447,9 @@ func (k *keyState) limitFrees(now time.Time) (time.Time, bool) {
 		}
 	}
 	if s.TPM > 0 {
-		k.pruneTokens(now)
-		if k.tokSum >= s.TPM {
-			return k.tokWin[0].at.Add(window), false
+		k.tokWin.prune(now)
+		if k.tokWin.sum >= s.TPM {
+			return k.tokWin.oldest().Add(window), false
 		}
 	}
 	k.rollDay(now)
@@ -415,17 +458,6 @@ func (k *keyState) limitFrees(now time.Time) (time.Time, bool) {
 		return time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, time.UTC), false
 	}
 	return time.Time{}, true
-}
-
-func (k *keyState) pruneTokens(now time.Time) {
-	i := 0
-	for i < len(k.tokWin) && now.Sub(k.tokWin[i].at) >= window {
-		k.tokSum -= k.tokWin[i].tokens
-		i++
-	}
-	if i > 0 {
-		k.tokWin = append(k.tokWin[:0], k.tokWin[i:]...)
-	}
 }
 
 func (k *keyState) rollDay(now time.Time) {
@@ -467,7 +499,7 @@ func (p *Provider) deny(now time.Time, model string, tried []string) *Denial {
 			}
 			parts = append(parts, fmt.Sprintf("%s parked: %s, next try in %s", name, k.parkReason, roundUp(next.Sub(now))))
 		default:
-			if c := k.coolingFor(now, model); c != nil {
+			if c, ok := k.coolingFor(now, model); ok {
 				cooling++
 				consider(c.until)
 				parts = append(parts, fmt.Sprintf("%s cooling %s (%s)", name, roundUp(c.until.Sub(now)), c.reason))
@@ -566,8 +598,7 @@ func (l Lease) Done(o Outcome, tokens int) {
 		k.probing = false
 	}
 	if tokens > 0 {
-		k.tokWin = append(k.tokWin, tokEntry{at: now, tokens: tokens})
-		k.tokSum += tokens
+		k.tokWin.add(now, tokens)
 		k.rollDay(now)
 		k.dayTokens += tokens
 		k.tokens += int64(tokens)
@@ -787,9 +818,9 @@ func (p *Provider) View() (keys []KeyView, circuit string, circuitUntil time.Tim
 	defer p.mu.Unlock()
 	for _, k := range p.keys {
 		v := KeyView{Name: k.spec.Name, State: "ready", InFlight: k.inFlight, Failures: append([]Failure(nil), k.failures...)}
-		k.pruneTokens(now)
+		k.tokWin.prune(now)
 		k.rollDay(now)
-		v.TokensMinute, v.RequestsToday, v.TokensToday = k.tokSum, k.dayReqs, k.dayTokens
+		v.TokensMinute, v.RequestsToday, v.TokensToday = k.tokWin.sum, k.dayReqs, k.dayTokens
 		for _, t := range k.reqTimes {
 			if !t.IsZero() && now.Sub(t) < window {
 				v.RequestsMinute++

@@ -443,15 +443,20 @@ func TestPreemptiveCooling(t *testing.T) {
 	}
 }
 
+// BenchmarkAcquire is key selection: Acquire and Done of a lease, with
+// round-robin (the default) and least-used (which looks at every key).
 func BenchmarkAcquire(b *testing.B) {
-	for _, n := range []int{1, 10, 1000} {
-		b.Run(fmt.Sprint(n, "keys"), func(b *testing.B) {
-			specs := make([]KeySpec, n)
+	for _, c := range []struct {
+		strategy string
+		n        int
+	}{{RoundRobin, 1}, {RoundRobin, 10}, {RoundRobin, 1000}, {LeastUsed, 10}, {LeastUsed, 1000}} {
+		b.Run(fmt.Sprint(c.strategy, "/", c.n, "keys"), func(b *testing.B) {
+			specs := make([]KeySpec, c.n)
 			for i := range specs {
-				specs[i] = KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i)}
+				specs[i] = KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i), TPM: 1 << 30}
 			}
 			p := NewProvider("openai", SystemClock{})
-			p.Update(Policy{Strategy: RoundRobin}, specs)
+			p.Update(Policy{Strategy: c.strategy}, specs)
 			b.ReportAllocs()
 			for b.Loop() {
 				l, _ := p.Acquire("gpt-4o", nil)
