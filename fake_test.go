@@ -70,7 +70,7 @@ func (s seenRequest) credential() string {
 	return s.GoogKey
 }
 
-func newFakeProvider(t *testing.T) *fakeProvider {
+func newFakeProvider(t testing.TB) *fakeProvider {
 	f := &fakeProvider{scripts: map[string]func(http.ResponseWriter, *http.Request) bool{}, inFlight: map[string]int{}, peak: map[string]int{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)

@@ -30,6 +30,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LLMKEY_SDK_HELPER") == "1" { // run as a user's program; see TestSDKHelper
 		os.Exit(m.Run())
 	}
+	if up := os.Getenv("LLMKEY_BARE_PROXY"); up != "" { // the harness's reference proxy
+		runBareProxy(up)
+		return
+	}
 	dir, err := os.MkdirTemp("", "llmkey-test-bin")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
@@ -52,13 +56,13 @@ func TestMain(m *testing.M) {
 
 // user is one person with a fresh home directory.
 type user struct {
-	t        *testing.T
+	t        testing.TB
 	home     string
 	env      []string
 	canaries []string
 }
 
-func newUser(t *testing.T) *user {
+func newUser(t testing.TB) *user {
 	t.Helper()
 	// Short, because the daemon's socket lives under it and a UNIX socket
 	// path may not exceed 107 bytes.
@@ -222,7 +226,7 @@ func (u *user) redact(s string) string {
 }
 
 // mustSucceed fails the test unless r exited 0.
-func mustSucceed(t *testing.T, r result) result {
+func mustSucceed(t testing.TB, r result) result {
 	t.Helper()
 	if r.code != 0 {
 		t.Fatalf("llmkey failed: %v", r)
@@ -232,7 +236,7 @@ func mustSucceed(t *testing.T, r result) result {
 
 // terminal runs llmkey on a pseudo-terminal, as a person at a shell would.
 type terminal struct {
-	t      *testing.T
+	t      testing.TB
 	master *os.File
 	cmd    *exec.Cmd
 	mu     sync.Mutex
@@ -316,7 +320,7 @@ func (tm *terminal) text() string {
 	return tm.screen.String()
 }
 
-func openPTY(t *testing.T) (master, slave *os.File) {
+func openPTY(t testing.TB) (master, slave *os.File) {
 	t.Helper()
 	m, err := os.OpenFile("/dev/ptmx", os.O_RDWR|syscall.O_NOCTTY, 0)
 	if err != nil {
@@ -337,7 +341,7 @@ func openPTY(t *testing.T) (master, slave *os.File) {
 	return m, s
 }
 
-func writeFile(t *testing.T, path, data string, mode os.FileMode) {
+func writeFile(t testing.TB, path, data string, mode os.FileMode) {
 	t.Helper()
 	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
 		t.Fatal(err)
@@ -350,7 +354,7 @@ func writeFile(t *testing.T, path, data string, mode os.FileMode) {
 	}
 }
 
-func readFile(t *testing.T, path string) string {
+func readFile(t testing.TB, path string) string {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {

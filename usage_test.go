@@ -556,7 +556,7 @@ func bigStream(size int) func(http.ResponseWriter, *http.Request) bool {
 }
 
 // procKB reads a field of /proc/PID/status, in kB.
-func procKB(t *testing.T, pid int, field string) int {
+func procKB(t testing.TB, pid int, field string) int {
 	t.Helper()
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
 	if err != nil {

@@ -14,6 +14,7 @@ import (
 	"net/url"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llmkey/llmkey/rotate"
@@ -487,6 +488,11 @@ func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up 
 
 var errStreamIdle = errors.New("stream idle timeout")
 
+// streamBufs are the copy buffers of answers: pooled, so a request does
+// not allocate one, and 8 KiB, so that a thousand open streams stay small
+// (the upstream connection reads through a 4 KiB buffer anyway).
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+
 // stream copies body to w, and to meter, flushing after every read so
 // each event goes out as the upstream sends it. A body silent for longer
 // than idle is cut.
@@ -494,7 +500,9 @@ func (d *Daemon) stream(w http.ResponseWriter, body io.Reader, meter io.Writer, 
 	rc := http.NewResponseController(w)
 	timer := time.AfterFunc(idle, func() { cancel(errStreamIdle) })
 	defer timer.Stop()
-	buf := make([]byte, 32<<10)
+	bp := streamBufs.Get().(*[]byte)
+	defer streamBufs.Put(bp)
+	buf := *bp
 	var n int64
 	for {
 		m, rerr := body.Read(buf)

@@ -19,7 +19,7 @@ const testSecret = "sk-proj-SECRETaaaaaaaaaaaaaaaaaaaaaaaaa"
 
 // newTestProxy runs the proxy handler in-process in front of upstream,
 // with short timeouts.
-func newTestProxy(t *testing.T, upstream http.Handler, daemonTOML ...string) (*Daemon, string) {
+func newTestProxy(t testing.TB, upstream http.Handler, daemonTOML ...string) (*Daemon, string) {
 	t.Helper()
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)

@@ -1,0 +1,422 @@
+package main
+
+// The performance harness (issue 6): the built llmkey against the fake
+// upstream direct and a bare net/http/httputil.ReverseProxy, on loopback,
+// sharing the machine's cores with the load generator. Not part of the
+// test run; run it with
+//
+//	go test -run XXX -bench Harness -benchtime 1x .
+//
+// It prints one table with every row of the issue's targets.
+
+import (
+	"bufio"
+	"context"
+	"fmt"
+	"io"
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"net/http/httputil"
+	"net/url"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/llmkey/llmkey/rotate"
+)
+
+const (
+	harnessChat  = `{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":{"prompt_tokens":3,"completion_tokens":1,"total_tokens":4}}`
+	harnessBody  = `{"model":"gpt-4o","messages":[{"role":"user","content":"hi"}]}`
+	harnessConns = 32
+)
+
+// harnessUpstream is the fake provider of the harness. A chat request
+// gets a small JSON answer. A stream request gets, by its model:
+// "tick": 20 events 5 ms apart, each carrying the time it was sent;
+// "hold": one event, then nothing until release is closed; "big": 200 MB.
+func harnessUpstream(release chan struct{}) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		body, _ := io.ReadAll(r.Body)
+		if !strings.Contains(string(body), `"stream":true`) {
+			w.Header().Set("Content-Type", "application/json")
+			io.WriteString(w, harnessChat)
+			return
+		}
+		w.Header().Set("Content-Type", "text/event-stream")
+		f := w.(http.Flusher)
+		if strings.Contains(string(body), `"big"`) {
+			event := []byte("data: {\"choices\":[{\"delta\":{\"content\":\"" + strings.Repeat("x", 16<<10) + "\"}}]}\n\n")
+			for sent := 0; sent < 200<<20; sent += len(event) {
+				w.Write(event)
+			}
+			return
+		}
+		if strings.Contains(string(body), `"hold"`) {
+			io.WriteString(w, "data: {\"choices\":[{\"delta\":{\"content\":\"x\"}}]}\n\n")
+			f.Flush()
+			select {
+			case <-release:
+			case <-r.Context().Done():
+			}
+			io.WriteString(w, "data: [DONE]\n\n")
+			return
+		}
+		for range 20 {
+			fmt.Fprintf(w, "data: {\"sent\":%d}\n\n", time.Now().UnixNano())
+			f.Flush()
+			time.Sleep(5 * time.Millisecond)
+		}
+		io.WriteString(w, "data: [DONE]\n\n")
+	})
+}
+
+// runBareProxy is the reference: httputil.ReverseProxy with a key swap
+// and nothing else, in a process of its own like llmkey. It prints its
+// address and serves until killed.
+func runBareProxy(upstream string) {
+	target, _ := url.Parse(upstream)
+	rp := &httputil.ReverseProxy{
+		Rewrite: func(r *httputil.ProxyRequest) {
+			r.SetURL(target)
+			r.Out.URL.Path = "/v1" + strings.TrimPrefix(r.In.URL.Path, "/openai")
+			r.Out.Header.Set("Authorization", "Bearer sk-bare-reference")
+		},
+		FlushInterval: -1,
+		// Tuned as llmkey's own transport is: the default keeps only 2
+		// idle connections per host, which would make the floor a
+		// strawman at 32 connections.
+		Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	fmt.Println(ln.Addr().String())
+	http.Serve(ln, rp)
+}
+
+type loadResult struct {
+	rps      float64
+	p50, p99 time.Duration
+	errors   int64
+}
+
+// load sends small chat requests over conns connections for d.
+func load(base, token string, conns int, d time.Duration) loadResult {
+	tr := &http.Transport{MaxConnsPerHost: conns, MaxIdleConnsPerHost: conns}
+	defer tr.CloseIdleConnections()
+	client := &http.Client{Transport: tr}
+	var errs atomic.Int64
+	lats := make([][]time.Duration, conns)
+	ctx, cancel := context.WithTimeout(context.Background(), d)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for i := range conns {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for ctx.Err() == nil {
+				t0 := time.Now()
+				req, _ := http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(harnessBody))
+				req.Header.Set("Authorization", "Bearer "+token)
+				req.Header.Set("Content-Type", "application/json")
+				resp, err := client.Do(req)
+				if err != nil {
+					errs.Add(1)
+					continue
+				}
+				io.Copy(io.Discard, resp.Body)
+				resp.Body.Close()
+				if resp.StatusCode != 200 {
+					errs.Add(1)
+					continue
+				}
+				lats[i] = append(lats[i], time.Since(t0))
+			}
+		}()
+	}
+	wg.Wait()
+	elapsed := time.Since(start)
+	all := slices.Concat(lats...)
+	slices.Sort(all)
+	return loadResult{rps: float64(len(all)) / elapsed.Seconds(), p50: pct(all, 50), p99: pct(all, 99), errors: errs.Load()}
+}
+
+func pct(sorted []time.Duration, p int) time.Duration {
+	if len(sorted) == 0 {
+		return 0
+	}
+	return sorted[min(len(sorted)-1, len(sorted)*p/100)]
+}
+
+// streamTimes sends n "tick" streams one after another and returns the
+// times to the first byte and every event's delay (received - sent).
+func streamTimes(client *http.Client, base, token string, n int) (ttfb, delay []time.Duration) {
+	for range n {
+		req, _ := http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(`{"model":"tick","stream":true}`))
+		req.Header.Set("Authorization", "Bearer "+token)
+		t0 := time.Now()
+		resp, err := client.Do(req)
+		if err != nil {
+			continue
+		}
+		br := bufio.NewReader(resp.Body)
+		first := true
+		for {
+			line, err := br.ReadString('\n')
+			if first && len(line) > 0 {
+				ttfb = append(ttfb, time.Since(t0))
+				first = false
+			}
+			if v, ok := strings.CutPrefix(line, `data: {"sent":`); ok {
+				sent, _ := strconv.ParseInt(strings.TrimSuffix(strings.TrimSpace(v), "}"), 10, 64)
+				delay = append(delay, time.Since(time.Unix(0, sent)))
+			}
+			if err != nil {
+				break
+			}
+		}
+		resp.Body.Close()
+	}
+	slices.Sort(ttfb)
+	slices.Sort(delay)
+	return ttfb, delay
+}
+
+// median times fn over n runs.
+func median(n int, fn func()) time.Duration {
+	var ds []time.Duration
+	for range n {
+		t0 := time.Now()
+		fn()
+		ds = append(ds, time.Since(t0))
+	}
+	slices.Sort(ds)
+	return ds[len(ds)/2]
+}
+
+func BenchmarkHarness(b *testing.B) {
+	if raceEnabled {
+		b.Skip("the harness measures the real binary: run it without -race")
+	}
+	b.StopTimer()
+	release := make(chan struct{})
+	up := httptest.NewServer(harnessUpstream(release))
+	defer up.Close()
+	defer close(release)
+
+	// The bare reference, in a process of its own.
+	bare := exec.Command(os.Args[0], "-test.run=XXX")
+	bare.Env = append(os.Environ(), "LLMKEY_BARE_PROXY="+up.URL)
+	out, _ := bare.StdoutPipe()
+	if err := bare.Start(); err != nil {
+		b.Fatal(err)
+	}
+	defer bare.Process.Kill()
+	addr, _ := bufio.NewReader(out).ReadString('\n')
+	bareURL := "http://" + strings.TrimSpace(addr)
+
+	u := newUser(b)
+	secret := "sk-proj-harness" + strings.Repeat("x", 24)
+	writeFile(b, u.keyfile(), fmt.Sprintf("[daemon]\nlisten = \"127.0.0.1:0\"\n\n[provider.openai]\nbase_url = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"a\"\nsecret = %q\n",
+		up.URL+"/v1", secret), 0o600)
+	env := u.proxyEnv()
+	lk, token := env["LLMKEY_URL"], env["LLMKEY_TOKEN"]
+	pid := u.daemonPID()
+
+	var rows [][3]string
+	row := func(what, measured, target string) {
+		rows = append(rows, [3]string{what, measured, target})
+		fmt.Printf("  %-58s %-44s %s\n", what, measured, target)
+	}
+	fmt.Printf("\nllmkey performance harness (GOMAXPROCS %s, %d-connection loads of 3 s, alternating)\n", os.Getenv("GOMAXPROCS"), harnessConns)
+
+	// Throughput and latency, alternating runs: direct, bare, llmkey.
+	load(lk, token, harnessConns, time.Second) // warm up
+	load(bareURL, token, harnessConns, time.Second)
+	results := map[string][]loadResult{}
+	for range 3 {
+		// The fake answers any path, so direct is its root.
+		for _, t := range []struct{ name, base string }{{"direct", up.URL}, {"bare", bareURL}, {"llmkey", lk}} {
+			results[t.name] = append(results[t.name], load(t.base, token, harnessConns, 3*time.Second))
+		}
+	}
+	best := func(name string) loadResult {
+		rs := results[name]
+		slices.SortFunc(rs, func(a, b loadResult) int { return int(b.rps - a.rps) })
+		return rs[len(rs)/2] // the median run
+	}
+	direct, br, lr := best("direct"), best("bare"), best("llmkey")
+	for _, r := range []struct {
+		name string
+		r    loadResult
+	}{{"fake upstream direct", direct}, {"bare httputil.ReverseProxy", br}, {"llmkey", lr}} {
+		fmt.Printf("  %-28s %8.0f req/s  p50 %-9v p99 %-9v errors %d\n", r.name, r.r.rps, r.r.p50.Round(time.Microsecond), r.r.p99.Round(time.Microsecond), r.r.errors)
+	}
+	row("throughput, small chat, 32 connections (llmkey/bare)", fmt.Sprintf("%.2f x (%.0f vs %.0f req/s)", lr.rps/br.rps, lr.rps, br.rps), ">= 0.90 x")
+	row("p50 latency, same load (llmkey/bare)", fmt.Sprintf("%.2f x (%v vs %v)", float64(lr.p50)/float64(br.p50), lr.p50.Round(time.Microsecond), br.p50.Round(time.Microsecond)), "<= 1.15 x")
+
+	// Streaming: time to first byte and per-event delay, direct and
+	// through llmkey in turn. One client, so connections are reused.
+	stc := &http.Client{Transport: &http.Transport{}}
+	streamTimes(stc, lk, token, 5)
+	streamTimes(stc, bareURL, token, 5)
+	var dTTFB, dDelay, bTTFB, lTTFB, lDelay []time.Duration
+	for range 300 {
+		t, d := streamTimes(stc, up.URL, token, 1)
+		dTTFB, dDelay = append(dTTFB, t...), append(dDelay, d...)
+		t, _ = streamTimes(stc, bareURL, token, 1)
+		bTTFB = append(bTTFB, t...)
+		t, d = streamTimes(stc, lk, token, 1)
+		lTTFB, lDelay = append(lTTFB, t...), append(lDelay, d...)
+	}
+	for _, s := range [][]time.Duration{dTTFB, dDelay, bTTFB, lTTFB, lDelay} {
+		slices.Sort(s)
+	}
+	added := func(through []time.Duration, p int) time.Duration {
+		return (pct(through, p) - pct(dTTFB, p)).Round(time.Microsecond)
+	}
+	row("added time to first streamed byte (p50 / p99)", fmt.Sprintf("%v / %v (bare: %v / %v)", added(lTTFB, 50), added(lTTFB, 99),
+		added(bTTFB, 50), added(bTTFB, 99)), "< 1 ms p99")
+	row("per-event delay through llmkey (p50 / p99; direct)", fmt.Sprintf("%v / %v (%v / %v)", pct(lDelay, 50).Round(time.Microsecond), pct(lDelay, 99).Round(time.Microsecond),
+		pct(dDelay, 50).Round(time.Microsecond), pct(dDelay, 99).Round(time.Microsecond)), "as sent, never batched")
+
+	// Key selection, in-process (as rotate's BenchmarkAcquire).
+	for _, strategy := range []string{rotate.RoundRobin, rotate.LeastUsed} {
+		specs := make([]rotate.KeySpec, 1000)
+		for i := range specs {
+			specs[i] = rotate.KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i)}
+		}
+		p := rotate.NewProvider("openai", rotate.SystemClock{})
+		p.Update(rotate.Policy{Strategy: strategy}, specs)
+		pick := func() {
+			l, _ := p.Acquire("gpt-4o", nil)
+			l.Done(rotate.Outcome{Class: rotate.Success}, 10)
+		}
+		// testing.Benchmark would wait for this benchmark to end: time
+		// it by hand, and count allocations with AllocsPerRun.
+		const n = 20000
+		t0 := time.Now()
+		for range n {
+			pick()
+		}
+		per := time.Since(t0) / n
+		row("key selection, 1000 keys, "+strategy, fmt.Sprintf("%v, %.0f allocs", per, testing.AllocsPerRun(1000, pick)), "< 1 µs, 0 allocs")
+	}
+
+	// A 200 MB stream: peak RSS over what it was before.
+	before := procKB(b, pid, "VmRSS")
+	req, _ := http.NewRequest("POST", lk+"/openai/chat/completions", strings.NewReader(`{"model":"big","stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	if resp, err := http.DefaultClient.Do(req); err == nil {
+		var peak atomic.Int64
+		done := make(chan struct{})
+		go func() { // sample, since an earlier load may have set the high-water mark
+			for {
+				select {
+				case <-done:
+					return
+				case <-time.After(5 * time.Millisecond):
+					peak.Store(max(peak.Load(), int64(procKB(b, pid, "VmRSS"))))
+				}
+			}
+		}()
+		n, _ := io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		close(done)
+		row(fmt.Sprintf("RSS growth over a %d MB stream (peak - before)", n>>20), fmt.Sprintf("%d kB (%d -> %d kB)", peak.Load()-int64(before), before, peak.Load()), "< 20 MB")
+	}
+
+	// Memory per open stream.
+	before = procKB(b, pid, "VmRSS")
+	const streams = 1000
+	tr := &http.Transport{MaxIdleConnsPerHost: streams}
+	client := &http.Client{Transport: tr}
+	var opened sync.WaitGroup
+	var bodies []io.Closer
+	var mu sync.Mutex
+	openErrs := 0
+	for range streams {
+		opened.Add(1)
+		go func() {
+			defer opened.Done()
+			req, _ := http.NewRequest("POST", lk+"/openai/chat/completions", strings.NewReader(`{"model":"hold","stream":true}`))
+			req.Header.Set("Authorization", "Bearer "+token)
+			resp, err := client.Do(req)
+			mu.Lock()
+			defer mu.Unlock()
+			if err != nil || resp.StatusCode != 200 {
+				openErrs++
+				return
+			}
+			buf := make([]byte, 64)
+			resp.Body.Read(buf)
+			bodies = append(bodies, resp.Body)
+		}()
+	}
+	opened.Wait()
+	time.Sleep(200 * time.Millisecond)
+	during := procKB(b, pid, "VmRSS")
+	row(fmt.Sprintf("memory per open stream (%d streams, %d failed)", len(bodies), openErrs),
+		fmt.Sprintf("%.1f KiB (RSS %d -> %d kB)", float64(during-before)/float64(max(len(bodies), 1)), before, during), "< 64 KiB")
+	for _, c := range bodies {
+		c.Close()
+	}
+	tr.CloseIdleConnections()
+
+	// CLI wall times.
+	warm := median(21, func() { u.llmkey("exec", "--", "true") })
+	status := median(21, func() { u.llmkey("status") })
+	row("llmkey exec -- true, daemon running (median of 21)", warm.Round(100*time.Microsecond).String(), "< 15 ms")
+	row("llmkey status (median of 21)", status.Round(100*time.Microsecond).String(), "< 15 ms")
+
+	// Keyfile edit to effect: a new key shows in the daemon's status.
+	sock := filepath.Join(u.runtimeDir(), "sock")
+	ctl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+	}}}
+	kf := readFile(b, u.keyfile())
+	edit := median(5, func() {
+		name := fmt.Sprintf("k%d", time.Now().UnixNano())
+		kf += fmt.Sprintf("\n[[key]]\nprovider = \"openai\"\nname = %q\nsecret = %q\n", name, secret+name)
+		tmp := u.keyfile() + ".tmp"
+		writeFile(b, tmp, kf, 0o600)
+		os.Rename(tmp, u.keyfile())
+		for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(2 * time.Millisecond) {
+			resp, err := ctl.Get("http://llmkey/v1/status")
+			if err != nil {
+				continue
+			}
+			bb, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			if strings.Contains(string(bb), `"name": "`+name+`"`) || strings.Contains(string(bb), `"name":"`+name+`"`) {
+				return
+			}
+		}
+	})
+	row("keyfile edit to effect (median of 5)", edit.Round(time.Millisecond).String(), "< 250 ms")
+
+	// Cold start: exec with no daemon running.
+	cold := median(5, func() {
+		b.StopTimer()
+		u.llmkey("stop")
+		b.StartTimer()
+		u.llmkey("exec", "--", "true")
+	})
+	row("llmkey exec -- true, cold: spawns the daemon (median of 5)", cold.Round(time.Millisecond).String(), "< 300 ms")
+
+	fmt.Println()
+	b.ReportMetric(lr.rps/br.rps, "llmkey/bare-rps")
+	b.ReportMetric(float64(lr.p50)/float64(br.p50), "llmkey/bare-p50")
+}
