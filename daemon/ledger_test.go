@@ -27,21 +27,38 @@ func TestStreamUsageIsAskedForOnlyWhenUnsaid(t *testing.T) {
 		{state.KindAnthropic, "/v1/messages", `{"model":"m","stream":true}`, false},
 	}
 	for _, tt := range tests {
-		model, want := requestModel(tt.kind, tt.path, []byte(tt.body))
-		if model != "m" || want != tt.want {
-			t.Errorf("%s %s %s: model %q, wants usage %v; want %v", tt.kind, tt.path, tt.body, model, want, tt.want)
+		info := inspect(tt.kind, tt.path, []byte(tt.body))
+		if info.model != "m" || info.wantsUsage != tt.want {
+			t.Errorf("%s %s %s: model %q, wants usage %v; want %v", tt.kind, tt.path, tt.body, info.model, info.wantsUsage, tt.want)
 		}
 	}
-	if m, _ := requestModel(state.KindGemini, "/v1beta/models/gemini-2.5-pro:streamGenerateContent", nil); m != "gemini-2.5-pro" {
+	if m := inspect(state.KindGemini, "/v1beta/models/gemini-2.5-pro:streamGenerateContent", nil).model; m != "gemini-2.5-pro" {
 		t.Errorf("gemini model from the path: %q", m)
+	}
+	for body, model := range map[string]string{
+		`{"messages":[{"role":"user","content":"\"model\": \"x\" } {"}],"model" : "gpt-4o"}`: "gpt-4o",
+		`{"model":"caf\u00e9","stream":false}`:                                               "café",
+		`{"model":"a","model":"b"}`:                                                          "b", // as encoding/json: the last
+		`{"model":"a"`:                                                                       "",
+		`["model"]`:                                                                          "",
+		`{"model":"a","x":[1,{"y":"]"}],"z":nul`:                                             "",
+	} {
+		if got := inspect(state.KindOpenAI, "/chat/completions", []byte(body)).model; got != model {
+			t.Errorf("model of %s: %q, want %q", body, got, model)
+		}
 	}
 
 	for _, body := range []string{
 		`{"model":"m","stream":true,"messages":[{"role":"user","content":"{"}]}`,
 		` {"model":"m","stream":true,"stream_options":null}`,
 		`{"model":"m","stream":true,"stream_options":{"other":1}}`,
+		`{"model":"m","stream":true,"stream_options":{ }}`,
 	} {
-		out := withStreamUsage([]byte(body))
+		info := inspect(state.KindOpenAI, "/chat/completions", []byte(body))
+		if !info.wantsUsage {
+			t.Fatalf("%s: usage not wanted", body)
+		}
+		out := withStreamUsage([]byte(body), info)
 		var v map[string]any
 		if err := json.Unmarshal(out, &v); err != nil {
 			t.Fatalf("%s became invalid JSON: %s", body, out)
@@ -120,4 +137,37 @@ func waitForLine(t *testing.T, lf *LogFile, path, line string) {
 			t.Fatalf("%q never reached %s", line, path)
 		}
 	}
+}
+
+// The scanner agrees with encoding/json on the model, and adding usage to
+// a valid body keeps it valid.
+func FuzzInspect(f *testing.F) {
+	for _, s := range []string{`{"model":"m","stream":true}`, `{"stream":true,"model":"a\"b","stream_options":{"x":[1,"}"]}}`,
+		`{"model":"m","stream":true,"stream_options":null,"messages":[{"content":"{\"model\":1}"}]}`, ` { "model" : "m" , "stream" : true } `} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, body string) {
+		info := inspect(state.KindOpenAI, "/chat/completions", []byte(body))
+		var top map[string]json.RawMessage
+		if json.Unmarshal([]byte(body), &top) != nil {
+			return
+		}
+		var want string
+		if raw, ok := top["model"]; ok && json.Unmarshal(raw, &want) == nil && info.model != want {
+			t.Errorf("model of %s: %q, encoding/json says %q", body, info.model, want)
+		}
+		if info.wantsUsage {
+			// Keys compared exactly, as the providers do (encoding/json
+			// into a struct would not).
+			out := withStreamUsage([]byte(body), info)
+			var after, opts map[string]json.RawMessage
+			err := json.Unmarshal(out, &after)
+			if err == nil {
+				err = json.Unmarshal(after["stream_options"], &opts)
+			}
+			if err != nil || string(opts["include_usage"]) != "true" {
+				t.Errorf("%s became %s (%v)", body, out, err)
+			}
+		}
+	})
 }

@@ -131,70 +131,96 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	return buf.Bytes(), nil
 }
 
-// requestModel is the model a request asks for: in the JSON body (OpenAI,
-// Anthropic) or in the path (Gemini: /v1beta/models/NAME:generateContent).
-// wantsUsage is set for an OpenAI-format chat stream that did not say
-// whether to include usage.
-func requestModel(kind state.Kind, rest string, body []byte) (model string, wantsUsage bool) {
+// reqInfo is what the proxy reads of a request: the model it asks for,
+// and for an OpenAI-format chat stream that did not say whether to include
+// usage, where its stream_options are (start < 0: absent).
+type reqInfo struct {
+	model       string
+	wantsUsage  bool
+	optsStart   int
+	optsEnd     int
+	optsHasKeys bool
+}
+
+// inspect reads the model from the JSON body (OpenAI, Anthropic) or the
+// path (Gemini: /v1beta/models/NAME:generateContent), and whether a chat
+// stream left stream_options.include_usage unsaid. It scans the body's
+// top level only.
+func inspect(kind state.Kind, rest string, body []byte) reqInfo {
+	info := reqInfo{optsStart: -1}
 	if i := strings.Index(rest, "/models/"); i >= 0 && kind == state.KindGemini {
 		m := rest[i+len("/models/"):]
 		if j := strings.IndexAny(m, ":/?"); j >= 0 {
 			m = m[:j]
 		}
-		return m, false
+		info.model = m
+		return info
 	}
 	if len(body) == 0 || !bytes.Contains(body, []byte(`"model"`)) {
-		return "", false
+		return info
 	}
-	var v struct {
-		Model         string `json:"model"`
-		Stream        bool   `json:"stream"`
-		StreamOptions *struct {
-			IncludeUsage *bool `json:"include_usage"`
-		} `json:"stream_options"`
-	}
-	if json.Unmarshal(body, &v) != nil {
-		return "", false
+	stream := false
+	ok := members(body, func(key []byte, vs, ve int) {
+		switch string(key) {
+		case "model":
+			info.model, _ = jsonString(body[vs:ve])
+		case "stream":
+			stream = string(body[vs:ve]) == "true"
+		case "stream_options":
+			info.optsStart, info.optsEnd = vs, ve
+		}
+	})
+	if !ok {
+		return reqInfo{}
 	}
 	chat := kind == state.KindOpenAI && strings.HasSuffix(strings.TrimSuffix(rest, "/"), "/chat/completions")
-	return v.Model, chat && v.Stream && (v.StreamOptions == nil || v.StreamOptions.IncludeUsage == nil)
+	if !chat || !stream {
+		return info
+	}
+	info.wantsUsage = true
+	if info.optsStart >= 0 {
+		opts := body[info.optsStart:info.optsEnd]
+		switch {
+		case string(opts) == "null":
+		case opts[0] != '{':
+			info.wantsUsage = false // not ours to fix
+		default:
+			members(opts, func(key []byte, _, _ int) {
+				info.optsHasKeys = true
+				if string(key) == "include_usage" {
+					info.wantsUsage = false // said, either way
+				}
+			})
+		}
+	}
+	return info
 }
 
-// withStreamUsage asks a chat stream to end with its usage:
-// stream_options.include_usage = true, the rest of the body as it was.
-func withStreamUsage(body []byte) []byte {
-	var top map[string]json.RawMessage
-	if json.Unmarshal(body, &top) != nil {
-		return body
-	}
-	if raw, ok := top["stream_options"]; ok && !bytes.Equal(bytes.TrimSpace(raw), []byte("null")) {
-		// Options of its own: add ours among them.
-		var opts map[string]json.RawMessage
-		if json.Unmarshal(raw, &opts) != nil {
-			return body
-		}
-		opts["include_usage"] = json.RawMessage("true")
-		top["stream_options"], _ = json.Marshal(opts)
-		out, err := json.Marshal(top)
-		if err != nil {
-			return body
-		}
-		return out
-	}
-	i := bytes.IndexByte(body, '{')
-	if _, ok := top["stream_options"]; ok || i < 0 {
-		delete(top, "stream_options")
-		top["stream_options"] = json.RawMessage(`{"include_usage":true}`)
-		out, err := json.Marshal(top)
-		if err != nil {
-			return body
-		}
-		return out
-	}
+// withStreamUsage asks a chat stream to end with its usage: it adds
+// "include_usage":true to stream_options (or the whole stream_options),
+// leaving every other byte of the body as it was.
+func withStreamUsage(body []byte, info reqInfo) []byte {
 	out := make([]byte, 0, len(body)+40)
-	out = append(out, body[:i+1]...)
-	out = append(out, `"stream_options":{"include_usage":true},`...)
-	return append(out, body[i+1:]...)
+	switch {
+	case info.optsStart < 0: // no stream_options: the first member
+		i := bytes.IndexByte(body, '{')
+		out = append(out, body[:i+1]...)
+		out = append(out, `"stream_options":{"include_usage":true},`...)
+		out = append(out, body[i+1:]...)
+	case body[info.optsStart] == 'n': // null
+		out = append(out, body[:info.optsStart]...)
+		out = append(out, `{"include_usage":true}`...)
+		out = append(out, body[info.optsEnd:]...)
+	default: // options of the client's own: ours first among them
+		i := info.optsStart + 1
+		out = append(out, body[:i]...)
+		out = append(out, `"include_usage":true`...)
+		if info.optsHasKeys {
+			out = append(out, ',')
+		}
+		out = append(out, body[i:]...)
+	}
+	return out
 }
 
 // outbound is the request as it goes upstream, less the key: built once,
@@ -237,9 +263,10 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 	dc := snap.cfg.Daemon
 	deadline := start.Add(dc.RetryDeadline.Or(state.DefaultRetryDeadline))
 	waitUntil := start.Add(dc.WaitLimit())
-	model, wantsUsage := requestModel(up.Kind, rest, body)
-	if wantsUsage && dc.AddStreamUsage() {
-		body = withStreamUsage(body)
+	info := inspect(up.Kind, rest, body)
+	model := info.model
+	if info.wantsUsage && dc.AddStreamUsage() {
+		body = withStreamUsage(body, info)
 	}
 	log := d.log.With("provider", up.Name, "model", model, "method", r.Method, "path", r.URL.Path)
 
@@ -489,9 +516,9 @@ func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up 
 var errStreamIdle = errors.New("stream idle timeout")
 
 // streamBufs are the copy buffers of answers: pooled, so a request does
-// not allocate one, and 8 KiB, so that a thousand open streams stay small
+// not allocate one, and 4 KiB, so that a thousand open streams stay small
 // (the upstream connection reads through a 4 KiB buffer anyway).
-var streamBufs = sync.Pool{New: func() any { b := make([]byte, 8<<10); return &b }}
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
 
 // stream copies body to w, and to meter, flushing after every read so
 // each event goes out as the upstream sends it. A body silent for longer
