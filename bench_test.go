@@ -367,6 +367,25 @@ func BenchmarkHarness(b *testing.B) {
 	}
 	opened.Wait()
 	time.Sleep(200 * time.Millisecond)
+	if os.Getenv("LLMKEY_HARNESS_PROFILE") != "" {
+		// What the memory is: the daemon's memstats, heap and goroutine
+		// profiles with the streams open, from its control socket.
+		sock := filepath.Join(u.runtimeDir(), "sock")
+		ctl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
+		}}}
+		for _, p := range []string{"/debug/memstats", "/debug/pprof/heap?debug=1", "/debug/pprof/goroutine?debug=1"} {
+			resp, err := ctl.Get("http://llmkey" + p)
+			if err != nil {
+				continue
+			}
+			bb, _ := io.ReadAll(resp.Body)
+			resp.Body.Close()
+			name := filepath.Join(os.TempDir(), "llmkey-streams"+strings.NewReplacer("/", "-", "?", "-", "=", "").Replace(p)+".txt")
+			os.WriteFile(name, bb, 0o644)
+			fmt.Printf("  (profile: %s)\n", name)
+		}
+	}
 	during := procKB(b, pid, "VmRSS")
 	row(fmt.Sprintf("memory per open stream (%d streams, %d failed)", len(bodies), openErrs),
 		fmt.Sprintf("%.1f KiB (RSS %d -> %d kB)", float64(during-before)/float64(max(len(bodies), 1)), before, during), "< 64 KiB")

@@ -8,7 +8,9 @@ import (
 	"maps"
 	"math"
 	"net/http"
+	"net/http/pprof"
 	"os"
+	"runtime"
 	"slices"
 	"strings"
 	"time"
@@ -129,6 +131,15 @@ func (d *Daemon) controlHandler() http.Handler {
 		writeJSON(w, http.StatusAccepted, map[string]any{"draining": true, "pid": os.Getpid()})
 	})
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
+	// Profiles, for "what is it doing": only the user can reach the socket.
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/memstats", func(w http.ResponseWriter, r *http.Request) {
+		var ms runtime.MemStats
+		runtime.ReadMemStats(&ms)
+		writeJSON(w, http.StatusOK, map[string]any{"heap_inuse": ms.HeapInuse, "stack_inuse": ms.StackInuse, "sys": ms.Sys,
+			"goroutines": runtime.NumGoroutine(), "heap_objects": ms.HeapObjects, "gc_sys": ms.GCSys, "other_sys": ms.OtherSys, "mspan_inuse": ms.MSpanInuse})
+	})
 	// Like tailscale's localapi: a browser must never drive this API, even
 	// if something forwards the socket.
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
