@@ -338,36 +338,50 @@ func BenchmarkHarness(b *testing.B) {
 		row(fmt.Sprintf("RSS growth over a %d MB stream (peak - before)", n>>20), fmt.Sprintf("%d kB (%d -> %d kB)", peak.Load()-int64(before), before, peak.Load()), "< 20 MB")
 	}
 
-	// Memory per open stream.
-	before = procKB(b, pid, "VmRSS")
-	const streams = 1000
-	tr := &http.Transport{MaxIdleConnsPerHost: streams}
-	client := &http.Client{Transport: tr}
-	var opened sync.WaitGroup
-	var bodies []io.Closer
-	var mu sync.Mutex
-	openErrs := 0
-	for range streams {
-		opened.Add(1)
-		go func() {
-			defer opened.Done()
-			req, _ := http.NewRequest("POST", lk+"/openai/chat/completions", strings.NewReader(`{"model":"hold","stream":true}`))
-			req.Header.Set("Authorization", "Bearer "+token)
-			resp, err := client.Do(req)
-			mu.Lock()
-			defer mu.Unlock()
-			if err != nil || resp.StatusCode != 200 {
-				openErrs++
-				return
-			}
-			buf := make([]byte, 64)
-			resp.Body.Read(buf)
-			bodies = append(bodies, resp.Body)
-		}()
+	// Memory per open stream, through llmkey and through the bare proxy.
+	perStream := func(base string, pid int, profile func()) (float64, int, int, int, int) {
+		before := procKB(b, pid, "VmRSS")
+		const streams = 1000
+		tr := &http.Transport{MaxIdleConnsPerHost: streams}
+		defer tr.CloseIdleConnections()
+		client := &http.Client{Transport: tr}
+		var opened sync.WaitGroup
+		var bodies []io.Closer
+		var mu sync.Mutex
+		openErrs := 0
+		for range streams {
+			opened.Add(1)
+			go func() {
+				defer opened.Done()
+				req, _ := http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(`{"model":"hold","stream":true}`))
+				req.Header.Set("Authorization", "Bearer "+token)
+				resp, err := client.Do(req)
+				mu.Lock()
+				defer mu.Unlock()
+				if err != nil || resp.StatusCode != 200 {
+					openErrs++
+					return
+				}
+				buf := make([]byte, 64)
+				resp.Body.Read(buf)
+				bodies = append(bodies, resp.Body)
+			}()
+		}
+		opened.Wait()
+		time.Sleep(200 * time.Millisecond)
+		during := procKB(b, pid, "VmRSS")
+		if profile != nil {
+			profile()
+		}
+		for _, c := range bodies {
+			c.Close()
+		}
+		return float64(during-before) / float64(max(len(bodies), 1)), len(bodies), openErrs, before, during
 	}
-	opened.Wait()
-	time.Sleep(200 * time.Millisecond)
-	if os.Getenv("LLMKEY_HARNESS_PROFILE") != "" {
+	profile := func() {
+		if os.Getenv("LLMKEY_HARNESS_PROFILE") == "" {
+			return
+		}
 		// What the memory is: the daemon's memstats, heap and goroutine
 		// profiles with the streams open, from its control socket.
 		sock := filepath.Join(u.runtimeDir(), "sock")
@@ -386,13 +400,10 @@ func BenchmarkHarness(b *testing.B) {
 			fmt.Printf("  (profile: %s)\n", name)
 		}
 	}
-	during := procKB(b, pid, "VmRSS")
-	row(fmt.Sprintf("memory per open stream (%d streams, %d failed)", len(bodies), openErrs),
-		fmt.Sprintf("%.1f KiB (RSS %d -> %d kB)", float64(during-before)/float64(max(len(bodies), 1)), before, during), "< 64 KiB")
-	for _, c := range bodies {
-		c.Close()
-	}
-	tr.CloseIdleConnections()
+	bkib, _, _, _, _ := perStream(bareURL, bare.Process.Pid, nil)
+	kib, n, fails, before, during := perStream(lk, pid, profile)
+	row(fmt.Sprintf("memory per open stream (%d streams, %d failed)", n, fails),
+		fmt.Sprintf("%.1f KiB (RSS %d -> %d kB; bare: %.1f KiB)", kib, before, during, bkib), "< 64 KiB")
 
 	// CLI wall times.
 	warm := median(21, func() { u.llmkey("exec", "--", "true") })

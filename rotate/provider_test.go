@@ -449,7 +449,7 @@ func BenchmarkAcquire(b *testing.B) {
 	for _, c := range []struct {
 		strategy string
 		n        int
-	}{{RoundRobin, 1}, {RoundRobin, 10}, {RoundRobin, 1000}, {LeastUsed, 10}, {LeastUsed, 1000}} {
+	}{{RoundRobin, 1}, {RoundRobin, 10}, {RoundRobin, 1000}, {FillFirst, 1000}, {Weighted, 1000}, {LeastUsed, 10}, {LeastUsed, 1000}} {
 		b.Run(fmt.Sprint(c.strategy, "/", c.n, "keys"), func(b *testing.B) {
 			specs := make([]KeySpec, c.n)
 			for i := range specs {
