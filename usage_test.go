@@ -369,10 +369,14 @@ func TestUsageSurvivesKillAndStop(t *testing.T) {
 	}
 	mustSucceed(t, u.llmkey("stop"))
 
-	// A torn file: set aside with a timestamp and a warning, never a crash.
+	// Torn files: set aside with a timestamp and a warning, never a
+	// crash. The usage, the token and the keys disabled by hand.
 	usagePath := filepath.Join(u.stateDir(), "usage-recent.json") // today's rows
 	b := readFile(t, usagePath)
 	writeFile(t, usagePath, b[:len(b)/2], 0o600)
+	oldToken := u.token()
+	writeFile(t, filepath.Join(u.stateDir(), "token"), oldToken[:10], 0o600)
+	writeFile(t, filepath.Join(u.stateDir(), "disabled.json"), `{"openai/a": {`, 0o600)
 	if r := u.llmkey("usage"); r.code != 1 || !strings.Contains(r.stderr, "damaged") || !strings.Contains(r.stderr, "hint:") {
 		t.Errorf("usage of a damaged file without the daemon: %v", r)
 	}
@@ -385,6 +389,14 @@ func TestUsageSurvivesKillAndStop(t *testing.T) {
 	}
 	if readFile(t, aside[0]) != b[:len(b)/2] {
 		t.Error("the damaged file was not kept as it was")
+	}
+	for _, f := range []string{"token", "disabled.json"} {
+		if kept, _ := filepath.Glob(filepath.Join(u.stateDir(), f+".damaged-*")); len(kept) != 1 || !strings.Contains(notice, filepath.Base(kept[0])) {
+			t.Errorf("damaged %s: kept as %v; notice %q", f, kept, notice)
+		}
+	}
+	if tok := u.token(); tok == oldToken || !strings.HasPrefix(tok, "llmk-local-") {
+		t.Error("no new token after the old one was damaged")
 	}
 	if !strings.Contains(readFile(t, filepath.Join(u.stateDir(), "daemon.log")), "usage file is damaged") {
 		t.Error("no warning in the log")

@@ -207,7 +207,17 @@ func Run(opts Options) error {
 	d.loadOverrides()
 	d.loadedAt = time.Now()
 
-	if d.token, err = state.LoadOrCreateToken(p.StateDir); err != nil {
+	d.token, err = state.LoadOrCreateToken(p.StateDir)
+	var ce *state.CorruptError
+	if errors.As(err, &ce) {
+		// A token nobody can use: kept aside, and a new one made. Tools
+		// started with the old one were refused already.
+		to, rerr := state.SetAside(ce.Path, time.Now())
+		d.log.Warn("token file is damaged: set it aside and made a new one", "path", ce.Path, "kept_as", to, "rename_err", rerr)
+		d.persist.addNotice(fmt.Sprintf("%s was damaged and was kept as %s; a new token was made (restart tools started before)", ce.Path, to))
+		d.token, err = state.LoadOrCreateToken(p.StateDir)
+	}
+	if err != nil {
 		return fail(startError(err, false))
 	}
 

@@ -45,6 +45,16 @@ type persistence struct {
 	notice string
 }
 
+// addNotice adds to what status says about the state on disk.
+func (p *persistence) addNotice(s string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.notice != "" {
+		p.notice += "; "
+	}
+	p.notice += s
+}
+
 // StateStatus is the state dir in "status --json".
 type StateStatus struct {
 	Dir string `json:"dir"`
@@ -218,11 +228,11 @@ func (d *Daemon) loadUsage() {
 		to, rerr := state.SetAside(ce.Path, time.Now())
 		if rerr != nil {
 			d.log.Warn("usage file is damaged and could not be set aside; counting from zero", "path", ce.Path, "err", ce.Err, "rename_err", rerr)
-			d.persist.notice = fmt.Sprintf("%v; could not move it aside (%v)", err, rerr)
+			d.persist.addNotice(fmt.Sprintf("%v; could not move it aside (%v)", err, rerr))
 			break
 		}
 		d.log.Warn("usage file is damaged: set it aside; its counts start again from zero", "path", ce.Path, "err", ce.Err, "kept_as", to)
-		d.persist.notice = fmt.Sprintf("%s was damaged (%v) and was kept as %s; its counts start again from zero", ce.Path, ce.Err, to)
+		d.persist.addNotice(fmt.Sprintf("%s was damaged (%v) and was kept as %s; its counts start again from zero", ce.Path, ce.Err, to))
 	}
 	d.usage = newLedger(rows)
 }

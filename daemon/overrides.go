@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"encoding/json"
+	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -73,7 +74,9 @@ func (d *Daemon) loadOverrides() {
 	}
 	var all map[string]override
 	if err := json.Unmarshal(b, &all); err != nil {
-		d.log.Warn("ignoring an unreadable "+overridesFile, "err", err)
+		to, rerr := state.SetAside(d.overridesPath(), time.Now())
+		d.log.Warn(overridesFile+" is damaged: set it aside; keys disabled by hand are enabled again", "err", err, "kept_as", to, "rename_err", rerr)
+		d.persist.addNotice(fmt.Sprintf("%s was damaged and was kept as %s; disable the keys again by hand if needed", d.overridesPath(), to))
 		return
 	}
 	d.mu.Lock()

@@ -59,7 +59,7 @@ func readToken(path string) (string, error) {
 	}
 	tok := strings.TrimSpace(string(data))
 	if !strings.HasPrefix(tok, TokenPrefix) || len(tok) < len(TokenPrefix)+32 {
-		return "", &PathError{Path: path, Problem: "does not hold an llmkey token", Hint: "remove it; llmkey makes a new one"}
+		return "", &CorruptError{Path: path, Err: errors.New("it does not hold an llmkey token")}
 	}
 	return tok, nil
 }

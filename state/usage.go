@@ -167,15 +167,15 @@ func compareKeys(a, b UsageKey) int {
 	return 0
 }
 
-// CorruptError is a usage file that cannot be read as one: torn by a
-// crash, or edited by hand.
+// CorruptError is a state file (usage, token, disabled keys) that cannot
+// be read as one: torn by a crash, or edited by hand.
 type CorruptError struct {
 	Path string
 	Err  error
 }
 
 func (e *CorruptError) Error() string {
-	return fmt.Sprintf("usage file %s is damaged: %v", e.Path, e.Err)
+	return fmt.Sprintf("%s is damaged: %v", e.Path, e.Err)
 }
 
 // LoadUsage reads a usage file. A missing file is empty usage; one that
