@@ -10,6 +10,7 @@ import (
 	"strings"
 	"text/tabwriter"
 	"time"
+	"unicode/utf8"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -236,31 +237,49 @@ func printUsage(c *ucli.Context, rep usageReport) {
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	// Labels read left to right, numbers right-aligned: the tabwriter
+	// aligns every column right, so labels are padded to one width.
+	widths := make([]int, len(rep.By))
+	labels := make([][]string, len(rep.Rows))
+	for i, l := range rep.Rows {
+		for _, d := range rep.By {
+			var v string
+			switch d {
+			case "key":
+				v = l.Provider + "/" + l.Key + " (" + l.Fingerprint + ")"
+			case "model":
+				v = l.Model
+			case "day":
+				v = l.Day
+			}
+			labels[i] = append(labels[i], v)
+		}
+		for j, v := range labels[i] {
+			widths[j] = max(widths[j], utf8.RuneCountInString(v), len(rep.By[j]), len("TOTAL"))
+		}
+	}
+	pad := func(cells []string) []string {
+		out := make([]string, len(cells))
+		for j, v := range cells {
+			out[j] = v + strings.Repeat(" ", widths[j]-utf8.RuneCountInString(v))
+		}
+		return out
+	}
 	var head []string
 	for _, d := range rep.By {
 		head = append(head, strings.ToUpper(d))
 	}
+	head = pad(head)
 	head = append(head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING", "COST")
 	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
 	line := func(l usageLine, label []string) {
-		cells := label
+		cells := pad(label)
 		cells = append(cells, num(l.Requests), num(l.Successes), num(l.FailureCount()), num(l.Partial), num(l.Input), num(l.Output),
 			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD))
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
-	for _, l := range rep.Rows {
-		var label []string
-		for _, d := range rep.By {
-			switch d {
-			case "key":
-				label = append(label, l.Provider+"/"+l.Key+" ("+l.Fingerprint+")")
-			case "model":
-				label = append(label, l.Model)
-			case "day":
-				label = append(label, l.Day)
-			}
-		}
-		line(l, label)
+	for i, l := range rep.Rows {
+		line(l, labels[i])
 	}
 	if len(rep.Rows) > 1 {
 		label := make([]string, len(rep.By))
