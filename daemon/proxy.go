@@ -142,6 +142,8 @@ type reqInfo struct {
 	optsHasKeys bool
 }
 
+const maxModelName = 200
+
 // inspect reads the model from the JSON body (OpenAI, Anthropic) or the
 // path (Gemini: /v1beta/models/NAME:generateContent), and whether a chat
 // stream left stream_options.include_usage unsaid. It scans the body's
@@ -172,6 +174,9 @@ func inspect(kind state.Kind, rest string, body []byte) reqInfo {
 	})
 	if !ok {
 		return reqInfo{}
+	}
+	if len(info.model) > maxModelName { // a name, not a payload: it keys usage rows and metrics
+		info.model = info.model[:maxModelName]
 	}
 	chat := kind == state.KindOpenAI && strings.HasSuffix(strings.TrimSuffix(rest, "/"), "/chat/completions")
 	if !chat || !stream {
