@@ -293,7 +293,7 @@ func BenchmarkHarness(b *testing.B) {
 		pct(dDelay, 50).Round(time.Microsecond), pct(dDelay, 99).Round(time.Microsecond)), "as sent, never batched")
 
 	// Key selection, in-process (as rotate's BenchmarkAcquire).
-	for _, strategy := range []string{rotate.RoundRobin, rotate.LeastUsed} {
+	for _, strategy := range []string{rotate.RoundRobin, rotate.FillFirst, rotate.Weighted, rotate.LeastUsed} {
 		specs := make([]rotate.KeySpec, 1000)
 		for i := range specs {
 			specs[i] = rotate.KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i)}
