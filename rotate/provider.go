@@ -73,14 +73,21 @@ type Provider struct {
 	Name  string
 	clock Clock
 
-	mu      sync.Mutex
-	policy  Policy
-	keys    []*keyState
-	byName  map[string]*keyState
-	cursor  int
-	circuit circuit
-	wake    chan struct{}
-	waiting bool // someone holds wake; else signal need not replace it
+	mu     sync.Mutex
+	policy Policy
+	keys   []*keyState
+	byName map[string]*keyState
+	cursor int
+	// schedule is one cycle of the weighted strategy's picks (smooth
+	// weighted round-robin over every key), so that a pick is a step
+	// along it rather than a pass over every key; nil for other
+	// strategies or too many weights, which then scan.
+	schedule []int32
+	schedPos int
+	pickSeq  uint64 // numbers picks, to check each key once per pick
+	circuit  circuit
+	wake     chan struct{}
+	waiting  bool // someone holds wake; else signal need not replace it
 	// successes counts successes of any key: a key failing alone while
 	// others work is the key's problem, not the provider's.
 	successes uint64
@@ -95,7 +102,8 @@ type keyState struct {
 	spec KeySpec
 
 	inFlight int
-	probing  bool // a parked key's probe is in flight
+	probing  bool   // a parked key's probe is in flight
+	skipSeq  uint64 // the pick that found the key unusable
 
 	// Cooling: the whole key, or one model.
 	coolUntil  time.Time
@@ -197,9 +205,11 @@ type Failure struct {
 // fingerprint stay keeps its state; one whose entry changed in any way
 // is no longer parked or cooling, so it is tried again at once.
 func (p *Provider) Update(policy Policy, specs []KeySpec) {
+	schedule := weightedSchedule(policy.Strategy, specs) // before the lock: it may take a moment
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	p.policy = policy
+	p.schedule, p.schedPos = schedule, 0
 	keys := make([]*keyState, 0, len(specs))
 	byName := make(map[string]*keyState, len(specs))
 	for _, s := range specs {
@@ -228,6 +238,39 @@ func (p *Provider) Update(policy Policy, specs []KeySpec) {
 		p.cursor = 0
 	}
 	p.signal()
+}
+
+// maxSchedule bounds the weighted schedule (the sum of the weights); with
+// more, picks scan the keys.
+const maxSchedule = 1 << 14
+
+// weightedSchedule is one cycle of smooth weighted round-robin (as nginx)
+// over every key: each key appears weight times, spread out.
+func weightedSchedule(strategy string, specs []KeySpec) []int32 {
+	if strategy != Weighted || len(specs) == 0 {
+		return nil
+	}
+	total := 0
+	for _, s := range specs {
+		total += max(s.Weight, 1)
+	}
+	if total > maxSchedule {
+		return nil
+	}
+	cur := make([]int, len(specs))
+	out := make([]int32, 0, total)
+	for range total {
+		best := 0
+		for i, s := range specs {
+			cur[i] += max(s.Weight, 1)
+			if cur[i] > cur[best] {
+				best = i
+			}
+		}
+		cur[best] -= total
+		out = append(out, int32(best))
+	}
+	return out
 }
 
 func (k *keyState) clearTransient() {
@@ -348,8 +391,26 @@ func (p *Provider) pick(now time.Time, model string, tried []string) int {
 		}
 		return best
 	case Weighted:
-		// Smooth weighted round-robin (as nginx): deterministic, and no
-		// key waits long for its share.
+		if l := len(p.schedule); l > 0 {
+			// A step along the schedule, past keys not usable now; each
+			// key is checked once per pick however often it appears.
+			p.pickSeq++
+			for j := range l {
+				pos := (p.schedPos + j) % l
+				k := p.keys[p.schedule[pos]]
+				if k.skipSeq == p.pickSeq {
+					continue
+				}
+				if p.usable(k, now, model, tried) {
+					p.schedPos = (pos + 1) % l
+					return int(p.schedule[pos])
+				}
+				k.skipSeq = p.pickSeq
+			}
+			return -1
+		}
+		// Smooth weighted round-robin (as nginx) by scanning: no key
+		// waits long for its share.
 		best, total := -1, 0
 		for i, k := range p.keys {
 			if !p.usable(k, now, model, tried) {

@@ -489,3 +489,30 @@ func TestTokenWindowRing(t *testing.T) {
 		t.Errorf("a minute after the last: %d in %d buckets", w.sum, w.len)
 	}
 }
+
+// Weighted picks step along a precomputed cycle: shares hold, a key not
+// usable gives its turns to the others in proportion, and weights too
+// large for a cycle fall back to the scan.
+func TestWeightedSchedule(t *testing.T) {
+	p, _ := newTestProvider(Weighted, KeySpec{Name: "a", Weight: 3}, KeySpec{Name: "b", Weight: 1}, KeySpec{Name: "c", Weight: 1})
+	if got := sequence(t, p, 10); got != "abacaabaca" {
+		t.Errorf("3:1:1: %s", got)
+	}
+	p.Disable("b", time.Time{})
+	if got := sequence(t, p, 8); strings.Count(got, "a") != 6 || strings.Count(got, "c") != 2 {
+		t.Errorf("3:1 with b disabled: %s", got)
+	}
+	p.Disable("a", time.Time{})
+	p.Disable("c", time.Time{})
+	if _, d := p.Acquire("", nil); d == nil {
+		t.Error("a pick with every key disabled")
+	}
+
+	big, _ := newTestProvider(Weighted, KeySpec{Name: "a", Weight: maxSchedule}, KeySpec{Name: "b", Weight: maxSchedule})
+	if big.schedule != nil {
+		t.Fatal("a schedule longer than maxSchedule")
+	}
+	if got := sequence(t, big, 4); strings.Count(got, "a") != 2 {
+		t.Errorf("1:1 by scanning: %s", got)
+	}
+}
