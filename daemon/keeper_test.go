@@ -1,0 +1,80 @@
+package daemon
+
+import (
+	"bytes"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// Writes that fail back off and are logged once, the counts stay in
+// memory, and all of it is written once the disk takes writes again.
+func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	os.WriteFile(dir, []byte("a file"), 0o600)
+	var logs syncBuffer
+	d := newDaemon(Options{Paths: state.Paths{StateDir: dir}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
+	d.token = "llmk-local-test"
+	up := &upstream{Provider: state.Provider{Name: "openai"}, fingerprints: map[string]string{"a": "f"}}
+	d.record(up, "a", "m", state.Counts{Requests: 1, Successes: 1, Input: 5})
+
+	for range 50 { // a busy keeper: one try, then the backoff holds
+		d.keepState(false)
+	}
+	if d.persist.failures != 1 {
+		t.Errorf("%d write attempts within the backoff, want 1", d.persist.failures)
+	}
+	_, problem := d.stateStatus()
+	if !strings.Contains(problem, "state not persisted since") || !strings.Contains(problem, "not a directory") {
+		t.Errorf("problem: %q", problem)
+	}
+	time.Sleep(2 * keepEvery)
+	d.keepState(false)
+	if d.persist.failures != 2 || strings.Count(logs.String(), "could not write state") != 1 {
+		t.Errorf("after the backoff: %d attempts, log:\n%s", d.persist.failures, logs.String())
+	}
+
+	d.record(up, "a", "m", state.Counts{Requests: 1, Successes: 1, Input: 7})
+	os.Remove(dir)
+	d.persist.mu.Lock()
+	wait := d.persist.backoff
+	d.persist.mu.Unlock()
+	time.Sleep(wait + 20*time.Millisecond)
+	d.keepState(false)
+	if _, problem := d.stateStatus(); problem != "" {
+		t.Fatalf("still failing: %s", problem)
+	}
+	u, err := state.LoadUsageDir(dir)
+	if err != nil || len(u.Rows) != 1 || u.Rows[0].Requests != 2 || u.Rows[0].Input != 12 {
+		t.Errorf("usage after the outage: %+v %v", u, err)
+	}
+	if tok, _ := os.ReadFile(state.TokenFile(dir)); strings.TrimSpace(string(tok)) != "llmk-local-test" {
+		t.Errorf("token after the outage: %q", tok)
+	}
+	if !strings.Contains(logs.String(), "state written again") {
+		t.Errorf("no word of the recovery:\n%s", logs.String())
+	}
+}
