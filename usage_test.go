@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -691,4 +692,27 @@ func mustDo(t *testing.T, req *http.Request) *http.Response {
 		t.Fatal(err)
 	}
 	return resp
+}
+
+// An exec right after the runtime dir was removed, before the daemon has
+// put its socket back, reaches that daemon rather than failing on its
+// port or starting a second one.
+func TestExecRightAfterRuntimeDirRemoved(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	ln, _ := net.Listen("tcp", "127.0.0.1:0")
+	port := ln.Addr().String()
+	ln.Close()
+	writeFile(t, u.keyfile(), fmt.Sprintf("[daemon]\nlisten = %q\n\n[provider.openai]\nbase_url = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"a\"\nsecret = %q\n",
+		port, fake.URL+"/v1", u.canary("sk-a-")), 0o600)
+	mustSucceed(t, u.llmkey("start"))
+	pid := u.daemonPID()
+	os.RemoveAll(u.runtimeDir())
+	mustSucceed(t, u.llmkey("exec", "--", "true"))
+	if st, code := u.status(); code != 0 || st["pid"] != float64(pid) {
+		t.Errorf("after exec: status %d pid %v, want the same daemon %d", code, st["pid"], pid)
+	}
+	if n := u.countDaemons(); n != 1 {
+		t.Errorf("%d daemons", n)
+	}
 }

@@ -45,6 +45,17 @@ func EnsureRunning(ctx context.Context, paths state.Paths, exe string) (*Status,
 	if err := spawn(paths, exe); err != nil {
 		var se *StartError
 		if !errors.As(err, &se) || !se.Running {
+			if se == nil || se.Keyfile {
+				return nil, false, err
+			}
+			// A daemon whose runtime dir was just removed puts its
+			// socket back within a moment (its keeper), and ours then
+			// failed on its port: that daemon is the answer.
+			for deadline := time.Now().Add(time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+				if st, serr := c.Status(ctx); serr == nil {
+					return st, false, nil
+				}
+			}
 			return nil, false, err
 		}
 		// A daemon started outside our lock (llmkey daemon, systemd):
