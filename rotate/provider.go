@@ -85,6 +85,11 @@ type Provider struct {
 	schedule []int32
 	schedPos int
 	pickSeq  uint64 // numbers picks, to check each key once per pick
+	// The least-used strategy's heap and expiry queue (leastused.go).
+	used     []*keyState
+	expiries []expiry
+	expHead  int
+	scratch  []*keyState
 	circuit  circuit
 	wake     chan struct{}
 	waiting  bool // someone holds wake; else signal need not replace it
@@ -104,6 +109,8 @@ type keyState struct {
 	inFlight int
 	probing  bool   // a parked key's probe is in flight
 	skipSeq  uint64 // the pick that found the key unusable
+	idx      int    // its place in the keyfile
+	hidx     int    // its place in the least-used heap; -1 when not in it
 
 	// Cooling: the whole key, or one model.
 	coolUntil  time.Time
@@ -175,18 +182,20 @@ func (w *tokWindow) prune(now time.Time) {
 	}
 }
 
-func (w *tokWindow) add(now time.Time, tokens int) {
+// add counts tokens now; it reports whether a new second's bucket opened.
+func (w *tokWindow) add(now time.Time, tokens int) bool {
 	w.prune(now)
 	w.sum += tokens
 	sec := now.Unix()
 	if w.len > 0 {
 		if tail := &w.b[(w.head+w.len-1)%tokSlots]; tail.sec >= sec {
 			tail.tokens += tokens
-			return
+			return false
 		}
 	}
 	w.b[(w.head+w.len)%tokSlots] = tokBucket{sec: sec, tokens: tokens}
 	w.len++
+	return true
 }
 
 // oldest is the start of the oldest bucket's second.
@@ -233,7 +242,9 @@ func (p *Provider) Update(policy Policy, specs []KeySpec) {
 		keys = append(keys, k)
 		byName[s.Name] = k
 	}
+	old := p.keys
 	p.keys, p.byName = keys, byName
+	p.rebuildUsed(old)
 	if p.cursor >= len(keys) {
 		p.cursor = 0
 	}
@@ -325,6 +336,7 @@ func (p *Provider) Acquire(model string, tried []string) (Lease, *Denial) {
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expire(now) // windows pruned below are then already in order
 
 	half := false
 	switch p.circuit.state(now) {
@@ -350,6 +362,7 @@ func (p *Provider) Acquire(model string, tried []string) (Lease, *Denial) {
 	}
 	k := p.keys[idx]
 	k.inFlight++
+	p.usedChanged(k)
 	probe := false
 	if k.parked {
 		k.probing, probe = true, true
@@ -379,17 +392,7 @@ func (p *Provider) pick(now time.Time, model string, tried []string) int {
 		}
 		return -1
 	case LeastUsed:
-		best, bestTok := -1, 0
-		for i, k := range p.keys {
-			if !p.usable(k, now, model, tried) {
-				continue
-			}
-			k.tokWin.prune(now)
-			if best < 0 || k.tokWin.sum < bestTok || (k.tokWin.sum == bestTok && k.inFlight < p.keys[best].inFlight) {
-				best, bestTok = i, k.tokWin.sum
-			}
-		}
-		return best
+		return p.pickLeastUsed(now, model, tried)
 	case Weighted:
 		if l := len(p.schedule); l > 0 {
 			// A step along the schedule, past keys not usable now; each
@@ -633,6 +636,7 @@ func (l Lease) Cancel() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k.inFlight--
+	p.usedChanged(k)
 	if l.probe {
 		k.probing = false
 	}
@@ -659,11 +663,14 @@ func (l Lease) Done(o Outcome, tokens int) {
 		k.probing = false
 	}
 	if tokens > 0 {
-		k.tokWin.add(now, tokens)
+		if k.tokWin.add(now, tokens) {
+			p.bucketOpened(k, now.Unix())
+		}
 		k.rollDay(now)
 		k.dayTokens += tokens
 		k.tokens += int64(tokens)
 	}
+	p.usedChanged(k)
 	if o.Class != Success && o.Class != CallerFault {
 		k.failures = append(k.failures, Failure{At: now, Class: o.Class.String(), Status: o.Status, Model: l.model, Reason: o.Reason})
 		if len(k.failures) > recentFailures {
@@ -877,6 +884,7 @@ func (p *Provider) View() (keys []KeyView, circuit string, circuitUntil time.Tim
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
+	p.expire(now)
 	for _, k := range p.keys {
 		v := KeyView{Name: k.spec.Name, State: "ready", InFlight: k.inFlight, Failures: append([]Failure(nil), k.failures...)}
 		k.tokWin.prune(now)
