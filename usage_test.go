@@ -445,9 +445,7 @@ func TestStateAndRuntimeDirsRemovedUnderLoad(t *testing.T) {
 		}()
 	}
 	time.Sleep(500 * time.Millisecond)
-	if err := os.RemoveAll(u.stateDir()); err != nil {
-		t.Fatal(err)
-	}
+	removeAll(t, u.stateDir())
 	removed := time.Now()
 	files := []string{"usage.json", "usage-recent.json", "token", "daemon.log"}
 	for _, f := range files {
@@ -479,9 +477,7 @@ func TestStateAndRuntimeDirsRemovedUnderLoad(t *testing.T) {
 	}
 
 	// The runtime dir: the daemon puts its socket back.
-	if err := os.RemoveAll(u.runtimeDir()); err != nil {
-		t.Fatal(err)
-	}
+	removeAll(t, u.runtimeDir())
 	removed = time.Now()
 	for {
 		st, code := u.status()
@@ -514,8 +510,17 @@ func TestStateDirReplacedByAFile(t *testing.T) {
 	if _, code := u.status(); code != 0 {
 		t.Fatal("not healthy to begin with")
 	}
-	os.RemoveAll(u.stateDir())
-	writeFile(t, u.stateDir(), "not a directory\n", 0o600)
+	// The daemon puts a removed dir back within moments: retry until the
+	// file wins the race.
+	for i := 0; ; i++ {
+		os.RemoveAll(u.stateDir())
+		if os.WriteFile(u.stateDir(), []byte("not a directory\n"), 0o600) == nil {
+			break
+		}
+		if i == 100 {
+			t.Fatal("could not put a file where the state dir is")
+		}
+	}
 	u.chatN(t, base, token, 5)
 	var r result
 	for deadline := time.Now().Add(3 * time.Second); ; time.Sleep(100 * time.Millisecond) {
@@ -715,4 +720,18 @@ func TestExecRightAfterRuntimeDirRemoved(t *testing.T) {
 	if n := u.countDaemons(); n != 1 {
 		t.Errorf("%d daemons", n)
 	}
+}
+
+// removeAll is rm -rf of a dir the daemon may be writing in (and putting
+// back) at the same moment.
+func removeAll(t *testing.T, dir string) {
+	t.Helper()
+	var err error
+	for range 20 {
+		if err = os.RemoveAll(dir); err == nil {
+			return
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	t.Fatal(err)
 }
