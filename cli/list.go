@@ -90,7 +90,7 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 			}
 		}
 	}
-	// Without the daemon, today's counts come from the usage file.
+	// Without the daemon, today's counts come from the usage files.
 	today := map[string]state.Counts{}
 	if !out.Daemon.Running {
 		if u, err := state.LoadUsageDir(in.Paths.StateDir); err == nil {

@@ -33,7 +33,7 @@ func ConfigureUsageCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:  "usage",
 		Usage: "show requests, tokens and cost per key, model and day",
-		Description: "Works with or without the daemon: from the daemon's memory when it runs, else from usage.json in the " +
+		Description: "Works with or without the daemon: from the daemon's memory when it runs, else from the usage files (usage.json, usage-recent.json) in the " +
 			"state directory. Usage is counted per key, model and UTC day; --since takes a duration (36h, 7d), counted " +
 			"back to the start of that UTC day, or a date (2026-11-01). Cost is computed from the keyfile's " +
 			"[pricing.\"MODEL\"] tables (dollars per million tokens: input, output, cache_read, cache_write); a model " +

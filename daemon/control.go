@@ -50,7 +50,7 @@ type Status struct {
 }
 
 // UsageReport is the daemon's usage: every row, from memory, which is
-// ahead of the usage file by at most a moment.
+// ahead of the usage files by at most a moment.
 type UsageReport struct {
 	Rows []state.UsageRow `json:"rows"`
 	// Pricing is the keyfile's [pricing] table the daemon serves with.

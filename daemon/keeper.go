@@ -15,7 +15,7 @@ import (
 
 // The keeper makes the disk follow the daemon's memory. Every keepEvery it
 // writes usage that changed, and puts back any of its files that someone
-// removed: the state dir, usage.json, the token, disabled.json, and in the
+// removed: the state dir, the usage files, the token, disabled.json, and in the
 // runtime dir the lock and the control socket. When a write fails, the
 // daemon goes on serving from memory and tries again with backoff until
 // the disk takes the writes again.
@@ -41,7 +41,7 @@ type persistence struct {
 	// it is rewritten when the day moves on. Owned by the keeper.
 	historyFrom string
 	// notice is something a person should know about the state on disk
-	// that is not a failure: a damaged usage file set aside at start.
+	// that is not a failure: a damaged state file set aside at start.
 	notice string
 }
 

@@ -6,8 +6,8 @@ import (
 	"github.com/llmkey/llmkey/state"
 )
 
-// ledger is the daemon's usage: the truth, in memory. The usage file in
-// the state dir is its copy, written by the keeper.
+// ledger is the daemon's usage: the truth, in memory. The usage files in
+// the state dir are its copy, written by the keeper.
 type ledger struct {
 	mu   sync.Mutex
 	rows map[state.UsageKey]*state.Counts

@@ -15,7 +15,7 @@ import (
 // metrics are what /metrics serves, in the Prometheus text format, with
 // the official client. Requests and tokens are read from the ledger at
 // scrape time, so that they are the very numbers "llmkey usage" shows
-// (since the usage file began, not since the daemon started).
+// (since the usage files began, not since the daemon started).
 type metrics struct {
 	reg                *prometheus.Registry
 	handler            http.Handler
