@@ -91,18 +91,10 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 		}
 	}
 	// Without the daemon, today's counts come from the usage files.
-	today := map[string]state.Counts{}
+	var today map[state.UsageKey]state.Counts
 	if !out.Daemon.Running {
 		if u, err := state.LoadUsageDir(in.Paths.StateDir); err == nil {
-			day := state.Day(time.Now())
-			for _, r := range u.Rows {
-				if r.Day == day {
-					id := r.Ref() + "@" + r.Fingerprint
-					c := today[id]
-					c.Add(r.Counts)
-					today[id] = c
-				}
-			}
+			today = state.KeyDay(u.Rows, state.Day(time.Now()))
 		}
 	}
 	if cfg != nil {
@@ -116,7 +108,7 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 				State: "unknown", Reason: "daemon not running", RecentFailures: []rotate.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
 			}
-			if c, ok := today[k.Ref()+"@"+lk.Fingerprint]; ok {
+			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
 				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())
 			}
 			if out.Daemon.Running {

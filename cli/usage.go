@@ -124,12 +124,8 @@ func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
 		return err
 	} else {
 		u, err := state.LoadUsageDir(in.Paths.StateDir)
-		var ce *state.CorruptError
-		if errors.As(err, &ce) {
-			return fail("the daemon sets a damaged file aside (and starts counting anew) when it starts: llmkey start", "%v", err)
-		}
 		if err != nil {
-			return err
+			return err // a damaged file says how to fix it
 		}
 		rows, rep.Source = u.Rows, in.Paths.StateDir
 		cfg, err := state.Load(in.Paths.Keyfile)
@@ -158,18 +154,25 @@ func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
 // prices each row by its own model.
 func aggregate(rows []state.UsageRow, since string, by []string, pricing map[string]state.Price) ([]usageLine, usageLine) {
 	type group struct {
-		line     usageLine
+		counts   state.Counts
 		cost     float64
 		unpriced map[string]bool
 	}
-	groups := map[string]*group{}
-	var order []string
+	add := func(g *group, r state.UsageRow, cost float64, known bool) {
+		g.counts.Add(r.Counts)
+		if known {
+			g.cost += cost
+		} else {
+			g.unpriced[modelName(r.Model)] = true
+		}
+	}
+	groups := map[state.UsageKey]*group{}
 	total := &group{unpriced: map[string]bool{}}
 	for _, r := range rows {
 		if since != "" && r.Day < since {
 			continue
 		}
-		var id usageLine
+		var id state.UsageKey // the dimensions not grouped by stay empty
 		for _, d := range by {
 			switch d {
 			case "key":
@@ -180,29 +183,20 @@ func aggregate(rows []state.UsageRow, since string, by []string, pricing map[str
 				id.Day = r.Day
 			}
 		}
-		gk := strings.Join([]string{id.Day, id.Provider, id.Key, id.Fingerprint, id.Model}, "\x00")
-		g := groups[gk]
+		g := groups[id]
 		if g == nil {
-			g = &group{line: id, unpriced: map[string]bool{}}
-			groups[gk] = g
-			order = append(order, gk)
+			g = &group{unpriced: map[string]bool{}}
+			groups[id] = g
 		}
-		for _, t := range []*group{g, total} {
-			t.line.Counts.Add(r.Counts)
-			price, ok := state.PriceFor(pricing, r.Model)
-			cost, known := price.Cost(r.Counts)
-			if !ok && r.Counts.Tokens()+r.CacheRead > 0 {
-				known = false
-			}
-			if known {
-				t.cost += cost
-			} else {
-				t.unpriced[modelName(r.Model)] = true
-			}
-		}
+		// A model without a price has a zero Price, whose cost is
+		// unknown as soon as it used any token.
+		price, _ := state.PriceFor(pricing, r.Model)
+		cost, known := price.Cost(r.Counts)
+		add(g, r, cost, known)
+		add(total, r, cost, known)
 	}
-	finish := func(g *group) usageLine {
-		l := g.line
+	finish := func(id state.UsageKey, g *group) usageLine {
+		l := usageLine{Provider: id.Provider, Key: id.Key, Fingerprint: id.Fingerprint, Model: id.Model, Day: id.Day, Counts: g.counts}
 		if l.Failures == nil {
 			l.Failures = map[string]int64{}
 		}
@@ -214,12 +208,11 @@ func aggregate(rows []state.UsageRow, since string, by []string, pricing map[str
 		}
 		return l
 	}
-	slices.SortFunc(order, strings.Compare)
 	lines := []usageLine{}
-	for _, gk := range order {
-		lines = append(lines, finish(groups[gk]))
+	for _, id := range slices.SortedFunc(maps.Keys(groups), state.UsageKey.Compare) {
+		lines = append(lines, finish(id, groups[id]))
 	}
-	return lines, finish(total)
+	return lines, finish(state.UsageKey{}, total)
 }
 
 // modelName shows a request that named no model (a model list, say).

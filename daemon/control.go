@@ -231,7 +231,7 @@ func keyStatus(up *upstream, v rotate.KeyView) KeyStatus {
 		ks.Failures = []rotate.Failure{}
 	}
 	if k, ok := up.keys[v.Name]; ok {
-		ks.Fingerprint = state.Fingerprint(k.Secret)
+		ks.Fingerprint = k.fingerprint
 	}
 	if !v.Until.IsZero() {
 		u := v.Until

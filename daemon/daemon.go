@@ -15,6 +15,8 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
@@ -85,10 +87,17 @@ type snapshot struct {
 // upstream is one provider with its keys.
 type upstream struct {
 	state.Provider
-	keys         map[string]state.Key // by name
-	fingerprints map[string]string    // by name
-	order        []string             // names in keyfile order
-	rot          *rotate.Provider     // nil when the provider has no keys
+	keys    map[string]upKey // by name
+	order   []string         // names in keyfile order
+	rot     *rotate.Provider // nil when the provider has no keys
+	latency prometheus.Observer
+}
+
+// upKey is a key with its fingerprint, which names it in usage, status
+// and rotation without its secret.
+type upKey struct {
+	state.Key
+	fingerprint string
 }
 
 // publish makes cfg the configuration that new requests see, and tells
@@ -100,14 +109,14 @@ func (d *Daemon) publish(cfg *state.Config) {
 		u := s.providers[k.Provider]
 		if u == nil {
 			p, _ := cfg.Provider(k.Provider)
-			u = &upstream{Provider: p, keys: map[string]state.Key{}, fingerprints: map[string]string{}}
+			u = &upstream{Provider: p, keys: map[string]upKey{}}
 			s.providers[k.Provider] = u
 		}
-		u.keys[k.Name] = k
-		u.fingerprints[k.Name] = state.Fingerprint(k.Secret)
+		uk := upKey{Key: k, fingerprint: state.Fingerprint(k.Secret)}
+		u.keys[k.Name] = uk
 		u.order = append(u.order, k.Name)
 		s.secrets = append(s.secrets, k.Secret)
-		specs[k.Provider] = append(specs[k.Provider], keySpec(k))
+		specs[k.Provider] = append(specs[k.Provider], keySpec(uk))
 	}
 	for name, rp := range d.rot {
 		if _, ok := s.providers[name]; !ok {
@@ -120,6 +129,7 @@ func (d *Daemon) publish(cfg *state.Config) {
 			rp = rotate.NewProvider(name, d.clock)
 			d.rot[name] = rp
 		}
+		u.latency = d.metrics.latency.WithLabelValues(name)
 		rp.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeInterval.Or(state.DefaultProbeInterval)}, specs[name])
 		u.rot = rp
 	}
@@ -127,8 +137,8 @@ func (d *Daemon) publish(cfg *state.Config) {
 }
 
 // keySpec is what rotation may know of a key: never the secret.
-func keySpec(k state.Key) rotate.KeySpec {
-	return rotate.KeySpec{Name: k.Name, Fingerprint: state.Fingerprint(k.Secret), Weight: k.Weight, Models: k.Models,
+func keySpec(k upKey) rotate.KeySpec {
+	return rotate.KeySpec{Name: k.Name, Fingerprint: k.fingerprint, Weight: k.Weight, Models: k.Models,
 		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD,
 		Entry: fmt.Sprint(k.RPM, k.TPM, k.MaxConcurrent, k.RPD, k.TPD, k.Weight, k.Models)}
 }
@@ -234,7 +244,7 @@ func Run(opts Options) error {
 		proxyLn.Close()
 		return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
 	}
-	ctlLn, err := net.Listen("unix", sock)
+	ctlLn, sockInfo, err := listenSocket(sock)
 	if err != nil {
 		proxyLn.Close()
 		hint := "check that " + p.RuntimeDir + " is yours and writable, or set LLMKEY_RUNTIME_DIR to another directory"
@@ -243,9 +253,7 @@ func Run(opts Options) error {
 		}
 		return fail(&StartError{Message: fmt.Sprintf("cannot listen on %s: %v", sock, err), Hint: hint})
 	}
-	os.Chmod(sock, 0o600)
-	d.runtime.sockInfo, _ = os.Lstat(sock)
-	d.runtime.ctlLn = ctlLn
+	d.runtime.ctlLn, d.runtime.sockInfo = ctlLn, sockInfo
 
 	proxySrv := &http.Server{Handler: d, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
@@ -259,7 +267,6 @@ func Run(opts Options) error {
 	keepCtx, stopKeeper := context.WithCancel(context.Background())
 	kept := make(chan struct{})
 	go func() { d.keep(keepCtx); close(kept) }()
-	defer func() { stopKeeper(); <-kept }()
 
 	sigs := make(chan os.Signal, 2)
 	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
@@ -300,6 +307,22 @@ func Run(opts Options) error {
 	}
 	d.log.Info("stopped")
 	return nil
+}
+
+// listenSocket binds the control socket at path, for its owner only, and
+// returns what it is on disk, to notice when it is removed or replaced.
+func listenSocket(path string) (net.Listener, os.FileInfo, error) {
+	ln, err := net.Listen("unix", path)
+	if err != nil {
+		return nil, nil, err
+	}
+	os.Chmod(path, 0o600)
+	fi, err := os.Lstat(path)
+	if err != nil {
+		ln.Close()
+		return nil, nil, err
+	}
+	return ln, fi, nil
 }
 
 // requestStop begins the drain; safe to call more than once.

@@ -36,7 +36,6 @@ type persistence struct {
 	backoff      time.Duration
 	nextTry      time.Time
 	lastLogged   time.Time
-	failures     int64
 	// historyFrom is the RecentFrom day usage.json was last written for;
 	// it is rewritten when the day moves on. Owned by the keeper.
 	historyFrom string
@@ -132,7 +131,6 @@ func (d *Daemon) keepState(force bool) {
 		p.failingSince, p.lastErr, p.backoff, p.nextTry = time.Time{}, "", 0, time.Time{}
 		return
 	}
-	p.failures++
 	d.metrics.stateWriteFailures.Inc()
 	if p.failingSince.IsZero() {
 		p.failingSince = now
@@ -156,18 +154,20 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	gen := d.usage.generation()
 	writeHist := force || from != d.persist.historyFrom || !exists(histPath)
 	writeRecent := force || gen != saved || !exists(recentPath)
-	if !writeHist && !writeRecent && exists(state.TokenFile(dir)) && !d.overridesMissing() {
+	writeToken := !exists(state.TokenFile(dir))
+	writeOverrides := d.overridesMissing()
+	if !writeHist && !writeRecent && !writeToken && !writeOverrides {
 		return gen, nil
 	}
 	if err := state.EnsurePrivateDir(dir); err != nil {
 		return saved, err
 	}
-	if !exists(state.TokenFile(dir)) {
+	if writeToken {
 		if err := state.WriteAtomic(state.TokenFile(dir), []byte(d.token+"\n"), 0o600); err != nil {
 			return saved, err
 		}
 	}
-	if d.overridesMissing() {
+	if writeOverrides {
 		if err := d.saveOverrides(); err != nil {
 			return saved, err
 		}
@@ -240,9 +240,10 @@ func (d *Daemon) loadUsage() {
 // seedToday counts today's usage from before a restart toward each key's
 // daily budgets. The caller holds d.mu.
 func (d *Daemon) seedToday() {
-	for id, c := range d.usage.today(state.Day(d.clock.Now())) {
+	rows, _ := d.usage.snapshot()
+	for id, c := range state.KeyDay(rows, state.Day(d.clock.Now())) {
 		u := d.snap.Load().providers[id.Provider]
-		if u == nil || u.fingerprints[id.Key] != id.Fingerprint {
+		if u == nil || u.keys[id.Key].fingerprint != id.Fingerprint {
 			continue // the key is gone, or has another secret now
 		}
 		u.rot.SeedToday(id.Key, int(c.Requests), int(c.Tokens()))
@@ -308,13 +309,11 @@ func (d *Daemon) keepRuntime() {
 	}
 	if !sockOK {
 		os.Remove(p.SocketPath())
-		ln, err := net.Listen("unix", p.SocketPath())
+		ln, fi, err := listenSocket(p.SocketPath())
 		if err != nil {
 			failed("socket", err)
 			return
 		}
-		os.Chmod(p.SocketPath(), 0o600)
-		fi, _ := os.Lstat(p.SocketPath())
 		if old, ok := rt.ctlLn.(*net.UnixListener); ok {
 			old.SetUnlinkOnClose(false) // its path is the new socket's now
 			old.Close()

@@ -10,6 +10,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -38,14 +40,15 @@ func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
 	var logs syncBuffer
 	d := newDaemon(Options{Paths: state.Paths{StateDir: dir}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
 	d.token = "llmk-local-test"
-	up := &upstream{Provider: state.Provider{Name: "openai"}, fingerprints: map[string]string{"a": "f"}}
-	d.record(up, "a", "m", state.Counts{Requests: 1, Successes: 1, Input: 5})
+	up := &upstream{Provider: state.Provider{Name: "openai"}}
+	key := upKey{Key: state.Key{Name: "a"}, fingerprint: "f"}
+	d.record(up, key, "m", state.Counts{Requests: 1, Successes: 1, Input: 5})
 
 	for range 50 { // a busy keeper: one try, then the backoff holds
 		d.keepState(false)
 	}
-	if d.persist.failures != 1 {
-		t.Errorf("%d write attempts within the backoff, want 1", d.persist.failures)
+	if n := testutil.ToFloat64(d.metrics.stateWriteFailures); n != 1 {
+		t.Errorf("%v write attempts within the backoff, want 1", n)
 	}
 	_, problem := d.stateStatus()
 	if !strings.Contains(problem, "state not persisted since") || !strings.Contains(problem, "not a directory") {
@@ -53,11 +56,11 @@ func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
 	}
 	time.Sleep(2 * keepEvery)
 	d.keepState(false)
-	if d.persist.failures != 2 || strings.Count(logs.String(), "could not write state") != 1 {
-		t.Errorf("after the backoff: %d attempts, log:\n%s", d.persist.failures, logs.String())
+	if n := testutil.ToFloat64(d.metrics.stateWriteFailures); n != 2 || strings.Count(logs.String(), "could not write state") != 1 {
+		t.Errorf("after the backoff: %v attempts, log:\n%s", n, logs.String())
 	}
 
-	d.record(up, "a", "m", state.Counts{Requests: 1, Successes: 1, Input: 7})
+	d.record(up, key, "m", state.Counts{Requests: 1, Successes: 1, Input: 7})
 	os.Remove(dir)
 	d.persist.mu.Lock()
 	wait := d.persist.backoff

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"sync"
+	"time"
 
 	"github.com/llmkey/llmkey/state"
 )
@@ -12,28 +13,41 @@ type ledger struct {
 	mu   sync.Mutex
 	rows map[state.UsageKey]*state.Counts
 	gen  uint64 // bumped on every change
+	// The UTC day of the last count, so that a request does not format a
+	// date.
+	dayNum int64
+	day    string
 }
 
+// newLedger starts from rows read from disk: generation 0, as on disk.
 func newLedger(rows []state.UsageRow) *ledger {
 	l := &ledger{rows: make(map[state.UsageKey]*state.Counts, len(rows))}
 	for _, r := range rows {
-		l.add(r.UsageKey, r.Counts)
+		l.row(r.UsageKey).Add(r.Counts)
 	}
-	l.gen = 0
 	return l
 }
 
-// add counts c under k.
-func (l *ledger) add(k state.UsageKey, c state.Counts) {
+// add counts c under k on the UTC day of now.
+func (l *ledger) add(now time.Time, k state.UsageKey, c state.Counts) {
 	l.mu.Lock()
-	row := l.rows[k]
-	if row == nil {
-		row = &state.Counts{}
-		l.rows[k] = row
+	if n := now.Unix() / 86400; n != l.dayNum || l.day == "" {
+		l.dayNum, l.day = n, state.Day(now)
 	}
-	row.Add(c)
+	k.Day = l.day
+	l.row(k).Add(c)
 	l.gen++
 	l.mu.Unlock()
+}
+
+// row is k's counts, made when new.
+func (l *ledger) row(k state.UsageKey) *state.Counts {
+	c := l.rows[k]
+	if c == nil {
+		c = &state.Counts{}
+		l.rows[k] = c
+	}
+	return c
 }
 
 // generation changes whenever the counts do.
@@ -59,22 +73,4 @@ func (l *ledger) snapshot() ([]state.UsageRow, uint64) {
 		rows = append(rows, state.UsageRow{UsageKey: k, Counts: cp})
 	}
 	return rows, l.gen
-}
-
-// today sums what each key (by provider, name and fingerprint) spent on
-// day, for the daily budgets after a restart.
-func (l *ledger) today(day string) map[state.UsageKey]state.Counts {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	out := map[state.UsageKey]state.Counts{}
-	for k, c := range l.rows {
-		if k.Day != day {
-			continue
-		}
-		id := state.UsageKey{Provider: k.Provider, Key: k.Key, Fingerprint: k.Fingerprint}
-		sum := out[id]
-		sum.Add(*c)
-		out[id] = sum
-	}
-	return out
 }

@@ -3,11 +3,14 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/llmkey/llmkey/state"
 )
@@ -82,9 +85,9 @@ func TestLedgerCountsAndSnapshots(t *testing.T) {
 	if l.generation() != 0 {
 		t.Error("a loaded ledger is not a change")
 	}
-	k := state.UsageKey{Day: "2026-11-24", Provider: "openai", Key: "a", Fingerprint: "f", Model: "m"}
-	l.add(k, state.Counts{Requests: 1, Failures: map[string]int64{"rate-limited": 1}})
-	l.add(k, state.Counts{Requests: 1, Successes: 1, Input: 5, Output: 3, CacheWrite: 2})
+	k := state.UsageKey{Provider: "openai", Key: "a", Fingerprint: "f", Model: "m"} // the day comes from the time
+	l.add(time.Date(2026, 11, 24, 8, 0, 0, 0, time.UTC), k, state.Counts{Requests: 1, Failures: map[string]int64{"rate-limited": 1}})
+	l.add(time.Date(2026, 11, 24, 23, 59, 0, 0, time.UTC), k, state.Counts{Requests: 1, Successes: 1, Input: 5, Output: 3, CacheWrite: 2})
 	rows, gen := l.snapshot()
 	if gen != 2 || len(rows) != 1 || rows[0].Requests != 4 || rows[0].Input != 15 || rows[0].Failures["rate-limited"] != 1 {
 		t.Fatalf("rows %+v gen %d", rows, gen)
@@ -93,9 +96,15 @@ func TestLedgerCountsAndSnapshots(t *testing.T) {
 	if again, _ := l.snapshot(); again[0].Failures["rate-limited"] != 1 {
 		t.Error("a snapshot shares its maps with the ledger")
 	}
-	today := l.today("2026-11-24")[state.UsageKey{Provider: "openai", Key: "a", Fingerprint: "f"}]
+	rows, _ = l.snapshot()
+	today := state.KeyDay(rows, "2026-11-24")[state.UsageKey{Provider: "openai", Key: "a", Fingerprint: "f"}]
 	if today.Requests != 4 || today.Tokens() != 20 {
 		t.Errorf("today: %+v", today)
+	}
+	// The next UTC day is a row of its own.
+	l.add(time.Date(2026, 11, 25, 0, 0, 1, 0, time.UTC), k, state.Counts{Requests: 1})
+	if rows, _ := l.snapshot(); len(rows) != 2 {
+		t.Errorf("after midnight UTC: %+v", rows)
 	}
 }
 
@@ -170,4 +179,20 @@ func FuzzInspect(f *testing.F) {
 			}
 		}
 	})
+}
+
+// A model name from a client keys usage rows and metric labels: it comes
+// out valid UTF-8 and of a name's length, and /metrics still gathers.
+func TestModelNameFitForLabels(t *testing.T) {
+	body := []byte("{\"model\":\"gpt-\xff\xfe" + strings.Repeat("é", 150) + "\"}")
+	m := inspect(state.KindOpenAI, "/chat/completions", body).model
+	if !utf8.ValidString(m) || len(m) > maxModelName+3 || !strings.HasPrefix(m, "gpt-") {
+		t.Fatalf("model %q (%d bytes)", m, len(m))
+	}
+	d := newDaemon(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
+	d.publish(&state.Config{})
+	d.record(&upstream{Provider: state.Provider{Name: "openai"}}, upKey{Key: state.Key{Name: "a"}}, m, state.Counts{Requests: 1, Successes: 1})
+	if _, err := d.metrics.reg.Gather(); err != nil {
+		t.Errorf("gather: %v", err)
+	}
 }

@@ -31,13 +31,6 @@ func (d *Daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	case "/healthz":
 		d.serveHealthz(w)
 		return
-	case "/metrics":
-		if !loopbackHost(r.Host) || r.Header.Get("Origin") != "" || !d.authorized(r) {
-			http.Error(w, "llmkey /metrics needs the local token: curl -H \"Authorization: Bearer $LLMKEY_TOKEN\" (see 'llmkey env')", http.StatusUnauthorized)
-			return
-		}
-		d.metrics.handler.ServeHTTP(w, r)
-		return
 	}
 
 	name, rest := splitRoute(r.URL.EscapedPath())
@@ -63,6 +56,11 @@ func (d *Daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !d.authorized(r) {
 		writeError(w, kind, proxyError{status: http.StatusUnauthorized, code: codeBadToken,
 			message: "missing or wrong local token: run the tool under 'llmkey exec -- TOOL', or send the value of LLMKEY_TOKEN ('llmkey env') as its API key"})
+		return
+	}
+	// /metrics takes the same host, origin and token checks as a request.
+	if r.URL.Path == "/metrics" {
+		d.metrics.handler.ServeHTTP(w, r)
 		return
 	}
 	// Counted before the draining check, so that a drain that sees zero
@@ -144,6 +142,16 @@ type reqInfo struct {
 
 const maxModelName = 200
 
+// modelLabel is a client's model name made fit to key usage rows and to
+// be a metric label: valid UTF-8 (the Prometheus client refuses anything
+// else), and a name's length, not a payload's.
+func modelLabel(m string) string {
+	if len(m) > maxModelName {
+		m = m[:maxModelName]
+	}
+	return strings.ToValidUTF8(m, "\uFFFD")
+}
+
 // inspect reads the model from the JSON body (OpenAI, Anthropic) or the
 // path (Gemini: /v1beta/models/NAME:generateContent), and whether a chat
 // stream left stream_options.include_usage unsaid. It scans the body's
@@ -155,7 +163,7 @@ func inspect(kind state.Kind, rest string, body []byte) reqInfo {
 		if j := strings.IndexAny(m, ":/?"); j >= 0 {
 			m = m[:j]
 		}
-		info.model = m
+		info.model = modelLabel(m)
 		return info
 	}
 	if len(body) == 0 || !bytes.Contains(body, []byte(`"model"`)) {
@@ -175,9 +183,7 @@ func inspect(kind state.Kind, rest string, body []byte) reqInfo {
 	if !ok {
 		return reqInfo{}
 	}
-	if len(info.model) > maxModelName { // a name, not a payload: it keys usage rows and metrics
-		info.model = info.model[:maxModelName]
-	}
+	info.model = modelLabel(info.model)
 	chat := kind == state.KindOpenAI && strings.HasSuffix(strings.TrimSuffix(rest, "/"), "/chat/completions")
 	if !chat || !stream {
 		return info
@@ -238,7 +244,7 @@ type outbound struct {
 
 // attempt is one try of a request on one key.
 type attempt struct {
-	key     string
+	key     upKey
 	resp    *http.Response
 	errBody []byte // a failed answer's body, read whole and redacted
 	err     error  // no answer at all
@@ -327,7 +333,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		if r.Context().Err() != nil {
 			lease.Cancel()
 			a.close()
-			d.record(up, key.Name, model, state.Counts{Requests: 1, Failures: map[string]int64{"client-canceled": 1}})
+			d.record(up, key, model, failedAttempt("client-canceled"))
 			log.Info("client went away before the upstream answered", "key", key.Name)
 			return
 		}
@@ -344,7 +350,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		}
 		lease.Done(o, 0)
 		class := o.Class.String()
-		d.record(up, key.Name, model, state.Counts{Requests: 1, Failures: map[string]int64{class: 1}})
+		d.record(up, key, model, failedAttempt(class))
 		switch o.Class {
 		case rotate.RateLimited, rotate.Quota, rotate.InvalidKey, rotate.Forbidden:
 			d.metrics.cooldowns.WithLabelValues(up.Name, key.Name, class).Inc()
@@ -357,7 +363,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		}
 		last = a
 		retry := o.Class.Retryable() && n < dc.Attempts() && time.Now().Before(deadline)
-		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
+		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", class, "status", o.Status,
 			"reason", redact(o.Reason, snap.secrets), "wait", o.Wait, "retry", retry)
 		if !retry {
 			d.answerFailed(w, up, a, n, snap.secrets, log, start)
@@ -368,15 +374,20 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 }
 
 // record counts one attempt's outcome on a key and model, today.
-func (d *Daemon) record(up *upstream, key, model string, c state.Counts) {
-	d.usage.add(state.UsageKey{Day: state.Day(d.clock.Now()), Provider: up.Name, Key: key,
-		Fingerprint: up.fingerprints[key], Model: model}, c)
+func (d *Daemon) record(up *upstream, key upKey, model string, c state.Counts) {
+	d.usage.add(d.clock.Now(), state.UsageKey{Provider: up.Name, Key: key.Name,
+		Fingerprint: key.fingerprint, Model: model}, c)
+}
+
+// failedAttempt is the count of one attempt that failed with class.
+func failedAttempt(class string) state.Counts {
+	return state.Counts{Requests: 1, Failures: map[string]int64{class: 1}}
 }
 
 // try sends one attempt with key. A failed answer's body is read whole
 // (error bodies are small) and redacted, for classifying and passing on.
-func (d *Daemon) try(ctx context.Context, up *upstream, key state.Key, out outbound, secrets []string) *attempt {
-	a := &attempt{key: key.Name}
+func (d *Daemon) try(ctx context.Context, up *upstream, key upKey, out outbound, secrets []string) *attempt {
+	a := &attempt{key: key}
 	a.ctx, a.cancel = context.WithCancelCause(ctx)
 	var rd io.Reader
 	if out.body != nil {
@@ -394,15 +405,13 @@ func (d *Daemon) try(ctx context.Context, up *upstream, key state.Key, out outbo
 	sent := time.Now()
 	resp, err := d.transport.RoundTrip(req)
 	headerTimer.Stop()
-	if err == nil {
-		d.metrics.latency.WithLabelValues(up.Name).Observe(time.Since(sent).Seconds())
-	}
 	if err != nil {
 		a.timeout = errors.Is(context.Cause(a.ctx), errHeaderTimeout)
 		a.err = err
 		a.cancel(nil)
 		return a
 	}
+	up.latency.Observe(time.Since(sent).Seconds())
 	a.resp = resp
 	if resp.StatusCode >= 400 {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
@@ -438,11 +447,11 @@ func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n
 	copyHeader(h, a.resp.Header)
 	removeHopHeaders(h)
 	h.Set("Content-Length", strconv.Itoa(len(a.errBody)))
-	h.Set("X-Llmkey-Key", up.Name+"/"+a.key)
+	h.Set("X-Llmkey-Key", up.Name+"/"+a.key.Name)
 	h.Set("X-Llmkey-Attempts", strconv.Itoa(n))
 	w.WriteHeader(a.resp.StatusCode)
 	w.Write(a.errBody)
-	log.Info("upstream error", "key", a.key, "status", a.resp.StatusCode, "attempts", n, "ms", time.Since(start).Milliseconds())
+	log.Info("upstream error", "key", a.key.Name, "status", a.resp.StatusCode, "attempts", n, "ms", time.Since(start).Milliseconds())
 }
 
 // answerDenied answers when no key can take the request now.
@@ -488,7 +497,7 @@ func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up 
 	for k := range resp.Trailer {
 		h.Add("Trailer", k)
 	}
-	h.Set("X-Llmkey-Key", up.Name+"/"+a.key)
+	h.Set("X-Llmkey-Key", up.Name+"/"+a.key.Name)
 	h.Set("X-Llmkey-Attempts", strconv.Itoa(n))
 	w.WriteHeader(resp.StatusCode)
 
@@ -498,9 +507,9 @@ func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up 
 		h[http.TrailerPrefix+k] = vv
 	}
 	u, _ := meter.Usage()
-	lease.Done(o, u.Total())
-	c := state.Counts{Requests: 1, Successes: 1, Input: int64(u.Input), Output: int64(u.Output),
-		CacheRead: int64(u.CacheRead), CacheWrite: int64(u.CacheWrite), Reasoning: int64(u.Reasoning)}
+	c := u.counts()
+	lease.Done(o, int(c.Tokens()))
+	c.Requests, c.Successes = 1, 1
 	if err != nil {
 		c.Successes, c.Partial = 0, 1 // counted with the tokens seen before the break
 	}
@@ -509,12 +518,12 @@ func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up 
 		if errors.Is(context.Cause(a.ctx), errStreamIdle) {
 			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, up.StreamIdleTimeout)
 		}
-		log.Warn("stream ended early", "key", a.key, "status", resp.StatusCode, "bytes", written, "err", redact(err.Error(), snap.secrets), "ms", time.Since(start).Milliseconds())
+		log.Warn("stream ended early", "key", a.key.Name, "status", resp.StatusCode, "bytes", written, "err", redact(err.Error(), snap.secrets), "ms", time.Since(start).Milliseconds())
 		// Ending the response normally would tell the client the body is
 		// complete. Abort the connection so that it sees the break.
 		panic(http.ErrAbortHandler)
 	}
-	log.Info("request", "key", a.key, "status", resp.StatusCode, "attempts", n, "bytes", written,
+	log.Info("request", "key", a.key.Name, "status", resp.StatusCode, "attempts", n, "bytes", written,
 		"input_tokens", u.Input, "output_tokens", u.Output, "ms", time.Since(start).Milliseconds())
 }
 

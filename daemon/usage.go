@@ -3,6 +3,8 @@ package daemon
 import (
 	"bytes"
 	"encoding/json"
+
+	"github.com/llmkey/llmkey/state"
 )
 
 // Usage is the tokens one answer used, as the provider reported them.
@@ -10,9 +12,11 @@ type Usage struct {
 	Input, Output, CacheRead, CacheWrite, Reasoning int
 }
 
-// Total is what counts against tpm and daily budgets: everything the
-// provider processed.
-func (u Usage) Total() int { return u.Input + u.Output + u.CacheWrite }
+// counts are u's tokens as usage counts them.
+func (u Usage) counts() state.Counts {
+	return state.Counts{Input: int64(u.Input), Output: int64(u.Output), CacheRead: int64(u.CacheRead),
+		CacheWrite: int64(u.CacheWrite), Reasoning: int64(u.Reasoning)}
+}
 
 // usageMeter reads a copy of a response as it streams to the client and
 // keeps only what it needs: for an event stream, the events that carry

@@ -789,65 +789,53 @@ func (p *Provider) park(k *keyState, now time.Time, o Outcome) {
 	k.parkedUntil = o.Until
 }
 
-// Disable takes the named key out of rotation by hand, until until (zero:
-// until Enable). It reports whether the key exists.
-func (p *Provider) Disable(name string, until time.Time) bool {
+// onKey runs fn on the named key under the lock and wakes whoever waits
+// for a key; it reports whether the key exists.
+func (p *Provider) onKey(name string, fn func(k *keyState)) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k := p.byName[name]
 	if k == nil {
 		return false
 	}
-	k.disabled, k.disabledUntil = true, until
+	fn(k)
 	p.signal()
 	return true
 }
 
+// Disable takes the named key out of rotation by hand, until until (zero:
+// until Enable). It reports whether the key exists.
+func (p *Provider) Disable(name string, until time.Time) bool {
+	return p.onKey(name, func(k *keyState) { k.disabled, k.disabledUntil = true, until })
+}
+
 // Enable undoes Disable, and unparks the key so that it is tried now.
 func (p *Provider) Enable(name string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k := p.byName[name]
-	if k == nil {
-		return false
-	}
-	k.disabled, k.disabledUntil = false, time.Time{}
-	k.parked, k.parkReason, k.nextProbe, k.probeLevel, k.parkedUntil = false, "", time.Time{}, 0, time.Time{}
-	p.signal()
-	return true
+	return p.onKey(name, func(k *keyState) {
+		k.disabled, k.disabledUntil = false, time.Time{}
+		k.parked, k.parkReason, k.nextProbe, k.probeLevel, k.parkedUntil = false, "", time.Time{}, 0, time.Time{}
+	})
 }
 
 // Reset forgets what llmkey learned about the key: cooldowns, parking,
 // failures and backoff. A hand-made Disable stays; the limits' windows
 // stay, since those requests were really sent.
 func (p *Provider) Reset(name string) bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k := p.byName[name]
-	if k == nil {
-		return false
-	}
-	k.clearTransient()
-	k.failures = nil
-	p.signal()
-	return true
+	return p.onKey(name, func(k *keyState) {
+		k.clearTransient()
+		k.failures = nil
+	})
 }
 
 // SeedToday counts requests and tokens a key spent earlier today (UTC),
 // before a restart, toward its daily budgets (rpd, tpd).
 func (p *Provider) SeedToday(name string, requests, tokens int) bool {
 	now := p.clock.Now()
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	k := p.byName[name]
-	if k == nil {
-		return false
-	}
-	k.rollDay(now)
-	k.dayReqs += requests
-	k.dayTokens += tokens
-	p.signal()
-	return true
+	return p.onKey(name, func(k *keyState) {
+		k.rollDay(now)
+		k.dayReqs += requests
+		k.dayTokens += tokens
+	})
 }
 
 // Disabled lists the keys disabled by hand and until when, to persist.

@@ -123,6 +123,23 @@ func (c Counts) FailureCount() int64 {
 // provider processed but cache reads.
 func (c Counts) Tokens() int64 { return c.Input + c.Output + c.CacheWrite }
 
+// KeyDay sums what each key (by provider, name and fingerprint; the
+// model and day left empty) spent on day: what counts toward its daily
+// budgets, and what "list" shows as today.
+func KeyDay(rows []UsageRow, day string) map[UsageKey]Counts {
+	out := map[UsageKey]Counts{}
+	for _, r := range rows {
+		if r.Day != day {
+			continue
+		}
+		id := UsageKey{Provider: r.Provider, Key: r.Key, Fingerprint: r.Fingerprint}
+		sum := out[id]
+		sum.Add(r.Counts)
+		out[id] = sum
+	}
+	return out
+}
+
 // UsageRow is one key x model x day.
 type UsageRow struct {
 	UsageKey
@@ -138,7 +155,7 @@ type Usage struct {
 
 // Marshal encodes u with its rows in a stable order.
 func (u *Usage) Marshal() []byte {
-	slices.SortFunc(u.Rows, func(a, b UsageRow) int { return compareKeys(a.UsageKey, b.UsageKey) })
+	slices.SortFunc(u.Rows, func(a, b UsageRow) int { return a.Compare(b.UsageKey) })
 	var buf bytes.Buffer
 	buf.WriteString("{\"version\":")
 	fmt.Fprint(&buf, u.Version)
@@ -158,7 +175,8 @@ func (u *Usage) Marshal() []byte {
 	return buf.Bytes()
 }
 
-func compareKeys(a, b UsageKey) int {
+// Compare orders keys by day, provider, key, fingerprint, then model.
+func (a UsageKey) Compare(b UsageKey) int {
 	for _, p := range [][2]string{{a.Day, b.Day}, {a.Provider, b.Provider}, {a.Key, b.Key}, {a.Fingerprint, b.Fingerprint}, {a.Model, b.Model}} {
 		if c := strings.Compare(p[0], p[1]); c != 0 {
 			return c
@@ -176,6 +194,11 @@ type CorruptError struct {
 
 func (e *CorruptError) Error() string {
 	return fmt.Sprintf("%s is damaged: %v", e.Path, e.Err)
+}
+
+// HintText is read by the CLI to print a "hint:" line.
+func (e *CorruptError) HintText() string {
+	return "the daemon sets a damaged file aside (renamed with a timestamp) when it starts: llmkey start"
 }
 
 // LoadUsage reads a usage file. A missing file is empty usage; one that
