@@ -100,7 +100,11 @@ func (d *Daemon) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		d.log.Info("client went away while sending its request", "provider", name, "err", err)
 		return
 	}
-	d.forward(w, r, snap, up, rest, body)
+	// The answer streams from this frame, not from forward's: an open
+	// stream's goroutine then needs half the stack (1,000 streams add up).
+	if ans := d.forward(w, r, snap, up, rest, body); ans != nil {
+		d.deliver(w, ans)
+	}
 }
 
 var errBodyTooLarge = errors.New("request body too large")
@@ -262,14 +266,27 @@ func (a *attempt) close() {
 	a.cancel(nil)
 }
 
+// answer is a successful attempt, on its way to the client.
+type answer struct {
+	*attempt
+	up       *upstream
+	secrets  []string
+	lease    rotate.Lease
+	outcome  rotate.Outcome
+	attempts int
+	model    string
+	log      *reqLog
+	start    time.Time
+}
+
 // forward sends the request to a key the provider's rotation picks, and on
 // a failure another key may not share (rate limit, quota, invalid key,
 // server or transport failure) to the next one, until an answer worth
 // giving arrives, the attempt budget or deadline is spent, or no key is
 // left. Nothing has reached the client until then, so a retry is safe.
-// The answer then streams through untouched: from the first byte on there
-// is no retry.
-func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot, up *upstream, rest string, body []byte) {
+// A failure is answered here; a success is returned for deliver to
+// stream through untouched: from its first byte on there is no retry.
+func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot, up *upstream, rest string, body []byte) *answer {
 	start := time.Now()
 	dc := snap.cfg.Daemon
 	deadline := start.Add(dc.RetryDeadline.Or(state.DefaultRetryDeadline))
@@ -279,15 +296,18 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 	if info.wantsUsage && dc.AddStreamUsage() {
 		body = withStreamUsage(body, info)
 	}
-	log := d.log.With("provider", up.Name, "model", model, "method", r.Method, "path", r.URL.Path)
+	log := &reqLog{log: d.log, provider: up.Name, model: model, method: r.Method, path: r.URL.Path}
 
-	out := outbound{method: r.Method, target: up.BaseURL + rest, header: r.Header.Clone(), body: body}
+	// Every attempt's headers are a copy of the client's, less its auth
+	// and hop-by-hop headers: those are removed from the request itself,
+	// which is the handler's to change.
+	removeHopHeaders(r.Header)
+	for _, h := range inboundAuthHeaders {
+		r.Header.Del(h)
+	}
+	out := outbound{method: r.Method, target: up.BaseURL + rest, header: r.Header, body: body}
 	if q := stripKeyParam(r.URL.RawQuery); q != "" {
 		out.target += "?" + q
-	}
-	removeHopHeaders(out.header)
-	for _, h := range inboundAuthHeaders {
-		out.header.Del(h)
 	}
 
 	var tried []string // keys not to choose again for this request
@@ -308,13 +328,13 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 				case <-den.Wake:
 				case <-r.Context().Done():
 					timer.Stop()
-					return
+					return nil
 				}
 				timer.Stop()
 				continue
 			}
 			d.answerDenied(w, up, den, last, n, snap.secrets, log)
-			return
+			return nil
 		}
 		key, ok := up.keys[lease.Name]
 		if !ok { // removed by a reload since this request began
@@ -335,7 +355,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			a.close()
 			d.record(up, key, model, failedAttempt("client-canceled"))
 			log.Info("client went away before the upstream answered", "key", key.Name)
-			return
+			return nil
 		}
 		var o rotate.Outcome
 		switch {
@@ -345,8 +365,8 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, d.clock.Now())
 		default:
 			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, d.clock.Now())
-			d.deliver(w, r, a, up, snap, lease, o, n, model, log, start)
-			return
+			return &answer{attempt: a, up: up, secrets: snap.secrets, lease: lease, outcome: o, attempts: n,
+				model: model, log: log, start: start}
 		}
 		lease.Done(o, 0)
 		class := o.Class.String()
@@ -367,10 +387,27 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			"reason", redact(o.Reason, snap.secrets), "wait", o.Wait, "retry", retry)
 		if !retry {
 			d.answerFailed(w, up, a, n, snap.secrets, log, start)
-			return
+			return nil
 		}
 		d.metrics.retries.WithLabelValues(up.Name).Inc()
 	}
+}
+
+// reqLog writes the log lines of one request, each with its provider,
+// model, method and path. Unlike slog's With, it formats those only for a
+// line written, not for every request up front, and holds no buffer for
+// as long as a stream is open.
+type reqLog struct {
+	log                           *slog.Logger
+	provider, model, method, path string
+}
+
+func (l *reqLog) Info(msg string, args ...any) { l.write(slog.LevelInfo, msg, args) }
+func (l *reqLog) Warn(msg string, args ...any) { l.write(slog.LevelWarn, msg, args) }
+
+func (l *reqLog) write(level slog.Level, msg string, args []any) {
+	l.log.Log(context.Background(), level, msg,
+		append([]any{"provider", l.provider, "model", l.model, "method", l.method, "path", l.path}, args...)...)
 }
 
 // record counts one attempt's outcome on a key and model, today.
@@ -432,7 +469,7 @@ func transportReason(a *attempt, up *upstream) string {
 
 // answerFailed gives the client the last attempt's answer: the provider's
 // own error, unchanged but for secrets, or llmkey's word for no answer.
-func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n int, secrets []string, log *slog.Logger, start time.Time) {
+func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n int, secrets []string, log *reqLog, start time.Time) {
 	if a.err != nil {
 		if a.timeout {
 			writeError(w, up.Kind, proxyError{status: http.StatusGatewayTimeout, code: codeUpstreamTimeout,
@@ -455,7 +492,7 @@ func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n
 }
 
 // answerDenied answers when no key can take the request now.
-func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.Denial, last *attempt, tries int, secrets []string, log *slog.Logger) {
+func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.Denial, last *attempt, tries int, secrets []string, log *reqLog) {
 	var retryAfter time.Duration
 	if !den.Until.IsZero() {
 		retryAfter = max(time.Until(den.Until), time.Second)
@@ -487,44 +524,61 @@ func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.D
 }
 
 // deliver streams a successful answer to the client and reports the key's
-// outcome, with the tokens it used, when the stream ends.
-func (d *Daemon) deliver(w http.ResponseWriter, r *http.Request, a *attempt, up *upstream, snap *snapshot, lease rotate.Lease, o rotate.Outcome, n int, model string, log *slog.Logger, start time.Time) {
-	resp := a.resp
-	defer a.close()
+// outcome, with the tokens it used, when the stream ends. What it calls
+// before and after the stream runs in frames of its own, so that the
+// stack an open stream holds is only what the copy needs.
+func (d *Daemon) deliver(w http.ResponseWriter, ans *answer) {
+	defer ans.close()
+	writeHead(w, ans)
+	meter := newUsageMeter(ans.resp.Header.Get("Content-Type"))
+	written, err := d.stream(w, ans.resp.Body, meter, ans.up.StreamIdleTimeout, ans.cancel)
+	d.finish(w, ans, meter, written, err)
+}
+
+// writeHead sends the answer's status and headers, less the hop-by-hop
+// ones, with the key that served it and the attempts it took.
+func writeHead(w http.ResponseWriter, ans *answer) {
 	h := w.Header()
-	copyHeader(h, resp.Header)
+	copyHeader(h, ans.resp.Header)
 	removeHopHeaders(h)
-	for k := range resp.Trailer {
+	for k := range ans.resp.Trailer {
 		h.Add("Trailer", k)
 	}
-	h.Set("X-Llmkey-Key", up.Name+"/"+a.key.Name)
-	h.Set("X-Llmkey-Attempts", strconv.Itoa(n))
-	w.WriteHeader(resp.StatusCode)
+	h.Set("X-Llmkey-Key", ans.up.Name+"/"+ans.key.Name)
+	h.Set("X-Llmkey-Attempts", strconv.Itoa(ans.attempts))
+	w.WriteHeader(ans.resp.StatusCode)
+}
 
-	meter := newUsageMeter(resp.Header.Get("Content-Type"))
-	written, err := d.stream(w, resp.Body, meter, up.StreamIdleTimeout, a.cancel)
+// finish ends a delivered answer: its trailers, the key's outcome and
+// usage, and the log line. A stream cut off is counted as partial, with
+// the tokens seen, and the client's connection is aborted so that it
+// sees the break.
+func (d *Daemon) finish(w http.ResponseWriter, ans *answer, meter *usageMeter, written int64, err error) {
+	resp := ans.resp
+	h := w.Header()
 	for k, vv := range resp.Trailer {
 		h[http.TrailerPrefix+k] = vv
 	}
 	u, _ := meter.Usage()
 	c := u.counts()
-	lease.Done(o, int(c.Tokens()))
+	ans.lease.Done(ans.outcome, int(c.Tokens()))
 	c.Requests, c.Successes = 1, 1
 	if err != nil {
 		c.Successes, c.Partial = 0, 1 // counted with the tokens seen before the break
 	}
-	d.record(up, a.key, model, c)
+	d.record(ans.up, ans.key, ans.model, c)
 	if err != nil {
-		if errors.Is(context.Cause(a.ctx), errStreamIdle) {
-			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, up.StreamIdleTimeout)
+		if errors.Is(context.Cause(ans.ctx), errStreamIdle) {
+			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, ans.up.StreamIdleTimeout)
 		}
-		log.Warn("stream ended early", "key", a.key.Name, "status", resp.StatusCode, "bytes", written, "err", redact(err.Error(), snap.secrets), "ms", time.Since(start).Milliseconds())
+		ans.log.Warn("stream ended early", "key", ans.key.Name, "status", resp.StatusCode, "bytes", written,
+			"err", redact(err.Error(), ans.secrets), "ms", time.Since(ans.start).Milliseconds())
 		// Ending the response normally would tell the client the body is
 		// complete. Abort the connection so that it sees the break.
 		panic(http.ErrAbortHandler)
 	}
-	log.Info("request", "key", a.key.Name, "status", resp.StatusCode, "attempts", n, "bytes", written,
-		"input_tokens", u.Input, "output_tokens", u.Output, "ms", time.Since(start).Milliseconds())
+	ans.log.Info("request", "key", ans.key.Name, "status", resp.StatusCode, "attempts", ans.attempts, "bytes", written,
+		"input_tokens", u.Input, "output_tokens", u.Output, "ms", time.Since(ans.start).Milliseconds())
 }
 
 var errStreamIdle = errors.New("stream idle timeout")
