@@ -365,9 +365,12 @@ func newTransport() *http.Transport {
 		// Pass the client's Accept-Encoding through and the bytes back
 		// untouched; never decompress on the client's behalf.
 		DisableCompression: true,
-		// A request is written once per connection use and large bodies
-		// bypass the buffer: 1 KiB instead of 4 saves 3 KiB per open
-		// upstream connection (measured: 66 -> 64 KiB per open stream).
+		// Each upstream connection holds both buffers for as long as it
+		// lives. A request is written once per use, and reads and writes
+		// larger than a buffer bypass it (the answer's copy buffer is
+		// 4 KiB): smaller buffers cost a few more syscalls on a long
+		// header block, and save 5 KiB per open stream.
 		WriteBufferSize: 1 << 10,
+		ReadBufferSize:  2 << 10,
 	}
 }
