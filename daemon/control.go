@@ -11,6 +11,7 @@ import (
 	"net/http/pprof"
 	"os"
 	"runtime"
+	rtmetrics "runtime/metrics"
 	"slices"
 	"strings"
 	"time"
@@ -137,8 +138,14 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("GET /debug/memstats", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
+		// How big a new goroutine's stack starts (the runtime sizes it
+		// from the stacks it scanned), and how much stack the last GC
+		// scanned: what the stack part of a request's memory comes from.
+		ss := []rtmetrics.Sample{{Name: "/gc/stack/starting-size:bytes"}, {Name: "/gc/scan/stack:bytes"}}
+		rtmetrics.Read(ss)
 		writeJSON(w, http.StatusOK, map[string]any{"heap_inuse": ms.HeapInuse, "stack_inuse": ms.StackInuse, "sys": ms.Sys,
-			"goroutines": runtime.NumGoroutine(), "heap_objects": ms.HeapObjects, "gc_sys": ms.GCSys, "other_sys": ms.OtherSys, "mspan_inuse": ms.MSpanInuse})
+			"goroutines": runtime.NumGoroutine(), "heap_objects": ms.HeapObjects, "gc_sys": ms.GCSys, "other_sys": ms.OtherSys, "mspan_inuse": ms.MSpanInuse,
+			"stack_starting_size": ss[0].Value.Uint64(), "stack_scanned_last_gc": ss[1].Value.Uint64(), "num_gc": ms.NumGC})
 	})
 	// Like tailscale's localapi: a browser must never drive this API, even
 	// if something forwards the socket.
