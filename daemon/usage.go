@@ -2,7 +2,7 @@ package daemon
 
 import (
 	"bytes"
-	"encoding/json"
+	"math"
 
 	"github.com/llmkey/llmkey/state"
 )
@@ -99,23 +99,27 @@ func (m *usageMeter) parseTail() {
 		if i < 0 {
 			continue
 		}
-		rest := bytes.TrimLeft(m.tail[i+len(key):], " \t\r\n")
-		if len(rest) == 0 || rest[0] != ':' {
+		rest := m.tail[i+len(key):]
+		j := skipSpace(rest, 0)
+		if j >= len(rest) || rest[j] != ':' {
 			continue
 		}
-		dec := json.NewDecoder(bytes.NewReader(rest[1:]))
-		var raw json.RawMessage
-		if dec.Decode(&raw) != nil {
+		vs := skipSpace(rest, j+1)
+		ve := skipValue(rest, vs)
+		if ve < 0 {
 			continue
 		}
-		wrapped := append(append([]byte(`{`), key...), ':')
-		wrapped = append(append(wrapped, raw...), '}')
-		m.parse(wrapped)
+		var ev usageEvent
+		if ev.read(string(key[1:len(key)-1]), rest[vs:ve]) {
+			m.apply(&ev)
+		}
 		return
 	}
 }
 
-// wireUsage covers the three formats' usage objects at once:
+// The usage objects of the three formats, read with the scanner of
+// jsonscan.go rather than encoding/json: no allocation, and only the
+// fields named here are looked at.
 //
 //	OpenAI chat       {"usage": {"prompt_tokens", "completion_tokens",
 //	                   "prompt_tokens_details": {"cached_tokens"},
@@ -127,57 +131,216 @@ func (m *usageMeter) parseTail() {
 //	                   message_delta {"usage": {"output_tokens"}} (cumulative)
 //	Gemini            {"usageMetadata": {"promptTokenCount", "candidatesTokenCount",
 //	                   "cachedContentTokenCount", "thoughtsTokenCount"}}
+//
+// They read as encoding/json would decode the same object into structs
+// with pointer fields (FuzzUsageEvent checks it): a null resets, a
+// repeated key adds to what the first one set, and a field of the wrong
+// type makes the whole object unread.
 type wireUsage struct {
-	PromptTokens        *int `json:"prompt_tokens"`
-	CompletionTokens    *int `json:"completion_tokens"`
-	PromptTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"prompt_tokens_details"`
-	CompletionTokensDetails struct {
-		ReasoningTokens int `json:"reasoning_tokens"`
-	} `json:"completion_tokens_details"`
+	prompt, completion, input, output                               optInt
+	promptCached, completionReasoning, inputCached, outputReasoning int
+	cacheRead, cacheCreation                                        int
+}
 
-	InputTokens        *int `json:"input_tokens"`
-	OutputTokens       *int `json:"output_tokens"`
-	InputTokensDetails struct {
-		CachedTokens int `json:"cached_tokens"`
-	} `json:"input_tokens_details"`
-	OutputTokensDetails struct {
-		ReasoningTokens int `json:"reasoning_tokens"`
-	} `json:"output_tokens_details"`
-	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
-	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
+// optInt is a count that may be absent (or null).
+type optInt struct {
+	n   int
+	set bool
 }
 
 type geminiUsage struct {
-	PromptTokenCount        int `json:"promptTokenCount"`
-	CandidatesTokenCount    int `json:"candidatesTokenCount"`
-	CachedContentTokenCount int `json:"cachedContentTokenCount"`
-	ThoughtsTokenCount      int `json:"thoughtsTokenCount"`
+	prompt, candidates, cached, thoughts int
 }
 
-func (m *usageMeter) parse(data []byte) {
-	var ev struct {
-		Usage    *wireUsage                  `json:"usage"`
-		Meta     *geminiUsage                `json:"usageMetadata"`
-		Message  *struct{ Usage *wireUsage } `json:"message"`
-		Response *struct{ Usage *wireUsage } `json:"response"`
+// usageEvent is what a JSON object says of usage: at its top level
+// ("usage", "usageMetadata") or one level down ("message", "response").
+type usageEvent struct {
+	usage, message, response      wireUsage // message and response: their "usage"
+	meta                          geminiUsage
+	hasUsage, hasMessage, hasResp bool
+	hasMessageUsage, hasRespUsage bool
+	hasMeta                       bool
+}
+
+// read reads the value v of the member key of an event, and reports
+// whether it had the type it should.
+func (ev *usageEvent) read(key string, v []byte) bool {
+	null := string(v) == "null"
+	switch key {
+	case "usage":
+		return readUsage(v, &ev.hasUsage, &ev.usage)
+	case "usageMetadata":
+		if null {
+			ev.hasMeta = false
+			return true
+		}
+		if !ev.hasMeta {
+			ev.meta, ev.hasMeta = geminiUsage{}, true
+		}
+		g := &ev.meta
+		ok := true
+		return members(v, func(k []byte, s, e int) {
+			switch string(k) {
+			case "promptTokenCount":
+				ok = readInt(v[s:e], &g.prompt) && ok
+			case "candidatesTokenCount":
+				ok = readInt(v[s:e], &g.candidates) && ok
+			case "cachedContentTokenCount":
+				ok = readInt(v[s:e], &g.cached) && ok
+			case "thoughtsTokenCount":
+				ok = readInt(v[s:e], &g.thoughts) && ok
+			}
+		}) && ok
+	case "message", "response":
+		has, hasUsage, u := &ev.hasMessage, &ev.hasMessageUsage, &ev.message
+		if key == "response" {
+			has, hasUsage, u = &ev.hasResp, &ev.hasRespUsage, &ev.response
+		}
+		if null {
+			*has, *hasUsage = false, false
+			return true
+		}
+		*has = true
+		ok := true
+		return members(v, func(k []byte, s, e int) {
+			if string(k) == "usage" {
+				ok = readUsage(v[s:e], hasUsage, u) && ok
+			}
+		}) && ok
 	}
-	if json.Unmarshal(data, &ev) != nil {
+	return true
+}
+
+// readUsage reads a usage object into *w, on top of what an earlier one
+// set (*has), or unsets it for a null.
+func readUsage(v []byte, has *bool, w *wireUsage) bool {
+	if string(v) == "null" {
+		*has = false
+		return true
+	}
+	if !*has {
+		*w, *has = wireUsage{}, true
+	}
+	ok := true
+	return members(v, func(k []byte, s, e int) {
+		x := v[s:e]
+		switch string(k) {
+		case "prompt_tokens":
+			ok = w.prompt.read(x) && ok
+		case "completion_tokens":
+			ok = w.completion.read(x) && ok
+		case "input_tokens":
+			ok = w.input.read(x) && ok
+		case "output_tokens":
+			ok = w.output.read(x) && ok
+		case "prompt_tokens_details":
+			ok = readDetail(x, "cached_tokens", &w.promptCached) && ok
+		case "completion_tokens_details":
+			ok = readDetail(x, "reasoning_tokens", &w.completionReasoning) && ok
+		case "input_tokens_details":
+			ok = readDetail(x, "cached_tokens", &w.inputCached) && ok
+		case "output_tokens_details":
+			ok = readDetail(x, "reasoning_tokens", &w.outputReasoning) && ok
+		case "cache_read_input_tokens":
+			ok = readInt(x, &w.cacheRead) && ok
+		case "cache_creation_input_tokens":
+			ok = readInt(x, &w.cacheCreation) && ok
+		}
+	}) && ok
+}
+
+// readDetail reads the count name of a details object into *n.
+func readDetail(v []byte, name string, n *int) bool {
+	if string(v) == "null" {
+		return true
+	}
+	ok := true
+	return members(v, func(k []byte, s, e int) {
+		if string(k) == name {
+			ok = readInt(v[s:e], n) && ok
+		}
+	}) && ok
+}
+
+func (o *optInt) read(v []byte) bool {
+	if string(v) == "null" {
+		*o = optInt{}
+		return true
+	}
+	n, ok := jsonInt(v)
+	if ok {
+		*o = optInt{n, true}
+	}
+	return ok
+}
+
+// readInt reads an integer into *n; a null leaves it as it was.
+func readInt(v []byte, n *int) bool {
+	if string(v) == "null" {
+		return true
+	}
+	x, ok := jsonInt(v)
+	if ok {
+		*n = x
+	}
+	return ok
+}
+
+// jsonInt is the JSON number v as an int, if it is an integer that fits.
+func jsonInt(v []byte) (int, bool) {
+	neg := len(v) > 0 && v[0] == '-'
+	if neg {
+		v = v[1:]
+	}
+	if len(v) == 0 || len(v) > 19 {
+		return 0, false
+	}
+	var n uint64
+	for _, c := range v {
+		if c < '0' || c > '9' {
+			return 0, false
+		}
+		n = n*10 + uint64(c-'0')
+	}
+	limit := uint64(math.MaxInt64)
+	if neg {
+		limit++
+	}
+	if n > limit {
+		return 0, false
+	}
+	if neg {
+		return int(-int64(n)), true
+	}
+	return int(n), true
+}
+
+// parse reads the usage in one event of a stream.
+func (m *usageMeter) parse(data []byte) {
+	var ev usageEvent
+	ok := true
+	if !members(data, func(k []byte, s, e int) {
+		ok = ev.read(string(k), data[s:e]) && ok
+	}) || !ok {
 		return
 	}
+	m.apply(&ev)
+}
+
+// apply takes an event's usage, in the order of precedence of the formats.
+func (m *usageMeter) apply(ev *usageEvent) {
 	switch {
-	case ev.Meta != nil: // Gemini: the last value wins
-		g := ev.Meta
-		m.u = Usage{Input: g.PromptTokenCount - g.CachedContentTokenCount, CacheRead: g.CachedContentTokenCount,
-			Output: g.CandidatesTokenCount + g.ThoughtsTokenCount, Reasoning: g.ThoughtsTokenCount}
+	case ev.hasMeta: // Gemini: the last value wins
+		g := ev.meta
+		m.u = Usage{Input: g.prompt - g.cached, CacheRead: g.cached,
+			Output: g.candidates + g.thoughts, Reasoning: g.thoughts}
 		m.seen = true
-	case ev.Message != nil && ev.Message.Usage != nil: // Anthropic message_start
-		m.merge(ev.Message.Usage)
-	case ev.Response != nil && ev.Response.Usage != nil: // OpenAI Responses
-		m.merge(ev.Response.Usage)
-	case ev.Usage != nil:
-		m.merge(ev.Usage)
+	case ev.hasMessage && ev.hasMessageUsage: // Anthropic message_start
+		m.merge(&ev.message)
+	case ev.hasResp && ev.hasRespUsage: // OpenAI Responses
+		m.merge(&ev.response)
+	case ev.hasUsage:
+		m.merge(&ev.usage)
 	}
 }
 
@@ -186,35 +349,28 @@ func (m *usageMeter) parse(data []byte) {
 // cumulative output count and, sometimes, input counts.
 func (m *usageMeter) merge(w *wireUsage) {
 	m.seen = true
-	if w.PromptTokens != nil || w.CompletionTokens != nil { // OpenAI chat
-		cached := w.PromptTokensDetails.CachedTokens
-		m.u = Usage{Input: deref(w.PromptTokens) - cached, CacheRead: cached, Output: deref(w.CompletionTokens),
-			Reasoning: w.CompletionTokensDetails.ReasoningTokens}
+	if w.prompt.set || w.completion.set { // OpenAI chat
+		cached := w.promptCached
+		m.u = Usage{Input: w.prompt.n - cached, CacheRead: cached, Output: w.completion.n,
+			Reasoning: w.completionReasoning}
 		return
 	}
 	// OpenAI Responses counts cached input inside input_tokens;
 	// Anthropic apart, as cache_read_input_tokens.
-	cached := w.InputTokensDetails.CachedTokens
-	if w.InputTokens != nil {
-		m.u.Input = *w.InputTokens - cached
+	cached := w.inputCached
+	if w.input.set {
+		m.u.Input = w.input.n - cached
 	}
-	if w.OutputTokens != nil {
-		m.u.Output = *w.OutputTokens
+	if w.output.set {
+		m.u.Output = w.output.n
 	}
-	if c := cached + w.CacheReadInputTokens; c > 0 {
+	if c := cached + w.cacheRead; c > 0 {
 		m.u.CacheRead = c
 	}
-	if w.CacheCreationInputTokens > 0 {
-		m.u.CacheWrite = w.CacheCreationInputTokens
+	if w.cacheCreation > 0 {
+		m.u.CacheWrite = w.cacheCreation
 	}
-	if r := w.OutputTokensDetails.ReasoningTokens; r > 0 {
+	if r := w.outputReasoning; r > 0 {
 		m.u.Reasoning = r
 	}
-}
-
-func deref(p *int) int {
-	if p == nil {
-		return 0
-	}
-	return *p
 }

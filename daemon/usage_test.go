@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
 )
@@ -57,4 +58,148 @@ func TestUsageMeter(t *testing.T) {
 	if u, ok := m.Usage(); !ok || u.Output != 1 || len(m.tail) > 2*tailSize {
 		t.Errorf("usage after a long answer: %+v %v (tail %d bytes)", u, ok, len(m.tail))
 	}
+}
+
+// refMeter is the usage meter as it was with encoding/json: the reference
+// FuzzUsageEvent holds the scanner to.
+type refMeter struct {
+	u    Usage
+	seen bool
+}
+
+type refWireUsage struct {
+	PromptTokens        *int `json:"prompt_tokens"`
+	CompletionTokens    *int `json:"completion_tokens"`
+	PromptTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"prompt_tokens_details"`
+	CompletionTokensDetails struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"completion_tokens_details"`
+	InputTokens        *int `json:"input_tokens"`
+	OutputTokens       *int `json:"output_tokens"`
+	InputTokensDetails struct {
+		CachedTokens int `json:"cached_tokens"`
+	} `json:"input_tokens_details"`
+	OutputTokensDetails struct {
+		ReasoningTokens int `json:"reasoning_tokens"`
+	} `json:"output_tokens_details"`
+	CacheReadInputTokens     int `json:"cache_read_input_tokens"`
+	CacheCreationInputTokens int `json:"cache_creation_input_tokens"`
+}
+
+func (m *refMeter) parse(data []byte) {
+	var ev struct {
+		Usage *refWireUsage `json:"usage"`
+		Meta  *struct {
+			PromptTokenCount        int `json:"promptTokenCount"`
+			CandidatesTokenCount    int `json:"candidatesTokenCount"`
+			CachedContentTokenCount int `json:"cachedContentTokenCount"`
+			ThoughtsTokenCount      int `json:"thoughtsTokenCount"`
+		} `json:"usageMetadata"`
+		Message  *struct{ Usage *refWireUsage } `json:"message"`
+		Response *struct{ Usage *refWireUsage } `json:"response"`
+	}
+	if json.Unmarshal(data, &ev) != nil {
+		return
+	}
+	deref := func(p *int) int {
+		if p == nil {
+			return 0
+		}
+		return *p
+	}
+	merge := func(w *refWireUsage) {
+		m.seen = true
+		if w.PromptTokens != nil || w.CompletionTokens != nil {
+			cached := w.PromptTokensDetails.CachedTokens
+			m.u = Usage{Input: deref(w.PromptTokens) - cached, CacheRead: cached, Output: deref(w.CompletionTokens),
+				Reasoning: w.CompletionTokensDetails.ReasoningTokens}
+			return
+		}
+		cached := w.InputTokensDetails.CachedTokens
+		if w.InputTokens != nil {
+			m.u.Input = *w.InputTokens - cached
+		}
+		if w.OutputTokens != nil {
+			m.u.Output = *w.OutputTokens
+		}
+		if c := cached + w.CacheReadInputTokens; c > 0 {
+			m.u.CacheRead = c
+		}
+		if w.CacheCreationInputTokens > 0 {
+			m.u.CacheWrite = w.CacheCreationInputTokens
+		}
+		if r := w.OutputTokensDetails.ReasoningTokens; r > 0 {
+			m.u.Reasoning = r
+		}
+	}
+	switch {
+	case ev.Meta != nil:
+		g := ev.Meta
+		m.u = Usage{Input: g.PromptTokenCount - g.CachedContentTokenCount, CacheRead: g.CachedContentTokenCount,
+			Output: g.CandidatesTokenCount + g.ThoughtsTokenCount, Reasoning: g.ThoughtsTokenCount}
+		m.seen = true
+	case ev.Message != nil && ev.Message.Usage != nil:
+		merge(ev.Message.Usage)
+	case ev.Response != nil && ev.Response.Usage != nil:
+		merge(ev.Response.Usage)
+	case ev.Usage != nil:
+		merge(ev.Usage)
+	}
+}
+
+var usageKeys = []string{"usage", "usageMetadata", "message", "response", "prompt_tokens", "completion_tokens",
+	"input_tokens", "output_tokens", "prompt_tokens_details", "completion_tokens_details", "input_tokens_details",
+	"output_tokens_details", "cached_tokens", "reasoning_tokens", "cache_read_input_tokens", "cache_creation_input_tokens",
+	"promptTokenCount", "candidatesTokenCount", "cachedContentTokenCount", "thoughtsTokenCount"}
+
+// comparable is whether encoding/json and the scanner should agree on
+// data: valid JSON whose keys match the known ones exactly or not at all
+// (encoding/json folds case and unescapes keys; the providers do not).
+func comparable(data string) bool {
+	if !json.Valid([]byte(data)) || strings.ContainsAny(data, `\`) {
+		return false
+	}
+	for _, c := range data {
+		if c >= 0x80 {
+			return false
+		}
+	}
+	lower := strings.ToLower(data)
+	for _, k := range usageKeys {
+		if strings.Count(lower, `"`+strings.ToLower(k)+`"`) != strings.Count(data, `"`+k+`"`) {
+			return false
+		}
+	}
+	return true
+}
+
+// The scanner reads usage as encoding/json did, event after event: the
+// same counts, and usage seen or not alike.
+func FuzzUsageEvent(f *testing.F) {
+	for _, s := range [][2]string{
+		{`{"usage":{"prompt_tokens":30,"completion_tokens":7,"prompt_tokens_details":{"cached_tokens":10},"completion_tokens_details":{"reasoning_tokens":4}}}`, `{}`},
+		{`{"type":"message_start","message":{"usage":{"input_tokens":3,"output_tokens":1,"cache_read_input_tokens":2}}}`, `{"type":"message_delta","usage":{"output_tokens":9}}`},
+		{`{"type":"response.completed","response":{"usage":{"input_tokens":11,"output_tokens":6,"input_tokens_details":{"cached_tokens":1},"output_tokens_details":{"reasoning_tokens":2}}}}`, `{"usage":null}`},
+		{`{"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":1}}`, `{"usageMetadata":{"promptTokenCount":3,"candidatesTokenCount":2,"thoughtsTokenCount":5,"cachedContentTokenCount":1}}`},
+		{`{"usage":{"prompt_tokens":1.5}}`, `{"usage":{"input_tokens":-3},"usage":{"output_tokens":4},"message":null}`},
+		{`{"usage":{"prompt_tokens":null,"input_tokens":"7"}}`, `{"message":{"usage":{"input_tokens":9223372036854775807}},"message":{}}`},
+	} {
+		f.Add(s[0], s[1])
+	}
+	f.Fuzz(func(t *testing.T, a, b string) {
+		if !comparable(a) || !comparable(b) {
+			return
+		}
+		var ref refMeter
+		got := &usageMeter{sse: true}
+		for _, ev := range []string{a, b} {
+			ref.parse([]byte(ev))
+			got.parse([]byte(ev))
+			if got.u != ref.u || got.seen != ref.seen {
+				t.Fatalf("after %s: scanner %+v %v, encoding/json %+v %v", ev, got.u, got.seen, ref.u, ref.seen)
+			}
+		}
+	})
 }
