@@ -58,11 +58,11 @@ func ResetWhenExhausted(h http.Header, now time.Time) (time.Duration, string) {
 	var best time.Duration
 	var src string
 	// OpenAI: x-ratelimit-remaining-requests: 0, x-ratelimit-reset-requests: 6m0s
-	for _, what := range [...]string{"requests", "tokens"} {
-		if strings.TrimSpace(h.Get("X-Ratelimit-Remaining-"+what)) != "0" {
+	for _, r := range &openaiResets {
+		if strings.TrimSpace(header(h, r.remaining)) != "0" {
 			continue
 		}
-		v := strings.TrimSpace(h.Get("X-Ratelimit-Reset-" + what))
+		v := strings.TrimSpace(header(h, r.reset))
 		d, err := time.ParseDuration(v)
 		if err != nil {
 			if s, ferr := strconv.ParseFloat(v, 64); ferr == nil && s >= 0 && s < MaxWait.Seconds() {
@@ -70,21 +70,45 @@ func ResetWhenExhausted(h http.Header, now time.Time) (time.Duration, string) {
 			}
 		}
 		if err == nil && d > best {
-			best, src = d, "x-ratelimit-reset-"+what
+			best, src = d, strings.ToLower(r.reset)
 		}
 	}
 	// Anthropic: anthropic-ratelimit-requests-remaining: 0,
 	// anthropic-ratelimit-requests-reset: 2025-01-01T00:00:30Z
-	for _, what := range [...]string{"requests", "tokens", "input-tokens", "output-tokens"} {
-		if strings.TrimSpace(h.Get("Anthropic-Ratelimit-"+what+"-Remaining")) != "0" {
+	for _, r := range &anthropicResets {
+		if strings.TrimSpace(header(h, r.remaining)) != "0" {
 			continue
 		}
-		t, err := time.Parse(time.RFC3339, strings.TrimSpace(h.Get("Anthropic-Ratelimit-"+what+"-Reset")))
+		t, err := time.Parse(time.RFC3339, strings.TrimSpace(header(h, r.reset)))
 		if err == nil && t.Sub(now) > best {
-			best, src = t.Sub(now), "anthropic-ratelimit-"+what+"-reset"
+			best, src = t.Sub(now), strings.ToLower(r.reset)
 		}
 	}
 	return clampWait(best), src
+}
+
+// The headers in which a success says what a key has left, and when it
+// resets, as a received header's keys are stored: canonical.
+var (
+	openaiResets = [...]struct{ remaining, reset string }{
+		{"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests"},
+		{"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens"},
+	}
+	anthropicResets = [...]struct{ remaining, reset string }{
+		{"Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Requests-Reset"},
+		{"Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset"},
+		{"Anthropic-Ratelimit-Input-Tokens-Remaining", "Anthropic-Ratelimit-Input-Tokens-Reset"},
+		{"Anthropic-Ratelimit-Output-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Reset"},
+	}
+)
+
+// header is h.Get(key) for a key already canonical: every answer is
+// looked at for these, and Get would canonicalize each key again.
+func header(h http.Header, key string) string {
+	if v := h[key]; len(v) > 0 {
+		return v[0]
+	}
+	return ""
 }
 
 func clampWait(d time.Duration) time.Duration {
