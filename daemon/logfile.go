@@ -32,6 +32,7 @@ type LogFile struct {
 
 const (
 	logQueue      = 4096
+	logBatch      = 64 << 10
 	logCheckEvery = 250 * time.Millisecond
 )
 
@@ -77,6 +78,7 @@ func (l *LogFile) run() {
 	defer close(l.done)
 	t := time.NewTicker(logCheckEvery)
 	defer t.Stop()
+	var batch []byte
 	for {
 		select {
 		case b, ok := <-l.lines:
@@ -86,7 +88,21 @@ func (l *LogFile) run() {
 				}
 				return
 			}
-			l.write(b)
+			// Under load lines queue up: they go out in one write.
+			batch = append(batch[:0], b...)
+		more:
+			for len(batch) < logBatch {
+				select {
+				case b, ok := <-l.lines:
+					if !ok {
+						break more // closed: the next receive ends the loop
+					}
+					batch = append(batch, b...)
+				default:
+					break more
+				}
+			}
+			l.write(batch)
 		case <-t.C:
 			if l.path != "" && !sameFile(l.f, l.path) {
 				l.reopen()

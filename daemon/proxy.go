@@ -406,8 +406,17 @@ func (l *reqLog) Info(msg string, args ...any) { l.write(slog.LevelInfo, msg, ar
 func (l *reqLog) Warn(msg string, args ...any) { l.write(slog.LevelWarn, msg, args) }
 
 func (l *reqLog) write(level slog.Level, msg string, args []any) {
-	l.log.Log(context.Background(), level, msg,
-		append([]any{"provider", l.provider, "model", l.model, "method", l.method, "path", l.path}, args...)...)
+	ctx := context.Background()
+	if !l.log.Enabled(ctx, level) {
+		return
+	}
+	// A record of our own: Logger.Log would also walk the stack for a
+	// source position the handler does not print.
+	r := slog.NewRecord(time.Now(), level, msg, 0)
+	r.AddAttrs(slog.String("provider", l.provider), slog.String("model", l.model),
+		slog.String("method", l.method), slog.String("path", l.path))
+	r.Add(args...)
+	l.log.Handler().Handle(ctx, r)
 }
 
 // record counts one attempt's outcome on a key and model, today.
@@ -713,15 +722,15 @@ func removeHopHeaders(h http.Header) {
 		}
 	}
 	for _, k := range hopHeaders {
-		h.Del(k)
+		delete(h, k) // canonical already: Del would canonicalize it again
 	}
 }
 
+// copyHeader adds src's values to dst; src's keys are canonical (a
+// received header's are).
 func copyHeader(dst, src http.Header) {
 	for k, vv := range src {
-		for _, v := range vv {
-			dst.Add(k, v)
-		}
+		dst[k] = append(dst[k], vv...)
 	}
 }
 
