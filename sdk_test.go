@@ -176,11 +176,12 @@ func TestOfficialSDKsThroughExec(t *testing.T) {
 }
 
 // writeKeyfile writes a keyfile with one key per provider, every provider
-// pointed at the fake, listening on a free port.
+// pointed at the fake, listening on a free port. Every request is logged,
+// so that the log's canary check sees the request lines too.
 func (u *user) writeKeyfile(fakeURL string, keys map[string]string) {
 	u.t.Helper()
 	var b strings.Builder
-	b.WriteString("[daemon]\nlisten = \"127.0.0.1:0\"\n\n")
+	b.WriteString("[daemon]\nlisten = \"127.0.0.1:0\"\nlog_requests = true\n\n")
 	b.WriteString("[provider.openai]\nbase_url = \"" + fakeURL + "/v1\"\n\n")
 	b.WriteString("[provider.anthropic]\nbase_url = \"" + fakeURL + "\"\n\n")
 	b.WriteString("[provider.gemini]\nbase_url = \"" + fakeURL + "\"\n")

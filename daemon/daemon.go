@@ -91,6 +91,8 @@ type upstream struct {
 	order   []string         // names in keyfile order
 	rot     *rotate.Provider // nil when the provider has no keys
 	latency prometheus.Observer
+	// authHeader is the header the keys go upstream in, canonical.
+	authHeader string
 }
 
 // upKey is a key with its fingerprint, which names it in usage, status
@@ -98,6 +100,7 @@ type upstream struct {
 type upKey struct {
 	state.Key
 	fingerprint string
+	auth        []string // the value of the provider's auth header
 }
 
 // publish makes cfg the configuration that new requests see, and tells
@@ -109,10 +112,10 @@ func (d *Daemon) publish(cfg *state.Config) {
 		u := s.providers[k.Provider]
 		if u == nil {
 			p, _ := cfg.Provider(k.Provider)
-			u = &upstream{Provider: p, keys: map[string]upKey{}}
+			u = &upstream{Provider: p, keys: map[string]upKey{}, authHeader: http.CanonicalHeaderKey(p.Kind.AuthHeader())}
 			s.providers[k.Provider] = u
 		}
-		uk := upKey{Key: k, fingerprint: state.Fingerprint(k.Secret)}
+		uk := upKey{Key: k, fingerprint: state.Fingerprint(k.Secret), auth: []string{u.Kind.AuthValue(k.Secret)}}
 		u.keys[k.Name] = uk
 		u.order = append(u.order, k.Name)
 		s.secrets = append(s.secrets, k.Secret)

@@ -118,11 +118,14 @@ func readBody(r *http.Request, limit int64) ([]byte, error) {
 	if r.ContentLength > limit {
 		return nil, errBodyTooLarge
 	}
-	size := r.ContentLength
-	if size < 0 {
-		size = 0
+	if r.ContentLength >= 0 { // the server stops the body at its length
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, size+bytes.MinRead))
+	buf := bytes.NewBuffer(make([]byte, 0, bytes.MinRead))
 	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
 	if err != nil {
 		return nil, err
@@ -277,6 +280,7 @@ type answer struct {
 	model    string
 	log      *reqLog
 	start    time.Time
+	logLine  slog.Level // of the line that says it was served
 }
 
 // forward sends the request to a key the provider's rotation picks, and on
@@ -349,7 +353,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		}
 
 		n++
-		a := d.try(r.Context(), up, key, out, snap.secrets)
+		a := d.try(r.Context(), up, key, out, n, snap.secrets)
 		if r.Context().Err() != nil {
 			lease.Cancel()
 			a.close()
@@ -365,8 +369,12 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, d.clock.Now())
 		default:
 			o = rotate.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, d.clock.Now())
-			return &answer{attempt: a, up: up, secrets: snap.secrets, lease: lease, outcome: o, attempts: n,
-				model: model, log: log, start: start}
+			ans := &answer{attempt: a, up: up, secrets: snap.secrets, lease: lease, outcome: o, attempts: n,
+				model: model, log: log, start: start, logLine: slog.LevelDebug}
+			if dc.LogRequests {
+				ans.logLine = slog.LevelInfo
+			}
+			return ans
 		}
 		lease.Done(o, 0)
 		class := o.Class.String()
@@ -402,10 +410,12 @@ type reqLog struct {
 	provider, model, method, path string
 }
 
-func (l *reqLog) Info(msg string, args ...any) { l.write(slog.LevelInfo, msg, args) }
-func (l *reqLog) Warn(msg string, args ...any) { l.write(slog.LevelWarn, msg, args) }
+func (l *reqLog) Info(msg string, args ...any) { l.write(slog.LevelInfo, msg, args...) }
+func (l *reqLog) Warn(msg string, args ...any) { l.write(slog.LevelWarn, msg, args...) }
 
-func (l *reqLog) write(level slog.Level, msg string, args []any) {
+func (l *reqLog) enabled(level slog.Level) bool { return l.log.Enabled(context.Background(), level) }
+
+func (l *reqLog) write(level slog.Level, msg string, args ...any) {
 	ctx := context.Background()
 	if !l.log.Enabled(ctx, level) {
 		return
@@ -432,7 +442,7 @@ func failedAttempt(class string) state.Counts {
 
 // try sends one attempt with key. A failed answer's body is read whole
 // (error bodies are small) and redacted, for classifying and passing on.
-func (d *Daemon) try(ctx context.Context, up *upstream, key upKey, out outbound, secrets []string) *attempt {
+func (d *Daemon) try(ctx context.Context, up *upstream, key upKey, out outbound, n int, secrets []string) *attempt {
 	a := &attempt{key: key}
 	a.ctx, a.cancel = context.WithCancelCause(ctx)
 	var rd io.Reader
@@ -444,8 +454,13 @@ func (d *Daemon) try(ctx context.Context, up *upstream, key upKey, out outbound,
 		a.err = err
 		return a
 	}
-	req.Header = out.header.Clone()
-	req.Header.Set(up.Kind.AuthHeader(), up.Kind.AuthValue(key.Secret))
+	// The first attempt sends the client's headers as they are; a later
+	// one a copy, since the transport may still be reading the first's.
+	req.Header = out.header
+	if n > 1 {
+		req.Header = out.header.Clone()
+	}
+	req.Header[up.authHeader] = key.auth
 
 	headerTimer := time.AfterFunc(up.ResponseHeaderTimeout, func() { a.cancel(errHeaderTimeout) })
 	sent := time.Now()
@@ -586,8 +601,10 @@ func (d *Daemon) finish(w http.ResponseWriter, ans *answer, meter *usageMeter, w
 		// complete. Abort the connection so that it sees the break.
 		panic(http.ErrAbortHandler)
 	}
-	ans.log.Info("request", "key", ans.key.Name, "status", resp.StatusCode, "attempts", ans.attempts, "bytes", written,
-		"input_tokens", u.Input, "output_tokens", u.Output, "ms", time.Since(ans.start).Milliseconds())
+	if ans.log.enabled(ans.logLine) {
+		ans.log.write(ans.logLine, "request", "key", ans.key.Name, "status", resp.StatusCode, "attempts", ans.attempts, "bytes", written,
+			"input_tokens", u.Input, "output_tokens", u.Output, "ms", time.Since(ans.start).Milliseconds())
+	}
 }
 
 var errStreamIdle = errors.New("stream idle timeout")
@@ -648,8 +665,10 @@ func (d *Daemon) authorized(r *http.Request) bool {
 			candidates = append(candidates, v)
 		}
 	}
-	if v := r.URL.Query().Get("key"); v != "" {
-		candidates = append(candidates, v)
+	if r.URL.RawQuery != "" {
+		if v := r.URL.Query().Get("key"); v != "" {
+			candidates = append(candidates, v)
+		}
 	}
 	if len(candidates) == 0 {
 		return false
@@ -666,11 +685,10 @@ func (d *Daemon) authorized(r *http.Request) bool {
 // "/chat/completions", keeping the escaping of the rest.
 func splitRoute(p string) (string, string) {
 	p = strings.TrimPrefix(p, "/")
-	name, rest, _ := strings.Cut(p, "/")
-	if rest != "" || strings.HasSuffix(p, "/") {
-		rest = "/" + rest
+	if i := strings.IndexByte(p, '/'); i >= 0 {
+		return p[:i], p[i:]
 	}
-	return name, rest
+	return p, ""
 }
 
 // stripKeyParam removes ?key=, where Gemini clients may put the token.
@@ -727,9 +745,14 @@ func removeHopHeaders(h http.Header) {
 }
 
 // copyHeader adds src's values to dst; src's keys are canonical (a
-// received header's are).
+// received header's are). A key dst lacks shares src's values, capped so
+// that an Add to dst copies them rather than write into src.
 func copyHeader(dst, src http.Header) {
 	for k, vv := range src {
+		if dst[k] == nil {
+			dst[k] = vv[:len(vv):len(vv)]
+			continue
+		}
 		dst[k] = append(dst[k], vv...)
 	}
 }

@@ -2,6 +2,7 @@ package daemon
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -9,6 +10,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -306,5 +308,64 @@ func TestWaitForBusyKeyEndsAtMaxWait(t *testing.T) {
 	resp.Body.Close()
 	if el := time.Since(start); resp.StatusCode != 429 || resp.Header.Get("X-Llmkey-Error") != codeAllKeysCooling || el < 250*time.Millisecond || el > 2*time.Second {
 		t.Errorf("got %d %q after %v", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), el)
+	}
+}
+
+// lockedBuffer is a log destination that tests read while the proxy writes.
+type lockedBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (l *lockedBuffer) Write(p []byte) (int, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.Write(p)
+}
+
+func (l *lockedBuffer) String() string {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.b.String()
+}
+
+// A request served is logged only with [daemon] log_requests; a failed
+// attempt always is.
+func TestRequestLogLines(t *testing.T) {
+	for _, on := range []bool{false, true} {
+		opts := []string{`max_wait = "0s"`}
+		if on {
+			opts = append(opts, "log_requests = true")
+		}
+		fail := false
+		d, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if fail {
+				w.WriteHeader(http.StatusTooManyRequests)
+				return
+			}
+			io.WriteString(w, `{"usage":{"prompt_tokens":3,"completion_tokens":2}}`)
+		}), opts...)
+		var out lockedBuffer
+		d.log = slog.New(slog.NewTextHandler(&out, nil))
+		for _, f := range []bool{false, true} {
+			fail = f
+			resp, err := post(t, context.Background(), url)
+			if err != nil {
+				t.Fatal(err)
+			}
+			io.Copy(io.Discard, resp.Body)
+			resp.Body.Close()
+		}
+		log := out.String()
+		if !strings.Contains(log, `msg="attempt failed"`) || !strings.Contains(log, "status=429") {
+			t.Errorf("log_requests %v: the failed attempt is not logged:\n%s", on, log)
+		}
+		served := strings.Contains(log, "msg=request ") && strings.Contains(log, "output_tokens=2")
+		if served != on {
+			t.Errorf("log_requests %v: request line logged %v:\n%s", on, served, log)
+		}
+		if strings.Contains(log, testSecret) {
+			t.Errorf("the log holds the secret:\n%s", log)
+		}
 	}
 }

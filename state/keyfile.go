@@ -73,6 +73,10 @@ type DaemonConfig struct {
 	// usage to report it (stream_options.include_usage), so that their
 	// tokens are counted. nil means the default, on.
 	StreamUsage *bool `toml:"stream_usage"`
+	// LogRequests writes a line to the log for every request served;
+	// without it the log has only failures, retries and the daemon's own
+	// events.
+	LogRequests bool `toml:"log_requests"`
 }
 
 // AddStreamUsage reports whether the proxy adds stream_options.include_usage.
@@ -341,7 +345,7 @@ func tomlError(path string, err error) error {
 var knownFields = map[string][]string{
 	"key": {"provider", "name", "secret", "rpm", "tpm", "max_concurrent", "weight", "models", "rpd", "tpd"},
 	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
-		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage"},
+		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
 	"pricing":  {"input", "output", "cache_read", "cache_write"},
 }
