@@ -7,6 +7,7 @@ import (
 	"net/http/httputil"
 	"net/url"
 	"strings"
+	"sync"
 	"testing"
 )
 
@@ -57,11 +58,25 @@ func bareProxy(b *testing.B) string {
 			r.Out.Header.Set("Authorization", "Bearer "+testSecret)
 		},
 		FlushInterval: -1,
+		BufferPool:    &bufferPool{},
 	}
 	srv := httptest.NewServer(rp)
 	b.Cleanup(srv.Close)
 	return srv.URL
 }
+
+// bufferPool pools the bare proxy's copy buffers, as llmkey's are:
+// without one it allocates 32 KiB per request.
+type bufferPool struct{ p sync.Pool }
+
+func (b *bufferPool) Get() []byte {
+	if v, ok := b.p.Get().(*[]byte); ok {
+		return *v
+	}
+	return make([]byte, 32<<10)
+}
+
+func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 // BenchmarkBareChat and BenchmarkBareStream are the same loads through
 // the bare reverse proxy.
