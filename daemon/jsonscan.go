@@ -2,9 +2,10 @@ package daemon
 
 import "encoding/json"
 
-// What the proxy needs of a request body is two or three top-level fields.
-// These scan for them without decoding the body (which may be megabytes of
-// messages): no allocation but the model's name, and a shallow stack.
+// What the proxy needs of a request body is two or three top-level fields,
+// and of an answer the counts in its usage object. These scan for them
+// without decoding the JSON (a body may be megabytes of messages): no
+// allocation but the model's name, and a shallow stack.
 
 // members calls fn for each member of the JSON object in b, with the raw
 // key (between its quotes) and where the value starts and ends. It

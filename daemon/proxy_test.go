@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"bufio"
-	"bytes"
 	"context"
 	"fmt"
 	"io"
@@ -10,7 +9,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -311,24 +309,6 @@ func TestWaitForBusyKeyEndsAtMaxWait(t *testing.T) {
 	}
 }
 
-// lockedBuffer is a log destination that tests read while the proxy writes.
-type lockedBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (l *lockedBuffer) Write(p []byte) (int, error) {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.Write(p)
-}
-
-func (l *lockedBuffer) String() string {
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	return l.b.String()
-}
-
 // A request served is logged only with [daemon] log_requests; a failed
 // attempt always is.
 func TestRequestLogLines(t *testing.T) {
@@ -345,7 +325,7 @@ func TestRequestLogLines(t *testing.T) {
 			}
 			io.WriteString(w, `{"usage":{"prompt_tokens":3,"completion_tokens":2}}`)
 		}), opts...)
-		var out lockedBuffer
+		var out syncBuffer
 		d.log = slog.New(slog.NewTextHandler(&out, nil))
 		for _, f := range []bool{false, true} {
 			fail = f
