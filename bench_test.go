@@ -17,7 +17,6 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"os"
 	"os/exec"
@@ -30,6 +29,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmkey/llmkey/daemon"
 	"github.com/llmkey/llmkey/rotate"
 )
 
@@ -91,46 +91,18 @@ func harnessUpstream(release chan struct{}) http.Handler {
 	})
 }
 
-// runBareProxy is the reference: httputil.ReverseProxy with a key swap
-// and nothing else, in a process of its own like llmkey. It prints its
-// address and serves until killed.
+// runBareProxy is the reference, daemon.BareProxy, in a process of its
+// own like llmkey. It prints its address and serves until killed.
 func runBareProxy(upstream string) {
 	target, _ := url.Parse(upstream)
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			r.Out.URL.Path = "/v1" + strings.TrimPrefix(r.In.URL.Path, "/openai")
-			r.Out.Header.Set("Authorization", "Bearer sk-bare-reference")
-		},
-		FlushInterval: -1,
-		// Tuned as llmkey's own transport is: the default keeps only 2
-		// idle connections per host, which would make the floor a
-		// strawman at 32 connections.
-		Transport: &http.Transport{MaxIdleConns: 256, MaxIdleConnsPerHost: 64, IdleConnTimeout: 90 * time.Second},
-		// And its copy buffers pooled, as llmkey's are: without a pool
-		// it allocates 32 KiB per request.
-		BufferPool: &bufferPool{},
-	}
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		fmt.Println("error", err)
 		os.Exit(1)
 	}
 	fmt.Println(ln.Addr().String())
-	http.Serve(ln, rp)
+	http.Serve(ln, daemon.BareProxy(target, "Bearer sk-bare-reference"))
 }
-
-// bufferPool is httputil.BufferPool on a sync.Pool.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 type loadResult struct {
 	rps      float64

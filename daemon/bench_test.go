@@ -4,10 +4,8 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"net/http/httputil"
 	"net/url"
 	"strings"
-	"sync"
 	"testing"
 )
 
@@ -45,38 +43,15 @@ func benchProxy(b *testing.B, stream bool) {
 	benchLoad(b, url, stream)
 }
 
-// bareProxy is the floor: net/http/httputil.ReverseProxy with a key swap
-// and no other logic.
+// bareProxy serves BareProxy, the floor, in front of the same upstream.
 func bareProxy(b *testing.B) string {
 	up := httptest.NewServer(benchUpstream())
 	b.Cleanup(up.Close)
 	target, _ := url.Parse(up.URL)
-	rp := &httputil.ReverseProxy{
-		Rewrite: func(r *httputil.ProxyRequest) {
-			r.SetURL(target)
-			r.Out.URL.Path = "/v1" + strings.TrimPrefix(r.In.URL.Path, "/openai")
-			r.Out.Header.Set("Authorization", "Bearer "+testSecret)
-		},
-		FlushInterval: -1,
-		BufferPool:    &bufferPool{},
-	}
-	srv := httptest.NewServer(rp)
+	srv := httptest.NewServer(BareProxy(target, "Bearer "+testSecret))
 	b.Cleanup(srv.Close)
 	return srv.URL
 }
-
-// bufferPool pools the bare proxy's copy buffers, as llmkey's are:
-// without one it allocates 32 KiB per request.
-type bufferPool struct{ p sync.Pool }
-
-func (b *bufferPool) Get() []byte {
-	if v, ok := b.p.Get().(*[]byte); ok {
-		return *v
-	}
-	return make([]byte, 32<<10)
-}
-
-func (b *bufferPool) Put(v []byte) { b.p.Put(&v) }
 
 // BenchmarkBareChat and BenchmarkBareStream are the same loads through
 // the bare reverse proxy.

@@ -224,10 +224,12 @@ func Run(opts Options) error {
 	var ce *state.CorruptError
 	if errors.As(err, &ce) {
 		// A token nobody can use: kept aside, and a new one made. Tools
-		// started with the old one were refused already.
-		to, rerr := state.SetAside(ce.Path, time.Now())
-		d.log.Warn("token file is damaged: set it aside and made a new one", "path", ce.Path, "kept_as", to, "rename_err", rerr)
-		d.persist.addNotice(fmt.Sprintf("%s was damaged and was kept as %s; a new token was made (restart tools started before)", ce.Path, to))
+		// started with the old one were refused already. Should it not
+		// move, the daemon does not start: it has no token to serve with.
+		if !d.setAside("token file", ce.Path, ce.Err, "a new token is made (restart tools started before)") {
+			return fail(&StartError{Message: err.Error(),
+				Hint: fmt.Sprintf("the daemon could not move it aside: move %s out of the way, or make %s writable; a new token is then made", ce.Path, p.StateDir)})
+		}
 		d.token, err = state.LoadOrCreateToken(p.StateDir)
 	}
 	if err != nil {

@@ -225,16 +225,26 @@ func (d *Daemon) loadUsage() {
 			d.log.Warn("could not read usage; counting from zero in memory", "dir", dir, "err", err)
 			break
 		}
-		to, rerr := state.SetAside(ce.Path, time.Now())
-		if rerr != nil {
-			d.log.Warn("usage file is damaged and could not be set aside; counting from zero", "path", ce.Path, "err", ce.Err, "rename_err", rerr)
-			d.persist.addNotice(fmt.Sprintf("%v; could not move it aside (%v)", err, rerr))
+		if !d.setAside("usage file", ce.Path, ce.Err, "its counts start again from zero") {
 			break
 		}
-		d.log.Warn("usage file is damaged: set it aside; its counts start again from zero", "path", ce.Path, "err", ce.Err, "kept_as", to)
-		d.persist.addNotice(fmt.Sprintf("%s was damaged (%v) and was kept as %s; its counts start again from zero", ce.Path, ce.Err, to))
 	}
 	d.usage = newLedger(rows)
+}
+
+// setAside moves a damaged state file out of the way, never to be used
+// nor overwritten, and says so in the log and in status; then is what
+// that means for the user. It reports whether the file was moved.
+func (d *Daemon) setAside(what, path string, cause error, then string) bool {
+	to, err := state.SetAside(path, time.Now())
+	if err != nil {
+		d.log.Warn(what+" is damaged and could not be set aside; "+then, "path", path, "err", cause, "rename_err", err)
+		d.persist.addNotice(fmt.Sprintf("%s is damaged (%v) and could not be moved aside (%v); %s", path, cause, err, then))
+		return false
+	}
+	d.log.Warn(what+" is damaged: set it aside; "+then, "path", path, "err", cause, "kept_as", to)
+	d.persist.addNotice(fmt.Sprintf("%s was damaged (%v) and was kept as %s; %s", path, cause, to, then))
+	return true
 }
 
 // seedToday counts today's usage from before a restart toward each key's

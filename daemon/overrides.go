@@ -2,7 +2,6 @@ package daemon
 
 import (
 	"encoding/json"
-	"fmt"
 	"maps"
 	"os"
 	"path/filepath"
@@ -74,9 +73,7 @@ func (d *Daemon) loadOverrides() {
 	}
 	var all map[string]override
 	if err := json.Unmarshal(b, &all); err != nil {
-		to, rerr := state.SetAside(d.overridesPath(), time.Now())
-		d.log.Warn(overridesFile+" is damaged: set it aside; keys disabled by hand are enabled again", "err", err, "kept_as", to, "rename_err", rerr)
-		d.persist.addNotice(fmt.Sprintf("%s was damaged and was kept as %s; disable the keys again by hand if needed", d.overridesPath(), to))
+		d.setAside(overridesFile, d.overridesPath(), err, "keys disabled by hand are enabled again; disable them again if needed")
 		return
 	}
 	d.mu.Lock()
