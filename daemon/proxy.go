@@ -337,7 +337,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 				timer.Stop()
 				continue
 			}
-			d.answerDenied(w, up, den, last, n, snap.secrets, log)
+			d.answerDenied(w, up, den, last, n, snap.secrets, log, start)
 			return nil
 		}
 		key, ok := up.keys[lease.Name]
@@ -516,7 +516,7 @@ func (d *Daemon) answerFailed(w http.ResponseWriter, up *upstream, a *attempt, n
 }
 
 // answerDenied answers when no key can take the request now.
-func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.Denial, last *attempt, tries int, secrets []string, log *reqLog) {
+func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.Denial, last *attempt, tries int, secrets []string, log *reqLog, start time.Time) {
 	var retryAfter time.Duration
 	if !den.Until.IsZero() {
 		retryAfter = max(time.Until(den.Until), time.Second)
@@ -537,7 +537,7 @@ func (d *Daemon) answerDenied(w http.ResponseWriter, up *upstream, den *rotate.D
 	case last != nil:
 		// The provider's own answer says more than "no usable key": the
 		// 401 that parked the last key, say.
-		d.answerFailed(w, up, last, tries, secrets, log, time.Now())
+		d.answerFailed(w, up, last, tries, secrets, log, start)
 	case den.Code == "no-keys":
 		writeError(w, up.Kind, proxyError{status: http.StatusServiceUnavailable, code: codeNoKeys,
 			message: den.Detail + ": add one with 'llmkey add " + up.Name + "', or check the key's models"})

@@ -349,3 +349,40 @@ func TestRequestLogLines(t *testing.T) {
 		}
 	}
 }
+
+// A request answered with the last attempt's error after its key was set
+// aside logs how long the whole request took, not the time since the
+// denial.
+func TestFailedRequestLogsItsWholeDuration(t *testing.T) {
+	d, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		time.Sleep(150 * time.Millisecond)
+		w.WriteHeader(http.StatusUnauthorized)
+		io.WriteString(w, `{"error":{"message":"bad key","code":"invalid_api_key"}}`)
+	}), `max_wait = "0s"`)
+	var out syncBuffer
+	d.log = slog.New(slog.NewTextHandler(&out, nil))
+	resp, err := post(t, context.Background(), url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusUnauthorized {
+		t.Fatalf("status %d", resp.StatusCode)
+	}
+	line := ""
+	for _, l := range strings.Split(out.String(), "\n") {
+		if strings.Contains(l, `msg="upstream error"`) {
+			line = l
+		}
+	}
+	var ms int
+	if i := strings.Index(line, " ms="); i < 0 {
+		t.Fatalf("no upstream error line with ms:\n%s", out.String())
+	} else {
+		fmt.Sscanf(line[i+4:], "%d", &ms)
+	}
+	if ms < 150 {
+		t.Errorf("logged ms=%d for a request that took at least 150 ms: %s", ms, line)
+	}
+}
