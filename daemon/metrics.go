@@ -1,14 +1,17 @@
 package daemon
 
 import (
+	"fmt"
 	"maps"
 	"net/http"
 	"slices"
+	"strings"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -31,7 +34,7 @@ func newMetrics(d *Daemon) *metrics {
 	m.retries = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_retries_total",
 		Help: "Requests sent again on another key after a failed attempt."}, []string{"provider"})
 	m.cooldowns = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_cooldown_events_total",
-		Help: "Keys set aside by a failure: cooled (rate-limited) or parked (quota, invalid-key, forbidden)."}, []string{"provider", "key", "class"})
+		Help: cooldownHelp()}, []string{"provider", "key", "class"})
 	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_denied_total",
 		Help: "Requests answered by llmkey without a key: all keys cooling, none usable, circuit open."}, []string{"provider", "code"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "llmkey_upstream_latency_seconds",
@@ -46,6 +49,21 @@ func newMetrics(d *Daemon) *metrics {
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
+}
+
+// cooldownHelp says which classes cool a key and which park it, as
+// rotation does.
+func cooldownHelp() string {
+	var cooled, parked []string
+	for _, c := range rotate.Classes() {
+		switch c.SetsAside() {
+		case "cools":
+			cooled = append(cooled, c.String())
+		case "parks":
+			parked = append(parked, c.String())
+		}
+	}
+	return fmt.Sprintf("Keys set aside by a failure: cooled (%s) or parked (%s).", strings.Join(cooled, ", "), strings.Join(parked, ", "))
 }
 
 // liveCollector reads usage and key states at scrape time.

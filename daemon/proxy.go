@@ -379,8 +379,7 @@ func (d *Daemon) forward(w http.ResponseWriter, r *http.Request, snap *snapshot,
 		lease.Done(o, 0)
 		class := o.Class.String()
 		d.record(up, key, model, failedAttempt(class))
-		switch o.Class {
-		case rotate.RateLimited, rotate.Quota, rotate.InvalidKey, rotate.Forbidden:
+		if o.Class.SetsAside() != "" {
 			d.metrics.cooldowns.WithLabelValues(up.Name, key.Name, class).Inc()
 		}
 		if o.Class == rotate.ServerError || o.Class == rotate.Transport {

@@ -45,6 +45,29 @@ func (c Class) Retryable() bool {
 	return false
 }
 
+// SetsAside says what an answer of class c does to the key that got it:
+// "cools" (out of rotation for a wait, for that model), "parks" (out until
+// a probe succeeds), or "" (nothing, or the provider's circuit, not the
+// key). Done carries it out; metrics and help describe it from here.
+func (c Class) SetsAside() string {
+	switch c {
+	case RateLimited, Forbidden:
+		return "cools"
+	case Quota, InvalidKey:
+		return "parks"
+	}
+	return ""
+}
+
+// Classes lists every class, in order.
+func Classes() []Class {
+	out := make([]Class, len(classNames))
+	for i := range out {
+		out[i] = Class(i)
+	}
+	return out
+}
+
 // Outcome is one classified upstream answer.
 type Outcome struct {
 	Class  Class

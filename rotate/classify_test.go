@@ -83,3 +83,22 @@ func TestSuccessWithNothingLeftCoolsPreemptively(t *testing.T) {
 		t.Errorf("got %v wait %v", o.Class, o.Wait)
 	}
 }
+
+// Every class that SetsAside says cools or parks a key does so in Done.
+func TestSetsAsideIsWhatDoneDoes(t *testing.T) {
+	for _, c := range Classes() {
+		clk := &fakeClock{now: time.Unix(1_700_000_000, 0)}
+		p := NewProvider("openai", clk)
+		p.Update(Policy{Strategy: RoundRobin}, []KeySpec{{Name: "a"}})
+		l, den := p.Acquire("", nil)
+		if den != nil {
+			t.Fatal(den.Detail)
+		}
+		l.Done(Outcome{Class: c, Reason: "x"}, 0)
+		views, _, _ := p.View()
+		want := map[string]string{"cools": "cooling", "parks": "parked", "": "ready"}[c.SetsAside()]
+		if got := views[0].State; got != want {
+			t.Errorf("%s: key is %s, SetsAside says %q", c, got, c.SetsAside())
+		}
+	}
+}
