@@ -558,3 +558,16 @@ func TestVersionMismatchSaysRestart(t *testing.T) {
 		t.Fatalf("after restart: exit %d %v", code, st)
 	}
 }
+
+// A runtime dir the CLI cannot dial into gets llmkey's own words and a
+// hint, not Go's HTTP client error.
+func TestStatusWithABrokenRuntimeDir(t *testing.T) {
+	u := newUser(t)
+	notDir := filepath.Join(u.home, "a-file")
+	writeFile(t, notDir, "x", 0o600)
+	r := u.run(nil, []string{"LLMKEY_RUNTIME_DIR=" + notDir}, "status")
+	if r.code == 0 || strings.Contains(r.stderr, `Get "http://llmkey`) || !strings.Contains(r.stderr, "hint:") ||
+		!strings.Contains(r.stderr, notDir) {
+		t.Errorf("status with a runtime dir that is a file: %v", r)
+	}
+}

@@ -10,6 +10,7 @@ import (
 	"net"
 	"net/http"
 	"net/url"
+	"path/filepath"
 	"syscall"
 	"time"
 
@@ -21,13 +22,30 @@ var ErrNotRunning = errors.New("the llmkey daemon is not running")
 
 // Client talks to the daemon over its control socket.
 type Client struct {
-	http *http.Client
+	http  *http.Client
+	paths state.Paths
+}
+
+// UnreachableError is a control socket that can be neither reached nor
+// told apart from no daemon: a runtime dir that is not a directory, or
+// one we may not enter.
+type UnreachableError struct {
+	Socket string
+	Err    error
+}
+
+func (e *UnreachableError) Error() string {
+	return fmt.Sprintf("cannot reach the daemon's socket %s: %s", e.Socket, rootCause(e.Err))
+}
+func (e *UnreachableError) Unwrap() error { return e.Err }
+func (e *UnreachableError) HintText() string {
+	return fmt.Sprintf("the runtime dir %s must be a directory of yours: move whatever is there out of the way, or set LLMKEY_RUNTIME_DIR to another directory", filepath.Dir(e.Socket))
 }
 
 // NewClient makes a client for the daemon of paths. It does not connect.
 func NewClient(paths state.Paths) *Client {
 	sock := paths.SocketPath()
-	return &Client{http: &http.Client{
+	return &Client{paths: paths, http: &http.Client{
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
@@ -102,6 +120,10 @@ func (c *Client) doBody(ctx context.Context, method, path string, body io.Reader
 	if err != nil {
 		if notRunning(err) {
 			return ErrNotRunning
+		}
+		var oe *net.OpError
+		if errors.As(err, &oe) && oe.Op == "dial" {
+			return &UnreachableError{Socket: c.paths.SocketPath(), Err: err}
 		}
 		return fmt.Errorf("talk to the daemon: %w", err)
 	}

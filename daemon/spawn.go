@@ -24,7 +24,16 @@ const StartTimeout = 15 * time.Second
 // reports whether it started one.
 func EnsureRunning(ctx context.Context, paths state.Paths, exe string) (*Status, bool, error) {
 	c := NewClient(paths)
-	if st, err := c.Status(ctx); !errors.Is(err, ErrNotRunning) {
+	st, err := c.Status(ctx)
+	var ue *UnreachableError
+	if errors.As(err, &ue) {
+		// The runtime dir's own problem says more than the dial's.
+		if derr := state.EnsurePrivateDir(paths.RuntimeDir); derr != nil {
+			return nil, false, derr
+		}
+		return nil, false, err
+	}
+	if !errors.Is(err, ErrNotRunning) {
 		return st, false, err
 	}
 	if err := state.EnsurePrivateDir(paths.RuntimeDir); err != nil {
