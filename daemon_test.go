@@ -571,3 +571,20 @@ func TestStatusWithABrokenRuntimeDir(t *testing.T) {
 		t.Errorf("status with a runtime dir that is a file: %v", r)
 	}
 }
+
+// A state or runtime dir llmkey cannot use is not a keyfile problem: the
+// command exits 1 (not the keyfile's 4) with a hint about that dir.
+func TestDirProblemsAreNotKeyfileErrors(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	notDir := filepath.Join(u.home, "a-file")
+	writeFile(t, notDir, "x", 0o600)
+	for _, v := range []string{"LLMKEY_RUNTIME_DIR", "LLMKEY_STATE_DIR"} {
+		r := u.run(nil, []string{v + "=" + notDir}, "start")
+		if r.code != 1 || !strings.Contains(r.stderr, "is not a directory") || !strings.Contains(r.stderr, "hint:") ||
+			strings.Contains(r.stderr, "keyfile") {
+			t.Errorf("%s is a file: %v", v, r)
+		}
+	}
+}

@@ -78,8 +78,13 @@ func ExitCode(err error) int {
 		return ExitKeyfile
 	}
 	var ke *state.KeyfileError
-	var pe *state.PathError
-	if errors.As(err, &ke) || errors.As(err, &pe) || errors.Is(err, fs.ErrNotExist) {
+	if pe := (*state.PathError)(nil); errors.As(err, &pe) {
+		if pe.Keyfile {
+			return ExitKeyfile
+		}
+		return ExitFailure
+	}
+	if errors.As(err, &ke) || errors.Is(err, fs.ErrNotExist) {
 		return ExitKeyfile
 	}
 	return ExitFailure

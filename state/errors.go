@@ -37,6 +37,10 @@ type PathError struct {
 	Path    string
 	Problem string
 	Hint    string
+	// Keyfile is set when the path is the keyfile (or its link), whose
+	// problems have an exit code of their own; a state or runtime dir's
+	// do not.
+	Keyfile bool
 }
 
 func (e *PathError) Error() string    { return fmt.Sprintf("%s %s", e.Path, e.Problem) }
