@@ -559,19 +559,6 @@ func TestVersionMismatchSaysRestart(t *testing.T) {
 	}
 }
 
-// A runtime dir the CLI cannot dial into gets llmkey's own words and a
-// hint, not Go's HTTP client error.
-func TestStatusWithABrokenRuntimeDir(t *testing.T) {
-	u := newUser(t)
-	notDir := filepath.Join(u.home, "a-file")
-	writeFile(t, notDir, "x", 0o600)
-	r := u.run(nil, []string{"LLMKEY_RUNTIME_DIR=" + notDir}, "status")
-	if r.code == 0 || strings.Contains(r.stderr, `Get "http://llmkey`) || !strings.Contains(r.stderr, "hint:") ||
-		!strings.Contains(r.stderr, notDir) {
-		t.Errorf("status with a runtime dir that is a file: %v", r)
-	}
-}
-
 // A state or runtime dir llmkey cannot use is not a keyfile problem: the
 // command exits 1 (not the keyfile's 4) with a hint about that dir.
 func TestDirProblemsAreNotKeyfileErrors(t *testing.T) {
@@ -586,5 +573,33 @@ func TestDirProblemsAreNotKeyfileErrors(t *testing.T) {
 			strings.Contains(r.stderr, "keyfile") {
 			t.Errorf("%s is a file: %v", v, r)
 		}
+	}
+}
+
+// A token file that is a directory is reported as the token's problem,
+// with a hint about the token, not the keyfile's.
+func TestTokenThatIsADirectory(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	if err := os.MkdirAll(filepath.Join(u.stateDir(), "token"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r := u.llmkey("start")
+	if r.code != 1 || !strings.Contains(r.stderr, "token") || strings.Contains(r.stderr, "keyfile") || !strings.Contains(r.stderr, "hint:") {
+		t.Errorf("token is a directory: %v", r)
+	}
+}
+
+// A runtime dir the CLI cannot dial into gets llmkey's own words and a
+// hint, not Go's HTTP client error.
+func TestStatusWithABrokenRuntimeDir(t *testing.T) {
+	u := newUser(t)
+	notDir := filepath.Join(u.home, "a-file")
+	writeFile(t, notDir, "x", 0o600)
+	r := u.run(nil, []string{"LLMKEY_RUNTIME_DIR=" + notDir}, "status")
+	if r.code == 0 || strings.Contains(r.stderr, `Get "http://llmkey`) || !strings.Contains(r.stderr, "hint:") ||
+		!strings.Contains(r.stderr, notDir) {
+		t.Errorf("status with a runtime dir that is a file: %v", r)
 	}
 }

@@ -200,7 +200,7 @@ func editKeyfile(path string, create bool, change func([]byte) ([]byte, error)) 
 	if err != nil {
 		return fmt.Errorf("stat keyfile: %w", err)
 	}
-	if err := checkPrivate(path, fi); err != nil {
+	if err := checkPrivate(path, fi, keyfileFile); err != nil {
 		return err
 	}
 	data, err := os.ReadFile(target)
@@ -227,7 +227,7 @@ func resolveLink(path string) (string, error) {
 	if errors.Is(err, fs.ErrNotExist) {
 		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
 			return "", &PathError{Path: path, Problem: "is a symlink to a file that does not exist",
-				Hint: "create the file it points to, or remove the link"}
+				Hint: "create the file it points to, or remove the link", Keyfile: true}
 		}
 		return path, nil
 	}

@@ -234,47 +234,64 @@ func Load(path string) (*Config, error) {
 	return Parse(path, data)
 }
 
-// ReadPrivate reads a file that must be a regular file, owned by us and
-// unreadable by group and others. The checks are made on the opened file
-// (fstat), so the file cannot be swapped between check and read.
-func ReadPrivate(path string) ([]byte, error) {
+// ReadPrivate reads the keyfile, which must be a regular file, owned by us
+// and unreadable by group and others. The checks are made on the opened
+// file (fstat), so the file cannot be swapped between check and read.
+func ReadPrivate(path string) ([]byte, error) { return readPrivate(path, keyfileFile) }
+
+// privateFile says which file readPrivate reads, for its messages.
+type privateFile struct {
+	what    string // "keyfile", "token file"
+	keyfile bool   // its problems are the keyfile's (exit code)
+	// notRegular is the hint for a file that is not a regular file.
+	notRegular string
+}
+
+var (
+	keyfileFile = privateFile{what: "keyfile", keyfile: true, notRegular: "point --keyfile or LLMKEY_KEYFILE at your keyfile"}
+	tokenFile   = privateFile{what: "token file",
+		notRegular: "move it out of the way; the daemon then makes a new token (restart the tools started before)"}
+)
+
+func readPrivate(path string, pf privateFile) ([]byte, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		if errors.Is(err, fs.ErrNotExist) {
-			return nil, fmt.Errorf("keyfile %s does not exist: %w", path, fs.ErrNotExist)
+			return nil, fmt.Errorf("%s %s does not exist: %w", pf.what, path, fs.ErrNotExist)
 		}
-		return nil, fmt.Errorf("open keyfile: %w", err)
+		return nil, fmt.Errorf("open %s: %w", pf.what, err)
 	}
 	defer f.Close()
 	fi, err := f.Stat()
 	if err != nil {
-		return nil, fmt.Errorf("stat keyfile: %w", err)
+		return nil, fmt.Errorf("stat %s: %w", pf.what, err)
 	}
-	if err := checkPrivate(path, fi); err != nil {
+	if err := checkPrivate(path, fi, pf); err != nil {
 		return nil, err
 	}
 	data, err := io.ReadAll(io.LimitReader(f, MaxKeyfileSize+1))
 	if err != nil {
-		return nil, fmt.Errorf("read keyfile %s: %w", path, err)
+		return nil, fmt.Errorf("read %s %s: %w", pf.what, path, err)
 	}
-	if len(data) > MaxKeyfileSize {
+	if len(data) > MaxKeyfileSize && pf.keyfile {
 		return nil, &KeyfileError{Path: path, Msg: fmt.Sprintf("larger than %d MiB", MaxKeyfileSize>>20),
 			Hint: "a keyfile holds keys and settings; check that this is the right file"}
 	}
 	return data, nil
 }
 
-func checkPrivate(path string, fi os.FileInfo) error {
+func checkPrivate(path string, fi os.FileInfo, pf privateFile) error {
 	if !fi.Mode().IsRegular() {
-		return &PathError{Path: path, Problem: "is not a regular file", Hint: "point --keyfile or LLMKEY_KEYFILE at your keyfile"}
+		return &PathError{Path: path, Problem: "is not a regular file", Hint: pf.notRegular, Keyfile: pf.keyfile}
 	}
 	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
 		return &PathError{Path: path, Problem: fmt.Sprintf("is owned by uid %d, not by you (uid %d)", uid, os.Getuid()),
-			Hint: fmt.Sprintf("a keyfile must belong to the user who runs llmkey: chown %d %s", os.Getuid(), shellQuote(path))}
+			Hint:    fmt.Sprintf("a %s must belong to the user who runs llmkey: chown %d %s", pf.what, os.Getuid(), shellQuote(path)),
+			Keyfile: pf.keyfile}
 	}
 	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
 		return &PathError{Path: path, Problem: fmt.Sprintf("is readable or writable by others (mode %04o); it holds secrets", perm),
-			Hint: "chmod 600 " + shellQuote(path)}
+			Hint: "chmod 600 " + shellQuote(path), Keyfile: pf.keyfile}
 	}
 	return nil
 }

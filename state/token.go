@@ -53,7 +53,7 @@ func LoadOrCreateToken(stateDir string) (string, error) {
 }
 
 func readToken(path string) (string, error) {
-	data, err := ReadPrivate(path)
+	data, err := readPrivate(path, tokenFile)
 	if err != nil {
 		return "", err
 	}
