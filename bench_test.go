@@ -29,7 +29,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/daemon/proxy"
+	"github.com/llmkey/llmkey/daemon/proxy/bare"
 	"github.com/llmkey/llmkey/rotate"
 )
 
@@ -91,7 +92,7 @@ func harnessUpstream(release chan struct{}) http.Handler {
 	})
 }
 
-// runBareProxy is the reference, daemon.BareProxy, in a process of its
+// runBareProxy is the reference, bare.Proxy, in a process of its
 // own like llmkey. It prints its address and serves until killed.
 func runBareProxy(upstream string) {
 	target, _ := url.Parse(upstream)
@@ -101,7 +102,7 @@ func runBareProxy(upstream string) {
 		os.Exit(1)
 	}
 	fmt.Println(ln.Addr().String())
-	http.Serve(ln, daemon.BareProxy(target, "Bearer sk-bare-reference"))
+	http.Serve(ln, bare.Proxy(target, "Bearer sk-bare-reference", proxy.NewTransport()))
 }
 
 type loadResult struct {
@@ -329,12 +330,12 @@ func BenchmarkHarness(b *testing.B) {
 		pct(dDelay, 50).Round(time.Microsecond), pct(dDelay, 99).Round(time.Microsecond)), "as sent, never batched")
 
 	// Key selection, in-process (as rotate's BenchmarkAcquire).
-	for _, strategy := range []string{rotate.RoundRobin, rotate.FillFirst, rotate.Weighted, rotate.LeastUsed} {
+	for _, strategy := range rotate.Strategies() {
 		specs := make([]rotate.KeySpec, 1000)
 		for i := range specs {
 			specs[i] = rotate.KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i)}
 		}
-		p := rotate.NewProvider("openai", rotate.SystemClock{})
+		p := rotate.NewPool("openai", wallClock{})
 		p.Update(rotate.Policy{Strategy: strategy}, specs)
 		pick := func() {
 			l, _ := p.Acquire("gpt-4o", nil)
@@ -348,7 +349,7 @@ func BenchmarkHarness(b *testing.B) {
 			pick()
 		}
 		per := time.Since(t0) / n
-		row("key selection, 1000 keys, "+strategy, fmt.Sprintf("%v, %.0f allocs", per, testing.AllocsPerRun(1000, pick)), "< 1 µs, 0 allocs")
+		row("key selection, 1000 keys, "+string(strategy), fmt.Sprintf("%v, %.0f allocs", per, testing.AllocsPerRun(1000, pick)), "< 1 µs, 0 allocs")
 	}
 
 	// A 200 MB stream: peak RSS over what it was before.
@@ -486,3 +487,7 @@ func BenchmarkHarness(b *testing.B) {
 	b.ReportMetric(rps, "llmkey/bare-rps")
 	b.ReportMetric(p50, "llmkey/bare-p50")
 }
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }

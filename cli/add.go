@@ -1,10 +1,10 @@
 package cli
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
-	"os"
 	"strconv"
 	"strings"
 
@@ -66,13 +66,13 @@ func ConfigureAddCommand(app *ucli.App) {
 					}
 				}
 			}
-			return AddCommand(c, in)
+			return AddCommand(c.Context, in, streams(c))
 		},
 	})
 }
 
 // AddCommand reads the secret and adds the key to the keyfile.
-func AddCommand(c *ucli.Context, in AddCommandInput) error {
+func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 	for _, f := range []struct {
 		name string
 		v    int
@@ -113,12 +113,12 @@ func AddCommand(c *ucli.Context, in AddCommandInput) error {
 		return &state.DuplicateError{Ref: ref, Path: in.Keyfile, Line: cfg.KeyLine(i)}
 	}
 
-	secret, err := readSecret(os.Stdin, c.App.ErrWriter, fmt.Sprintf("secret for %s (input hidden): ", ref))
+	secret, err := readSecret(s.In, s.Err, fmt.Sprintf("secret for %s (input hidden): ", ref))
 	if err != nil {
 		return err
 	}
 	switch {
-	case secret == "" && isTerminal(os.Stdin):
+	case secret == "" && isTerminal(s.In):
 		return fail("paste the key at the prompt", "no secret typed; nothing added")
 	case secret == "":
 		return fail(`pipe the key in (printf %s "$KEY" | llmkey add `+in.Provider+" "+in.Name+
@@ -133,7 +133,7 @@ func AddCommand(c *ucli.Context, in AddCommandInput) error {
 	if err != nil {
 		return err
 	}
-	info(c, "added %s (%s) to %s:%d", ref, state.Mask(secret), in.Keyfile, line)
+	s.info("added %s (%s) to %s:%d", ref, state.Mask(secret), in.Keyfile, line)
 	return nil
 }
 

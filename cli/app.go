@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"strings"
 
@@ -126,9 +127,22 @@ func wantArgs(c *ucli.Context, min, max int) error {
 	return usageError(hint, "%s: too many arguments (%d given, at most %d)", c.Command.Name, n, max)
 }
 
+// Streams are what a command reads and writes: the process's own, or a
+// test's. In is where secrets and answers are read (a terminal or a
+// pipe); Out takes results, Err messages and prompts.
+type Streams struct {
+	In       *os.File
+	Out, Err io.Writer
+}
+
+// streams are the command line's streams.
+func streams(c *ucli.Context) Streams {
+	return Streams{In: os.Stdin, Out: c.App.Writer, Err: c.App.ErrWriter}
+}
+
 // info prints a message of llmkey's own to stderr.
-func info(c *ucli.Context, format string, args ...any) {
-	fmt.Fprintf(c.App.ErrWriter, "llmkey: "+format+"\n", args...)
+func (s Streams) info(format string, args ...any) {
+	fmt.Fprintf(s.Err, "llmkey: "+format+"\n", args...)
 }
 
 // withPaths is the action of a command that takes no arguments: it

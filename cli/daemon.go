@@ -11,6 +11,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -31,7 +32,7 @@ func ConfigureDaemonCommands(app *ucli.App) {
 				&ucli.BoolFlag{Name: "log-file", Usage: "log to daemon.log in the state directory instead of standard error (re-created if removed)"},
 			},
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return DaemonCommand(c, p, c.Int("ready-fd"), c.Bool("log-file"))
+				return DaemonCommand(DaemonCommandInput{Paths: p, ReadyFD: c.Int("ready-fd"), LogFile: c.Bool("log-file")}, streams(c))
 			}),
 		},
 		&ucli.Command{
@@ -39,7 +40,7 @@ func ConfigureDaemonCommands(app *ucli.App) {
 			Usage:       "start the daemon in the background, if it is not running",
 			Description: "Returns once the daemon is ready. Its log is daemon.log in the state directory.",
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return StartCommand(c, p)
+				return StartCommand(c.Context, p, streams(c))
 			}),
 		},
 		&ucli.Command{
@@ -47,7 +48,7 @@ func ConfigureDaemonCommands(app *ucli.App) {
 			Usage:       "stop the daemon after the requests in flight finish",
 			Description: "Waits until the daemon has exited. Not running is not an error.",
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				_, err := StopCommand(c, p)
+				_, err := StopCommand(c.Context, p, streams(c))
 				return err
 			}),
 		},
@@ -55,10 +56,10 @@ func ConfigureDaemonCommands(app *ucli.App) {
 			Name:  "restart",
 			Usage: "stop the daemon (draining it) and start it again",
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				if _, err := StopCommand(c, p); err != nil {
+				if _, err := StopCommand(c.Context, p, streams(c)); err != nil {
 					return err
 				}
-				return StartCommand(c, p)
+				return StartCommand(c.Context, p, streams(c))
 			}),
 		},
 		&ucli.Command{
@@ -67,66 +68,74 @@ func ConfigureDaemonCommands(app *ucli.App) {
 			Description: "The daemon also reloads by itself within a moment of any change. An invalid keyfile is " +
 				"reported (exit 4) and the daemon keeps serving the last good one.",
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return ReloadCommand(c, p)
+				return ReloadCommand(c.Context, p, streams(c))
 			}),
 		},
 	)
 }
 
+// DaemonCommandInput is what "llmkey daemon" was asked to do.
+type DaemonCommandInput struct {
+	Paths   state.Paths
+	ReadyFD int  // the spawning CLI's pipe: "ready" or why not; 0: none
+	LogFile bool // log to daemon.log instead of standard error
+}
+
 // DaemonCommand runs the daemon in this process until it is stopped.
-func DaemonCommand(c *ucli.Context, p state.Paths, readyFD int, logFile bool) error {
+func DaemonCommand(in DaemonCommandInput, s Streams) error {
+	p, readyFD := in.Paths, in.ReadyFD
 	// The log is written off the request path either way.
-	out := daemon.NewLogWriter(c.App.ErrWriter)
-	if logFile {
+	out := daemon.NewLogWriter(s.Err)
+	if in.LogFile {
 		out = daemon.OpenLogFile(p.LogPath())
 	}
 	defer out.Close()
 	log := slog.New(slog.NewTextHandler(out, nil))
-	var ready func(*daemon.StartError)
+	var ready func(*control.StartError)
 	if readyFD > 0 {
 		f := os.NewFile(uintptr(readyFD), "ready")
-		ready = func(e *daemon.StartError) { daemon.WriteReady(f, e) }
+		ready = func(e *control.StartError) { control.WriteReady(f, e) }
 	}
 	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, Ready: ready})
 }
 
 // StartCommand makes sure the daemon runs.
-func StartCommand(c *ucli.Context, p state.Paths) error {
-	st, started, err := ensureDaemon(c.Context, p)
+func StartCommand(ctx context.Context, p state.Paths, s Streams) error {
+	st, started, err := ensureDaemon(ctx, p)
 	if err != nil {
 		return err
 	}
 	if started {
-		info(c, "daemon started (pid %d), proxy at %s", st.PID, st.ProxyURL)
+		s.info("daemon started (pid %d), proxy at %s", st.PID, st.ProxyURL)
 	} else {
-		info(c, "daemon already running (pid %d), proxy at %s", st.PID, st.ProxyURL)
+		s.info("daemon already running (pid %d), proxy at %s", st.PID, st.ProxyURL)
 	}
-	warnVersion(c, st.Version)
+	warnVersion(s, st.Version)
 	return nil
 }
 
 // StopCommand asks the daemon to drain and waits for it to exit. It
 // reports whether one was running.
-func StopCommand(c *ucli.Context, p state.Paths) (bool, error) {
-	err := daemon.NewClient(p).Stop(c.Context)
-	if errors.Is(err, daemon.ErrNotRunning) {
-		info(c, "daemon was not running")
+func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
+	err := control.NewClient(p).Stop(ctx)
+	if errors.Is(err, control.ErrNotRunning) {
+		s.info("daemon was not running")
 		return false, nil
 	}
 	if err != nil {
 		return false, err
 	}
-	if err := daemon.WaitStopped(p, stopTimeout); err != nil {
+	if err := control.WaitStopped(p, stopTimeout); err != nil {
 		return true, fail("see its log: "+p.LogPath(), "%v", err)
 	}
-	info(c, "daemon stopped")
+	s.info("daemon stopped")
 	return true, nil
 }
 
 // ReloadCommand re-reads the keyfile in the daemon.
-func ReloadCommand(c *ucli.Context, p state.Paths) error {
-	st, err := daemon.NewClient(p).Reload(c.Context)
-	if errors.Is(err, daemon.ErrNotRunning) {
+func ReloadCommand(ctx context.Context, p state.Paths, s Streams) error {
+	st, err := control.NewClient(p).Reload(ctx)
+	if errors.Is(err, control.ErrNotRunning) {
 		return notRunningError()
 	}
 	if err != nil {
@@ -139,27 +148,27 @@ func ReloadCommand(c *ucli.Context, p state.Paths) error {
 	for _, ps := range st.Providers {
 		n += len(ps.Keys)
 	}
-	info(c, "reloaded %s: %d keys", p.Keyfile, n)
+	s.info("reloaded %s: %d keys", p.Keyfile, n)
 	return nil
 }
 
 // ensureDaemon starts the daemon if needed, with this very binary.
-func ensureDaemon(ctx context.Context, p state.Paths) (*daemon.Status, bool, error) {
+func ensureDaemon(ctx context.Context, p state.Paths) (*control.Status, bool, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, false, fmt.Errorf("find the llmkey binary to start the daemon: %w", err)
 	}
-	return daemon.EnsureRunning(ctx, p, exe)
+	return control.EnsureRunning(ctx, p, exe)
 }
 
 func notRunningError() error {
-	return &Error{Err: daemon.ErrNotRunning, Hint: "start it: llmkey start", Code: ExitNotRunning}
+	return &Error{Err: control.ErrNotRunning, Hint: "start it: llmkey start", Code: ExitNotRunning}
 }
 
 // warnVersion says when the daemon is another version than this CLI:
 // after an upgrade the old daemon keeps running until restarted.
-func warnVersion(c *ucli.Context, v string) {
+func warnVersion(s Streams, v string) {
 	if v != "" && v != Version {
-		fmt.Fprintf(c.App.ErrWriter, "llmkey: warning: the daemon runs version %s, this is %s\nhint: restart it to use this version: llmkey restart\n", v, Version)
+		fmt.Fprintf(s.Err, "llmkey: warning: the daemon runs version %s, this is %s\nhint: restart it to use this version: llmkey restart\n", v, Version)
 	}
 }

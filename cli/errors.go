@@ -7,7 +7,7 @@ import (
 	"io/fs"
 	"strings"
 
-	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -70,10 +70,10 @@ func ExitCode(err error) int {
 	if errors.As(err, &e) && e.Code != 0 {
 		return e.Code
 	}
-	if errors.Is(err, daemon.ErrNotRunning) {
+	if errors.Is(err, control.ErrNotRunning) {
 		return ExitNotRunning
 	}
-	var se *daemon.StartError
+	var se *control.StartError
 	if errors.As(err, &se) && se.Keyfile {
 		return ExitKeyfile
 	}

@@ -1,19 +1,21 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
-	"slices"
 	"sort"
 	"strings"
 	"syscall"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -40,7 +42,7 @@ func ConfigureExecCommands(app *ucli.App) {
 				if err != nil {
 					return err
 				}
-				return ExecCommand(c, ExecCommandInput{Paths: p, NoStart: c.Bool("no-start"), Command: c.Args().Slice()})
+				return ExecCommand(c.Context, ExecCommandInput{Paths: p, NoStart: c.Bool("no-start"), Command: c.Args().Slice()}, streams(c))
 			},
 		},
 		&ucli.Command{
@@ -52,15 +54,15 @@ func ConfigureExecCommands(app *ucli.App) {
 				"GOOGLE_GEMINI_BASE_URL, GEMINI_API_KEY (GOOGLE_API_KEY removed). Always LLMKEY_URL and LLMKEY_TOKEN.",
 			Flags: []ucli.Flag{noStart, &ucli.StringFlag{Name: "shell", Value: "sh", Usage: "output for `SHELL`: sh, fish or json"}},
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return EnvCommand(c, p, c.Bool("no-start"), c.String("shell"))
+				return EnvCommand(c.Context, EnvCommandInput{Paths: p, NoStart: c.Bool("no-start"), Shell: c.String("shell")}, streams(c))
 			}),
 		},
 	)
 }
 
 // ExecCommand replaces this process with the command, under the proxy.
-func ExecCommand(c *ucli.Context, in ExecCommandInput) error {
-	set, unset, err := proxyEnv(c, in.Paths, in.NoStart)
+func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, s)
 	if err != nil {
 		return err
 	}
@@ -76,21 +78,33 @@ func ExecCommand(c *ucli.Context, in ExecCommandInput) error {
 	if err != nil {
 		return &Error{Err: fmt.Errorf("command not found: %s", argv[0]), Hint: "check the name and your PATH", Code: ExitCommandNotFound}
 	}
-	env := mergeEnv(os.Environ(), set, unset)
-	err = syscall.Exec(path, argv, env)
+	set, unset := proxyVars(e)
+	err = syscall.Exec(path, argv, mergeEnv(os.Environ(), set, unset))
 	return &Error{Err: fmt.Errorf("run %s: %w", argv[0], err), Code: ExitCommandCannotRun}
 }
 
+// EnvCommandInput is what "llmkey env" was asked to do.
+type EnvCommandInput struct {
+	Paths   state.Paths
+	NoStart bool
+	Shell   string // sh, fish or json
+}
+
 // EnvCommand prints the variables for a shell to eval.
-func EnvCommand(c *ucli.Context, p state.Paths, noStart bool, shell string) error {
-	if shell != "sh" && shell != "fish" && shell != "json" {
-		return usageError("choose --shell sh, fish or json", "unknown shell %q", shell)
+func EnvCommand(ctx context.Context, in EnvCommandInput, s Streams) error {
+	if in.Shell != "sh" && in.Shell != "fish" && in.Shell != "json" {
+		return usageError("choose --shell sh, fish or json", "unknown shell %q", in.Shell)
 	}
-	set, unset, err := proxyEnv(c, p, noStart)
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, s)
 	if err != nil {
 		return err
 	}
-	w := c.App.Writer
+	set, unset := proxyVars(e)
+	return writeEnv(s.Out, in.Shell, set, unset)
+}
+
+// writeEnv prints variables to set and to remove for shell.
+func writeEnv(w io.Writer, shell string, set [][2]string, unset []string) error {
 	switch shell {
 	case "json":
 		obj := map[string]*string{}
@@ -121,41 +135,38 @@ func EnvCommand(c *ucli.Context, p state.Paths, noStart bool, shell string) erro
 	return nil
 }
 
-// proxyEnv asks the daemon (starting it unless noStart) for the proxy URL
-// and token, and returns the variables to set and to remove (contract
-// section 5). Providers without keys keep their variables as they were.
-func proxyEnv(c *ucli.Context, p state.Paths, noStart bool) (set [][2]string, unset []string, err error) {
-	client := daemon.NewClient(p)
+// daemonEnv asks the daemon (starting it unless noStart) for the proxy
+// URL, the token and the providers with keys.
+func daemonEnv(ctx context.Context, p state.Paths, noStart bool, s Streams) (*control.Env, error) {
+	client := control.NewClient(p)
 	if noStart {
-		if _, err := client.Status(c.Context); errors.Is(err, daemon.ErrNotRunning) {
-			return nil, nil, notRunningError()
+		if _, err := client.Status(ctx); errors.Is(err, control.ErrNotRunning) {
+			return nil, notRunningError()
 		} else if err != nil {
-			return nil, nil, err
+			return nil, err
 		}
-	} else if _, _, err := ensureDaemon(c.Context, p); err != nil {
-		return nil, nil, err
+	} else if _, _, err := ensureDaemon(ctx, p); err != nil {
+		return nil, err
 	}
-	e, err := client.Env(c.Context)
+	e, err := client.Env(ctx)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
-	warnVersion(c, e.Version)
+	warnVersion(s, e.Version)
+	return e, nil
+}
 
-	has := func(p string) bool { return slices.Contains(e.Providers, p) }
-	if has("openai") {
-		set = append(set, [2]string{"OPENAI_BASE_URL", e.ProxyURL + "/openai"}, [2]string{"OPENAI_API_BASE", e.ProxyURL + "/openai"},
-			[2]string{"OPENAI_API_KEY", e.Token})
-	}
-	if has("anthropic") {
-		set = append(set, [2]string{"ANTHROPIC_BASE_URL", e.ProxyURL + "/anthropic"}, [2]string{"ANTHROPIC_API_KEY", e.Token})
-		unset = append(unset, "ANTHROPIC_AUTH_TOKEN")
-	}
-	if has("gemini") {
-		set = append(set, [2]string{"GOOGLE_GEMINI_BASE_URL", e.ProxyURL + "/gemini"}, [2]string{"GEMINI_API_KEY", e.Token})
-		unset = append(unset, "GOOGLE_API_KEY")
+// proxyVars are the variables to set and to remove so that the SDKs of
+// every provider with a key go through the proxy; providers without keys
+// keep their variables as they were. LLMKEY_URL and LLMKEY_TOKEN are
+// always set.
+func proxyVars(e *control.Env) (set [][2]string, unset []string) {
+	for _, p := range e.Providers {
+		s, u := wire.SDKEnv(p, e.ProxyURL+"/"+p, e.Token)
+		set, unset = append(set, s...), append(unset, u...)
 	}
 	set = append(set, [2]string{"LLMKEY_URL", e.ProxyURL}, [2]string{"LLMKEY_TOKEN", e.Token})
-	return set, unset, nil
+	return set, unset
 }
 
 // mergeEnv returns environ with set applied and unset removed.

@@ -1,11 +1,12 @@
 package cli
 
 import (
+	"context"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -39,14 +40,14 @@ func configureKeyStateCommand(app *ucli.App, action, usage, desc string, flags .
 					return usageError("use a positive duration, e.g. --for 2h", "--for %s is negative", in.For)
 				}
 			}
-			return KeyStateCommand(c, in)
+			return KeyStateCommand(c.Context, in, streams(c))
 		},
 	})
 }
 
 // KeyStateCommand applies the override in the daemon (starting it if
 // needed, since that is where keys are chosen) and prints the key's state.
-func KeyStateCommand(c *ucli.Context, in KeyStateCommandInput) error {
+func KeyStateCommand(ctx context.Context, in KeyStateCommandInput, s Streams) error {
 	ref := in.Provider + "/" + in.Name
 	cfg, err := state.Load(in.Paths.Keyfile)
 	if err != nil {
@@ -55,20 +56,20 @@ func KeyStateCommand(c *ucli.Context, in KeyStateCommandInput) error {
 	if cfg.Find(in.Provider, in.Name) < 0 {
 		return fail("'llmkey list' shows the keys", "no key %s in %s", ref, in.Paths.Keyfile)
 	}
-	if _, _, err := ensureDaemon(c.Context, in.Paths); err != nil {
+	if _, _, err := ensureDaemon(ctx, in.Paths); err != nil {
 		return err
 	}
-	ks, err := daemon.NewClient(in.Paths).KeyAction(c.Context, in.Provider, in.Name, in.Action, in.For)
+	ks, err := control.NewClient(in.Paths).KeyAction(ctx, in.Provider, in.Name, in.Action, in.For)
 	if err != nil {
 		return err
 	}
 	switch {
 	case in.Action == "disable" && in.For > 0:
-		info(c, "disabled %s for %s (until %s)", ref, in.For, time.Now().Add(in.For).Format("15:04:05"))
+		s.info("disabled %s for %s (until %s)", ref, in.For, time.Now().Add(in.For).Format("15:04:05"))
 	case in.Action == "disable":
-		info(c, "disabled %s until 'llmkey enable %s'", ref, ref)
+		s.info("disabled %s until 'llmkey enable %s'", ref, ref)
 	default:
-		info(c, "%s %s: now %s", map[string]string{"enable": "enabled", "reset": "reset"}[in.Action], ref,
+		s.info("%s %s: now %s", map[string]string{"enable": "enabled", "reset": "reset"}[in.Action], ref,
 			describeState(ks.State, ks.Reason, ks.CooldownSeconds))
 	}
 	return nil

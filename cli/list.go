@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -13,8 +14,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/llmkey/llmkey/daemon"
-	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -27,25 +27,25 @@ type ListCommandInput struct {
 
 // listedKey is one row of "llmkey list", and one object of its --json.
 type listedKey struct {
-	Provider        string           `json:"provider"`
-	Name            string           `json:"name"`
-	MaskedSecret    string           `json:"masked_secret"`
-	Fingerprint     string           `json:"fingerprint"`
-	State           string           `json:"state"`
-	Reason          string           `json:"reason,omitempty"`
-	CooldownSeconds float64          `json:"cooldown_seconds"`
-	Until           *time.Time       `json:"until,omitempty"`
-	InFlight        int              `json:"in_flight"`
-	RequestsToday   int              `json:"requests_today"`
-	TokensToday     int              `json:"tokens_today"`
-	RecentFailures  []rotate.Failure `json:"recent_failures"`
-	RPM             int              `json:"rpm"`
-	TPM             int              `json:"tpm"`
-	MaxConcurrent   int              `json:"max_concurrent"`
-	RPD             int              `json:"rpd"`
-	TPD             int              `json:"tpd"`
-	Weight          int              `json:"weight"`
-	Models          []string         `json:"models"`
+	Provider        string            `json:"provider"`
+	Name            string            `json:"name"`
+	MaskedSecret    string            `json:"masked_secret"`
+	Fingerprint     string            `json:"fingerprint"`
+	State           string            `json:"state"`
+	Reason          string            `json:"reason,omitempty"`
+	CooldownSeconds float64           `json:"cooldown_seconds"`
+	Until           *time.Time        `json:"until,omitempty"`
+	InFlight        int               `json:"in_flight"`
+	RequestsToday   int               `json:"requests_today"`
+	TokensToday     int               `json:"tokens_today"`
+	RecentFailures  []control.Failure `json:"recent_failures"`
+	RPM             int               `json:"rpm"`
+	TPM             int               `json:"tpm"`
+	MaxConcurrent   int               `json:"max_concurrent"`
+	RPD             int               `json:"rpd"`
+	TPD             int               `json:"tpd"`
+	Weight          int               `json:"weight"`
+	Models          []string          `json:"models"`
 }
 
 type listOutput struct {
@@ -67,13 +67,13 @@ func ConfigureListCommand(app *ucli.App) {
 			"the last four characters. --json prints {keyfile, daemon: {running}, keys: [...]} with the same fields.",
 		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-			return ListCommand(c, ListCommandInput{Keyfile: p.Keyfile, Paths: p, JSON: c.Bool("json")})
+			return ListCommand(c.Context, ListCommandInput{Keyfile: p.Keyfile, Paths: p, JSON: c.Bool("json")}, streams(c))
 		}),
 	})
 }
 
 // ListCommand prints the keys of the keyfile.
-func ListCommand(c *ucli.Context, in ListCommandInput) error {
+func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 	cfg, err := state.Load(in.Keyfile)
 	missing := errors.Is(err, fs.ErrNotExist)
 	if err != nil && !missing {
@@ -81,8 +81,8 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 	}
 	out := listOutput{Keyfile: in.Keyfile, Keys: []listedKey{}}
 	// Live state comes from a running daemon; list never starts one.
-	live := map[string]daemon.KeyStatus{}
-	if st, err := daemon.NewClient(in.Paths).Status(c.Context); err == nil && st.Running {
+	live := map[string]control.KeyStatus{}
+	if st, err := control.NewClient(in.Paths).Status(ctx); err == nil && st.Running {
 		out.Daemon.Running = true
 		for p, ps := range st.Providers {
 			for _, k := range ps.Keys {
@@ -105,7 +105,7 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 			}
 			lk := listedKey{
 				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
-				State: "unknown", Reason: "daemon not running", RecentFailures: []rotate.Failure{},
+				State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
 			}
 			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
@@ -123,7 +123,7 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 	}
 
 	if in.JSON {
-		enc := json.NewEncoder(c.App.Writer)
+		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(out)
 	}
@@ -132,11 +132,11 @@ func ListCommand(c *ucli.Context, in ListCommandInput) error {
 		if missing {
 			where += " (it does not exist yet)"
 		}
-		info(c, "no keys in %s", where)
-		io.WriteString(c.App.ErrWriter, "hint: add one: printf %s \"$KEY\" | llmkey add PROVIDER NAME\n")
+		s.info("no keys in %s", where)
+		io.WriteString(s.Err, "hint: add one: printf %s \"$KEY\" | llmkey add PROVIDER NAME\n")
 		return nil
 	}
-	tw := tabwriter.NewWriter(c.App.Writer, 0, 0, 2, ' ', 0)
+	tw := tabwriter.NewWriter(s.Out, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tTODAY\tLIMITS")
 	for _, k := range out.Keys {
 		st := k.Reason

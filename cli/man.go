@@ -8,6 +8,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/llmkey/llmkey/man"
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -83,7 +84,7 @@ func manSections() []man.Section {
 				"Optional: rpm, tpm, max_concurrent (0 or absent: no limit), weight (for the weighted strategy), " +
 				"models (a list of names or globs this key may serve)."},
 			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DefaultListen + "; \"127.0.0.1:0\" picks a free port), " +
-				"strategy (" + strings.Join(state.Strategies, ", ") + "), allowed_origins (browser origins allowed to use the proxy)."},
+				"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy)."},
 			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy) or defines a new one, which needs " +
 				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base."},
 			{Text: "Built-in providers: " + strings.Join(providers, "; ") + "."},
@@ -111,6 +112,14 @@ llmkey list --json | jq '.keys[].name'
 llmkey rm --force openai/personal`},
 		}},
 	}
+}
+
+func quoteJoin(ss []rotate.Strategy) string {
+	out := make([]string, len(ss))
+	for i, s := range ss {
+		out[i] = string(s)
+	}
+	return strings.Join(out, ", ")
 }
 
 func capitalizeFirst(s string) string {

@@ -1,8 +1,8 @@
 package cli
 
 import (
+	"context"
 	"fmt"
-	"os"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -33,23 +33,23 @@ func ConfigureRmCommand(app *ucli.App) {
 			if err != nil {
 				return err
 			}
-			return RmCommand(c, RmCommandInput{Keyfile: p.Keyfile, Provider: provider, Name: name, Force: c.Bool("force")})
+			return RmCommand(c.Context, RmCommandInput{Keyfile: p.Keyfile, Provider: provider, Name: name, Force: c.Bool("force")}, streams(c))
 		},
 	})
 }
 
 // RmCommand removes one key, after confirmation unless forced.
-func RmCommand(c *ucli.Context, in RmCommandInput) error {
+func RmCommand(ctx context.Context, in RmCommandInput, s Streams) error {
 	ref := in.Provider + "/" + in.Name
 	k, err := state.RemoveKey(in.Keyfile, in.Provider, in.Name, func(k state.Key) error {
 		if in.Force {
 			return nil
 		}
-		if !isTerminal(os.Stdin) {
+		if !isTerminal(s.In) {
 			return usageError("pass --force to remove without asking: llmkey rm --force "+ref,
 				"not removing %s without confirmation (standard input is not a terminal)", ref)
 		}
-		ok, err := confirm(os.Stdin, c.App.ErrWriter, fmt.Sprintf("remove %s (%s) from %s?", ref, state.Mask(k.Secret), in.Keyfile))
+		ok, err := confirm(s.In, s.Err, fmt.Sprintf("remove %s (%s) from %s?", ref, state.Mask(k.Secret), in.Keyfile))
 		if err != nil {
 			return err
 		}
@@ -61,7 +61,7 @@ func RmCommand(c *ucli.Context, in RmCommandInput) error {
 	if err != nil {
 		return err
 	}
-	info(c, "removed %s (%s) from %s", ref, state.Mask(k.Secret), in.Keyfile)
+	s.info("removed %s (%s) from %s", ref, state.Mask(k.Secret), in.Keyfile)
 	return nil
 }
 

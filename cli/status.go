@@ -1,16 +1,18 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
 	"slices"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -35,16 +37,16 @@ func ConfigureStatusCommand(app *ucli.App) {
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing; only the exit code tells"},
 		},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-			return StatusCommand(c, StatusCommandInput{Paths: p, JSON: c.Bool("json"), Quiet: c.Bool("quiet")})
+			return StatusCommand(c.Context, StatusCommandInput{Paths: p, JSON: c.Bool("json"), Quiet: c.Bool("quiet")}, streams(c))
 		}),
 	})
 }
 
 // StatusCommand prints the daemon's status; the exit code says the rest.
-func StatusCommand(c *ucli.Context, in StatusCommandInput) error {
-	st, err := daemon.NewClient(in.Paths).Status(c.Context)
-	if errors.Is(err, daemon.ErrNotRunning) {
-		st = &daemon.Status{Running: false, Providers: map[string]daemon.ProviderStatus{}, Problems: []string{"not running"}}
+func StatusCommand(ctx context.Context, in StatusCommandInput, s Streams) error {
+	st, err := control.NewClient(in.Paths).Status(ctx)
+	if errors.Is(err, control.ErrNotRunning) {
+		st = &control.Status{Running: false, Providers: map[string]control.ProviderStatus{}, Problems: []string{"not running"}}
 	} else if err != nil {
 		return err
 	}
@@ -55,13 +57,13 @@ func StatusCommand(c *ucli.Context, in StatusCommandInput) error {
 	switch {
 	case in.Quiet:
 	case in.JSON:
-		enc := json.NewEncoder(c.App.Writer)
+		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
 		if err := enc.Encode(st); err != nil {
 			return err
 		}
 	default:
-		printStatus(c, st)
+		printStatus(s.Out, st)
 	}
 
 	// The exit code is the answer; the message was printed above.
@@ -77,8 +79,7 @@ func StatusCommand(c *ucli.Context, in StatusCommandInput) error {
 // errSilent is an error whose story has already been told on stdout.
 var errSilent = errors.New("")
 
-func printStatus(c *ucli.Context, st *daemon.Status) {
-	w := c.App.Writer
+func printStatus(w io.Writer, st *control.Status) {
 	if !st.Running {
 		fmt.Fprintln(w, "daemon: not running (llmkey start, or any llmkey exec, starts it)")
 		return

@@ -36,11 +36,11 @@ func readSecret(in *os.File, errw io.Writer, prompt string) (string, error) {
 			// Echo goes off before the prompt shows: a key pasted the
 			// moment the prompt appears must not be echoed.
 			fd := int(in.Fd())
-			if old, err := unix.IoctlGetTermios(fd, unix.TCGETS); err == nil {
+			if old, err := unix.IoctlGetTermios(fd, ioctlGetTermios); err == nil {
 				noEcho := *old
 				noEcho.Lflag &^= unix.ECHO
-				if unix.IoctlSetTermios(fd, unix.TCSETS, &noEcho) == nil {
-					defer unix.IoctlSetTermios(fd, unix.TCSETS, old)
+				if unix.IoctlSetTermios(fd, ioctlSetTermios, &noEcho) == nil {
+					defer unix.IoctlSetTermios(fd, ioctlSetTermios, old)
 				}
 			}
 			fmt.Fprint(errw, prompt)

@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,7 +15,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
-	"github.com/llmkey/llmkey/daemon"
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -48,7 +49,7 @@ func ConfigureUsageCommand(app *ucli.App) {
 			if err != nil {
 				return err
 			}
-			return UsageCommand(c, UsageCommandInput{Paths: p, Since: c.String("since"), By: by, JSON: c.Bool("json"), Now: time.Now()})
+			return UsageCommand(c.Context, UsageCommandInput{Paths: p, Since: c.String("since"), By: by, JSON: c.Bool("json"), Now: time.Now()}, streams(c))
 		}),
 	})
 }
@@ -110,7 +111,7 @@ type usageReport struct {
 }
 
 // UsageCommand prints usage, from the daemon if it runs, else the file.
-func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
+func UsageCommand(ctx context.Context, in UsageCommandInput, s Streams) error {
 	since, err := sinceDay(in.Since, in.Now)
 	if err != nil {
 		return err
@@ -118,9 +119,9 @@ func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
 	var rows []state.UsageRow
 	var pricing map[string]state.Price
 	rep := usageReport{Since: since, By: in.By, Source: "daemon"}
-	if live, err := daemon.NewClient(in.Paths).Usage(c.Context); err == nil {
+	if live, err := control.NewClient(in.Paths).Usage(ctx); err == nil {
 		rows, pricing = live.Rows, live.Pricing
-	} else if !errors.Is(err, daemon.ErrNotRunning) {
+	} else if !errors.Is(err, control.ErrNotRunning) {
 		return err
 	} else {
 		u, err := state.LoadUsageDir(in.Paths.StateDir)
@@ -142,11 +143,11 @@ func UsageCommand(c *ucli.Context, in UsageCommandInput) error {
 	}
 
 	if in.JSON {
-		enc := json.NewEncoder(c.App.Writer)
+		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
 	}
-	printUsage(c, rep)
+	printUsage(s, rep)
 	return nil
 }
 
@@ -223,10 +224,10 @@ func modelName(m string) string {
 	return m
 }
 
-func printUsage(c *ucli.Context, rep usageReport) {
-	w := c.App.Writer
+func printUsage(s Streams, rep usageReport) {
+	w := s.Out
 	if len(rep.Rows) == 0 {
-		info(c, "no usage recorded%s", map[bool]string{true: " since " + rep.Since, false: ""}[rep.Since != ""])
+		s.info("no usage recorded%s", map[bool]string{true: " since " + rep.Since, false: ""}[rep.Since != ""])
 		return
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)

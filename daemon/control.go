@@ -16,112 +16,27 @@ import (
 	"strings"
 	"time"
 
+	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/daemon/proxy"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
-// The control API: HTTP over the UNIX socket, JSON, versioned paths.
-//
-//	GET  /v1/status  Status
-//	GET  /v1/env     Env: proxy URL, local token, providers with keys
-//	GET  /v1/usage   UsageReport
-//	POST /v1/reload  re-read the keyfile now; Status
-//	POST /v1/stop    drain and exit; 202 at once
-//	POST /v1/keys/{provider}/{name}/disable  {"for": "1h"} or {}; KeyStatus
-//	POST /v1/keys/{provider}/{name}/enable   KeyStatus
-//	POST /v1/keys/{provider}/{name}/reset    KeyStatus
-//
-// Scripts may use it too: curl --unix-socket "$SOCK" http://llmkey/v1/status
-
-// Status is what "llmkey status --json" prints.
-type Status struct {
-	Running   bool                      `json:"running"`
-	PID       int                       `json:"pid,omitempty"`
-	Version   string                    `json:"version,omitempty"`
-	ProxyURL  string                    `json:"proxy_url,omitempty"`
-	InFlight  int64                     `json:"in_flight"`
-	Draining  bool                      `json:"draining"`
-	StartedAt *time.Time                `json:"started_at,omitempty"`
-	Keyfile   *KeyfileStatus            `json:"keyfile,omitempty"`
-	Providers map[string]ProviderStatus `json:"providers"`
-	// State is how writing the state dir goes.
-	State *StateStatus `json:"state,omitempty"`
-	// Problems says in words why the daemon is degraded; empty when healthy.
-	Problems []string `json:"problems"`
-}
-
-// UsageReport is the daemon's usage: every row, from memory, which is
-// ahead of the usage files by at most a moment.
-type UsageReport struct {
-	Rows []state.UsageRow `json:"rows"`
-	// Pricing is the keyfile's [pricing] table the daemon serves with.
-	Pricing map[string]state.Price `json:"pricing"`
-}
-
-// KeyfileStatus is the keyfile in use and the error of the last load, if
-// it failed (the daemon then serves the last good one).
-type KeyfileStatus struct {
-	Path     string    `json:"path"`
-	Error    string    `json:"error,omitempty"`
-	Line     int       `json:"line,omitempty"`
-	Hint     string    `json:"hint,omitempty"`
-	LoadedAt time.Time `json:"loaded_at"`
-}
-
-// ProviderStatus is one provider's keys.
-type ProviderStatus struct {
-	Kind     string `json:"kind"`
-	BaseURL  string `json:"base_url"`
-	Strategy string `json:"strategy"`
-	// Circuit is "closed", or "open: REASON" while llmkey holds requests
-	// back from a failing provider, for CircuitSeconds more.
-	Circuit        string      `json:"circuit"`
-	CircuitSeconds float64     `json:"circuit_seconds"`
-	Keys           []KeyStatus `json:"keys"`
-}
-
-// KeyStatus is one key's live state.
-type KeyStatus struct {
-	Provider    string `json:"provider"`
-	Name        string `json:"name"`
-	Fingerprint string `json:"fingerprint"`
-	// State is ready, cooling (rate limited), limited (at rpm, tpm,
-	// max_concurrent or a daily budget), parked (invalid key, quota or
-	// billing: tried again at Until) or disabled (by hand).
-	State string `json:"state"`
-	// CooldownSeconds is how long the state lasts, where known: for
-	// parked, until the next probe.
-	CooldownSeconds float64          `json:"cooldown_seconds"`
-	Until           *time.Time       `json:"until,omitempty"`
-	Reason          string           `json:"reason,omitempty"`
-	InFlight        int              `json:"in_flight"`
-	RequestsMinute  int              `json:"requests_last_minute"`
-	TokensMinute    int              `json:"tokens_last_minute"`
-	RequestsToday   int              `json:"requests_today"`
-	TokensToday     int              `json:"tokens_today"`
-	Failures        []rotate.Failure `json:"recent_failures"`
-}
-
-// Env is what "llmkey exec" and "llmkey env" need.
-type Env struct {
-	ProxyURL  string   `json:"proxy_url"`
-	Token     string   `json:"token"`
-	Providers []string `json:"providers"` // those with at least one key
-	Version   string   `json:"version"`
-}
-
+// controlHandler serves the control API (its contract is the control
+// package's), and profiles for "what is it doing": only the user can
+// reach the socket.
 func (d *Daemon) controlHandler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /v1/status", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, d.status())
 	})
 	mux.HandleFunc("GET /v1/env", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, Env{ProxyURL: d.proxyURL, Token: d.token, Version: d.opts.Version,
-			Providers: d.snap.Load().cfg.ProviderNames()})
+		writeJSON(w, http.StatusOK, control.Env{ProxyURL: d.proxyURL, Token: d.proxy.Token, Version: d.opts.Version,
+			Providers: d.snap.Load().Config.ProviderNames()})
 	})
 	mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
 		rows, _ := d.usage.snapshot()
-		writeJSON(w, http.StatusOK, UsageReport{Rows: rows, Pricing: d.snap.Load().cfg.Pricing})
+		writeJSON(w, http.StatusOK, control.UsageReport{Rows: rows, Pricing: d.snap.Load().Config.Pricing})
 	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		d.reload("control request")
@@ -158,15 +73,15 @@ func (d *Daemon) controlHandler() http.Handler {
 	})
 }
 
-func (d *Daemon) status() Status {
+func (d *Daemon) status() control.Status {
 	snap := d.snap.Load()
 	started := d.startedAt
-	st := Status{Running: true, PID: os.Getpid(), Version: d.opts.Version, ProxyURL: d.proxyURL,
-		InFlight: d.inFlight.Load(), Draining: d.draining.Load(), StartedAt: &started,
-		Providers: map[string]ProviderStatus{}, Problems: []string{}}
+	st := control.Status{Running: true, PID: os.Getpid(), Version: d.opts.Version, ProxyURL: d.proxyURL,
+		InFlight: d.proxy.InFlight(), Draining: d.proxy.Draining(), StartedAt: &started,
+		Providers: map[string]control.ProviderStatus{}, Problems: []string{}}
 
 	d.mu.Lock()
-	kf := &KeyfileStatus{Path: d.opts.Paths.Keyfile, LoadedAt: d.loadedAt}
+	kf := &control.KeyfileStatus{Path: d.opts.Paths.Keyfile, LoadedAt: d.loadedAt}
 	if err := d.keyfileErr; err != nil {
 		kf.Error = err.Error()
 		var ke *state.KeyfileError
@@ -184,12 +99,13 @@ func (d *Daemon) status() Status {
 		st.Problems = append(st.Problems, kf.Error+" (serving the last good keyfile)")
 	}
 
-	for _, n := range slices.Sorted(maps.Keys(snap.providers)) {
-		up := snap.providers[n]
-		ps := providerStatus(up)
+	now := d.clock.Now()
+	for _, n := range slices.Sorted(maps.Keys(snap.Providers)) {
+		up := snap.Providers[n]
+		ps := providerStatus(up, now)
 		usable := false
 		for _, k := range ps.Keys {
-			usable = usable || k.State == "ready" || k.State == "limited"
+			usable = usable || rotate.KeyState(k.State).Serving()
 		}
 		if !usable {
 			var why []string
@@ -203,7 +119,7 @@ func (d *Daemon) status() Status {
 		}
 		st.Providers[n] = ps
 	}
-	if len(snap.cfg.Keys) == 0 {
+	if len(snap.Config.Keys) == 0 {
 		st.Problems = append(st.Problems, "no keys: add one with 'llmkey add PROVIDER NAME'")
 	}
 	if st.Draining {
@@ -217,39 +133,39 @@ func (d *Daemon) status() Status {
 	return st
 }
 
-func providerStatus(up *upstream) ProviderStatus {
-	ps := ProviderStatus{Kind: string(up.Kind), BaseURL: up.BaseURL, Strategy: up.Strategy, Circuit: "closed", Keys: []KeyStatus{}}
-	views, circ, circUntil := up.rot.View()
+func providerStatus(up *proxy.Upstream, now time.Time) control.ProviderStatus {
+	ps := control.ProviderStatus{Kind: string(up.Kind), BaseURL: up.BaseURL, Strategy: string(up.Strategy), Circuit: "closed", Keys: []control.KeyStatus{}}
+	views, circ, circUntil := up.Pool.View()
 	ps.Circuit = circ
 	if !circUntil.IsZero() {
-		ps.CircuitSeconds = secondsUntil(circUntil)
+		ps.CircuitSeconds = secondsUntil(circUntil, now)
 	}
 	for _, v := range views {
-		ps.Keys = append(ps.Keys, keyStatus(up, v))
+		ps.Keys = append(ps.Keys, keyStatus(up, v, now))
 	}
 	return ps
 }
 
-func keyStatus(up *upstream, v rotate.KeyView) KeyStatus {
-	ks := KeyStatus{Provider: up.Name, Name: v.Name, State: v.State, Reason: v.Reason, InFlight: v.InFlight,
+func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyStatus {
+	ks := control.KeyStatus{Provider: up.Name, Name: v.Name, State: string(v.State), Reason: v.Reason, InFlight: v.InFlight,
 		RequestsMinute: v.RequestsMinute, TokensMinute: v.TokensMinute, RequestsToday: v.RequestsToday,
-		TokensToday: v.TokensToday, Failures: v.Failures}
-	if ks.Failures == nil {
-		ks.Failures = []rotate.Failure{}
+		TokensToday: v.TokensToday, Failures: []control.Failure{}}
+	for _, f := range v.Failures {
+		ks.Failures = append(ks.Failures, control.Failure{At: f.At, Class: f.Class.String(), Status: f.Status, Model: f.Model, Reason: f.Reason})
 	}
-	if k, ok := up.keys[v.Name]; ok {
-		ks.Fingerprint = k.fingerprint
+	if k, ok := up.Keys[v.Name]; ok {
+		ks.Fingerprint = k.Fingerprint
 	}
 	if !v.Until.IsZero() {
 		u := v.Until
 		ks.Until = &u
-		ks.CooldownSeconds = secondsUntil(u)
+		ks.CooldownSeconds = secondsUntil(u, now)
 	}
 	return ks
 }
 
-func secondsUntil(t time.Time) float64 {
-	s := time.Until(t).Seconds()
+func secondsUntil(t, now time.Time) float64 {
+	s := t.Sub(now).Seconds()
 	if s < 0 {
 		return 0
 	}
@@ -259,8 +175,8 @@ func secondsUntil(t time.Time) float64 {
 // serveKeyAction is enable, disable [for] and reset of one key.
 func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 	prov, name, action := r.PathValue("provider"), r.PathValue("name"), r.PathValue("action")
-	up, ok := d.snap.Load().providers[prov]
-	if !ok || up.rot == nil || !slices.Contains(up.order, name) {
+	up, ok := d.snap.Load().Providers[prov]
+	if !ok || up.Pool == nil || !slices.Contains(up.Order, name) {
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": fmt.Sprintf("no key %s/%s", prov, name),
 			"hint": "'llmkey list' shows the keys"})
 		return
@@ -280,13 +196,13 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("bad duration %q", req.For), "hint": `use e.g. "30m", "2h"`})
 				return
 			}
-			until = time.Now().Add(dur)
+			until = d.clock.Now().Add(dur)
 		}
-		up.rot.Disable(name, until)
+		up.Pool.Disable(name, until)
 	case "enable":
-		up.rot.Enable(name)
+		up.Pool.Enable(name)
 	case "reset":
-		up.rot.Reset(name)
+		up.Pool.Reset(name)
 	default:
 		writeJSON(w, http.StatusNotFound, map[string]string{"error": "unknown action " + action, "hint": "enable, disable or reset"})
 		return
@@ -296,7 +212,7 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 		d.overridesDirty.Store(true) // the keeper writes it once it can
 		d.log.Warn("could not save the keys disabled by hand; they hold in memory", "err", err)
 	}
-	for _, ks := range providerStatus(up).Keys {
+	for _, ks := range providerStatus(up, d.clock.Now()).Keys {
 		if ks.Name == name {
 			writeJSON(w, http.StatusOK, ks)
 			return

@@ -10,6 +10,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -54,23 +55,11 @@ func (p *persistence) addNotice(s string) {
 	p.notice += s
 }
 
-// StateStatus is the state dir in "status --json".
-type StateStatus struct {
-	Dir string `json:"dir"`
-	// PersistedAt is the last time everything was written to disk.
-	PersistedAt *time.Time `json:"persisted_at,omitempty"`
-	// FailingSince is set while writes fail: since then, the daemon's
-	// counts live only in memory.
-	FailingSince *time.Time `json:"failing_since,omitempty"`
-	Error        string     `json:"error,omitempty"`
-	Notice       string     `json:"notice,omitempty"`
-}
-
-func (d *Daemon) stateStatus() (StateStatus, string) {
+func (d *Daemon) stateStatus() (control.StateStatus, string) {
 	p := &d.persist
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	st := StateStatus{Dir: d.opts.Paths.StateDir, Error: p.lastErr, Notice: p.notice}
+	st := control.StateStatus{Dir: d.opts.Paths.StateDir, Error: p.lastErr, Notice: p.notice}
 	if !p.lastOK.IsZero() {
 		t := p.lastOK
 		st.PersistedAt = &t
@@ -109,7 +98,7 @@ func (d *Daemon) keep(ctx context.Context) {
 // the daemon exits.
 func (d *Daemon) keepState(force bool) {
 	p := &d.persist
-	now := time.Now()
+	now := d.clock.Now()
 	p.mu.Lock()
 	if !force && now.Before(p.nextTry) {
 		p.mu.Unlock()
@@ -163,7 +152,7 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 		return saved, err
 	}
 	if writeToken {
-		if err := state.WriteAtomic(state.TokenFile(dir), []byte(d.token+"\n"), 0o600); err != nil {
+		if err := state.WriteAtomic(state.TokenFile(dir), []byte(d.proxy.Token+"\n"), 0o600); err != nil {
 			return saved, err
 		}
 	}
@@ -186,7 +175,7 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 		}
 	}
 	write := func(path string, rows []state.UsageRow) error {
-		u := state.Usage{Version: state.UsageVersion, UpdatedAt: time.Now().UTC(), Rows: rows}
+		u := state.Usage{Version: state.UsageVersion, UpdatedAt: d.clock.Now().UTC(), Rows: rows}
 		return state.WriteAtomic(path, u.Marshal(), 0o600)
 	}
 	// The history first: a crash between the two leaves a row in both
@@ -229,14 +218,14 @@ func (d *Daemon) loadUsage() {
 			break
 		}
 	}
-	d.usage = newLedger(rows)
+	d.usage.load(rows)
 }
 
 // setAside moves a damaged state file out of the way, never to be used
 // nor overwritten, and says so in the log and in status; then is what
 // that means for the user. It reports whether the file was moved.
 func (d *Daemon) setAside(what, path string, cause error, then string) bool {
-	to, err := state.SetAside(path, time.Now())
+	to, err := state.SetAside(path, d.clock.Now())
 	if err != nil {
 		d.log.Warn(what+" is damaged and could not be set aside; "+then, "path", path, "err", cause, "rename_err", err)
 		d.persist.addNotice(fmt.Sprintf("%s is damaged (%v) and could not be moved aside (%v); %s", path, cause, err, then))
@@ -252,11 +241,11 @@ func (d *Daemon) setAside(what, path string, cause error, then string) bool {
 func (d *Daemon) seedToday() {
 	rows, _ := d.usage.snapshot()
 	for id, c := range state.KeyDay(rows, state.Day(d.clock.Now())) {
-		u := d.snap.Load().providers[id.Provider]
-		if u == nil || u.keys[id.Key].fingerprint != id.Fingerprint {
+		u := d.snap.Load().Providers[id.Provider]
+		if u == nil || u.Keys[id.Key].Fingerprint != id.Fingerprint {
 			continue // the key is gone, or has another secret now
 		}
-		u.rot.SeedToday(id.Key, int(c.Requests), int(c.Tokens()))
+		u.Pool.SeedToday(id.Key, int(c.Requests), int(c.Tokens()))
 	}
 }
 
@@ -288,8 +277,8 @@ func (d *Daemon) keepRuntime() {
 		return
 	}
 	failed := func(what string, err error) {
-		if time.Since(rt.problem) >= failLogEvery {
-			rt.problem = time.Now()
+		if d.clock.Now().Sub(rt.problem) >= failLogEvery {
+			rt.problem = d.clock.Now()
 			d.log.Warn("could not put back the runtime files; the CLI cannot reach this daemon", "what", what, "err", err)
 		}
 	}
@@ -302,7 +291,7 @@ func (d *Daemon) keepRuntime() {
 		if errors.Is(err, errLocked) {
 			// Another daemon started in the new directory: it is the one
 			// the CLI reaches now, and two would fight over the port.
-			d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", lockHolder(p.LockPath()))
+			d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", control.LockHolder(p.LockPath()))
 			rt.lost = true
 			if ul, ok := rt.ctlLn.(*net.UnixListener); ok {
 				ul.SetUnlinkOnClose(false)

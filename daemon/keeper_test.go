@@ -38,11 +38,10 @@ func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
 	dir := filepath.Join(t.TempDir(), "state")
 	os.WriteFile(dir, []byte("a file"), 0o600)
 	var logs syncBuffer
-	d := newDaemon(Options{Paths: state.Paths{StateDir: dir}, Log: slog.New(slog.NewTextHandler(&logs, nil))})
-	d.token = "llmk-local-test"
-	up := &upstream{Provider: state.Provider{Name: "openai"}}
-	key := upKey{Key: state.Key{Name: "a"}, fingerprint: "f"}
-	d.record(up, key, "m", state.Counts{Requests: 1, Successes: 1, Input: 5})
+	d := newDaemon(Options{Paths: state.Paths{StateDir: dir}, Log: slog.New(slog.NewTextHandler(&logs, nil))}, systemClock{})
+	d.proxy.Token = "llmk-local-test"
+	row := state.UsageKey{Provider: "openai", Key: "a", Fingerprint: "f", Model: "m"}
+	d.usage.Add(d.clock.Now(), row, state.Counts{Requests: 1, Successes: 1, Input: 5})
 
 	for range 50 { // a busy keeper: one try, then the backoff holds
 		d.keepState(false)
@@ -60,7 +59,7 @@ func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
 		t.Errorf("after the backoff: %v attempts, log:\n%s", n, logs.String())
 	}
 
-	d.record(up, key, "m", state.Counts{Requests: 1, Successes: 1, Input: 7})
+	d.usage.Add(d.clock.Now(), row, state.Counts{Requests: 1, Successes: 1, Input: 7})
 	os.Remove(dir)
 	d.persist.mu.Lock()
 	wait := d.persist.backoff

@@ -21,15 +21,24 @@ type ledger struct {
 
 // newLedger starts from rows read from disk: generation 0, as on disk.
 func newLedger(rows []state.UsageRow) *ledger {
-	l := &ledger{rows: make(map[state.UsageKey]*state.Counts, len(rows))}
-	for _, r := range rows {
-		l.row(r.UsageKey).Add(r.Counts)
-	}
+	l := &ledger{}
+	l.load(rows)
 	return l
 }
 
-// add counts c under k on the UTC day of now.
-func (l *ledger) add(now time.Time, k state.UsageKey, c state.Counts) {
+// load replaces every row by rows read from disk: generation 0, as on
+// disk.
+func (l *ledger) load(rows []state.UsageRow) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.rows, l.gen = make(map[state.UsageKey]*state.Counts, len(rows)), 0
+	for _, r := range rows {
+		l.row(r.UsageKey).Add(r.Counts)
+	}
+}
+
+// Add counts c under k on the UTC day of now.
+func (l *ledger) Add(now time.Time, k state.UsageKey, c state.Counts) {
 	l.mu.Lock()
 	if n := now.Unix() / 86400; n != l.dayNum || l.day == "" {
 		l.dayNum, l.day = n, state.Day(now)

@@ -44,11 +44,28 @@ func newMetrics(d *Daemon) *metrics {
 		Help: "Failed attempts to write the state dir; the daemon then keeps its state in memory."})
 	m.reg.MustRegister(m.retries, m.cooldowns, m.denied, m.latency, m.stateWriteFailures,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llmkey_in_flight", Help: "Requests being served now."},
-			func() float64 { return float64(d.inFlight.Load()) }),
+			func() float64 { return float64(d.proxy.InFlight()) }),
 		&liveCollector{d: d},
 		collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	m.handler = promhttp.HandlerFor(m.reg, promhttp.HandlerOpts{})
 	return m
+}
+
+func stateNames() []string {
+	var out []string
+	for _, s := range rotate.KeyStates() {
+		out = append(out, string(s))
+	}
+	return out
+}
+
+// Retried, SetAside and Denied are what the request path tells metrics.
+func (m *metrics) Retried(provider string) { m.retries.WithLabelValues(provider).Inc() }
+func (m *metrics) SetAside(provider, key string, class rotate.Class) {
+	m.cooldowns.WithLabelValues(provider, key, class.String()).Inc()
+}
+func (m *metrics) Denied(provider string, code rotate.DenialCode) {
+	m.denied.WithLabelValues(provider, string(code)).Inc()
 }
 
 // cooldownHelp says which classes cool a key and which park it, as
@@ -77,9 +94,8 @@ var (
 		"Tokens the provider reported, by key, model and type (input, output, cache_read, cache_write, reasoning), as in 'llmkey usage'.",
 		[]string{"provider", "key", "model", "type"}, nil)
 	keyStateDesc = prometheus.NewDesc("llmkey_key_state",
-		"1 for the state each key is in now: ready, cooling, limited, parked or disabled.",
+		"1 for the state each key is in now: "+strings.Join(stateNames(), ", ")+".",
 		[]string{"provider", "key", "state"}, nil)
-	keyStates = []string{"ready", "cooling", "limited", "parked", "disabled"}
 )
 
 func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
@@ -116,18 +132,15 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 		counter(tokensDesc, s.CacheWrite, k.provider, k.key, k.model, "cache_write")
 		counter(tokensDesc, s.Reasoning, k.provider, k.key, k.model, "reasoning")
 	}
-	for _, up := range c.d.snap.Load().providers {
-		if up.rot == nil {
-			continue
-		}
-		views, _, _ := up.rot.View()
+	for _, up := range c.d.snap.Load().Providers {
+		views, _, _ := up.Pool.View()
 		for _, v := range views {
-			for _, s := range keyStates {
+			for _, s := range rotate.KeyStates() {
 				val := 0.0
 				if v.State == s {
 					val = 1
 				}
-				ch <- prometheus.MustNewConstMetric(keyStateDesc, prometheus.GaugeValue, val, up.Name, v.Name, s)
+				ch <- prometheus.MustNewConstMetric(keyStateDesc, prometheus.GaugeValue, val, up.Name, v.Name, string(s))
 			}
 		}
 	}

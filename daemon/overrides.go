@@ -28,7 +28,7 @@ func (d *Daemon) overridesPath() string { return filepath.Join(d.opts.Paths.Stat
 func (d *Daemon) saveOverrides() error {
 	d.mu.Lock()
 	all := map[string]override{}
-	for name, rp := range d.rot {
+	for name, rp := range d.pools {
 		for key, until := range rp.Disabled() {
 			o := override{}
 			if !until.IsZero() {
@@ -57,7 +57,7 @@ func (d *Daemon) overridesMissing() bool {
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	for _, rp := range d.rot {
+	for _, rp := range d.pools {
 		if len(rp.Disabled()) > 0 {
 			return true
 		}
@@ -80,13 +80,13 @@ func (d *Daemon) loadOverrides() {
 	defer d.mu.Unlock()
 	for _, ref := range slices.Sorted(maps.Keys(all)) {
 		prov, name, _ := strings.Cut(ref, "/")
-		rp := d.rot[prov]
+		rp := d.pools[prov]
 		if rp == nil {
 			continue
 		}
 		var until time.Time
 		if u := all[ref].Until; u != nil {
-			if !u.After(time.Now()) {
+			if !u.After(d.clock.Now()) {
 				continue
 			}
 			until = *u

@@ -31,6 +31,8 @@ func (l peerListener) Accept() (net.Conn, error) {
 	}
 }
 
+// peerUID is the uid of the process at the other end of a UNIX socket
+// connection, as the kernel tells it (peerCredUID, per OS).
 func peerUID(c net.Conn) (int, error) {
 	uc, ok := c.(*net.UnixConn)
 	if !ok {
@@ -40,15 +42,9 @@ func peerUID(c net.Conn) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	var cred *unix.Ucred
-	var credErr error
-	if err := raw.Control(func(fd uintptr) {
-		cred, credErr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
-	}); err != nil {
+	uid, credErr := -1, error(nil)
+	if err := raw.Control(func(fd uintptr) { uid, credErr = peerCredUID(int(fd)) }); err != nil {
 		return -1, err
 	}
-	if credErr != nil {
-		return -1, credErr
-	}
-	return int(cred.Uid), nil
+	return uid, credErr
 }

@@ -120,11 +120,11 @@ func (d *Daemon) reload(reason string) {
 		return
 	}
 	old := d.snap.Load()
-	if cfg.Listen() != old.cfg.Listen() && old.cfg.Listen() != "" {
+	if cfg.Listen() != old.Config.Listen() && old.Config.Listen() != "" {
 		d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
 	}
 	d.publish(cfg)
 	d.keyfileErr = nil
-	d.loadedAt = time.Now()
+	d.loadedAt = d.clock.Now()
 	d.log.Info("keyfile reloaded", "reason", reason, "keys", len(cfg.Keys), "providers", len(cfg.ProviderNames()))
 }

@@ -12,6 +12,12 @@ import (
 // place changes when a request starts or ends on it, and when a second of
 // its token window expires: every bucket the window opens is queued, in
 // time order, and the expired ones are applied before each pick.
+type leastUsed struct {
+	used     []*keyState
+	expiries []expiry
+	expHead  int
+	scratch  []*keyState
+}
 
 type expiry struct {
 	k   *keyState
@@ -29,151 +35,144 @@ func lessUsed(a, b *keyState) bool {
 	return a.idx < b.idx
 }
 
-// rebuildUsed puts every key in the heap and queues its window's buckets.
-// The caller holds p.mu.
-func (p *Provider) rebuildUsed(old []*keyState) {
-	for _, k := range old {
-		k.hidx = -1
-	}
-	p.used, p.expiries, p.expHead = p.used[:0], p.expiries[:0], 0
-	if p.policy.Strategy != LeastUsed {
-		return
-	}
-	for i, k := range p.keys {
-		k.idx, k.hidx = i, len(p.used)
-		p.used = append(p.used, k)
+// reset puts every key in the heap and queues its window's buckets.
+func (h *leastUsed) reset(keys []*keyState) {
+	h.used, h.expiries, h.expHead = h.used[:0], h.expiries[:0], 0
+	for i, k := range keys {
+		k.idx, k.hidx = i, len(h.used)
+		h.used = append(h.used, k)
 		w := &k.tokWin
 		for j := range w.len {
-			p.expiries = append(p.expiries, expiry{k: k, sec: w.b[(w.head+j)%tokSlots].sec})
+			h.expiries = append(h.expiries, expiry{k: k, sec: w.b[(w.head+j)%tokSlots].sec})
 		}
 	}
-	slices.SortFunc(p.expiries, func(a, b expiry) int { return int(a.sec - b.sec) })
-	for i := len(p.used)/2 - 1; i >= 0; i-- {
-		p.down(i)
+	slices.SortFunc(h.expiries, func(a, b expiry) int { return int(a.sec - b.sec) })
+	for i := len(h.used)/2 - 1; i >= 0; i-- {
+		h.down(i)
 	}
 }
 
-// inHeap reports whether k is in the least-used heap.
-func (p *Provider) inHeap(k *keyState) bool {
-	return k.hidx >= 0 && k.hidx < len(p.used) && p.used[k.hidx] == k
+// inHeap reports whether k is in the heap.
+func (h *leastUsed) inHeap(k *keyState) bool {
+	return k.hidx >= 0 && k.hidx < len(h.used) && h.used[k.hidx] == k
 }
 
-// usedChanged restores k's place after its order changed.
-func (p *Provider) usedChanged(k *keyState) {
-	if !p.inHeap(k) {
+// changed restores k's place after its order changed.
+func (h *leastUsed) changed(k *keyState) {
+	if !h.inHeap(k) {
 		return
 	}
-	if !p.up(k.hidx) {
-		p.down(k.hidx)
+	if !h.up(k.hidx) {
+		h.down(k.hidx)
 	}
 }
 
-// bucketOpened queues a new second of k's token window.
-func (p *Provider) bucketOpened(k *keyState, sec int64) {
-	if !p.inHeap(k) {
+// opened queues a new second of k's token window.
+func (h *leastUsed) opened(k *keyState, sec int64) {
+	if !h.inHeap(k) {
 		return
 	}
-	if p.expHead > 0 && p.expHead == len(p.expiries) {
-		p.expiries, p.expHead = p.expiries[:0], 0 // all applied: reuse
+	if h.expHead > 0 && h.expHead == len(h.expiries) {
+		h.expiries, h.expHead = h.expiries[:0], 0 // all applied: reuse
 	}
-	p.expiries = append(p.expiries, expiry{k: k, sec: sec})
+	h.expiries = append(h.expiries, expiry{k: k, sec: sec})
 }
 
 // expire applies the window seconds that ended by now. Anything that
 // prunes a window in the heap at now must come after it: a key whose
 // tokens drop unseen would break the heap's order.
-func (p *Provider) expire(now time.Time) {
-	for p.expHead < len(p.expiries) {
-		e := p.expiries[p.expHead]
+func (h *leastUsed) expire(now time.Time) {
+	for h.expHead < len(h.expiries) {
+		e := h.expiries[h.expHead]
 		if now.Sub(time.Unix(e.sec, 0)) < window {
 			break
 		}
-		p.expiries[p.expHead] = expiry{}
-		p.expHead++
+		h.expiries[h.expHead] = expiry{}
+		h.expHead++
 		e.k.tokWin.prune(now)
-		p.usedChanged(e.k)
+		h.changed(e.k)
 	}
-	if p.expHead > 1024 && p.expHead*2 > len(p.expiries) { // compact
-		n := copy(p.expiries, p.expiries[p.expHead:])
-		clear(p.expiries[n:])
-		p.expiries, p.expHead = p.expiries[:n], 0
+	if h.expHead > 1024 && h.expHead*2 > len(h.expiries) { // compact
+		n := copy(h.expiries, h.expiries[h.expHead:])
+		clear(h.expiries[n:])
+		h.expiries, h.expHead = h.expiries[:n], 0
 	}
 }
 
-// pickLeastUsed takes keys off the heap in order until one is usable,
-// and puts them all back. Acquire has applied the expired seconds.
-func (p *Provider) pickLeastUsed(now time.Time, model string, tried []string) int {
-	skipped := p.scratch[:0]
+// pick takes keys off the heap in order until one is usable, and puts
+// them all back. The pool has applied the expired seconds.
+func (h *leastUsed) pick(p *Pool) int {
+	skipped := h.scratch[:0]
 	best := -1
-	for len(p.used) > 0 {
-		k := p.pop()
+	for len(h.used) > 0 {
+		k := h.pop()
 		skipped = append(skipped, k)
-		if p.usable(k, now, model, tried) {
+		if p.usable(k) {
 			best = k.idx
 			break
 		}
 	}
 	for _, k := range skipped {
-		p.push(k)
+		h.push(k)
 	}
 	clear(skipped)
-	p.scratch = skipped[:0]
+	h.scratch = skipped[:0]
 	return best
 }
 
-func (p *Provider) push(k *keyState) {
-	k.hidx = len(p.used)
-	p.used = append(p.used, k)
-	p.up(k.hidx)
+func (h *leastUsed) push(k *keyState) {
+	k.hidx = len(h.used)
+	h.used = append(h.used, k)
+	h.up(k.hidx)
 }
 
-func (p *Provider) pop() *keyState {
-	n := len(p.used) - 1
-	p.swap(0, n)
-	k := p.used[n]
-	p.used[n] = nil
-	p.used = p.used[:n]
+func (h *leastUsed) pop() *keyState {
+	n := len(h.used) - 1
+	h.swap(0, n)
+	k := h.used[n]
+	h.used[n] = nil
+	h.used = h.used[:n]
 	if n > 0 {
-		p.down(0)
+		h.down(0)
 	}
 	k.hidx = -1
 	return k
 }
 
-func (p *Provider) swap(i, j int) {
-	p.used[i], p.used[j] = p.used[j], p.used[i]
-	p.used[i].hidx, p.used[j].hidx = i, j
+func (h *leastUsed) swap(i, j int) {
+	h.used[i], h.used[j] = h.used[j], h.used[i]
+	h.used[i].hidx, h.used[j].hidx = i, j
 }
 
 // up moves the key at i toward the root; it reports whether it moved.
-func (p *Provider) up(i int) bool {
+func (h *leastUsed) up(i int) bool {
 	moved := false
 	for i > 0 {
 		parent := (i - 1) / 2
-		if !lessUsed(p.used[i], p.used[parent]) {
+		if !lessUsed(h.used[i], h.used[parent]) {
 			break
 		}
-		p.swap(i, parent)
+		h.swap(i, parent)
 		i, moved = parent, true
 	}
 	return moved
 }
 
-func (p *Provider) down(i int) {
-	n := len(p.used)
+func (h *leastUsed) down(i int) {
+	n := len(h.used)
 	for {
 		l := 2*i + 1
 		if l >= n {
 			return
 		}
 		m := l
-		if r := l + 1; r < n && lessUsed(p.used[r], p.used[l]) {
+		if r := l + 1; r < n && lessUsed(h.used[r], h.used[l]) {
 			m = r
 		}
-		if !lessUsed(p.used[m], p.used[i]) {
+		if !lessUsed(h.used[m], h.used[i]) {
 			return
 		}
-		p.swap(i, m)
+		h.swap(i, m)
 		i = m
 	}
 }

@@ -9,11 +9,13 @@ import (
 
 // bruteLeastUsed is least-used by scanning, as the heap must agree. It
 // reads the windows without pruning them.
-func bruteLeastUsed(p *Provider, now time.Time, model string, tried []string) string {
+func bruteLeastUsed(p *Pool, now time.Time, model string, tried []string) string {
 	var best *keyState
 	bestSum := 0
+	p.q = query{now: now, model: model, tried: tried}
+	defer func() { p.q = query{} }()
 	for _, k := range p.keys {
-		if !p.usable(k, now, model, tried) {
+		if !p.usable(k) {
 			continue
 		}
 		sum, w := 0, &k.tokWin
@@ -47,21 +49,22 @@ func TestLeastUsedHeapAgreesWithScan(t *testing.T) {
 			specs[i].TPM = 3000 // limitFrees prunes these windows too
 		}
 	}
-	p, clk := newTestProvider(LeastUsed, specs...)
+	p, clk := newTestPool(LeastUsed, specs...)
 	var held []Lease
+	heap := func() *leastUsed { return p.picker.(*leastUsed) }
 	check := func(step int, what string) {
-		for i := 1; i < len(p.used); i++ {
-			if lessUsed(p.used[i], p.used[(i-1)/2]) {
+		for i := 1; i < len(heap().used); i++ {
+			if lessUsed(heap().used[i], heap().used[(i-1)/2]) {
 				t.Fatalf("step %d after %s: heap order broken at %d", step, what, i)
 			}
 		}
-		for i, k := range p.used {
+		for i, k := range heap().used {
 			if k.hidx != i {
 				t.Fatalf("step %d after %s: hidx", step, what)
 			}
 		}
-		if len(p.used) != len(p.keys) {
-			t.Fatalf("step %d after %s: %d in heap, %d keys", step, what, len(p.used), len(p.keys))
+		if len(heap().used) != len(p.keys) {
+			t.Fatalf("step %d after %s: %d in heap, %d keys", step, what, len(heap().used), len(p.keys))
 		}
 	}
 	last := ""
@@ -96,7 +99,7 @@ func TestLeastUsedHeapAgreesWithScan(t *testing.T) {
 			last = "acquire"
 			// As Acquire does first; then the scan's own prunes (of keys
 			// with a tpm) change nothing behind the heap's back.
-			p.expire(clk.now)
+			heap().expire(clk.now)
 			want := bruteLeastUsed(p, clk.now, "m", tried)
 			l, d := p.Acquire("m", tried)
 			got := l.Name
@@ -106,7 +109,7 @@ func TestLeastUsedHeapAgreesWithScan(t *testing.T) {
 			if got != want {
 				for _, n := range []string{got, want} {
 					if k := p.byName[n]; k != nil {
-						t.Logf("%s: sum %d inFlight %d idx %d hidx %d usable %v", n, k.tokWin.sum, k.inFlight, k.idx, k.hidx, p.usable(k, clk.now, "m", tried))
+						t.Logf("%s: sum %d inFlight %d idx %d hidx %d usable %v", n, k.tokWin.sum, k.inFlight, k.idx, k.hidx, usableFor(p, k, clk.now, "m", tried))
 					}
 				}
 				t.Fatalf("step %d: heap picked %q, a scan %q (tried %v)", step, got, want, tried)
@@ -130,4 +133,10 @@ func TestLeastUsedHeapAgreesWithScan(t *testing.T) {
 			}
 		}
 	}
+}
+
+func usableFor(p *Pool, k *keyState, now time.Time, model string, tried []string) bool {
+	p.q = query{now: now, model: model, tried: tried}
+	defer func() { p.q = query{} }()
+	return p.usable(k)
 }

@@ -17,13 +17,12 @@ import (
 	"time"
 
 	"github.com/BurntSushi/toml"
+
+	"github.com/llmkey/llmkey/rotate"
 )
 
 // DefaultListen is where the proxy listens when [daemon] listen is unset.
 const DefaultListen = "127.0.0.1:5565"
-
-// Strategies are the key-selection strategies a provider may use.
-var Strategies = []string{"round-robin", "fill-first", "least-used", "weighted"}
 
 // Key is one [[key]] table: a secret and the limits that apply to it.
 type Key struct {
@@ -45,9 +44,9 @@ func (k Key) Ref() string { return k.Provider + "/" + k.Name }
 
 // DaemonConfig is the [daemon] table.
 type DaemonConfig struct {
-	Listen         string   `toml:"listen"`
-	Strategy       string   `toml:"strategy"`
-	AllowedOrigins []string `toml:"allowed_origins"`
+	Listen         string          `toml:"listen"`
+	Strategy       rotate.Strategy `toml:"strategy"`
+	AllowedOrigins []string        `toml:"allowed_origins"`
 	// ResponseHeaderTimeout bounds the wait for an upstream's response
 	// headers; StreamIdleTimeout the silence inside a response body.
 	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
@@ -89,7 +88,7 @@ const (
 	DefaultRetryDeadline = time.Minute
 	DefaultMaxBodyMB     = 32
 	DefaultMaxInFlight   = 4096
-	DefaultProbeInterval = 5 * time.Minute
+	DefaultProbeInterval = rotate.DefaultProbeInterval
 )
 
 // WaitLimit is [daemon] max_wait, or its default.
@@ -127,11 +126,11 @@ const (
 // ProviderConfig is a [provider.NAME] table: an override of a built-in
 // provider, or a new provider when Kind is set.
 type ProviderConfig struct {
-	Kind                  Kind     `toml:"kind"`
-	BaseURL               string   `toml:"base_url"`
-	Strategy              string   `toml:"strategy"`
-	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
-	StreamIdleTimeout     Duration `toml:"stream_idle_timeout"`
+	Kind                  Kind            `toml:"kind"`
+	BaseURL               string          `toml:"base_url"`
+	Strategy              rotate.Strategy `toml:"strategy"`
+	ResponseHeaderTimeout Duration        `toml:"response_header_timeout"`
+	StreamIdleTimeout     Duration        `toml:"stream_idle_timeout"`
 }
 
 // Config is a parsed, validated keyfile.
@@ -173,7 +172,7 @@ func (c *Config) Provider(name string) (Provider, bool) {
 		p.Strategy = c.Daemon.Strategy
 	}
 	if p.Strategy == "" {
-		p.Strategy = "round-robin"
+		p.Strategy = rotate.DefaultStrategy
 	}
 	p.ResponseHeaderTimeout = o.ResponseHeaderTimeout.Or(c.Daemon.ResponseHeaderTimeout.Or(DefaultResponseHeaderTimeout))
 	p.StreamIdleTimeout = o.StreamIdleTimeout.Or(c.Daemon.StreamIdleTimeout.Or(DefaultStreamIdleTimeout))
@@ -462,8 +461,8 @@ func validate(c *Config, lay *layout) error {
 				return bad("base_url", err.Error(), `use an absolute http(s) URL without query, e.g. "https://api.example.com/v1"`)
 			}
 		}
-		if p.Strategy != "" && !validStrategy(p.Strategy) {
-			return bad("strategy", fmt.Sprintf("unknown strategy %q", p.Strategy), "strategy is one of "+quoteList(Strategies))
+		if p.Strategy != "" && !p.Strategy.Valid() {
+			return bad("strategy", fmt.Sprintf("unknown strategy %q", p.Strategy), "strategy is one of "+quoteList(rotate.Strategies()))
 		}
 	}
 
@@ -474,9 +473,9 @@ func validate(c *Config, lay *layout) error {
 				Hint: `listen on loopback only, e.g. "127.0.0.1:5565" ("127.0.0.1:0" picks a free port)`}
 		}
 	}
-	if s := c.Daemon.Strategy; s != "" && !validStrategy(s) {
+	if s := c.Daemon.Strategy; s != "" && !s.Valid() {
 		return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, "strategy"), Field: "daemon.strategy",
-			Msg: fmt.Sprintf("unknown strategy %q", s), Hint: "strategy is one of " + quoteList(Strategies)}
+			Msg: fmt.Sprintf("unknown strategy %q", s), Hint: "strategy is one of " + quoteList(rotate.Strategies())}
 	}
 
 	for field, v := range map[string]int{"max_attempts": c.Daemon.MaxAttempts, "max_body_mb": c.Daemon.MaxBodyMB, "max_in_flight": c.Daemon.MaxInFlight} {
@@ -571,15 +570,6 @@ func firstNegative(k Key) string {
 
 func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }
 
-func validStrategy(s string) bool {
-	for _, v := range Strategies {
-		if s == v {
-			return true
-		}
-	}
-	return false
-}
-
 func checkBaseURL(s string) error {
 	u, err := url.Parse(s)
 	if err != nil {
@@ -612,10 +602,10 @@ func checkListen(s string) error {
 	return nil
 }
 
-func quoteList(xs []string) string {
+func quoteList[S ~string](xs []S) string {
 	q := make([]string, len(xs))
 	for i, x := range xs {
-		q[i] = strconv.Quote(x)
+		q[i] = strconv.Quote(string(x))
 	}
 	return strings.Join(q, ", ")
 }

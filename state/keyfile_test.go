@@ -117,10 +117,10 @@ cache_read = 0.075
 	if p, _ := cfg.Provider("openai"); p.BaseURL != "http://127.0.0.1:9999/v1" || p.Kind != KindOpenAI {
 		t.Errorf("openai override: %+v", p)
 	}
-	if p, ok := cfg.Provider("local"); !ok || p.Kind != KindAnthropic || p.Kind.AuthHeader() != "x-api-key" {
+	if p, ok := cfg.Provider("local"); !ok || p.Kind != KindAnthropic {
 		t.Errorf("local provider: %+v", p)
 	}
-	if p, _ := cfg.Provider("gemini"); p.BaseURL != "https://generativelanguage.googleapis.com" || p.Kind.AuthHeader() != "x-goog-api-key" {
+	if p, _ := cfg.Provider("gemini"); p.BaseURL != "https://generativelanguage.googleapis.com" || p.Kind != KindGemini {
 		t.Errorf("gemini built-in: %+v", p)
 	}
 	if _, ok := cfg.Provider("nope"); ok {

@@ -1,44 +1,29 @@
 package state
 
 import (
+	"slices"
 	"sort"
 	"time"
+
+	"github.com/llmkey/llmkey/rotate"
 )
 
-// Kind is a provider's wire format: how it authenticates, how it reports
-// errors and usage. Every provider, built in or user-defined, has one.
+// Kind is a provider's wire format, as the keyfile names it: how it
+// authenticates, how it reports errors and usage (what each means is
+// the wire package's). Every provider, built in or user-defined, has one.
 type Kind string
 
 const (
-	KindOpenAI    Kind = "openai"    // Authorization: Bearer
-	KindAnthropic Kind = "anthropic" // x-api-key
-	KindGemini    Kind = "gemini"    // x-goog-api-key
+	KindOpenAI    Kind = "openai"
+	KindAnthropic Kind = "anthropic"
+	KindGemini    Kind = "gemini"
 )
 
+// Kinds lists every kind.
+func Kinds() []Kind { return []Kind{KindOpenAI, KindAnthropic, KindGemini} }
+
 // Valid reports whether k is one of the known wire formats.
-func (k Kind) Valid() bool {
-	return k == KindOpenAI || k == KindAnthropic || k == KindGemini
-}
-
-// AuthHeader is the header the provider's own SDK sends the key in.
-func (k Kind) AuthHeader() string {
-	switch k {
-	case KindAnthropic:
-		return "x-api-key"
-	case KindGemini:
-		return "x-goog-api-key"
-	default:
-		return "Authorization"
-	}
-}
-
-// AuthValue is the value of AuthHeader that carries secret.
-func (k Kind) AuthValue(secret string) string {
-	if k == KindAnthropic || k == KindGemini {
-		return secret
-	}
-	return "Bearer " + secret
-}
+func (k Kind) Valid() bool { return slices.Contains(Kinds(), k) }
 
 // Provider is one upstream: a name used in routes and references, its wire
 // format, and the base URL its own SDK would use.
@@ -48,7 +33,7 @@ type Provider struct {
 	BaseURL string
 
 	// Resolved from [provider.NAME] and [daemon] by Config.Provider.
-	Strategy              string
+	Strategy              rotate.Strategy
 	ResponseHeaderTimeout time.Duration
 	StreamIdleTimeout     time.Duration
 }

@@ -1,10 +1,11 @@
-package rotate
+package wire
 
 import (
 	"net/http"
 	"testing"
 	"time"
 
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -88,10 +89,10 @@ func FuzzClassify(f *testing.F) {
 		}
 		for _, kind := range []state.Kind{state.KindOpenAI, state.KindAnthropic, state.KindGemini} {
 			o := Classify(kind, status, http.Header{}, []byte(body), t0)
-			if (status < 400) != (o.Class == Success) {
+			if (status < 400) != (o.Class == rotate.Success) {
 				t.Fatalf("status %d classified %v", status, o.Class)
 			}
-			if o.Class != Success && o.Reason == "" {
+			if o.Class != rotate.Success && o.Reason == "" {
 				t.Fatal("no reason")
 			}
 			if len(o.Reason) > 200 {

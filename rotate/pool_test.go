@@ -7,14 +7,20 @@ import (
 	"time"
 )
 
+var t0 = time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)
+
 type fakeClock struct{ now time.Time }
+
+type realClock struct{}
+
+func (realClock) Now() time.Time { return time.Now() }
 
 func (c *fakeClock) Now() time.Time          { return c.now }
 func (c *fakeClock) advance(d time.Duration) { c.now = c.now.Add(d) }
 
-func newTestProvider(strategy string, specs ...KeySpec) (*Provider, *fakeClock) {
+func newTestPool(strategy Strategy, specs ...KeySpec) (*Pool, *fakeClock) {
 	clk := &fakeClock{now: t0}
-	p := NewProvider("openai", clk)
+	p := NewPool("openai", clk)
 	for i := range specs {
 		if specs[i].Fingerprint == "" {
 			specs[i].Fingerprint = "fp-" + specs[i].Name
@@ -33,7 +39,7 @@ func keys(names ...string) []KeySpec {
 }
 
 // pickDone acquires and at once reports o; it returns the key's name.
-func pickDone(t *testing.T, p *Provider, model string, o Outcome) string {
+func pickDone(t *testing.T, p *Pool, model string, o Outcome) string {
 	t.Helper()
 	l, d := p.Acquire(model, nil)
 	if d != nil {
@@ -45,7 +51,7 @@ func pickDone(t *testing.T, p *Provider, model string, o Outcome) string {
 
 var ok = Outcome{Class: Success, Status: 200}
 
-func sequence(t *testing.T, p *Provider, n int) string {
+func sequence(t *testing.T, p *Pool, n int) string {
 	t.Helper()
 	var s []string
 	for range n {
@@ -55,20 +61,20 @@ func sequence(t *testing.T, p *Provider, n int) string {
 }
 
 func TestStrategies(t *testing.T) {
-	p, _ := newTestProvider(RoundRobin, keys("a", "b", "c")...)
+	p, _ := newTestPool(RoundRobin, keys("a", "b", "c")...)
 	if got := sequence(t, p, 6); got != "abcabc" {
 		t.Errorf("round-robin: %s", got)
 	}
-	p, _ = newTestProvider(FillFirst, keys("a", "b")...)
+	p, _ = newTestPool(FillFirst, keys("a", "b")...)
 	if got := sequence(t, p, 3); got != "aaa" {
 		t.Errorf("fill-first: %s", got)
 	}
-	p, _ = newTestProvider(Weighted, KeySpec{Name: "a", Weight: 3}, KeySpec{Name: "b", Weight: 1})
+	p, _ = newTestPool(Weighted, KeySpec{Name: "a", Weight: 3}, KeySpec{Name: "b", Weight: 1})
 	if got := sequence(t, p, 8); strings.Count(got, "a") != 6 || strings.Count(got, "b") != 2 {
 		t.Errorf("weighted 3:1: %s", got)
 	}
 
-	p, _ = newTestProvider(LeastUsed, keys("a", "b")...)
+	p, _ = newTestPool(LeastUsed, keys("a", "b")...)
 	l, _ := p.Acquire("m", nil)
 	l.Done(ok, 1000) // a has spent 1000 tokens this minute
 	for range 3 {
@@ -79,7 +85,7 @@ func TestStrategies(t *testing.T) {
 }
 
 func TestFillFirstFallsThroughWhileTheFirstCools(t *testing.T) {
-	p, clk := newTestProvider(FillFirst, keys("free", "paid")...)
+	p, clk := newTestPool(FillFirst, keys("free", "paid")...)
 	pickDone(t, p, "m", Outcome{Class: RateLimited, Status: 429, Wait: 10 * time.Second})
 	if got := sequence(t, p, 2); got != "paidpaid" {
 		t.Errorf("while free cools: %s", got)
@@ -91,7 +97,7 @@ func TestFillFirstFallsThroughWhileTheFirstCools(t *testing.T) {
 }
 
 func TestModelsAllowList(t *testing.T) {
-	p, _ := newTestProvider(RoundRobin, KeySpec{Name: "mini", Models: []string{"gpt-4o-mini*"}}, KeySpec{Name: "all"})
+	p, _ := newTestPool(RoundRobin, KeySpec{Name: "mini", Models: []string{"gpt-4o-mini*"}}, KeySpec{Name: "all"})
 	for range 3 {
 		if n := pickDone(t, p, "gpt-5", ok); n != "all" {
 			t.Errorf("gpt-5 went to %s", n)
@@ -100,14 +106,14 @@ func TestModelsAllowList(t *testing.T) {
 	if got := fmt.Sprintln(pickDone(t, p, "gpt-4o-mini-2024", ok), pickDone(t, p, "gpt-4o-mini-2024", ok)); got != "mini all\n" && got != "all mini\n" {
 		t.Errorf("gpt-4o-mini: %s", got)
 	}
-	p, _ = newTestProvider(RoundRobin, KeySpec{Name: "mini", Models: []string{"gpt-4o-mini"}})
+	p, _ = newTestPool(RoundRobin, KeySpec{Name: "mini", Models: []string{"gpt-4o-mini"}})
 	if _, d := p.Acquire("gpt-5", nil); d == nil || d.Code != "no-keys" || !strings.Contains(d.Detail, `"gpt-5"`) {
 		t.Errorf("no key allows the model: %+v", d)
 	}
 }
 
 func TestRateLimitCoolsKeyForModel(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, keys("a", "b")...)
+	p, clk := newTestPool(RoundRobin, keys("a", "b")...)
 	pickDone(t, p, "gpt", Outcome{Class: RateLimited, Status: 429, Wait: 30 * time.Second, WaitSource: "retry-after"})
 	for range 10 {
 		if n := pickDone(t, p, "gpt", ok); n != "b" {
@@ -129,7 +135,7 @@ func TestRateLimitCoolsKeyForModel(t *testing.T) {
 }
 
 func TestRateLimitWithoutWaitBacksOff(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, keys("a")...)
+	p, clk := newTestPool(RoundRobin, keys("a")...)
 	var waits []time.Duration
 	for range 8 {
 		pickDone(t, p, "", Outcome{Class: RateLimited, Status: 429})
@@ -151,7 +157,7 @@ func TestRateLimitWithoutWaitBacksOff(t *testing.T) {
 }
 
 func TestAllCoolingSaysWhen(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, keys("a", "b")...)
+	p, clk := newTestPool(RoundRobin, keys("a", "b")...)
 	pickDone(t, p, "m", Outcome{Class: RateLimited, Status: 429, Wait: 60 * time.Second})
 	clk.advance(5 * time.Second)
 	pickDone(t, p, "m", Outcome{Class: RateLimited, Status: 429, Wait: 60 * time.Second})
@@ -165,7 +171,7 @@ func TestAllCoolingSaysWhen(t *testing.T) {
 }
 
 func TestInvalidKeyIsParkedAndProbed(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, keys("a", "b")...)
+	p, clk := newTestPool(RoundRobin, keys("a", "b")...)
 	pickDone(t, p, "", Outcome{Class: InvalidKey, Status: 401, Reason: "401 invalid key"})
 	for range 5 {
 		if n := pickDone(t, p, "", ok); n != "b" {
@@ -211,7 +217,7 @@ func TestInvalidKeyIsParkedAndProbed(t *testing.T) {
 }
 
 func TestEditedKeyIsTriedAtOnce(t *testing.T) {
-	p, _ := newTestProvider(FillFirst, keys("a", "b")...)
+	p, _ := newTestPool(FillFirst, keys("a", "b")...)
 	pickDone(t, p, "", Outcome{Class: Quota, Status: 429})
 	if n := pickDone(t, p, "", ok); n != "b" {
 		t.Fatal("quota-parked a served")
@@ -234,7 +240,7 @@ func TestEditedKeyIsTriedAtOnce(t *testing.T) {
 }
 
 func TestDailyQuotaReturnsAfterReset(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, keys("a")...)
+	p, clk := newTestPool(RoundRobin, keys("a")...)
 	reset := t0.Add(3 * time.Hour)
 	pickDone(t, p, "", Outcome{Class: Quota, Status: 429, Until: reset})
 	clk.advance(2 * time.Hour) // probes are due, but the reset is not
@@ -247,7 +253,7 @@ func TestDailyQuotaReturnsAfterReset(t *testing.T) {
 }
 
 func TestCallerFaultBlamesNobody(t *testing.T) {
-	p, _ := newTestProvider(FillFirst, keys("a", "b")...)
+	p, _ := newTestPool(FillFirst, keys("a", "b")...)
 	for range 10 {
 		pickDone(t, p, "", Outcome{Class: CallerFault, Status: 400})
 	}
@@ -258,7 +264,7 @@ func TestCallerFaultBlamesNobody(t *testing.T) {
 }
 
 func TestMaxConcurrent(t *testing.T) {
-	p, _ := newTestProvider(RoundRobin, KeySpec{Name: "a", MaxConcurrent: 2}, KeySpec{Name: "b", MaxConcurrent: 2})
+	p, _ := newTestPool(RoundRobin, KeySpec{Name: "a", MaxConcurrent: 2}, KeySpec{Name: "b", MaxConcurrent: 2})
 	var leases []Lease
 	for range 4 {
 		l, d := p.Acquire("", nil)
@@ -271,10 +277,9 @@ func TestMaxConcurrent(t *testing.T) {
 	if d == nil || d.Code != "all-keys-cooling" || !d.OnRelease {
 		t.Fatalf("fifth: %+v", d)
 	}
-	changed := p.Changed()
 	leases[0].Done(ok, 0)
 	select {
-	case <-changed:
+	case <-d.Wake:
 	default:
 		t.Error("a release did not wake waiters")
 	}
@@ -285,7 +290,7 @@ func TestMaxConcurrent(t *testing.T) {
 }
 
 func TestRPMWindow(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, KeySpec{Name: "a", RPM: 3})
+	p, clk := newTestPool(RoundRobin, KeySpec{Name: "a", RPM: 3})
 	for i := range 3 {
 		pickDone(t, p, "", ok)
 		clk.advance(10 * time.Second)
@@ -300,7 +305,7 @@ func TestRPMWindow(t *testing.T) {
 }
 
 func TestTPMAndDailyBudgets(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, KeySpec{Name: "a", TPM: 100})
+	p, clk := newTestPool(RoundRobin, KeySpec{Name: "a", TPM: 100})
 	l, _ := p.Acquire("", nil)
 	l.Done(ok, 100)
 	if _, d := p.Acquire("", nil); d == nil || d.Until.Sub(clk.now) != time.Minute {
@@ -309,7 +314,7 @@ func TestTPMAndDailyBudgets(t *testing.T) {
 	clk.advance(time.Minute)
 	pickDone(t, p, "", ok)
 
-	p, clk = newTestProvider(RoundRobin, KeySpec{Name: "a", RPD: 2}, KeySpec{Name: "b", TPD: 50})
+	p, clk = newTestPool(RoundRobin, KeySpec{Name: "a", RPD: 2}, KeySpec{Name: "b", TPD: 50})
 	pickDone(t, p, "", ok) // a
 	l, _ = p.Acquire("", nil)
 	l.Done(ok, 50)         // b spent its day
@@ -325,7 +330,7 @@ func TestTPMAndDailyBudgets(t *testing.T) {
 	}
 
 	// What a key spent before a restart counts toward today's budget.
-	p, _ = newTestProvider(RoundRobin, KeySpec{Name: "a", RPD: 3}, KeySpec{Name: "b", TPD: 50})
+	p, _ = newTestPool(RoundRobin, KeySpec{Name: "a", RPD: 3}, KeySpec{Name: "b", TPD: 50})
 	if !p.SeedToday("a", 2, 0) || !p.SeedToday("b", 1, 50) || p.SeedToday("zz", 1, 1) {
 		t.Fatal("SeedToday")
 	}
@@ -336,7 +341,7 @@ func TestTPMAndDailyBudgets(t *testing.T) {
 }
 
 func TestCircuitOpensOnOverloadWithoutBlamingKeys(t *testing.T) {
-	p, clk := newTestProvider(RoundRobin, keys("a", "b")...)
+	p, clk := newTestPool(RoundRobin, keys("a", "b")...)
 	pickDone(t, p, "", Outcome{Class: Overloaded, Status: 529, Reason: "529 provider overloaded"})
 	_, d := p.Acquire("", nil)
 	if d == nil || d.Code != "provider-unavailable" || d.Until.Sub(clk.now) != time.Second {
@@ -367,7 +372,7 @@ func TestCircuitOpensOnOverloadWithoutBlamingKeys(t *testing.T) {
 }
 
 func TestTransportRunOpensCircuit(t *testing.T) {
-	p, _ := newTestProvider(RoundRobin, keys("a", "b")...)
+	p, _ := newTestPool(RoundRobin, keys("a", "b")...)
 	for range 5 {
 		pickDone(t, p, "", TransportOutcome("connection refused"))
 	}
@@ -378,7 +383,7 @@ func TestTransportRunOpensCircuit(t *testing.T) {
 }
 
 func TestKeyFailingAloneIsCooled(t *testing.T) {
-	p, _ := newTestProvider(RoundRobin, keys("a", "b")...)
+	p, _ := newTestPool(RoundRobin, keys("a", "b")...)
 	for range 3 {
 		pickDone(t, p, "", Outcome{Class: ServerError, Status: 500, Reason: "500 server error"}) // a
 		pickDone(t, p, "", ok)                                                                   // b
@@ -390,7 +395,7 @@ func TestKeyFailingAloneIsCooled(t *testing.T) {
 }
 
 func TestManualOverrides(t *testing.T) {
-	p, clk := newTestProvider(FillFirst, keys("a", "b")...)
+	p, clk := newTestPool(FillFirst, keys("a", "b")...)
 	if !p.Disable("a", clk.now.Add(time.Hour)) || p.Disable("zz", time.Time{}) {
 		t.Fatal("Disable")
 	}
@@ -420,7 +425,7 @@ func TestManualOverrides(t *testing.T) {
 }
 
 func TestTriedKeysAreSkipped(t *testing.T) {
-	p, _ := newTestProvider(FillFirst, keys("a", "b")...)
+	p, _ := newTestPool(FillFirst, keys("a", "b")...)
 	l, d := p.Acquire("", []string{"a"})
 	if d != nil || l.Name != "b" {
 		t.Fatalf("%v %+v", l.Name, d)
@@ -432,7 +437,7 @@ func TestTriedKeysAreSkipped(t *testing.T) {
 }
 
 func TestPreemptiveCooling(t *testing.T) {
-	p, clk := newTestProvider(FillFirst, keys("a", "b")...)
+	p, clk := newTestPool(FillFirst, keys("a", "b")...)
 	pickDone(t, p, "m", Outcome{Class: Success, Status: 200, Wait: 2 * time.Second, Reason: "remaining 0"})
 	if n := pickDone(t, p, "m", ok); n != "b" {
 		t.Fatal("a served with nothing remaining")
@@ -447,7 +452,7 @@ func TestPreemptiveCooling(t *testing.T) {
 // round-robin (the default) and least-used (which looks at every key).
 func BenchmarkAcquire(b *testing.B) {
 	for _, c := range []struct {
-		strategy string
+		strategy Strategy
 		n        int
 	}{{RoundRobin, 1}, {RoundRobin, 10}, {RoundRobin, 1000}, {FillFirst, 1000}, {Weighted, 1000}, {LeastUsed, 10}, {LeastUsed, 1000}} {
 		b.Run(fmt.Sprint(c.strategy, "/", c.n, "keys"), func(b *testing.B) {
@@ -455,7 +460,7 @@ func BenchmarkAcquire(b *testing.B) {
 			for i := range specs {
 				specs[i] = KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i), TPM: 1 << 30}
 			}
-			p := NewProvider("openai", SystemClock{})
+			p := NewPool("openai", realClock{})
 			p.Update(Policy{Strategy: c.strategy}, specs)
 			b.ReportAllocs()
 			for b.Loop() {
@@ -494,7 +499,7 @@ func TestTokenWindowRing(t *testing.T) {
 // usable gives its turns to the others in proportion, and weights too
 // large for a cycle fall back to the scan.
 func TestWeightedSchedule(t *testing.T) {
-	p, _ := newTestProvider(Weighted, KeySpec{Name: "a", Weight: 3}, KeySpec{Name: "b", Weight: 1}, KeySpec{Name: "c", Weight: 1})
+	p, _ := newTestPool(Weighted, KeySpec{Name: "a", Weight: 3}, KeySpec{Name: "b", Weight: 1}, KeySpec{Name: "c", Weight: 1})
 	if got := sequence(t, p, 10); got != "abacaabaca" {
 		t.Errorf("3:1:1: %s", got)
 	}
@@ -508,8 +513,8 @@ func TestWeightedSchedule(t *testing.T) {
 		t.Error("a pick with every key disabled")
 	}
 
-	big, _ := newTestProvider(Weighted, KeySpec{Name: "a", Weight: maxSchedule}, KeySpec{Name: "b", Weight: maxSchedule})
-	if big.schedule != nil {
+	big, _ := newTestPool(Weighted, KeySpec{Name: "a", Weight: maxSchedule}, KeySpec{Name: "b", Weight: maxSchedule})
+	if big.picker.(*weighted).schedule != nil {
 		t.Fatal("a schedule longer than maxSchedule")
 	}
 	if got := sequence(t, big, 4); strings.Count(got, "a") != 2 {

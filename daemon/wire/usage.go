@@ -1,4 +1,4 @@
-package daemon
+package wire
 
 import (
 	"bytes"
@@ -12,17 +12,17 @@ type Usage struct {
 	Input, Output, CacheRead, CacheWrite, Reasoning int
 }
 
-// counts are u's tokens as usage counts them.
-func (u Usage) counts() state.Counts {
+// Counts are u's tokens as usage counts them.
+func (u Usage) Counts() state.Counts {
 	return state.Counts{Input: int64(u.Input), Output: int64(u.Output), CacheRead: int64(u.CacheRead),
 		CacheWrite: int64(u.CacheWrite), Reasoning: int64(u.Reasoning)}
 }
 
-// usageMeter reads a copy of a response as it streams to the client and
+// Meter reads a copy of a response as it streams to the client and
 // keeps only what it needs: for an event stream, the events that carry
 // usage, one line at a time; for a JSON body, its last bytes, where every
 // provider puts its usage.
-type usageMeter struct {
+type Meter struct {
 	sse  bool
 	line []byte // the SSE line being read
 	tail []byte // the last tailSize bytes of a JSON body
@@ -35,11 +35,13 @@ const (
 	maxLineSize = 4 << 20 // longer data lines are skipped, not buffered
 )
 
-func newUsageMeter(contentType string) *usageMeter {
-	return &usageMeter{sse: bytes.HasPrefix([]byte(contentType), []byte("text/event-stream"))}
+// NewMeter reads an answer of that content type.
+func NewMeter(contentType string) *Meter {
+	return &Meter{sse: bytes.HasPrefix([]byte(contentType), []byte("text/event-stream"))}
 }
 
-func (m *usageMeter) Write(p []byte) (int, error) {
+// Write reads the next bytes of the answer; it never fails.
+func (m *Meter) Write(p []byte) (int, error) {
 	if !m.sse {
 		m.tail = append(m.tail, p...)
 		if len(m.tail) > 2*tailSize {
@@ -71,7 +73,7 @@ func (m *usageMeter) Write(p []byte) (int, error) {
 }
 
 // event reads one SSE line; only data lines that mention usage are parsed.
-func (m *usageMeter) event(line []byte) {
+func (m *Meter) event(line []byte) {
 	data, ok := bytes.CutPrefix(line, []byte("data:"))
 	if !ok || !bytes.Contains(data, []byte("sage")) { // usage, usageMetadata
 		return
@@ -85,7 +87,7 @@ func (m *usageMeter) event(line []byte) {
 }
 
 // Usage is what the answer reported; ok is false when it reported none.
-func (m *usageMeter) Usage() (Usage, bool) {
+func (m *Meter) Usage() (Usage, bool) {
 	if !m.sse && len(m.tail) > 0 {
 		m.parseTail()
 	}
@@ -93,7 +95,7 @@ func (m *usageMeter) Usage() (Usage, bool) {
 }
 
 // parseTail finds the last usage object in a JSON body's tail.
-func (m *usageMeter) parseTail() {
+func (m *Meter) parseTail() {
 	for _, key := range [][]byte{[]byte(`"usage"`), []byte(`"usageMetadata"`)} {
 		i := bytes.LastIndex(m.tail, key)
 		if i < 0 {
@@ -316,7 +318,7 @@ func jsonInt(v []byte) (int, bool) {
 }
 
 // parse reads the usage in one event of a stream.
-func (m *usageMeter) parse(data []byte) {
+func (m *Meter) parse(data []byte) {
 	var ev usageEvent
 	ok := true
 	if !members(data, func(k []byte, s, e int) {
@@ -328,7 +330,7 @@ func (m *usageMeter) parse(data []byte) {
 }
 
 // apply takes an event's usage, in the order of precedence of the formats.
-func (m *usageMeter) apply(ev *usageEvent) {
+func (m *Meter) apply(ev *usageEvent) {
 	switch {
 	case ev.hasMeta: // Gemini: the last value wins
 		g := ev.meta
@@ -347,7 +349,7 @@ func (m *usageMeter) apply(ev *usageEvent) {
 // merge folds one usage object in. OpenAI chat's is whole. The others
 // override only what they carry: an Anthropic message_delta has the
 // cumulative output count and, sometimes, input counts.
-func (m *usageMeter) merge(w *wireUsage) {
+func (m *Meter) merge(w *wireUsage) {
 	m.seen = true
 	if w.prompt.set || w.completion.set { // OpenAI chat
 		cached := w.promptCached

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"bufio"
@@ -9,17 +9,65 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
 const testSecret = "sk-proj-SECRETaaaaaaaaaaaaaaaaaaaaaaaaa"
 
+// testProxy is the proxy handler in-process in front of an upstream.
+type testProxy struct {
+	*Handler
+	url   string
+	snap  atomic.Pointer[Snapshot]
+	pools map[string]*rotate.Pool
+	usage *testUsage
+}
+
+type systemClock struct{}
+
+func (systemClock) Now() time.Time { return time.Now() }
+
+// testUsage counts what the handler records.
+type testUsage struct {
+	mu   sync.Mutex
+	rows map[state.UsageKey]state.Counts
+}
+
+func (u *testUsage) Add(now time.Time, k state.UsageKey, c state.Counts) {
+	u.mu.Lock()
+	defer u.mu.Unlock()
+	k.Day = state.Day(now)
+	sum := u.rows[k]
+	sum.Add(c)
+	u.rows[k] = sum
+}
+
+type noEvents struct{}
+
+func (noEvents) Retried(string)                        {}
+func (noEvents) SetAside(string, string, rotate.Class) {}
+func (noEvents) Denied(string, rotate.DenialCode)      {}
+
+// publish makes cfg the configuration new requests take.
+func (p *testProxy) publish(cfg *state.Config) {
+	p.snap.Store(Build(cfg, func(name string) *rotate.Pool {
+		if p.pools[name] == nil {
+			p.pools[name] = rotate.NewPool(name, systemClock{})
+		}
+		return p.pools[name]
+	}, nil))
+}
+
 // newTestProxy runs the proxy handler in-process in front of upstream,
 // with short timeouts.
-func newTestProxy(t testing.TB, upstream http.Handler, daemonTOML ...string) (*Daemon, string) {
+func newTestProxy(t testing.TB, upstream http.Handler, daemonTOML ...string) (*testProxy, string) {
 	t.Helper()
 	up := httptest.NewServer(upstream)
 	t.Cleanup(up.Close)
@@ -40,12 +88,15 @@ secret = %q
 	if err != nil {
 		t.Fatal(err)
 	}
-	d := newDaemon(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))})
-	d.token = "llmk-local-test"
-	d.publish(cfg)
-	srv := httptest.NewServer(d)
+	p := &testProxy{pools: map[string]*rotate.Pool{}, usage: &testUsage{rows: map[state.UsageKey]state.Counts{}}}
+	p.Handler = &Handler{Token: "llmk-local-test", Clock: systemClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Transport: NewTransport(), Usage: p.usage, Events: noEvents{}}
+	p.Handler.Snapshot = p.snap.Load
+	p.publish(cfg)
+	srv := httptest.NewServer(p.Handler)
 	t.Cleanup(srv.Close)
-	return d, srv.URL
+	p.url = srv.URL
+	return p, srv.URL
 }
 
 func post(t *testing.T, ctx context.Context, url string) (*http.Response, error) {
@@ -105,7 +156,7 @@ func TestUpstreamHeaderTimeout(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Llmkey-Error") != codeUpstreamTimeout {
+	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Llmkey-Error") != string(wire.UpstreamTimeout) {
 		t.Fatalf("got %d %q", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"))
 	}
 	if el := time.Since(start); el > 3*time.Second {
@@ -184,14 +235,14 @@ func TestUpstreamErrorsPassThroughRedacted(t *testing.T) {
 func TestUnreachableUpstream(t *testing.T) {
 	d, url := newTestProxy(t, http.NotFoundHandler())
 	snap := d.snap.Load()
-	snap.providers["openai"].BaseURL = "http://127.0.0.1:1/v1"
+	snap.Providers["openai"].BaseURL = "http://127.0.0.1:1/v1"
 	resp, err := post(t, context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
 	}
 	body, _ := io.ReadAll(resp.Body)
 	resp.Body.Close()
-	if resp.StatusCode != 502 || resp.Header.Get("X-Llmkey-Error") != codeUpstreamUnreachable ||
+	if resp.StatusCode != 502 || resp.Header.Get("X-Llmkey-Error") != string(wire.UpstreamUnreachable) ||
 		!strings.Contains(string(body), "could not reach openai at 127.0.0.1:1: ") || !strings.Contains(string(body), "connection refused") {
 		t.Fatalf("got %d %s", resp.StatusCode, body)
 	}
@@ -244,7 +295,7 @@ func TestBodyTooLarge(t *testing.T) {
 		}
 		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
-		if resp.StatusCode != 413 || resp.Header.Get("X-Llmkey-Error") != codeBodyTooLarge || !strings.Contains(string(b), "max_body_mb") {
+		if resp.StatusCode != 413 || resp.Header.Get("X-Llmkey-Error") != string(wire.BodyTooLarge) || !strings.Contains(string(b), "max_body_mb") {
 			t.Errorf("chunked=%v: %d %s", chunked, resp.StatusCode, b)
 		}
 	}
@@ -262,7 +313,7 @@ func TestAdmissionCap(t *testing.T) {
 	}), "max_in_flight = 1")
 	defer close(release)
 	go post(t, context.Background(), url)
-	for d.inFlight.Load() < 1 {
+	for d.InFlight() < 1 {
 		time.Sleep(time.Millisecond)
 	}
 	resp, err := post(t, context.Background(), url)
@@ -270,7 +321,7 @@ func TestAdmissionCap(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if resp.StatusCode != 429 || resp.Header.Get("X-Llmkey-Error") != codeOverloaded || resp.Header.Get("Retry-After") != "1" {
+	if resp.StatusCode != 429 || resp.Header.Get("X-Llmkey-Error") != string(wire.Overloaded) || resp.Header.Get("Retry-After") != "1" {
 		t.Errorf("got %d %q %q", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), resp.Header.Get("Retry-After"))
 	}
 }
@@ -284,18 +335,16 @@ func TestWaitForBusyKeyEndsAtMaxWait(t *testing.T) {
 		<-release
 	}), `max_wait = "300ms"`)
 	defer close(release)
-	cfg := *d.snap.Load().cfg
+	cfg := *d.snap.Load().Config
 	cfg.Keys = append([]state.Key(nil), cfg.Keys...)
 	cfg.Keys[0].MaxConcurrent = 1
 	pc := cfg.Providers["openai"]
 	pc.ResponseHeaderTimeout = state.Duration(5 * time.Second)
 	cfg.Providers = map[string]state.ProviderConfig{"openai": pc}
-	d.mu.Lock()
 	d.publish(&cfg)
-	d.mu.Unlock()
 
 	go post(t, context.Background(), url)
-	for d.inFlight.Load() < 1 {
+	for d.InFlight() < 1 {
 		time.Sleep(time.Millisecond)
 	}
 	start := time.Now()
@@ -304,7 +353,7 @@ func TestWaitForBusyKeyEndsAtMaxWait(t *testing.T) {
 		t.Fatal(err)
 	}
 	resp.Body.Close()
-	if el := time.Since(start); resp.StatusCode != 429 || resp.Header.Get("X-Llmkey-Error") != codeAllKeysCooling || el < 250*time.Millisecond || el > 2*time.Second {
+	if el := time.Since(start); resp.StatusCode != 429 || resp.Header.Get("X-Llmkey-Error") != string(rotate.AllKeysCooling) || el < 250*time.Millisecond || el > 2*time.Second {
 		t.Errorf("got %d %q after %v", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), el)
 	}
 }
@@ -326,7 +375,7 @@ func TestRequestLogLines(t *testing.T) {
 			io.WriteString(w, `{"usage":{"prompt_tokens":3,"completion_tokens":2}}`)
 		}), opts...)
 		var out syncBuffer
-		d.log = slog.New(slog.NewTextHandler(&out, nil))
+		d.Log = slog.New(slog.NewTextHandler(&out, nil))
 		for _, f := range []bool{false, true} {
 			fail = f
 			resp, err := post(t, context.Background(), url)
@@ -360,7 +409,7 @@ func TestFailedRequestLogsItsWholeDuration(t *testing.T) {
 		io.WriteString(w, `{"error":{"message":"bad key","code":"invalid_api_key"}}`)
 	}), `max_wait = "0s"`)
 	var out syncBuffer
-	d.log = slog.New(slog.NewTextHandler(&out, nil))
+	d.Log = slog.New(slog.NewTextHandler(&out, nil))
 	resp, err := post(t, context.Background(), url)
 	if err != nil {
 		t.Fatal(err)
@@ -385,4 +434,21 @@ func TestFailedRequestLogsItsWholeDuration(t *testing.T) {
 	if ms < 150 {
 		t.Errorf("logged ms=%d for a request that took at least 150 ms: %s", ms, line)
 	}
+}
+
+type syncBuffer struct {
+	mu sync.Mutex
+	b  strings.Builder
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
 }

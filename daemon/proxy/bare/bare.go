@@ -1,4 +1,7 @@
-package daemon
+// Package bare is the floor the benchmarks hold the proxy to: a bare
+// httputil.ReverseProxy that swaps the key and does nothing else. Only
+// benchmarks import it; it is not linked into llmkey.
+package bare
 
 import (
 	"net/http"
@@ -8,13 +11,14 @@ import (
 	"sync"
 )
 
-// BareProxy is the floor the benchmarks hold the proxy to:
+// Proxy is the floor the benchmarks hold the proxy to:
 // httputil.ReverseProxy that sends /openai/REST to upstream's /v1/REST
 // with auth in place of the client's Authorization, and does nothing
-// else. It has the proxy's own transport and pooled copy buffers: with
-// the defaults (2 idle connections per host, 32 KiB allocated per
-// request) it would be a strawman. Only the benchmarks call it.
-func BareProxy(upstream *url.URL, auth string) http.Handler {
+// else. Give it the proxy's own transport (proxy.NewTransport); its copy
+// buffers are pooled as the proxy's are: with the defaults (2 idle
+// connections per host, 32 KiB allocated per request) it would be a
+// strawman.
+func Proxy(upstream *url.URL, auth string, transport http.RoundTripper) http.Handler {
 	return &httputil.ReverseProxy{
 		Rewrite: func(r *httputil.ProxyRequest) {
 			r.SetURL(upstream)
@@ -22,7 +26,7 @@ func BareProxy(upstream *url.URL, auth string) http.Handler {
 			r.Out.Header.Set("Authorization", auth)
 		},
 		FlushInterval: -1,
-		Transport:     newTransport(),
+		Transport:     transport,
 		BufferPool:    &bufferPool{},
 	}
 }

@@ -1,4 +1,4 @@
-package daemon
+package proxy
 
 import (
 	"io"
@@ -7,6 +7,8 @@ import (
 	"net/url"
 	"strings"
 	"testing"
+
+	"github.com/llmkey/llmkey/daemon/proxy/bare"
 )
 
 // The proxy path in-process: a fake upstream, the real handler with its
@@ -43,12 +45,12 @@ func benchProxy(b *testing.B, stream bool) {
 	benchLoad(b, url, stream)
 }
 
-// bareProxy serves BareProxy, the floor, in front of the same upstream.
+// bareProxy serves bare.Proxy, the floor, in front of the same upstream.
 func bareProxy(b *testing.B) string {
 	up := httptest.NewServer(benchUpstream())
 	b.Cleanup(up.Close)
 	target, _ := url.Parse(up.URL)
-	srv := httptest.NewServer(BareProxy(target, "Bearer "+testSecret))
+	srv := httptest.NewServer(bare.Proxy(target, "Bearer "+testSecret, NewTransport()))
 	b.Cleanup(srv.Close)
 	return srv.URL
 }

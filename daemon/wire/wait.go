@@ -1,4 +1,4 @@
-package rotate
+package wire
 
 import (
 	"encoding/json"

@@ -1,4 +1,4 @@
-package daemon
+package control
 
 import (
 	"bytes"
@@ -35,7 +35,12 @@ type UnreachableError struct {
 }
 
 func (e *UnreachableError) Error() string {
-	return fmt.Sprintf("cannot reach the daemon's socket %s: %s", e.Socket, rootCause(e.Err))
+	var oe *net.OpError
+	err := e.Err
+	if errors.As(err, &oe) && oe.Err != nil {
+		err = oe.Err
+	}
+	return fmt.Sprintf("cannot reach the daemon's socket %s: %v", e.Socket, err)
 }
 func (e *UnreachableError) Unwrap() error { return e.Err }
 func (e *UnreachableError) HintText() string {

@@ -1,4 +1,4 @@
-package daemon
+package wire
 
 import (
 	"encoding/json"
@@ -36,7 +36,7 @@ func TestUsageMeter(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			// Fed in small pieces, as a stream arrives.
-			m := newUsageMeter(tc.ct)
+			m := NewMeter(tc.ct)
 			for b := []byte(tc.body); len(b) > 0; {
 				n := min(7, len(b))
 				m.Write(b[:n])
@@ -48,10 +48,10 @@ func TestUsageMeter(t *testing.T) {
 			}
 		})
 	}
-	if _, ok := newUsageMeter("application/json").Usage(); ok {
+	if _, ok := NewMeter("application/json").Usage(); ok {
 		t.Error("usage from nothing")
 	}
-	m := newUsageMeter("application/json")
+	m := NewMeter("application/json")
 	// A long answer: only the tail is kept, and the usage is in it.
 	m.Write([]byte(`{"choices":[{"message":{"content":"` + strings.Repeat("x", 300<<10) + `"}}],`))
 	m.Write([]byte(`"usage":{"prompt_tokens":1,"completion_tokens":1}}`))
@@ -193,7 +193,7 @@ func FuzzUsageEvent(f *testing.F) {
 			return
 		}
 		var ref refMeter
-		got := &usageMeter{sse: true}
+		got := &Meter{sse: true}
 		for _, ev := range []string{a, b} {
 			ref.parse([]byte(ev))
 			got.parse([]byte(ev))

@@ -1,4 +1,4 @@
-package daemon
+package control
 
 import (
 	"bufio"
@@ -8,12 +8,27 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/llmkey/llmkey/state"
 )
+
+// StartError is why a daemon could not start, carried to the CLI that
+// spawned it.
+type StartError struct {
+	Message string `json:"error"`
+	Hint    string `json:"hint,omitempty"`
+	// Keyfile is set when the keyfile was the reason, for the exit code.
+	Keyfile bool `json:"keyfile,omitempty"`
+	// Running is set when another daemon already serves.
+	Running bool `json:"running,omitempty"`
+}
+
+func (e *StartError) Error() string    { return e.Message }
+func (e *StartError) HintText() string { return e.Hint }
 
 // StartTimeout bounds how long a CLI waits for a daemon it spawned.
 const StartTimeout = 15 * time.Second
@@ -181,8 +196,18 @@ func WaitStopped(paths state.Paths, timeout time.Duration) error {
 			return nil
 		}
 		if time.Now().After(deadline) {
-			return fmt.Errorf("the daemon (pid %d) is still running after %s", lockHolder(paths.LockPath()), timeout)
+			return fmt.Errorf("the daemon (pid %d) is still running after %s", LockHolder(paths.LockPath()), timeout)
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
+}
+
+// LockHolder reads the pid the daemon wrote in its lock file, or 0.
+func LockHolder(path string) int {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return 0
+	}
+	pid, _ := strconv.Atoi(strings.TrimSpace(string(b)))
+	return pid
 }

@@ -1,0 +1,118 @@
+package control
+
+import (
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// The control API: HTTP over the UNIX socket, JSON, versioned paths.
+//
+//	GET  /v1/status  Status
+//	GET  /v1/env     Env: proxy URL, local token, providers with keys
+//	GET  /v1/usage   UsageReport
+//	POST /v1/reload  re-read the keyfile now; Status
+//	POST /v1/stop    drain and exit; 202 at once
+//	POST /v1/keys/{provider}/{name}/disable  {"for": "1h"} or {}; KeyStatus
+//	POST /v1/keys/{provider}/{name}/enable   KeyStatus
+//	POST /v1/keys/{provider}/{name}/reset    KeyStatus
+//
+// Scripts may use it too: curl --unix-socket "$SOCK" http://llmkey/v1/status
+
+// Status is what "llmkey status --json" prints.
+type Status struct {
+	Running   bool                      `json:"running"`
+	PID       int                       `json:"pid,omitempty"`
+	Version   string                    `json:"version,omitempty"`
+	ProxyURL  string                    `json:"proxy_url,omitempty"`
+	InFlight  int64                     `json:"in_flight"`
+	Draining  bool                      `json:"draining"`
+	StartedAt *time.Time                `json:"started_at,omitempty"`
+	Keyfile   *KeyfileStatus            `json:"keyfile,omitempty"`
+	Providers map[string]ProviderStatus `json:"providers"`
+	// State is how writing the state dir goes.
+	State *StateStatus `json:"state,omitempty"`
+	// Problems says in words why the daemon is degraded; empty when healthy.
+	Problems []string `json:"problems"`
+}
+
+// UsageReport is the daemon's usage: every row, from memory, which is
+// ahead of the usage files by at most a moment.
+type UsageReport struct {
+	Rows []state.UsageRow `json:"rows"`
+	// Pricing is the keyfile's [pricing] table the daemon serves with.
+	Pricing map[string]state.Price `json:"pricing"`
+}
+
+// KeyfileStatus is the keyfile in use and the error of the last load, if
+// it failed (the daemon then serves the last good one).
+type KeyfileStatus struct {
+	Path     string    `json:"path"`
+	Error    string    `json:"error,omitempty"`
+	Line     int       `json:"line,omitempty"`
+	Hint     string    `json:"hint,omitempty"`
+	LoadedAt time.Time `json:"loaded_at"`
+}
+
+// ProviderStatus is one provider's keys.
+type ProviderStatus struct {
+	Kind     string `json:"kind"`
+	BaseURL  string `json:"base_url"`
+	Strategy string `json:"strategy"`
+	// Circuit is "closed", or "open: REASON" while llmkey holds requests
+	// back from a failing provider, for CircuitSeconds more.
+	Circuit        string      `json:"circuit"`
+	CircuitSeconds float64     `json:"circuit_seconds"`
+	Keys           []KeyStatus `json:"keys"`
+}
+
+// KeyStatus is one key's live state.
+type KeyStatus struct {
+	Provider    string `json:"provider"`
+	Name        string `json:"name"`
+	Fingerprint string `json:"fingerprint"`
+	// State is ready, cooling (rate limited), limited (at rpm, tpm,
+	// max_concurrent or a daily budget), parked (invalid key, quota or
+	// billing: tried again at Until) or disabled (by hand).
+	State string `json:"state"`
+	// CooldownSeconds is how long the state lasts, where known: for
+	// parked, until the next probe.
+	CooldownSeconds float64    `json:"cooldown_seconds"`
+	Until           *time.Time `json:"until,omitempty"`
+	Reason          string     `json:"reason,omitempty"`
+	InFlight        int        `json:"in_flight"`
+	RequestsMinute  int        `json:"requests_last_minute"`
+	TokensMinute    int        `json:"tokens_last_minute"`
+	RequestsToday   int        `json:"requests_today"`
+	TokensToday     int        `json:"tokens_today"`
+	Failures        []Failure  `json:"recent_failures"`
+}
+
+// Failure is one recent failure of a key.
+type Failure struct {
+	At     time.Time `json:"at"`
+	Class  string    `json:"class"`
+	Status int       `json:"status,omitempty"`
+	Model  string    `json:"model,omitempty"`
+	Reason string    `json:"reason"`
+}
+
+// Env is what "llmkey exec" and "llmkey env" need.
+type Env struct {
+	ProxyURL  string   `json:"proxy_url"`
+	Token     string   `json:"token"`
+	Providers []string `json:"providers"` // those with at least one key
+	Version   string   `json:"version"`
+}
+
+// StateStatus is the state dir in "status --json".
+type StateStatus struct {
+	Dir string `json:"dir"`
+	// PersistedAt is the last time everything was written to disk.
+	PersistedAt *time.Time `json:"persisted_at,omitempty"`
+	// FailingSince is set while writes fail: since then, the daemon's
+	// counts live only in memory.
+	FailingSince *time.Time `json:"failing_since,omitempty"`
+	Error        string     `json:"error,omitempty"`
+	Notice       string     `json:"notice,omitempty"`
+}

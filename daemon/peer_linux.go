@@ -1,0 +1,13 @@
+package daemon
+
+import "golang.org/x/sys/unix"
+
+// peerCredUID reads SO_PEERCRED: the credentials of the peer when it
+// connected.
+func peerCredUID(fd int) (int, error) {
+	cred, err := unix.GetsockoptUcred(fd, unix.SOL_SOCKET, unix.SO_PEERCRED)
+	if err != nil {
+		return -1, err
+	}
+	return int(cred.Uid), nil
+}

@@ -1,0 +1,233 @@
+package proxy
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"time"
+
+	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
+)
+
+// outbound is the request as it goes upstream, less the key: built once,
+// from a copy of the client's headers, and sent once per attempt.
+type outbound struct {
+	method, target string
+	header         http.Header // the client's, less its auth and hop-by-hop headers
+	body           []byte
+}
+
+// newOutbound builds what every attempt of r sends to up: the client's
+// request is left as it came.
+func newOutbound(r *http.Request, up *Upstream, rest string, body []byte) outbound {
+	hdr := r.Header.Clone()
+	removeHopHeaders(hdr)
+	for _, name := range wire.InboundAuthHeaders {
+		delete(hdr, name) // canonical already
+	}
+	out := outbound{method: r.Method, target: up.BaseURL + rest, header: hdr, body: body}
+	if q := stripKeyParam(r.URL.RawQuery); q != "" {
+		out.target += "?" + q
+	}
+	return out
+}
+
+// attempt is one try of a request on one key.
+type attempt struct {
+	key     Key
+	resp    *http.Response
+	errBody []byte // a failed answer's body, read whole and redacted
+	err     error  // no answer at all
+	timeout bool   // no response headers in time
+	// ctx bounds the attempt; its cause tells an idle stream apart.
+	ctx    context.Context
+	cancel context.CancelCauseFunc
+}
+
+// close ends the attempt: its body, and with it the upstream request.
+func (a *attempt) close() {
+	if a.resp != nil {
+		a.resp.Body.Close()
+	}
+	a.cancel(nil)
+}
+
+// answer is a successful attempt, on its way to the client.
+type answer struct {
+	*attempt
+	up       *Upstream
+	secrets  []string
+	lease    rotate.Lease
+	outcome  rotate.Outcome
+	attempts int
+	model    string
+	log      *reqLog
+	start    time.Time
+	logLine  slog.Level // of the line that says it was served
+}
+
+// forward sends the request to a key the provider's pool picks and, as
+// rotate.Decide says after each failed attempt or denial, to the next
+// key, or waits for one to free, or answers. Nothing has reached the
+// client until then, so a retry is safe. A failure is answered here; a
+// success is returned for deliver to stream through untouched: from its
+// first byte on there is no retry.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, body []byte) *answer {
+	start := h.Clock.Now()
+	dc := snap.Config.Daemon
+	budget := rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}
+	info := wire.Inspect(up.Kind, rest, body)
+	model := info.Model
+	if info.WantsUsage && dc.AddStreamUsage() {
+		body = wire.WithStreamUsage(body, info)
+	}
+	log := &reqLog{log: h.Log, provider: up.Name, model: model, method: r.Method, path: r.URL.Path}
+	out := newOutbound(r, up, rest, body)
+
+	var tried []string // keys not to choose again for this request
+	var last *attempt
+	n := 0 // attempts sent
+	for {
+		lease, den := up.Pool.Acquire(model, tried)
+		if den != nil {
+			now := h.Clock.Now()
+			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
+				timer := time.NewTimer(max(d.Until.Sub(now), time.Millisecond))
+				select {
+				case <-timer.C:
+				case <-den.Wake:
+				case <-r.Context().Done():
+					timer.Stop()
+					return nil
+				}
+				timer.Stop()
+				continue
+			}
+			h.answerDenied(w, up, den, last, n, snap.Secrets, log, start)
+			return nil
+		}
+		key, ok := up.Keys[lease.Name]
+		if !ok { // removed by a reload since this request began
+			if u := h.Snapshot().Providers[up.Name]; u != nil {
+				key, ok = u.Keys[lease.Name]
+			}
+		}
+		if !ok {
+			lease.Cancel()
+			tried = append(tried, lease.Name)
+			continue
+		}
+
+		n++
+		a := h.try(r.Context(), up, key, out, n, snap.Secrets)
+		if r.Context().Err() != nil {
+			lease.Cancel()
+			a.close()
+			h.record(up, key, model, failedAttempt("client-canceled"))
+			log.Info("client went away before the upstream answered", "key", key.Name)
+			return nil
+		}
+		var o rotate.Outcome
+		switch {
+		case a.err != nil:
+			o = rotate.TransportOutcome(transportReason(a, up))
+		case a.resp.StatusCode >= 400:
+			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, h.Clock.Now())
+		default:
+			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, h.Clock.Now())
+			ans := &answer{attempt: a, up: up, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
+				model: model, log: log, start: start, logLine: slog.LevelDebug}
+			if dc.LogRequests {
+				ans.logLine = slog.LevelInfo
+			}
+			return ans
+		}
+		lease.Done(o, 0)
+		h.record(up, key, model, failedAttempt(o.Class.String()))
+		if o.Class.SetsAside() != "" {
+			h.Events.SetAside(up.Name, key.Name, o.Class)
+		}
+		if o.Class == rotate.ServerError || o.Class == rotate.Transport {
+			// Nothing keeps this key from being chosen again at once;
+			// the other failures cool or park it, which also lets a
+			// request that waits try it again once it is back.
+			tried = append(tried, key.Name)
+		}
+		last = a
+		d := rotate.Decide(budget, n, &o, nil, h.Clock.Now())
+		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
+			"reason", redact(o.Reason, snap.Secrets), "wait", o.Wait, "retry", d.Step == rotate.Retry)
+		if d.Step != rotate.Retry {
+			h.answerFailed(w, up, a, n, snap.Secrets, log, start)
+			return nil
+		}
+		h.Events.Retried(up.Name)
+	}
+}
+
+// record counts one attempt's outcome on a key and model, today.
+func (h *Handler) record(up *Upstream, key Key, model string, c state.Counts) {
+	h.Usage.Add(h.Clock.Now(), state.UsageKey{Provider: up.Name, Key: key.Name, Fingerprint: key.Fingerprint, Model: model}, c)
+}
+
+// failedAttempt is the count of one attempt that failed with class.
+func failedAttempt(class string) state.Counts {
+	return state.Counts{Requests: 1, Failures: map[string]int64{class: 1}}
+}
+
+// try sends one attempt with key. A failed answer's body is read whole
+// (error bodies are small) and redacted, for classifying and passing on.
+func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, n int, secrets []string) *attempt {
+	a := &attempt{key: key}
+	a.ctx, a.cancel = context.WithCancelCause(ctx)
+	var rd io.Reader
+	if out.body != nil {
+		rd = bytes.NewReader(out.body)
+	}
+	req, err := http.NewRequestWithContext(a.ctx, out.method, out.target, rd)
+	if err != nil {
+		a.err = err
+		return a
+	}
+	// The first attempt sends the copy made for the request; a later one
+	// a copy of it, since the transport may still be reading the first's.
+	req.Header = out.header
+	if n > 1 {
+		req.Header = out.header.Clone()
+	}
+	req.Header[up.authHeader] = key.auth
+
+	headerTimer := time.AfterFunc(up.ResponseHeaderTimeout, func() { a.cancel(errHeaderTimeout) })
+	sent := h.Clock.Now()
+	resp, err := h.Transport.RoundTrip(req)
+	headerTimer.Stop()
+	if err != nil {
+		a.timeout = errors.Is(context.Cause(a.ctx), errHeaderTimeout)
+		a.err = err
+		a.cancel(nil)
+		return a
+	}
+	up.Latency.Observe(h.Clock.Now().Sub(sent).Seconds())
+	a.resp = resp
+	if resp.StatusCode >= 400 {
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		a.close()
+		a.errBody = []byte(redact(string(b), secrets))
+	}
+	return a
+}
+
+var errHeaderTimeout = errors.New("response header timeout")
+
+func transportReason(a *attempt, up *Upstream) string {
+	if a.timeout {
+		return fmt.Sprintf("no response headers within %s", up.ResponseHeaderTimeout)
+	}
+	return rootCause(a.err)
+}

@@ -1,0 +1,114 @@
+package proxy
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/llmkey/llmkey/daemon/wire"
+)
+
+// deliver streams a successful answer to the client and reports the key's
+// outcome, with the tokens it used, when the stream ends. What it calls
+// before and after the stream runs in frames of its own, so that the
+// stack an open stream holds is only what the copy needs.
+func (h *Handler) deliver(w http.ResponseWriter, ans *answer) {
+	defer ans.close()
+	writeHead(w, ans)
+	meter := wire.NewMeter(ans.resp.Header.Get("Content-Type"))
+	written, err := h.stream(w, ans.resp.Body, meter, ans.up.StreamIdleTimeout, ans.cancel)
+	h.finish(w, ans, meter, written, err)
+}
+
+// writeHead sends the answer's status and headers, less the hop-by-hop
+// ones, with the key that served it and the attempts it took.
+func writeHead(w http.ResponseWriter, ans *answer) {
+	hdr := w.Header()
+	copyHeader(hdr, ans.resp.Header)
+	removeHopHeaders(hdr)
+	for k := range ans.resp.Trailer {
+		hdr.Add("Trailer", k)
+	}
+	hdr.Set("X-Llmkey-Key", ans.up.Name+"/"+ans.key.Name)
+	hdr.Set("X-Llmkey-Attempts", strconv.Itoa(ans.attempts))
+	w.WriteHeader(ans.resp.StatusCode)
+}
+
+// finish ends a delivered answer: its trailers, the key's outcome and
+// usage, and the log line. A stream cut off is counted as partial, with
+// the tokens seen, and the client's connection is aborted so that it
+// sees the break.
+func (h *Handler) finish(w http.ResponseWriter, ans *answer, meter *wire.Meter, written int64, err error) {
+	resp := ans.resp
+	hdr := w.Header()
+	for k, vv := range resp.Trailer {
+		hdr[http.TrailerPrefix+k] = vv
+	}
+	u, _ := meter.Usage()
+	c := u.Counts()
+	ans.lease.Done(ans.outcome, int(c.Tokens()))
+	c.Requests, c.Successes = 1, 1
+	if err != nil {
+		c.Successes, c.Partial = 0, 1 // counted with the tokens seen before the break
+	}
+	h.record(ans.up, ans.key, ans.model, c)
+	if err != nil {
+		if errors.Is(context.Cause(ans.ctx), errStreamIdle) {
+			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, ans.up.StreamIdleTimeout)
+		}
+		ans.log.Warn("stream ended early", "key", ans.key.Name, "status", resp.StatusCode, "bytes", written,
+			"err", redact(err.Error(), ans.secrets), "ms", h.Clock.Now().Sub(ans.start).Milliseconds())
+		// Ending the response normally would tell the client the body is
+		// complete. Abort the connection so that it sees the break.
+		panic(http.ErrAbortHandler)
+	}
+	if ans.log.enabled(ans.logLine) {
+		ans.log.write(ans.logLine, "request", "key", ans.key.Name, "status", resp.StatusCode, "attempts", ans.attempts, "bytes", written,
+			"input_tokens", u.Input, "output_tokens", u.Output, "ms", h.Clock.Now().Sub(ans.start).Milliseconds())
+	}
+}
+
+var errStreamIdle = errors.New("stream idle timeout")
+
+// streamBufs are the copy buffers of answers: pooled, so a request does
+// not allocate one, and 4 KiB, so that a thousand open streams stay small
+// (the upstream connection reads through a 4 KiB buffer anyway).
+var streamBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b }}
+
+// stream copies body to w, and to meter, flushing after every read so
+// each event goes out as the upstream sends it. A body silent for longer
+// than idle is cut.
+func (h *Handler) stream(w http.ResponseWriter, body io.Reader, meter io.Writer, idle time.Duration, cancel context.CancelCauseFunc) (int64, error) {
+	rc := http.NewResponseController(w)
+	timer := time.AfterFunc(idle, func() { cancel(errStreamIdle) })
+	defer timer.Stop()
+	bp := streamBufs.Get().(*[]byte)
+	defer streamBufs.Put(bp)
+	buf := *bp
+	var n int64
+	for {
+		m, rerr := body.Read(buf)
+		timer.Reset(idle)
+		if m > 0 {
+			meter.Write(buf[:m])
+			if _, werr := w.Write(buf[:m]); werr != nil {
+				return n, fmt.Errorf("write to client: %w", werr)
+			}
+			n += int64(m)
+			if ferr := rc.Flush(); ferr != nil {
+				return n, fmt.Errorf("flush to client: %w", ferr)
+			}
+		}
+		if rerr == io.EOF {
+			return n, nil
+		}
+		if rerr != nil {
+			return n, rerr
+		}
+	}
+}

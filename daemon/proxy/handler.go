@@ -1,0 +1,217 @@
+package proxy
+
+import (
+	"bytes"
+	"crypto/subtle"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"sync/atomic"
+	"time"
+
+	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
+)
+
+// Handler is the proxy: /livez and /healthz, /metrics, then
+// /<provider>/<rest> -> <base_url>/<rest> with the key swapped in. Its
+// fields are set before it serves and not changed after.
+type Handler struct {
+	// Snapshot is the configuration a new request takes.
+	Snapshot func() *Snapshot
+	// Token is the local token every request must carry.
+	Token     string
+	Clock     rotate.Clock
+	Log       *slog.Logger
+	Transport http.RoundTripper
+	// Usage counts each attempt's outcome; Events hears of retries,
+	// keys set aside and requests denied (for metrics); Metrics serves
+	// /metrics behind the same checks as a request.
+	Usage   Recorder
+	Events  Events
+	Metrics http.Handler
+
+	inFlight atomic.Int64
+	draining atomic.Bool
+}
+
+// Recorder counts usage: c under k on the UTC day of now.
+type Recorder interface {
+	Add(now time.Time, k state.UsageKey, c state.Counts)
+}
+
+// Events are what the request path tells metrics.
+type Events interface {
+	Retried(provider string)
+	SetAside(provider, key string, class rotate.Class)
+	Denied(provider string, code rotate.DenialCode)
+}
+
+// InFlight is the number of requests being served now.
+func (h *Handler) InFlight() int64 { return h.inFlight.Load() }
+
+// Draining reports whether Drain was called.
+func (h *Handler) Draining() bool { return h.draining.Load() }
+
+// Drain refuses new requests from now on (with a clear "draining"
+// answer: the listener stays open) and waits for those in flight,
+// streams included, up to timeout. It reports whether they all ended.
+func (h *Handler) Drain(timeout time.Duration) bool {
+	h.draining.Store(true)
+	deadline := time.Now().Add(timeout)
+	for h.inFlight.Load() > 0 {
+		if time.Now().After(deadline) {
+			return false
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	return true
+}
+
+// ServeHTTP admits a request, then forwards it.
+func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	switch r.URL.Path {
+	case "/livez":
+		h.serveLivez(w)
+		return
+	case "/healthz":
+		h.serveHealthz(w)
+		return
+	}
+
+	name, rest := splitRoute(r.URL.EscapedPath())
+	snap := h.Snapshot()
+	up, known := snap.Provider(name)
+	kind := state.KindOpenAI
+	if known {
+		kind = up.Kind
+	}
+
+	// A browser page may reach a loopback port; DNS rebinding makes its
+	// Host something else, and a cross-site request carries an Origin.
+	if !loopbackHost(r.Host) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadHost,
+			Message: fmt.Sprintf("refused a request for host %q: the proxy only answers to 127.0.0.1, localhost or [::1]", r.Host)})
+		return
+	}
+	if o := r.Header.Get("Origin"); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadOrigin,
+			Message: fmt.Sprintf("refused a browser request from origin %q; allow it with [daemon] allowed_origins in the keyfile", o)})
+		return
+	}
+	if !h.authorized(r) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusUnauthorized, Code: wire.BadToken,
+			Message: "missing or wrong local token: run the tool under 'llmkey exec -- TOOL', or send the value of LLMKEY_TOKEN ('llmkey env') as its API key"})
+		return
+	}
+	// /metrics takes the same host, origin and token checks as a request.
+	if r.URL.Path == "/metrics" && h.Metrics != nil {
+		h.Metrics.ServeHTTP(w, r)
+		return
+	}
+	// Counted before the draining check, so that a drain that sees zero
+	// in flight cannot miss a request that is just starting.
+	h.inFlight.Add(1)
+	defer h.inFlight.Add(-1)
+	if h.draining.Load() {
+		w.Header().Set("Connection", "close")
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusServiceUnavailable, Code: wire.Draining, RetryAfter: time.Second,
+			Message: "the daemon is shutting down; retry in a moment ('llmkey start' starts it again)"})
+		return
+	}
+	if !known {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusNotFound, Code: wire.UnknownProvider,
+			Message: fmt.Sprintf("no provider %q: the URL must start with /PROVIDER/, e.g. /openai/ ('llmkey status' lists providers)", name)})
+		return
+	}
+	if up.Pool == nil {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusServiceUnavailable, Code: wire.Code(rotate.NoKeys),
+			Message: fmt.Sprintf("no keys for %s: add one with 'llmkey add %s'", name, name)})
+		return
+	}
+	if limit := snap.Config.Daemon.InFlightLimit(); h.inFlight.Load() > int64(limit) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
+			Message: fmt.Sprintf("more than %d requests in flight ([daemon] max_in_flight); retry in a moment", limit)})
+		return
+	}
+	body, err := readBody(r, snap.Config.Daemon.BodyLimit())
+	if errors.Is(err, errBodyTooLarge) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusRequestEntityTooLarge, Code: wire.BodyTooLarge,
+			Message: fmt.Sprintf("the request body is larger than %d MiB; llmkey keeps the body to retry it on another key: send less, or raise [daemon] max_body_mb in the keyfile",
+				snap.Config.Daemon.BodyLimit()>>20)})
+		return
+	}
+	if err != nil {
+		h.Log.Info("client went away while sending its request", "provider", name, "err", err)
+		return
+	}
+	// The answer streams from this frame, not from forward's: an open
+	// stream's goroutine then needs half the stack (1,000 streams add up;
+	// TestOpenStreamStack holds it).
+	if ans := h.forward(w, r, snap, up, rest, body); ans != nil {
+		h.deliver(w, ans)
+	}
+}
+
+var errBodyTooLarge = errors.New("request body too large")
+
+// readBody reads the whole request body, up to limit: it is kept to send
+// again to another key when the first one fails.
+func readBody(r *http.Request, limit int64) ([]byte, error) {
+	if r.Body == nil || r.Body == http.NoBody {
+		return nil, nil
+	}
+	if r.ContentLength > limit {
+		return nil, errBodyTooLarge
+	}
+	if r.ContentLength >= 0 { // the server stops the body at its length
+		body := make([]byte, r.ContentLength)
+		if _, err := io.ReadFull(r.Body, body); err != nil {
+			return nil, err
+		}
+		return body, nil
+	}
+	buf := bytes.NewBuffer(make([]byte, 0, bytes.MinRead))
+	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
+	if err != nil {
+		return nil, err
+	}
+	if n > limit {
+		return nil, errBodyTooLarge
+	}
+	return buf.Bytes(), nil
+}
+
+// authorized reports whether r carries the local token, in whichever
+// place its SDK puts the key, compared in constant time.
+func (h *Handler) authorized(r *http.Request) bool {
+	candidates := wire.Credentials(r)
+	if len(candidates) == 0 {
+		return false
+	}
+	for _, c := range candidates {
+		if subtle.ConstantTimeCompare([]byte(c), []byte(h.Token)) != 1 {
+			return false
+		}
+	}
+	return true
+}
+
+func (h *Handler) serveLivez(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	json.NewEncoder(w).Encode(map[string]any{"in_flight": h.inFlight.Load(), "draining": h.draining.Load()})
+}
+
+func (h *Handler) serveHealthz(w http.ResponseWriter) {
+	w.Header().Set("Content-Type", "application/json")
+	if h.draining.Load() {
+		w.WriteHeader(http.StatusServiceUnavailable)
+		json.NewEncoder(w).Encode(map[string]any{"status": "draining"})
+		return
+	}
+	json.NewEncoder(w).Encode(map[string]any{"status": "ok"})
+}

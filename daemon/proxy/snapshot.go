@@ -1,0 +1,95 @@
+package proxy
+
+import (
+	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
+)
+
+// Snapshot is one loaded keyfile as the request path sees it, immutable
+// once published: a reload builds a new one, and requests in flight keep
+// the one they started with.
+type Snapshot struct {
+	Config    *state.Config
+	Providers map[string]*Upstream // those with keys
+	Secrets   []string             // every secret, for redaction
+}
+
+// Upstream is one provider with its keys.
+type Upstream struct {
+	state.Provider
+	Keys  map[string]Key // by name
+	Order []string       // names in keyfile order
+	Pool  *rotate.Pool   // nil when the provider has no keys
+	// Latency observes the time to response headers; never nil.
+	Latency Observer
+	// authHeader is the header the keys go upstream in, canonical.
+	authHeader string
+}
+
+// Observer takes one measurement (a prometheus.Observer is one).
+type Observer interface{ Observe(float64) }
+
+type noObserver struct{}
+
+func (noObserver) Observe(float64) {}
+
+// Key is a key with its fingerprint, which names it in usage, status and
+// rotation without its secret.
+type Key struct {
+	state.Key
+	Fingerprint string
+	auth        []string // the value of the provider's auth header
+}
+
+// Spec is what rotation may know of the key: never the secret.
+func (k Key) Spec() rotate.KeySpec {
+	entry := k.Key
+	entry.Secret = ""
+	return rotate.KeySpec{Name: k.Name, Fingerprint: k.Fingerprint, Weight: k.Weight, Models: k.Models,
+		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD,
+		Entry: state.FormatKey(entry)}
+}
+
+// Build makes the snapshot of cfg. pool gives each provider with keys its
+// pool (pools outlive snapshots: a key keeps its cooldowns across
+// reloads), which Build tells its keys; latency gives its observer (nil:
+// none).
+func Build(cfg *state.Config, pool func(provider string) *rotate.Pool, latency func(provider string) Observer) *Snapshot {
+	s := &Snapshot{Config: cfg, Providers: map[string]*Upstream{}}
+	specs := map[string][]rotate.KeySpec{}
+	for _, k := range cfg.Keys {
+		u := s.Providers[k.Provider]
+		if u == nil {
+			p, _ := cfg.Provider(k.Provider)
+			u = &Upstream{Provider: p, Keys: map[string]Key{}, authHeader: wire.AuthHeader(p.Kind), Latency: noObserver{}}
+			if latency != nil {
+				u.Latency = latency(k.Provider)
+			}
+			s.Providers[k.Provider] = u
+		}
+		key := Key{Key: k, Fingerprint: state.Fingerprint(k.Secret), auth: []string{wire.AuthValue(u.Kind, k.Secret)}}
+		u.Keys[k.Name] = key
+		u.Order = append(u.Order, k.Name)
+		s.Secrets = append(s.Secrets, k.Secret)
+		specs[k.Provider] = append(specs[k.Provider], key.Spec())
+	}
+	for name, u := range s.Providers {
+		u.Pool = pool(name)
+		u.Pool.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeInterval.Or(state.DefaultProbeInterval)}, specs[name])
+	}
+	return s
+}
+
+// Provider resolves a route's provider: one with keys, or a known one
+// without (to say "no keys" rather than "unknown").
+func (s *Snapshot) Provider(name string) (*Upstream, bool) {
+	if u, ok := s.Providers[name]; ok {
+		return u, true
+	}
+	p, ok := s.Config.Provider(name)
+	if !ok {
+		return nil, false
+	}
+	return &Upstream{Provider: p}, true
+}

@@ -1,0 +1,101 @@
+package wire
+
+import (
+	"encoding/json"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// Code is an error of llmkey's own, sent as X-Llmkey-Error so that a
+// script can tell it from the provider's. When no key can serve, the code
+// is the denial's (rotate.DenialCode: no-keys, all-keys-cooling,
+// no-usable-keys, provider-unavailable).
+type Code string
+
+const (
+	BadToken            Code = "bad-token"
+	BadHost             Code = "bad-host"
+	BadOrigin           Code = "bad-origin"
+	UnknownProvider     Code = "unknown-provider"
+	Draining            Code = "draining"
+	UpstreamUnreachable Code = "upstream-unreachable"
+	UpstreamTimeout     Code = "upstream-timeout"
+	Overloaded          Code = "overloaded"
+	BodyTooLarge        Code = "body-too-large"
+)
+
+// Error is an answer llmkey gives itself instead of the provider.
+type Error struct {
+	Status     int
+	Code       Code
+	Message    string        // what happened and what to do, for a person
+	RetryAfter time.Duration // 0: unknown
+}
+
+// WriteError answers in the wire format of the provider the client talks
+// to, so its SDK parses the message and shows it to the person.
+func WriteError(w http.ResponseWriter, kind state.Kind, e Error) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("X-Llmkey-Error", string(e.Code))
+	if e.RetryAfter > 0 {
+		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
+	}
+	msg := "llmkey: " + e.Message
+	var body any
+	switch kind {
+	case state.KindAnthropic:
+		body = map[string]any{"type": "error", "error": map[string]any{"type": anthropicType(e.Status), "message": msg}}
+	case state.KindGemini:
+		body = map[string]any{"error": map[string]any{"code": e.Status, "message": msg, "status": googleStatus(e.Status)}}
+	default:
+		body = map[string]any{"error": map[string]any{"message": msg, "type": "llmkey_error", "param": nil, "code": e.Code}}
+	}
+	b, _ := json.Marshal(body)
+	h.Set("Content-Length", strconv.Itoa(len(b)+1))
+	w.WriteHeader(e.Status)
+	w.Write(append(b, '\n'))
+}
+
+func anthropicType(status int) string {
+	switch status {
+	case 400:
+		return "invalid_request_error"
+	case 401:
+		return "authentication_error"
+	case 403:
+		return "permission_error"
+	case 404:
+		return "not_found_error"
+	case 413:
+		return "request_too_large"
+	case 429:
+		return "rate_limit_error"
+	case 503, 529:
+		return "overloaded_error"
+	}
+	return "api_error"
+}
+
+func googleStatus(status int) string {
+	switch status {
+	case 400, 413:
+		return "INVALID_ARGUMENT"
+	case 401:
+		return "UNAUTHENTICATED"
+	case 403:
+		return "PERMISSION_DENIED"
+	case 404:
+		return "NOT_FOUND"
+	case 429:
+		return "RESOURCE_EXHAUSTED"
+	case 502, 503:
+		return "UNAVAILABLE"
+	case 504:
+		return "DEADLINE_EXCEEDED"
+	}
+	return "INTERNAL"
+}

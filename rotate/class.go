@@ -1,0 +1,82 @@
+package rotate
+
+import "time"
+
+// Class is what an upstream's answer says about the key that got it.
+type Class uint8
+
+const (
+	Success     Class = iota
+	RateLimited       // this key, for this model, for a while
+	Quota             // this key's quota or billing is exhausted
+	InvalidKey        // the provider does not accept this key
+	Forbidden         // this key may not use this model
+	Overloaded        // the provider as a whole (Anthropic 529, 503)
+	ServerError       // any other 5xx: not the key's fault
+	Transport         // connect, reset, header timeout
+	CallerFault       // the request itself (400, 404, 413, 422): any key would get it
+)
+
+var classNames = [...]string{"success", "rate-limited", "quota", "invalid-key", "forbidden", "overloaded", "server-error", "transport", "caller-fault"}
+
+func (c Class) String() string {
+	if int(c) < len(classNames) {
+		return classNames[c]
+	}
+	return "unknown"
+}
+
+// Retryable reports whether another key may get a better answer: the
+// request is then safe to send again elsewhere, since nothing of this
+// answer has reached the client.
+func (c Class) Retryable() bool {
+	switch c {
+	case RateLimited, Quota, InvalidKey, Forbidden, ServerError, Transport:
+		return true
+	}
+	return false
+}
+
+// SetsAside says what an answer of class c does to the key that got it:
+// "cools" (out of rotation for a wait, for that model), "parks" (out until
+// a probe succeeds), or "" (nothing, or the provider's circuit, not the
+// key). Done carries it out; metrics and help describe it from here.
+func (c Class) SetsAside() string {
+	switch c {
+	case RateLimited, Forbidden:
+		return "cools"
+	case Quota, InvalidKey:
+		return "parks"
+	}
+	return ""
+}
+
+// Classes lists every class, in order.
+func Classes() []Class {
+	out := make([]Class, len(classNames))
+	for i := range out {
+		out[i] = Class(i)
+	}
+	return out
+}
+
+// Outcome is one classified upstream answer.
+type Outcome struct {
+	Class  Class
+	Status int // 0 for a transport failure
+	// Wait is how long the provider asked to wait (0: it did not say), and
+	// WaitSource where it said so. For a success, a non-zero Wait means a
+	// remaining count reached 0: the key is spent until then.
+	Wait       time.Duration
+	WaitSource string
+	// Until is set when a quota returns at a known time (a daily reset).
+	Until time.Time
+	// Reason is a short text for a person: "429 rate limited", with the
+	// provider's code where it gave one. Never the raw body.
+	Reason string
+}
+
+// TransportOutcome is the outcome of a request that got no answer.
+func TransportOutcome(reason string) Outcome {
+	return Outcome{Class: Transport, Reason: reason}
+}

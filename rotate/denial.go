@@ -1,0 +1,127 @@
+package rotate
+
+import (
+	"fmt"
+	"strings"
+	"time"
+)
+
+// DenialCode says why no key of a pool can take a request.
+type DenialCode string
+
+const (
+	NoKeys              DenialCode = "no-keys"              // none, or none for this model
+	AllKeysCooling      DenialCode = "all-keys-cooling"     // every candidate rate limited or at a limit
+	NoUsableKeys        DenialCode = "no-usable-keys"       // parked, disabled or already tried
+	ProviderUnavailable DenialCode = "provider-unavailable" // the circuit is open
+)
+
+// Denial says why no key can serve now, and when one may.
+type Denial struct {
+	Code DenialCode
+	// Until is the soonest time a key may be usable; zero when unknown.
+	Until time.Time
+	// OnRelease: a key frees when a request in flight ends.
+	OnRelease bool
+	// Detail names each key's state, for a person.
+	Detail string
+	// Wake is closed at the next change that may free a key: a request
+	// ending, a reload, a manual override.
+	Wake <-chan struct{}
+}
+
+// deny explains why no key serves model now: the soonest time one may,
+// and every key's state in words.
+func (p *Pool) deny(now time.Time, model string, tried []string) *Denial {
+	d := &Denial{Code: NoKeys}
+	var soonest time.Time
+	consider := func(t time.Time) {
+		if !t.IsZero() && (soonest.IsZero() || t.Before(soonest)) {
+			soonest = t
+		}
+	}
+	var parts []string
+	cooling, parked, candidates := 0, 0, 0
+	for _, k := range p.keys {
+		if !k.allows(model) {
+			continue
+		}
+		candidates++
+		name := p.Name + "/" + k.spec.Name
+		switch {
+		case k.disabledAt(now):
+			parked++
+			consider(k.disabledUntil)
+			parts = append(parts, name+" disabled by hand")
+		case k.parked:
+			parked++
+			next := laterOf(k.nextProbe, k.parkedUntil)
+			if k.probing {
+				d.OnRelease = true
+			} else {
+				consider(next)
+			}
+			parts = append(parts, fmt.Sprintf("%s parked: %s, next try in %s", name, k.parkReason, roundUp(next.Sub(now))))
+		default:
+			if c, ok := k.coolingFor(now, model); ok {
+				cooling++
+				consider(c.until)
+				parts = append(parts, fmt.Sprintf("%s cooling %s (%s)", name, roundUp(c.until.Sub(now)), c.reason))
+				continue
+			}
+			if containsName(tried, k.spec.Name) {
+				parts = append(parts, name+" already tried")
+				continue
+			}
+			if t, ok := k.limitFrees(now); !ok {
+				cooling++
+				if t.IsZero() {
+					d.OnRelease = true
+					parts = append(parts, fmt.Sprintf("%s at max_concurrent %d", name, k.spec.MaxConcurrent))
+				} else {
+					consider(t)
+					parts = append(parts, fmt.Sprintf("%s at its limit for %s", name, roundUp(t.Sub(now))))
+				}
+			}
+		}
+	}
+	switch {
+	case candidates == 0 && len(p.keys) > 0:
+		d.Detail = fmt.Sprintf("no %s key may serve model %q (see models in the keyfile)", p.Name, model)
+		return d
+	case candidates == 0:
+		d.Detail = fmt.Sprintf("no keys for %s", p.Name)
+		return d
+	case cooling > 0:
+		d.Code = AllKeysCooling
+	default:
+		d.Code = NoUsableKeys
+	}
+	d.Until = soonest
+	d.Detail = strings.Join(parts, "; ")
+	return d
+}
+
+func containsName(names []string, n string) bool {
+	for _, t := range names {
+		if t == n {
+			return true
+		}
+	}
+	return false
+}
+
+func laterOf(a, b time.Time) time.Time {
+	if a.After(b) {
+		return a
+	}
+	return b
+}
+
+// roundUp renders a wait in whole seconds, rounded up, as Retry-After does.
+func roundUp(d time.Duration) time.Duration {
+	if d <= 0 {
+		return 0
+	}
+	return ((d + time.Second - 1) / time.Second) * time.Second
+}

@@ -1,0 +1,142 @@
+package rotate
+
+import (
+	"fmt"
+	"time"
+)
+
+// What each class of answer does to the key that got it, and to the
+// pool's circuit: this file is the whole answer. SetsAside (class.go)
+// says it in a word for metrics and help; judge carries it out.
+//
+//	success       clears the key's failures and backoff; a parked key
+//	              whose probe succeeded serves again; a remaining count
+//	              of 0 cools it for that model until the reset
+//	rate-limited  cools the key for that model: the provider's wait, or
+//	              1 s, 2 s, 4 s ... up to a minute
+//	quota,        parks the key: out of rotation until a probe succeeds,
+//	invalid-key   the first after ProbeInterval (or at the known
+//	              return), each failed probe doubling it up to 12 times
+//	forbidden     cools the key for that model for ProbeInterval
+//	overloaded    opens the provider's circuit; no key is blamed
+//	server-error, count toward the circuit (5 in a row across keys open
+//	transport     it); a key failing 3 times in a row while other keys
+//	              worked is cooled for 10 s, doubling up to 5 min
+//	caller-fault  nothing: any key would have got the same answer
+
+// Backoff bounds.
+const (
+	coolBase       = time.Second
+	coolMax        = time.Minute
+	circuitBase    = time.Second
+	circuitMax     = 30 * time.Second
+	circuitRun     = 5 // server or transport failures in a row, across keys
+	keyFailRun     = 3 // the same on one key while others succeed
+	keyFailCool    = 10 * time.Second
+	keyFailCoolMax = 5 * time.Minute
+	recentFailures = 5
+	window         = time.Minute
+)
+
+// DefaultProbeInterval is how soon a parked key is tried again when the
+// policy does not say.
+const DefaultProbeInterval = 5 * time.Minute
+
+// judge applies outcome o of lease l's attempt to its key and to the
+// circuit. The caller holds p.mu.
+func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
+	if o.Class != Success && o.Class != CallerFault {
+		k.failures = append(k.failures, Failure{At: now, Class: o.Class, Status: o.Status, Model: l.model, Reason: o.Reason})
+		if len(k.failures) > recentFailures {
+			k.failures = k.failures[len(k.failures)-recentFailures:]
+		}
+	}
+	switch o.Class {
+	case Success:
+		p.successes++
+		p.circuit.success()
+		k.failRun, k.failLevel, k.coolLevel = 0, 0, 0
+		if k.parked {
+			k.parked, k.parkReason, k.probeLevel, k.parkedUntil = false, "", 0, time.Time{}
+		}
+		if o.Wait > 0 {
+			k.coolModel(l.model, now.Add(o.Wait), o.Reason)
+		}
+	case RateLimited:
+		p.circuit.alive()
+		wait := o.Wait
+		if wait <= 0 {
+			wait = min(coolBase<<min(k.coolLevel, 10), coolMax)
+			k.coolLevel++
+		}
+		reason := "rate limited"
+		if o.WaitSource != "" {
+			reason += " (" + o.WaitSource + ")"
+		}
+		if l.model != "" {
+			reason += " on " + l.model
+		}
+		k.coolModel(l.model, now.Add(wait), reason)
+	case Quota, InvalidKey:
+		p.circuit.alive()
+		p.park(k, now, o)
+	case Forbidden:
+		p.circuit.alive()
+		reason := "forbidden"
+		if l.model != "" {
+			reason += " for " + l.model
+		}
+		k.coolModel(l.model, now.Add(p.probeInterval()), reason+" ("+o.Reason+")")
+	case Overloaded:
+		if !p.circuit.openFlag || l.half {
+			p.circuit.open(now, o.Wait, o.Reason)
+		}
+	case ServerError, Transport:
+		if l.half || p.circuit.openFlag {
+			if l.half {
+				p.circuit.open(now, 0, o.Reason)
+			}
+			break // the provider's problem, not this key's
+		}
+		if p.circuit.failure(now, o.Reason) {
+			break
+		}
+		if k.failRun == 0 {
+			k.failRunStart = p.successes
+		}
+		k.failRun++
+		// Failing alone while another key worked since the run began.
+		if k.failRun >= keyFailRun && p.successes > k.failRunStart {
+			wait := min(keyFailCool<<min(k.failLevel, 10), keyFailCoolMax)
+			k.failLevel++
+			k.failRun = 0
+			k.coolUntil, k.coolReason = now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason)
+		}
+	case CallerFault:
+		p.circuit.alive()
+	}
+	if l.probe && k.parked && o.Class != Quota && o.Class != InvalidKey && o.Class != Success {
+		// The probe learned nothing about the key; try again soon.
+		k.nextProbe = now.Add(p.probeInterval())
+	}
+}
+
+func (p *Pool) probeInterval() time.Duration {
+	if p.policy.ProbeInterval > 0 {
+		return p.policy.ProbeInterval
+	}
+	return DefaultProbeInterval
+}
+
+// park takes k out of rotation until a probe succeeds: the first probe
+// after ProbeInterval, or at the stated return; each failed probe doubles
+// the interval, up to 12 times.
+func (p *Pool) park(k *keyState, now time.Time, o Outcome) {
+	k.parked = true
+	k.parkReason = o.Reason
+	interval := p.probeInterval() << min(k.probeLevel, 3)
+	interval = min(interval, 12*p.probeInterval())
+	k.probeLevel++
+	k.nextProbe = now.Add(max(interval, o.Wait))
+	k.parkedUntil = o.Until
+}

@@ -1,0 +1,369 @@
+package rotate
+
+import (
+	"fmt"
+	"sync"
+	"time"
+)
+
+// Clock tells the time. The daemon passes the real one; tests a fake.
+type Clock interface{ Now() time.Time }
+
+// KeySpec is what rotate knows of a key: its name and limits, never its
+// secret. Keys are told apart by Name; Fingerprint tells whether the
+// secret behind a name changed.
+type KeySpec struct {
+	Name        string
+	Fingerprint string
+	Weight      int
+	Models      []string // globs; empty: every model
+	// Limits; 0 means none.
+	RPM, TPM, MaxConcurrent int
+	RPD, TPD                int // per UTC day
+	// Entry is the whole keyfile entry less the secret, compared to
+	// notice an edit.
+	Entry string
+}
+
+// Policy is a provider's tuning, from the keyfile.
+type Policy struct {
+	Strategy Strategy
+	// ProbeInterval is how soon a parked key is tried again; it doubles
+	// on each failed probe up to 12 times as long.
+	ProbeInterval time.Duration
+}
+
+// Pool is the live state of one provider's keys. It lives as long as the
+// daemon; a keyfile reload calls Update, and a key keeps its state across
+// reloads while its name and secret stay the same.
+type Pool struct {
+	Name  string
+	clock Clock
+
+	mu     sync.Mutex
+	policy Policy
+	keys   []*keyState
+	byName map[string]*keyState
+	picker picker
+	// q is the request a pick is for, so that strategies ask usable
+	// without a closure (Acquire must not allocate).
+	q       query
+	circuit circuit
+	wake    chan struct{}
+	waiting bool // someone holds wake; else signal need not replace it
+	// successes counts successes of any key: a key failing alone while
+	// others work is the key's problem, not the provider's.
+	successes uint64
+}
+
+type query struct {
+	now   time.Time
+	model string
+	tried []string
+}
+
+// NewPool makes an empty pool; Update gives it keys.
+func NewPool(name string, clock Clock) *Pool {
+	return &Pool{Name: name, clock: clock, byName: map[string]*keyState{}, wake: make(chan struct{}), picker: &roundRobin{}}
+}
+
+// Update replaces the pool's keys and policy. A key whose name and
+// fingerprint stay keeps its state; one whose entry changed in any way
+// is no longer parked or cooling, so it is tried again at once.
+func (p *Pool) Update(policy Policy, specs []KeySpec) {
+	p.mu.Lock()
+	old := p.picker
+	p.mu.Unlock()
+	pk := newPicker(policy.Strategy, specs, old) // outside the lock: it may take a moment
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.policy = policy
+	keys := make([]*keyState, 0, len(specs))
+	byName := make(map[string]*keyState, len(specs))
+	for i, s := range specs {
+		k := p.byName[s.Name]
+		switch {
+		case k == nil:
+			k = &keyState{hidx: -1}
+		case k.spec.Fingerprint != s.Fingerprint:
+			// A new secret under the same name: nothing learned about
+			// the old one applies, but a hand-made disable does.
+			k = &keyState{hidx: -1, disabled: k.disabled, disabledUntil: k.disabledUntil}
+		case k.spec.Entry != s.Entry:
+			k.clearTransient()
+		}
+		k.spec, k.idx = s, i
+		if s.RPM > 0 && len(k.reqTimes) != s.RPM {
+			k.reqTimes, k.reqHead = make([]time.Time, s.RPM), 0
+		} else if s.RPM == 0 {
+			k.reqTimes = nil
+		}
+		keys = append(keys, k)
+		byName[s.Name] = k
+	}
+	p.keys, p.byName, p.picker = keys, byName, pk
+	pk.reset(keys)
+	p.signal()
+}
+
+func (p *Pool) signal() {
+	if p.waiting {
+		close(p.wake)
+		p.wake, p.waiting = make(chan struct{}), false
+	}
+}
+
+// Lease is one key chosen for one attempt. Done or Cancel must be called
+// exactly once, when the answer has been delivered or given up.
+type Lease struct {
+	p     *Pool
+	k     *keyState
+	Name  string
+	probe bool
+	model string
+	half  bool // the circuit's half-open probe
+}
+
+// Acquire picks a key for model, skipping the names in tried. It never
+// blocks: when no key is usable it says why and when one may be.
+func (p *Pool) Acquire(model string, tried []string) (Lease, *Denial) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.picker.expire(now) // windows pruned below are then already in order
+
+	half := false
+	switch p.circuit.state(now) {
+	case circuitOpen:
+		p.waiting = true
+		return Lease{}, &Denial{Code: ProviderUnavailable, Until: p.circuit.until, Wake: p.wake,
+			Detail: fmt.Sprintf("%s is failing (%s); llmkey tries it again in %s", p.Name, p.circuit.reason, roundUp(p.circuit.until.Sub(now)))}
+	case circuitHalfOpen:
+		if p.circuit.probing {
+			p.waiting = true
+			return Lease{}, &Denial{Code: ProviderUnavailable, OnRelease: true, Until: now.Add(time.Second), Wake: p.wake,
+				Detail: fmt.Sprintf("%s is failing (%s); a probe request is under way", p.Name, p.circuit.reason)}
+		}
+		half = true
+	}
+
+	p.q = query{now: now, model: model, tried: tried}
+	idx := p.picker.pick(p)
+	p.q = query{}
+	if idx < 0 {
+		d := p.deny(now, model, tried)
+		p.waiting = true
+		d.Wake = p.wake
+		return Lease{}, d
+	}
+	k := p.keys[idx]
+	k.inFlight++
+	p.picker.changed(k)
+	probe := false
+	if k.parked {
+		k.probing, probe = true, true
+	}
+	if k.reqTimes != nil {
+		k.reqTimes[k.reqHead] = now
+		k.reqHead = (k.reqHead + 1) % len(k.reqTimes)
+	}
+	k.rollDay(now)
+	k.dayReqs++
+	if half {
+		p.circuit.probing = true
+	}
+	return Lease{p: p, k: k, Name: k.spec.Name, probe: probe, model: model, half: half}, nil
+}
+
+// usable reports whether k may take the request being picked for (p.q)
+// now: the one predicate every strategy asks.
+func (p *Pool) usable(k *keyState) bool {
+	now := p.q.now
+	if !k.allows(p.q.model) || k.disabledAt(now) {
+		return false
+	}
+	for _, t := range p.q.tried {
+		if t == k.spec.Name {
+			return false
+		}
+	}
+	if k.parked {
+		// A parked key serves one request as its probe, once due.
+		return !k.probing && !now.Before(k.nextProbe) && !now.Before(k.parkedUntil)
+	}
+	if _, cooling := k.coolingFor(now, p.q.model); cooling {
+		return false
+	}
+	_, ok := k.limitFrees(now)
+	return ok
+}
+
+// Cancel releases the lease without judging the key: the client went
+// away, or the attempt never started.
+func (l Lease) Cancel() {
+	if l.p == nil {
+		return
+	}
+	p, k := l.p, l.k
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k.inFlight--
+	p.picker.changed(k)
+	if l.probe {
+		k.probing = false
+	}
+	if l.half {
+		p.circuit.probing = false
+	}
+	p.signal()
+}
+
+// Done reports what came of the lease's attempt and releases it. tokens
+// are those the answer used, for tpm, least-used and daily budgets.
+func (l Lease) Done(o Outcome, tokens int) {
+	if l.p == nil {
+		return
+	}
+	p, k := l.p, l.k
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.signal()
+
+	k.inFlight--
+	if l.probe {
+		k.probing = false
+	}
+	if tokens > 0 {
+		if k.tokWin.add(now, tokens) {
+			p.picker.opened(k, now.Unix())
+		}
+		k.rollDay(now)
+		k.dayTokens += tokens
+	}
+	p.picker.changed(k)
+	if l.half {
+		p.circuit.probing = false
+	}
+	p.judge(l, k, o, now)
+}
+
+// onKey runs fn on the named key under the lock and wakes whoever waits
+// for a key; it reports whether the key exists.
+func (p *Pool) onKey(name string, fn func(k *keyState)) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := p.byName[name]
+	if k == nil {
+		return false
+	}
+	fn(k)
+	p.signal()
+	return true
+}
+
+// Disable takes the named key out of rotation by hand, until until (zero:
+// until Enable). It reports whether the key exists.
+func (p *Pool) Disable(name string, until time.Time) bool {
+	return p.onKey(name, func(k *keyState) { k.disabled, k.disabledUntil = true, until })
+}
+
+// Enable undoes Disable, and unparks the key so that it is tried now.
+func (p *Pool) Enable(name string) bool {
+	return p.onKey(name, func(k *keyState) {
+		k.disabled, k.disabledUntil = false, time.Time{}
+		k.parked, k.parkReason, k.nextProbe, k.probeLevel, k.parkedUntil = false, "", time.Time{}, 0, time.Time{}
+	})
+}
+
+// Reset forgets what llmkey learned about the key: cooldowns, parking,
+// failures and backoff. A hand-made Disable stays; the limits' windows
+// stay, since those requests were really sent.
+func (p *Pool) Reset(name string) bool {
+	return p.onKey(name, func(k *keyState) {
+		k.clearTransient()
+		k.failures = nil
+	})
+}
+
+// SeedToday counts requests and tokens a key spent earlier today (UTC),
+// before a restart, toward its daily budgets (rpd, tpd).
+func (p *Pool) SeedToday(name string, requests, tokens int) bool {
+	now := p.clock.Now()
+	return p.onKey(name, func(k *keyState) {
+		k.rollDay(now)
+		k.dayReqs += requests
+		k.dayTokens += tokens
+	})
+}
+
+// Disabled lists the keys disabled by hand and until when, to persist.
+func (p *Pool) Disabled() map[string]time.Time {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	out := map[string]time.Time{}
+	for _, k := range p.keys {
+		if k.disabled {
+			out[k.spec.Name] = k.disabledUntil
+		}
+	}
+	return out
+}
+
+// KeyView is one key's state, for list and status.
+type KeyView struct {
+	Name   string
+	State  KeyState
+	Reason string
+	// Until is when the state ends, where known (cooling, limited,
+	// disabled --for; for parked, the next probe).
+	Until    time.Time
+	InFlight int
+	// In the last minute, and today (UTC).
+	RequestsMinute, TokensMinute int
+	RequestsToday, TokensToday   int
+	Failures                     []Failure
+}
+
+// View is the pool's keys' state now, in keyfile order, and its circuit:
+// "closed", or "open: REASON" until circuitUntil, or "half-open: REASON".
+func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.picker.expire(now)
+	for _, k := range p.keys {
+		v := KeyView{Name: k.spec.Name, State: Ready, InFlight: k.inFlight, Failures: append([]Failure(nil), k.failures...)}
+		k.tokWin.prune(now)
+		k.rollDay(now)
+		v.TokensMinute, v.RequestsToday, v.TokensToday = k.tokWin.sum, k.dayReqs, k.dayTokens
+		for _, t := range k.reqTimes {
+			if !t.IsZero() && now.Sub(t) < window {
+				v.RequestsMinute++
+			}
+		}
+		switch {
+		case k.disabledAt(now):
+			v.State, v.Reason, v.Until = Disabled, "disabled by hand", k.disabledUntil
+		case k.parked:
+			v.State, v.Reason, v.Until = Parked, k.parkReason, laterOf(k.nextProbe, k.parkedUntil)
+			if k.probing {
+				v.Reason += "; probing now"
+			}
+		default:
+			if c := k.longestCooldown(now); c != nil {
+				v.State, v.Reason, v.Until = Cooling, c.reason, c.until
+			} else if t, ok := k.limitFrees(now); !ok {
+				v.State, v.Reason, v.Until = Limited, "at a per-key limit", t
+			}
+		}
+		keys = append(keys, v)
+	}
+	switch p.circuit.state(now) {
+	case circuitOpen:
+		return keys, "open: " + p.circuit.reason, p.circuit.until
+	case circuitHalfOpen:
+		return keys, "half-open: " + p.circuit.reason, time.Time{}
+	}
+	return keys, "closed", time.Time{}
+}
