@@ -46,6 +46,8 @@ type listedKey struct {
 	TPD             int               `json:"tpd"`
 	Weight          int               `json:"weight"`
 	Models          []string          `json:"models"`
+
+	limits string // for the table: "rpm=60 max_concurrent=4"
 }
 
 type listOutput struct {
@@ -107,6 +109,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
 				State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
+				limits: limits(k),
 			}
 			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
 				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())
@@ -144,19 +147,17 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 			st = describeState(k.State, k.Reason, k.CooldownSeconds)
 		}
 		today := fmt.Sprintf("%d req, %d tok", k.RequestsToday, k.TokensToday)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, today, limits(k))
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, today, k.limits)
 	}
 	return tw.Flush()
 }
 
-func limits(k listedKey) string {
+// limits are a key's set numbers and models, in keyfile order.
+func limits(k state.Key) string {
 	var parts []string
-	for _, l := range []struct {
-		name string
-		v    int
-	}{{"rpm", k.RPM}, {"tpm", k.TPM}, {"max_concurrent", k.MaxConcurrent}, {"rpd", k.RPD}, {"tpd", k.TPD}, {"weight", k.Weight}} {
-		if l.v != 0 {
-			parts = append(parts, l.name+"="+strconv.Itoa(l.v))
+	for _, l := range k.Limits() {
+		if l.Value != 0 {
+			parts = append(parts, l.Field+"="+strconv.Itoa(l.Value))
 		}
 	}
 	if len(k.Models) > 0 {

@@ -33,21 +33,3 @@ func TestManPageUpToDate(t *testing.T) {
 		}
 	}
 }
-
-func TestPermuteArgs(t *testing.T) {
-	app := NewApp()
-	tests := []struct{ in, want string }{
-		{"llmkey rm openai/work --force", "llmkey rm --force openai/work"},
-		{"llmkey add openai work --rpm 60 --models a,b", "llmkey add --rpm 60 --models a,b openai work"},
-		{"llmkey --keyfile k.toml add openai --rpm=5", "llmkey --keyfile k.toml add --rpm=5 openai"},
-		{"llmkey add openai -- --weird-name", "llmkey add openai -- --weird-name"},
-		{"llmkey list --json", "llmkey list --json"},
-		{"llmkey nosuch a --b", "llmkey nosuch a --b"},
-	}
-	for _, tt := range tests {
-		got := strings.Join(PermuteArgs(app, strings.Fields(tt.in)), " ")
-		if got != tt.want {
-			t.Errorf("PermuteArgs(%q) = %q, want %q", tt.in, got, tt.want)
-		}
-	}
-}

@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strconv"
 	"strings"
 	"syscall"
@@ -132,28 +133,32 @@ func removeKey(path string, data []byte, provider, name string, confirm func(Key
 	return []byte(text[:from] + text[to:]), removed, nil
 }
 
-// FormatKey renders k as a [[key]] block, fields in a fixed order, zero
-// limits left out.
+// FormatKey renders k as a [[key]] block, fields in Key's order, zero
+// limits and empty lists left out.
 func FormatKey(k Key) string {
 	var b strings.Builder
 	b.WriteString("[[key]]\n")
-	fmt.Fprintf(&b, "provider = %s\n", tomlString(k.Provider))
-	fmt.Fprintf(&b, "name = %s\n", tomlString(k.Name))
-	fmt.Fprintf(&b, "secret = %s\n", tomlString(k.Secret))
-	for _, f := range []struct {
-		name string
-		v    int
-	}{{"rpm", k.RPM}, {"tpm", k.TPM}, {"max_concurrent", k.MaxConcurrent}, {"rpd", k.RPD}, {"tpd", k.TPD}, {"weight", k.Weight}} {
-		if f.v != 0 {
-			fmt.Fprintf(&b, "%s = %d\n", f.name, f.v)
+	v := reflect.ValueOf(k)
+	for i, f := range keyFields {
+		name, fv := fieldName(f), v.Field(i)
+		switch f.Type.Kind() {
+		case reflect.String:
+			fmt.Fprintf(&b, "%s = %s\n", name, tomlString(fv.String()))
+		case reflect.Int:
+			if n := fv.Int(); n != 0 {
+				fmt.Fprintf(&b, "%s = %d\n", name, n)
+			}
+		case reflect.Slice:
+			if fv.Len() > 0 {
+				q := make([]string, fv.Len())
+				for j := range q {
+					q[j] = tomlString(fv.Index(j).String())
+				}
+				fmt.Fprintf(&b, "%s = [%s]\n", name, strings.Join(q, ", "))
+			}
+		default:
+			panic("FormatKey: a Key field of kind " + f.Type.Kind().String())
 		}
-	}
-	if len(k.Models) > 0 {
-		q := make([]string, len(k.Models))
-		for i, m := range k.Models {
-			q[i] = tomlString(m)
-		}
-		fmt.Fprintf(&b, "models = [%s]\n", strings.Join(q, ", "))
 	}
 	return b.String()
 }

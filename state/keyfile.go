@@ -10,6 +10,7 @@ import (
 	"net/url"
 	"os"
 	"path"
+	"reflect"
 	"regexp"
 	"slices"
 	"strconv"
@@ -25,18 +26,60 @@ import (
 const DefaultListen = "127.0.0.1:5565"
 
 // Key is one [[key]] table: a secret and the limits that apply to it.
+// Its fields are the keyfile's list of them: the known-field check, the
+// validation of limits, FormatKey and list read them from here (by their
+// toml tags, in this order).
 type Key struct {
-	Provider      string   `toml:"provider" json:"provider"`
-	Name          string   `toml:"name" json:"name"`
-	Secret        string   `toml:"secret" json:"-"`
-	RPM           int      `toml:"rpm" json:"rpm,omitempty"`
-	TPM           int      `toml:"tpm" json:"tpm,omitempty"`
-	MaxConcurrent int      `toml:"max_concurrent" json:"max_concurrent,omitempty"`
-	Weight        int      `toml:"weight" json:"weight,omitempty"`
-	Models        []string `toml:"models" json:"models,omitempty"`
+	Provider      string `toml:"provider" json:"provider"`
+	Name          string `toml:"name" json:"name"`
+	Secret        string `toml:"secret" json:"-"`
+	RPM           int    `toml:"rpm" json:"rpm,omitempty"`
+	TPM           int    `toml:"tpm" json:"tpm,omitempty"`
+	MaxConcurrent int    `toml:"max_concurrent" json:"max_concurrent,omitempty"`
 	// Daily budgets, per UTC day: requests and tokens.
-	RPD int `toml:"rpd" json:"rpd,omitempty"`
-	TPD int `toml:"tpd" json:"tpd,omitempty"`
+	RPD    int      `toml:"rpd" json:"rpd,omitempty"`
+	TPD    int      `toml:"tpd" json:"tpd,omitempty"`
+	Weight int      `toml:"weight" json:"weight,omitempty"`
+	Models []string `toml:"models" json:"models,omitempty"`
+}
+
+// keyFields are Key's fields: their keyfile names and their place.
+var keyFields = func() []reflect.StructField {
+	t := reflect.TypeFor[Key]()
+	out := make([]reflect.StructField, t.NumField())
+	for i := range out {
+		out[i] = t.Field(i)
+	}
+	return out
+}()
+
+func fieldName(f reflect.StructField) string { return strings.Split(f.Tag.Get("toml"), ",")[0] }
+
+// KeyFieldNames are the fields a [[key]] table may have, in order.
+func KeyFieldNames() []string {
+	out := make([]string, len(keyFields))
+	for i, f := range keyFields {
+		out[i] = fieldName(f)
+	}
+	return out
+}
+
+// Limit is one of a key's numbers: a limit (0: none) or its weight.
+type Limit struct {
+	Field string // its keyfile name: "rpm"
+	Value int
+}
+
+// Limits are k's numbers, in keyfile order.
+func (k Key) Limits() []Limit {
+	v := reflect.ValueOf(k)
+	var out []Limit
+	for i, f := range keyFields {
+		if f.Type.Kind() == reflect.Int {
+			out = append(out, Limit{Field: fieldName(f), Value: int(v.Field(i).Int())})
+		}
+	}
+	return out
 }
 
 // Ref is how a person names a key on the command line: PROVIDER/NAME.
@@ -359,7 +402,7 @@ func tomlError(path string, err error) error {
 }
 
 var knownFields = map[string][]string{
-	"key": {"provider", "name", "secret", "rpm", "tpm", "max_concurrent", "weight", "models", "rpd", "tpd"},
+	"key": KeyFieldNames(),
 	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
 		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
@@ -521,9 +564,11 @@ func validate(c *Config, lay *layout) error {
 			return bad("secret", "missing or empty secret", "set secret, or add the key with: llmkey add "+k.Provider+" "+k.Name)
 		case strings.IndexFunc(k.Secret, isSpaceOrControl) >= 0:
 			return bad("secret", "secret contains spaces or control characters", "paste the key exactly as the provider issued it")
-		case k.RPM < 0 || k.TPM < 0 || k.MaxConcurrent < 0 || k.Weight < 0 || k.RPD < 0 || k.TPD < 0:
-			f := firstNegative(k)
-			return bad(f, "must not be negative", "use 0 (or leave it out) for no limit")
+		}
+		for _, l := range k.Limits() {
+			if l.Value < 0 {
+				return bad(l.Field, "must not be negative", "use 0 (or leave it out) for no limit")
+			}
 		}
 		if _, ok := c.Provider(k.Provider); !ok {
 			hint := "built-in providers: " + strings.Join(BuiltinNames(), ", ") +
@@ -550,22 +595,6 @@ func validate(c *Config, lay *layout) error {
 		seen[k.Ref()] = i
 	}
 	return nil
-}
-
-func firstNegative(k Key) string {
-	switch {
-	case k.RPM < 0:
-		return "rpm"
-	case k.TPM < 0:
-		return "tpm"
-	case k.MaxConcurrent < 0:
-		return "max_concurrent"
-	case k.RPD < 0:
-		return "rpd"
-	case k.TPD < 0:
-		return "tpd"
-	}
-	return "weight"
 }
 
 func isSpaceOrControl(r rune) bool { return r <= ' ' || r == 0x7f }

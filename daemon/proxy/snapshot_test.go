@@ -1,0 +1,55 @@
+package proxy
+
+import (
+	"reflect"
+	"testing"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// What rotation knows of a key carries every limit of the keyfile's Key,
+// under the same name, and a change of any field changes its entry.
+func TestKeySpecCarriesEveryField(t *testing.T) {
+	k := state.Key{Provider: "openai", Name: "a", Secret: "sk-x", Models: []string{"gpt-*"}}
+	kv := reflect.ValueOf(&k).Elem()
+	kt := kv.Type()
+	for i := range kt.NumField() {
+		if kt.Field(i).Type.Kind() == reflect.Int {
+			kv.Field(i).SetInt(int64(10 + i))
+		}
+	}
+	spec := Key{Key: k, Fingerprint: "f"}.Spec()
+	sv := reflect.ValueOf(spec)
+	for i := range kt.NumField() {
+		f := kt.Field(i)
+		if f.Name == "Provider" || f.Name == "Secret" {
+			continue // the pool is the provider's; the secret stays here
+		}
+		got := sv.FieldByName(f.Name)
+		if !got.IsValid() {
+			t.Errorf("rotate.KeySpec has no %s", f.Name)
+			continue
+		}
+		if !reflect.DeepEqual(got.Interface(), kv.Field(i).Interface()) {
+			t.Errorf("KeySpec.%s = %v, want %v", f.Name, got.Interface(), kv.Field(i).Interface())
+		}
+	}
+	for i := range kt.NumField() {
+		changed := k
+		cv := reflect.ValueOf(&changed).Elem().Field(i)
+		switch cv.Kind() {
+		case reflect.Int:
+			cv.SetInt(cv.Int() + 1)
+		case reflect.String:
+			if kt.Field(i).Name == "Secret" {
+				continue // the fingerprint tells that apart
+			}
+			cv.SetString(cv.String() + "x")
+		case reflect.Slice:
+			cv.Set(reflect.ValueOf([]string{"o3"}))
+		}
+		if (Key{Key: changed}).Spec().Entry == spec.Entry {
+			t.Errorf("a change of %s leaves the entry as it was", kt.Field(i).Name)
+		}
+	}
+}

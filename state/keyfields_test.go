@@ -1,0 +1,68 @@
+package state
+
+import (
+	"errors"
+	"reflect"
+	"slices"
+	"testing"
+)
+
+// fullKey is a key with every field set, each number distinct.
+func fullKey() Key {
+	k := Key{Provider: "openai", Name: "all", Secret: "sk-aaaaaaaaaaaaaaaaaaaaaaaa"}
+	v := reflect.ValueOf(&k).Elem()
+	for i, f := range keyFields {
+		switch f.Type.Kind() {
+		case reflect.Int:
+			v.Field(i).SetInt(int64(i + 1))
+		case reflect.Slice:
+			v.Field(i).Set(reflect.ValueOf([]string{"gpt-4o*", "o3"}))
+		}
+	}
+	return k
+}
+
+// A key's fields are listed once, in Key: the known-field check, the
+// validation, the formatter and Limits all follow it. Adding a field to
+// Key that one of them cannot handle fails here.
+func TestKeyFieldsAgree(t *testing.T) {
+	if !slices.Equal(knownFields["key"], KeyFieldNames()) {
+		t.Errorf("known fields %v, Key has %v", knownFields["key"], KeyFieldNames())
+	}
+	for _, f := range keyFields {
+		if fieldName(f) == "" {
+			t.Errorf("Key.%s has no toml name", f.Name)
+		}
+	}
+	k := fullKey()
+	cfg, err := Parse("k.toml", []byte(FormatKey(k)))
+	if err != nil {
+		t.Fatalf("FormatKey's block does not parse: %v\n%s", err, FormatKey(k))
+	}
+	if !reflect.DeepEqual(cfg.Keys[0], k) {
+		t.Errorf("FormatKey then Parse: %+v, want %+v", cfg.Keys[0], k)
+	}
+	ints := 0
+	for _, f := range keyFields {
+		if f.Type.Kind() == reflect.Int {
+			ints++
+		}
+	}
+	if len(k.Limits()) != ints {
+		t.Errorf("Limits has %d numbers, Key %d", len(k.Limits()), ints)
+	}
+	for _, l := range k.Limits() {
+		bad := k
+		v := reflect.ValueOf(&bad).Elem()
+		for i, f := range keyFields {
+			if fieldName(f) == l.Field {
+				v.Field(i).SetInt(-1)
+			}
+		}
+		_, err := Parse("k.toml", []byte(FormatKey(bad)))
+		var ke *KeyfileError
+		if !errors.As(err, &ke) || ke.Field != "key[1]."+l.Field {
+			t.Errorf("%s = -1: %v", l.Field, err)
+		}
+	}
+}
