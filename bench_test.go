@@ -1,13 +1,13 @@
 package main
 
-// The performance harness (issue 6): the built llmkey against the fake
+// The performance harness: the built llmkey against the fake
 // upstream direct and a bare net/http/httputil.ReverseProxy, on loopback,
 // sharing the machine's cores with the load generator. Not part of the
 // test run; run it with
 //
 //	go test -run XXX -bench Harness -benchtime 1x .
 //
-// It prints one table with every row of the issue's targets.
+// It prints one table: each measurement with its target.
 
 import (
 	"bufio"

@@ -61,7 +61,7 @@ func (u *user) status() (map[string]any, int) {
 	return st, r.code
 }
 
-// Issue 3, done when 2: two keys of one provider are both used.
+// Two keys of one provider are both used.
 func TestTwoKeysBothUsed(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -87,7 +87,7 @@ func TestTwoKeysBothUsed(t *testing.T) {
 	}
 }
 
-// Issue 3, done when 3: strangers get 401/403 with X-Llmkey-Error and
+// Strangers get 401/403 with X-Llmkey-Error and
 // nothing reaches the provider.
 func TestProxyRefusesStrangers(t *testing.T) {
 	u := newUser(t)
@@ -172,7 +172,7 @@ func TestProxyRefusesStrangers(t *testing.T) {
 	}
 }
 
-// Issue 3, done when 4: twenty cold execs make one daemon; after kill -9
+// Twenty cold execs make one daemon; after kill -9
 // the next exec starts a new one cleanly.
 func TestColdExecStartsOneDaemon(t *testing.T) {
 	u := newUser(t)
@@ -239,7 +239,7 @@ func (u *user) countDaemons() int {
 	return n
 }
 
-// Issue 3, done when 5: keys added while the daemon runs serve within a
+// Keys added while the daemon runs serve within a
 // second; a broken keyfile keeps the last good one serving and shows in
 // status until it is fixed.
 func TestHotReload(t *testing.T) {
@@ -310,7 +310,7 @@ func TestHotReload(t *testing.T) {
 	}
 }
 
-// Issue 3, done when 6: SIGTERM during a 5-second stream lets it finish,
+// SIGTERM during a 5-second stream lets it finish,
 // refuses new requests with "draining", and exits 0.
 func TestDrainOnSIGTERM(t *testing.T) {
 	u := newUser(t)
@@ -394,7 +394,7 @@ func TestDrainOnSIGTERM(t *testing.T) {
 	}
 }
 
-// Issue 3, done when 7: the child's environment holds the token and the
+// The child's environment holds the token and the
 // proxy URLs, never a real key; variables of providers without keys stay.
 func TestExecEnvironment(t *testing.T) {
 	u := newUser(t)
@@ -439,7 +439,7 @@ func TestExecEnvironment(t *testing.T) {
 	}
 }
 
-// Issue 3, done when 8: status --json holds the contract's fields, and
+// Status --json holds the contract's fields, and
 // exits 3, 0 and 1 as the daemon is absent, healthy and degraded.
 func TestStatusExitCodesAndJSON(t *testing.T) {
 	u := newUser(t)

@@ -9,7 +9,7 @@ import (
 	"testing"
 )
 
-// Issue 2, done when 2: a piped add creates the keyfile 0600 in a 0700
+// A piped add creates the keyfile 0600 in a 0700
 // directory with one block; a second add of the name fails; list --json
 // shows provider, name and a masked secret, never the secret.
 func TestAddCreatesPrivateKeyfileAndListMasks(t *testing.T) {
@@ -114,7 +114,7 @@ func TestAddOptionsNamesAndEnvironment(t *testing.T) {
 	}
 }
 
-// Issue 2, done when 3: a hand-written keyfile survives add, then rm of
+// A hand-written keyfile survives add, then rm of
 // another key, byte for byte.
 func TestHandWrittenKeyfileSurvivesAddAndRm(t *testing.T) {
 	u := newUser(t)
@@ -140,7 +140,7 @@ func TestHandWrittenKeyfileSurvivesAddAndRm(t *testing.T) {
 	}
 }
 
-// Issue 2, done when 4: each broken keyfile gives a non-zero exit and a
+// Each broken keyfile gives a non-zero exit and a
 // message naming the problem, the line, and the fix.
 func TestBrokenKeyfiles(t *testing.T) {
 	key := func(provider, name string) string {
@@ -266,7 +266,7 @@ func TestAddRejectsBadInput(t *testing.T) {
 	}
 }
 
-// Issue 2, done when 5.
+// The man page is the one generated from the command tree, and is a section 1 roff page.
 func TestManMatchesCheckedInPage(t *testing.T) {
 	u := newUser(t)
 	r := mustSucceed(t, u.llmkey("man"))

@@ -14,7 +14,7 @@ import (
 	"time"
 )
 
-// Issue 4: rotation that users can trust, end to end through the built
+// Rotation that users can trust, end to end through the built
 // daemon against the fake provider.
 
 // twoKeys writes a keyfile with keys a and b of provider (openai unless
@@ -83,7 +83,7 @@ func cooldown(t *testing.T, k map[string]any) float64 {
 	return s
 }
 
-// Done when 1: A answers 429 with retry-after: 30, B is healthy.
+// A answers 429 with retry-after: 30, B is healthy.
 func TestRateLimitedKeyCoolsForRetryAfter(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -117,7 +117,7 @@ func TestRateLimitedKeyCoolsForRetryAfter(t *testing.T) {
 	}
 }
 
-// Done when 2: the wait only in the body.
+// The wait only in the body.
 func TestWaitFromTheBody(t *testing.T) {
 	t.Run("gemini RetryInfo", func(t *testing.T) {
 		u := newUser(t)
@@ -157,7 +157,7 @@ func TestWaitFromTheBody(t *testing.T) {
 	})
 }
 
-// Done when 3: an invalid key is parked, re-probed, and tried again at
+// An invalid key is parked, re-probed, and tried again at
 // once when its keyfile entry changes.
 func TestInvalidKeyParkedProbedAndRetriedOnEdit(t *testing.T) {
 	u := newUser(t)
@@ -198,7 +198,7 @@ func TestInvalidKeyParkedProbedAndRetriedOnEdit(t *testing.T) {
 	}
 }
 
-// Done when 4: every key rate limited: 429 with Retry-After near the
+// Every key rate limited: 429 with Retry-After near the
 // soonest reset, in the provider's shape; with max_wait above it, the
 // request waits and succeeds.
 func TestAllKeysCooling(t *testing.T) {
@@ -257,7 +257,7 @@ func TestAllKeysCooling(t *testing.T) {
 	}
 }
 
-// Done when 5: a 500 or a dropped connection goes to the other key; a
+// A 500 or a dropped connection goes to the other key; a
 // stream that breaks after its first bytes is not retried.
 func TestFailuresRetriedOnAnotherKeyUntilBytesFlow(t *testing.T) {
 	u := newUser(t)
@@ -312,7 +312,7 @@ func TestFailuresRetriedOnAnotherKeyUntilBytesFlow(t *testing.T) {
 	}
 }
 
-// Done when 6: a 400 goes back at once, no retry, no key marked.
+// A 400 goes back at once, no retry, no key marked.
 func TestCallerFaultPassesThrough(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -337,7 +337,7 @@ func TestCallerFaultPassesThrough(t *testing.T) {
 	}
 }
 
-// Done when 7: max_concurrent and rpm hold.
+// The max_concurrent and rpm limits hold.
 func TestPerKeyLimits(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)

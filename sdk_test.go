@@ -117,8 +117,7 @@ func TestSDKHelper(t *testing.T) {
 	report("gemini-generate-stream", text.String(), serr)
 }
 
-// Issue 3, done when 1 (and 7 for the child's environment): the official
-// Go SDKs, run under "llmkey exec" with only the environment it set, reach
+// The official Go SDKs, run under "llmkey exec" with only the environment it set, reach
 // the fake provider through the proxy; the provider sees the real keys in
 // each provider's own header and never the local token.
 // sdkRequests is how many requests one run of TestSDKHelper makes.

@@ -20,7 +20,7 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Issue 5: usage accounting and state that survives anything, end to end
+// Usage accounting and state that survives anything, end to end
 // through the built daemon.
 
 type tokens struct{ In, Out, CacheRead, CacheWrite, Reasoning int64 }
@@ -103,7 +103,7 @@ cache_read = 0.3
 cache_write = 3.75
 `
 
-// Done when 1 and 6: N runs of every API, streamed and not, through exec
+// N runs of every API, streamed and not, through exec
 // with the official SDKs; usage totals match per key and model, cost
 // matches the pricing table, and /metrics agrees.
 func TestUsageExactPerKeyAndModel(t *testing.T) {
@@ -236,7 +236,7 @@ func TestUsageExactPerKeyAndModel(t *testing.T) {
 		}
 	}
 
-	// Done when 6: /metrics, with the token, parses and agrees.
+	// /metrics, with the token, parses and agrees.
 	env := u.proxyEnv()
 	req, _ := http.NewRequest("GET", env["LLMKEY_URL"]+"/metrics", nil)
 	if resp, err := http.DefaultClient.Do(req); err != nil || resp.StatusCode != 401 {
@@ -340,7 +340,7 @@ func (u *user) chatN(t *testing.T, base, token string, n int) {
 	}
 }
 
-// Done when 3: kill -9 a second after the last request loses nothing;
+// A kill -9 a second after the last request loses nothing;
 // nor does a stop right after it. A damaged usage file is set aside.
 func TestUsageSurvivesKillAndStop(t *testing.T) {
 	u := newUser(t)
@@ -413,7 +413,7 @@ func waitGone(t *testing.T, pid int) {
 	}
 }
 
-// Done when 4: the state dir removed under a load of 20 streams, then the
+// The state dir removed under a load of 20 streams, then the
 // runtime dir.
 func TestStateAndRuntimeDirsRemovedUnderLoad(t *testing.T) {
 	u := newUser(t)
@@ -501,7 +501,7 @@ func exists(path string) bool {
 	return err == nil
 }
 
-// Done when 5: the state dir turned into a file, then back.
+// The state dir turned into a file, then back.
 func TestStateDirReplacedByAFile(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -591,7 +591,7 @@ func procKB(t testing.TB, pid int, field string) int {
 	return 0
 }
 
-// Done when 2: a 200 MB streamed response passes through with the
+// A 200 MB streamed response passes through with the
 // daemon's peak RSS less than 20 MB above what it was before.
 func TestBigStreamInBoundedMemory(t *testing.T) {
 	u := newUser(t)

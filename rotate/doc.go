@@ -1,9 +1,15 @@
-// Package rotate owns key selection: which of a provider's keys serves
-// the next request, and what an upstream's answer says about that key.
+// Package rotate owns key selection: which of a provider's keys serves the
+// next request, and what an answer, once classified, does to that key.
 //
-// It classifies every outcome by the provider's wire format (Classify),
-// reads how long the provider asked to wait (RetryAfter), and keeps per
-// key cooldowns, parking, limits and per provider a circuit breaker
-// (Provider). It does no I/O and starts no goroutines; time comes from a
-// Clock the caller passes in, so tests run on a fake clock.
+// A Pool is one provider's keys with their cooldowns, parking, limits and
+// a circuit breaker for the provider. Its strategies (strategy.go,
+// leastused.go) all ask one predicate, Pool.usable; effects.go is what
+// each class of answer does to a key; Decide (decide.go) is whether a
+// request retries, waits or answers. The vocabulary (Class, Outcome,
+// DenialCode, KeyState, Strategy) is defined here once. Reading an answer
+// in a provider's wire format is the wire package's.
+//
+// It is standard library only, does no I/O and starts no goroutines;
+// time comes from a Clock the caller passes in, so tests run on a fake
+// clock.
 package rotate

@@ -157,7 +157,7 @@ func TestRemoveKeyRefuses(t *testing.T) {
 	}
 }
 
-// TestAddThenRemoveAnother is done-when 3 of issue 2 at the byte level:
+// TestAddThenRemoveAnother holds edits to the byte:
 // add a key, remove a different hand-written one; every other byte stays.
 func TestAddThenRemoveAnother(t *testing.T) {
 	added, _, err := insertKey("k.toml", []byte(handWritten), newKey)

@@ -9,7 +9,7 @@ import (
 )
 
 // Paths are the three places llmkey uses, resolved once from the
-// environment (contract section 2).
+// environment.
 type Paths struct {
 	Keyfile    string // the user's TOML keyfile
 	StateDir   string // usage, token, logs; never a raw secret
@@ -20,7 +20,7 @@ type Paths struct {
 // production, a map in tests.
 type Getenv func(string) string
 
-// ResolvePaths applies the overrides of contract section 2 in order:
+// ResolvePaths applies the overrides in order:
 // explicit keyfile flag, LLMKEY_* variables, XDG variables, then the XDG
 // defaults under $HOME.
 func ResolvePaths(getenv Getenv, keyfileFlag string) (Paths, error) {
