@@ -30,7 +30,7 @@ var ExitCodeDoc = []struct {
 	Meaning string
 }{
 	{ExitOK, "success; for status: the daemon runs and every provider with keys has a usable key"},
-	{ExitFailure, "the command failed (for example an unknown key); for status: the daemon runs but is degraded"},
+	{ExitFailure, "the command failed (for example an unknown key, or a state or runtime dir llmkey cannot use); for status: the daemon runs but is degraded"},
 	{ExitUsage, "the command line is wrong: unknown command or flag, missing or extra arguments"},
 	{ExitNotRunning, "the daemon is not running (status never starts it)"},
 	{ExitKeyfile, "the keyfile is missing, readable by others, owned by someone else, or invalid; the message names the line"},
