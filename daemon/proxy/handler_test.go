@@ -452,3 +452,27 @@ func (s *syncBuffer) String() string {
 	defer s.mu.Unlock()
 	return s.b.String()
 }
+
+// The handler leaves the client's request as it came: the outbound one is
+// built from a copy, so the real key never enters the client's
+// *http.Request, and its auth and hop-by-hop headers stay its own.
+func TestClientRequestIsLeftAlone(t *testing.T) {
+	var upstreamAuth string
+	d, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		upstreamAuth = r.Header.Get("Authorization")
+		io.WriteString(w, `{}`)
+	}))
+	req := httptest.NewRequest("POST", "http://127.0.0.1/openai/chat/completions", strings.NewReader(`{"model":"m"}`))
+	req.Header.Set("Authorization", "Bearer llmk-local-test")
+	req.Header.Set("Connection", "keep-alive, X-Hop")
+	req.Header.Set("X-Hop", "1")
+	before := req.Header.Clone()
+	rec := httptest.NewRecorder()
+	d.ServeHTTP(rec, req)
+	if rec.Code != 200 || upstreamAuth != "Bearer "+testSecret {
+		t.Fatalf("got %d, upstream saw %q", rec.Code, upstreamAuth)
+	}
+	if fmt.Sprint(req.Header) != fmt.Sprint(before) {
+		t.Errorf("the client's headers changed:\n%v\nwere:\n%v", req.Header, before)
+	}
+}
