@@ -439,7 +439,7 @@ func TestExecEnvironment(t *testing.T) {
 	}
 }
 
-// Status --json holds the contract's fields, and
+// Status --json holds the fields the README documents, and
 // exits 3, 0 and 1 as the daemon is absent, healthy and degraded.
 func TestStatusExitCodesAndJSON(t *testing.T) {
 	u := newUser(t)
