@@ -74,15 +74,6 @@ func (h *Handler) Drain(timeout time.Duration) bool {
 
 // ServeHTTP admits a request, then forwards it.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
-	switch r.URL.Path {
-	case "/livez":
-		h.serveLivez(w)
-		return
-	case "/healthz":
-		h.serveHealthz(w)
-		return
-	}
-
 	name, rest := splitRoute(r.URL.EscapedPath())
 	snap := h.Snapshot()
 	up, known := snap.Provider(name)
@@ -101,6 +92,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if o := r.Header.Get("Origin"); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadOrigin,
 			Message: fmt.Sprintf("refused a browser request from origin %q; allow it with [daemon] allowed_origins in the keyfile", o)})
+		return
+	}
+	switch r.URL.Path { // after the host and origin checks: a rebinding page must not read them
+	case "/livez":
+		h.serveLivez(w)
+		return
+	case "/healthz":
+		h.serveHealthz(w)
 		return
 	}
 	if !h.authorized(r) {
@@ -126,6 +125,11 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if !known {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusNotFound, Code: wire.UnknownProvider,
 			Message: fmt.Sprintf("no provider %q: the URL must start with /PROVIDER/, e.g. /openai/ ('llmkey status' lists providers)", name)})
+		return
+	}
+	if dotSegments(rest) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusBadRequest, Code: wire.BadPath,
+			Message: "refused a path with a '.' or '..' segment: it would leave the provider's base URL"})
 		return
 	}
 	if up.Pool == nil {

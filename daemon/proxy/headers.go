@@ -20,17 +20,44 @@ func splitRoute(p string) (string, string) {
 	return p, ""
 }
 
-// stripKeyParam removes ?key=, where Gemini clients may put the token.
+// stripKeyParam removes every key= parameter, where Gemini clients may
+// put the token, however it is written (%6Bey=, key=a;b) and whether or
+// not the rest of the query parses; every other byte of it stays.
 func stripKeyParam(raw string) string {
-	if !strings.Contains(raw, "key=") {
+	if !strings.Contains(raw, "key") && !strings.Contains(raw, "%") {
 		return raw
 	}
-	q, err := url.ParseQuery(raw)
+	var kept []string
+	for _, part := range strings.Split(raw, "&") {
+		name, _, _ := strings.Cut(part, "=")
+		if strings.EqualFold(name, "key") {
+			continue
+		}
+		if n, err := url.QueryUnescape(name); err == nil && strings.EqualFold(n, "key") {
+			continue
+		}
+		kept = append(kept, part)
+	}
+	return strings.Join(kept, "&")
+}
+
+// dotSegments reports whether an escaped path has a "." or ".." segment,
+// written plainly or escaped (%2e%2e, ..%2f): it would climb out of the
+// path in base_url at the upstream.
+func dotSegments(escaped string) bool {
+	if !strings.Contains(escaped, ".") && !strings.Contains(escaped, "%") {
+		return false
+	}
+	p, err := url.PathUnescape(escaped)
 	if err != nil {
-		return raw
+		return true
 	}
-	q.Del("key")
-	return q.Encode()
+	for _, seg := range strings.FieldsFunc(p, func(r rune) bool { return r == '/' || r == '\\' }) {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func loopbackHost(host string) bool {

@@ -19,6 +19,7 @@ const (
 	BadToken            Code = "bad-token"
 	BadHost             Code = "bad-host"
 	BadOrigin           Code = "bad-origin"
+	BadPath             Code = "bad-path"
 	UnknownProvider     Code = "unknown-provider"
 	Draining            Code = "draining"
 	UpstreamUnreachable Code = "upstream-unreachable"
