@@ -735,3 +735,23 @@ func removeAll(t *testing.T, dir string) {
 	}
 	t.Fatal(err)
 }
+
+// A model name with terminal escapes in it is stored and printed without
+// them: usage shows U+FFFD where the escape was.
+func TestModelNamesCannotDriveTheTerminal(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	base, token := u.oneKey(fake.URL, u.canary("sk-"))
+	req, _ := http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(`{"model":"gpt\u001b[2J\u001b]0;owned\u0007","messages":[]}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	r := mustSucceed(t, u.llmkey("usage", "--by", "model"))
+	if strings.ContainsAny(r.stdout, "\x1b\x07") || !strings.Contains(r.stdout, "gpt\uFFFD[2J") {
+		t.Errorf("usage printed a control character, or lost the model:\n%q", r.stdout)
+	}
+}

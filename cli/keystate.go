@@ -78,6 +78,7 @@ func KeyStateCommand(ctx context.Context, in KeyStateCommandInput, s Streams) er
 // describeState renders a key's live state in a few words:
 // "cooling 27s (rate limited (retry-after))".
 func describeState(state, reason string, seconds float64) string {
+	reason = termSafe(reason)
 	s := state
 	if seconds > 0 {
 		s += " " + time.Duration(seconds*float64(time.Second)).Round(time.Second).String()

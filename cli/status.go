@@ -93,7 +93,7 @@ func printStatus(w io.Writer, st *control.Status) {
 	if kf := st.Keyfile; kf != nil {
 		fmt.Fprintf(w, "keyfile: %s (loaded %s)\n", kf.Path, kf.LoadedAt.Local().Format("15:04:05"))
 		if kf.Error != "" {
-			fmt.Fprintf(w, "  error: %s\n", kf.Error)
+			fmt.Fprintf(w, "  error: %s\n", termSafe(kf.Error))
 			if kf.Hint != "" {
 				fmt.Fprintf(w, "  hint:  %s\n", kf.Hint)
 			}
@@ -111,10 +111,10 @@ func printStatus(w io.Writer, st *control.Status) {
 			fmt.Fprintf(w, "state:   %s (written %s)\n", s.Dir, s.PersistedAt.Local().Format("15:04:05"))
 		}
 		if s.Notice != "" {
-			fmt.Fprintf(w, "notice:  %s\n", s.Notice)
+			fmt.Fprintf(w, "notice:  %s\n", termSafe(s.Notice))
 		}
 	}
 	for _, p := range st.Problems {
-		fmt.Fprintf(w, "problem: %s\n", p)
+		fmt.Fprintf(w, "problem: %s\n", termSafe(p))
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"unicode"
 
 	"golang.org/x/sys/unix"
 	"golang.org/x/term"
@@ -109,4 +110,20 @@ func withTerminalRestored(in *os.File, read func() ([]byte, error)) ([]byte, err
 		}
 	}()
 	return read()
+}
+
+// termSafe is text from elsewhere (a daemon's reason, a model name a
+// client sent, an upstream's error code) made safe to print on a
+// terminal: its control characters, which a terminal would obey, are
+// shown as U+FFFD.
+func termSafe(s string) string {
+	if strings.IndexFunc(s, unicode.IsControl) < 0 {
+		return s
+	}
+	return strings.Map(func(r rune) rune {
+		if unicode.IsControl(r) {
+			return '\uFFFD'
+		}
+		return r
+	}, s)
 }

@@ -242,7 +242,7 @@ func printUsage(s Streams, rep usageReport) {
 			case "key":
 				v = l.Provider + "/" + l.Key + " (" + l.Fingerprint + ")"
 			case "model":
-				v = l.Model
+				v = termSafe(l.Model)
 			case "day":
 				v = l.Day
 			}
@@ -283,7 +283,7 @@ func printUsage(s Streams, rep usageReport) {
 	tw.Flush()
 	if len(rep.UnpricedModels) > 0 {
 		fmt.Fprintf(w, "\ncost unknown (?): no price, or none for every kind of token used, for %s. Add to the keyfile, in dollars per million tokens:\n  [pricing.%q]\n  input = ...\n  output = ...\n",
-			strings.Join(rep.UnpricedModels, ", "), rep.UnpricedModels[0])
+			termSafe(strings.Join(rep.UnpricedModels, ", ")), termSafe(rep.UnpricedModels[0]))
 	}
 	if rep.PricingError != "" {
 		fmt.Fprintf(w, "prices not read: %s\n", rep.PricingError)

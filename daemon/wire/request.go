@@ -3,6 +3,7 @@ package wire
 import (
 	"bytes"
 	"strings"
+	"unicode"
 
 	"github.com/llmkey/llmkey/state"
 )
@@ -24,14 +25,25 @@ type Request struct {
 
 const maxModelName = 200
 
-// ModelLabel is a client's model name made fit to key usage rows and to
-// be a metric label: valid UTF-8 (the Prometheus client refuses anything
-// else), and a name's length, not a payload's.
+// ModelLabel is a client's model name made fit to key usage rows, to be a
+// metric label and to be printed: valid UTF-8 (the Prometheus client
+// refuses anything else), no control characters (a terminal would obey
+// them), and a name's length, not a payload's.
 func ModelLabel(m string) string {
 	if len(m) > maxModelName {
 		m = m[:maxModelName]
 	}
-	return strings.ToValidUTF8(m, "\uFFFD")
+	m = strings.ToValidUTF8(m, "\uFFFD")
+	if strings.IndexFunc(m, unicode.IsControl) >= 0 {
+		// Control characters would reach a terminal from 'llmkey usage'.
+		m = strings.Map(func(r rune) rune {
+			if unicode.IsControl(r) {
+				return '\uFFFD'
+			}
+			return r
+		}, m)
+	}
+	return m
 }
 
 // Inspect reads the model from the JSON body (OpenAI, Anthropic) or the

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"strings"
 	"testing"
+	"unicode"
 	"unicode/utf8"
 
 	"github.com/llmkey/llmkey/state"
@@ -114,5 +115,11 @@ func TestModelNameFitForLabels(t *testing.T) {
 	m := Inspect(state.KindOpenAI, "/chat/completions", body).Model
 	if !utf8.ValidString(m) || len(m) > maxModelName+3 || !strings.HasPrefix(m, "gpt-") {
 		t.Fatalf("model %q (%d bytes)", m, len(m))
+	}
+	for _, name := range []string{"gpt-4o\u001b[2J\u001b]0;pwned\u0007", "a\u0085b\u009bc", "x\r\ny\u007f"} {
+		m := Inspect(state.KindOpenAI, "/chat/completions", []byte(`{"model":"`+name+`"}`)).Model
+		if strings.IndexFunc(m, unicode.IsControl) >= 0 || m == "" {
+			t.Errorf("model %q kept a control character: %q", name, m)
+		}
 	}
 }
