@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"path/filepath"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -142,7 +143,11 @@ func ReloadCommand(ctx context.Context, p state.Paths, s Streams) error {
 		return err
 	}
 	if kf := st.Keyfile; kf != nil && kf.Error != "" {
-		return &Error{Err: fmt.Errorf("%s; the daemon keeps serving the last good keyfile", kf.Error), Hint: kf.Hint, Code: ExitKeyfile}
+		then := "the daemon serves no keys until it is fixed"
+		if kf.ServingLastGood {
+			then = "the daemon keeps serving the last good keyfile"
+		}
+		return &Error{Err: fmt.Errorf("%s; %s", kf.Error, then), Hint: kf.Hint, Code: ExitKeyfile}
 	}
 	n := 0
 	for _, ps := range st.Providers {
@@ -152,13 +157,39 @@ func ReloadCommand(ctx context.Context, p state.Paths, s Streams) error {
 	return nil
 }
 
-// ensureDaemon starts the daemon if needed, with this very binary.
+// ensureDaemon starts the daemon if needed, with this very binary, and
+// makes sure it serves the keyfile this command names.
 func ensureDaemon(ctx context.Context, p state.Paths) (*control.Status, bool, error) {
 	exe, err := os.Executable()
 	if err != nil {
 		return nil, false, fmt.Errorf("find the llmkey binary to start the daemon: %w", err)
 	}
-	return control.EnsureRunning(ctx, p, exe)
+	st, started, err := control.EnsureRunning(ctx, p, exe)
+	if err == nil {
+		err = sameKeyfile(st, p)
+	}
+	return st, started, err
+}
+
+// sameKeyfile refuses a daemon that serves another keyfile than the one
+// this command names: its keys must never serve this command's tools.
+func sameKeyfile(st *control.Status, p state.Paths) error {
+	if st == nil || st.Keyfile == nil || samePath(st.Keyfile.Path, p.Keyfile) {
+		return nil
+	}
+	return &Error{Err: fmt.Errorf("the running daemon serves the keyfile %s, not %s", st.Keyfile.Path, p.Keyfile),
+		Hint: "one daemon serves one keyfile: use that keyfile, or stop the daemon (llmkey stop) and run this again to start one on yours",
+		Code: ExitFailure}
+}
+
+// samePath reports whether a and b name the same file, links followed.
+func samePath(a, b string) bool {
+	if a == b {
+		return true
+	}
+	ra, erra := filepath.EvalSymlinks(a)
+	rb, errb := filepath.EvalSymlinks(b)
+	return erra == nil && errb == nil && ra == rb
 }
 
 func notRunningError() error {

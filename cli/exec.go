@@ -140,9 +140,13 @@ func writeEnv(w io.Writer, shell string, set [][2]string, unset []string) error 
 func daemonEnv(ctx context.Context, p state.Paths, noStart bool, s Streams) (*control.Env, error) {
 	client := control.NewClient(p)
 	if noStart {
-		if _, err := client.Status(ctx); errors.Is(err, control.ErrNotRunning) {
+		st, err := client.Status(ctx)
+		if errors.Is(err, control.ErrNotRunning) {
 			return nil, notRunningError()
 		} else if err != nil {
+			return nil, err
+		}
+		if err := sameKeyfile(st, p); err != nil {
 			return nil, err
 		}
 	} else if _, _, err := ensureDaemon(ctx, p); err != nil {
@@ -152,7 +156,15 @@ func daemonEnv(ctx context.Context, p state.Paths, noStart bool, s Streams) (*co
 	if err != nil {
 		return nil, err
 	}
+	if e.Keyfile != "" && !samePath(e.Keyfile, p.Keyfile) { // it restarted meanwhile
+		return nil, sameKeyfile(&control.Status{Keyfile: &control.KeyfileStatus{Path: e.Keyfile}}, p)
+	}
 	warnVersion(s, e.Version)
+	// A tool that is not served falls back to its own key or the
+	// provider's own URL: say why before it does.
+	for _, problem := range e.Problems {
+		fmt.Fprintf(s.Err, "llmkey: warning: %s\n", termSafe(problem))
+	}
 	return e, nil
 }
 

@@ -58,6 +58,8 @@ type listOutput struct {
 
 type daemonBrief struct {
 	Running bool `json:"running"`
+	// Keyfile is the keyfile the running daemon serves.
+	Keyfile string `json:"keyfile,omitempty"`
 }
 
 func ConfigureListCommand(app *ucli.App) {
@@ -66,7 +68,7 @@ func ConfigureListCommand(app *ucli.App) {
 		Aliases: []string{"ls"},
 		Usage:   "list the keys with masked secrets, limits and live state",
 		Description: "Works without the daemon. Secrets are shown masked (sk-…abcd): the provider's public prefix and " +
-			"the last four characters. --json prints {keyfile, daemon: {running}, keys: [...]} with the same fields.",
+			"the last four characters. --json prints {keyfile, daemon: {running, keyfile}, keys: [...]} with the same fields; the daemon's keyfile is the one it serves.",
 		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return ListCommand(c.Context, ListCommandInput{Keyfile: p.Keyfile, Paths: p, JSON: c.Bool("json")}, streams(c))
@@ -84,8 +86,13 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 	out := listOutput{Keyfile: in.Keyfile, Keys: []listedKey{}}
 	// Live state comes from a running daemon; list never starts one.
 	live := map[string]control.KeyStatus{}
+	other := false // the daemon serves another keyfile: its state is not these keys'
 	if st, err := control.NewClient(in.Paths).Status(ctx); err == nil && st.Running {
 		out.Daemon.Running = true
+		if st.Keyfile != nil {
+			out.Daemon.Keyfile = st.Keyfile.Path
+			other = !samePath(st.Keyfile.Path, in.Keyfile)
+		}
 		for p, ps := range st.Providers {
 			for _, k := range ps.Keys {
 				live[p+"/"+k.Name+"@"+k.Fingerprint] = k
@@ -114,7 +121,9 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
 				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())
 			}
-			if out.Daemon.Running {
+			if out.Daemon.Running && other {
+				lk.Reason = "the daemon serves another keyfile (" + out.Daemon.Keyfile + ")"
+			} else if out.Daemon.Running {
 				lk.State, lk.Reason = "unknown", "not loaded by the daemon yet"
 				if ks, ok := live[k.Ref()+"@"+lk.Fingerprint]; ok {
 					lk.State, lk.Reason, lk.CooldownSeconds, lk.Until = ks.State, ks.Reason, ks.CooldownSeconds, ks.Until
@@ -143,7 +152,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tTODAY\tLIMITS")
 	for _, k := range out.Keys {
 		st := k.Reason
-		if out.Daemon.Running {
+		if out.Daemon.Running && !other {
 			st = describeState(k.State, k.Reason, k.CooldownSeconds)
 		}
 		today := fmt.Sprintf("%d req, %d tok", k.RequestsToday, k.TokensToday)

@@ -50,6 +50,9 @@ func StatusCommand(ctx context.Context, in StatusCommandInput, s Streams) error 
 	} else if err != nil {
 		return err
 	}
+	if st.Running && st.Keyfile != nil && !samePath(st.Keyfile.Path, in.Paths.Keyfile) {
+		st.Problems = append(st.Problems, fmt.Sprintf("the daemon serves the keyfile %s, not %s: stop it (llmkey stop) to serve yours", st.Keyfile.Path, in.Paths.Keyfile))
+	}
 	if st.Running && st.Version != Version {
 		st.Problems = append(st.Problems, fmt.Sprintf("the daemon runs version %s, this llmkey is %s: llmkey restart", st.Version, Version))
 	}

@@ -32,7 +32,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/env", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, control.Env{ProxyURL: d.proxyURL, Token: d.proxy.Token, Version: d.opts.Version,
-			Providers: d.snap.Load().Config.ProviderNames()})
+			Providers: d.snap.Load().Config.ProviderNames(), Keyfile: d.opts.Paths.Keyfile, Problems: d.status().Problems})
 	})
 	mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
 		rows, _ := d.usage.snapshot()
@@ -95,8 +95,13 @@ func (d *Daemon) status() control.Status {
 	}
 	d.mu.Unlock()
 	st.Keyfile = kf
+	kf.ServingLastGood = kf.Error != "" && d.servedGood
 	if kf.Error != "" {
-		st.Problems = append(st.Problems, kf.Error+" (serving the last good keyfile)")
+		if kf.ServingLastGood {
+			st.Problems = append(st.Problems, kf.Error+" (serving the last good keyfile)")
+		} else {
+			st.Problems = append(st.Problems, kf.Error)
+		}
 	}
 
 	now := d.clock.Now()
@@ -113,6 +118,11 @@ func (d *Daemon) status() control.Status {
 				why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
 			}
 			st.Problems = append(st.Problems, fmt.Sprintf("%s has no usable key: %s", n, strings.Join(why, ", ")))
+		}
+		for _, k := range ps.Keys {
+			if k.Action != "" {
+				st.Problems = append(st.Problems, fmt.Sprintf("%s/%s %s (%s): %s", n, k.Name, k.State, k.Reason, k.Action))
+			}
 		}
 		if ps.Circuit != "closed" {
 			st.Problems = append(st.Problems, fmt.Sprintf("%s is failing, requests held back: %s", n, ps.Circuit))
@@ -156,12 +166,32 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 	if k, ok := up.Keys[v.Name]; ok {
 		ks.Fingerprint = k.Fingerprint
 	}
+	if v.State != rotate.Ready && v.Cause.NeedsUser() {
+		ks.Action = userAction(up.Name+"/"+v.Name, v)
+	}
 	if !v.Until.IsZero() {
 		u := v.Until
 		ks.Until = &u
 		ks.CooldownSeconds = secondsUntil(u, now)
 	}
 	return ks
+}
+
+// userAction says what the owner of a key set aside for good must do.
+func userAction(ref string, v rotate.KeyView) string {
+	switch v.Cause {
+	case rotate.InvalidKey:
+		return fmt.Sprintf("the provider does not accept this key: replace its secret (llmkey rm %s, then llmkey add) or remove it", ref)
+	case rotate.Quota:
+		when := "until you add funds or quota"
+		if v.State == rotate.Parked && !v.Until.IsZero() {
+			when = "until " + v.Until.UTC().Format("2006-01-02 15:04 UTC") + " at the earliest"
+		}
+		return fmt.Sprintf("out of quota or credit %s: top up the account, or llmkey disable %s", when, ref)
+	case rotate.Forbidden:
+		return fmt.Sprintf("this key may not use that model: give its project access, or limit the key with models = [...] (llmkey reset %s after)", ref)
+	}
+	return ""
 }
 
 func secondsUntil(t, now time.Time) float64 {

@@ -50,6 +50,7 @@ type Daemon struct {
 	mu         sync.Mutex // guards keyfileErr, loadedAt, pools and publishing a snapshot
 	keyfileErr error
 	loadedAt   time.Time
+	servedGood bool // a keyfile was loaded and served once: a bad edit leaves it serving
 	// pools hold each provider's live key state. They outlive
 	// snapshots: a key keeps its cooldowns across reloads.
 	pools map[string]*rotate.Pool
@@ -141,6 +142,8 @@ func Run(opts Options) error {
 		d.keyfileErr = err
 	case err != nil:
 		return fail(startError(err, true))
+	default:
+		d.servedGood = true
 	}
 	d.mu.Lock()
 	d.publish(cfg)

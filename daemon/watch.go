@@ -124,7 +124,7 @@ func (d *Daemon) reload(reason string) {
 		d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
 	}
 	d.publish(cfg)
-	d.keyfileErr = nil
+	d.keyfileErr, d.servedGood = nil, true
 	d.loadedAt = d.clock.Now()
 	d.log.Info("keyfile reloaded", "reason", reason, "keys", len(cfg.Keys), "providers", len(cfg.ProviderNames()))
 }

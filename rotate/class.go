@@ -51,6 +51,11 @@ func (c Class) SetsAside() string {
 	return ""
 }
 
+// NeedsUser reports whether a key set aside by an answer of class c
+// stays out until its owner acts: a key the provider refuses, one out of
+// quota or billing, one forbidden a model. The others pass by themselves.
+func (c Class) NeedsUser() bool { return c == InvalidKey || c == Quota || c == Forbidden }
+
 // Classes lists every class, in order.
 func Classes() []Class {
 	out := make([]Class, len(classNames))

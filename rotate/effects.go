@@ -60,7 +60,7 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 			k.parked, k.parkReason, k.probeLevel, k.parkedUntil = false, "", 0, time.Time{}
 		}
 		if o.Wait > 0 {
-			k.coolModel(l.model, now.Add(o.Wait), o.Reason)
+			k.coolModel(l.model, now.Add(o.Wait), o.Reason, Success)
 		}
 	case RateLimited:
 		p.circuit.alive()
@@ -76,7 +76,7 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		if l.model != "" {
 			reason += " on " + l.model
 		}
-		k.coolModel(l.model, now.Add(wait), reason)
+		k.coolModel(l.model, now.Add(wait), reason, RateLimited)
 	case Quota, InvalidKey:
 		p.circuit.alive()
 		p.park(k, now, o)
@@ -86,7 +86,7 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		if l.model != "" {
 			reason += " for " + l.model
 		}
-		k.coolModel(l.model, now.Add(p.probeInterval()), reason+" ("+o.Reason+")")
+		k.coolModel(l.model, now.Add(p.probeInterval()), reason+" ("+o.Reason+")", Forbidden)
 	case Overloaded:
 		if !p.circuit.openFlag || l.half {
 			p.circuit.open(now, o.Wait, o.Reason)
@@ -110,7 +110,7 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 			wait := min(keyFailCool<<min(k.failLevel, 10), keyFailCoolMax)
 			k.failLevel++
 			k.failRun = 0
-			k.coolUntil, k.coolReason = now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason)
+			k.coolUntil, k.coolReason, k.coolCause = now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason), o.Class
 		}
 	case CallerFault:
 		p.circuit.alive()
@@ -133,7 +133,7 @@ func (p *Pool) probeInterval() time.Duration {
 // the interval, up to 12 times.
 func (p *Pool) park(k *keyState, now time.Time, o Outcome) {
 	k.parked = true
-	k.parkReason = o.Reason
+	k.parkReason, k.parkCause = o.Reason, o.Class
 	interval := p.probeInterval() << min(k.probeLevel, 3)
 	interval = min(interval, 12*p.probeInterval())
 	k.probeLevel++

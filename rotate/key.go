@@ -39,6 +39,7 @@ type keyState struct {
 	// Cooling: the whole key, or one model.
 	coolUntil  time.Time
 	coolReason string
+	coolCause  Class
 	modelCool  map[string]cooldown
 	coolLevel  int // rate limits in a row, for backoff
 	wrr        int // smooth weighted round-robin weight
@@ -46,6 +47,7 @@ type keyState struct {
 	// Parked: quota, billing or an invalid key, until a probe succeeds.
 	parked      bool
 	parkReason  string
+	parkCause   Class
 	nextProbe   time.Time
 	probeLevel  int
 	parkedUntil time.Time // a known return (daily reset)
@@ -71,6 +73,7 @@ type keyState struct {
 type cooldown struct {
 	until  time.Time
 	reason string
+	cause  Class // the answer that set it
 }
 
 // Failure is one recent failure of a key, for status.
@@ -83,7 +86,7 @@ type Failure struct {
 }
 
 func (k *keyState) clearTransient() {
-	k.coolUntil, k.coolReason, k.modelCool, k.coolLevel = time.Time{}, "", nil, 0
+	k.coolUntil, k.coolReason, k.coolCause, k.modelCool, k.coolLevel = time.Time{}, "", Success, nil, 0
 	k.parked, k.parkReason, k.nextProbe, k.probeLevel, k.parkedUntil, k.probing = false, "", time.Time{}, 0, time.Time{}, false
 	k.failRun, k.failLevel = 0, 0
 }
@@ -112,7 +115,7 @@ func (k *keyState) disabledAt(now time.Time) bool {
 // not allocate.
 func (k *keyState) coolingFor(now time.Time, model string) (cooldown, bool) {
 	if now.Before(k.coolUntil) {
-		return cooldown{until: k.coolUntil, reason: k.coolReason}, true
+		return cooldown{until: k.coolUntil, reason: k.coolReason, cause: k.coolCause}, true
 	}
 	if c, ok := k.modelCool[model]; ok {
 		if now.Before(c.until) {
@@ -156,10 +159,10 @@ func (k *keyState) rollDay(now time.Time) {
 	}
 }
 
-func (k *keyState) coolModel(model string, until time.Time, reason string) {
+func (k *keyState) coolModel(model string, until time.Time, reason string, cause Class) {
 	if model == "" {
 		if until.After(k.coolUntil) {
-			k.coolUntil, k.coolReason = until, reason
+			k.coolUntil, k.coolReason, k.coolCause = until, reason, cause
 		}
 		return
 	}
@@ -167,14 +170,14 @@ func (k *keyState) coolModel(model string, until time.Time, reason string) {
 		k.modelCool = map[string]cooldown{}
 	}
 	if c, ok := k.modelCool[model]; !ok || until.After(c.until) {
-		k.modelCool[model] = cooldown{until: until, reason: reason}
+		k.modelCool[model] = cooldown{until: until, reason: reason, cause: cause}
 	}
 }
 
 // longestCooldown is the key-wide cooldown, else the longest per-model.
 func (k *keyState) longestCooldown(now time.Time) *cooldown {
 	if now.Before(k.coolUntil) {
-		return &cooldown{until: k.coolUntil, reason: k.coolReason}
+		return &cooldown{until: k.coolUntil, reason: k.coolReason, cause: k.coolCause}
 	}
 	var best *cooldown
 	for _, m := range slices.Sorted(maps.Keys(k.modelCool)) {

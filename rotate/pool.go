@@ -315,6 +315,9 @@ type KeyView struct {
 	Name   string
 	State  KeyState
 	Reason string
+	// Cause is the class of the answer that set the key aside (cooling
+	// or parked); see Class.NeedsUser.
+	Cause Class
 	// Until is when the state ends, where known (cooling, limited,
 	// disabled --for; for parked, the next probe).
 	Until    time.Time
@@ -346,13 +349,13 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 		case k.disabledAt(now):
 			v.State, v.Reason, v.Until = Disabled, "disabled by hand", k.disabledUntil
 		case k.parked:
-			v.State, v.Reason, v.Until = Parked, k.parkReason, laterOf(k.nextProbe, k.parkedUntil)
+			v.State, v.Reason, v.Until, v.Cause = Parked, k.parkReason, laterOf(k.nextProbe, k.parkedUntil), k.parkCause
 			if k.probing {
 				v.Reason += "; probing now"
 			}
 		default:
 			if c := k.longestCooldown(now); c != nil {
-				v.State, v.Reason, v.Until = Cooling, c.reason, c.until
+				v.State, v.Reason, v.Until, v.Cause = Cooling, c.reason, c.until, c.cause
 			} else if t, ok := k.limitFrees(now); !ok {
 				v.State, v.Reason, v.Until = Limited, "at a per-key limit", t
 			}

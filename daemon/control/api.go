@@ -52,6 +52,8 @@ type KeyfileStatus struct {
 	Line     int       `json:"line,omitempty"`
 	Hint     string    `json:"hint,omitempty"`
 	LoadedAt time.Time `json:"loaded_at"`
+	// ServingLastGood: with Error set, an earlier keyfile still serves.
+	ServingLastGood bool `json:"serving_last_good,omitempty"`
 }
 
 // ProviderStatus is one provider's keys.
@@ -80,12 +82,15 @@ type KeyStatus struct {
 	CooldownSeconds float64    `json:"cooldown_seconds"`
 	Until           *time.Time `json:"until,omitempty"`
 	Reason          string     `json:"reason,omitempty"`
-	InFlight        int        `json:"in_flight"`
-	RequestsMinute  int        `json:"requests_last_minute"`
-	TokensMinute    int        `json:"tokens_last_minute"`
-	RequestsToday   int        `json:"requests_today"`
-	TokensToday     int        `json:"tokens_today"`
-	Failures        []Failure  `json:"recent_failures"`
+	// Action is set when the key stays out until its owner acts (an
+	// invalid key, no quota, a forbidden model): what to do.
+	Action         string    `json:"action,omitempty"`
+	InFlight       int       `json:"in_flight"`
+	RequestsMinute int       `json:"requests_last_minute"`
+	TokensMinute   int       `json:"tokens_last_minute"`
+	RequestsToday  int       `json:"requests_today"`
+	TokensToday    int       `json:"tokens_today"`
+	Failures       []Failure `json:"recent_failures"`
 }
 
 // Failure is one recent failure of a key.
@@ -103,6 +108,10 @@ type Env struct {
 	Token     string   `json:"token"`
 	Providers []string `json:"providers"` // those with at least one key
 	Version   string   `json:"version"`
+	// Keyfile is the keyfile the daemon serves.
+	Keyfile string `json:"keyfile"`
+	// Problems are status's: why a tool may not be served.
+	Problems []string `json:"problems"`
 }
 
 // StateStatus is the state dir in "status --json".

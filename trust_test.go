@@ -1,0 +1,130 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+)
+
+// A command that names another keyfile than the one the running daemon
+// serves is refused: the daemon's keys never serve its tools. status and
+// list say which keyfile is served.
+func TestOtherKeyfileIsNeverServedByTheRunningDaemon(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	keyA := u.canary("sk-a-")
+	u.oneKey(fake.URL, keyA) // the daemon runs on the default keyfile, A
+	other := filepath.Join(u.home, "other.toml")
+	writeFile(t, other, fmt.Sprintf("[provider.openai]\nbase_url = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"b\"\nsecret = %q\n",
+		fake.URL+"/v1", u.canary("sk-b-")), 0o600)
+	curl := "exec 3<>/dev/tcp/127.0.0.1/${LLMKEY_URL##*:} && printf 'POST /openai/chat/completions HTTP/1.0\\r\\nAuthorization: Bearer %s\\r\\nContent-Length: 2\\r\\n\\r\\n{}' \"$LLMKEY_TOKEN\" >&3 && cat <&3"
+	for _, r := range []result{
+		u.llmkey("--keyfile", other, "exec", "--", "bash", "-c", curl),
+		u.run(nil, []string{"LLMKEY_KEYFILE=" + other}, "exec", "--", "bash", "-c", curl),
+		u.llmkey("--keyfile", other, "env"),
+		u.llmkey("--keyfile", other, "exec", "--no-start", "--", "true"),
+		u.llmkey("--keyfile", other, "disable", "openai/b"),
+	} {
+		if r.code == 0 || !strings.Contains(r.stderr, "the running daemon serves the keyfile "+u.keyfile()) || !strings.Contains(r.stderr, "hint:") {
+			t.Errorf("with another keyfile: %v", r)
+		}
+	}
+	for _, s := range fake.requests() {
+		t.Errorf("the upstream got a request, with %s", u.redact(s.credential()))
+	}
+	r := u.llmkey("--keyfile", other, "status")
+	if r.code != 1 || !strings.Contains(r.stdout, "the daemon serves the keyfile "+u.keyfile()+", not "+other) {
+		t.Errorf("status with another keyfile: %v", r)
+	}
+	r = mustSucceed(t, u.llmkey("--keyfile", other, "list", "--json"))
+	var list struct {
+		Daemon struct{ Keyfile string }
+		Keys   []struct{ Reason string }
+	}
+	json.Unmarshal([]byte(r.stdout), &list)
+	if list.Daemon.Keyfile != u.keyfile() || len(list.Keys) != 1 || !strings.Contains(list.Keys[0].Reason, "another keyfile") {
+		t.Errorf("list with another keyfile: %s", r.stdout)
+	}
+}
+
+// exec and env say on stderr why the daemon cannot serve a tool (no
+// keys, a rejected keyfile), and "serving the last good keyfile" only
+// when there was one.
+func TestExecSaysWhenTheDaemonCannotServe(t *testing.T) {
+	u := newUser(t)
+	r := mustSucceed(t, u.llmkey("exec", "--", "true")) // no keyfile yet
+	if !strings.Contains(r.stderr, "does not exist") || strings.Contains(r.stderr, "last good") {
+		t.Errorf("exec without a keyfile: %v", r)
+	}
+	writeFile(t, u.keyfile(), "[deamon]\n", 0o600)
+	if r := u.llmkey("reload"); r.code != 4 || strings.Contains(r.stderr, "last good") {
+		t.Errorf("a bad first keyfile: %v", r)
+	}
+	if r := mustSucceed(t, u.llmkey("exec", "--", "true")); !strings.Contains(r.stderr, "unknown table") || strings.Contains(r.stderr, "last good") {
+		t.Errorf("exec with a bad first keyfile: %v", r)
+	}
+	u.stopDaemon()
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:0\"\n", 0o600)
+	r = mustSucceed(t, u.llmkey("exec", "--", "true"))
+	if !strings.Contains(r.stderr, "llmkey: warning: no keys: add one") {
+		t.Errorf("exec with no keys: %v", r)
+	}
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:0\"\nstrategy = \"random\"\n", 0o600)
+	if r := u.llmkey("reload"); r.code != 4 {
+		t.Errorf("reload of a bad keyfile: %v", r)
+	}
+	r = mustSucceed(t, u.llmkey("env"))
+	if !strings.Contains(r.stderr, `unknown strategy "random"`) {
+		t.Errorf("env with a rejected keyfile: %v", r)
+	}
+	u.stopDaemon()
+
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	writeFile(t, u.keyfile(), readFile(t, u.keyfile())+"\n[deamon]\n", 0o600)
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		r = mustSucceed(t, u.llmkey("exec", "--", "true"))
+		if strings.Contains(r.stderr, "(serving the last good keyfile)") || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if !strings.Contains(r.stderr, "llmkey: warning: keyfile") || !strings.Contains(r.stderr, "(serving the last good keyfile)") {
+		t.Errorf("exec after a bad edit: %v", r)
+	}
+}
+
+// A key that stays out until its owner acts (the provider refuses it) is
+// a problem to status: exit 1, and what to do.
+func TestKeyThatNeedsTheUserIsAProblem(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	a, b := u.canary("sk-a-"), u.canary("sk-b-")
+	fake.on(a, answer(401, nil, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`))
+	base, token := u.twoKeys(fake.URL, "openai", "", a, b)
+	if _, code := u.status(); code != 0 {
+		t.Fatalf("before any request: exit %d", code)
+	}
+	for range 2 {
+		resp := chat(t, base, token, nil)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	st, code := u.status()
+	problems := fmt.Sprint(st["problems"])
+	if code != 1 || !strings.Contains(problems, "openai/a parked") || !strings.Contains(problems, "replace its secret (llmkey rm openai/a") {
+		t.Errorf("status with a parked invalid key: exit %d %s", code, problems)
+	}
+	if k := u.keyStatus("openai", "a"); !strings.Contains(fmt.Sprint(k["action"]), "replace its secret") {
+		t.Errorf("status --json has no action for the key: %v", k)
+	}
+	r := u.llmkey("status")
+	if r.code != 1 || !strings.Contains(r.stdout, "problem: openai/a parked") {
+		t.Errorf("status: %v", r)
+	}
+}
