@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -126,5 +127,37 @@ func TestKeyThatNeedsTheUserIsAProblem(t *testing.T) {
 	r := u.llmkey("status")
 	if r.code != 1 || !strings.Contains(r.stdout, "problem: openai/a parked") {
 		t.Errorf("status: %v", r)
+	}
+}
+
+// One state dir, one daemon: a second daemon with its own runtime dir on
+// the same state dir refuses to start, naming the first; the first
+// counts every request.
+func TestSecondDaemonOnOneStateDirRefuses(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	base, token := u.oneKey(fake.URL, u.canary("sk-"))
+	pid := u.daemonPID()
+	other := filepath.Join(u.home, "run2")
+	r := u.run(nil, []string{"LLMKEY_RUNTIME_DIR=" + other}, "start")
+	if r.code == 0 || !strings.Contains(r.stderr, fmt.Sprintf("another llmkey daemon (pid %d) uses the state dir %s", pid, u.stateDir())) ||
+		!strings.Contains(r.stderr, "hint:") {
+		t.Errorf("a second daemon on the state dir: %v", r)
+	}
+	u.chatN(t, base, token, 5)
+	rep := u.usage()
+	if rep.Total.Requests != 5 {
+		t.Errorf("%d requests counted, want 5", rep.Total.Requests)
+	}
+}
+
+// The daemon does not keep the directory it was started from busy.
+func TestDaemonLeavesTheCLIsDirectory(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	cwd, err := os.Readlink(fmt.Sprintf("/proc/%d/cwd", u.daemonPID()))
+	if err != nil || cwd != "/" {
+		t.Errorf("the daemon's directory is %q (%v), want /", cwd, err)
 	}
 }

@@ -117,6 +117,9 @@ func Run(opts Options) error {
 		return e
 	}
 
+	if err := harden(); err != nil {
+		d.log.Warn("could not keep other processes out of the daemon's memory", "err", err)
+	}
 	p := opts.Paths
 	if err := state.EnsurePrivateDir(p.RuntimeDir); err != nil {
 		return fail(startError(err, false))
@@ -131,6 +134,21 @@ func Run(opts Options) error {
 	}
 	d.runtime.lock = lock
 	defer func() { d.runtime.lock.Close() }()
+	// One state dir, one writer: two daemons on it would each write its
+	// usage over the other's, and each enforce the limits alone.
+	if err := state.EnsurePrivateDir(p.StateDir); err != nil {
+		return fail(startError(err, false))
+	}
+	slock, err := acquireLock(p.StateLockPath())
+	if errors.Is(err, errLocked) {
+		return fail(&control.StartError{Message: fmt.Sprintf("another llmkey daemon (pid %d) uses the state dir %s", control.LockHolder(p.StateLockPath()), p.StateDir),
+			Hint: "one daemon writes one state dir: stop that one (it has another runtime dir), or give this one its own LLMKEY_STATE_DIR", Running: false})
+	}
+	if err != nil {
+		return fail(startError(err, false))
+	}
+	d.runtime.stateLock = slock
+	defer func() { d.runtime.stateLock.Close() }()
 	d.loadUsage()
 
 	cfg, err := state.Load(p.Keyfile)

@@ -145,11 +145,27 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	writeRecent := force || gen != saved || !exists(recentPath)
 	writeToken := !exists(state.TokenFile(dir))
 	writeOverrides := d.overridesMissing()
-	if !writeHist && !writeRecent && !writeToken && !writeOverrides {
+	relock := d.runtime.stateLock != nil && !sameFile(d.runtime.stateLock, d.opts.Paths.StateLockPath())
+	if !writeHist && !writeRecent && !writeToken && !writeOverrides && !relock {
 		return gen, nil
 	}
 	if err := state.EnsurePrivateDir(dir); err != nil {
 		return saved, err
+	}
+	if relock {
+		f, err := acquireLock(d.opts.Paths.StateLockPath())
+		if errors.Is(err, errLocked) {
+			// Another daemon started on the state dir while it was gone:
+			// two writers would lose counts. This one stops.
+			d.log.Warn("another daemon took over the state dir; this one stops", "pid", control.LockHolder(d.opts.Paths.StateLockPath()))
+			d.requestStop()
+			return saved, err
+		}
+		if err != nil {
+			return saved, err
+		}
+		d.runtime.stateLock.Close()
+		d.runtime.stateLock = f
 	}
 	if writeToken {
 		if err := state.WriteAtomic(state.TokenFile(dir), []byte(d.proxy.Token+"\n"), 0o600); err != nil {
@@ -252,11 +268,12 @@ func (d *Daemon) seedToday() {
 // runtimeFiles are the lock and the control socket as the daemon made
 // them, to notice when they are removed or replaced.
 type runtimeFiles struct {
-	lock     *os.File
-	sockInfo os.FileInfo
-	ctlLn    net.Listener
-	serve    func(net.Listener)
-	problem  time.Time // last time a failure to put them back was logged
+	lock      *os.File
+	stateLock *os.File // the state dir's, put back by the keeper too
+	sockInfo  os.FileInfo
+	ctlLn     net.Listener
+	serve     func(net.Listener)
+	problem   time.Time // last time a failure to put them back was logged
 	// lost is set when another daemon owns the runtime dir now: its
 	// socket must not be removed on the way out.
 	lost bool

@@ -114,6 +114,9 @@ func (p Paths) SocketPath() string { return filepath.Join(p.RuntimeDir, "sock") 
 // LockPath is held by the running daemon for its whole life.
 func (p Paths) LockPath() string { return filepath.Join(p.RuntimeDir, "daemon.lock") }
 
+// StateLockPath is held by the daemon that writes the state dir.
+func (p Paths) StateLockPath() string { return filepath.Join(p.StateDir, "daemon.lock") }
+
 // SpawnLockPath serializes CLIs that want to start the daemon.
 func (p Paths) SpawnLockPath() string { return filepath.Join(p.RuntimeDir, "spawn.lock") }
 

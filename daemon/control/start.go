@@ -118,6 +118,7 @@ func spawn(paths state.Paths, exe string) error {
 	cmd.Stdout, cmd.Stderr = logf, logf
 	cmd.ExtraFiles = []*os.File{pw}
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	cmd.Dir = "/" // not the CLI's directory, which it would keep busy
 	cmd.Env = append(os.Environ(), "LLMKEY_STATE_DIR="+paths.StateDir, "LLMKEY_RUNTIME_DIR="+paths.RuntimeDir)
 	if err := cmd.Start(); err != nil {
 		pw.Close()
