@@ -161,3 +161,35 @@ func TestDaemonLeavesTheCLIsDirectory(t *testing.T) {
 		t.Errorf("the daemon's directory is %q (%v), want /", cwd, err)
 	}
 }
+
+// Numbers that would crash or swamp the daemon are refused with the line
+// and the limit (exit 4); a hot reload to such a keyfile leaves the daemon
+// serving the last good one.
+func TestHugeNumbersAreRefused(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	base, token := u.oneKey(fake.URL, u.canary("sk-"))
+	good := readFile(t, u.keyfile())
+	for _, extra := range []string{
+		"weight = 9223372036854775807\n\n[[key]]\nprovider = \"openai\"\nname = \"b\"\nsecret = \"sk-bbbbbbbbbbbbbbbbbbbbbbbb\"\nweight = 9223372036854775807\n",
+		"rpm = 9223372036854775807\n",
+		"rpm = 20000000\n",
+	} {
+		writeFile(t, u.keyfile(), good+extra, 0o600)
+		r := u.llmkey("reload")
+		if r.code != 4 || !strings.Contains(r.stderr, "keys.toml:11:") || !strings.Contains(r.stderr, "at most") {
+			t.Errorf("reload of %q: %v", extra, r)
+		}
+		resp := chat(t, base, token, nil)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Errorf("after a reload of %q the daemon answers %d", extra, resp.StatusCode)
+		}
+	}
+	u.stopDaemon()
+	r := u.llmkey("start")
+	if r.code != 4 || !strings.Contains(r.stderr, "at most 100000") {
+		t.Errorf("start with rpm = 20000000: %v", r)
+	}
+}

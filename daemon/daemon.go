@@ -68,8 +68,17 @@ type systemClock struct{}
 func (systemClock) Now() time.Time { return time.Now() }
 
 // publish makes cfg the configuration that new requests see, and tells
-// each provider's pool about its keys. The caller holds d.mu.
-func (d *Daemon) publish(cfg *state.Config) {
+// each provider's pool about its keys. The caller holds d.mu. A keyfile
+// that validation let through must never take the daemon down: should
+// building its configuration fail all the same, the last one keeps
+// serving and the error says so.
+func (d *Daemon) publish(cfg *state.Config) (err error) {
+	defer func() {
+		if p := recover(); p != nil {
+			err = &state.KeyfileError{Path: cfg.Path, Msg: fmt.Sprintf("could not be loaded (llmkey failed on it: %v)", p),
+				Hint: "please report this with the keyfile's shape (not its secrets); undo the last edit meanwhile"}
+		}
+	}()
 	s := proxy.Build(cfg, func(name string) *rotate.Pool {
 		p := d.pools[name]
 		if p == nil {
@@ -84,6 +93,7 @@ func (d *Daemon) publish(cfg *state.Config) {
 		}
 	}
 	d.snap.Store(s)
+	return nil
 }
 
 // newDaemon is a daemon with nothing loaded or bound yet.
@@ -164,9 +174,14 @@ func Run(opts Options) error {
 		d.servedGood = true
 	}
 	d.mu.Lock()
-	d.publish(cfg)
-	d.seedToday()
+	err = d.publish(cfg)
+	if err == nil {
+		d.seedToday()
+	}
 	d.mu.Unlock()
+	if err != nil {
+		return fail(startError(err, true))
+	}
 	d.loadOverrides()
 	d.loadedAt = d.clock.Now()
 

@@ -123,7 +123,11 @@ func (d *Daemon) reload(reason string) {
 	if cfg.Listen() != old.Config.Listen() && old.Config.Listen() != "" {
 		d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
 	}
-	d.publish(cfg)
+	if err := d.publish(cfg); err != nil {
+		d.keyfileErr = err
+		d.log.Error("keyfile not reloaded; still serving the last good one", "reason", reason, "err", err)
+		return
+	}
 	d.keyfileErr, d.servedGood = nil, true
 	d.loadedAt = d.clock.Now()
 	d.log.Info("keyfile reloaded", "reason", reason, "keys", len(cfg.Keys), "providers", len(cfg.ProviderNames()))

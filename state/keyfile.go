@@ -6,6 +6,7 @@ import (
 	"io"
 	"io/fs"
 	"maps"
+	"math"
 	"net"
 	"net/url"
 	"os"
@@ -30,16 +31,19 @@ const DefaultListen = "127.0.0.1:5565"
 // validation of limits, FormatKey and list read them from here (by their
 // toml tags, in this order).
 type Key struct {
-	Provider      string `toml:"provider" json:"provider"`
-	Name          string `toml:"name" json:"name"`
-	Secret        string `toml:"secret" json:"-"`
-	RPM           int    `toml:"rpm" json:"rpm,omitempty"`
-	TPM           int    `toml:"tpm" json:"tpm,omitempty"`
-	MaxConcurrent int    `toml:"max_concurrent" json:"max_concurrent,omitempty"`
+	Provider string `toml:"provider" json:"provider"`
+	Name     string `toml:"name" json:"name"`
+	Secret   string `toml:"secret" json:"-"`
+	// Numbers have a largest value (max): a keyfile that passes
+	// validation must load without a huge allocation or an overflow (a
+	// key's rpm window holds a slot per request).
+	RPM           int `toml:"rpm" json:"rpm,omitempty" max:"100000"`
+	TPM           int `toml:"tpm" json:"tpm,omitempty" max:"1000000000000"`
+	MaxConcurrent int `toml:"max_concurrent" json:"max_concurrent,omitempty" max:"100000"`
 	// Daily budgets, per UTC day: requests and tokens.
-	RPD    int      `toml:"rpd" json:"rpd,omitempty"`
-	TPD    int      `toml:"tpd" json:"tpd,omitempty"`
-	Weight int      `toml:"weight" json:"weight,omitempty"`
+	RPD    int      `toml:"rpd" json:"rpd,omitempty" max:"1000000000000"`
+	TPD    int      `toml:"tpd" json:"tpd,omitempty" max:"1000000000000"`
+	Weight int      `toml:"weight" json:"weight,omitempty" max:"1000000"`
 	Models []string `toml:"models" json:"models,omitempty"`
 }
 
@@ -68,6 +72,7 @@ func KeyFieldNames() []string {
 type Limit struct {
 	Field string // its keyfile name: "rpm"
 	Value int
+	Max   int // the largest value the keyfile may give it
 }
 
 // Limits are k's numbers, in keyfile order.
@@ -76,7 +81,11 @@ func (k Key) Limits() []Limit {
 	var out []Limit
 	for i, f := range keyFields {
 		if f.Type.Kind() == reflect.Int {
-			out = append(out, Limit{Field: fieldName(f), Value: int(v.Field(i).Int())})
+			max, err := strconv.Atoi(f.Tag.Get("max"))
+			if err != nil {
+				panic("state.Key." + f.Name + " has no max tag")
+			}
+			out = append(out, Limit{Field: fieldName(f), Value: int(v.Field(i).Int()), Max: max})
 		}
 	}
 	return out
@@ -132,6 +141,16 @@ const (
 	DefaultMaxBodyMB     = 32
 	DefaultMaxInFlight   = 4096
 	DefaultProbeInterval = rotate.DefaultProbeInterval
+)
+
+// The largest values the keyfile may give: beyond them a setting is a
+// mistake, and could make the daemon allocate or overflow.
+const (
+	MaxAttemptsLimit = 100
+	MaxBodyMBLimit   = 1024
+	MaxInFlightLimit = 1000000
+	MaxDuration      = 7 * 24 * time.Hour
+	MaxPrice         = 1e6 // dollars per million tokens
 )
 
 // WaitLimit is [daemon] max_wait, or its default.
@@ -504,6 +523,11 @@ func validate(c *Config, lay *layout) error {
 				return bad("base_url", err.Error(), `use an absolute http(s) URL without query, e.g. "https://api.example.com/v1"`)
 			}
 		}
+		for field, v := range map[string]Duration{"response_header_timeout": p.ResponseHeaderTimeout, "stream_idle_timeout": p.StreamIdleTimeout} {
+			if time.Duration(v) > MaxDuration {
+				return bad(field, fmt.Sprintf("%s is longer than llmkey takes (at most %s)", time.Duration(v), MaxDuration), "leave it out for the default")
+			}
+		}
 		if p.Strategy != "" && !p.Strategy.Valid() {
 			return bad("strategy", fmt.Sprintf("unknown strategy %q", p.Strategy), "strategy is one of "+quoteList(rotate.Strategies()))
 		}
@@ -521,10 +545,34 @@ func validate(c *Config, lay *layout) error {
 			Msg: fmt.Sprintf("unknown strategy %q", s), Hint: "strategy is one of " + quoteList(rotate.Strategies())}
 	}
 
-	for field, v := range map[string]int{"max_attempts": c.Daemon.MaxAttempts, "max_body_mb": c.Daemon.MaxBodyMB, "max_in_flight": c.Daemon.MaxInFlight} {
-		if v < 0 {
-			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, field), Field: "daemon." + field,
+	for _, f := range []struct {
+		field  string
+		v, max int
+	}{{"max_attempts", c.Daemon.MaxAttempts, MaxAttemptsLimit}, {"max_body_mb", c.Daemon.MaxBodyMB, MaxBodyMBLimit}, {"max_in_flight", c.Daemon.MaxInFlight, MaxInFlightLimit}} {
+		switch {
+		case f.v < 0:
+			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, f.field), Field: "daemon." + f.field,
 				Msg: "must not be negative", Hint: "leave it out for the default"}
+		case f.v > f.max:
+			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, f.field), Field: "daemon." + f.field,
+				Msg: fmt.Sprintf("%d is more than llmkey takes (at most %d)", f.v, f.max), Hint: "leave it out for the default"}
+		}
+	}
+	durations := []struct {
+		field string
+		v     Duration
+	}{{"response_header_timeout", c.Daemon.ResponseHeaderTimeout}, {"stream_idle_timeout", c.Daemon.StreamIdleTimeout},
+		{"drain_timeout", c.Daemon.DrainTimeout}, {"retry_deadline", c.Daemon.RetryDeadline}, {"probe_interval", c.Daemon.ProbeInterval}}
+	if c.Daemon.MaxWait != nil {
+		durations = append(durations, struct {
+			field string
+			v     Duration
+		}{"max_wait", *c.Daemon.MaxWait})
+	}
+	for _, d := range durations {
+		if time.Duration(d.v) > MaxDuration {
+			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, d.field), Field: "daemon." + d.field,
+				Msg: fmt.Sprintf("%s is longer than llmkey takes (at most %s)", time.Duration(d.v), MaxDuration), Hint: "leave it out for the default"}
 		}
 	}
 
@@ -532,9 +580,19 @@ func validate(c *Config, lay *layout) error {
 		sec := lay.table("pricing", m)
 		p := c.Pricing[m]
 		for field, v := range map[string]*float64{"input": p.Input, "output": p.Output, "cache_read": p.CacheRead, "cache_write": p.CacheWrite} {
-			if v != nil && *v < 0 {
+			if v == nil {
+				continue
+			}
+			msg := ""
+			switch {
+			case *v < 0:
+				msg = "a price must not be negative"
+			case *v > MaxPrice || math.IsNaN(*v):
+				msg = fmt.Sprintf("a price must be a number from 0 to %g", float64(MaxPrice))
+			}
+			if msg != "" {
 				return &KeyfileError{Path: c.Path, Line: fieldLine(sec, field), Field: "pricing." + m + "." + field,
-					Msg: "a price must not be negative", Hint: "prices are dollars per million tokens, e.g. input = 2.5"}
+					Msg: msg, Hint: "prices are dollars per million tokens, e.g. input = 2.5"}
 			}
 		}
 		if _, err := path.Match(m, ""); err != nil {
@@ -568,6 +626,9 @@ func validate(c *Config, lay *layout) error {
 		for _, l := range k.Limits() {
 			if l.Value < 0 {
 				return bad(l.Field, "must not be negative", "use 0 (or leave it out) for no limit")
+			}
+			if l.Value > l.Max {
+				return bad(l.Field, fmt.Sprintf("%d is more than llmkey takes (at most %d)", l.Value, l.Max), "use 0 (or leave it out) for no limit")
 			}
 		}
 		if _, ok := c.Provider(k.Provider); !ok {
