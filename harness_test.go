@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LLMKEY_SDK_HELPER") == "1" { // run as a user's program; see TestSDKHelper
 		os.Exit(m.Run())
 	}
+	if sock := os.Getenv("LLMKEY_PLANTED_DAEMON"); sock != "" { // another user's fake daemon; see TestPlantedDaemonGetsNoTraffic
+		runPlantedDaemon(sock)
+		return
+	}
 	if up := os.Getenv("LLMKEY_BARE_PROXY"); up != "" { // the harness's reference proxy
 		runBareProxy(up)
 		return
@@ -85,9 +89,9 @@ func newUser(t testing.TB) *user {
 	return u
 }
 
-func (u *user) runtimeDir() string {
-	return filepath.Join(u.home, "tmp", "llmkey-"+strconv.Itoa(os.Getuid()))
-}
+// runtimeDir is where the daemon's socket is without XDG_RUNTIME_DIR: in
+// the home, never in the shared TMPDIR.
+func (u *user) runtimeDir() string { return filepath.Join(u.home, ".cache", "llmkey", "run") }
 func (u *user) stateDir() string { return filepath.Join(u.home, ".local", "state", "llmkey") }
 
 // daemonPID is the pid of the daemon holding this user's lock, or 0.

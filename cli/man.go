@@ -96,13 +96,13 @@ func manSections() []man.Section {
 		{Title: "Files", Blocks: []man.Block{
 			{Tag: "$XDG_CONFIG_HOME/llmkey/keys.toml", Text: "The keyfile (default ~/.config/llmkey/keys.toml), created 0600 in a 0700 directory."},
 			{Tag: "$XDG_STATE_HOME/llmkey/", Text: "The state directory (default ~/.local/state/llmkey/): usage, token, logs. It never holds a raw secret."},
-			{Tag: "$XDG_RUNTIME_DIR/llmkey/", Text: "The runtime directory (else $TMPDIR/llmkey-$UID/): socket, lock, pid; mode 0700."},
+			{Tag: "$XDG_RUNTIME_DIR/llmkey/", Text: "The runtime directory (else $XDG_CACHE_HOME/llmkey/run/, by default ~/.cache/llmkey/run/; never a shared temp dir): socket, lock, pid. The CLI uses it only when it is a directory of the user's with mode 0700, and talks only to a daemon of the user's own uid."},
 		}},
 		{Title: "Environment", Blocks: []man.Block{
 			{Tag: "LLMKEY_KEYFILE", Text: "The keyfile; the --keyfile option wins over it."},
 			{Tag: "LLMKEY_STATE_DIR", Text: "The state directory."},
 			{Tag: "LLMKEY_RUNTIME_DIR", Text: "The runtime directory."},
-			{Tag: "XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_RUNTIME_DIR, TMPDIR, HOME", Text: "Used for the defaults above."},
+			{Tag: "XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_RUNTIME_DIR, XDG_CACHE_HOME, HOME", Text: "Used for the defaults above."},
 		}},
 		{Title: "Exit status", Blocks: exits},
 		{Title: "Examples", Blocks: []man.Block{

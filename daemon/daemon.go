@@ -131,7 +131,7 @@ func Run(opts Options) error {
 		d.log.Warn("could not keep other processes out of the daemon's memory", "err", err)
 	}
 	p := opts.Paths
-	if err := state.EnsurePrivateDir(p.RuntimeDir); err != nil {
+	if err := state.EnsureRuntimeDir(p.RuntimeDir); err != nil {
 		return fail(startError(err, false))
 	}
 	lock, err := acquireLock(p.LockPath())

@@ -299,7 +299,7 @@ func (d *Daemon) keepRuntime() {
 			d.log.Warn("could not put back the runtime files; the CLI cannot reach this daemon", "what", what, "err", err)
 		}
 	}
-	if err := state.EnsurePrivateDir(p.RuntimeDir); err != nil {
+	if err := state.EnsureRuntimeDir(p.RuntimeDir); err != nil {
 		failed("runtime dir", err)
 		return
 	}

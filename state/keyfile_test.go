@@ -5,7 +5,6 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -194,17 +193,19 @@ func TestMask(t *testing.T) {
 
 func TestResolvePaths(t *testing.T) {
 	env := func(m map[string]string) Getenv { return func(k string) string { return m[k] } }
-	uid := os.Getuid()
 	tests := []struct {
 		name string
 		env  map[string]string
 		flag string
 		want Paths
 	}{
-		{"defaults", map[string]string{"HOME": "/h"}, "", Paths{"/h/.config/llmkey/keys.toml", "/h/.local/state/llmkey", "/tmp/llmkey-" + strconv.Itoa(uid)}},
+		// Without XDG_RUNTIME_DIR, never a name in a shared temp dir that
+		// another user could create first.
+		{"defaults", map[string]string{"HOME": "/h"}, "", Paths{"/h/.config/llmkey/keys.toml", "/h/.local/state/llmkey", "/h/.cache/llmkey/run"}},
 		{"xdg", map[string]string{"HOME": "/h", "XDG_CONFIG_HOME": "/c", "XDG_STATE_HOME": "/s", "XDG_RUNTIME_DIR": "/r", "TMPDIR": "/t"}, "",
 			Paths{"/c/llmkey/keys.toml", "/s/llmkey", "/r/llmkey"}},
-		{"tmpdir", map[string]string{"HOME": "/h", "TMPDIR": "/t"}, "", Paths{"/h/.config/llmkey/keys.toml", "/h/.local/state/llmkey", "/t/llmkey-" + strconv.Itoa(uid)}},
+		{"tmpdir", map[string]string{"HOME": "/h", "TMPDIR": "/t"}, "", Paths{"/h/.config/llmkey/keys.toml", "/h/.local/state/llmkey", "/h/.cache/llmkey/run"}},
+		{"cache home", map[string]string{"HOME": "/h", "XDG_CACHE_HOME": "/ch", "TMPDIR": "/t"}, "", Paths{"/h/.config/llmkey/keys.toml", "/h/.local/state/llmkey", "/ch/llmkey/run"}},
 		{"llmkey overrides", map[string]string{"XDG_CONFIG_HOME": "/c", "LLMKEY_KEYFILE": "/k.toml", "LLMKEY_STATE_DIR": "/st", "LLMKEY_RUNTIME_DIR": "/rt"}, "",
 			Paths{"/k.toml", "/st", "/rt"}},
 		{"flag wins", map[string]string{"LLMKEY_KEYFILE": "/k.toml", "LLMKEY_STATE_DIR": "/st", "LLMKEY_RUNTIME_DIR": "/rt"}, "/f.toml", Paths{"/f.toml", "/st", "/rt"}},

@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"strconv"
 )
 
 // Paths are the three places llmkey uses, resolved once from the
@@ -64,12 +63,16 @@ func ResolvePaths(getenv Getenv, keyfileFlag string) (Paths, error) {
 		p.RuntimeDir = getenv("LLMKEY_RUNTIME_DIR")
 	case getenv("XDG_RUNTIME_DIR") != "":
 		p.RuntimeDir = filepath.Join(getenv("XDG_RUNTIME_DIR"), "llmkey")
+	case getenv("XDG_CACHE_HOME") != "":
+		p.RuntimeDir = filepath.Join(getenv("XDG_CACHE_HOME"), "llmkey", "run")
 	default:
-		tmp := getenv("TMPDIR")
-		if tmp == "" {
-			tmp = "/tmp"
+		// Not a guessable name in a shared temp dir, which another user
+		// could create first and answer on: a directory in our own home,
+		// apart from the state dir (either may go missing on its own).
+		if err := needHome("runtime directory", "LLMKEY_RUNTIME_DIR"); err != nil {
+			return p, err
 		}
-		p.RuntimeDir = filepath.Join(tmp, "llmkey-"+strconv.Itoa(os.Getuid()))
+		p.RuntimeDir = filepath.Join(home, ".cache", "llmkey", "run")
 	}
 
 	for _, s := range []*string{&p.Keyfile, &p.StateDir, &p.RuntimeDir} {
@@ -103,6 +106,23 @@ func EnsurePrivateDir(dir string) error {
 	if uid, ok := ownerUID(fi); ok && uid != os.Getuid() {
 		return &PathError{Path: dir, Problem: fmt.Sprintf("is owned by uid %d, not by you (uid %d)", uid, os.Getuid()),
 			Hint: "use a directory you own (see LLMKEY_KEYFILE, LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)"}
+	}
+	return nil
+}
+
+// EnsureRuntimeDir is EnsurePrivateDir for the runtime dir, which must
+// also be closed to everyone else (mode 0700): the CLI trusts nothing
+// else to hold the daemon's socket.
+func EnsureRuntimeDir(dir string) error {
+	if err := EnsurePrivateDir(dir); err != nil {
+		return err
+	}
+	fi, err := os.Stat(dir)
+	if err != nil {
+		return fmt.Errorf("stat %s: %w", dir, err)
+	}
+	if perm := fi.Mode().Perm(); perm&0o077 != 0 {
+		return &PathError{Path: dir, Problem: fmt.Sprintf("may be entered by other users (mode %04o)", perm), Hint: "chmod 700 " + shellQuote(dir)}
 	}
 	return nil
 }

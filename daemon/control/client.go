@@ -7,15 +7,80 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net"
 	"net/http"
 	"net/url"
+	"os"
 	"path/filepath"
 	"syscall"
 	"time"
 
 	"github.com/llmkey/llmkey/state"
 )
+
+// dialDaemon connects to the daemon's socket, trusting only a runtime
+// dir of our own that no one else may enter, and a daemon of our own uid
+// (peer credentials): anyone else's socket there would take our tools'
+// traffic, with a token and proxy URL of its choosing.
+func dialDaemon(ctx context.Context, runtimeDir, sock string) (net.Conn, error) {
+	if err := checkRuntimeDir(runtimeDir); err != nil {
+		return nil, err
+	}
+	var d net.Dialer
+	conn, err := d.DialContext(ctx, "unix", sock)
+	if err != nil {
+		return nil, err
+	}
+	uid, err := PeerUID(conn)
+	if err != nil || uid != os.Getuid() {
+		conn.Close()
+		return nil, &UntrustedError{Path: sock, Problem: fmt.Sprintf("is served by uid %d, not by you (uid %d)", uid, os.Getuid())}
+	}
+	return conn, nil
+}
+
+// checkRuntimeDir refuses a runtime dir that is not a directory of ours
+// with mode 0700; a missing one is no daemon.
+func checkRuntimeDir(dir string) error {
+	fi, err := os.Lstat(dir)
+	if errors.Is(err, fs.ErrNotExist) || errors.Is(err, syscall.ENOTDIR) {
+		return nil // no daemon there; the dial says why, with its hint
+	}
+	if err != nil {
+		return err
+	}
+	st, ok := fi.Sys().(*syscall.Stat_t)
+	switch {
+	case fi.Mode()&fs.ModeSymlink != 0:
+		return &UntrustedError{Path: dir, Problem: "is a symbolic link"}
+	case !fi.IsDir():
+		return nil // the dial says "not a directory", with its own hint
+	case ok && int(st.Uid) != os.Getuid():
+		return &UntrustedError{Path: dir, Problem: fmt.Sprintf("is owned by uid %d, not by you (uid %d)", st.Uid, os.Getuid())}
+	case fi.Mode().Perm()&0o077 != 0:
+		return &UntrustedError{Path: dir, Problem: fmt.Sprintf("may be entered by other users (mode %04o)", fi.Mode().Perm()), own: true}
+	}
+	return nil
+}
+
+// UntrustedError is a runtime dir or socket the CLI will not use: someone
+// else could have made it, to catch the traffic of the user's tools.
+type UntrustedError struct {
+	Path, Problem string
+	own           bool // ours, with a mode too open
+}
+
+func (e *UntrustedError) Error() string {
+	return fmt.Sprintf("refusing the daemon's runtime dir: %s %s", e.Path, e.Problem)
+}
+
+func (e *UntrustedError) HintText() string {
+	if e.own {
+		return "chmod 700 " + e.Path
+	}
+	return "another user may have made it to catch your tools' traffic: remove it, or set LLMKEY_RUNTIME_DIR (or XDG_RUNTIME_DIR) to a directory of yours"
+}
 
 // ErrNotRunning means no daemon answers on the socket.
 var ErrNotRunning = errors.New("the llmkey daemon is not running")
@@ -54,8 +119,7 @@ func NewClient(paths state.Paths) *Client {
 		Timeout: 10 * time.Second,
 		Transport: &http.Transport{
 			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				var d net.Dialer
-				return d.DialContext(ctx, "unix", sock)
+				return dialDaemon(ctx, paths.RuntimeDir, sock)
 			},
 			DisableKeepAlives: true,
 		},
@@ -125,6 +189,10 @@ func (c *Client) doBody(ctx context.Context, method, path string, body io.Reader
 	if err != nil {
 		if notRunning(err) {
 			return ErrNotRunning
+		}
+		var ue *UntrustedError
+		if errors.As(err, &ue) {
+			return ue
 		}
 		var oe *net.OpError
 		if errors.As(err, &oe) && oe.Op == "dial" {

@@ -43,7 +43,7 @@ func EnsureRunning(ctx context.Context, paths state.Paths, exe string) (*Status,
 	var ue *UnreachableError
 	if errors.As(err, &ue) {
 		// The runtime dir's own problem says more than the dial's.
-		if derr := state.EnsurePrivateDir(paths.RuntimeDir); derr != nil {
+		if derr := state.EnsureRuntimeDir(paths.RuntimeDir); derr != nil {
 			return nil, false, derr
 		}
 		return nil, false, err
@@ -51,7 +51,7 @@ func EnsureRunning(ctx context.Context, paths state.Paths, exe string) (*Status,
 	if !errors.Is(err, ErrNotRunning) {
 		return st, false, err
 	}
-	if err := state.EnsurePrivateDir(paths.RuntimeDir); err != nil {
+	if err := state.EnsureRuntimeDir(paths.RuntimeDir); err != nil {
 		return nil, false, err
 	}
 	lock, err := os.OpenFile(paths.SpawnLockPath(), os.O_RDWR|os.O_CREATE, 0o600)
