@@ -92,7 +92,7 @@ func newUser(t testing.TB) *user {
 // runtimeDir is where the daemon's socket is without XDG_RUNTIME_DIR: in
 // the home, never in the shared TMPDIR.
 func (u *user) runtimeDir() string { return filepath.Join(u.home, ".cache", "llmkey", "run") }
-func (u *user) stateDir() string { return filepath.Join(u.home, ".local", "state", "llmkey") }
+func (u *user) stateDir() string   { return filepath.Join(u.home, ".local", "state", "llmkey") }
 
 // daemonPID is the pid of the daemon holding this user's lock, or 0.
 func (u *user) daemonPID() int {
