@@ -1,12 +1,15 @@
 package main
 
 import (
+	"bufio"
 	"encoding/json"
 	"fmt"
 	"io"
 	"os"
+	"net/http"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -191,5 +194,32 @@ func TestHugeNumbersAreRefused(t *testing.T) {
 	r := u.llmkey("start")
 	if r.code != 4 || !strings.Contains(r.stderr, "at most 100000") {
 		t.Errorf("start with rpm = 20000000: %v", r)
+	}
+}
+
+// A stream still open when the drain runs out of time is cut, and
+// counted (partial, with what it had used), before the daemon exits.
+func TestStreamCutByTheDrainIsCounted(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	writeFile(t, u.keyfile(), strings.Replace(readFile(t, u.keyfile()), "[daemon]\n", "[daemon]\ndrain_timeout = \"1s\"\n", 1), 0o600)
+	env := u.proxyEnv()
+	req, _ := http.NewRequest("POST", env["LLMKEY_URL"]+"/openai/chat/completions", strings.NewReader(`{"model":"slow","stream":true}`))
+	req.Header.Set("Authorization", "Bearer "+env["LLMKEY_TOKEN"])
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer resp.Body.Close()
+	if line, err := bufio.NewReader(resp.Body).ReadString('\n'); err != nil || !strings.HasPrefix(line, "data:") {
+		t.Fatalf("first event: %q %v", line, err)
+	}
+	pid := u.daemonPID()
+	syscall.Kill(pid, syscall.SIGTERM)
+	waitGone(t, pid)
+	rep := u.usage()
+	if rep.Total.Requests != 1 || rep.Total.Partial != 1 {
+		t.Errorf("after a drain that cut the stream: %+v", rep.Total)
 	}
 }

@@ -261,8 +261,9 @@ func Run(opts Options) error {
 			stopping = true
 		}
 	}
-	if timeout := cfg.Daemon.DrainTimeout.Or(state.DefaultDrainTimeout); !d.proxy.Drain(timeout) {
-		d.log.Warn("drain timeout: exiting with requests in flight", "in_flight", d.proxy.InFlight(), "timeout", timeout)
+	timeout := cfg.Daemon.DrainTimeout.Or(state.DefaultDrainTimeout)
+	if cut := d.proxy.Drain(timeout); cut > 0 {
+		d.log.Warn("drain timeout: cut the requests still in flight, counted as partial", "cut", cut, "timeout", timeout)
 	}
 	stopKeeper()
 	<-kept

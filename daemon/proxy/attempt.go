@@ -48,6 +48,7 @@ type attempt struct {
 	// ctx bounds the attempt; its cause tells an idle stream apart.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
+	uncut  func() bool // stops the drain's cut from reaching it
 }
 
 // close ends the attempt: its body, and with it the upstream request.
@@ -56,6 +57,7 @@ func (a *attempt) close() {
 		a.resp.Body.Close()
 	}
 	a.cancel(nil)
+	a.uncut()
 }
 
 // answer is a successful attempt, on its way to the client.
@@ -186,6 +188,7 @@ func failedAttempt(class string) state.Counts {
 func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, n int, secrets []string) *attempt {
 	a := &attempt{key: key}
 	a.ctx, a.cancel = context.WithCancelCause(ctx)
+	a.uncut = context.AfterFunc(h.cutContext(), func() { a.cancel(errDrainCut) })
 	var rd io.Reader
 	if out.body != nil {
 		rd = bytes.NewReader(out.body)
@@ -193,6 +196,8 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 	req, err := http.NewRequestWithContext(a.ctx, out.method, out.target, rd)
 	if err != nil {
 		a.err = err
+		a.cancel(nil)
+		a.uncut()
 		return a
 	}
 	// The first attempt sends the copy made for the request; a later one
@@ -211,6 +216,7 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 		a.timeout = errors.Is(context.Cause(a.ctx), errHeaderTimeout)
 		a.err = err
 		a.cancel(nil)
+		a.uncut()
 		return a
 	}
 	up.Latency.Observe(h.Clock.Now().Sub(sent).Seconds())
@@ -223,7 +229,10 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 	return a
 }
 
-var errHeaderTimeout = errors.New("response header timeout")
+var (
+	errHeaderTimeout = errors.New("response header timeout")
+	errDrainCut      = errors.New("cut at the end of the drain ([daemon] drain_timeout)")
+)
 
 func transportReason(a *attempt, up *Upstream) string {
 	if a.timeout {

@@ -58,8 +58,11 @@ func (h *Handler) finish(w http.ResponseWriter, ans *answer, meter *wire.Meter, 
 	}
 	h.record(ans.up, ans.key, ans.model, c)
 	if err != nil {
-		if errors.Is(context.Cause(ans.ctx), errStreamIdle) {
+		switch cause := context.Cause(ans.ctx); {
+		case errors.Is(cause, errStreamIdle):
 			err = fmt.Errorf("%w: nothing for %s ([daemon] stream_idle_timeout)", errStreamIdle, ans.up.StreamIdleTimeout)
+		case errors.Is(cause, errDrainCut):
+			err = errDrainCut
 		}
 		ans.log.Warn("stream ended early", "key", ans.key.Name, "status", resp.StatusCode, "bytes", written,
 			"err", redact(err.Error(), ans.secrets), "ms", h.Clock.Now().Sub(ans.start).Milliseconds())

@@ -2,6 +2,7 @@ package proxy
 
 import (
 	"bytes"
+	"context"
 	"crypto/subtle"
 	"encoding/json"
 	"errors"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync"
 	"sync/atomic"
 	"time"
 
@@ -37,6 +39,17 @@ type Handler struct {
 
 	inFlight atomic.Int64
 	draining atomic.Bool
+	// cut ends every attempt still open when a drain runs out of time,
+	// so that each is counted (partial) before the daemon exits.
+	cutOnce sync.Once
+	cut     context.Context
+	cutAll  context.CancelFunc
+}
+
+// cutContext is done once the drain timed out.
+func (h *Handler) cutContext() context.Context {
+	h.cutOnce.Do(func() { h.cut, h.cutAll = context.WithCancel(context.Background()) })
+	return h.cut
 }
 
 // Recorder counts usage: c under k on the UTC day of now.
@@ -59,9 +72,26 @@ func (h *Handler) Draining() bool { return h.draining.Load() }
 
 // Drain refuses new requests from now on (with a clear "draining"
 // answer: the listener stays open) and waits for those in flight,
-// streams included, up to timeout. It reports whether they all ended.
-func (h *Handler) Drain(timeout time.Duration) bool {
+// streams included, up to timeout. Those still in flight then are cut,
+// and counted as partial with the tokens seen, before Drain returns (a
+// moment more at most); it returns how many were cut.
+func (h *Handler) Drain(timeout time.Duration) int64 {
 	h.draining.Store(true)
+	if h.waitIdle(timeout) {
+		return 0
+	}
+	n := h.inFlight.Load()
+	h.cutContext()
+	h.cutAll()
+	h.waitIdle(cutGrace)
+	return n
+}
+
+// cutGrace is how long a cut request has to count itself.
+const cutGrace = 2 * time.Second
+
+// waitIdle waits up to timeout for no request to be in flight.
+func (h *Handler) waitIdle(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
 	for h.inFlight.Load() > 0 {
 		if time.Now().After(deadline) {
