@@ -106,6 +106,10 @@ type DaemonConfig struct {
 	// DrainTimeout bounds how long stop or SIGTERM waits for requests in
 	// flight before the daemon exits anyway.
 	DrainTimeout Duration `toml:"drain_timeout"`
+	// ClientTimeout bounds a client that holds its slot and its key
+	// without moving: the time it may take to send its body, and the
+	// longest a write may wait for a client that stopped reading.
+	ClientTimeout Duration `toml:"client_timeout"`
 
 	// MaxWait is how long a request may wait for a cooling key before it
 	// is answered 429; nil means the default, "0s" means never wait.
@@ -183,6 +187,7 @@ const (
 	DefaultResponseHeaderTimeout = 10 * time.Minute
 	DefaultStreamIdleTimeout     = 5 * time.Minute
 	DefaultDrainTimeout          = 30 * time.Second
+	DefaultClientTimeout         = time.Minute
 )
 
 // ProviderConfig is a [provider.NAME] table: an override of a built-in
@@ -423,7 +428,7 @@ func tomlError(path string, err error) error {
 var knownFields = map[string][]string{
 	"key": KeyFieldNames(),
 	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
-		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests"},
+		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
 	"pricing":  {"input", "output", "cache_read", "cache_write"},
 }
@@ -562,7 +567,7 @@ func validate(c *Config, lay *layout) error {
 		field string
 		v     Duration
 	}{{"response_header_timeout", c.Daemon.ResponseHeaderTimeout}, {"stream_idle_timeout", c.Daemon.StreamIdleTimeout},
-		{"drain_timeout", c.Daemon.DrainTimeout}, {"retry_deadline", c.Daemon.RetryDeadline}, {"probe_interval", c.Daemon.ProbeInterval}}
+		{"drain_timeout", c.Daemon.DrainTimeout}, {"client_timeout", c.Daemon.ClientTimeout}, {"retry_deadline", c.Daemon.RetryDeadline}, {"probe_interval", c.Daemon.ProbeInterval}}
 	if c.Daemon.MaxWait != nil {
 		durations = append(durations, struct {
 			field string

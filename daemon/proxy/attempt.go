@@ -72,6 +72,8 @@ type answer struct {
 	log      *reqLog
 	start    time.Time
 	logLine  slog.Level // of the line that says it was served
+	// clientTimeout bounds each write to the client.
+	clientTimeout time.Duration
 }
 
 // forward sends the request to a key the provider's pool picks and, as
@@ -144,7 +146,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		default:
 			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, h.Clock.Now())
 			ans := &answer{attempt: a, up: up, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
-				model: model, log: log, start: start, logLine: slog.LevelDebug}
+				model: model, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout)}
 			if dc.LogRequests {
 				ans.logLine = slog.LevelInfo
 			}

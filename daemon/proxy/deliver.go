@@ -21,7 +21,7 @@ func (h *Handler) deliver(w http.ResponseWriter, ans *answer) {
 	defer ans.close()
 	writeHead(w, ans)
 	meter := wire.NewMeter(ans.resp.Header.Get("Content-Type"))
-	written, err := h.stream(w, ans.resp.Body, meter, ans.up.StreamIdleTimeout, ans.cancel)
+	written, err := h.stream(w, ans.resp.Body, meter, ans.up.StreamIdleTimeout, ans.clientTimeout, ans.cancel)
 	h.finish(w, ans, meter, written, err)
 }
 
@@ -85,8 +85,9 @@ var streamBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b
 
 // stream copies body to w, and to meter, flushing after every read so
 // each event goes out as the upstream sends it. A body silent for longer
-// than idle is cut.
-func (h *Handler) stream(w http.ResponseWriter, body io.Reader, meter io.Writer, idle time.Duration, cancel context.CancelCauseFunc) (int64, error) {
+// than idle is cut, and so is a client that takes longer than
+// clientTimeout to take one write.
+func (h *Handler) stream(w http.ResponseWriter, body io.Reader, meter io.Writer, idle, clientTimeout time.Duration, cancel context.CancelCauseFunc) (int64, error) {
 	rc := http.NewResponseController(w)
 	timer := time.AfterFunc(idle, func() { cancel(errStreamIdle) })
 	defer timer.Stop()
@@ -99,6 +100,9 @@ func (h *Handler) stream(w http.ResponseWriter, body io.Reader, meter io.Writer,
 		timer.Reset(idle)
 		if m > 0 {
 			meter.Write(buf[:m])
+			// A client that stopped reading must not hold the stream,
+			// its slot and its key's lease for ever.
+			rc.SetWriteDeadline(time.Now().Add(clientTimeout))
 			if _, werr := w.Write(buf[:m]); werr != nil {
 				return n, fmt.Errorf("write to client: %w", werr)
 			}

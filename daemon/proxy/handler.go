@@ -172,7 +172,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 			Message: fmt.Sprintf("more than %d requests in flight ([daemon] max_in_flight); retry in a moment", limit)})
 		return
 	}
+	clientTimeout := snap.Config.Daemon.ClientTimeout.Or(state.DefaultClientTimeout)
+	rc := http.NewResponseController(w)
+	// A client that trickles its body must not hold its slot for ever.
+	rc.SetReadDeadline(time.Now().Add(clientTimeout)) // the network's clock, not the daemon's
 	body, err := readBody(r, snap.Config.Daemon.BodyLimit())
+	rc.SetReadDeadline(time.Time{})
 	if errors.Is(err, errBodyTooLarge) {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusRequestEntityTooLarge, Code: wire.BodyTooLarge,
 			Message: fmt.Sprintf("the request body is larger than %d MiB; llmkey keeps the body to retry it on another key: send less, or raise [daemon] max_body_mb in the keyfile",
