@@ -122,6 +122,9 @@ type DaemonConfig struct {
 	MaxBodyMB int `toml:"max_body_mb"`
 	// MaxInFlight caps the requests the proxy serves at once.
 	MaxInFlight int `toml:"max_in_flight"`
+	// MaxBufferedMB caps the request bodies held in memory at once, all
+	// requests together (each is kept to retry it on another key).
+	MaxBufferedMB int `toml:"max_buffered_mb"`
 	// ProbeInterval is how soon a parked key is tried again.
 	ProbeInterval Duration `toml:"probe_interval"`
 	// StreamUsage asks OpenAI-format chat streams that did not ask for
@@ -144,17 +147,19 @@ const (
 	DefaultRetryDeadline = time.Minute
 	DefaultMaxBodyMB     = 32
 	DefaultMaxInFlight   = 4096
+	DefaultMaxBufferedMB = 256
 	DefaultProbeInterval = rotate.DefaultProbeInterval
 )
 
 // The largest values the keyfile may give: beyond them a setting is a
 // mistake, and could make the daemon allocate or overflow.
 const (
-	MaxAttemptsLimit = 100
-	MaxBodyMBLimit   = 1024
-	MaxInFlightLimit = 1000000
-	MaxDuration      = 7 * 24 * time.Hour
-	MaxPrice         = 1e6 // dollars per million tokens
+	MaxAttemptsLimit   = 100
+	MaxBodyMBLimit     = 1024
+	MaxInFlightLimit   = 1000000
+	MaxBufferedMBLimit = 65536
+	MaxDuration        = 7 * 24 * time.Hour
+	MaxPrice           = 1e6 // dollars per million tokens
 )
 
 // WaitLimit is [daemon] max_wait, or its default.
@@ -177,6 +182,11 @@ func (d DaemonConfig) Attempts() int { return orInt(d.MaxAttempts, DefaultMaxAtt
 
 // BodyLimit is [daemon] max_body_mb in bytes, or its default.
 func (d DaemonConfig) BodyLimit() int64 { return int64(orInt(d.MaxBodyMB, DefaultMaxBodyMB)) << 20 }
+
+// BufferedLimit is [daemon] max_buffered_mb in bytes, or its default.
+func (d DaemonConfig) BufferedLimit() int64 {
+	return int64(orInt(d.MaxBufferedMB, DefaultMaxBufferedMB)) << 20
+}
 
 // InFlightLimit is [daemon] max_in_flight, or its default.
 func (d DaemonConfig) InFlightLimit() int { return orInt(d.MaxInFlight, DefaultMaxInFlight) }
@@ -428,7 +438,7 @@ func tomlError(path string, err error) error {
 var knownFields = map[string][]string{
 	"key": KeyFieldNames(),
 	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
-		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout"},
+		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout", "max_buffered_mb"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
 	"pricing":  {"input", "output", "cache_read", "cache_write"},
 }
@@ -553,7 +563,7 @@ func validate(c *Config, lay *layout) error {
 	for _, f := range []struct {
 		field  string
 		v, max int
-	}{{"max_attempts", c.Daemon.MaxAttempts, MaxAttemptsLimit}, {"max_body_mb", c.Daemon.MaxBodyMB, MaxBodyMBLimit}, {"max_in_flight", c.Daemon.MaxInFlight, MaxInFlightLimit}} {
+	}{{"max_attempts", c.Daemon.MaxAttempts, MaxAttemptsLimit}, {"max_body_mb", c.Daemon.MaxBodyMB, MaxBodyMBLimit}, {"max_in_flight", c.Daemon.MaxInFlight, MaxInFlightLimit}, {"max_buffered_mb", c.Daemon.MaxBufferedMB, MaxBufferedMBLimit}} {
 		switch {
 		case f.v < 0:
 			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, f.field), Field: "daemon." + f.field,

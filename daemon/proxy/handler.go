@@ -1,7 +1,6 @@
 package proxy
 
 import (
-	"bytes"
 	"context"
 	"crypto/subtle"
 	"encoding/json"
@@ -39,6 +38,7 @@ type Handler struct {
 
 	inFlight atomic.Int64
 	draining atomic.Bool
+	buffered atomic.Int64 // bytes of request bodies held, all requests together
 	// cut ends every attempt still open when a drain runs out of time,
 	// so that each is counted (partial) before the daemon exits.
 	cutOnce sync.Once
@@ -176,8 +176,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	rc := http.NewResponseController(w)
 	// A client that trickles its body must not hold its slot for ever.
 	rc.SetReadDeadline(time.Now().Add(clientTimeout)) // the network's clock, not the daemon's
-	body, err := readBody(r, snap.Config.Daemon.BodyLimit())
+	body, reserved, err := h.readBody(r, snap.Config.Daemon.BodyLimit(), snap.Config.Daemon.BufferedLimit())
+	defer h.buffered.Add(-reserved)
 	rc.SetReadDeadline(time.Time{})
+	if errors.Is(err, errBuffersFull) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
+			Message: fmt.Sprintf("request bodies of %d MiB are in memory already ([daemon] max_buffered_mb); retry in a moment", snap.Config.Daemon.BufferedLimit()>>20)})
+		return
+	}
 	if errors.Is(err, errBodyTooLarge) {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusRequestEntityTooLarge, Code: wire.BodyTooLarge,
 			Message: fmt.Sprintf("the request body is larger than %d MiB; llmkey keeps the body to retry it on another key: send less, or raise [daemon] max_body_mb in the keyfile",
@@ -196,33 +202,82 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	}
 }
 
-var errBodyTooLarge = errors.New("request body too large")
+var (
+	errBodyTooLarge = errors.New("request body too large")
+	errBuffersFull  = errors.New("request bodies in memory at their limit")
+)
+
+// A body's buffer grows with the data that arrives, not with what the
+// client declares: bodyChunk first, doubling, and once bodyRest of a
+// declared length has arrived, to all of it.
+const (
+	bodyChunk = 64 << 10
+	bodyRest  = 1 << 20
+)
 
 // readBody reads the whole request body, up to limit: it is kept to send
-// again to another key when the first one fails.
-func readBody(r *http.Request, limit int64) ([]byte, error) {
+// again to another key when the first one fails. Every byte it holds is
+// reserved in the bodies' common budget first, and the reservation is
+// the caller's to release, also on an error. The buffer grows with the
+// data that arrives, to the declared length at most.
+func (h *Handler) readBody(r *http.Request, limit, budget int64) (body []byte, reserved int64, err error) {
 	if r.Body == nil || r.Body == http.NoBody {
-		return nil, nil
+		return nil, 0, nil
 	}
 	if r.ContentLength > limit {
-		return nil, errBodyTooLarge
+		return nil, 0, errBodyTooLarge
 	}
-	if r.ContentLength >= 0 { // the server stops the body at its length
-		body := make([]byte, r.ContentLength)
-		if _, err := io.ReadFull(r.Body, body); err != nil {
-			return nil, err
+	reserve := func(n int64) bool {
+		if h.buffered.Add(n) > budget {
+			h.buffered.Add(-n)
+			return false
 		}
-		return body, nil
+		reserved += n
+		return true
 	}
-	buf := bytes.NewBuffer(make([]byte, 0, bytes.MinRead))
-	n, err := buf.ReadFrom(io.LimitReader(r.Body, limit+1))
-	if err != nil {
-		return nil, err
+	want := r.ContentLength // -1: unknown; the server stops a known one there
+	if want >= 0 && !reserve(want) {
+		return nil, reserved, errBuffersFull
 	}
-	if n > limit {
-		return nil, errBodyTooLarge
+	for {
+		if len(body) == cap(body) {
+			// Double, from bodyChunk; past bodyRest of a declared
+			// length, the rest at once (its copies would be garbage).
+			n := max(int64(cap(body)), bodyChunk)
+			if want >= 0 {
+				n = min(n, want-int64(len(body)))
+				if len(body) >= bodyRest {
+					n = want - int64(len(body))
+				}
+			} else if !reserve(n) {
+				return nil, reserved, errBuffersFull
+			}
+			if n == 0 { // all of it: what is left to read is the end
+				var end [1]byte
+				if m, rerr := r.Body.Read(end[:]); m == 0 && (rerr == io.EOF || rerr == nil) {
+					return body, reserved, nil
+				}
+				return nil, reserved, errBodyTooLarge
+			}
+			grown := make([]byte, len(body), int64(len(body))+n)
+			copy(grown, body)
+			body = grown
+		}
+		m, rerr := r.Body.Read(body[len(body):cap(body)])
+		body = body[:len(body)+m]
+		if int64(len(body)) > limit {
+			return nil, reserved, errBodyTooLarge
+		}
+		if rerr == io.EOF {
+			if want >= 0 && int64(len(body)) < want {
+				return nil, reserved, io.ErrUnexpectedEOF
+			}
+			return body, reserved, nil
+		}
+		if rerr != nil {
+			return nil, reserved, rerr
+		}
 	}
-	return buf.Bytes(), nil
 }
 
 // authorized reports whether r carries the local token, in whichever
