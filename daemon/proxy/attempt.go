@@ -143,6 +143,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 			o = rotate.TransportOutcome(transportReason(a, up))
 		case a.resp.StatusCode >= 400:
 			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, h.Clock.Now())
+			if leaks(o.Reason, key.Secret) { // it quotes the provider's code
+				o.Reason = fmt.Sprintf("%d %s", o.Status, o.Class)
+			}
 		default:
 			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, h.Clock.Now())
 			ans := &answer{attempt: a, up: up, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
@@ -223,13 +226,32 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 	}
 	up.Latency.Observe(h.Clock.Now().Sub(sent).Seconds())
 	a.resp = resp
+	if resp.StatusCode < 400 {
+		maskHeader(resp.Header, key.Secret) // an answer's own headers: the key written plainly
+	}
 	if resp.StatusCode >= 400 {
-		b, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+		cleanHeader(resp.Header, key.Secret, secrets)
+		// Read past the cut by a key's length, so that a key across it
+		// is whole to redact.
+		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+int64(len(key.Secret))))
 		a.close()
-		a.errBody = []byte(redact(string(b), secrets))
+		body := redact(string(b), secrets)
+		if leaks(body, key.Secret) {
+			body = string(wire.ErrorBody(up.Kind, wire.Error{Status: resp.StatusCode, Code: wire.UpstreamLeak,
+				Message: fmt.Sprintf("%s answered %d with an error that held the key; llmkey withheld it", up.Name, resp.StatusCode)}))
+			resp.Header.Del("Content-Encoding")
+			resp.Header.Set("Content-Type", "application/json")
+		}
+		if len(body) > maxErrorBody {
+			body = body[:maxErrorBody]
+		}
+		a.errBody = []byte(body)
 	}
 	return a
 }
+
+// maxErrorBody is how much of an error answer is read, and passed on.
+const maxErrorBody = 1 << 20
 
 var (
 	errHeaderTimeout = errors.New("response header timeout")

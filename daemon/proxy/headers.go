@@ -6,8 +6,6 @@ import (
 	"net/http"
 	"net/url"
 	"strings"
-
-	"github.com/llmkey/llmkey/state"
 )
 
 // splitRoute splits "/openai/chat/completions" into "openai" and
@@ -111,16 +109,6 @@ func copyHeader(dst, src http.Header) {
 		}
 		dst[k] = append(dst[k], vv...)
 	}
-}
-
-// redact replaces every configured secret in s by its masked form.
-func redact(s string, secrets []string) string {
-	for _, sec := range secrets {
-		if sec != "" && strings.Contains(s, sec) {
-			s = strings.ReplaceAll(s, sec, state.Mask(sec))
-		}
-	}
-	return s
 }
 
 func hostOf(base string) string {

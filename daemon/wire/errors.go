@@ -26,6 +26,7 @@ const (
 	UpstreamTimeout     Code = "upstream-timeout"
 	Overloaded          Code = "overloaded"
 	BodyTooLarge        Code = "body-too-large"
+	UpstreamLeak        Code = "upstream-leak"
 )
 
 // Error is an answer llmkey gives itself instead of the provider.
@@ -45,6 +46,14 @@ func WriteError(w http.ResponseWriter, kind state.Kind, e Error) {
 	if e.RetryAfter > 0 {
 		h.Set("Retry-After", strconv.Itoa(int((e.RetryAfter+time.Second-1)/time.Second)))
 	}
+	b := ErrorBody(kind, e)
+	h.Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(e.Status)
+	w.Write(b)
+}
+
+// ErrorBody is e in the wire format of kind, as WriteError sends it.
+func ErrorBody(kind state.Kind, e Error) []byte {
 	msg := "llmkey: " + e.Message
 	var body any
 	switch kind {
@@ -56,9 +65,7 @@ func WriteError(w http.ResponseWriter, kind state.Kind, e Error) {
 		body = map[string]any{"error": map[string]any{"message": msg, "type": "llmkey_error", "param": nil, "code": e.Code}}
 	}
 	b, _ := json.Marshal(body)
-	h.Set("Content-Length", strconv.Itoa(len(b)+1))
-	w.WriteHeader(e.Status)
-	w.Write(append(b, '\n'))
+	return append(b, '\n')
 }
 
 func anthropicType(status int) string {
