@@ -28,6 +28,10 @@ func TestMain(m *testing.M) {
 	if os.Getenv("LLMKEY_SDK_HELPER") == "1" { // run as a user's program; see TestSDKHelper
 		os.Exit(m.Run())
 	}
+	if hold := os.Getenv("LLMKEY_HOLD_CONNS"); hold != "" { // another user's idle connections; see TestOtherUsersConnectionsAreRefused
+		holdConns(hold)
+		return
+	}
 	if sock := os.Getenv("LLMKEY_PLANTED_DAEMON"); sock != "" { // another user's fake daemon; see TestPlantedDaemonGetsNoTraffic
 		runPlantedDaemon(sock)
 		return

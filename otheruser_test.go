@@ -1,16 +1,22 @@
 package main
 
 import (
+	"bufio"
 	"crypto/rand"
 	"encoding/hex"
+	"fmt"
 	"io"
+	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	osuser "os/user"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
+	"time"
 )
 
 // otherUser is a second local user, for the tests of what another user
@@ -70,4 +76,68 @@ func (o *otherUser) command(env ...string) *exec.Cmd {
 	cmd.Dir = "/"
 	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.gid)}}
 	return cmd
+}
+
+// holdConns opens N idle connections to ADDR ("ADDR N"), each after one
+// /livez request, prints how many it holds, and keeps them until killed.
+func holdConns(spec string) {
+	addr, n, _ := strings.Cut(spec, " ")
+	count, _ := strconv.Atoi(n)
+	var held []net.Conn
+	for range count {
+		c, err := net.DialTimeout("tcp", addr, 2*time.Second)
+		if err != nil {
+			continue
+		}
+		c.Write([]byte("GET /livez HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n"))
+		held = append(held, c)
+	}
+	fmt.Println("held", len(held))
+	select {}
+}
+
+// Another user holding 10,000 idle connections to the proxy does not
+// keep this user's requests out: the daemon (here with a limit of 4,096
+// files, under what the connections would take) refuses them at accept.
+func TestOtherUsersConnectionsAreRefused(t *testing.T) {
+	o := newOtherUser(t)
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	start := exec.Command("sh", "-c", "ulimit -n 4096 && exec \"$0\" start", llmkeyBin)
+	start.Env = u.env
+	if out, err := start.CombinedOutput(); err != nil {
+		t.Fatalf("start: %v\n%s", err, out)
+	}
+	env := u.proxyEnv()
+	addr := strings.TrimPrefix(env["LLMKEY_URL"], "http://")
+
+	hold := o.command("LLMKEY_HOLD_CONNS=" + addr + " 10000")
+	out, _ := hold.StdoutPipe()
+	if err := hold.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { hold.Process.Kill(); hold.Wait() })
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	t.Logf("the other user: %s", strings.TrimSpace(line))
+
+	client := &http.Client{Timeout: 5 * time.Second}
+	for i := range 20 {
+		req, _ := http.NewRequest("POST", env["LLMKEY_URL"]+"/openai/chat/completions", strings.NewReader(`{"model":"gpt-4o"}`))
+		req.Header.Set("Authorization", "Bearer "+env["LLMKEY_TOKEN"])
+		req.Close = true // a new connection each time
+		resp, err := client.Do(req)
+		if err != nil {
+			t.Fatalf("request %d while another user holds connections: %v", i, err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		if resp.StatusCode != 200 {
+			t.Fatalf("request %d: %d", i, resp.StatusCode)
+		}
+	}
+	if log := readFile(t, filepath.Join(u.stateDir(), "daemon.log")); !strings.Contains(log, "refused proxy connections from another user") ||
+		!strings.Contains(log, "peer_uid="+strconv.Itoa(o.uid)) {
+		t.Errorf("the daemon's log does not say it refused them:\n%s", log)
+	}
 }

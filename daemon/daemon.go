@@ -62,6 +62,9 @@ type Daemon struct {
 	overridesDirty atomic.Bool // a write of disabled.json failed
 }
 
+// proxyIdleTimeout closes a proxy connection with no request in flight.
+const proxyIdleTimeout = 2 * time.Minute
+
 // systemClock is the real clock.
 type systemClock struct{}
 
@@ -226,10 +229,13 @@ func Run(opts Options) error {
 	}
 	d.runtime.ctlLn, d.runtime.sockInfo = ctlLn, sockInfo
 
-	proxySrv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+	// An idle connection is closed after a while, and a slow header
+	// cannot hold one either; another user's are refused at accept.
+	proxySrv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
 	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	d.runtime.serve = func(ln net.Listener) { ctlSrv.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
-	go proxySrv.Serve(proxyLn)
+	go proxySrv.Serve(&ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log})
 	go d.runtime.serve(ctlLn)
 
 	watchCtx, stopWatch := context.WithCancel(context.Background())
