@@ -141,3 +141,39 @@ func TestOtherUsersConnectionsAreRefused(t *testing.T) {
 		t.Errorf("the daemon's log does not say it refused them:\n%s", log)
 	}
 }
+
+// A process of the same user cannot read the daemon's memory or
+// environment (it is not dumpable, as ssh-agent): run as the second user,
+// whose own cat cannot read its own daemon's /proc/PID/environ.
+func TestDaemonMemoryIsClosedToItsOwnUser(t *testing.T) {
+	o := newOtherUser(t)
+	home, err := os.MkdirTemp("", "lkhome")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	os.Chown(home, o.uid, o.gid)
+	bin := filepath.Join(filepath.Dir(o.bin), "llmkey")
+	src, _ := os.ReadFile(llmkeyBin)
+	if err := os.WriteFile(bin, src, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	d := o.command("HOME="+home, "GORACE=atexit_sleep_ms=0")
+	d.Path, d.Args = bin, []string{"llmkey", "daemon"}
+	stderr, _ := d.StderrPipe()
+	if err := d.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { d.Process.Signal(syscall.SIGTERM); d.Wait() })
+	sc := bufio.NewScanner(stderr)
+	for sc.Scan() && !strings.Contains(sc.Text(), "msg=ready") {
+	}
+	go io.Copy(io.Discard, stderr)
+
+	cat := o.command()
+	cat.Path, cat.Args = "/bin/cat", []string{"cat", fmt.Sprintf("/proc/%d/environ", d.Process.Pid)}
+	out, err := cat.CombinedOutput()
+	if err == nil || !strings.Contains(string(out), "Permission denied") {
+		t.Errorf("the daemon's own user read its environment: %v %q", err, out)
+	}
+}
