@@ -7,6 +7,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/man"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
@@ -84,7 +85,12 @@ func manSections() []man.Section {
 				"Optional: rpm, tpm, max_concurrent (0 or absent: no limit), weight (for the weighted strategy), " +
 				"models (a list of names or globs this key may serve)."},
 			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DefaultListen + "; \"127.0.0.1:0\" picks a free port), " +
-				"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy)."},
+				"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy), " +
+				"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default 1m), " +
+				"max_buffered_mb (request bodies in memory, all together; default 256: beyond it, 429 overloaded). " +
+				"All of its settings: " + strings.Join(state.DaemonFieldNames(), ", ") + "."},
+			{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +
+				"max_attempts 100, max_body_mb 1024, max_in_flight 1000000, durations 7 days); a larger one is an error that names the line."},
 			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy) or defines a new one, which needs " +
 				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base."},
 			{Text: "Built-in providers: " + strings.Join(providers, "; ") + "."},
@@ -93,6 +99,7 @@ func manSections() []man.Section {
 				"add and rm change only the block they add or remove: comments, order and formatting of everything else " +
 				"are kept byte for byte."},
 		}},
+		{Title: "Proxy errors", Blocks: proxyErrors()},
 		{Title: "Files", Blocks: []man.Block{
 			{Tag: "$XDG_CONFIG_HOME/llmkey/keys.toml", Text: "The keyfile (default ~/.config/llmkey/keys.toml), created 0600 in a 0700 directory."},
 			{Tag: "$XDG_STATE_HOME/llmkey/", Text: "The state directory (default ~/.local/state/llmkey/): usage, token, logs. It never holds a raw secret."},
@@ -112,6 +119,16 @@ llmkey list --json | jq '.keys[].name'
 llmkey rm --force openai/personal`},
 		}},
 	}
+}
+
+// proxyErrors lists llmkey's own error answers, as X-Llmkey-Error says.
+func proxyErrors() []man.Block {
+	blocks := []man.Block{{Text: "Errors that llmkey gives itself, instead of the provider, carry X-Llmkey-Error and a body in " +
+		"the provider's error shape; upstream errors pass through with secrets redacted."}}
+	for _, e := range wire.CodeDoc {
+		blocks = append(blocks, man.Block{Tag: string(e.Code), Text: e.Meaning})
+	}
+	return blocks
 }
 
 func quoteJoin(ss []rotate.Strategy) string {

@@ -59,6 +59,9 @@ var keyFields = func() []reflect.StructField {
 
 func fieldName(f reflect.StructField) string { return strings.Split(f.Tag.Get("toml"), ",")[0] }
 
+// DaemonFieldNames are the settings of the [daemon] table.
+func DaemonFieldNames() []string { return slices.Clone(knownFields["daemon"]) }
+
 // KeyFieldNames are the fields a [[key]] table may have, in order.
 func KeyFieldNames() []string {
 	out := make([]string, len(keyFields))

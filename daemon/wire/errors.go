@@ -29,6 +29,28 @@ const (
 	UpstreamLeak        Code = "upstream-leak"
 )
 
+// CodeDoc says what each code means, with its status, for the man page.
+var CodeDoc = []struct {
+	Code    Code
+	Meaning string
+}{
+	{BadToken, "401: no local token, or the wrong one (or one revoked)."},
+	{BadHost, "403: a Host that is not a loopback name (a DNS-rebinding page); /livez and /healthz too."},
+	{BadOrigin, "403: a browser Origin not in [daemon] allowed_origins."},
+	{BadPath, "400: a '.' or '..' path segment, plain or escaped: it would leave the provider's base_url."},
+	{UnknownProvider, "404: the first path segment names no provider."},
+	{"no-keys", "503: the provider has no key (for this model)."},
+	{"all-keys-cooling", "429: every key is rate limited or at a limit; Retry-After is the soonest."},
+	{"no-usable-keys", "503: every key is parked, disabled or already tried."},
+	{"provider-unavailable", "503: the provider's circuit is open after an overload or a run of failures."},
+	{Overloaded, "429: over max_in_flight requests, or request bodies over max_buffered_mb in memory; Retry-After: 1."},
+	{BodyTooLarge, "413: the request body is over max_body_mb."},
+	{Draining, "503: the daemon is shutting down; Retry-After: 1."},
+	{UpstreamUnreachable, "502: the provider could not be reached."},
+	{UpstreamTimeout, "504: no response headers within response_header_timeout."},
+	{UpstreamLeak, "the provider's status: its error answer held the key, and llmkey withheld it."},
+}
+
 // Error is an answer llmkey gives itself instead of the provider.
 type Error struct {
 	Status     int
