@@ -125,6 +125,9 @@ type DaemonConfig struct {
 	MaxBodyMB int `toml:"max_body_mb"`
 	// MaxInFlight caps the requests the proxy serves at once.
 	MaxInFlight int `toml:"max_in_flight"`
+	// MaxWebSockets caps the WebSockets open at once, apart from the
+	// requests in flight.
+	MaxWebSockets int `toml:"max_websockets"`
 	// MaxBufferedMB caps the request bodies held in memory at once, all
 	// requests together (each is kept to retry it on another key).
 	MaxBufferedMB int `toml:"max_buffered_mb"`
@@ -151,6 +154,7 @@ const (
 	DefaultMaxBodyMB     = 32
 	DefaultMaxInFlight   = 4096
 	DefaultMaxBufferedMB = 256
+	DefaultMaxWebSockets = 256
 	DefaultProbeInterval = rotate.DefaultProbeInterval
 )
 
@@ -190,6 +194,9 @@ func (d DaemonConfig) BodyLimit() int64 { return int64(orInt(d.MaxBodyMB, Defaul
 func (d DaemonConfig) BufferedLimit() int64 {
 	return int64(orInt(d.MaxBufferedMB, DefaultMaxBufferedMB)) << 20
 }
+
+// SocketLimit is [daemon] max_websockets, or its default.
+func (d DaemonConfig) SocketLimit() int { return orInt(d.MaxWebSockets, DefaultMaxWebSockets) }
 
 // InFlightLimit is [daemon] max_in_flight, or its default.
 func (d DaemonConfig) InFlightLimit() int { return orInt(d.MaxInFlight, DefaultMaxInFlight) }
@@ -441,7 +448,7 @@ func tomlError(path string, err error) error {
 var knownFields = map[string][]string{
 	"key": KeyFieldNames(),
 	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
-		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout", "max_buffered_mb"},
+		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout", "max_buffered_mb", "max_websockets"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
 	"pricing":  {"input", "output", "cache_read", "cache_write"},
 }
@@ -566,7 +573,7 @@ func validate(c *Config, lay *layout) error {
 	for _, f := range []struct {
 		field  string
 		v, max int
-	}{{"max_attempts", c.Daemon.MaxAttempts, MaxAttemptsLimit}, {"max_body_mb", c.Daemon.MaxBodyMB, MaxBodyMBLimit}, {"max_in_flight", c.Daemon.MaxInFlight, MaxInFlightLimit}, {"max_buffered_mb", c.Daemon.MaxBufferedMB, MaxBufferedMBLimit}} {
+	}{{"max_attempts", c.Daemon.MaxAttempts, MaxAttemptsLimit}, {"max_body_mb", c.Daemon.MaxBodyMB, MaxBodyMBLimit}, {"max_in_flight", c.Daemon.MaxInFlight, MaxInFlightLimit}, {"max_buffered_mb", c.Daemon.MaxBufferedMB, MaxBufferedMBLimit}, {"max_websockets", c.Daemon.MaxWebSockets, MaxInFlightLimit}} {
 		switch {
 		case f.v < 0:
 			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, f.field), Field: "daemon." + f.field,

@@ -13,6 +13,8 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
@@ -37,8 +39,12 @@ type Handler struct {
 	Metrics http.Handler
 
 	inFlight atomic.Int64
-	draining atomic.Bool
-	buffered atomic.Int64 // bytes of request bodies held, all requests together
+	sockets  atomic.Int64 // WebSockets open; apart from inFlight, with their own limit
+	// inSockets counts WebSocket requests being handled, handshake
+	// included, for the drain.
+	inSockets atomic.Int64
+	draining  atomic.Bool
+	buffered  atomic.Int64 // bytes of request bodies held, all requests together
 	// cut ends every attempt still open when a drain runs out of time,
 	// so that each is counted (partial) before the daemon exits.
 	cutOnce sync.Once
@@ -80,7 +86,7 @@ func (h *Handler) Drain(timeout time.Duration) int64 {
 	if h.waitIdle(timeout) {
 		return 0
 	}
-	n := h.inFlight.Load()
+	n := h.inFlight.Load() + h.inSockets.Load()
 	h.cutContext()
 	h.cutAll()
 	h.waitIdle(cutGrace)
@@ -93,7 +99,7 @@ const cutGrace = 2 * time.Second
 // waitIdle waits up to timeout for no request to be in flight.
 func (h *Handler) waitIdle(timeout time.Duration) bool {
 	deadline := time.Now().Add(timeout)
-	for h.inFlight.Load() > 0 {
+	for h.inFlight.Load() > 0 || h.inSockets.Load() > 0 {
 		if time.Now().After(deadline) {
 			return false
 		}
@@ -141,6 +147,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/metrics" && h.Metrics != nil {
 		h.Metrics.ServeHTTP(w, r)
 		return
+	}
+	if websocket.IsWebSocketUpgrade(r) && known && up.Pool != nil && !h.draining.Load() && !dotSegments(rest) {
+		h.inSockets.Add(1) // counted for the drain, not against max_in_flight
+		defer h.inSockets.Add(-1)
+		if !h.draining.Load() {
+			h.serveWebSocket(w, r, snap, up, rest)
+			return
+		}
 	}
 	// Counted before the draining check, so that a drain that sees zero
 	// in flight cannot miss a request that is just starting.

@@ -239,7 +239,7 @@ func readUsage(v []byte, has *bool, w *wireUsage) bool {
 			ok = readDetail(x, "cached_tokens", &w.promptCached) && ok
 		case "completion_tokens_details":
 			ok = readDetail(x, "reasoning_tokens", &w.completionReasoning) && ok
-		case "input_tokens_details":
+		case "input_tokens_details", "input_token_details": // the second: Realtime
 			ok = readDetail(x, "cached_tokens", &w.inputCached) && ok
 		case "output_tokens_details":
 			ok = readDetail(x, "reasoning_tokens", &w.outputReasoning) && ok
@@ -375,4 +375,60 @@ func (m *Meter) merge(w *wireUsage) {
 	if r := w.outputReasoning; r > 0 {
 		m.u.Reasoning = r
 	}
+}
+
+// SocketEvent reads one text message of a WebSocket API (the Responses
+// API over WebSocket, Realtime): whether it ends a response
+// (response.completed, response.done, response.incomplete,
+// response.failed), whether it starts one (response.created), and the
+// ended response's model and usage.
+func SocketEvent(msg []byte) (ev SocketEventInfo) {
+	if !bytes.Contains(msg, []byte(`"response.`)) {
+		return ev
+	}
+	var typ string
+	var resp []byte
+	if !members(msg, func(k []byte, s, e int) {
+		switch string(k) {
+		case "type":
+			typ, _ = jsonString(msg[s:e])
+		case "response":
+			resp = msg[s:e]
+		}
+	}) {
+		return ev
+	}
+	switch typ {
+	case "response.created":
+		ev.Started = true
+		return ev
+	case "response.completed", "response.done", "response.incomplete", "response.failed":
+	default:
+		return ev
+	}
+	ev.Ended = true
+	var w wireUsage
+	has := false
+	members(resp, func(k []byte, s, e int) {
+		switch string(k) {
+		case "model":
+			m, _ := jsonString(resp[s:e])
+			ev.Model = ModelLabel(m)
+		case "usage":
+			readUsage(resp[s:e], &has, &w)
+		}
+	})
+	if has {
+		var m Meter
+		m.merge(&w)
+		ev.Usage = m.u
+	}
+	return ev
+}
+
+// SocketEventInfo is what SocketEvent read.
+type SocketEventInfo struct {
+	Started, Ended bool
+	Model          string
+	Usage          Usage
 }
