@@ -8,6 +8,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"sync/atomic"
 	"time"
 
 	"github.com/llmkey/llmkey/daemon/wire"
@@ -49,6 +50,11 @@ type attempt struct {
 	ctx    context.Context
 	cancel context.CancelCauseFunc
 	uncut  func() bool // stops the drain's cut from reaching it
+	// finishing is set once the answer said it is ending: the client
+	// going away then no longer ends the attempt, whose usage is still
+	// to come.
+	finishing atomic.Bool
+	unwatch   func() bool // stops the client's going away from reaching it
 }
 
 // close ends the attempt: its body, and with it the upstream request.
@@ -58,6 +64,7 @@ func (a *attempt) close() {
 	}
 	a.cancel(nil)
 	a.uncut()
+	a.unwatch()
 }
 
 // answer is a successful attempt, on its way to the client.
@@ -192,7 +199,12 @@ func failedAttempt(class string) state.Counts {
 // (error bodies are small) and redacted, for classifying and passing on.
 func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, n int, secrets []string) *attempt {
 	a := &attempt{key: key}
-	a.ctx, a.cancel = context.WithCancelCause(ctx)
+	a.ctx, a.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	a.unwatch = context.AfterFunc(ctx, func() {
+		if !a.finishing.Load() {
+			a.cancel(context.Cause(ctx))
+		}
+	})
 	a.uncut = context.AfterFunc(h.cutContext(), func() { a.cancel(errDrainCut) })
 	var rd io.Reader
 	if out.body != nil {
@@ -201,8 +213,7 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 	req, err := http.NewRequestWithContext(a.ctx, out.method, out.target, rd)
 	if err != nil {
 		a.err = err
-		a.cancel(nil)
-		a.uncut()
+		a.close()
 		return a
 	}
 	// The first attempt sends the copy made for the request; a later one
@@ -220,8 +231,7 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 	if err != nil {
 		a.timeout = errors.Is(context.Cause(a.ctx), errHeaderTimeout)
 		a.err = err
-		a.cancel(nil)
-		a.uncut()
+		a.close()
 		return a
 	}
 	up.Latency.Observe(h.Clock.Now().Sub(sent).Seconds())

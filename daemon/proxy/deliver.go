@@ -21,7 +21,16 @@ func (h *Handler) deliver(w http.ResponseWriter, ans *answer) {
 	defer ans.close()
 	writeHead(w, ans)
 	meter := wire.NewMeter(ans.resp.Header.Get("Content-Type"))
-	written, err := h.stream(w, ans.resp.Body, meter, ans.up.StreamIdleTimeout, ans.clientTimeout, ans.cancel)
+	written, err := h.stream(w, ans, meter)
+	if err != nil && errors.Is(err, errClientGone) && meter.Finishing() {
+		// The client hung up as the answer ended (at its terminal event,
+		// or at finish_reason, before the usage chunk): read the rest,
+		// for the usage, within a bound.
+		h.drainAnswer(ans, meter)
+	}
+	if err != nil && meter.Done() {
+		err = nil // its terminal event reached the client: it was whole
+	}
 	h.finish(w, ans, meter, written, err)
 }
 
@@ -76,7 +85,35 @@ func (h *Handler) finish(w http.ResponseWriter, ans *answer, meter *wire.Meter, 
 	}
 }
 
-var errStreamIdle = errors.New("stream idle timeout")
+var (
+	errStreamIdle = errors.New("stream idle timeout")
+	errClientGone = errors.New("the client went away")
+)
+
+// drainMax and drainTime bound what is read of an answer after its
+// client went away.
+const (
+	drainMax  = 8 << 20
+	drainTime = 10 * time.Second
+)
+
+// drainAnswer reads what is left of an answer into meter only, up to
+// drainMax bytes and drainTime.
+func (h *Handler) drainAnswer(ans *answer, meter io.Writer) {
+	bp := streamBufs.Get().(*[]byte)
+	defer streamBufs.Put(bp)
+	buf := *bp
+	stop := time.AfterFunc(drainTime, func() { ans.cancel(errStreamIdle) })
+	defer stop.Stop()
+	for read := 0; read < drainMax; {
+		m, err := ans.resp.Body.Read(buf)
+		meter.Write(buf[:m])
+		read += m
+		if err != nil {
+			return
+		}
+	}
+}
 
 // streamBufs are the copy buffers of answers: pooled, so a request does
 // not allocate one, and 4 KiB, so that a thousand open streams stay small
@@ -87,7 +124,8 @@ var streamBufs = sync.Pool{New: func() any { b := make([]byte, 4<<10); return &b
 // each event goes out as the upstream sends it. A body silent for longer
 // than idle is cut, and so is a client that takes longer than
 // clientTimeout to take one write.
-func (h *Handler) stream(w http.ResponseWriter, body io.Reader, meter io.Writer, idle, clientTimeout time.Duration, cancel context.CancelCauseFunc) (int64, error) {
+func (h *Handler) stream(w http.ResponseWriter, ans *answer, meter *wire.Meter) (int64, error) {
+	body, idle, clientTimeout, cancel := ans.resp.Body, ans.up.StreamIdleTimeout, ans.clientTimeout, ans.cancel
 	rc := http.NewResponseController(w)
 	timer := time.AfterFunc(idle, func() { cancel(errStreamIdle) })
 	defer timer.Stop()
@@ -100,15 +138,18 @@ func (h *Handler) stream(w http.ResponseWriter, body io.Reader, meter io.Writer,
 		timer.Reset(idle)
 		if m > 0 {
 			meter.Write(buf[:m])
+			if meter.Finishing() && !ans.finishing.Load() {
+				ans.finishing.Store(true)
+			}
 			// A client that stopped reading must not hold the stream,
 			// its slot and its key's lease for ever.
 			rc.SetWriteDeadline(time.Now().Add(clientTimeout))
 			if _, werr := w.Write(buf[:m]); werr != nil {
-				return n, fmt.Errorf("write to client: %w", werr)
+				return n, fmt.Errorf("%w: write: %w", errClientGone, werr)
 			}
 			n += int64(m)
 			if ferr := rc.Flush(); ferr != nil {
-				return n, fmt.Errorf("flush to client: %w", ferr)
+				return n, fmt.Errorf("%w: flush: %w", errClientGone, ferr)
 			}
 		}
 		if rerr == io.EOF {

@@ -138,6 +138,12 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.serveHealthz(w)
 		return
 	}
+	if r.Method == http.MethodHead && (rest == "" || rest == "/") && (known || name == "") {
+		// A client checking that its base URL answers (Claude Code's
+		// gateway check): nothing goes upstream.
+		w.WriteHeader(http.StatusOK)
+		return
+	}
 	if !h.authorized(r) {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusUnauthorized, Code: wire.BadToken,
 			Message: "missing or wrong local token: run the tool under 'llmkey exec -- TOOL', or send the value of LLMKEY_TOKEN ('llmkey env') as its API key"})
@@ -147,6 +153,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if r.URL.Path == "/metrics" && h.Metrics != nil {
 		h.Metrics.ServeHTTP(w, r)
 		return
+	}
+	if known {
+		rest = wire.UpstreamPath(up.Kind, rest)
 	}
 	if websocket.IsWebSocketUpgrade(r) && known && up.Pool != nil && !h.draining.Load() && !dotSegments(rest) {
 		h.inSockets.Add(1) // counted for the drain, not against max_in_flight

@@ -476,3 +476,45 @@ func TestClientRequestIsLeftAlone(t *testing.T) {
 		t.Errorf("the client's headers changed:\n%v\nwere:\n%v", req.Header, before)
 	}
 }
+
+// Both Anthropic path conventions reach /v1/...; HEAD on a provider's
+// base URL is answered without going upstream.
+func TestAnthropicPathsAndHead(t *testing.T) {
+	var paths []string
+	var mu sync.Mutex
+	d, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		mu.Lock()
+		paths = append(paths, r.URL.RequestURI())
+		mu.Unlock()
+		io.WriteString(w, `{}`)
+	}))
+	cfg := *d.snap.Load().Config
+	cfg.Keys = append(cfg.Keys, state.Key{Provider: "anthropic", Name: "a", Secret: "sk-ant-aaaaaaaaaaaaaaaaaaaaaaaa"})
+	base := strings.TrimSuffix(d.snap.Load().Providers["openai"].BaseURL, "/v1")
+	cfg.Providers = map[string]state.ProviderConfig{"openai": {BaseURL: base + "/v1"}, "anthropic": {BaseURL: base}}
+	d.publish(&cfg)
+	for _, p := range []string{"/anthropic/v1/messages", "/anthropic/messages", "/anthropic/v1/messages/count_tokens?beta=true"} {
+		req, _ := http.NewRequest("POST", url+p, strings.NewReader(`{"model":"claude"}`))
+		req.Header.Set("X-Api-Key", "llmk-local-test")
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+	}
+	mu.Lock()
+	want := []string{"/v1/messages", "/v1/messages", "/v1/messages/count_tokens?beta=true"}
+	if fmt.Sprint(paths) != fmt.Sprint(want) {
+		t.Errorf("upstream paths %v, want %v", paths, want)
+	}
+	mu.Unlock()
+	for _, p := range []string{"/", "/anthropic", "/anthropic/"} {
+		resp, err := http.Head(url + p)
+		if err != nil || resp.StatusCode != 200 {
+			t.Errorf("HEAD %s: %v %v", p, err, resp)
+		}
+	}
+	if len(paths) != 3 {
+		t.Errorf("a HEAD went upstream: %v", paths)
+	}
+}

@@ -127,3 +127,14 @@ func WithStreamUsage(body []byte, info Request) []byte {
 	}
 	return out
 }
+
+// UpstreamPath is the path a route's rest goes to under the provider's
+// base URL. Anthropic's own SDK and Claude Code put /v1 in the path
+// (base https://api.anthropic.com); the Vercel AI SDK puts it in the base
+// URL, so that its requests come as /messages: both reach /v1/messages.
+func UpstreamPath(kind state.Kind, rest string) string {
+	if kind == state.KindAnthropic && rest != "" && rest != "/" && rest != "/v1" && !strings.HasPrefix(rest, "/v1/") {
+		return "/v1" + rest
+	}
+	return rest
+}

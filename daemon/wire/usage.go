@@ -28,6 +28,9 @@ type Meter struct {
 	tail []byte // the last tailSize bytes of a JSON body
 	u    Usage
 	seen bool
+	// finishing: the answer said it is ending (a finish or stop reason,
+	// a terminal event); done: its terminal event went by.
+	finishing, done bool
 }
 
 const (
@@ -75,7 +78,11 @@ func (m *Meter) Write(p []byte) (int, error) {
 // event reads one SSE line; only data lines that mention usage are parsed.
 func (m *Meter) event(line []byte) {
 	data, ok := bytes.CutPrefix(line, []byte("data:"))
-	if !ok || !bytes.Contains(data, []byte("sage")) { // usage, usageMetadata
+	if !ok {
+		return
+	}
+	m.terminal(data)
+	if !bytes.Contains(data, []byte("sage")) { // usage, usageMetadata
 		return
 	}
 	// A chat stream that asked for usage says "usage":null in every
@@ -85,6 +92,33 @@ func (m *Meter) event(line []byte) {
 	}
 	m.parse(bytes.TrimSpace(data))
 }
+
+// terminal notes the events that end a stream, in each format: OpenAI
+// chat's [DONE] after a finish_reason, Anthropic's message_stop after a
+// stop_reason, Responses' response.completed, Gemini's chunk with a
+// finishReason and its usage.
+func (m *Meter) terminal(data []byte) {
+	switch {
+	case bytes.Contains(data, []byte("[DONE]")), bytes.Contains(data, []byte(`"message_stop"`)),
+		bytes.Contains(data, []byte(`"response.completed"`)):
+		m.finishing, m.done = true, true
+	case bytes.Contains(data, []byte(`"finishReason"`)):
+		m.finishing = true
+		if bytes.Contains(data, []byte("usageMetadata")) {
+			m.done = true
+		}
+	case bytes.Contains(data, []byte(`"finish_reason":"`)), bytes.Contains(data, []byte(`"stop_reason":"`)):
+		m.finishing = true
+	}
+}
+
+// Finishing reports whether the answer said it is ending: what is left
+// is its usage and its terminal event, worth reading to the end.
+func (m *Meter) Finishing() bool { return m.finishing || !m.sse }
+
+// Done reports whether the stream's terminal event went by: the answer
+// was whole, whatever happens after.
+func (m *Meter) Done() bool { return m.done }
 
 // Usage is what the answer reported; ok is false when it reported none.
 func (m *Meter) Usage() (Usage, bool) {
