@@ -56,7 +56,8 @@ type seenRequest struct {
 	APIKey  string // x-api-key
 	GoogKey string // x-goog-api-key
 	Query   string
-	Stream  bool // the body asked for a stream
+	Stream  bool   // the body asked for a stream
+	Org     string // OpenAI-Organization and OpenAI-Project, as sent
 }
 
 // credential is the key a request carried, whichever header it used.
@@ -84,7 +85,7 @@ func (f *fakeProvider) requests() []seenRequest {
 }
 
 func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
-	seen := seenRequest{Path: r.URL.Path, Auth: r.Header.Get("Authorization"),
+	seen := seenRequest{Path: r.URL.Path, Auth: r.Header.Get("Authorization"), Org: strings.TrimSpace(r.Header.Get("OpenAI-Organization") + " " + r.Header.Get("OpenAI-Project")),
 		APIKey: r.Header.Get("X-Api-Key"), GoogKey: r.Header.Get("X-Goog-Api-Key"), Query: r.URL.RawQuery}
 	cred := seen.credential()
 	f.mu.Lock()

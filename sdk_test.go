@@ -197,3 +197,37 @@ func (u *user) token() string {
 	u.t.Helper()
 	return strings.TrimSpace(readFile(u.t, u.stateDir()+"/token"))
 }
+
+// Variables a user's shell may hold that would send an SDK around the
+// proxy (ANTHROPIC_API_URL, GOOGLE_GENAI_USE_VERTEXAI) or with another
+// organization (OPENAI_ORG_ID, OPENAI_PROJECT_ID) are cleared by exec:
+// every SDK still goes through llmkey, and only the organization the
+// key names reaches the upstream.
+func TestSDKsThroughExecDespiteTheirVariables(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	keys := map[string]string{"openai": u.canary("sk-proj-"), "anthropic": u.canary("sk-ant-api03-"), "gemini": u.canary("AIza")}
+	u.writeKeyfile(fake.URL, keys)
+	writeFile(t, u.keyfile(), strings.Replace(readFile(t, u.keyfile()), "name = \"work\"\nsecret = \""+keys["openai"]+"\"\n",
+		"name = \"work\"\nsecret = \""+keys["openai"]+"\"\norganization = \"org-mine\"\n", 1), 0o600)
+	env := []string{"LLMKEY_SDK_HELPER=1", "ANTHROPIC_API_URL=http://127.0.0.1:9", "GOOGLE_GENAI_USE_VERTEXAI=true",
+		"GOOGLE_CLOUD_PROJECT=p", "GOOGLE_CLOUD_LOCATION=us-central1", "OPENAI_ORG_ID=org-foreign", "OPENAI_PROJECT_ID=proj-foreign"}
+	r := u.run(nil, env, "exec", "--", os.Args[0], "-test.run=^TestSDKHelper$", "-test.count=1")
+	for _, name := range []string{"openai-chat", "openai-responses", "anthropic-messages", "gemini-generate"} {
+		if !strings.Contains(r.stdout, "OK "+name+" hello\n") {
+			u.errorf("%s did not get through the proxy", name)
+		}
+	}
+	for _, s := range fake.requests() {
+		if strings.HasPrefix(s.Path, "/v1/chat") || strings.HasPrefix(s.Path, "/v1/responses") {
+			if s.Org != "org-mine" {
+				u.errorf("%s carried organization/project %q, want only the key's org-mine", s.Path, s.Org)
+			}
+		} else if s.Org != "" {
+			u.errorf("%s carried organization/project %q", s.Path, s.Org)
+		}
+	}
+	if t.Failed() {
+		u.fatalf("SDK program output:\n%v", r)
+	}
+}

@@ -143,7 +143,9 @@ func FormatKey(k Key) string {
 		name, fv := fieldName(f), v.Field(i)
 		switch f.Type.Kind() {
 		case reflect.String:
-			fmt.Fprintf(&b, "%s = %s\n", name, tomlString(fv.String()))
+			if fv.String() != "" || i < 3 { // provider, name and secret always
+				fmt.Fprintf(&b, "%s = %s\n", name, tomlString(fv.String()))
+			}
 		case reflect.Int:
 			if n := fv.Int(); n != 0 {
 				fmt.Fprintf(&b, "%s = %d\n", name, n)

@@ -45,6 +45,11 @@ type Key struct {
 	TPD    int      `toml:"tpd" json:"tpd,omitempty" max:"1000000000000"`
 	Weight int      `toml:"weight" json:"weight,omitempty" max:"1000000"`
 	Models []string `toml:"models" json:"models,omitempty"`
+	// Organization and Project go upstream with this key only, as the
+	// OpenAI-format headers (OpenAI-Organization, OpenAI-Project); a
+	// client's own are never sent with another key.
+	Organization string `toml:"organization" json:"organization,omitempty" spec:"-"`
+	Project      string `toml:"project" json:"project,omitempty" spec:"-"`
 }
 
 // keyFields are Key's fields: their keyfile names and their place.

@@ -223,6 +223,11 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 		req.Header = out.header.Clone()
 	}
 	req.Header[up.authHeader] = key.auth
+	if up.Kind == state.KindOpenAI {
+		// The organization and project of this key, and no other's.
+		setOrDelete(req.Header, "Openai-Organization", key.Organization)
+		setOrDelete(req.Header, "Openai-Project", key.Project)
+	}
 
 	headerTimer := time.AfterFunc(up.ResponseHeaderTimeout, func() { a.cancel(errHeaderTimeout) })
 	sent := h.Clock.Now()
@@ -273,4 +278,12 @@ func transportReason(a *attempt, up *Upstream) string {
 		return fmt.Sprintf("no response headers within %s", up.ResponseHeaderTimeout)
 	}
 	return rootCause(a.err)
+}
+
+func setOrDelete(h http.Header, key, value string) {
+	if value == "" {
+		delete(h, key)
+	} else {
+		h[key] = []string{value}
+	}
 }
