@@ -5,6 +5,7 @@ import (
 	"strings"
 	"unicode"
 
+	"github.com/llmkey/llmkey/daemon/wire/jsonscan"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -64,10 +65,10 @@ func Inspect(kind state.Kind, rest string, body []byte) Request {
 		return info
 	}
 	stream := false
-	ok := members(body, func(key []byte, vs, ve int) {
+	ok := jsonscan.Members(body, func(key []byte, vs, ve int) {
 		switch string(key) {
 		case "model":
-			info.Model, _ = jsonString(body[vs:ve])
+			info.Model, _ = jsonscan.String(body[vs:ve])
 		case "stream":
 			stream = string(body[vs:ve]) == "true"
 		case "stream_options":
@@ -90,7 +91,7 @@ func Inspect(kind state.Kind, rest string, body []byte) Request {
 		case opts[0] != '{':
 			info.WantsUsage = false // not ours to fix
 		default:
-			members(opts, func(key []byte, _, _ int) {
+			jsonscan.Members(opts, func(key []byte, _, _ int) {
 				info.optsHasKeys = true
 				if string(key) == "include_usage" {
 					info.WantsUsage = false // said, either way

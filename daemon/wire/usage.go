@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"math"
 
+	"github.com/llmkey/llmkey/daemon/wire/jsonscan"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -136,12 +137,12 @@ func (m *Meter) parseTail() {
 			continue
 		}
 		rest := m.tail[i+len(key):]
-		j := skipSpace(rest, 0)
+		j := jsonscan.SkipSpace(rest, 0)
 		if j >= len(rest) || rest[j] != ':' {
 			continue
 		}
-		vs := skipSpace(rest, j+1)
-		ve := skipValue(rest, vs)
+		vs := jsonscan.SkipSpace(rest, j+1)
+		ve := jsonscan.SkipValue(rest, vs)
 		if ve < 0 {
 			continue
 		}
@@ -215,7 +216,7 @@ func (ev *usageEvent) read(key string, v []byte) bool {
 		}
 		g := &ev.meta
 		ok := true
-		return members(v, func(k []byte, s, e int) {
+		return jsonscan.Members(v, func(k []byte, s, e int) {
 			switch string(k) {
 			case "promptTokenCount":
 				ok = readInt(v[s:e], &g.prompt) && ok
@@ -238,7 +239,7 @@ func (ev *usageEvent) read(key string, v []byte) bool {
 		}
 		*has = true
 		ok := true
-		return members(v, func(k []byte, s, e int) {
+		return jsonscan.Members(v, func(k []byte, s, e int) {
 			if string(k) == "usage" {
 				ok = readUsage(v[s:e], hasUsage, u) && ok
 			}
@@ -258,7 +259,7 @@ func readUsage(v []byte, has *bool, w *wireUsage) bool {
 		*w, *has = wireUsage{}, true
 	}
 	ok := true
-	return members(v, func(k []byte, s, e int) {
+	return jsonscan.Members(v, func(k []byte, s, e int) {
 		x := v[s:e]
 		switch string(k) {
 		case "prompt_tokens":
@@ -291,7 +292,7 @@ func readDetail(v []byte, name string, n *int) bool {
 		return true
 	}
 	ok := true
-	return members(v, func(k []byte, s, e int) {
+	return jsonscan.Members(v, func(k []byte, s, e int) {
 		if string(k) == name {
 			ok = readInt(v[s:e], n) && ok
 		}
@@ -355,7 +356,7 @@ func jsonInt(v []byte) (int, bool) {
 func (m *Meter) parse(data []byte) {
 	var ev usageEvent
 	ok := true
-	if !members(data, func(k []byte, s, e int) {
+	if !jsonscan.Members(data, func(k []byte, s, e int) {
 		ok = ev.read(string(k), data[s:e]) && ok
 	}) || !ok {
 		return
@@ -422,10 +423,10 @@ func SocketEvent(msg []byte) (ev SocketEventInfo) {
 	}
 	var typ string
 	var resp []byte
-	if !members(msg, func(k []byte, s, e int) {
+	if !jsonscan.Members(msg, func(k []byte, s, e int) {
 		switch string(k) {
 		case "type":
-			typ, _ = jsonString(msg[s:e])
+			typ, _ = jsonscan.String(msg[s:e])
 		case "response":
 			resp = msg[s:e]
 		}
@@ -443,10 +444,10 @@ func SocketEvent(msg []byte) (ev SocketEventInfo) {
 	ev.Ended = true
 	var w wireUsage
 	has := false
-	members(resp, func(k []byte, s, e int) {
+	jsonscan.Members(resp, func(k []byte, s, e int) {
 		switch string(k) {
 		case "model":
-			m, _ := jsonString(resp[s:e])
+			m, _ := jsonscan.String(resp[s:e])
 			ev.Model = ModelLabel(m)
 		case "usage":
 			readUsage(resp[s:e], &has, &w)

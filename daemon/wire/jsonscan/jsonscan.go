@@ -1,4 +1,8 @@
-package wire
+// Package jsonscan finds members and values in JSON text without decoding
+// it: where a top-level field's value starts and ends, so that a caller
+// reads a few fields of a large body, or edits one value of a user's file
+// and keeps every other byte.
+package jsonscan
 
 import "encoding/json"
 
@@ -7,16 +11,16 @@ import "encoding/json"
 // without decoding the JSON (a body may be megabytes of messages): no
 // allocation but the model's name, and a shallow stack.
 
-// members calls fn for each member of the JSON object in b, with the raw
+// Members calls fn for each member of the JSON object in b, with the raw
 // key (between its quotes) and where the value starts and ends. It
 // reports false when b is not a well-formed object at the top level
 // (values are only skipped, not checked).
-func members(b []byte, fn func(key []byte, start, end int)) bool {
-	i := skipSpace(b, 0)
+func Members(b []byte, fn func(key []byte, start, end int)) bool {
+	i := SkipSpace(b, 0)
 	if i >= len(b) || b[i] != '{' {
 		return false
 	}
-	i = skipSpace(b, i+1)
+	i = SkipSpace(b, i+1)
 	if i < len(b) && b[i] == '}' {
 		return true
 	}
@@ -24,22 +28,22 @@ func members(b []byte, fn func(key []byte, start, end int)) bool {
 		if b[i] != '"' {
 			return false
 		}
-		kend := skipString(b, i)
+		kend := SkipString(b, i)
 		if kend < 0 {
 			return false
 		}
 		key := b[i+1 : kend-1]
-		i = skipSpace(b, kend)
+		i = SkipSpace(b, kend)
 		if i >= len(b) || b[i] != ':' {
 			return false
 		}
-		vs := skipSpace(b, i+1)
-		ve := skipValue(b, vs)
+		vs := SkipSpace(b, i+1)
+		ve := SkipValue(b, vs)
 		if ve < 0 {
 			return false
 		}
 		fn(key, vs, ve)
-		i = skipSpace(b, ve)
+		i = SkipSpace(b, ve)
 		if i >= len(b) {
 			return false
 		}
@@ -47,7 +51,7 @@ func members(b []byte, fn func(key []byte, start, end int)) bool {
 		case '}':
 			return true
 		case ',':
-			i = skipSpace(b, i+1)
+			i = SkipSpace(b, i+1)
 		default:
 			return false
 		}
@@ -55,16 +59,16 @@ func members(b []byte, fn func(key []byte, start, end int)) bool {
 	return false
 }
 
-func skipSpace(b []byte, i int) int {
+func SkipSpace(b []byte, i int) int {
 	for i < len(b) && (b[i] == ' ' || b[i] == '\t' || b[i] == '\n' || b[i] == '\r') {
 		i++
 	}
 	return i
 }
 
-// skipString returns the index after the string that starts at b[i] ('"'),
+// SkipString returns the index after the string that starts at b[i] ('"'),
 // or -1.
-func skipString(b []byte, i int) int {
+func SkipString(b []byte, i int) int {
 	for i++; i < len(b); i++ {
 		switch b[i] {
 		case '\\':
@@ -76,20 +80,20 @@ func skipString(b []byte, i int) int {
 	return -1
 }
 
-// skipValue returns the index after the value that starts at b[i], or -1.
-func skipValue(b []byte, i int) int {
+// SkipValue returns the index after the value that starts at b[i], or -1.
+func SkipValue(b []byte, i int) int {
 	if i >= len(b) {
 		return -1
 	}
 	switch b[i] {
 	case '"':
-		return skipString(b, i)
+		return SkipString(b, i)
 	case '{', '[':
 		depth := 0
 		for ; i < len(b); i++ {
 			switch b[i] {
 			case '"':
-				i = skipString(b, i)
+				i = SkipString(b, i)
 				if i < 0 {
 					return -1
 				}
@@ -116,8 +120,8 @@ func skipValue(b []byte, i int) int {
 	}
 }
 
-// jsonString is the value of the JSON string v (quotes included).
-func jsonString(v []byte) (string, bool) {
+// String is the value of the JSON string v (quotes included).
+func String(v []byte) (string, bool) {
 	if len(v) < 2 || v[0] != '"' {
 		return "", false
 	}
