@@ -10,6 +10,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 )
 
 // fakeProvider stands in for OpenAI, Anthropic and Gemini on loopback. It
@@ -101,6 +103,10 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 		f.mu.Unlock()
 	}()
 	if script != nil && script(w, r) {
+		return
+	}
+	if websocket.IsWebSocketUpgrade(r) {
+		f.serveResponsesSocket(w, r)
 		return
 	}
 
@@ -203,5 +209,47 @@ func sse(w http.ResponseWriter, pairs ...string) {
 		}
 		fmt.Fprintf(w, "data: %s\n\n", pairs[i+1])
 		w.(http.Flusher).Flush()
+	}
+}
+
+// serveResponsesSocket is the Responses API over WebSocket, as Codex and
+// the openai SDK's ResponsesWS use it, at /v1/responses only: each
+// response.create is answered with the events of a streamed response,
+// "hello from fake" and its usage (input 30, of which 10 cached; output 5).
+func (f *fakeProvider) serveResponsesSocket(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Path != "/v1/responses" {
+		http.Error(w, `{"error":{"message":"no WebSocket here"}}`, http.StatusNotFound)
+		return
+	}
+	up := websocket.Upgrader{EnableCompression: true}
+	c, err := up.Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for n := 1; ; n++ {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		var ev struct{ Type, Model string }
+		if json.Unmarshal(msg, &ev) != nil || ev.Type != "response.create" {
+			continue
+		}
+		id := fmt.Sprintf("resp_%d", n)
+		item := `{"id":"msg_` + id + `","type":"message","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hello from fake","annotations":[]}]}`
+		for _, e := range []string{
+			`{"type":"response.created","sequence_number":0,"response":{"id":"` + id + `","object":"response","created_at":1,"status":"in_progress","model":"` + ev.Model + `","output":[]}}`,
+			`{"type":"response.output_item.added","sequence_number":1,"output_index":0,"item":{"id":"msg_` + id + `","type":"message","status":"in_progress","role":"assistant","content":[]}}`,
+			`{"type":"response.content_part.added","sequence_number":2,"item_id":"msg_` + id + `","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}}`,
+			`{"type":"response.output_text.delta","sequence_number":3,"item_id":"msg_` + id + `","output_index":0,"content_index":0,"delta":"hello from fake"}`,
+			`{"type":"response.output_text.done","sequence_number":4,"item_id":"msg_` + id + `","output_index":0,"content_index":0,"text":"hello from fake"}`,
+			`{"type":"response.output_item.done","sequence_number":5,"output_index":0,"item":` + item + `}`,
+			`{"type":"response.completed","sequence_number":6,"response":{"id":"` + id + `","object":"response","created_at":1,"status":"completed","model":"` + ev.Model + `","output":[` + item + `],"usage":{"input_tokens":30,"input_tokens_details":{"cached_tokens":10},"output_tokens":5,"output_tokens_details":{"reasoning_tokens":0},"total_tokens":35}}}`,
+		} {
+			if c.WriteMessage(websocket.TextMessage, []byte(e)) != nil {
+				return
+			}
+		}
 	}
 }

@@ -52,6 +52,8 @@ func NewApp() *ucli.App {
 	ConfigureUsageCommand(app)
 	ConfigureKeyStateCommands(app)
 	ConfigureDaemonCommands(app)
+	ConfigureSetupCommand(app)
+	ConfigureDoctorCommand(app)
 	ConfigureManCommand(app)
 	ConfigureCompletionCommand(app)
 	ConfigureVersionCommand(app)

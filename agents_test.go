@@ -1,0 +1,142 @@
+package main
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+)
+
+// The coding agents and SDKs these tests run are real, installed from
+// npm at pinned versions by .ci/run into LLMKEY_NPM_DIR (kept between
+// runs); the upstream they reach through llmkey is the fake, on loopback.
+
+// npmDir is where .ci/run installed the npm tools.
+func npmDir(t *testing.T) string {
+	t.Helper()
+	d := os.Getenv("LLMKEY_NPM_DIR")
+	if d == "" {
+		t.Skip("LLMKEY_NPM_DIR is not set: .ci/run installs the real tools there (npm install of the pinned versions)")
+	}
+	return d
+}
+
+// npmBin is an installed tool's command.
+func npmBin(t *testing.T, name string) string {
+	t.Helper()
+	p := filepath.Join(npmDir(t), "node_modules", ".bin", name)
+	if _, err := os.Stat(p); err != nil {
+		t.Fatalf("%s is not installed in LLMKEY_NPM_DIR: %v", name, err)
+	}
+	return p
+}
+
+// Codex CLI, after 'llmkey setup codex', completes a turn through exec
+// over a WebSocket: the first key, refused with 429 at the handshake,
+// gives way to the second; the turn counts as complete with its tokens,
+// and no attempt failed but the refused one. setup run twice changes
+// nothing, keeps the user's own settings, and its undo restores the file
+// byte for byte.
+func TestCodexThroughExec(t *testing.T) {
+	codex := npmBin(t, "codex")
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	a, b := u.canary("sk-proj-a-"), u.canary("sk-proj-b-")
+	fake.on(a, answer(429, map[string]string{"Retry-After": "30"}, `{"error":{"message":"Rate limit reached","type":"requests","code":"rate_limit_exceeded"}}`))
+	u.twoKeys(fake.URL, "openai", `strategy = "fill-first"`, a, b)
+
+	cfg := filepath.Join(u.home, ".codex", "config.toml")
+	own := "# my own settings\nmodel = \"gpt-5\"\nmodel_provider = \"openai\"\n\n[tui]\nnotifications = false # quiet\n"
+	writeFile(t, cfg, own, 0o600)
+	r := mustSucceed(t, u.llmkey("setup", "codex", "--dry-run"))
+	if readFile(t, cfg) != own || !strings.Contains(r.stdout, "+[model_providers.llmkey]") {
+		t.Fatalf("dry run: %v", r)
+	}
+	mustSucceed(t, u.llmkey("setup", "codex"))
+	written := readFile(t, cfg)
+	if !strings.Contains(written, "# my own settings") || !strings.Contains(written, "notifications = false # quiet") {
+		t.Errorf("setup lost the user's settings:\n%s", written)
+	}
+	if r := mustSucceed(t, u.llmkey("setup", "codex")); readFile(t, cfg) != written || !strings.Contains(r.stderr, "set up already") {
+		t.Errorf("setup run again: %v\n%s", r, readFile(t, cfg))
+	}
+	if r := u.llmkey("doctor"); strings.Contains(r.stdout, "Codex") {
+		t.Errorf("doctor after setup: %v", r)
+	}
+
+	work := t.TempDir()
+	cmd := exec.Command(llmkeyBin, "exec", "--", codex, "exec", "--skip-git-repo-check", "say hi")
+	cmd.Env, cmd.Dir = u.env, work
+	out, err := cmd.CombinedOutput()
+	u.assertNoCanary(string(out))
+	if err != nil || !strings.Contains(string(out), "hello from fake") {
+		t.Fatalf("codex exec through llmkey: %v\n%s", err, out)
+	}
+	var sockets int
+	for _, s := range fake.requests() {
+		if s.Path == "/v1/responses" {
+			sockets++
+		}
+	}
+	if sockets < 2 {
+		t.Errorf("the upstream saw %d WebSocket handshakes, want the refused one and the served one", sockets)
+	}
+	rep := u.usage("--by", "key")
+	for _, row := range rep.Rows {
+		switch row.Key {
+		case "a":
+			if row.Requests != 1 || row.Failures["rate-limited"] != 1 {
+				t.Errorf("key a: %+v", row)
+			}
+		case "b":
+			if row.Requests < 1 || row.Successes != row.Requests || row.Partial != 0 || len(row.Failures) != 0 || row.In < 20 || row.Out < 5 {
+				t.Errorf("key b: %+v", row)
+			}
+		}
+	}
+
+	mustSucceed(t, u.llmkey("setup", "codex", "--undo"))
+	if got := readFile(t, cfg); got != own {
+		t.Errorf("undo left:\n%q\nwant:\n%q", got, own)
+	}
+}
+
+// The openai SDK's Responses WebSocket client works through exec.
+func TestOpenAISDKResponsesWebSocketThroughExec(t *testing.T) {
+	dir := npmDir(t)
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	key := u.canary("sk-proj-")
+	u.oneKey(fake.URL, key)
+	script := filepath.Join(t.TempDir(), "ws.js")
+	writeFile(t, script, `
+const OpenAI = require('openai');
+const { ResponsesWS } = require('openai/resources/responses/ws');
+const rws = new ResponsesWS(new OpenAI());
+const timer = setTimeout(() => { console.log('TIMEOUT'); process.exit(1); }, 10000);
+rws.on('error', (e) => { console.log('ERROR', e && e.message); process.exit(1); });
+rws.on('response.completed', (ev) => {
+  console.log('OK', ev.response.output[0].content[0].text);
+  clearTimeout(timer);
+  rws.close({ code: 1000, reason: 'done' });
+});
+rws.socket.on('open', () => rws.send({ type: 'response.create', model: 'gpt-5', input: 'hi' }));
+`, 0o600)
+	cmd := exec.Command(llmkeyBin, "exec", "--", "node", script)
+	cmd.Env = append(append([]string{}, u.env...), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	out, err := cmd.CombinedOutput()
+	u.assertNoCanary(string(out))
+	if err != nil || !strings.Contains(string(out), "OK hello from fake") {
+		t.Fatalf("the SDK's ResponsesWS through llmkey: %v\n%s", err, out)
+	}
+	found := false
+	for _, s := range fake.requests() {
+		if s.Path == "/v1/responses" && s.Auth == "Bearer "+key {
+			found = true
+		}
+	}
+	if !found {
+		t.Error("the upstream saw no WebSocket with the real key")
+	}
+}

@@ -1,0 +1,122 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/state"
+)
+
+// DoctorCommandInput is what "llmkey doctor" was asked to do.
+type DoctorCommandInput struct {
+	Paths  state.Paths
+	Getenv func(string) string
+}
+
+func ConfigureDoctorCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:  "doctor",
+		Usage: "find what keeps a tool off the proxy, and say the fix (exit 0, 1 or 3, as status)",
+		Description: "Looks at the daemon (running, its version, keys that cannot serve), the variables in this shell that " +
+			"would send a tool around the proxy when it runs outside 'llmkey exec', and the configuration of codex, gemini " +
+			"and opencode: not set up, set up for another port, a /v1/v1 double path, a login that wins over the API key. " +
+			"Never starts the daemon.",
+		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
+			return DoctorCommand(c.Context, DoctorCommandInput{Paths: p, Getenv: os.Getenv}, streams(c))
+		}),
+	})
+}
+
+// bypassVars are variables that send a tool around the proxy, or to
+// another place than exec's, when they are set in a tool's environment.
+var bypassVars = []struct{ name, why string }{
+	{"ANTHROPIC_API_URL", "some clients read it before ANTHROPIC_BASE_URL"},
+	{"GOOGLE_GENAI_USE_VERTEXAI", "the genai SDK and Gemini CLI then go to Vertex AI"},
+	{"OPENAI_ORG_ID", "it goes upstream with whichever key serves"},
+	{"OPENAI_PROJECT_ID", "it goes upstream with whichever key serves"},
+	{"ANTHROPIC_AUTH_TOKEN", "Claude Code prefers it to ANTHROPIC_API_KEY"},
+}
+
+// DoctorCommand prints each trap with its fix; the exit code is status's.
+func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error {
+	var found []finding
+	st, err := control.NewClient(in.Paths).Status(ctx)
+	running := err == nil && st.Running
+	switch {
+	case errors.Is(err, control.ErrNotRunning):
+		found = append(found, finding{"the daemon is not running", "llmkey start (any llmkey exec starts it too)"})
+	case err != nil:
+		return err
+	}
+	proxyURL := ""
+	if running {
+		proxyURL = st.ProxyURL
+		if st.Version != Version {
+			found = append(found, finding{fmt.Sprintf("the daemon runs version %s, this llmkey is %s", st.Version, Version), "llmkey restart"})
+		}
+		if st.Keyfile != nil && !samePath(st.Keyfile.Path, in.Paths.Keyfile) {
+			found = append(found, finding{"the daemon serves the keyfile " + st.Keyfile.Path + ", not " + in.Paths.Keyfile, "llmkey stop, then run your command again"})
+		}
+		for _, p := range st.Problems {
+			found = append(found, finding{p, "see llmkey status"})
+		}
+	}
+	for _, v := range bypassVars {
+		if in.Getenv(v.name) != "" {
+			found = append(found, finding{fmt.Sprintf("%s is set in this shell: %s", v.name, v.why),
+				"llmkey exec clears it for the tools it runs; unset it for tools run without exec"})
+		}
+	}
+	for _, t := range tools {
+		if t.check == nil {
+			continue
+		}
+		path, err := t.config(in.Getenv)
+		if err != nil {
+			continue
+		}
+		data, err := os.ReadFile(path)
+		if err != nil || !running {
+			continue // a tool that is not there, or nothing to compare with
+		}
+		for _, f := range t.check(data, proxyURL) {
+			found = append(found, finding{f.problem + " (" + path + ")", f.fix})
+		}
+		found = append(found, toolLogins(t, path, data)...)
+	}
+
+	for _, f := range found {
+		fmt.Fprintf(s.Out, "problem: %s\n    fix: %s\n", termSafe(f.problem), f.fix)
+	}
+	switch {
+	case !running:
+		return &Error{Err: errSilent, Code: ExitNotRunning}
+	case len(found) > 0:
+		return &Error{Err: errSilent, Code: ExitFailure}
+	}
+	fmt.Fprintln(s.Out, "no problems found: tools run with 'llmkey exec -- TOOL' go through the proxy")
+	return nil
+}
+
+// toolLogins finds a tool's own login that wins over the API key.
+func toolLogins(t tool, path string, data []byte) []finding {
+	if t.name == "codex" {
+		auth, err := os.ReadFile(filepath.Join(filepath.Dir(path), "auth.json"))
+		var a struct {
+			Tokens json.RawMessage `json:"tokens"`
+		}
+		if err == nil && json.Unmarshal(auth, &a) == nil && len(a.Tokens) > 0 && string(a.Tokens) != "null" &&
+			!strings.Contains(string(data), `model_provider = "llmkey"`) {
+			return []finding{{"Codex is logged in with ChatGPT, which it uses instead of an API key", "llmkey setup codex (it picks the llmkey provider)"}}
+		}
+	}
+	return nil
+}
