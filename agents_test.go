@@ -140,3 +140,59 @@ rws.socket.on('open', () => rws.send({ type: 'response.create', model: 'gpt-5', 
 		t.Error("the upstream saw no WebSocket with the real key")
 	}
 }
+
+// doctor finds each trap that keeps a tool off the proxy, names the fix
+// and exits 1; with none of them it exits 0; without a daemon, 3.
+func TestDoctorFindsTheTraps(t *testing.T) {
+	u := newUser(t)
+	if r := u.llmkey("doctor"); r.code != 3 || !strings.Contains(r.stdout, "the daemon is not running") {
+		t.Errorf("doctor without a daemon: %v", r)
+	}
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	if r := u.llmkey("doctor"); r.code != 0 || !strings.Contains(r.stdout, "no problems found") {
+		t.Fatalf("doctor on a clean setup: %v", r)
+	}
+
+	codexCfg := filepath.Join(u.home, ".codex", "config.toml")
+	writeFile(t, codexCfg, "model_provider = \"openai\"\n", 0o600)
+	writeFile(t, filepath.Join(u.home, ".codex", "auth.json"), `{"OPENAI_API_KEY":null,"tokens":{"id_token":"x","access_token":"y"}}`, 0o600)
+	writeFile(t, filepath.Join(u.home, ".gemini", "settings.json"), `{"security":{"auth":{"selectedType":"oauth-personal"}}}`, 0o600)
+	writeFile(t, filepath.Join(u.home, ".config", "opencode", "opencode.json"), `{"$schema":"https://opencode.ai/config.json"}`, 0o600)
+	traps := []struct{ problem, fix string }{
+		{"Codex has no llmkey model provider", "llmkey setup codex"},
+		{"Codex is logged in with ChatGPT", "llmkey setup codex"},
+		{"Gemini CLI's auth method is \"oauth-personal\"", "llmkey setup gemini"},
+		{"opencode's Google provider goes to unset", "llmkey setup opencode"},
+		{"ANTHROPIC_API_URL is set in this shell", "unset it"},
+		{"GOOGLE_GENAI_USE_VERTEXAI is set in this shell", "unset it"},
+	}
+	r := u.run(nil, []string{"ANTHROPIC_API_URL=http://127.0.0.1:9", "GOOGLE_GENAI_USE_VERTEXAI=true"}, "doctor")
+	for _, tr := range traps {
+		if !strings.Contains(r.stdout, tr.problem) || !strings.Contains(r.stdout, tr.fix) {
+			t.Errorf("doctor misses %q (fix %q):\n%s", tr.problem, tr.fix, r.stdout)
+		}
+	}
+	if r.code != 1 {
+		t.Errorf("doctor with traps: exit %d", r.code)
+	}
+
+	for _, tool := range []string{"codex", "gemini", "opencode"} {
+		mustSucceed(t, u.llmkey("setup", tool))
+	}
+	if r := u.llmkey("doctor"); r.code != 0 {
+		t.Errorf("doctor after setup: %v", r)
+	}
+	// A config for another port, as after the daemon moved.
+	writeFile(t, codexCfg, strings.ReplaceAll(readFile(t, codexCfg), "127.0.0.1:", "127.0.0.1:1"), 0o600)
+	if r := u.llmkey("doctor"); r.code != 1 || !strings.Contains(r.stdout, "another port") {
+		t.Errorf("doctor with a stale port: %v", r)
+	}
+	writeFile(t, codexCfg, strings.Replace(readFile(t, codexCfg), "/openai\"", "/openai/v1\"", 1), 0o600)
+	if r := u.llmkey("doctor"); r.code != 1 || !strings.Contains(r.stdout, "/v1/v1") {
+		t.Errorf("doctor with a double /v1: %v", r)
+	}
+	if r := mustSucceed(t, u.llmkey("setup", "claude")); !strings.Contains(r.stderr, "needs no setup") {
+		t.Errorf("setup claude: %v", r)
+	}
+}

@@ -338,10 +338,10 @@ func checkCodex(data []byte, proxyURL string) []finding {
 	switch {
 	case !strings.Contains(s, "[model_providers.llmkey]"):
 		return []finding{{"Codex has no llmkey model provider: it ignores OPENAI_BASE_URL", "llmkey setup codex"}}
-	case !strings.Contains(s, "base_url = \""+proxyURL+"/openai\""):
-		return []finding{{"Codex's llmkey provider points at another port than the daemon's " + proxyURL, "llmkey setup codex"}}
 	case strings.Contains(s, "/openai/v1\""):
 		return []finding{{"Codex's base URL ends in /openai/v1: requests would go to /v1/v1/...", "llmkey setup codex"}}
+	case !strings.Contains(s, "base_url = \""+proxyURL+"/openai\""):
+		return []finding{{"Codex's llmkey provider points at another port than the daemon's " + proxyURL, "llmkey setup codex"}}
 	}
 	return nil
 }
