@@ -196,3 +196,26 @@ func TestDoctorFindsTheTraps(t *testing.T) {
 		t.Errorf("setup claude: %v", r)
 	}
 }
+
+// exec says when a tool's configuration is for another port than the
+// daemon's, as after the daemon moved.
+func TestExecSaysWhenAToolsSetupIsStale(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	bin := filepath.Join(u.home, "bin")
+	writeFile(t, filepath.Join(bin, "codex"), "#!/bin/sh\nexit 0\n", 0o755)
+	env := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	if r := u.run(nil, env, "exec", "--", "codex"); r.code != 0 || !strings.Contains(r.stderr, "Codex has no llmkey model provider") {
+		t.Errorf("codex not set up: %v", r)
+	}
+	mustSucceed(t, u.llmkey("setup", "codex"))
+	if r := u.run(nil, env, "exec", "--", "codex"); strings.Contains(r.stderr, "warning") {
+		t.Errorf("codex set up: %v", r)
+	}
+	cfg := filepath.Join(u.home, ".codex", "config.toml")
+	writeFile(t, cfg, strings.ReplaceAll(readFile(t, cfg), "127.0.0.1:", "127.0.0.1:1"), 0o600)
+	if r := u.run(nil, env, "exec", "--", "codex"); !strings.Contains(r.stderr, "another port") || !strings.Contains(r.stderr, "hint: llmkey setup codex") {
+		t.Errorf("codex set up for another port: %v", r)
+	}
+}

@@ -8,6 +8,7 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"sort"
 	"strings"
 	"syscall"
@@ -74,6 +75,7 @@ func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
 		}
 		argv = []string{sh}
 	}
+	warnToolSetup(s, argv[0], e.ProxyURL)
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
 		return &Error{Err: fmt.Errorf("command not found: %s", argv[0]), Hint: "check the name and your PATH", Code: ExitCommandNotFound}
@@ -205,3 +207,24 @@ func mergeEnv(environ []string, set [][2]string, unset []string) []string {
 }
 
 func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }
+
+// warnToolSetup says when the tool about to run is one setup knows and
+// its configuration would keep it off the proxy: not set up, or set up
+// for another port than the daemon's now.
+func warnToolSetup(s Streams, command, proxyURL string) {
+	t, ok := findTool(filepath.Base(command))
+	if !ok || t.check == nil {
+		return
+	}
+	path, err := t.config(os.Getenv)
+	if err != nil {
+		return
+	}
+	data, err := os.ReadFile(path)
+	if err != nil && t.name != "codex" { // Codex needs a config; the others only when they have one
+		return
+	}
+	for _, f := range t.check(data, proxyURL) {
+		fmt.Fprintf(s.Err, "llmkey: warning: %s (%s)\nhint: %s\n", f.problem, path, f.fix)
+	}
+}
