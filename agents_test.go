@@ -219,3 +219,90 @@ func TestExecSaysWhenAToolsSetupIsStale(t *testing.T) {
 		t.Errorf("codex set up for another port: %v", r)
 	}
 }
+
+// Gemini CLI, after 'llmkey setup gemini', answers -p through exec with
+// the real key at the upstream.
+func TestGeminiCLIThroughExec(t *testing.T) {
+	gemini := npmBin(t, "gemini")
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	key := u.canary("AIza")
+	u.writeKeyfile(fake.URL, map[string]string{"gemini": key})
+	mustSucceed(t, u.llmkey("setup", "gemini"))
+	work := t.TempDir()
+	cmd := exec.Command(llmkeyBin, "exec", "--", gemini, "--skip-trust", "-m", "gemini-x", "-p", "say hi")
+	cmd.Env, cmd.Dir = u.env, work
+	out, err := cmd.CombinedOutput()
+	u.assertNoCanary(string(out))
+	if err != nil || !strings.Contains(string(out), "hello") {
+		t.Fatalf("gemini -p through llmkey: %v\n%s", err, out)
+	}
+	used := false
+	for _, s := range fake.requests() {
+		if s.GoogKey == key && strings.Contains(s.Path, "gemini-x") {
+			used = true
+		}
+	}
+	if !used {
+		t.Errorf("the upstream saw no request with the real key: %+v", fake.requests())
+	}
+}
+
+// opencode, after 'llmkey setup opencode', runs with an OpenAI, an
+// Anthropic and a Google model through exec, each with its real key.
+func TestOpencodeThroughExec(t *testing.T) {
+	opencode := npmBin(t, "opencode")
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	keys := map[string]string{"openai": u.canary("sk-proj-"), "anthropic": u.canary("sk-ant-api03-"), "gemini": u.canary("AIza")}
+	u.writeKeyfile(fake.URL, keys)
+	mustSucceed(t, u.llmkey("setup", "opencode"))
+	for _, m := range []struct{ model, key string }{{"openai/gpt-4o", keys["openai"]}, {"anthropic/claude-sonnet-4-5", keys["anthropic"]}, {"google/gemini-2.5-flash", keys["gemini"]}} {
+		work := t.TempDir()
+		cmd := exec.Command(llmkeyBin, "exec", "--", opencode, "run", "-m", m.model, "say hi")
+		cmd.Env, cmd.Dir = append(append([]string{}, u.env...), "OPENCODE_DISABLE_AUTOUPDATE=1", "OPENCODE_DISABLE_MODELS_FETCH=1"), work
+		out, err := cmd.CombinedOutput()
+		u.assertNoCanary(string(out))
+		if err != nil || !strings.Contains(string(out), "hello") {
+			t.Errorf("opencode run -m %s through llmkey: %v\n%s", m.model, err, out)
+			continue
+		}
+		used := false
+		for _, s := range fake.requests() {
+			if s.credential() == m.key {
+				used = true
+			}
+		}
+		if !used {
+			t.Errorf("%s: the upstream saw no request with its real key", m.model)
+		}
+	}
+}
+
+// Claude Code -p works through exec as it is (setup says it needs
+// nothing), with the real key at the upstream.
+func TestClaudeCodeThroughExec(t *testing.T) {
+	claude := npmBin(t, "claude")
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	key := u.canary("sk-ant-api03-")
+	u.writeKeyfile(fake.URL, map[string]string{"anthropic": key})
+	work := t.TempDir()
+	cmd := exec.Command(llmkeyBin, "exec", "--", claude, "-p", "say hi", "--model", "claude-x")
+	cmd.Env = append(append([]string{}, u.env...), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1")
+	cmd.Dir = work
+	out, err := cmd.CombinedOutput()
+	u.assertNoCanary(string(out))
+	if err != nil || !strings.Contains(string(out), "hello") {
+		t.Fatalf("claude -p through llmkey: %v\n%s", err, out)
+	}
+	used := false
+	for _, s := range fake.requests() {
+		if s.APIKey == key && s.Path == "/v1/messages" {
+			used = true
+		}
+	}
+	if !used {
+		t.Errorf("the upstream saw no /v1/messages with the real key: %+v", fake.requests())
+	}
+}

@@ -12,6 +12,7 @@ package main
 import (
 	"bufio"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"net"
@@ -21,6 +22,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strconv"
 	"strings"
@@ -28,6 +30,8 @@ import (
 	"sync/atomic"
 	"testing"
 	"time"
+
+	"github.com/gorilla/websocket"
 
 	"github.com/llmkey/llmkey/daemon/proxy"
 	"github.com/llmkey/llmkey/daemon/proxy/bare"
@@ -52,6 +56,10 @@ const (
 // release is closed; "big": 200 MB.
 func harnessUpstream(release chan struct{}) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			harnessSocket(w, r)
+			return
+		}
 		body, _ := io.ReadAll(r.Body)
 		if !strings.Contains(string(body), `"stream":true`) {
 			w.Header().Set("Content-Type", "application/json")
@@ -90,6 +98,56 @@ func harnessUpstream(release chan struct{}) http.Handler {
 		}
 		io.WriteString(w, "data: [DONE]\n\n")
 	})
+}
+
+// harnessSocket is the harness's WebSocket upstream: to "tick" it sends
+// 20 messages 5 ms apart, each carrying the time it was sent; to "hold"
+// nothing, until the client closes.
+func harnessSocket(w http.ResponseWriter, r *http.Request) {
+	c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+	if err != nil {
+		return
+	}
+	defer c.Close()
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			return
+		}
+		if string(msg) != "tick" {
+			continue
+		}
+		for range 20 {
+			c.WriteMessage(websocket.TextMessage, []byte(fmt.Sprintf(`{"type":"response.output_text.delta","sent":%d}`, time.Now().UnixNano())))
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+}
+
+// socketDelays is the delay of each message of n "tick" rounds over one
+// WebSocket to url.
+func socketDelays(url, token string, n int) ([]time.Duration, error) {
+	c, _, err := websocket.DefaultDialer.Dial(url, http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		return nil, err
+	}
+	defer c.Close()
+	var out []time.Duration
+	for range n {
+		c.WriteMessage(websocket.TextMessage, []byte("tick"))
+		for range 20 {
+			_, msg, err := c.ReadMessage()
+			if err != nil {
+				return out, err
+			}
+			now := time.Now().UnixNano()
+			var ev struct{ Sent int64 }
+			json.Unmarshal(msg, &ev)
+			out = append(out, time.Duration(now-ev.Sent))
+		}
+	}
+	slices.Sort(out)
+	return out, nil
 }
 
 // runBareProxy is the reference, bare.Proxy, in a process of its
@@ -230,7 +288,7 @@ func BenchmarkHarness(b *testing.B) {
 
 	u := newUser(b)
 	secret := "sk-proj-harness" + strings.Repeat("x", 24)
-	writeFile(b, u.keyfile(), fmt.Sprintf("[daemon]\nlisten = \"127.0.0.1:0\"\n\n[provider.openai]\nbase_url = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"a\"\nsecret = %q\n",
+	writeFile(b, u.keyfile(), fmt.Sprintf("[daemon]\nlisten = \"127.0.0.1:0\"\nmax_websockets = 1000\n\n[provider.openai]\nbase_url = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"a\"\nsecret = %q\n",
 		up.URL+"/v1", secret), 0o600)
 	env := u.proxyEnv()
 	lk, token := env["LLMKEY_URL"], env["LLMKEY_TOKEN"]
@@ -441,6 +499,39 @@ func BenchmarkHarness(b *testing.B) {
 	kib, n, fails, before, during := perStream(lk, pid, profile)
 	row(fmt.Sprintf("memory per open stream (%d streams, %d failed)", n, fails),
 		fmt.Sprintf("%.1f KiB (RSS %d -> %d kB; bare: %.1f KiB)", kib, before, during, bkib), "< 64 KiB")
+
+	// WebSockets: the delay each message takes through llmkey against
+	// direct, and the memory an open one holds.
+	wsDirect := strings.Replace(up.URL, "http", "ws", 1) + "/v1/responses"
+	wsLlmkey := strings.Replace(lk, "http", "ws", 1) + "/openai/responses"
+	dWS, err1 := socketDelays(wsDirect, token, 100)
+	lWS, err2 := socketDelays(wsLlmkey, token, 100)
+	if err1 != nil || err2 != nil {
+		b.Fatalf("WebSocket rounds: %v %v", err1, err2)
+	}
+	row("WebSocket message delay through llmkey (p50 / p99; direct)", fmt.Sprintf("%v / %v (%v / %v)",
+		pct(lWS, 50).Round(time.Microsecond), pct(lWS, 99).Round(time.Microsecond), pct(dWS, 50).Round(time.Microsecond), pct(dWS, 99).Round(time.Microsecond)),
+		"< 0.5 ms p99 added")
+	{
+		const sockets = 500
+		runtime.GC()
+		before := procKB(b, pid, "VmRSS")
+		var conns []*websocket.Conn
+		for range sockets {
+			c, _, err := websocket.DefaultDialer.Dial(wsLlmkey, http.Header{"Authorization": {"Bearer " + token}})
+			if err != nil {
+				break
+			}
+			conns = append(conns, c)
+		}
+		time.Sleep(200 * time.Millisecond)
+		during := procKB(b, pid, "VmRSS")
+		for _, c := range conns {
+			c.Close()
+		}
+		row(fmt.Sprintf("memory per open WebSocket (%d open)", len(conns)),
+			fmt.Sprintf("%.1f KiB (RSS %d -> %d kB)", float64(during-before)/float64(max(len(conns), 1)), before, during), "< 64 KiB")
+	}
 
 	// CLI wall times.
 	warm := median(21, func() { u.llmkey("exec", "--", "true") })

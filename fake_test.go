@@ -143,10 +143,18 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 			writeJSONBody(w, fmt.Sprintf(resp, "completed", msg, usage))
 			return
 		}
+		// Every event a streamed response has, as the API sends them.
+		item := `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hello","annotations":[]}]}`
 		sse(w, "response.created", `{"type":"response.created","sequence_number":0,"response":`+fmt.Sprintf(resp, "in_progress", "[]", "")+`}`,
-			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":1,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"hel"}`,
-			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":2,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"lo"}`,
-			"response.completed", `{"type":"response.completed","sequence_number":3,"response":`+fmt.Sprintf(resp, "completed", msg, usage)+`}`)
+			"response.in_progress", `{"type":"response.in_progress","sequence_number":1,"response":`+fmt.Sprintf(resp, "in_progress", "[]", "")+`}`,
+			"response.output_item.added", `{"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"type":"message","id":"msg_1","status":"in_progress","role":"assistant","content":[]}}`,
+			"response.content_part.added", `{"type":"response.content_part.added","sequence_number":3,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}}`,
+			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"hel"}`,
+			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"lo"}`,
+			"response.output_text.done", `{"type":"response.output_text.done","sequence_number":6,"item_id":"msg_1","output_index":0,"content_index":0,"text":"hello"}`,
+			"response.content_part.done", `{"type":"response.content_part.done","sequence_number":7,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"hello","annotations":[]}}`,
+			"response.output_item.done", `{"type":"response.output_item.done","sequence_number":8,"output_index":0,"item":`+item+`}`,
+			"response.completed", `{"type":"response.completed","sequence_number":9,"response":`+fmt.Sprintf(resp, "completed", msg, usage)+`}`)
 	case r.URL.Path == "/v1/messages" && req.Stream:
 		sse(w, "message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":23,"cache_read_input_tokens":3,"cache_creation_input_tokens":1,"output_tokens":1}}}`,
 			"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
