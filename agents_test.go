@@ -306,3 +306,50 @@ func TestClaudeCodeThroughExec(t *testing.T) {
 		t.Errorf("the upstream saw no /v1/messages with the real key: %+v", fake.requests())
 	}
 }
+
+// doctor also finds a daemon of another version and a provider with no
+// usable key; setup gemini's undo restores the user's settings.json byte
+// for byte.
+func TestDoctorFindsTheDaemonsTraps(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	key := u.canary("sk-")
+	fake.on(key, answer(401, nil, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`))
+	base, token := u.oneKey(fake.URL, key)
+	resp := chat(t, base, token, nil)
+	resp.Body.Close()
+	if r := u.llmkey("doctor"); r.code != 1 || !strings.Contains(r.stdout, "openai has no usable key") {
+		t.Errorf("doctor with a parked key: %v", r)
+	}
+	u.stopDaemon()
+
+	old := filepath.Join(t.TempDir(), "llmkey-old")
+	if out, err := exec.Command("go", "build", "-o", old, "-ldflags", "-X github.com/llmkey/llmkey/cli.Version=0.0.1-old", ".").CombinedOutput(); err != nil {
+		t.Fatalf("build the old version: %v\n%s", err, out)
+	}
+	start := exec.Command(old, "start")
+	start.Env = u.env
+	if out, err := start.CombinedOutput(); err != nil {
+		t.Fatalf("old start: %v\n%s", err, out)
+	}
+	if r := u.llmkey("doctor"); r.code != 1 || !strings.Contains(r.stdout, "the daemon runs version 0.0.1-old") || !strings.Contains(r.stdout, "llmkey restart") {
+		t.Errorf("doctor against an old daemon: %v", r)
+	}
+
+	settings := filepath.Join(u.home, ".gemini", "settings.json")
+	own := "{\n  // not JSON: comments are refused\n}\n"
+	writeFile(t, settings, own, 0o600)
+	if r := u.llmkey("setup", "gemini"); r.code == 0 || readFile(t, settings) != own {
+		t.Errorf("setup gemini on a file with comments: %v", r)
+	}
+	own = "{\n  \"theme\": \"GitHub\",\n  \"security\": {\"auth\": {\"selectedType\": \"oauth-personal\"}}\n}\n"
+	writeFile(t, settings, own, 0o600)
+	mustSucceed(t, u.llmkey("setup", "gemini"))
+	if got := readFile(t, settings); !strings.Contains(got, `"theme": "GitHub"`) || !strings.Contains(got, `"selectedType": "gemini-api-key"`) {
+		t.Errorf("setup gemini:\n%s", got)
+	}
+	mustSucceed(t, u.llmkey("setup", "gemini", "--undo"))
+	if got := readFile(t, settings); got != own {
+		t.Errorf("undo left:\n%q\nwant:\n%q", got, own)
+	}
+}
