@@ -49,7 +49,6 @@ type attempt struct {
 	// ctx bounds the attempt; its cause tells an idle stream apart.
 	ctx    context.Context
 	cancel context.CancelCauseFunc
-	uncut  func() bool // stops the drain's cut from reaching it
 	// finishing is set once the answer said it is ending: the client
 	// going away then no longer ends the attempt, whose usage is still
 	// to come.
@@ -63,7 +62,6 @@ func (a *attempt) close() {
 		a.resp.Body.Close()
 	}
 	a.cancel(nil)
-	a.uncut()
 	a.unwatch()
 }
 
@@ -199,13 +197,14 @@ func failedAttempt(class string) state.Counts {
 // (error bodies are small) and redacted, for classifying and passing on.
 func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, n int, secrets []string) *attempt {
 	a := &attempt{key: key}
-	a.ctx, a.cancel = context.WithCancelCause(context.WithoutCancel(ctx))
+	// Under the drain's cut, and not the client's request: the client
+	// going away ends the attempt only while its answer is not ending.
+	a.ctx, a.cancel = context.WithCancelCause(h.cutContext())
 	a.unwatch = context.AfterFunc(ctx, func() {
 		if !a.finishing.Load() {
 			a.cancel(context.Cause(ctx))
 		}
 	})
-	a.uncut = context.AfterFunc(h.cutContext(), func() { a.cancel(errDrainCut) })
 	var rd io.Reader
 	if out.body != nil {
 		rd = bytes.NewReader(out.body)

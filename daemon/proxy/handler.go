@@ -49,12 +49,12 @@ type Handler struct {
 	// so that each is counted (partial) before the daemon exits.
 	cutOnce sync.Once
 	cut     context.Context
-	cutAll  context.CancelFunc
+	cutAll  context.CancelCauseFunc
 }
 
 // cutContext is done once the drain timed out.
 func (h *Handler) cutContext() context.Context {
-	h.cutOnce.Do(func() { h.cut, h.cutAll = context.WithCancel(context.Background()) })
+	h.cutOnce.Do(func() { h.cut, h.cutAll = context.WithCancelCause(context.Background()) })
 	return h.cut
 }
 
@@ -88,7 +88,7 @@ func (h *Handler) Drain(timeout time.Duration) int64 {
 	}
 	n := h.inFlight.Load() + h.inSockets.Load()
 	h.cutContext()
-	h.cutAll()
+	h.cutAll(errDrainCut)
 	h.waitIdle(cutGrace)
 	return n
 }
