@@ -477,16 +477,21 @@ func TestClientRequestIsLeftAlone(t *testing.T) {
 	}
 }
 
-// Both Anthropic path conventions reach /v1/...; HEAD on a provider's
+// Claude Code's gateway protocol: both Anthropic path conventions reach
+// /v1/... (count_tokens and ?beta=true included), anthropic-beta and
+// anthropic-version go upstream verbatim, answers (thinking blocks and
+// their signatures) come back byte for byte, and HEAD on a provider's
 // base URL is answered without going upstream.
 func TestAnthropicPathsAndHead(t *testing.T) {
-	var paths []string
+	var paths, betas []string
 	var mu sync.Mutex
+	thinking := `{"type":"message","content":[{"type":"thinking","thinking":"…","signature":"EqQBCkYIBxgCKkD+/=="}]}`
 	d, url := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		mu.Lock()
 		paths = append(paths, r.URL.RequestURI())
+		betas = append(betas, r.Header.Get("Anthropic-Beta")+"|"+r.Header.Get("Anthropic-Version"))
 		mu.Unlock()
-		io.WriteString(w, `{}`)
+		io.WriteString(w, thinking)
 	}))
 	cfg := *d.snap.Load().Config
 	cfg.Keys = append(cfg.Keys, state.Key{Provider: "anthropic", Name: "a", Secret: "sk-ant-aaaaaaaaaaaaaaaaaaaaaaaa"})
@@ -496,11 +501,22 @@ func TestAnthropicPathsAndHead(t *testing.T) {
 	for _, p := range []string{"/anthropic/v1/messages", "/anthropic/messages", "/anthropic/v1/messages/count_tokens?beta=true"} {
 		req, _ := http.NewRequest("POST", url+p, strings.NewReader(`{"model":"claude"}`))
 		req.Header.Set("X-Api-Key", "llmk-local-test")
+		req.Header.Set("Anthropic-Beta", "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14")
+		req.Header.Set("Anthropic-Version", "2023-06-01")
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
 		}
+		b, _ := io.ReadAll(resp.Body)
 		resp.Body.Close()
+		if string(b) != thinking {
+			t.Errorf("%s: the answer changed: %s", p, b)
+		}
+	}
+	for _, b := range betas {
+		if b != "interleaved-thinking-2025-05-14,fine-grained-tool-streaming-2025-05-14|2023-06-01" {
+			t.Errorf("anthropic-beta|anthropic-version upstream: %q", b)
+		}
 	}
 	mu.Lock()
 	want := []string{"/v1/messages", "/v1/messages", "/v1/messages/count_tokens?beta=true"}
