@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -221,5 +222,89 @@ func TestStreamCutByTheDrainIsCounted(t *testing.T) {
 	rep := u.usage()
 	if rep.Total.Requests != 1 || rep.Total.Partial != 1 {
 		t.Errorf("after a drain that cut the stream: %+v", rep.Total)
+	}
+}
+
+// Two tools at once under exec with different selections: each one's
+// requests go to its own keys only, and usage --by label shows each
+// tool's tokens under its label. A revoked scoped token gets 401
+// bad-token; the unscoped token still works.
+func TestSelectionsKeepToolsOnTheirKeys(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	work, personal := u.canary("sk-proj-w-"), u.canary("sk-proj-p-")
+	base, token := u.twoKeys(fake.URL, "openai", "", work, personal)
+	writeFile(t, u.keyfile(), strings.Replace(strings.Replace(readFile(t, u.keyfile()),
+		"name = \"a\"\n", "name = \"a\"\ntags = [\"work\"]\n", 1), "name = \"b\"\n", "name = \"b\"\ntags = [\"home\"]\n", 1), 0o600)
+	mustSucceed(t, u.llmkey("reload"))
+
+	// A tool: six requests, with whatever key and base URL exec gave it.
+	loop := `node -e '(async () => { for (let i = 0; i < 6; i++) { const r = await fetch(process.env.OPENAI_BASE_URL + "/chat/completions",
+	  {method: "POST", headers: {Authorization: "Bearer " + process.env.OPENAI_API_KEY}, body: JSON.stringify({model: "gpt-4o", messages: []})});
+	  if (!r.ok) process.exit(1) } })()'`
+	var wg sync.WaitGroup
+	results := make([]result, 2)
+	for i, sel := range [][]string{{"--tag", "work", "--label", "agent-w"}, {"--key", "openai/b", "--label", "agent-p"}} {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			results[i] = u.llmkey(append(append([]string{"exec"}, sel...), "--", "sh", "-c", loop)...)
+		}()
+	}
+	wg.Wait()
+	for _, r := range results {
+		if r.code != 0 {
+			t.Fatalf("a tool failed: %v", r)
+		}
+	}
+	counts := map[string]int{}
+	for _, s := range fake.requests() {
+		counts[s.credential()]++
+	}
+	if counts[work] != 6 || counts[personal] != 6 {
+		t.Errorf("the upstream saw %d requests with the work key and %d with the personal one, want 6 each", counts[work], counts[personal])
+	}
+	rep := u.usage("--by", "label,key")
+	byLabel := map[string]string{}
+	for _, row := range rep.Rows {
+		byLabel[row.Label] += row.Key
+		if row.Requests != 6 || row.In == 0 {
+			t.Errorf("usage row %+v", row)
+		}
+	}
+	if byLabel["agent-w"] != "a" || byLabel["agent-p"] != "b" {
+		t.Errorf("usage by label: %v", byLabel)
+	}
+
+	r := mustSucceed(t, u.llmkey("env", "--shell", "json", "--tag", "work", "--label", "one-off"))
+	var env map[string]*string
+	json.Unmarshal([]byte(r.stdout), &env)
+	scoped := *env["OPENAI_API_KEY"]
+	if !strings.HasPrefix(scoped, "llmk-scoped-") {
+		t.Fatalf("env --tag gave %q", scoped)
+	}
+	list := mustSucceed(t, u.llmkey("token", "list", "--json"))
+	var tokens []struct{ ID, Label string }
+	json.Unmarshal([]byte(list.stdout), &tokens)
+	id := ""
+	for _, tk := range tokens {
+		if tk.Label == "one-off" {
+			id = tk.ID
+		}
+	}
+	if id == "" || strings.Contains(list.stdout, scoped) {
+		t.Fatalf("token list: %v", list)
+	}
+	if resp := chat(t, base, scoped, nil); resp.StatusCode != 200 {
+		t.Fatalf("the scoped token before revoke: %d", resp.StatusCode)
+	}
+	mustSucceed(t, u.llmkey("token", "revoke", id))
+	resp := chat(t, base, scoped, nil)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("X-Llmkey-Error") != "bad-token" {
+		t.Errorf("a revoked token: %d %q", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"))
+	}
+	if resp := chat(t, base, token, nil); resp.StatusCode != 200 {
+		t.Errorf("the unscoped token after a revoke: %d", resp.StatusCode)
 	}
 }

@@ -56,7 +56,7 @@ func sdkUsage(s seenRequest) (string, tokens) {
 }
 
 type usageRow struct {
-	Provider, Key, Fingerprint, Model, Day string
+	Provider, Key, Fingerprint, Model, Day, Label string
 	Requests, Successes, Partial           int64
 	Failures                               map[string]int64
 	In                                     int64    `json:"input_tokens"`

@@ -53,6 +53,7 @@ func NewApp() *ucli.App {
 	ConfigureKeyStateCommands(app)
 	ConfigureDaemonCommands(app)
 	ConfigureSetupCommand(app)
+	ConfigureTokenCommand(app)
 	ConfigureDoctorCommand(app)
 	ConfigureManCommand(app)
 	ConfigureCompletionCommand(app)

@@ -9,9 +9,11 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strings"
 	"syscall"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -22,28 +24,68 @@ import (
 
 // ExecCommandInput is what "llmkey exec" was asked to do.
 type ExecCommandInput struct {
-	Paths   state.Paths
-	NoStart bool
-	Command []string // empty: $SHELL
+	Paths     state.Paths
+	NoStart   bool
+	Selection Selection
+	Command   []string // empty: $SHELL
+}
+
+// Selection is exec's and env's --key, --tag, --label and --expires: the
+// command gets a scoped token for those keys, counted under the label.
+type Selection struct {
+	Keys, Tags []string
+	Label      string
+	Expires    time.Duration
+}
+
+func (s Selection) scoped() bool { return len(s.Keys) > 0 || len(s.Tags) > 0 || s.Label != "" }
+
+func selectionFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.StringSliceFlag{Name: "key", Usage: "only the key `PROVIDER/NAME` (repeatable)"},
+		&ucli.StringSliceFlag{Name: "tag", Usage: "only keys with the tag `TAG` (repeatable)"},
+		&ucli.StringFlag{Name: "label", Usage: "count the command's usage under `NAME` (usage --by label)"},
+		&ucli.DurationFlag{Name: "expires", Usage: "the scoped token ends after `DURATION`"},
+	}
+}
+
+func selectionOf(c *ucli.Context) (Selection, error) {
+	sel := Selection{Tags: c.StringSlice("tag"), Label: c.String("label"), Expires: c.Duration("expires")}
+	for _, k := range c.StringSlice("key") {
+		p, n, err := parseRef(k)
+		if err != nil {
+			return sel, err
+		}
+		sel.Keys = append(sel.Keys, p+"/"+n)
+	}
+	if sel.Expires != 0 && !sel.scoped() {
+		return sel, usageError("--expires is for the scoped token of --key, --tag or --label", "--expires without a selection")
+	}
+	return sel, nil
 }
 
 func ConfigureExecCommands(app *ucli.App) {
 	noStart := &ucli.BoolFlag{Name: "no-start", Usage: "fail (exit 3) instead of starting the daemon"}
+	sel := selectionFlags()
 	app.Commands = append(app.Commands,
 		&ucli.Command{
 			Name:      "exec",
 			Usage:     "run a command with its LLM SDKs pointed at the proxy and a local token as their key",
-			ArgsUsage: "[--no-start] -- CMD [ARGS...]",
+			ArgsUsage: "[--no-start] [--key PROVIDER/NAME]... [--tag TAG]... [--label NAME] [--expires DUR] -- CMD [ARGS...]",
 			Description: "Starts the daemon if needed, sets the variables printed by 'llmkey env', then replaces itself " +
 				"with CMD (so CMD's exit status and signals are its own). With no CMD it starts $SHELL. The real keys never " +
 				"enter CMD's environment.",
-			Flags: []ucli.Flag{noStart},
+			Flags: append([]ucli.Flag{noStart}, sel...),
 			Action: func(c *ucli.Context) error {
 				p, err := resolvePaths(c)
 				if err != nil {
 					return err
 				}
-				return ExecCommand(c.Context, ExecCommandInput{Paths: p, NoStart: c.Bool("no-start"), Command: c.Args().Slice()}, streams(c))
+				s, err := selectionOf(c)
+				if err != nil {
+					return err
+				}
+				return ExecCommand(c.Context, ExecCommandInput{Paths: p, NoStart: c.Bool("no-start"), Selection: s, Command: c.Args().Slice()}, streams(c))
 			},
 		},
 		&ucli.Command{
@@ -53,9 +95,13 @@ func ConfigureExecCommands(app *ucli.App) {
 				"prints an object in which variables to remove are null. For each provider with a key: OPENAI_BASE_URL, " +
 				"OPENAI_API_BASE, OPENAI_API_KEY; ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (ANTHROPIC_AUTH_TOKEN removed); " +
 				"GOOGLE_GEMINI_BASE_URL, GEMINI_API_KEY (GOOGLE_API_KEY removed). Always LLMKEY_URL and LLMKEY_TOKEN.",
-			Flags: []ucli.Flag{noStart, &ucli.StringFlag{Name: "shell", Value: "sh", Usage: "output for `SHELL`: sh, fish or json"}},
+			Flags: append([]ucli.Flag{noStart, &ucli.StringFlag{Name: "shell", Value: "sh", Usage: "output for `SHELL`: sh, fish or json"}}, sel...),
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return EnvCommand(c.Context, EnvCommandInput{Paths: p, NoStart: c.Bool("no-start"), Shell: c.String("shell")}, streams(c))
+				s, err := selectionOf(c)
+				if err != nil {
+					return err
+				}
+				return EnvCommand(c.Context, EnvCommandInput{Paths: p, NoStart: c.Bool("no-start"), Shell: c.String("shell"), Selection: s}, streams(c))
 			}),
 		},
 	)
@@ -63,7 +109,7 @@ func ConfigureExecCommands(app *ucli.App) {
 
 // ExecCommand replaces this process with the command, under the proxy.
 func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
-	e, err := daemonEnv(ctx, in.Paths, in.NoStart, s)
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
 	if err != nil {
 		return err
 	}
@@ -87,9 +133,10 @@ func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
 
 // EnvCommandInput is what "llmkey env" was asked to do.
 type EnvCommandInput struct {
-	Paths   state.Paths
-	NoStart bool
-	Shell   string // sh, fish or json
+	Paths     state.Paths
+	NoStart   bool
+	Shell     string // sh, fish or json
+	Selection Selection
 }
 
 // EnvCommand prints the variables for a shell to eval.
@@ -97,7 +144,7 @@ func EnvCommand(ctx context.Context, in EnvCommandInput, s Streams) error {
 	if in.Shell != "sh" && in.Shell != "fish" && in.Shell != "json" {
 		return usageError("choose --shell sh, fish or json", "unknown shell %q", in.Shell)
 	}
-	e, err := daemonEnv(ctx, in.Paths, in.NoStart, s)
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
 	if err != nil {
 		return err
 	}
@@ -139,7 +186,7 @@ func writeEnv(w io.Writer, shell string, set [][2]string, unset []string) error 
 
 // daemonEnv asks the daemon (starting it unless noStart) for the proxy
 // URL, the token and the providers with keys.
-func daemonEnv(ctx context.Context, p state.Paths, noStart bool, s Streams) (*control.Env, error) {
+func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, s Streams) (*control.Env, error) {
 	client := control.NewClient(p)
 	if noStart {
 		st, err := client.Status(ctx)
@@ -162,6 +209,24 @@ func daemonEnv(ctx context.Context, p state.Paths, noStart bool, s Streams) (*co
 		return nil, sameKeyfile(&control.Status{Keyfile: &control.KeyfileStatus{Path: e.Keyfile}}, p)
 	}
 	warnVersion(s, e.Version)
+	if sel.scoped() {
+		req := control.TokenRequest{Keys: sel.Keys, Tags: sel.Tags, Label: sel.Label}
+		if sel.Expires > 0 {
+			req.TTL = sel.Expires.String()
+		}
+		t, err := client.IssueToken(ctx, req)
+		if err != nil {
+			return nil, err
+		}
+		e.Token = t.Token
+		e.Providers = nil
+		for _, ref := range t.Keys {
+			prov, _, _ := strings.Cut(ref, "/")
+			if !slices.Contains(e.Providers, prov) {
+				e.Providers = append(e.Providers, prov)
+			}
+		}
+	}
 	// A tool that is not served falls back to its own key or the
 	// provider's own URL: say why before it does.
 	for _, problem := range e.Problems {

@@ -46,6 +46,7 @@ type listedKey struct {
 	TPD             int               `json:"tpd"`
 	Weight          int               `json:"weight"`
 	Models          []string          `json:"models"`
+	Tags            []string          `json:"tags"`
 	Organization    string            `json:"organization,omitempty"`
 	Project         string            `json:"project,omitempty"`
 
@@ -118,7 +119,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
 				State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
-				Organization: k.Organization, Project: k.Project, limits: limits(k),
+				Organization: k.Organization, Project: k.Project, Tags: append([]string{}, k.Tags...), limits: limits(k),
 			}
 			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
 				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())

@@ -28,7 +28,7 @@ type UsageCommandInput struct {
 	Now   time.Time
 }
 
-var usageDims = []string{"key", "model", "day"}
+var usageDims = []string{"key", "model", "day", "provider", "label"}
 
 func ConfigureUsageCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
@@ -41,7 +41,7 @@ func ConfigureUsageCommand(app *ucli.App) {
 			"without a price shows its cost as unknown. --json prints {source, since, by, rows: [...], total, unpriced_models}.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "since", Usage: "only from `WHEN` on: a duration such as 7d or 36h, or a date such as 2026-11-01 (UTC)"},
-			&ucli.StringFlag{Name: "by", Value: "key,model", Usage: "group rows by `WHAT`: key, model, day, or several with commas"},
+			&ucli.StringFlag{Name: "by", Value: "key,model", Usage: "group rows by `WHAT`: key, model, day, provider, label, or several with commas"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
@@ -59,7 +59,7 @@ func parseBy(s string) ([]string, error) {
 	for _, d := range strings.Split(s, ",") {
 		d = strings.TrimSpace(d)
 		if !slices.Contains(usageDims, d) {
-			return nil, usageError("--by takes key, model, day, or several with commas (--by day,key)", "unknown --by %q", d)
+			return nil, usageError("--by takes key, model, day, provider, label, or several with commas (--by day,key)", "unknown --by %q", d)
 		}
 		if !slices.Contains(by, d) {
 			by = append(by, d)
@@ -94,6 +94,7 @@ type usageLine struct {
 	Fingerprint string `json:"fingerprint,omitempty"`
 	Model       string `json:"model,omitempty"`
 	Day         string `json:"day,omitempty"`
+	Label       string `json:"label,omitempty"`
 	state.Counts
 	// CostUSD is null when a model in the row has no price.
 	CostUSD        *float64 `json:"cost_usd"`
@@ -182,6 +183,10 @@ func aggregate(rows []state.UsageRow, since string, by []string, pricing map[str
 				id.Model = modelName(r.Model)
 			case "day":
 				id.Day = r.Day
+			case "provider":
+				id.Provider = r.Provider
+			case "label":
+				id.Label = labelName(r.Label)
 			}
 		}
 		g := groups[id]
@@ -197,7 +202,7 @@ func aggregate(rows []state.UsageRow, since string, by []string, pricing map[str
 		add(total, r, cost, known)
 	}
 	finish := func(id state.UsageKey, g *group) usageLine {
-		l := usageLine{Provider: id.Provider, Key: id.Key, Fingerprint: id.Fingerprint, Model: id.Model, Day: id.Day, Counts: g.counts}
+		l := usageLine{Provider: id.Provider, Key: id.Key, Fingerprint: id.Fingerprint, Model: id.Model, Day: id.Day, Label: id.Label, Counts: g.counts}
 		if l.Failures == nil {
 			l.Failures = map[string]int64{}
 		}
@@ -214,6 +219,14 @@ func aggregate(rows []state.UsageRow, since string, by []string, pricing map[str
 		lines = append(lines, finish(id, groups[id]))
 	}
 	return lines, finish(state.UsageKey{}, total)
+}
+
+// labelName shows requests of the unscoped token, which have no label.
+func labelName(l string) string {
+	if l == "" {
+		return "(none)"
+	}
+	return l
 }
 
 // modelName shows a request that named no model (a model list, say).
@@ -245,6 +258,10 @@ func printUsage(s Streams, rep usageReport) {
 				v = termSafe(l.Model)
 			case "day":
 				v = l.Day
+			case "provider":
+				v = l.Provider
+			case "label":
+				v = termSafe(l.Label)
 			}
 			labels[i] = append(labels[i], v)
 		}

@@ -60,6 +60,7 @@ type Daemon struct {
 	runtime        runtimeFiles // owned by Run, then by the keeper
 	metrics        *metrics
 	overridesDirty atomic.Bool // a write of disabled.json failed
+	tokens         *tokenStore // the scoped tokens
 }
 
 // proxyIdleTimeout closes a proxy connection with no request in flight.
@@ -186,6 +187,8 @@ func Run(opts Options) error {
 		return fail(startError(err, true))
 	}
 	d.loadOverrides()
+	d.loadTokens()
+	d.proxy.Grants = d.tokens.lookup
 	d.loadedAt = d.clock.Now()
 
 	token, err := state.LoadOrCreateToken(p.StateDir)

@@ -32,7 +32,7 @@ type Denial struct {
 
 // deny explains why no key serves model now: the soonest time one may,
 // and every key's state in words.
-func (p *Pool) deny(now time.Time, model string, tried []string) *Denial {
+func (p *Pool) deny(now time.Time, model string, tried []string, only map[string]bool) *Denial {
 	d := &Denial{Code: NoKeys}
 	var soonest time.Time
 	consider := func(t time.Time) {
@@ -43,7 +43,7 @@ func (p *Pool) deny(now time.Time, model string, tried []string) *Denial {
 	var parts []string
 	cooling, parked, candidates := 0, 0, 0
 	for _, k := range p.keys {
-		if !k.allows(model) {
+		if !k.allows(model) || (only != nil && !only[k.spec.Name]) {
 			continue
 		}
 		candidates++
@@ -86,6 +86,9 @@ func (p *Pool) deny(now time.Time, model string, tried []string) *Denial {
 		}
 	}
 	switch {
+	case candidates == 0 && only != nil:
+		d.Detail = fmt.Sprintf("no %s key of this token's selection may serve model %q", p.Name, model)
+		return d
 	case candidates == 0 && len(p.keys) > 0:
 		d.Detail = fmt.Sprintf("no %s key may serve model %q (see models in the keyfile)", p.Name, model)
 		return d

@@ -60,6 +60,7 @@ type query struct {
 	now   time.Time
 	model string
 	tried []string
+	only  map[string]bool // nil: every key
 }
 
 // NewPool makes an empty pool; Update gives it keys.
@@ -127,6 +128,12 @@ type Lease struct {
 // Acquire picks a key for model, skipping the names in tried. It never
 // blocks: when no key is usable it says why and when one may be.
 func (p *Pool) Acquire(model string, tried []string) (Lease, *Denial) {
+	return p.AcquireOnly(model, tried, nil)
+}
+
+// AcquireOnly is Acquire among the keys named in only (nil: every key):
+// a selection, as a scoped token allows.
+func (p *Pool) AcquireOnly(model string, tried []string, only map[string]bool) (Lease, *Denial) {
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -147,11 +154,11 @@ func (p *Pool) Acquire(model string, tried []string) (Lease, *Denial) {
 		half = true
 	}
 
-	p.q = query{now: now, model: model, tried: tried}
+	p.q = query{now: now, model: model, tried: tried, only: only}
 	idx := p.picker.pick(p)
 	p.q = query{}
 	if idx < 0 {
-		d := p.deny(now, model, tried)
+		d := p.deny(now, model, tried, only)
 		p.waiting = true
 		d.Wake = p.wake
 		return Lease{}, d
@@ -179,7 +186,7 @@ func (p *Pool) Acquire(model string, tried []string) (Lease, *Denial) {
 // now: the one predicate every strategy asks.
 func (p *Pool) usable(k *keyState) bool {
 	now := p.q.now
-	if !k.allows(p.q.model) || k.disabledAt(now) {
+	if !k.allows(p.q.model) || k.disabledAt(now) || (p.q.only != nil && !p.q.only[k.spec.Name]) {
 		return false
 	}
 	for _, t := range p.q.tried {

@@ -16,7 +16,7 @@ func fullKey() Key {
 		case reflect.Int:
 			v.Field(i).SetInt(int64(i + 1))
 		case reflect.Slice:
-			v.Field(i).Set(reflect.ValueOf([]string{"gpt-4o*", "o3"}))
+			v.Field(i).Set(reflect.ValueOf([]string{"gpt-4o", "o3"}))
 		}
 	}
 	return k

@@ -45,6 +45,8 @@ type Key struct {
 	TPD    int      `toml:"tpd" json:"tpd,omitempty" max:"1000000000000"`
 	Weight int      `toml:"weight" json:"weight,omitempty" max:"1000000"`
 	Models []string `toml:"models" json:"models,omitempty"`
+	// Tags name selections of keys: llmkey exec --tag work.
+	Tags []string `toml:"tags" json:"tags,omitempty" spec:"-"`
 	// Organization and Project go upstream with this key only, as the
 	// OpenAI-format headers (OpenAI-Organization, OpenAI-Project); a
 	// client's own are never sent with another key.
@@ -672,6 +674,11 @@ func validate(c *Config, lay *layout) error {
 		for _, m := range k.Models {
 			if _, err := path.Match(m, ""); err != nil || m == "" {
 				return bad("models", fmt.Sprintf("bad model pattern %q", m), `use model names or globs such as "gpt-4o*"`)
+			}
+		}
+		for _, tag := range k.Tags {
+			if !ValidName(tag) {
+				return bad("tags", fmt.Sprintf("invalid tag %q", tag), "use letters, digits, '.', '-' and '_' (at most 64)")
 			}
 		}
 		if prev, dup := seen[k.Ref()]; dup {

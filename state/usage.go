@@ -71,6 +71,9 @@ type UsageKey struct {
 	Key         string `json:"key"`
 	Fingerprint string `json:"fingerprint"`
 	Model       string `json:"model"`
+	// Label is the tool or project the request came from (exec --label);
+	// empty for the unscoped token.
+	Label string `json:"label,omitempty"`
 }
 
 // Ref is the key as people name it: PROVIDER/NAME.
@@ -175,9 +178,9 @@ func (u *Usage) Marshal() []byte {
 	return buf.Bytes()
 }
 
-// Compare orders keys by day, provider, key, fingerprint, then model.
+// Compare orders keys by day, provider, key, fingerprint, model, then label.
 func (a UsageKey) Compare(b UsageKey) int {
-	for _, p := range [][2]string{{a.Day, b.Day}, {a.Provider, b.Provider}, {a.Key, b.Key}, {a.Fingerprint, b.Fingerprint}, {a.Model, b.Model}} {
+	for _, p := range [][2]string{{a.Day, b.Day}, {a.Provider, b.Provider}, {a.Key, b.Key}, {a.Fingerprint, b.Fingerprint}, {a.Model, b.Model}, {a.Label, b.Label}} {
 		if c := strings.Compare(p[0], p[1]); c != 0 {
 			return c
 		}

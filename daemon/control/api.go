@@ -16,6 +16,9 @@ import (
 //	POST /v1/keys/{provider}/{name}/disable  {"for": "1h"} or {}; KeyStatus
 //	POST /v1/keys/{provider}/{name}/enable   KeyStatus
 //	POST /v1/keys/{provider}/{name}/reset    KeyStatus
+//	POST /v1/tokens              TokenRequest; Token (a scoped token, shown once)
+//	GET  /v1/tokens              [TokenInfo]
+//	POST /v1/tokens/{id}/revoke
 //
 // Scripts may use it too: curl --unix-socket "$SOCK" http://llmkey/v1/status
 
@@ -124,4 +127,30 @@ type StateStatus struct {
 	FailingSince *time.Time `json:"failing_since,omitempty"`
 	Error        string     `json:"error,omitempty"`
 	Notice       string     `json:"notice,omitempty"`
+}
+
+// TokenRequest asks for a scoped token: for the keys named, and those
+// with any of the tags (neither: every key), counted under Label.
+type TokenRequest struct {
+	Keys  []string `json:"keys,omitempty"` // PROVIDER/NAME
+	Tags  []string `json:"tags,omitempty"`
+	Label string   `json:"label,omitempty"`
+	TTL   string   `json:"ttl,omitempty"` // a duration; empty: no expiry
+}
+
+// TokenInfo is one scoped token, without the token.
+type TokenInfo struct {
+	ID      string     `json:"id"`
+	Label   string     `json:"label,omitempty"`
+	Keys    []string   `json:"keys"`
+	Tags    []string   `json:"tags,omitempty"`
+	Created time.Time  `json:"created"`
+	Expires *time.Time `json:"expires,omitempty"`
+	Expired bool       `json:"expired,omitempty"`
+}
+
+// Token is a scoped token just issued: the only time it is shown.
+type Token struct {
+	Token string `json:"token"`
+	TokenInfo
 }

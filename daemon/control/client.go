@@ -167,6 +167,24 @@ func (c *Client) KeyAction(ctx context.Context, provider, name, action string, d
 	return &ks, c.doBody(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(provider)+"/"+url.PathEscape(name)+"/"+action, body, &ks)
 }
 
+// IssueToken asks the daemon for a scoped token.
+func (c *Client) IssueToken(ctx context.Context, req TokenRequest) (*Token, error) {
+	b, _ := json.Marshal(req)
+	var t Token
+	return &t, c.doBody(ctx, http.MethodPost, "/v1/tokens", bytes.NewReader(b), &t)
+}
+
+// Tokens lists the scoped tokens.
+func (c *Client) Tokens(ctx context.Context) ([]TokenInfo, error) {
+	var out []TokenInfo
+	return out, c.do(ctx, http.MethodGet, "/v1/tokens", &out)
+}
+
+// RevokeToken ends a scoped token by its id.
+func (c *Client) RevokeToken(ctx context.Context, id string) error {
+	return c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil)
+}
+
 // APIError is the daemon's refusal of a control request.
 type APIError struct {
 	Msg  string `json:"error"`

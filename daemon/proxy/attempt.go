@@ -74,6 +74,7 @@ type answer struct {
 	outcome  rotate.Outcome
 	attempts int
 	model    string
+	label    string // the scoped token's, for usage
 	log      *reqLog
 	start    time.Time
 	logLine  slog.Level // of the line that says it was served
@@ -87,7 +88,7 @@ type answer struct {
 // client until then, so a retry is safe. A failure is answered here; a
 // success is returned for deliver to stream through untouched: from its
 // first byte on there is no retry.
-func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, body []byte) *answer {
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, body []byte, grant *Grant) *answer {
 	start := h.Clock.Now()
 	dc := snap.Config.Daemon
 	budget := rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}
@@ -98,12 +99,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 	}
 	log := &reqLog{log: h.Log, provider: up.Name, model: model, method: r.Method, path: r.URL.Path}
 	out := newOutbound(r, up, rest, body)
+	only, label := grant.selection(up.Name)
 
 	var tried []string // keys not to choose again for this request
 	var last *attempt
 	n := 0 // attempts sent
 	for {
-		lease, den := up.Pool.Acquire(model, tried)
+		lease, den := up.Pool.AcquireOnly(model, tried, only)
 		if den != nil {
 			now := h.Clock.Now()
 			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
@@ -138,7 +140,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		if r.Context().Err() != nil {
 			lease.Cancel()
 			a.close()
-			h.record(up, key, model, failedAttempt("client-canceled"))
+			h.record(up, key, model, label, failedAttempt("client-canceled"))
 			log.Info("client went away before the upstream answered", "key", key.Name)
 			return nil
 		}
@@ -154,14 +156,14 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		default:
 			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, h.Clock.Now())
 			ans := &answer{attempt: a, up: up, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
-				model: model, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout)}
+				model: model, label: label, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout)}
 			if dc.LogRequests {
 				ans.logLine = slog.LevelInfo
 			}
 			return ans
 		}
 		lease.Done(o, 0)
-		h.record(up, key, model, failedAttempt(o.Class.String()))
+		h.record(up, key, model, label, failedAttempt(o.Class.String()))
 		if o.Class.SetsAside() != "" {
 			h.Events.SetAside(up.Name, key.Name, o.Class)
 		}
@@ -183,9 +185,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 	}
 }
 
-// record counts one attempt's outcome on a key and model, today.
-func (h *Handler) record(up *Upstream, key Key, model string, c state.Counts) {
-	h.Usage.Add(h.Clock.Now(), state.UsageKey{Provider: up.Name, Key: key.Name, Fingerprint: key.Fingerprint, Model: model}, c)
+// record counts one attempt's outcome on a key, model and label, today.
+func (h *Handler) record(up *Upstream, key Key, model, label string, c state.Counts) {
+	h.Usage.Add(h.Clock.Now(), state.UsageKey{Provider: up.Name, Key: key.Name, Fingerprint: key.Fingerprint, Model: model, Label: label}, c)
+}
+
+// selection is the keys of provider that g may use (nil: every key) and
+// its label; the local token's grant is nil.
+func (g *Grant) selection(provider string) (map[string]bool, string) {
+	if g == nil {
+		return nil, ""
+	}
+	return g.Only[provider], g.Label
 }
 
 // failedAttempt is the count of one attempt that failed with class.

@@ -65,7 +65,7 @@ func (h *Handler) finish(w http.ResponseWriter, ans *answer, meter *wire.Meter, 
 	if err != nil {
 		c.Successes, c.Partial = 0, 1 // counted with the tokens seen before the break
 	}
-	h.record(ans.up, ans.key, ans.model, c)
+	h.record(ans.up, ans.key, ans.model, ans.label, c)
 	if err != nil {
 		switch cause := context.Cause(ans.ctx); {
 		case errors.Is(cause, errStreamIdle):

@@ -26,8 +26,11 @@ import (
 type Handler struct {
 	// Snapshot is the configuration a new request takes.
 	Snapshot func() *Snapshot
-	// Token is the local token every request must carry.
-	Token     string
+	// Token is the local token every request must carry, or one that
+	// Grants knows: a scoped token.
+	Token string
+	// Grants looks up a scoped token (nil: there are none).
+	Grants    func(token string) (*Grant, bool)
 	Clock     rotate.Clock
 	Log       *slog.Logger
 	Transport http.RoundTripper
@@ -144,7 +147,8 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		w.WriteHeader(http.StatusOK)
 		return
 	}
-	if !h.authorized(r) {
+	grant, ok := h.authorized(r)
+	if !ok {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusUnauthorized, Code: wire.BadToken,
 			Message: "missing or wrong local token: run the tool under 'llmkey exec -- TOOL', or send the value of LLMKEY_TOKEN ('llmkey env') as its API key"})
 		return
@@ -161,7 +165,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		h.inSockets.Add(1) // counted for the drain, not against max_in_flight
 		defer h.inSockets.Add(-1)
 		if !h.draining.Load() {
-			h.serveWebSocket(w, r, snap, up, rest)
+			h.serveWebSocket(w, r, snap, up, rest, grant)
 			return
 		}
 	}
@@ -184,6 +188,14 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusBadRequest, Code: wire.BadPath,
 			Message: "refused a path with a '.' or '..' segment: it would leave the provider's base URL"})
 		return
+	}
+	var only map[string]bool
+	if grant != nil {
+		if only = grant.Only[name]; only == nil {
+			wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.NotSelected,
+				Message: fmt.Sprintf("this token was issued for other keys than %s's: run the tool under 'llmkey exec' with a selection that has a %s key", name, name)})
+			return
+		}
 	}
 	if up.Pool == nil {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusServiceUnavailable, Code: wire.Code(rotate.NoKeys),
@@ -220,7 +232,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// The answer streams from this frame, not from forward's: an open
 	// stream's goroutine then needs half the stack (1,000 streams add up;
 	// TestOpenStreamStack holds it).
-	if ans := h.forward(w, r, snap, up, rest, body); ans != nil {
+	if ans := h.forward(w, r, snap, up, rest, body, grant); ans != nil {
 		h.deliver(w, ans)
 	}
 }
@@ -303,19 +315,42 @@ func (h *Handler) readBody(r *http.Request, limit, budget int64) (body []byte, r
 	}
 }
 
-// authorized reports whether r carries the local token, in whichever
-// place its SDK puts the key, compared in constant time.
-func (h *Handler) authorized(r *http.Request) bool {
+// Grant is what a scoped token allows: the keys of its selection, and
+// the label its requests are counted under.
+type Grant struct {
+	ID    string
+	Label string
+	// Only lists the keys of each provider it may use.
+	Only    map[string]map[string]bool
+	Expires time.Time // zero: never
+}
+
+// authorized reports whether r carries the local token or a scoped one,
+// in whichever place its SDK puts the key, and the grant of a scoped one
+// (nil for the local token: every key). Every credential it carries must
+// be the same token.
+func (h *Handler) authorized(r *http.Request) (*Grant, bool) {
 	candidates := wire.Credentials(r)
 	if len(candidates) == 0 {
-		return false
+		return nil, false
 	}
-	for _, c := range candidates {
-		if subtle.ConstantTimeCompare([]byte(c), []byte(h.Token)) != 1 {
-			return false
+	for _, c := range candidates[1:] {
+		if c != candidates[0] {
+			return nil, false
 		}
 	}
-	return true
+	c := candidates[0]
+	if subtle.ConstantTimeCompare([]byte(c), []byte(h.Token)) == 1 {
+		return nil, true
+	}
+	if h.Grants == nil {
+		return nil, false
+	}
+	g, ok := h.Grants(c)
+	if !ok || (!g.Expires.IsZero() && !h.Clock.Now().Before(g.Expires)) {
+		return nil, false
+	}
+	return g, true
 }
 
 func (h *Handler) serveLivez(w http.ResponseWriter) {

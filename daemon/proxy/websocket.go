@@ -43,7 +43,7 @@ var upgrader = websocket.Upgrader{
 }
 
 // serveWebSocket carries one WebSocket connection through to up.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string) {
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, grant *Grant) {
 	dc := snap.Config.Daemon
 	if limit := dc.SocketLimit(); h.sockets.Add(1) > int64(limit) {
 		h.sockets.Add(-1)
@@ -80,13 +80,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 		WriteBufferSize:   4 << 10,
 	}
 
+	only, label := grant.selection(up.Name)
 	var tried []string
 	n := 0
 	var lastStatus int
 	var lastBody []byte
 	var lastHeader http.Header
 	for {
-		lease, den := up.Pool.Acquire(model, tried)
+		lease, den := up.Pool.AcquireOnly(model, tried, only)
 		if den != nil {
 			now := h.Clock.Now()
 			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
@@ -121,7 +122,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 		upConn, resp, err := dialer.DialContext(ctx, target, hdr)
 		cancel()
 		if err == nil {
-			h.pumpSocket(w, r, up, key, lease, upConn, resp, n, model, log, start, snap.Secrets)
+			h.pumpSocket(w, r, up, key, lease, upConn, resp, n, model, label, log, start, snap.Secrets)
 			return
 		}
 		if r.Context().Err() != nil {
@@ -146,7 +147,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 			lastStatus, lastHeader, lastBody = 0, nil, nil
 		}
 		lease.Done(o, 0)
-		h.record(up, key, model, failedAttempt(o.Class.String()))
+		h.record(up, key, model, label, failedAttempt(o.Class.String()))
 		if o.Class.SetsAside() != "" {
 			h.Events.SetAside(up.Name, key.Name, o.Class)
 		}
@@ -205,7 +206,7 @@ func socketURL(base string) (string, error) {
 // connection is idle for stream_idle_timeout, or a drain cuts it. Each
 // response that ends is counted with its usage.
 func (h *Handler) pumpSocket(w http.ResponseWriter, r *http.Request, up *Upstream, key Key, lease rotate.Lease,
-	upConn *websocket.Conn, resp *http.Response, attempts int, model string, log *reqLog, start time.Time, secrets []string) {
+	upConn *websocket.Conn, resp *http.Response, attempts int, model, label string, log *reqLog, start time.Time, secrets []string) {
 	defer upConn.Close()
 	answer := http.Header{}
 	for k, vv := range resp.Header {
@@ -255,7 +256,7 @@ func (h *Handler) pumpSocket(w http.ResponseWriter, r *http.Request, up *Upstrea
 			if ev.Model != "" {
 				m = ev.Model
 			}
-			h.record(up, key, m, c)
+			h.record(up, key, m, label, c)
 		}
 	}
 	copyMessages := func(from, to *websocket.Conn, meter bool) error {
@@ -291,7 +292,7 @@ func (h *Handler) pumpSocket(w http.ResponseWriter, r *http.Request, up *Upstrea
 	mu.Lock()
 	defer mu.Unlock()
 	if open > 0 { // a response cut off: counted as partial
-		h.record(up, key, model, state.Counts{Requests: 1, Partial: 1})
+		h.record(up, key, model, label, state.Counts{Requests: 1, Partial: 1})
 	}
 	lease.Done(rotate.Outcome{Class: rotate.Success, Status: http.StatusSwitchingProtocols}, tokens)
 	log.Info("WebSocket closed", "key", key.Name, "attempts", attempts, "ms", h.Clock.Now().Sub(start).Milliseconds(), "reason", redact(fmt.Sprint(first), secrets))

@@ -20,6 +20,7 @@ const (
 	BadHost             Code = "bad-host"
 	BadOrigin           Code = "bad-origin"
 	BadPath             Code = "bad-path"
+	NotSelected         Code = "not-selected"
 	UnknownProvider     Code = "unknown-provider"
 	Draining            Code = "draining"
 	UpstreamUnreachable Code = "upstream-unreachable"
@@ -38,6 +39,7 @@ var CodeDoc = []struct {
 	{BadHost, "403: a Host that is not a loopback name (a DNS-rebinding page); /livez and /healthz too."},
 	{BadOrigin, "403: a browser Origin not in [daemon] allowed_origins."},
 	{BadPath, "400: a '.' or '..' path segment, plain or escaped: it would leave the provider's base_url."},
+	{NotSelected, "403: a scoped token (exec --key, --tag) for a provider none of whose keys it was issued for."},
 	{UnknownProvider, "404: the first path segment names no provider."},
 	{"no-keys", "503: the provider has no key (for this model)."},
 	{"all-keys-cooling", "429: every key is rate limited or at a limit; Retry-After is the soonest."},
