@@ -57,15 +57,15 @@ func sdkUsage(s seenRequest) (string, tokens) {
 
 type usageRow struct {
 	Provider, Key, Fingerprint, Model, Day, Label string
-	Requests, Successes, Partial           int64
-	Failures                               map[string]int64
-	In                                     int64    `json:"input_tokens"`
-	Out                                    int64    `json:"output_tokens"`
-	CacheRead                              int64    `json:"cache_read_tokens"`
-	CacheWrite                             int64    `json:"cache_write_tokens"`
-	Reasoning                              int64    `json:"reasoning_tokens"`
-	Cost                                   *float64 `json:"cost_usd"`
-	Unpriced                               []string `json:"unpriced_models"`
+	Requests, Successes, Partial                  int64
+	Failures                                      map[string]int64
+	In                                            int64    `json:"input_tokens"`
+	Out                                           int64    `json:"output_tokens"`
+	CacheRead                                     int64    `json:"cache_read_tokens"`
+	CacheWrite                                    int64    `json:"cache_write_tokens"`
+	Reasoning                                     int64    `json:"reasoning_tokens"`
+	Cost                                          *float64 `json:"cost_usd"`
+	Unpriced                                      []string `json:"unpriced_models"`
 }
 
 func (r usageRow) tokens() tokens {
