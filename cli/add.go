@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -24,6 +25,11 @@ type AddCommandInput struct {
 	RPD, TPD      int
 	Weight        int
 	Models        []string
+	Tags          []string
+	// Force adds a secret of an unusual shape; Check makes one call with
+	// it first and refuses it when the provider does; JSON prints what
+	// was added for a script.
+	Force, Check, JSON bool
 }
 
 func ConfigureAddCommand(app *ucli.App) {
@@ -44,6 +50,10 @@ func ConfigureAddCommand(app *ucli.App) {
 			&ucli.IntFlag{Name: "tpd", Usage: "at most `N` tokens a day (UTC) with this key", DefaultText: "no limit"},
 			&ucli.IntFlag{Name: "weight", Usage: "`N` shares of requests under the weighted strategy", DefaultText: "1"},
 			&ucli.StringSliceFlag{Name: "models", Usage: "only use this key for these models (`GLOB`s, comma-separated or repeated)"},
+			&ucli.StringSliceFlag{Name: "tag", Usage: "tag the key `TAG` for exec --tag (repeatable)"},
+			&ucli.BoolFlag{Name: "check", Usage: "make one call with the key first, and refuse it if the provider does"},
+			&ucli.BoolFlag{Name: "force", Usage: "add a secret even if it does not look like this provider's key"},
+			&ucli.BoolFlag{Name: "json", Usage: "print the key added (provider, name, line) as JSON"},
 		},
 		BashComplete: completeProviders,
 		Action: func(c *ucli.Context) error {
@@ -57,7 +67,8 @@ func ConfigureAddCommand(app *ucli.App) {
 			in := AddCommandInput{
 				Keyfile: p.Keyfile, Provider: c.Args().Get(0), Name: c.Args().Get(1),
 				RPM: c.Int("rpm"), TPM: c.Int("tpm"), MaxConcurrent: c.Int("max-concurrent"), Weight: c.Int("weight"),
-				RPD: c.Int("rpd"), TPD: c.Int("tpd"),
+				RPD: c.Int("rpd"), TPD: c.Int("tpd"), Tags: c.StringSlice("tag"),
+				Force: c.Bool("force"), Check: c.Bool("check"), JSON: c.Bool("json"),
 			}
 			for _, m := range c.StringSlice("models") {
 				for _, part := range strings.Split(m, ",") {
@@ -126,14 +137,33 @@ func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 	case strings.ContainsFunc(secret, func(r rune) bool { return r <= ' ' || r == 0x7f }):
 		return fail("give one key exactly as the provider issued it", "the secret contains spaces or control characters; nothing added")
 	}
+	prov, _ := cfg.Provider(in.Provider)
+	if problem, hint := state.SecretProblem(in.Provider, prov.Kind, secret); problem != "" && !in.Force {
+		return usageError(hint, "%s; nothing added", problem)
+	}
 
 	k := state.Key{Provider: in.Provider, Name: in.Name, Secret: secret, RPM: in.RPM, TPM: in.TPM,
-		MaxConcurrent: in.MaxConcurrent, RPD: in.RPD, TPD: in.TPD, Weight: in.Weight, Models: in.Models}
+		MaxConcurrent: in.MaxConcurrent, RPD: in.RPD, TPD: in.TPD, Weight: in.Weight, Models: in.Models, Tags: in.Tags}
+	if in.Check {
+		v := checkKey(ctx, prov, k)
+		switch v.Result {
+		case "valid":
+		case "invalid":
+			return &Error{Err: fmt.Errorf("%s refused the key (%s); nothing added", in.Provider, v.Detail),
+				Hint: "check that it is the whole key, and not revoked", Code: ExitKeyInvalid}
+		default:
+			s.info("warning: the check said %s (%s); adding it all the same", v.Result, v.Detail)
+		}
+	}
 	line, err := state.AddKey(in.Keyfile, k)
 	if err != nil {
 		return err
 	}
+	if in.JSON {
+		json.NewEncoder(s.Out).Encode(map[string]any{"provider": in.Provider, "name": in.Name, "line": line, "keyfile": in.Keyfile})
+	}
 	s.info("added %s (%s) to %s:%d", ref, state.Mask(secret), in.Keyfile, line)
+	fmt.Fprintf(s.Err, "next: llmkey test %s, then llmkey exec -- TOOL\n", ref)
 	return nil
 }
 

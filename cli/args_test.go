@@ -66,7 +66,9 @@ func TestArgumentForms(t *testing.T) {
 		want string // in stderr
 	}{
 		{[]string{"rm", "openai"}, ExitUsage, `"openai" is not PROVIDER/NAME`},
-		{[]string{"rm", "openai/work", "extra"}, ExitUsage, "too many arguments (2 given, at most 1)"},
+		{[]string{"rm", "openai", "work", "extra"}, ExitUsage, "too many arguments (3 given, at most 2)"},
+		{[]string{"rm", "openai/work", "extra"}, ExitUsage, `"openai/work/extra" is not PROVIDER/NAME`},
+		{[]string{"--keyfile", kf, "rm", "--force", "openai", "work"}, ExitKeyfile, "does not exist"},
 		{[]string{"rm"}, ExitUsage, "rm: missing argument"},
 		{[]string{"--keyfile", kf, "rm", "openai/work", "--force"}, ExitKeyfile, "does not exist"},
 		{[]string{"rm", "--keyfile", kf, "--force", "openai/work"}, ExitKeyfile, "does not exist"},

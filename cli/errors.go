@@ -18,6 +18,11 @@ const (
 	ExitUsage      = 2 // bad command line
 	ExitNotRunning = 3 // the daemon is not running (status, and commands that must not start it)
 	ExitKeyfile    = 4 // the keyfile is missing, unsafe (permissions, owner) or invalid
+	// test: the worst of the keys tested
+	ExitKeyInvalid     = 10
+	ExitKeyQuota       = 11
+	ExitKeyRateLimited = 12
+	ExitKeyUnreachable = 13
 	// exec's own failures, as env(1) and shells report them
 	ExitCommandCannotRun = 126
 	ExitCommandNotFound  = 127
@@ -34,6 +39,10 @@ var ExitCodeDoc = []struct {
 	{ExitUsage, "the command line is wrong: unknown command or flag, missing or extra arguments"},
 	{ExitNotRunning, "the daemon is not running (status never starts it)"},
 	{ExitKeyfile, "the keyfile is missing, readable by others, owned by someone else, or invalid; the message names the line"},
+	{ExitKeyInvalid, "test: a key is invalid (the provider refuses it); add --check: the key was not added"},
+	{ExitKeyQuota, "test: a key is out of quota or credit"},
+	{ExitKeyRateLimited, "test: a key is rate limited now"},
+	{ExitKeyUnreachable, "test: the provider could not be reached"},
 	{ExitCommandCannotRun, "exec: the command was found but could not be run"},
 	{ExitCommandNotFound, "exec: the command was not found"},
 	{ExitInterrupted, "interrupted at a prompt (Ctrl-C)"},

@@ -65,13 +65,18 @@ func RmCommand(ctx context.Context, in RmCommandInput, s Streams) error {
 	return nil
 }
 
-// keyRefArgs reads the one PROVIDER/NAME argument of rm, enable, disable
-// and reset, and the paths it refers to.
+// keyRefArgs reads the key argument of rm, set, enable, disable and
+// reset, written PROVIDER/NAME or PROVIDER NAME, and the paths it refers
+// to.
 func keyRefArgs(c *ucli.Context) (provider, name string, p state.Paths, err error) {
-	if err = wantArgs(c, 1, 1); err != nil {
+	if err = wantArgs(c, 1, 2); err != nil {
 		return
 	}
-	if provider, name, err = parseRef(c.Args().First()); err != nil {
+	ref := c.Args().First()
+	if c.NArg() == 2 {
+		ref += "/" + c.Args().Get(1)
+	}
+	if provider, name, err = parseRef(ref); err != nil {
 		return
 	}
 	p, err = resolvePaths(c)

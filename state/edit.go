@@ -138,31 +138,126 @@ func removeKey(path string, data []byte, provider, name string, confirm func(Key
 func FormatKey(k Key) string {
 	var b strings.Builder
 	b.WriteString("[[key]]\n")
-	v := reflect.ValueOf(k)
-	for i, f := range keyFields {
-		name, fv := fieldName(f), v.Field(i)
-		switch f.Type.Kind() {
-		case reflect.String:
-			if fv.String() != "" || i < 3 { // provider, name and secret always
-				fmt.Fprintf(&b, "%s = %s\n", name, tomlString(fv.String()))
-			}
-		case reflect.Int:
-			if n := fv.Int(); n != 0 {
-				fmt.Fprintf(&b, "%s = %d\n", name, n)
-			}
-		case reflect.Slice:
-			if fv.Len() > 0 {
-				q := make([]string, fv.Len())
-				for j := range q {
-					q[j] = tomlString(fv.Index(j).String())
-				}
-				fmt.Fprintf(&b, "%s = [%s]\n", name, strings.Join(q, ", "))
-			}
-		default:
-			panic("FormatKey: a Key field of kind " + f.Type.Kind().String())
+	for i := range keyFields {
+		if line, ok := fieldLine(k, i); ok {
+			b.WriteString(line + "\n")
 		}
 	}
 	return b.String()
+}
+
+// fieldLine is the line that sets k's i-th field, and whether it has one
+// (zero limits, empty lists and empty optional strings have none).
+func fieldLine(k Key, i int) (string, bool) {
+	f, fv := keyFields[i], reflect.ValueOf(k).Field(i)
+	name := fieldName(f)
+	switch f.Type.Kind() {
+	case reflect.String:
+		if fv.String() != "" || i < 3 { // provider, name and secret always
+			return fmt.Sprintf("%s = %s", name, tomlString(fv.String())), true
+		}
+	case reflect.Int:
+		if n := fv.Int(); n != 0 {
+			return fmt.Sprintf("%s = %d", name, n), true
+		}
+	case reflect.Slice:
+		if fv.Len() > 0 {
+			q := make([]string, fv.Len())
+			for j := range q {
+				q[j] = tomlString(fv.Index(j).String())
+			}
+			return fmt.Sprintf("%s = [%s]", name, strings.Join(q, ", ")), true
+		}
+	default:
+		panic("FormatKey: a Key field of kind " + f.Type.Kind().String())
+	}
+	return "", false
+}
+
+// SetKey changes the key PROVIDER/NAME in place: change edits a copy of
+// it, and only the lines of the fields that changed are rewritten (a
+// field set anew goes at the end of the block, one unset is removed);
+// every other byte of the file stays. It returns the key before and
+// after.
+func SetKey(path, provider, name string, change func(k *Key) error) (before, after Key, err error) {
+	err = editKeyfile(path, false, func(data []byte) ([]byte, error) {
+		cfg, lay, err := decode(path, data)
+		if err == nil {
+			err = validate(cfg, lay)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("the keyfile has a problem to fix first: %w", err)
+		}
+		i := cfg.Find(provider, name)
+		if i < 0 {
+			return nil, &NotFoundError{Ref: provider + "/" + name, Path: path}
+		}
+		blocks := lay.keyBlocks()
+		if len(blocks) != len(cfg.Keys) {
+			return nil, &KeyfileError{Path: path, Msg: "keys are defined inline (key = [...]), not as [[key]] tables", Hint: "edit the key by hand"}
+		}
+		before, after = cfg.Keys[i], cfg.Keys[i]
+		if err := change(&after); err != nil {
+			return nil, err
+		}
+		after.Provider, after.Name = provider, name
+		sec := blocks[i]
+		replace := map[int]string{} // line -> its new text ("\x00": removed)
+		var added []string
+		for f := range keyFields {
+			oldLine, _ := fieldLine(before, f)
+			newLine, has := fieldLine(after, f)
+			if oldLine == newLine {
+				continue
+			}
+			at, ok := sec.keys[fieldName(keyFields[f])]
+			switch {
+			case ok:
+				end := at
+				for end+1 < len(lay.lines) && lay.kinds[end+1] == lineContinuation {
+					end++
+					replace[end] = "\x00"
+				}
+				replace[at] = "\x00"
+				if has {
+					replace[at] = newLine
+				}
+			case has:
+				added = append(added, newLine)
+			}
+		}
+		var out strings.Builder
+		for l := range lay.lines {
+			text := lay.lines[l]
+			if r, ok := replace[l]; ok {
+				text = r
+			}
+			if text != "\x00" {
+				out.WriteString(text)
+				if l+1 < len(lay.lines) || lay.trailingNewline {
+					out.WriteByte('\n')
+				}
+			}
+			if l == sec.end {
+				if !lay.trailingNewline && l+1 == len(lay.lines) && len(added) > 0 {
+					out.WriteByte('\n')
+				}
+				for _, a := range added {
+					out.WriteString(a + "\n")
+				}
+			}
+		}
+		res := []byte(out.String())
+		cfg2, err := Parse(path, res)
+		if err != nil {
+			return nil, fmt.Errorf("refusing to change %s: %w", after.Ref(), err)
+		}
+		if j := cfg2.Find(provider, name); j < 0 || !reflect.DeepEqual(cfg2.Keys[j], after) {
+			return nil, fmt.Errorf("internal error: the edit of %s did not read back as written; nothing was changed", after.Ref())
+		}
+		return res, nil
+	})
+	return before, after, err
 }
 
 // tomlString quotes s as a TOML basic string.

@@ -272,3 +272,40 @@ func TestEditThroughSymlink(t *testing.T) {
 		t.Fatalf("the linked file was not edited:\n%s", data)
 	}
 }
+
+// set changes only the lines of the fields that changed: a limit
+// rewritten where it is, a new one at the end of its block, one set to 0
+// removed; comments, other keys and other fields keep every byte.
+func TestSetKeyInPlace(t *testing.T) {
+	src := "# my keys\n[[key]]\nprovider = \"openai\"   # work\nname = \"a\"\nsecret = \"sk-aaaaaaaaaaaaaaaaaaaaaaaa\"\nrpm = 60 # careful\nmodels = [\n  \"gpt-4o\",\n]\n\n[[key]]\nprovider = \"openai\"\nname = \"b\"\nsecret = \"sk-bbbbbbbbbbbbbbbbbbbbbbbb\"\n"
+	path := filepath.Join(t.TempDir(), "keys.toml")
+	os.WriteFile(path, []byte(src), 0o600)
+	_, after, err := SetKey(path, "openai", "a", func(k *Key) error {
+		k.RPM, k.TPM, k.Models, k.Tags = 120, 1000, nil, []string{"work"}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	got, _ := os.ReadFile(path)
+	want := "# my keys\n[[key]]\nprovider = \"openai\"   # work\nname = \"a\"\nsecret = \"sk-aaaaaaaaaaaaaaaaaaaaaaaa\"\nrpm = 120\ntpm = 1000\ntags = [\"work\"]\n\n[[key]]\nprovider = \"openai\"\nname = \"b\"\nsecret = \"sk-bbbbbbbbbbbbbbbbbbbbbbbb\"\n"
+	if string(got) != want {
+		t.Errorf("after set:\n%s\nwant:\n%s", got, want)
+	}
+	if after.RPM != 120 || after.TPM != 1000 {
+		t.Errorf("after: %+v", after)
+	}
+	// Changing nothing changes no byte; the other key's limit goes at
+	// the end of its block, at the end of the file.
+	SetKey(path, "openai", "a", func(*Key) error { return nil })
+	if again, _ := os.ReadFile(path); string(again) != want {
+		t.Errorf("a set that changes nothing changed:\n%s", again)
+	}
+	SetKey(path, "openai", "b", func(k *Key) error { k.RPD = 5; return nil })
+	if b, _ := os.ReadFile(path); string(b) != want+"rpd = 5\n" {
+		t.Errorf("a new field on the last key:\n%s", b)
+	}
+	if _, _, err := SetKey(path, "openai", "c", func(*Key) error { return nil }); err == nil {
+		t.Error("set of a key that is not there")
+	}
+}

@@ -85,6 +85,19 @@ type Limit struct {
 	Max   int // the largest value the keyfile may give it
 }
 
+// SetLimit sets k's number of that keyfile name; it reports whether k
+// has one.
+func (k *Key) SetLimit(field string, v int) bool {
+	rv := reflect.ValueOf(k).Elem()
+	for i, f := range keyFields {
+		if f.Type.Kind() == reflect.Int && fieldName(f) == field {
+			rv.Field(i).SetInt(int64(v))
+			return true
+		}
+	}
+	return false
+}
+
 // Limits are k's numbers, in keyfile order.
 func (k Key) Limits() []Limit {
 	v := reflect.ValueOf(k)

@@ -3,6 +3,8 @@ package state
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"fmt"
+	"regexp"
 	"strings"
 )
 
@@ -38,4 +40,40 @@ func Mask(secret string) string {
 func Fingerprint(secret string) string {
 	sum := sha256.Sum256([]byte(secret))
 	return hex.EncodeToString(sum[:6])
+}
+
+// keyPrefixes are the prefixes by which a key tells its provider.
+var keyPrefixes = []struct{ prefix, provider string }{
+	{"sk-ant-", "anthropic"}, {"sk-or-", "openrouter"}, {"AIza", "gemini"}, {"gsk_", "groq"}, {"xai-", "xai"},
+}
+
+var envLine = regexp.MustCompile(`^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=`)
+
+// SecretProblem says what is plainly wrong with secret as a key of
+// provider (kind: its wire format), with a hint; "" when nothing is. A
+// person may insist (add --force) on a key of an unusual shape.
+func SecretProblem(provider string, kind Kind, secret string) (problem, hint string) {
+	switch {
+	case envLine.MatchString(secret):
+		return "this is a NAME=value line, not a key", "paste the value alone, or import it: llmkey import --from-env (or llmkey import FILE for a .env file)"
+	case strings.HasPrefix(secret, TokenPrefix), strings.HasPrefix(secret, "llmk-scoped-"):
+		return "this is an llmkey token, not a provider's key", "add the key the provider issued"
+	case len(secret) < 20:
+		return fmt.Sprintf("%d characters is too short for an API key", len(secret)), "paste the whole key, or pass --force if it really is one"
+	}
+	for _, p := range keyPrefixes {
+		if strings.HasPrefix(secret, p.prefix) && p.provider != provider {
+			if _, builtin := builtins[provider]; builtin {
+				return fmt.Sprintf("this looks like a %s key (%s...), not a %s one", p.provider, p.prefix, provider),
+					fmt.Sprintf("llmkey add %s NAME, or pass --force to add it under %s anyway", p.provider, provider)
+			}
+		}
+	}
+	if kind == KindGemini && strings.HasPrefix(secret, "sk-") {
+		return "this looks like an OpenAI-style key (sk-...), not a Gemini one (AIza...)", "pass --force to add it anyway"
+	}
+	if kind == KindAnthropic && provider == "anthropic" && strings.HasPrefix(secret, "sk-") && !strings.HasPrefix(secret, "sk-ant-") {
+		return "this looks like an OpenAI key (sk-...), not an Anthropic one (sk-ant-...)", "llmkey add openai NAME, or pass --force to add it anyway"
+	}
+	return "", ""
 }

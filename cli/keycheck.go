@@ -1,0 +1,154 @@
+package cli
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+	"net/http"
+	"strings"
+	"text/tabwriter"
+	"time"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
+)
+
+// TestCommandInput is what "llmkey test" was asked to do.
+type TestCommandInput struct {
+	Paths    state.Paths
+	Provider string // empty: every key
+	Name     string // empty: every key of Provider
+	JSON     bool
+}
+
+// keyVerdict is what one cheap call said of a key.
+type keyVerdict struct {
+	Provider string `json:"provider"`
+	Name     string `json:"name"`
+	Result   string `json:"result"` // valid, invalid, out-of-quota, rate-limited, unreachable, error
+	Detail   string `json:"detail,omitempty"`
+	code     int
+}
+
+func ConfigureTestCommand(app *ucli.App) {
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:      "test",
+		Usage:     "make one cheap call with a key (or each) and say whether it works",
+		ArgsUsage: "[PROVIDER[/NAME]]",
+		Description: "Lists the provider's models with exactly that key, straight from this command (not through the daemon, " +
+			"so no other key stands in), and says valid, invalid, out of quota, rate limited or unreachable. Exit 0 when every " +
+			"key tested is valid; else the worst: 10 invalid, 11 out of quota, 12 rate limited, 13 unreachable.",
+		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Action: func(c *ucli.Context) error {
+			if err := wantArgs(c, 0, 2); err != nil {
+				return err
+			}
+			p, err := resolvePaths(c)
+			if err != nil {
+				return err
+			}
+			in := TestCommandInput{Paths: p, JSON: c.Bool("json")}
+			if c.NArg() == 2 {
+				in.Provider, in.Name = c.Args().Get(0), c.Args().Get(1)
+			} else if c.NArg() == 1 {
+				in.Provider, in.Name, _ = strings.Cut(c.Args().First(), "/")
+			}
+			return TestCommand(c.Context, in, streams(c))
+		},
+	})
+}
+
+// TestCommand checks the keys chosen, one call each.
+func TestCommand(ctx context.Context, in TestCommandInput, s Streams) error {
+	cfg, err := state.Load(in.Paths.Keyfile)
+	if err != nil {
+		return err
+	}
+	var out []keyVerdict
+	for _, k := range cfg.Keys {
+		if (in.Provider != "" && k.Provider != in.Provider) || (in.Name != "" && k.Name != in.Name) {
+			continue
+		}
+		p, _ := cfg.Provider(k.Provider)
+		out = append(out, checkKey(ctx, p, k))
+	}
+	if len(out) == 0 {
+		return fail("'llmkey list' shows the keys", "no key matches %s", strings.TrimSuffix(in.Provider+"/"+in.Name, "/"))
+	}
+	worst := ExitOK
+	for _, v := range out {
+		worst = max(worst, v.code)
+	}
+	if in.JSON {
+		enc := json.NewEncoder(s.Out)
+		enc.SetIndent("", "  ")
+		enc.Encode(out)
+	} else {
+		tw := tabwriter.NewWriter(s.Out, 0, 0, 2, ' ', 0)
+		for _, v := range out {
+			fmt.Fprintf(tw, "%s/%s\t%s\t%s\n", v.Provider, v.Name, v.Result, termSafe(v.Detail))
+		}
+		tw.Flush()
+	}
+	if worst != ExitOK {
+		return &Error{Err: errSilent, Code: worst}
+	}
+	return nil
+}
+
+// checkKey lists p's models with k, and says what the answer means.
+func checkKey(ctx context.Context, p state.Provider, k state.Key) keyVerdict {
+	v := keyVerdict{Provider: k.Provider, Name: k.Name}
+	url := p.BaseURL + "/models"
+	switch p.Kind {
+	case state.KindAnthropic:
+		url = p.BaseURL + "/v1/models"
+	case state.KindGemini:
+		url = p.BaseURL + "/v1beta/models"
+	}
+	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
+	defer cancel()
+	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
+	req.Header.Set(wire.AuthHeader(p.Kind), wire.AuthValue(p.Kind, k.Secret))
+	if p.Kind == state.KindAnthropic {
+		req.Header.Set("Anthropic-Version", "2023-06-01")
+	}
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		v.Result, v.Detail, v.code = "unreachable", redactSecret(err.Error(), k.Secret), ExitKeyUnreachable
+		return v
+	}
+	defer resp.Body.Close()
+	body, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
+	o := wire.Classify(p.Kind, resp.StatusCode, resp.Header, []byte(redactSecret(string(body), k.Secret)), time.Now())
+	v.Detail = redactSecret(o.Reason, k.Secret)
+	switch o.Class {
+	case rotate.Success:
+		v.Result, v.Detail = "valid", ""
+	case rotate.InvalidKey, rotate.Forbidden:
+		v.Result, v.code = "invalid", ExitKeyInvalid
+	case rotate.Quota:
+		v.Result, v.code = "out-of-quota", ExitKeyQuota
+		if !o.Until.IsZero() {
+			v.Detail += "; back at " + o.Until.UTC().Format("2006-01-02 15:04 UTC")
+		}
+	case rotate.RateLimited:
+		v.Result, v.code = "rate-limited", ExitKeyRateLimited
+	case rotate.Transport, rotate.Overloaded, rotate.ServerError:
+		v.Result, v.code = "unreachable", ExitKeyUnreachable
+	default:
+		v.Result, v.code = "error", ExitFailure
+	}
+	return v
+}
+
+func redactSecret(s, secret string) string {
+	if secret == "" {
+		return s
+	}
+	return strings.ReplaceAll(s, secret, state.Mask(secret))
+}

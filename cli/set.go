@@ -1,0 +1,142 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// SetCommandInput is what "llmkey set PROVIDER/NAME" was asked to do:
+// the limits given (nil: unchanged), tags, a new secret.
+type SetCommandInput struct {
+	Keyfile        string
+	Provider, Name string
+	Limits         map[string]int // by keyfile name: rpm, tpm, ...
+	Tags           []string       // replaces the key's; nil: unchanged
+	Models         []string
+	Secret         bool // read a new secret, as add does
+	Force          bool
+}
+
+func ConfigureSetCommand(app *ucli.App) {
+	flags := []ucli.Flag{
+		&ucli.StringSliceFlag{Name: "tag", Usage: "the key's tags become `TAG`s (repeatable; --tag '' clears them)"},
+		&ucli.StringSliceFlag{Name: "models", Usage: "the key serves only these models (`GLOB`s; --models '' clears them)"},
+		&ucli.BoolFlag{Name: "secret", Usage: "replace the secret: typed without echo, or piped on standard input"},
+		&ucli.BoolFlag{Name: "force", Usage: "take a secret even if it does not look like this provider's key"},
+	}
+	for _, l := range (state.Key{}).Limits() {
+		flags = append(flags, &ucli.IntFlag{Name: strings.ReplaceAll(l.Field, "_", "-"), Usage: "set " + l.Field + " to `N` (0: no limit)"})
+	}
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:      "set",
+		Usage:     "change a key's limits, tags or secret in place",
+		ArgsUsage: "PROVIDER/NAME",
+		Description: "Rewrites only the lines of the fields that change; every other byte of the keyfile stays. " +
+			"The daemon picks the change up within a moment.",
+		Flags:        flags,
+		BashComplete: completeKeyRefs,
+		Action: func(c *ucli.Context) error {
+			provider, name, p, err := keyRefArgs(c)
+			if err != nil {
+				return err
+			}
+			in := SetCommandInput{Keyfile: p.Keyfile, Provider: provider, Name: name, Limits: map[string]int{}, Secret: c.Bool("secret"), Force: c.Bool("force")}
+			for _, l := range (state.Key{}).Limits() {
+				if flag := strings.ReplaceAll(l.Field, "_", "-"); c.IsSet(flag) {
+					in.Limits[l.Field] = c.Int(flag)
+				}
+			}
+			if c.IsSet("tag") {
+				in.Tags = splitList(c.StringSlice("tag"))
+			}
+			if c.IsSet("models") {
+				in.Models = splitList(c.StringSlice("models"))
+			}
+			return SetCommand(c.Context, in, streams(c))
+		},
+	})
+}
+
+// splitList is a repeatable list flag's values, commas split, empty
+// ones dropped, never nil.
+func splitList(vs []string) []string {
+	out := []string{}
+	for _, v := range vs {
+		for _, p := range strings.Split(v, ",") {
+			if p = strings.TrimSpace(p); p != "" {
+				out = append(out, p)
+			}
+		}
+	}
+	return out
+}
+
+// SetCommand changes one key in place.
+func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
+	if len(in.Limits) == 0 && in.Tags == nil && in.Models == nil && !in.Secret {
+		return usageError("give what to change, e.g. llmkey set "+in.Provider+"/"+in.Name+" --rpm 60 (see llmkey help set)", "set: nothing to change")
+	}
+	cfg, err := state.Load(in.Keyfile)
+	if err != nil {
+		return err
+	}
+	if cfg.Find(in.Provider, in.Name) < 0 {
+		return &state.NotFoundError{Ref: in.Provider + "/" + in.Name, Path: in.Keyfile}
+	}
+	for f, v := range in.Limits {
+		if v < 0 {
+			return usageError("use 0 for no limit", "--%s must not be negative", strings.ReplaceAll(f, "_", "-"))
+		}
+	}
+	secret := ""
+	if in.Secret {
+		ref := in.Provider + "/" + in.Name
+		if secret, err = readSecret(s.In, s.Err, fmt.Sprintf("new secret for %s (input hidden): ", ref)); err != nil {
+			return err
+		}
+		prov, _ := cfg.Provider(in.Provider)
+		if secret == "" {
+			return fail("type or pipe the new key", "no secret given; nothing changed")
+		}
+		if problem, hint := state.SecretProblem(in.Provider, prov.Kind, secret); problem != "" && !in.Force {
+			return usageError(hint, "%s; nothing changed", problem)
+		}
+	}
+	before, after, err := state.SetKey(in.Keyfile, in.Provider, in.Name, func(k *state.Key) error {
+		for _, l := range k.Limits() {
+			if v, ok := in.Limits[l.Field]; ok {
+				k.SetLimit(l.Field, v)
+			}
+		}
+		if in.Tags != nil {
+			k.Tags = in.Tags
+			if len(k.Tags) == 0 {
+				k.Tags = nil
+			}
+		}
+		if in.Models != nil {
+			k.Models = in.Models
+			if len(k.Models) == 0 {
+				k.Models = nil
+			}
+		}
+		if secret != "" {
+			k.Secret = secret
+		}
+		return nil
+	})
+	if err != nil {
+		return err
+	}
+	changed := limits(before) + " -> " + limits(after)
+	if secret != "" {
+		changed += fmt.Sprintf("; secret %s -> %s", state.Mask(before.Secret), state.Mask(after.Secret))
+	}
+	s.info("changed %s/%s in %s: %s", in.Provider, in.Name, in.Keyfile, changed)
+	return nil
+}
