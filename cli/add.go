@@ -11,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/secrets"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -30,6 +31,9 @@ type AddCommandInput struct {
 	// it first and refuses it when the provider does; JSON prints what
 	// was added for a script.
 	Force, Check, JSON bool
+	// Keychain stores the secret in the OS keychain and only
+	// keychain = true in the keyfile.
+	Keychain bool
 }
 
 func ConfigureAddCommand(app *ucli.App) {
@@ -54,6 +58,7 @@ func ConfigureAddCommand(app *ucli.App) {
 			&ucli.BoolFlag{Name: "check", Usage: "make one call with the key first, and refuse it if the provider does"},
 			&ucli.BoolFlag{Name: "force", Usage: "add a secret even if it does not look like this provider's key"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the key added (provider, name, line) as JSON"},
+			&ucli.BoolFlag{Name: "keychain", Usage: "keep the secret in the OS keychain; the keyfile gets keychain = true"},
 		},
 		BashComplete: completeProviders,
 		Action: func(c *ucli.Context) error {
@@ -68,7 +73,7 @@ func ConfigureAddCommand(app *ucli.App) {
 				Keyfile: p.Keyfile, Provider: c.Args().Get(0), Name: c.Args().Get(1),
 				RPM: c.Int("rpm"), TPM: c.Int("tpm"), MaxConcurrent: c.Int("max-concurrent"), Weight: c.Int("weight"),
 				RPD: c.Int("rpd"), TPD: c.Int("tpd"), Tags: c.StringSlice("tag"),
-				Force: c.Bool("force"), Check: c.Bool("check"), JSON: c.Bool("json"),
+				Force: c.Bool("force"), Check: c.Bool("check"), JSON: c.Bool("json"), Keychain: c.Bool("keychain"),
 			}
 			for _, m := range c.StringSlice("models") {
 				for _, part := range strings.Split(m, ",") {
@@ -155,8 +160,17 @@ func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 			s.info("warning: the check said %s (%s); adding it all the same", v.Result, v.Detail)
 		}
 	}
+	if in.Keychain {
+		if err := secrets.Store(k, secret); err != nil {
+			return fail("unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run), or add the key without --keychain", "%v; nothing added", err)
+		}
+		k.Secret, k.Keychain = "", true
+	}
 	line, err := state.AddKey(in.Keyfile, k)
 	if err != nil {
+		if in.Keychain {
+			secrets.Delete(k)
+		}
 		return err
 	}
 	if in.JSON {

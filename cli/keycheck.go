@@ -12,6 +12,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/secrets"
 	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
@@ -74,6 +75,12 @@ func TestCommand(ctx context.Context, in TestCommandInput, s Streams) error {
 			continue
 		}
 		p, _ := cfg.Provider(k.Provider)
+		secret, err := secrets.Read(ctx, k)
+		if err != nil {
+			out = append(out, keyVerdict{Provider: k.Provider, Name: k.Name, Result: "unreadable", Detail: err.Error(), code: ExitFailure})
+			continue
+		}
+		k.Secret = secret
 		out = append(out, checkKey(ctx, p, k))
 	}
 	if len(out) == 0 {

@@ -88,7 +88,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 	}
 	out := listOutput{Keyfile: in.Keyfile, Keys: []listedKey{}}
 	// Live state comes from a running daemon; list never starts one.
-	live := map[string]control.KeyStatus{}
+	live, liveByRef := map[string]control.KeyStatus{}, map[string]control.KeyStatus{}
 	other := false // the daemon serves another keyfile: its state is not these keys'
 	if st, err := control.NewClient(in.Paths).Status(ctx); err == nil && st.Running {
 		out.Daemon.Running = true
@@ -99,6 +99,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 		for p, ps := range st.Providers {
 			for _, k := range ps.Keys {
 				live[p+"/"+k.Name+"@"+k.Fingerprint] = k
+				liveByRef[p+"/"+k.Name] = k
 			}
 		}
 	}
@@ -115,8 +116,15 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 			if models == nil {
 				models = []string{}
 			}
+			masked, fp := state.Mask(k.Secret), state.Fingerprint(k.Secret)
+			switch {
+			case k.Keychain:
+				masked, fp = "(keychain)", ""
+			case len(k.SecretCmd) > 0:
+				masked, fp = "(secret_cmd)", ""
+			}
 			lk := listedKey{
-				Provider: k.Provider, Name: k.Name, MaskedSecret: state.Mask(k.Secret), Fingerprint: state.Fingerprint(k.Secret),
+				Provider: k.Provider, Name: k.Name, MaskedSecret: masked, Fingerprint: fp,
 				State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
 				Organization: k.Organization, Project: k.Project, Tags: append([]string{}, k.Tags...), limits: limits(k),
@@ -128,7 +136,14 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 				lk.Reason = "the daemon serves another keyfile (" + out.Daemon.Keyfile + ")"
 			} else if out.Daemon.Running {
 				lk.State, lk.Reason = "unknown", "not loaded by the daemon yet"
-				if ks, ok := live[k.Ref()+"@"+lk.Fingerprint]; ok {
+				ks, ok := live[k.Ref()+"@"+lk.Fingerprint]
+				if fp == "" { // the daemon read the secret; this command did not
+					ks, ok = liveByRef[k.Ref()]
+				}
+				if ok {
+					if lk.Fingerprint == "" {
+						lk.Fingerprint = ks.Fingerprint
+					}
 					lk.State, lk.Reason, lk.CooldownSeconds, lk.Until = ks.State, ks.Reason, ks.CooldownSeconds, ks.Until
 					lk.InFlight, lk.RequestsToday, lk.TokensToday, lk.RecentFailures = ks.InFlight, ks.RequestsToday, ks.TokensToday, ks.Failures
 				}

@@ -7,6 +7,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/secrets"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -20,6 +21,9 @@ type SetCommandInput struct {
 	Models         []string
 	Secret         bool // read a new secret, as add does
 	Force          bool
+	// Keychain moves the secret (the one in the keyfile, or the new one)
+	// into the OS keychain.
+	Keychain bool
 }
 
 func ConfigureSetCommand(app *ucli.App) {
@@ -28,6 +32,7 @@ func ConfigureSetCommand(app *ucli.App) {
 		&ucli.StringSliceFlag{Name: "models", Usage: "the key serves only these models (`GLOB`s; --models '' clears them)"},
 		&ucli.BoolFlag{Name: "secret", Usage: "replace the secret: typed without echo, or piped on standard input"},
 		&ucli.BoolFlag{Name: "force", Usage: "take a secret even if it does not look like this provider's key"},
+		&ucli.BoolFlag{Name: "keychain", Usage: "move the secret out of the keyfile into the OS keychain"},
 	}
 	for _, l := range (state.Key{}).Limits() {
 		flags = append(flags, &ucli.IntFlag{Name: strings.ReplaceAll(l.Field, "_", "-"), Usage: "set " + l.Field + " to `N` (0: no limit)"})
@@ -45,7 +50,7 @@ func ConfigureSetCommand(app *ucli.App) {
 			if err != nil {
 				return err
 			}
-			in := SetCommandInput{Keyfile: p.Keyfile, Provider: provider, Name: name, Limits: map[string]int{}, Secret: c.Bool("secret"), Force: c.Bool("force")}
+			in := SetCommandInput{Keyfile: p.Keyfile, Provider: provider, Name: name, Limits: map[string]int{}, Secret: c.Bool("secret"), Force: c.Bool("force"), Keychain: c.Bool("keychain")}
 			for _, l := range (state.Key{}).Limits() {
 				if flag := strings.ReplaceAll(l.Field, "_", "-"); c.IsSet(flag) {
 					in.Limits[l.Field] = c.Int(flag)
@@ -78,7 +83,7 @@ func splitList(vs []string) []string {
 
 // SetCommand changes one key in place.
 func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
-	if len(in.Limits) == 0 && in.Tags == nil && in.Models == nil && !in.Secret {
+	if len(in.Limits) == 0 && in.Tags == nil && in.Models == nil && !in.Secret && !in.Keychain {
 		return usageError("give what to change, e.g. llmkey set "+in.Provider+"/"+in.Name+" --rpm 60 (see llmkey help set)", "set: nothing to change")
 	}
 	cfg, err := state.Load(in.Keyfile)
@@ -127,6 +132,19 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 		}
 		if secret != "" {
 			k.Secret = secret
+			if k.Keychain || len(k.SecretCmd) > 0 && !in.Keychain {
+				k.SecretCmd = nil // the new secret replaces the command
+			}
+		}
+		if in.Keychain || (k.Keychain && secret != "") {
+			plain := k.Secret
+			if plain == "" {
+				return fmt.Errorf("%s has no secret in the keyfile to move (it comes from %s)", k.Ref(), map[bool]string{true: "the keychain", false: "secret_cmd"}[k.Keychain])
+			}
+			if err := secrets.Store(*k, plain); err != nil {
+				return &Error{Err: err, Hint: "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run)", Code: ExitFailure}
+			}
+			k.Secret, k.SecretCmd, k.Keychain = "", nil, true
 		}
 		return nil
 	})
@@ -135,7 +153,10 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 	}
 	changed := limits(before) + " -> " + limits(after)
 	if secret != "" {
-		changed += fmt.Sprintf("; secret %s -> %s", state.Mask(before.Secret), state.Mask(after.Secret))
+		changed += fmt.Sprintf("; secret replaced (%s)", state.Mask(secret))
+	}
+	if after.Keychain && !before.Keychain {
+		changed += "; the secret is in the keychain now, not in the keyfile"
 	}
 	s.info("changed %s/%s in %s: %s", in.Provider, in.Name, in.Keyfile, changed)
 	return nil

@@ -190,7 +190,10 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 	if k, ok := up.Keys[v.Name]; ok {
 		ks.Fingerprint = k.Fingerprint
 	}
-	if v.State != rotate.Ready && v.Cause.NeedsUser() {
+	switch {
+	case v.State == rotate.Unavailable:
+		ks.Action = "it serves nothing until its secret can be read: unlock the keychain, or fix its secret_cmd (the daemon tries again every 30s; llmkey reload now)"
+	case v.State != rotate.Ready && v.Cause.NeedsUser():
 		ks.Action = userAction(up.Name+"/"+v.Name, v)
 	}
 	if !v.Until.IsZero() {

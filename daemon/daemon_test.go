@@ -55,7 +55,7 @@ func testDaemon(t testing.TB, upstreamURL string) *Daemon {
 		Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, &fakeClock{now: time.Date(2026, 11, 24, 12, 0, 0, 0, time.UTC)})
 	d.proxy.Token = "llmk-local-test"
 	d.mu.Lock()
-	if err := d.publish(cfg); err != nil {
+	if err := d.publish(cfg, nil); err != nil {
 		t.Fatal(err)
 	}
 	d.mu.Unlock()

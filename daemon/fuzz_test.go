@@ -31,7 +31,7 @@ func FuzzKeyfileToConfig(f *testing.F) {
 		}
 		d := newDaemon(Options{Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, &fakeClock{now: time.Unix(1_800_000_000, 0)})
 		d.mu.Lock()
-		err = d.publish(cfg)
+		err = d.publish(cfg, nil)
 		d.mu.Unlock()
 		if err != nil {
 			t.Fatalf("a valid keyfile did not load: %v\n%s", err, data)

@@ -108,6 +108,10 @@ func fileID(path string) fileIdentity {
 // serving and the error shows in status and the log.
 func (d *Daemon) reload(reason string) {
 	cfg, err := state.Load(d.opts.Paths.Keyfile)
+	var unavailable map[string]string
+	if err == nil {
+		cfg, unavailable = d.readSecrets(cfg)
+	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	if err != nil {
@@ -123,7 +127,7 @@ func (d *Daemon) reload(reason string) {
 	if cfg.Listen() != old.Config.Listen() && old.Config.Listen() != "" {
 		d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
 	}
-	if err := d.publish(cfg); err != nil {
+	if err := d.publish(cfg, unavailable); err != nil {
 		d.keyfileErr = err
 		d.log.Error("keyfile not reloaded; still serving the last good one", "reason", reason, "err", err)
 		return

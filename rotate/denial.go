@@ -49,6 +49,9 @@ func (p *Pool) deny(now time.Time, model string, tried []string, only map[string
 		candidates++
 		name := p.Name + "/" + k.spec.Name
 		switch {
+		case k.spec.Unavailable != "":
+			parked++
+			parts = append(parts, name+" unavailable: "+k.spec.Unavailable)
 		case k.disabledAt(now):
 			parked++
 			consider(k.disabledUntil)

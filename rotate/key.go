@@ -17,10 +17,15 @@ const (
 	Limited  KeyState = "limited"  // at rpm, tpm, max_concurrent or a daily budget
 	Parked   KeyState = "parked"   // invalid key, quota or billing: tried again by a probe
 	Disabled KeyState = "disabled" // by hand
+	// Unavailable: its secret could not be read (a locked keychain, a
+	// failing secret_cmd).
+	Unavailable KeyState = "unavailable"
 )
 
 // KeyStates lists every state.
-func KeyStates() []KeyState { return []KeyState{Ready, Cooling, Limited, Parked, Disabled} }
+func KeyStates() []KeyState {
+	return []KeyState{Ready, Cooling, Limited, Parked, Disabled, Unavailable}
+}
 
 // Serving reports whether a key in state s takes requests (a limited key
 // does, once its window moves on).

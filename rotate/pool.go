@@ -23,6 +23,9 @@ type KeySpec struct {
 	// Entry is the whole keyfile entry less the secret, compared to
 	// notice an edit.
 	Entry string
+	// Unavailable says why the key cannot serve at all (its secret could
+	// not be read); "" when it can.
+	Unavailable string
 }
 
 // Policy is a provider's tuning, from the keyfile.
@@ -186,7 +189,7 @@ func (p *Pool) AcquireOnly(model string, tried []string, only map[string]bool) (
 // now: the one predicate every strategy asks.
 func (p *Pool) usable(k *keyState) bool {
 	now := p.q.now
-	if !k.allows(p.q.model) || k.disabledAt(now) || (p.q.only != nil && !p.q.only[k.spec.Name]) {
+	if !k.allows(p.q.model) || k.disabledAt(now) || (p.q.only != nil && !p.q.only[k.spec.Name]) || k.spec.Unavailable != "" {
 		return false
 	}
 	for _, t := range p.q.tried {
@@ -353,6 +356,8 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 			}
 		}
 		switch {
+		case k.spec.Unavailable != "":
+			v.State, v.Reason = Unavailable, k.spec.Unavailable
 		case k.disabledAt(now):
 			v.State, v.Reason, v.Until = Disabled, "disabled by hand", k.disabledUntil
 		case k.parked:

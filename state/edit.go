@@ -152,8 +152,13 @@ func fieldLine(k Key, i int) (string, bool) {
 	f, fv := keyFields[i], reflect.ValueOf(k).Field(i)
 	name := fieldName(f)
 	switch f.Type.Kind() {
+	case reflect.Bool:
+		if fv.Bool() {
+			return name + " = true", true
+		}
 	case reflect.String:
-		if fv.String() != "" || i < 3 { // provider, name and secret always
+		// provider, name always; secret unless it comes from elsewhere
+		if fv.String() != "" || i < 2 || (i == 2 && len(k.SecretCmd) == 0 && !k.Keychain) {
 			return fmt.Sprintf("%s = %s", name, tomlString(fv.String())), true
 		}
 	case reflect.Int:

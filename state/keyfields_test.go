@@ -4,6 +4,7 @@ import (
 	"errors"
 	"reflect"
 	"slices"
+	"strings"
 	"testing"
 )
 
@@ -16,7 +17,9 @@ func fullKey() Key {
 		case reflect.Int:
 			v.Field(i).SetInt(int64(i + 1))
 		case reflect.Slice:
-			v.Field(i).Set(reflect.ValueOf([]string{"gpt-4o", "o3"}))
+			if fieldName(f) != "secret_cmd" { // one place for the secret: the plain one here
+				v.Field(i).Set(reflect.ValueOf([]string{"gpt-4o", "o3"}))
+			}
 		}
 	}
 	return k
@@ -41,6 +44,13 @@ func TestKeyFieldsAgree(t *testing.T) {
 	}
 	if !reflect.DeepEqual(cfg.Keys[0], k) {
 		t.Errorf("FormatKey then Parse: %+v, want %+v", cfg.Keys[0], k)
+	}
+	// The secret's other places.
+	for _, other := range []Key{{Provider: "openai", Name: "kc", Keychain: true}, {Provider: "openai", Name: "cmd", SecretCmd: []string{"pass", "show", "openai/cmd"}}} {
+		cfg, err := Parse("k.toml", []byte(FormatKey(other)))
+		if err != nil || !reflect.DeepEqual(cfg.Keys[0], other) || strings.Contains(FormatKey(other), "secret = ") {
+			t.Errorf("FormatKey then Parse of %+v: %v\n%s", other, err, FormatKey(other))
+		}
 	}
 	ints := 0
 	for _, f := range keyFields {

@@ -34,6 +34,11 @@ type Key struct {
 	Provider string `toml:"provider" json:"provider"`
 	Name     string `toml:"name" json:"name"`
 	Secret   string `toml:"secret" json:"-"`
+	// Or the secret comes from a command's output (argv), or the OS
+	// keychain (service "llmkey", account PROVIDER/NAME); exactly one of
+	// the three.
+	SecretCmd []string `toml:"secret_cmd" json:"secret_cmd,omitempty" spec:"-"`
+	Keychain  bool     `toml:"keychain" json:"keychain,omitempty" spec:"-"`
 	// Numbers have a largest value (max): a keyfile that passes
 	// validation must load without a huge allocation or an overflow (a
 	// key's rpm window holds a slot per request).
@@ -663,8 +668,12 @@ func validate(c *Config, lay *layout) error {
 			return bad("name", "missing name", `add name = "work" (any name unique for this provider) to this [[key]]`)
 		case !ValidName(k.Name):
 			return bad("name", fmt.Sprintf("invalid name %q", k.Name), "use letters, digits, '.', '-' and '_' (at most 64)")
-		case k.Secret == "":
-			return bad("secret", "missing or empty secret", "set secret, or add the key with: llmkey add "+k.Provider+" "+k.Name)
+		case k.Secret == "" && len(k.SecretCmd) == 0 && !k.Keychain:
+			return bad("secret", "missing or empty secret", "set secret (or secret_cmd = [...], or keychain = true), or add the key with: llmkey add "+k.Provider+" "+k.Name)
+		case boolInt(k.Secret != "")+boolInt(len(k.SecretCmd) > 0)+boolInt(k.Keychain) > 1:
+			return bad("secret", "more than one of secret, secret_cmd and keychain", "keep the one the secret comes from")
+		case len(k.SecretCmd) > 0 && k.SecretCmd[0] == "":
+			return bad("secret_cmd", "an empty command", `give the command as a list: secret_cmd = ["pass", "show", "openai/work"]`)
 		case strings.IndexFunc(k.Secret, isSpaceOrControl) >= 0:
 			return bad("secret", "secret contains spaces or control characters", "paste the key exactly as the provider issued it")
 		}

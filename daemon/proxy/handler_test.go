@@ -57,7 +57,7 @@ func (noEvents) Denied(string, rotate.DenialCode)      {}
 
 // publish makes cfg the configuration new requests take.
 func (p *testProxy) publish(cfg *state.Config) {
-	p.snap.Store(Build(cfg, func(name string) *rotate.Pool {
+	p.snap.Store(Build(cfg, nil, func(name string) *rotate.Pool {
 		if p.pools[name] == nil {
 			p.pools[name] = rotate.NewPool(name, systemClock{})
 		}

@@ -40,6 +40,8 @@ type Key struct {
 	state.Key
 	Fingerprint string
 	auth        []string // the value of the provider's auth header
+	// Unavailable says why the key's secret could not be read.
+	Unavailable string
 }
 
 // Spec is what rotation may know of the key: never the secret.
@@ -48,14 +50,16 @@ func (k Key) Spec() rotate.KeySpec {
 	entry.Secret = ""
 	return rotate.KeySpec{Name: k.Name, Fingerprint: k.Fingerprint, Weight: k.Weight, Models: k.Models,
 		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD,
-		Entry: state.FormatKey(entry)}
+		Entry: state.FormatKey(entry), Unavailable: k.Unavailable}
 }
 
-// Build makes the snapshot of cfg. pool gives each provider with keys its
+// Build makes the snapshot of cfg, whose keys hold their secrets (read
+// from where the keyfile says; unavailable names those that could not
+// be, by PROVIDER/NAME, with why). pool gives each provider with keys its
 // pool (pools outlive snapshots: a key keeps its cooldowns across
 // reloads), which Build tells its keys; latency gives its observer (nil:
 // none).
-func Build(cfg *state.Config, pool func(provider string) *rotate.Pool, latency func(provider string) Observer) *Snapshot {
+func Build(cfg *state.Config, unavailable map[string]string, pool func(provider string) *rotate.Pool, latency func(provider string) Observer) *Snapshot {
 	s := &Snapshot{Config: cfg, Providers: map[string]*Upstream{}}
 	specs := map[string][]rotate.KeySpec{}
 	for _, k := range cfg.Keys {
@@ -68,10 +72,12 @@ func Build(cfg *state.Config, pool func(provider string) *rotate.Pool, latency f
 			}
 			s.Providers[k.Provider] = u
 		}
-		key := Key{Key: k, Fingerprint: state.Fingerprint(k.Secret), auth: []string{wire.AuthValue(u.Kind, k.Secret)}}
+		key := Key{Key: k, Fingerprint: state.Fingerprint(k.Secret), auth: []string{wire.AuthValue(u.Kind, k.Secret)}, Unavailable: unavailable[k.Ref()]}
 		u.Keys[k.Name] = key
 		u.Order = append(u.Order, k.Name)
-		s.Secrets = append(s.Secrets, k.Secret)
+		if k.Secret != "" {
+			s.Secrets = append(s.Secrets, k.Secret)
+		}
 		specs[k.Provider] = append(specs[k.Provider], key.Spec())
 	}
 	for name, u := range s.Providers {

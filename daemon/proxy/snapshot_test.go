@@ -47,6 +47,8 @@ func TestKeySpecCarriesEveryField(t *testing.T) {
 			cv.SetString(cv.String() + "x")
 		case reflect.Slice:
 			cv.Set(reflect.ValueOf([]string{"o3"}))
+		case reflect.Bool:
+			cv.SetBool(!cv.Bool())
 		}
 		if (Key{Key: changed}).Spec().Entry == spec.Entry {
 			t.Errorf("a change of %s leaves the entry as it was", kt.Field(i).Name)

@@ -60,7 +60,7 @@ func TestOpenStreamStack(t *testing.T) {
 	release := make(chan struct{})
 	h := &Handler{Token: "llmk-local-test", Clock: systemClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
 		Transport: heldUpstream{release: release}, Usage: &testUsage{rows: map[state.UsageKey]state.Counts{}}, Events: noEvents{}}
-	snap := Build(cfg, func(name string) *rotate.Pool { return rotate.NewPool(name, systemClock{}) }, nil)
+	snap := Build(cfg, nil, func(name string) *rotate.Pool { return rotate.NewPool(name, systemClock{}) }, nil)
 	h.Snapshot = func() *Snapshot { return snap }
 	srv := httptest.NewServer(h)
 	defer srv.Close()

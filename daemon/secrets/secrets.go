@@ -1,0 +1,103 @@
+// Package secrets reads a key's secret where the keyfile says it lives:
+// in the keyfile itself, in the OS keychain (Secret Service on Linux,
+// Keychain on macOS: service "llmkey", account PROVIDER/NAME), or from a
+// command's output (secret_cmd: op read ..., pass show ...), run with a
+// timeout. What it reads is kept in memory only, by whoever asked.
+package secrets
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"os/exec"
+	"strings"
+	"time"
+
+	"github.com/zalando/go-keyring"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// Service is the keychain service llmkey's secrets are under.
+const Service = "llmkey"
+
+// CommandTimeout bounds a secret_cmd.
+const CommandTimeout = 10 * time.Second
+
+// Read is k's secret.
+func Read(ctx context.Context, k state.Key) (string, error) {
+	switch {
+	case k.Keychain:
+		s, err := keychainGet(ctx, k.Ref())
+		if errors.Is(err, keyring.ErrNotFound) {
+			return "", fmt.Errorf("the keychain has no secret for service %q, account %q: add it with 'llmkey set %s --secret'", Service, k.Ref(), k.Ref())
+		}
+		if err != nil {
+			return "", fmt.Errorf("the keychain could not be read (locked, or no Secret Service running?): %w", err)
+		}
+		return strings.TrimSpace(s), nil
+	case len(k.SecretCmd) > 0:
+		ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
+		defer cancel()
+		cmd := exec.CommandContext(ctx, k.SecretCmd[0], k.SecretCmd[1:]...)
+		var out, errb bytes.Buffer
+		cmd.Stdout, cmd.Stderr = &out, &errb
+		if err := cmd.Run(); err != nil {
+			if ctx.Err() != nil {
+				return "", fmt.Errorf("secret_cmd %s took longer than %s", k.SecretCmd[0], CommandTimeout)
+			}
+			// Its standard error may say why; its output is never shown.
+			why := strings.TrimSpace(errb.String())
+			if len(why) > 200 {
+				why = why[:200]
+			}
+			return "", fmt.Errorf("secret_cmd %s failed: %v: %s", k.SecretCmd[0], err, why)
+		}
+		s := strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0])
+		if s == "" {
+			return "", fmt.Errorf("secret_cmd %s printed no secret", k.SecretCmd[0])
+		}
+		return s, nil
+	}
+	return k.Secret, nil
+}
+
+// Store puts secret in the keychain for k.
+func Store(k state.Key, secret string) error {
+	if err := keyring.Set(Service, k.Ref(), secret); err != nil {
+		return fmt.Errorf("store the secret in the keychain: %w", err)
+	}
+	return nil
+}
+
+// Delete removes k's secret from the keychain; a missing one is no error.
+func Delete(k state.Key) error {
+	if err := keyring.Delete(Service, k.Ref()); err != nil && !errors.Is(err, keyring.ErrNotFound) {
+		return err
+	}
+	return nil
+}
+
+// keychainGet reads the keychain within CommandTimeout: a locked Secret
+// Service asks a prompter to unlock it, and without one it would wait
+// for ever.
+func keychainGet(ctx context.Context, account string) (string, error) {
+	type result struct {
+		s   string
+		err error
+	}
+	ch := make(chan result, 1)
+	go func() {
+		s, err := keyring.Get(Service, account)
+		ch <- result{s, err}
+	}()
+	select {
+	case r := <-ch:
+		return r.s, r.err
+	case <-time.After(CommandTimeout):
+		return "", errors.New("no answer within " + CommandTimeout.String() + " (locked, waiting for an unlock prompt?)")
+	case <-ctx.Done():
+		return "", ctx.Err()
+	}
+}
