@@ -47,6 +47,8 @@ type listedKey struct {
 	Weight          int               `json:"weight"`
 	Models          []string          `json:"models"`
 	Tags            []string          `json:"tags"`
+	SecretCmd       []string          `json:"secret_cmd,omitempty"` // where the secret comes from, if not the keyfile
+	Keychain        bool              `json:"keychain,omitempty"`
 	Organization    string            `json:"organization,omitempty"`
 	Project         string            `json:"project,omitempty"`
 
@@ -127,7 +129,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 				Provider: k.Provider, Name: k.Name, MaskedSecret: masked, Fingerprint: fp,
 				State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
-				Organization: k.Organization, Project: k.Project, Tags: append([]string{}, k.Tags...), limits: limits(k),
+				Organization: k.Organization, Project: k.Project, Tags: append([]string{}, k.Tags...), SecretCmd: k.SecretCmd, Keychain: k.Keychain, limits: limits(k),
 			}
 			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
 				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())
