@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"regexp"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -23,18 +24,19 @@ func NewApp() *ucli.App {
 		Usage:                "keep several LLM API keys per provider and rotate them behind a local proxy",
 		UsageText:            "llmkey [--keyfile FILE] COMMAND [OPTIONS] [ARGS]",
 		Version:              Version,
-		HideVersion:          true, // "llmkey version" is the one way
 		EnableBashCompletion: true,
 		Suggest:              true,
 		Flags:                []ucli.Flag{keyfileFlag([]string{"LLMKEY_KEYFILE"})},
 		ExitErrHandler:       func(*ucli.Context, error) {}, // main maps errors to exit codes
 		OnUsageError:         onUsageError,
+		CommandNotFound: func(c *ucli.Context, name string) {
+			// "llmkey help nosuch": the same refusal as "llmkey nosuch".
+			PrintError(c.App.ErrWriter, unknownCommand(c.App, name))
+			os.Exit(ExitUsage)
+		},
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				if state.LooksLikeSecret(c.Args().First()) {
-					return usageError("'llmkey help' lists the commands; clear the secret from your shell history", "unknown command (not repeated: it looks like a secret)")
-				}
-				return usageError("'llmkey help' lists the commands", "unknown command %q", c.Args().First())
+				return unknownCommand(c.App, c.Args().First())
 			}
 			return ucli.ShowAppHelp(c)
 		},
@@ -58,6 +60,7 @@ func NewApp() *ucli.App {
 	ConfigureSetCommand(app)
 	ConfigureImportCommand(app)
 	ConfigureDoctorCommand(app)
+	ConfigureLogsCommand(app)
 	ConfigureManCommand(app)
 	ConfigureCompletionCommand(app)
 	ConfigureVersionCommand(app)
@@ -92,19 +95,58 @@ func keyfileArg(c *ucli.Context) string {
 	return ""
 }
 
+// unknownCommand refuses a command name llmkey does not have, with the
+// closest one it does.
+func unknownCommand(app *ucli.App, name string) error {
+	if state.LooksLikeSecret(name) {
+		return usageError("'llmkey help' lists the commands; clear the secret from your shell history", "unknown command (not repeated: it looks like a secret)")
+	}
+	var names []string
+	for _, c := range app.Commands {
+		if !c.Hidden {
+			names = append(names, c.Names()...)
+		}
+	}
+	if s := state.Closest(name, names); s != "" {
+		return usageError(fmt.Sprintf("did you mean 'llmkey %s'? ('llmkey help' lists the commands)", s), "unknown command %q", name)
+	}
+	return usageError("'llmkey help' lists the commands", "unknown command %q", name)
+}
+
+var flagValueErr = regexp.MustCompile(`^invalid value "(.*)" for flag -+([\w-]+): (.*)$`)
+
 func onUsageError(c *ucli.Context, err error, _ bool) error {
 	topic := "llmkey help"
+	var flags []ucli.Flag
 	if c.Command != nil && c.Command.Name != "" {
 		topic += " " + c.Command.Name
+		flags = c.Command.Flags
+	} else {
+		flags = c.App.Flags
 	}
 	if name, ok := strings.CutPrefix(err.Error(), "flag provided but not defined: "); ok {
 		name = strings.TrimLeft(name, "-")
-		if len(name) > 1 {
-			name = "--" + name
-		} else {
-			name = "-" + name
+		var known []string
+		for _, f := range flags {
+			known = append(known, f.Names()...)
 		}
-		return usageError("'"+topic+"' lists the options", "unknown option %s", name)
+		dash := func(n string) string {
+			if len(n) > 1 {
+				return "--" + n
+			}
+			return "-" + n
+		}
+		if s := state.Closest(name, known); s != "" {
+			return usageError(fmt.Sprintf("did you mean %s? ('%s' lists the options)", dash(s), topic), "unknown option %s", dash(name))
+		}
+		return usageError("'"+topic+"' lists the options", "unknown option %s", dash(name))
+	}
+	if m := flagValueErr.FindStringSubmatch(err.Error()); m != nil {
+		what := "a whole number, e.g. --" + m[2] + " 60"
+		if strings.Contains(m[3], "duration") || strings.Contains(m[3], "time") {
+			what = "a duration, e.g. --" + m[2] + " 30m (s, m, h, d)"
+		}
+		return usageError("'"+topic+"' lists the options", "--%s takes %s, not %q", m[2], what, m[1])
 	}
 	return usageError("'"+topic+"' lists the options", "%v", err)
 }

@@ -5,6 +5,9 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
+
+	"github.com/llmkey/llmkey/state"
 )
 
 func TestPermuteArgs(t *testing.T) {
@@ -78,6 +81,12 @@ func TestArgumentForms(t *testing.T) {
 		{[]string{"nosuch"}, ExitUsage, `unknown command "nosuch"`},
 		{[]string{"sk-proj-aaaaaaaaaaaaaaaaaaaaaaaaaaaa"}, ExitUsage, "looks like a secret"},
 		{[]string{"add", "openai", "sk-proj-aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "--keyfile", kf}, ExitUsage, "looks like a secret"},
+		{[]string{"lsit"}, ExitUsage, "did you mean 'llmkey list'?"},
+		{[]string{"list", "--jsn"}, ExitUsage, "did you mean --json?"},
+		{[]string{"add", "--rpm", "sixty", "openai", "w"}, ExitUsage, `--rpm takes a whole number, e.g. --rpm 60, not "sixty"`},
+		{[]string{"disable", "--for", "soon", "openai/work"}, ExitUsage, `--for "soon" is not a duration`},
+		{[]string{"usage", "--since", "the-dawn"}, ExitUsage, "today or yesterday"},
+		{[]string{"env", "--shell", "csh"}, ExitUsage, `unknown shell "csh"`},
 	}
 	for _, tt := range tests {
 		_, stderr, code := run(t, tt.args...)
@@ -86,6 +95,28 @@ func TestArgumentForms(t *testing.T) {
 		}
 		if strings.Contains(stderr, "sk-proj-") {
 			t.Errorf("llmkey %s repeated the secret: %s", strings.Join(tt.args, " "), stderr)
+		}
+	}
+}
+
+func TestVersionFlag(t *testing.T) {
+	t.Setenv("LLMKEY_RUNTIME_DIR", t.TempDir())
+	out, _, code := run(t, "--version")
+	if code != 0 || !strings.HasPrefix(out, "llmkey "+Version+" (") {
+		t.Errorf("--version: %d %q", code, out)
+	}
+}
+
+func TestParseDurations(t *testing.T) {
+	now := time.Date(2026, 11, 24, 3, 0, 0, 0, time.UTC)
+	for in, want := range map[string]string{"today": "2026-11-24", "yesterday": "2026-11-23", "1d": "2026-11-23", "1d12h": "2026-11-22"} {
+		if got, err := sinceDay(in, now); err != nil || got != want {
+			t.Errorf("--since %s: %q %v, want %s", in, got, err, want)
+		}
+	}
+	for in, want := range map[string]time.Duration{"1d": 24 * time.Hour, "90s": 90 * time.Second, "2d3h": 51 * time.Hour, "15m": 15 * time.Minute} {
+		if got, err := state.ParseDuration(in); err != nil || got != want {
+			t.Errorf("ParseDuration(%s) = %v %v", in, got, err)
 		}
 	}
 }

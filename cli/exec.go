@@ -45,12 +45,19 @@ func selectionFlags() []ucli.Flag {
 		&ucli.StringSliceFlag{Name: "key", Usage: "only the key `PROVIDER/NAME` (repeatable)"},
 		&ucli.StringSliceFlag{Name: "tag", Usage: "only keys with the tag `TAG` (repeatable)"},
 		&ucli.StringFlag{Name: "label", Usage: "count the command's usage under `NAME` (usage --by label)"},
-		&ucli.DurationFlag{Name: "expires", Usage: "the scoped token ends after `DURATION`"},
+		&ucli.StringFlag{Name: "expires", Usage: "the scoped token ends after `DURATION` (e.g. 8h, 1d)"},
 	}
 }
 
 func selectionOf(c *ucli.Context) (Selection, error) {
-	sel := Selection{Tags: c.StringSlice("tag"), Label: c.String("label"), Expires: c.Duration("expires")}
+	sel := Selection{Tags: c.StringSlice("tag"), Label: c.String("label")}
+	if v := c.String("expires"); v != "" {
+		d, err := state.ParseDuration(v)
+		if err != nil || d <= 0 {
+			return sel, usageError("use a positive duration, e.g. --expires 8h or 1d", "--expires %q is not a duration", v)
+		}
+		sel.Expires = d
+	}
 	for _, k := range c.StringSlice("key") {
 		p, n, err := parseRef(k)
 		if err != nil {
@@ -95,13 +102,18 @@ func ConfigureExecCommands(app *ucli.App) {
 				"prints an object in which variables to remove are null. For each provider with a key: OPENAI_BASE_URL, " +
 				"OPENAI_API_BASE, OPENAI_API_KEY; ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (ANTHROPIC_AUTH_TOKEN removed); " +
 				"GOOGLE_GEMINI_BASE_URL, GEMINI_API_KEY (GOOGLE_API_KEY removed). Always LLMKEY_URL and LLMKEY_TOKEN.",
-			Flags: append([]ucli.Flag{noStart, &ucli.StringFlag{Name: "shell", Value: "sh", Usage: "output for `SHELL`: sh, fish or json"}}, sel...),
+			Flags: append([]ucli.Flag{noStart, &ucli.StringFlag{Name: "shell", Value: "sh", Usage: "output for `SHELL`: sh (also bash, zsh), fish or json"},
+				&ucli.BoolFlag{Name: "json", Usage: "print JSON (the same as --shell json)"}}, sel...),
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 				s, err := selectionOf(c)
 				if err != nil {
 					return err
 				}
-				return EnvCommand(c.Context, EnvCommandInput{Paths: p, NoStart: c.Bool("no-start"), Shell: c.String("shell"), Selection: s}, streams(c))
+				shell := c.String("shell")
+				if c.Bool("json") {
+					shell = "json"
+				}
+				return EnvCommand(c.Context, EnvCommandInput{Paths: p, NoStart: c.Bool("no-start"), Shell: shell, Selection: s}, streams(c))
 			}),
 		},
 	)
@@ -109,10 +121,6 @@ func ConfigureExecCommands(app *ucli.App) {
 
 // ExecCommand replaces this process with the command, under the proxy.
 func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
-	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
-	if err != nil {
-		return err
-	}
 	argv := in.Command
 	if len(argv) == 0 {
 		sh := os.Getenv("SHELL")
@@ -121,11 +129,23 @@ func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
 		}
 		argv = []string{sh}
 	}
-	warnToolSetup(s, argv[0], e.ProxyURL)
+	// Found and runnable before anything starts: a typo starts no daemon.
 	path, err := exec.LookPath(argv[0])
 	if err != nil {
+		if fi, serr := os.Stat(argv[0]); serr == nil && strings.Contains(argv[0], "/") {
+			what := "it is not executable"
+			if fi.IsDir() {
+				what = "it is a directory"
+			}
+			return &Error{Err: fmt.Errorf("cannot run %s: %s", argv[0], what), Hint: "chmod +x it, or run the right file", Code: ExitCommandCannotRun}
+		}
 		return &Error{Err: fmt.Errorf("command not found: %s", argv[0]), Hint: "check the name and your PATH", Code: ExitCommandNotFound}
 	}
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
+	if err != nil {
+		return err
+	}
+	warnToolSetup(s, argv[0], e.ProxyURL)
 	set, unset := proxyVars(e)
 	err = syscall.Exec(path, argv, mergeEnv(os.Environ(), set, unset))
 	return &Error{Err: fmt.Errorf("run %s: %w", argv[0], err), Code: ExitCommandCannotRun}
@@ -141,8 +161,12 @@ type EnvCommandInput struct {
 
 // EnvCommand prints the variables for a shell to eval.
 func EnvCommand(ctx context.Context, in EnvCommandInput, s Streams) error {
-	if in.Shell != "sh" && in.Shell != "fish" && in.Shell != "json" {
-		return usageError("choose --shell sh, fish or json", "unknown shell %q", in.Shell)
+	switch in.Shell {
+	case "bash", "zsh", "ksh", "dash":
+		in.Shell = "sh"
+	case "sh", "fish", "json":
+	default:
+		return usageError("choose --shell sh (bash, zsh), fish or json", "unknown shell %q", in.Shell)
 	}
 	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
 	if err != nil {

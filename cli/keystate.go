@@ -34,11 +34,12 @@ func configureKeyStateCommand(app *ucli.App, action, usage, desc string, flags .
 				return err
 			}
 			in := KeyStateCommandInput{Paths: p, Action: action, Provider: provider, Name: name}
-			if action == "disable" {
-				in.For = c.Duration("for")
-				if in.For < 0 {
-					return usageError("use a positive duration, e.g. --for 2h", "--for %s is negative", in.For)
+			if action == "disable" && c.String("for") != "" {
+				d, err := state.ParseDuration(c.String("for"))
+				if err != nil || d <= 0 {
+					return usageError("use a positive duration, e.g. --for 2h or --for 1d", "--for %q is not a duration", c.String("for"))
 				}
+				in.For = d
 			}
 			return KeyStateCommand(c.Context, in, streams(c))
 		},
@@ -54,7 +55,7 @@ func KeyStateCommand(ctx context.Context, in KeyStateCommandInput, s Streams) er
 		return err
 	}
 	if cfg.Find(in.Provider, in.Name) < 0 {
-		return fail("'llmkey list' shows the keys", "no key %s in %s", ref, in.Paths.Keyfile)
+		return cfg.KeyNotFound(in.Provider, in.Name)
 	}
 	if _, _, err := ensureDaemon(ctx, in.Paths); err != nil {
 		return err
@@ -96,7 +97,7 @@ func ConfigureKeyStateCommands(app *ucli.App) {
 	configureKeyStateCommand(app, "disable", "take a key out of rotation by hand",
 		"The key serves no request until 'llmkey enable', or for --for DURATION. Survives daemon restarts. "+
 			"Starts the daemon if needed.",
-		&ucli.DurationFlag{Name: "for", Usage: "re-enable by itself after `DURATION` (e.g. 30m, 2h)"})
+		&ucli.StringFlag{Name: "for", Usage: "re-enable by itself after `DURATION` (e.g. 30m, 2h, 1d)"})
 	configureKeyStateCommand(app, "reset", "forget what llmkey learned about a key",
 		"Clears the key's cooldowns, parking, backoff and recent failures. A disable by hand stays (use enable), "+
 			"and the rpm/tpm windows stay, since those requests were sent. Starts the daemon if needed.")

@@ -81,9 +81,11 @@ func manSections() []man.Section {
 		{Title: "Keyfile", Blocks: []man.Block{
 			{Text: "A TOML file with one [[key]] table per key. Built-in providers need no other table."},
 			{Pre: ExampleKeyfile},
-			{Tag: "[[key]]", Text: "provider and name (unique per provider; letters, digits, '.', '-', '_') and secret are required. " +
-				"Optional: rpm, tpm, max_concurrent (0 or absent: no limit), weight (for the weighted strategy), " +
-				"models (a list of names or globs this key may serve)."},
+			{Tag: "[[key]]", Text: "provider and name (unique per provider; letters, digits, '.', '-', '_') are required, and the secret from " +
+				"exactly one of secret, secret_cmd (a command's output: [\"pass\", \"show\", \"openai/work\"]) or keychain = true. " +
+				"Optional: rpm, tpm, max_concurrent, rpd, tpd (0 or absent: no limit; rpd and tpd per UTC day), weight (for the weighted strategy), " +
+				"models (names or globs this key may serve), tags (selections for exec --tag), organization and project (sent with this key only). " +
+				"All of its fields: " + strings.Join(state.FieldNames("key"), ", ") + "."},
 			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DefaultListen + "; \"127.0.0.1:0\" picks a free port), " +
 				"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy), " +
 				"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default 1m), " +
@@ -91,8 +93,11 @@ func manSections() []man.Section {
 				"All of its settings: " + strings.Join(state.DaemonFieldNames(), ", ") + "."},
 			{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +
 				"max_attempts 100, max_body_mb 1024, max_in_flight 1000000, durations 7 days); a larger one is an error that names the line."},
-			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy) or defines a new one, which needs " +
-				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base."},
+			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy, timeouts) or defines a new one, which needs " +
+				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base. " +
+				"Its fields: " + strings.Join(state.FieldNames("provider"), ", ") + "."},
+			{Tag: "[pricing.\"MODEL\"]", Text: "Dollars per million tokens for a model or a pattern (\"gpt-4o-*\"), over the built-in prices (of " +
+				state.BuiltinPricesAsOf + "): " + strings.Join(state.FieldNames("pricing"), ", ") + "."},
 			{Text: "Built-in providers: " + strings.Join(providers, "; ") + "."},
 			{Text: "Unknown fields, unknown providers, duplicate names, empty secrets and bad values are errors that name " +
 				"the line. The keyfile must be readable by its owner only (chmod 600), as ssh requires of private keys. " +

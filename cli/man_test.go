@@ -6,6 +6,8 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+
+	"github.com/llmkey/llmkey/state"
 )
 
 var update = flag.Bool("update", false, "rewrite man/llmkey.1 from the command tree")
@@ -30,6 +32,24 @@ func TestManPageUpToDate(t *testing.T) {
 	for _, s := range []string{".TH LLMKEY 1", ".SH EXIT STATUS", ".SH KEYFILE", "LLMKEY_KEYFILE", `.SS "llmkey add PROVIDER [NAME]"`, `\fB\-\-max\-concurrent\fR \fIN\fR`} {
 		if !strings.Contains(got, s) {
 			t.Errorf("man page lacks %q", s)
+		}
+	}
+}
+
+// The man page names every field and setting the keyfile may have: the
+// list comes from the schema, so that none can be missing.
+func TestManMentionsEverySetting(t *testing.T) {
+	page := strings.ReplaceAll(ManPage(), "\\-", "-")
+	for _, table := range []string{"key", "daemon", "provider", "pricing"} {
+		for _, f := range state.FieldNames(table) {
+			if !strings.Contains(page, f) {
+				t.Errorf("the man page does not mention %s's %s", table, f)
+			}
+		}
+	}
+	for _, c := range NewApp().Commands {
+		if !c.Hidden && !strings.Contains(page, `.SS "llmkey `+c.Name) {
+			t.Errorf("the man page has no section for %s", c.Name)
 		}
 	}
 }

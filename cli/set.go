@@ -91,7 +91,7 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 		return err
 	}
 	if cfg.Find(in.Provider, in.Name) < 0 {
-		return &state.NotFoundError{Ref: in.Provider + "/" + in.Name, Path: in.Keyfile}
+		return cfg.KeyNotFound(in.Provider, in.Name)
 	}
 	for f, v := range in.Limits {
 		if v < 0 {

@@ -40,7 +40,7 @@ func ConfigureUsageCommand(app *ucli.App) {
 			"[pricing.\"MODEL\"] tables (dollars per million tokens: input, output, cache_read, cache_write); a model " +
 			"without a price shows its cost as unknown. --json prints {source, since, by, rows: [...], total, unpriced_models}.",
 		Flags: []ucli.Flag{
-			&ucli.StringFlag{Name: "since", Usage: "only from `WHEN` on: a duration such as 7d or 36h, or a date such as 2026-11-01 (UTC)"},
+			&ucli.StringFlag{Name: "since", Usage: "only from `WHEN` on: a duration such as 7d or 36h, a date such as 2026-11-01 (UTC), today or yesterday"},
 			&ucli.StringFlag{Name: "by", Value: "key,model", Usage: "group rows by `WHAT`: key, model, day, provider, label, or several with commas"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 		},
@@ -68,21 +68,24 @@ func parseBy(s string) ([]string, error) {
 	return by, nil
 }
 
-// sinceDay turns --since into the first UTC day to count, or "".
+// sinceDay turns --since into the first UTC day to count, or "": a
+// duration (counted back to the start of that UTC day), a date, today or
+// yesterday.
 func sinceDay(s string, now time.Time) (string, error) {
-	if s == "" {
+	switch s {
+	case "":
 		return "", nil
+	case "today":
+		return state.Day(now), nil
+	case "yesterday":
+		return state.Day(now.Add(-24 * time.Hour)), nil
 	}
 	if t, err := time.Parse(state.DayFormat, s); err == nil {
 		return state.Day(t), nil
 	}
-	d, err := time.ParseDuration(s)
-	if days, ok := strings.CutSuffix(s, "d"); ok {
-		n, nerr := strconv.Atoi(days)
-		d, err = time.Duration(n)*24*time.Hour, nerr
-	}
+	d, err := state.ParseDuration(s)
 	if err != nil || d < 0 {
-		return "", usageError("--since takes a duration such as 7d or 36h, or a date such as 2026-11-01", "cannot read --since %q", s)
+		return "", usageError("--since takes a duration such as 7d or 36h, a date such as 2026-11-01, today or yesterday", "cannot read --since %q", s)
 	}
 	return state.Day(now.Add(-d)), nil
 }
@@ -96,8 +99,10 @@ type usageLine struct {
 	Day         string `json:"day,omitempty"`
 	Label       string `json:"label,omitempty"`
 	state.Counts
-	// CostUSD is null when a model in the row has no price.
+	// CostUSD is null when a model in the row has no price;
+	// CostAtLeastUSD is then what the priced part cost.
 	CostUSD        *float64 `json:"cost_usd"`
+	CostAtLeastUSD *float64 `json:"cost_at_least_usd,omitempty"`
 	UnpricedModels []string `json:"unpriced_models,omitempty"`
 }
 
@@ -206,10 +211,11 @@ func aggregate(rows []state.UsageRow, since string, by []string, pricing map[str
 		if l.Failures == nil {
 			l.Failures = map[string]int64{}
 		}
+		cost := g.cost
 		if len(g.unpriced) == 0 {
-			cost := g.cost
 			l.CostUSD = &cost
 		} else {
+			l.CostAtLeastUSD = &cost
 			l.UnpricedModels = slices.Sorted(maps.Keys(g.unpriced))
 		}
 		return l
@@ -286,7 +292,7 @@ func printUsage(s Streams, rep usageReport) {
 	line := func(l usageLine, label []string) {
 		cells := pad(label)
 		cells = append(cells, num(l.Requests), num(l.Successes), num(l.FailureCount()), num(l.Partial), num(l.Input), num(l.Output),
-			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD))
+			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD, l.CostAtLeastUSD))
 		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
 	}
 	for i, l := range rep.Rows {
@@ -299,8 +305,8 @@ func printUsage(s Streams, rep usageReport) {
 	}
 	tw.Flush()
 	if len(rep.UnpricedModels) > 0 {
-		fmt.Fprintf(w, "\ncost unknown (?): no price, or none for every kind of token used, for %s. Add to the keyfile, in dollars per million tokens:\n  [pricing.%q]\n  input = ...\n  output = ...\n",
-			termSafe(strings.Join(rep.UnpricedModels, ", ")), termSafe(rep.UnpricedModels[0]))
+		fmt.Fprintf(w, "\nno price for %s (built-in prices of %s; add one as [pricing.%q] with input and output, dollars per million tokens)\n",
+			termSafe(strings.Join(rep.UnpricedModels, ", ")), state.BuiltinPricesAsOf, termSafe(rep.UnpricedModels[0]))
 	}
 	if rep.PricingError != "" {
 		fmt.Fprintf(w, "prices not read: %s\n", rep.PricingError)
@@ -309,9 +315,13 @@ func printUsage(s Streams, rep usageReport) {
 
 func num(n int64) string { return strconv.FormatInt(n, 10) }
 
-func cost(c *float64) string {
-	if c == nil {
-		return "?"
+// cost is a row's cost; at least that much where a model has no price.
+func cost(c, atLeast *float64) string {
+	switch {
+	case c != nil:
+		return fmt.Sprintf("$%.4f", *c)
+	case atLeast != nil && *atLeast > 0:
+		return fmt.Sprintf(">=$%.4f", *atLeast)
 	}
-	return fmt.Sprintf("$%.4f", *c)
+	return "?"
 }

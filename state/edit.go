@@ -105,7 +105,7 @@ func removeKey(path string, data []byte, provider, name string, confirm func(Key
 	}
 	switch {
 	case len(idx) == 0:
-		return nil, Key{}, &NotFoundError{Ref: ref, Path: path}
+		return nil, Key{}, cfg.KeyNotFound(provider, name)
 	case len(idx) > 1:
 		return nil, Key{}, &KeyfileError{Path: path, Line: cfg.KeyLine(idx[1]), Msg: fmt.Sprintf("%s is defined %d times", ref, len(idx)),
 			Hint: "rename or remove the extra blocks by hand, so that a removal cannot take the wrong one"}
@@ -195,7 +195,7 @@ func SetKey(path, provider, name string, change func(k *Key) error) (before, aft
 		}
 		i := cfg.Find(provider, name)
 		if i < 0 {
-			return nil, &NotFoundError{Ref: provider + "/" + name, Path: path}
+			return nil, cfg.KeyNotFound(provider, name)
 		}
 		blocks := lay.keyBlocks()
 		if len(blocks) != len(cfg.Keys) {

@@ -50,11 +50,27 @@ func (e *PathError) HintText() string { return e.Hint }
 type NotFoundError struct {
 	Ref  string
 	Path string
+	// Suggest is the closest key there is, for a misspelt one.
+	Suggest string
 }
 
 func (e *NotFoundError) Error() string { return fmt.Sprintf("no key %s in %s", e.Ref, e.Path) }
 func (e *NotFoundError) HintText() string {
+	if e.Suggest != "" {
+		return fmt.Sprintf("did you mean %s? 'llmkey list' shows the keys there are", e.Suggest)
+	}
 	return "'llmkey list' shows the keys there are"
+}
+
+// KeyNotFound is the error for PROVIDER/NAME missing from c, with the
+// closest key it has.
+func (c *Config) KeyNotFound(provider, name string) *NotFoundError {
+	var refs []string
+	for _, k := range c.Keys {
+		refs = append(refs, k.Ref())
+	}
+	ref := provider + "/" + name
+	return &NotFoundError{Ref: ref, Path: c.Path, Suggest: closest(ref, refs)}
 }
 
 // DuplicateError means an add of a PROVIDER/NAME the keyfile already has.

@@ -74,6 +74,11 @@ func fieldName(f reflect.StructField) string { return strings.Split(f.Tag.Get("t
 // DaemonFieldNames are the settings of the [daemon] table.
 func DaemonFieldNames() []string { return slices.Clone(knownFields["daemon"]) }
 
+// FieldNames are the fields the keyfile's table may have: "key",
+// "daemon", "provider" (of each [provider.NAME]) or "pricing" (of each
+// [pricing."MODEL"]).
+func FieldNames(table string) []string { return slices.Clone(knownFields[table]) }
+
 // KeyFieldNames are the fields a [[key]] table may have, in order.
 func KeyFieldNames() []string {
 	out := make([]string, len(keyFields))
@@ -783,6 +788,10 @@ func LooksLikeSecret(s string) bool {
 	}
 	return len(s) >= 32 && !strings.ContainsAny(s, ".")
 }
+
+// Closest is the candidate within edit distance 2 of s, for a "did you
+// mean"; "" when none is that close.
+func Closest(s string, candidates []string) string { return closest(s, candidates) }
 
 // closest returns the candidate within edit distance 2 of s, if any.
 func closest(s string, candidates []string) string {

@@ -248,10 +248,17 @@ type Price struct {
 	CacheWrite *float64 `toml:"cache_write" json:"cache_write,omitempty"`
 }
 
-// PriceFor finds a model's price: its own [pricing."MODEL"] table, or the
-// first pattern (path.Match, e.g. "gpt-4o-mini-*") that matches, in name
-// order.
+// PriceFor finds a model's price: the keyfile's [pricing."MODEL"] table,
+// or the first of its patterns (path.Match, e.g. "gpt-4o-mini-*") that
+// matches, in name order; else the built-in price list, the same way.
 func PriceFor(pricing map[string]Price, model string) (Price, bool) {
+	if p, ok := priceIn(pricing, model); ok {
+		return p, true
+	}
+	return priceIn(builtinPrices, model)
+}
+
+func priceIn(pricing map[string]Price, model string) (Price, bool) {
 	if p, ok := pricing[model]; ok {
 		return p, true
 	}

@@ -36,8 +36,18 @@ func TestPriceCost(t *testing.T) {
 	if cost, ok := p.Cost(Counts{Input: 100, Output: 200, CacheRead: 1000, CacheWrite: 400}); !ok || math.Abs(cost-(300+3000+300+1500)/1e6) > 1e-12 {
 		t.Errorf("claude cost = %v %v", cost, ok)
 	}
-	if _, ok := PriceFor(pricing, "gpt-4o-mini"); ok {
+	if _, ok := priceIn(pricing, "gpt-4o-mini"); ok {
 		t.Error("an exact name must not match a longer model")
+	}
+	// Out of the box, the common models have a price; the keyfile's wins.
+	for _, m := range []string{"gpt-4o-mini", "gpt-4o-2024-08-06", "gpt-5", "claude-sonnet-4-5-20250929", "gemini-2.5-flash", "gemini-2.5-pro"} {
+		if p, ok := PriceFor(nil, m); !ok || p.Input == nil || p.Output == nil {
+			t.Errorf("no built-in price for %s", m)
+		}
+	}
+	mine := 1.0
+	if p, _ := PriceFor(map[string]Price{"gpt-5": {Input: &mine}}, "gpt-5"); p.Input == nil || *p.Input != 1 || p.Output != nil {
+		t.Errorf("the keyfile's price does not win: %+v", p)
 	}
 }
 

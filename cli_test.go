@@ -1,0 +1,146 @@
+package main
+
+import (
+	"bufio"
+	"encoding/json"
+	"io"
+	"net/http"
+	"os/exec"
+	"strings"
+	"testing"
+	"time"
+)
+
+// The conventions of a command line people judge by gh: a "did you mean"
+// for a key, both key spellings, days in durations, env --json, and a
+// command that cannot run found before any daemon starts.
+func TestCommandLineConventions(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	writeFile(t, u.keyfile(), strings.Replace(readFile(t, u.keyfile()), "name = \"a\"", "name = \"work\"", 1), 0o600)
+	mustSucceed(t, u.llmkey("reload"))
+
+	if r := u.llmkey("disable", "openai/wrok"); r.code == 0 || !strings.Contains(r.stderr, "did you mean openai/work?") {
+		t.Errorf("a misspelt key: %v", r)
+	}
+	if r := u.llmkey("disable", "--for", "1d", "openai", "work"); r.code != 0 || !strings.Contains(r.stderr, "disabled openai/work for 24h0m0s") {
+		t.Errorf("disable --for 1d openai work: %v", r)
+	}
+	if k := u.keyStatus("openai", "work"); k["state"] != "disabled" || k["cooldown_seconds"].(float64) < 86000 {
+		t.Errorf("after disable --for 1d: %v", k)
+	}
+	mustSucceed(t, u.llmkey("enable", "openai", "work"))
+	r := mustSucceed(t, u.llmkey("env", "--json"))
+	var env map[string]*string
+	if err := json.Unmarshal([]byte(r.stdout), &env); err != nil || env["LLMKEY_TOKEN"] == nil {
+		t.Errorf("env --json: %v", r)
+	}
+	mustSucceed(t, u.llmkey("usage", "--since", "today"))
+	if r := u.llmkey("rm", "--force", "openai", "work"); r.code != 0 {
+		t.Errorf("rm openai work: %v", r)
+	}
+	if r := u.llmkey("version"); !strings.Contains(r.stdout, "daemon 0.1.0, pid") {
+		t.Errorf("version does not show the daemon's: %v", r)
+	}
+
+	// Without a daemon: a command that cannot run starts none.
+	u.stopDaemon()
+	if r := u.llmkey("exec", "--", "/etc/passwd"); r.code != 126 || u.daemonPID() != 0 {
+		t.Errorf("exec -- /etc/passwd: %v (daemon %d)", r, u.daemonPID())
+	}
+	if r := u.llmkey("exec", "--", "nosuchcmd-llmkey"); r.code != 127 || u.daemonPID() != 0 {
+		t.Errorf("exec -- nosuchcmd: %v (daemon %d)", r, u.daemonPID())
+	}
+}
+
+// usage prices the common models out of the box, shows a total that is
+// at least the priced part when a model has no price, and groups by
+// provider.
+func TestUsagePricesOutOfTheBox(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	base, token := u.oneKey(fake.URL, u.canary("sk-"))
+	for _, model := range []string{"gpt-4o-mini", "an-unknown-model"} {
+		resp := chatModel(t, base, token, model)
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+	}
+	r := mustSucceed(t, u.llmkey("usage", "--by", "model", "--json"))
+	var rep struct {
+		Rows []struct {
+			Model string
+			Cost  *float64 `json:"cost_usd"`
+		}
+		Total struct {
+			Cost    *float64 `json:"cost_usd"`
+			AtLeast *float64 `json:"cost_at_least_usd"`
+		}
+	}
+	json.Unmarshal([]byte(r.stdout), &rep)
+	priced := false
+	for _, row := range rep.Rows {
+		if row.Model == "gpt-4o-mini" && row.Cost != nil && *row.Cost > 0 {
+			priced = true
+		}
+	}
+	if !priced || rep.Total.Cost != nil || rep.Total.AtLeast == nil || *rep.Total.AtLeast <= 0 {
+		t.Errorf("usage out of the box:\n%s", r.stdout)
+	}
+	if r := mustSucceed(t, u.llmkey("usage", "--by", "model")); !strings.Contains(r.stdout, ">=$") {
+		t.Errorf("the total is not a lower bound:\n%s", r.stdout)
+	}
+	if r := mustSucceed(t, u.llmkey("usage", "--by", "provider")); !strings.Contains(r.stdout, "openai") {
+		t.Errorf("usage --by provider:\n%s", r.stdout)
+	}
+}
+
+// logs prints the daemon's log, and -f follows it.
+func TestLogsFollow(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	if r := mustSucceed(t, u.llmkey("logs")); !strings.Contains(r.stdout, "msg=ready") {
+		t.Errorf("logs: %v", r)
+	}
+	cmd := exec.Command(llmkeyBin, "logs", "-f", "-n", "1")
+	cmd.Env = u.env
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer cmd.Process.Kill()
+	lines := make(chan string, 100)
+	go func() {
+		sc := bufio.NewScanner(out)
+		for sc.Scan() {
+			lines <- sc.Text()
+		}
+	}()
+	time.Sleep(300 * time.Millisecond)
+	mustSucceed(t, u.llmkey("reload"))
+	deadline := time.After(5 * time.Second)
+	for {
+		select {
+		case l := <-lines:
+			u.assertNoCanary(l)
+			if strings.Contains(l, "keyfile reloaded") {
+				return
+			}
+		case <-deadline:
+			t.Fatal("logs -f did not show the reload")
+		}
+	}
+}
+
+// chatModel sends a small chat request for model through the proxy.
+func chatModel(t *testing.T, base, token, model string) *http.Response {
+	t.Helper()
+	req, _ := http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(`{"model":"`+model+`","messages":[]}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return resp
+}
