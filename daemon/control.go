@@ -267,6 +267,10 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 	d.log.Info("key state set by hand", "action", action, "provider", prov, "key", name)
 	if err := d.saveOverrides(); err != nil {
 		d.overridesDirty.Store(true) // the keeper writes it once it can
+		select {
+		case d.usage.changed <- struct{}{}: // wake it
+		default:
+		}
 		d.log.Warn("could not save the keys disabled by hand; they hold in memory", "err", err)
 	}
 	for _, ks := range providerStatus(up, d.clock.Now()).Keys {

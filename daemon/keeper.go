@@ -7,22 +7,32 @@ import (
 	"io/fs"
 	"net"
 	"os"
+	"path/filepath"
 	"sync"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
-// The keeper makes the disk follow the daemon's memory. Every keepEvery it
-// writes usage that changed, and puts back any of its files that someone
-// removed: the state dir, the usage files, the token, disabled.json, and in the
-// runtime dir the lock and the control socket. When a write fails, the
-// daemon goes on serving from memory and tries again with backoff until
-// the disk takes the writes again.
+// The keeper makes the disk follow the daemon's memory: it writes usage
+// that changed (keepEvery after the first change, so that a burst is one
+// write), and puts back any of its files that someone removed: the state
+// dir, the usage files, the token, disabled.json, and in the runtime dir
+// the lock and the control socket. It hears of both without looking: the
+// ledger says when the counts change, and the kernel (inotify, kqueue)
+// when anything in the two dirs or their parents is removed. When a write
+// fails, the daemon goes on serving from memory and tries again with
+// backoff until the disk takes the writes again. Idle, it sleeps: no
+// timer runs but the one for the next UTC day.
 const (
-	keepEvery  = 250 * time.Millisecond
-	maxBackoff = 4 * time.Second
+	keepEvery = 250 * time.Millisecond
+	// removalQuiet is how long after the last removal seen the keeper
+	// puts things back.
+	removalQuiet = 50 * time.Millisecond
+	maxBackoff   = 4 * time.Second
 	// failLogEvery bounds how often a failure that goes on is logged.
 	failLogEvery = time.Minute
 )
@@ -80,17 +90,94 @@ func (d *Daemon) stateStatus() (control.StateStatus, string) {
 
 // keep runs the keeper until ctx ends.
 func (d *Daemon) keep(ctx context.Context) {
-	t := time.NewTicker(keepEvery)
-	defer t.Stop()
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		// No notifications (inotify exhausted): look every keepEvery.
+		d.log.Warn("cannot watch the state and runtime dirs; checking them every moment instead", "err", err)
+		t := time.NewTicker(keepEvery)
+		defer t.Stop()
+		for {
+			select {
+			case <-ctx.Done():
+				return
+			case <-t.C:
+				d.keepRuntime()
+				d.keepState(false)
+			}
+		}
+	}
+	defer w.Close()
+	p := d.opts.Paths
+	watched := map[string]bool{}
+	watch := func() {
+		for _, dir := range []string{p.StateDir, filepath.Dir(p.StateDir), p.RuntimeDir, filepath.Dir(p.RuntimeDir)} {
+			if !watched[dir] && w.Add(dir) == nil {
+				watched[dir] = true
+			}
+		}
+	}
+	watch()
+	var write, retry, day, removed <-chan time.Time
+	nextDay := func() <-chan time.Time {
+		now := d.clock.Now().UTC()
+		return time.After(time.Date(now.Year(), now.Month(), now.Day()+1, 0, 0, 1, 0, time.UTC).Sub(now))
+	}
+	day = nextDay()
+	check := func() {
+		d.keepRuntime()
+		d.keepState(false)
+		watch()
+		retry = nil
+		if wait := d.retryIn(); wait > 0 {
+			retry = time.After(wait)
+		}
+	}
 	for {
 		select {
 		case <-ctx.Done():
 			return
-		case <-t.C:
-			d.keepRuntime()
-			d.keepState(false)
+		case <-d.usage.changed:
+			if write == nil {
+				write = time.After(keepEvery)
+			}
+		case ev, ok := <-w.Events:
+			if !ok {
+				return
+			}
+			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+				if watched[ev.Name] {
+					delete(watched, ev.Name) // the dir itself: watched again once put back
+				}
+				// After a moment of quiet: an rm -rf still at work would
+				// find the dir put back under it.
+				removed = time.After(removalQuiet)
+			}
+		case err := <-w.Errors:
+			d.log.Warn("watching the state and runtime dirs", "err", err)
+		case <-write:
+			write = nil
+			check()
+		case <-removed:
+			removed = nil
+			check()
+		case <-retry:
+			check()
+		case <-day:
+			day = nextDay()
+			check()
 		}
 	}
+}
+
+// retryIn is how soon a failed write is tried again; 0 when none failed.
+func (d *Daemon) retryIn() time.Duration {
+	p := &d.persist
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.failingSince.IsZero() && !d.overridesDirty.Load() {
+		return 0
+	}
+	return max(p.nextTry.Sub(d.clock.Now()), 10*time.Millisecond)
 }
 
 // keepState writes what changed or went missing. force writes usage even
@@ -149,8 +236,14 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	if !writeHist && !writeRecent && !writeToken && !writeOverrides && !relock {
 		return gen, nil
 	}
+	missing := !exists(dir)
 	if err := state.EnsurePrivateDir(dir); err != nil {
 		return saved, err
+	}
+	if missing {
+		// The line also brings daemon.log back: the log opens its file
+		// anew when it writes and finds it gone.
+		d.log.Info("the state dir was removed; putting it back with all it held", "dir", dir)
 	}
 	if relock {
 		f, err := acquireLock(d.opts.Paths.StateLockPath())

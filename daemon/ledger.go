@@ -10,9 +10,12 @@ import (
 // ledger is the daemon's usage: the truth, in memory. The usage files in
 // the state dir are its copy, written by the keeper.
 type ledger struct {
-	mu   sync.Mutex
-	rows map[state.UsageKey]*state.Counts
-	gen  uint64 // bumped on every change
+	// changed is signalled (without blocking) when the counts change, so
+	// that the keeper writes them without looking every moment.
+	changed chan struct{}
+	mu      sync.Mutex
+	rows    map[state.UsageKey]*state.Counts
+	gen     uint64 // bumped on every change
 	// The UTC day of the last count, so that a request does not format a
 	// date.
 	dayNum int64
@@ -21,7 +24,7 @@ type ledger struct {
 
 // newLedger starts from rows read from disk: generation 0, as on disk.
 func newLedger(rows []state.UsageRow) *ledger {
-	l := &ledger{}
+	l := &ledger{changed: make(chan struct{}, 1)}
 	l.load(rows)
 	return l
 }
@@ -47,6 +50,10 @@ func (l *ledger) Add(now time.Time, k state.UsageKey, c state.Counts) {
 	l.row(k).Add(c)
 	l.gen++
 	l.mu.Unlock()
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
 }
 
 // row is k's counts, made when new.

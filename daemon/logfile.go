@@ -39,7 +39,7 @@ type LogFile struct {
 const (
 	logQueue      = 4096
 	logBatch      = 64 << 10
-	logCheckEvery = 250 * time.Millisecond
+	logCheckEvery = 250 * time.Millisecond // how soon a failed open is tried again
 	// logMaxSize caps daemon.log: past it the file becomes daemon.log.1
 	// (replacing the one before) and a new one starts, so the log takes
 	// twice this at most.
@@ -88,9 +88,10 @@ func (l *LogFile) Close() error {
 
 func (l *LogFile) run() {
 	defer close(l.done)
-	t := time.NewTicker(logCheckEvery)
-	defer t.Stop()
 	var batch []byte
+	// The fold's summaries are due a while after a burst; no timer runs
+	// while nothing is folded.
+	var flush <-chan time.Time
 	for {
 		select {
 		case b, ok := <-l.lines:
@@ -120,13 +121,22 @@ func (l *LogFile) run() {
 			for line := range bytes.Lines(batch) {
 				l.out = l.fold.add(line, now, l.out)
 			}
+			// A file removed or replaced since the last write is opened
+			// anew: the check is one stat per batch written.
+			if l.path != "" && l.f != nil && !sameFile(l.f, l.path) {
+				l.reopen()
+			}
 			l.write(l.out)
-		case <-t.C:
+			if flush == nil && l.fold.pending() {
+				flush = time.After(foldWindow)
+			}
+		case <-flush:
+			flush = nil
 			if out := l.fold.flush(time.Now(), false, l.out[:0]); len(out) > 0 {
 				l.write(out)
 			}
-			if l.path != "" && !sameFile(l.f, l.path) {
-				l.reopen()
+			if l.fold.pending() {
+				flush = time.After(foldWindow)
 			}
 		}
 	}
@@ -228,6 +238,16 @@ func (f *folder) add(line []byte, now time.Time, out []byte) []byte {
 	}
 	f.runs[key] = &foldRun{start: now, level: level, msg: append([]byte(nil), msg...)}
 	return append(out, line...)
+}
+
+// pending reports whether a run has lines folded that are not yet said.
+func (f *folder) pending() bool {
+	for _, r := range f.runs {
+		if r.more > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // flush appends the summaries of the runs whose window ended (all of

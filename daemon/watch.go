@@ -15,9 +15,12 @@ import (
 
 // Editors save by writing a new file and renaming it over the old one, and
 // the keyfile's directory may itself be replaced, so we watch the
-// directory (not the file) and also poll the file's identity once a
-// second; either notices a change, and a short debounce folds the burst of
-// events one save makes into one reload.
+// directory (not the file), its parent (to see the directory come back),
+// and, for a keyfile that is a symlink, its target's directory; a short
+// debounce folds the burst of events one save makes into one reload.
+// Nothing polls while the watches hold: only a directory that cannot be
+// watched (it is gone, or notifications are not to be had) is looked at
+// once a second until it can be.
 const (
 	reloadDebounce = 50 * time.Millisecond
 	pollInterval   = time.Second
@@ -28,33 +31,42 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 	dir, base := filepath.Dir(path), filepath.Base(path)
 
 	var events chan fsnotify.Event
+	var errs chan error
 	w, err := fsnotify.NewWatcher()
 	if err != nil {
 		d.log.Warn("cannot watch the keyfile; polling it instead", "err", err)
 	} else {
 		defer w.Close()
-		events = w.Events
+		events, errs = w.Events, w.Errors
 	}
-	watching := false
-	watch := func() {
-		if w == nil || watching {
-			return
+	watched := map[string]bool{}
+	targetDir := ""
+	// watch adds what is not watched yet; it reports whether the
+	// keyfile's directory (and a link's target's) is.
+	watch := func() bool {
+		if w == nil {
+			return false
 		}
-		if err := w.Add(dir); err == nil {
-			watching = true
+		dirs := []string{dir, filepath.Dir(dir)}
+		if t, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(t) != dir {
+			targetDir = filepath.Dir(t)
+			dirs = append(dirs, targetDir)
 		}
+		for _, x := range dirs {
+			if !watched[x] && w.Add(x) == nil {
+				watched[x] = true
+			}
+		}
+		return watched[dir] && (targetDir == "" || watched[targetDir])
 	}
-	watch()
+	var poll <-chan time.Time
+	if !watch() {
+		poll = time.After(pollInterval)
+	}
 
 	last := fileID(path)
 	var debounce <-chan time.Time
-	poll := time.NewTicker(pollInterval)
-	defer poll.Stop()
 	for {
-		var errs chan error
-		if w != nil {
-			errs = w.Errors
-		}
 		select {
 		case <-ctx.Done():
 			return
@@ -63,17 +75,23 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 				events = nil
 				continue
 			}
-			if filepath.Base(ev.Name) == base {
+			if filepath.Base(ev.Name) == base || ev.Name == dir || (targetDir != "" && filepath.Dir(ev.Name) == targetDir) {
 				debounce = time.After(reloadDebounce)
 			}
-			if ev.Name == dir && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				watching = false
+			if watched[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+				delete(watched, ev.Name)
+			}
+			if ev.Name == dir && ev.Has(fsnotify.Create) || !watched[dir] {
+				if !watch() && poll == nil {
+					poll = time.After(pollInterval)
+				}
 			}
 		case err := <-errs:
 			d.log.Warn("keyfile watcher", "err", err)
-		case <-poll.C:
-			if !watching {
-				watch() // the directory came back
+		case <-poll:
+			poll = nil
+			if !watch() {
+				poll = time.After(pollInterval) // not yet: look again
 			}
 			if id := fileID(path); id != last {
 				debounce = time.After(reloadDebounce)
