@@ -150,6 +150,26 @@ func socketDelays(url, token string, n int) ([]time.Duration, error) {
 	return out, nil
 }
 
+// ctxSwitches is the sum of the context switches of every thread of pid.
+func ctxSwitches(b *testing.B, pid int) int64 {
+	var total int64
+	tasks, _ := filepath.Glob(fmt.Sprintf("/proc/%d/task/*/status", pid))
+	for _, t := range tasks {
+		data, err := os.ReadFile(t)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(data), "\n") {
+			name, value, ok := strings.Cut(line, ":")
+			if ok && (name == "voluntary_ctxt_switches" || name == "nonvoluntary_ctxt_switches") {
+				n, _ := strconv.ParseInt(strings.TrimSpace(value), 10, 64)
+				total += n
+			}
+		}
+	}
+	return total
+}
+
 // runBareProxy is the reference, bare.Proxy, in a process of its
 // own like llmkey. It prints its address and serves until killed.
 func runBareProxy(upstream string) {
@@ -564,6 +584,28 @@ func BenchmarkHarness(b *testing.B) {
 		}
 	})
 	row("keyfile edit to effect (median of 5)", edit.Round(time.Millisecond).String(), "< 250 ms")
+
+	// Idle: after a burst of requests, the wakeups of all the daemon's
+	// threads (context switches, voluntary and not) over 30 s of nothing.
+	load(lk, token, 4, time.Second)
+	time.Sleep(time.Second) // the burst's write and idle connections settle
+	idleStart := ctxSwitches(b, pid)
+	time.Sleep(30 * time.Second)
+	wakeups := float64(ctxSwitches(b, pid)-idleStart) / 30
+	row("idle daemon wakeups, 30 s after a burst", fmt.Sprintf("%.2f per second", wakeups), "< 2 per second")
+
+	// The CLI's own start against a Go hello world built here.
+	hello := filepath.Join(b.TempDir(), "hello")
+	src := filepath.Join(b.TempDir(), "hello.go")
+	os.WriteFile(src, []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644)
+	if out, err := exec.Command("go", "build", "-o", hello, src).CombinedOutput(); err != nil {
+		b.Fatalf("build hello: %v\n%s", err, out)
+	}
+	helloT := median(21, func() { exec.Command(hello).Run() })
+	versionT := median(21, func() { u.llmkey("version") })
+	row("Go hello world; llmkey version; exec -- true (medians of 21)", fmt.Sprintf("%v; %v (+%v); %v (+%v)", helloT.Round(100*time.Microsecond),
+		versionT.Round(100*time.Microsecond), (versionT-helloT).Round(100*time.Microsecond), warm.Round(100*time.Microsecond), (warm-helloT).Round(100*time.Microsecond)),
+		"exec <= hello + 2 ms")
 
 	// Cold start: exec with no daemon running.
 	cold := median(5, func() {
