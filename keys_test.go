@@ -64,7 +64,7 @@ func TestAddCreatesPrivateKeyfileAndListMasks(t *testing.T) {
 	}
 
 	r = mustSucceed(t, u.llmkey("ls"))
-	if !regexp.MustCompile(`(?m)^openai\s+work\s+sk-proj-…\w{4}\s+daemon not running\s+0 req, 0 tok\s+-$`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^openai\s+work\s+sk-proj-…\w{4}\s+unknown\s+-\s+0\s+0\s+-\s+daemon not running$`).MatchString(r.stdout) {
 		u.errorf("list table:\n%s", r.stdout)
 	}
 }

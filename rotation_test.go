@@ -105,7 +105,7 @@ func TestRateLimitedKeyCoolsForRetryAfter(t *testing.T) {
 		t.Errorf("A's recent failures: %v", f)
 	}
 	r := mustSucceed(t, u.llmkey("list"))
-	if !regexp.MustCompile(`(?m)^openai\s+a\s+\S+\s+cooling (2\d|30)s \(rate limited \(retry-after\) on gpt-4o\)`).MatchString(r.stdout) {
+	if !regexp.MustCompile(`(?m)^openai\s+a\s+\S+\s+cooling\s+(2\d|30)s\s+\d+\s+\d+\s+-\s+rate limited \(retry-after\) on gpt-4o$`).MatchString(r.stdout) {
 		t.Errorf("list:\n%s", r.stdout)
 	}
 	time.Sleep(1500 * time.Millisecond)

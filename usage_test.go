@@ -203,8 +203,17 @@ func TestUsageExactPerKeyAndModel(t *testing.T) {
 		t.Errorf("--since in the future: %+v", future.Rows)
 	}
 	text := mustSucceed(t, u.llmkey("usage")).stdout
-	if !strings.Contains(text, "openai/home (") || !strings.Contains(text, "TOTAL") || !strings.Contains(text, "no price") {
+	if !strings.Contains(text, "openai/home@") || !strings.Contains(text, "TOTAL") || !strings.Contains(text, "no price") {
 		t.Errorf("usage table:\n%s", text)
+	}
+	// Piped, the table is whole: one word per cell, as many on every
+	// line as headers, for awk.
+	table, _, _ := strings.Cut(text, "\n\n")
+	lines := strings.Split(strings.TrimSpace(table), "\n")
+	for _, l := range lines {
+		if len(strings.Fields(l)) != len(strings.Fields(lines[0])) || strings.Contains(l, "…") || strings.Contains(l, "\x1b") {
+			t.Errorf("piped usage: line %q has not the %d columns of %q", l, len(strings.Fields(lines[0])), lines[0])
+		}
 	}
 	if r := u.llmkey("usage", "--by", "week"); r.code != 2 || !strings.Contains(r.stderr, "hint:") {
 		t.Errorf("--by week: %v", r)

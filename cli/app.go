@@ -26,7 +26,7 @@ func NewApp() *ucli.App {
 		Version:              Version,
 		EnableBashCompletion: true,
 		Suggest:              true,
-		Flags:                []ucli.Flag{keyfileFlag([]string{"LLMKEY_KEYFILE"})},
+		Flags:                []ucli.Flag{keyfileFlag([]string{"LLMKEY_KEYFILE"}), noColorFlag()},
 		ExitErrHandler:       func(*ucli.Context, error) {}, // main maps errors to exit codes
 		OnUsageError:         onUsageError,
 		CommandNotFound: func(c *ucli.Context, name string) {
@@ -181,11 +181,27 @@ func wantArgs(c *ucli.Context, min, max int) error {
 type Streams struct {
 	In       *os.File
 	Out, Err io.Writer
+	// Look is how tables on Out are shown: fitted and coloured on a
+	// terminal, whole and plain otherwise.
+	Look look
 }
 
 // streams are the command line's streams.
 func streams(c *ucli.Context) Streams {
-	return Streams{In: os.Stdin, Out: c.App.Writer, Err: c.App.ErrWriter}
+	return Streams{In: os.Stdin, Out: c.App.Writer, Err: c.App.ErrWriter,
+		Look: lookOf(c.App.Writer, c.Bool("wide"), c.Bool("no-color"))}
+}
+
+// tableFlags are the options of a command that prints a table.
+func tableFlags() []ucli.Flag {
+	return []ucli.Flag{
+		&ucli.BoolFlag{Name: "wide", Usage: "on a terminal, print every column whole, however wide"},
+		noColorFlag(),
+	}
+}
+
+func noColorFlag() ucli.Flag {
+	return &ucli.BoolFlag{Name: "no-color", Usage: "no colours, even on a terminal (as does NO_COLOR)"}
 }
 
 // info prints a message of llmkey's own to stderr.

@@ -4,12 +4,11 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
-	"fmt"
 	"io"
 	"io/fs"
+	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -74,7 +73,7 @@ func ConfigureListCommand(app *ucli.App) {
 		Usage:   "list the keys with masked secrets, limits and live state",
 		Description: "Works without the daemon. Secrets are shown masked (sk-…abcd): the provider's public prefix and " +
 			"the last four characters. --json prints {keyfile, daemon: {running, keyfile}, keys: [...]} with the same fields; the daemon's keyfile is the one it serves.",
-		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
+		Flags: append([]ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}}, tableFlags()...),
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return ListCommand(c.Context, ListCommandInput{Keyfile: p.Keyfile, Paths: p, JSON: c.Bool("json")}, streams(c))
 		}),
@@ -154,6 +153,9 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 		}
 	}
 
+	// Grouped by provider, in keyfile order within each: add appends,
+	// so the file may interleave them.
+	slices.SortStableFunc(out.Keys, func(a, b listedKey) int { return strings.Compare(a.Provider, b.Provider) })
 	if in.JSON {
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
@@ -168,17 +170,34 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 		io.WriteString(s.Err, "hint: add one: printf %s \"$KEY\" | llmkey add PROVIDER NAME\n")
 		return nil
 	}
-	tw := tabwriter.NewWriter(s.Out, 0, 0, 2, ' ', 0)
-	fmt.Fprintln(tw, "PROVIDER\tNAME\tSECRET\tSTATE\tTODAY\tLIMITS")
-	for _, k := range out.Keys {
-		st := k.Reason
-		if out.Daemon.Running && !other {
-			st = describeState(k.State, k.Reason, k.CooldownSeconds)
-		}
-		today := fmt.Sprintf("%d req, %d tok", k.RequestsToday, k.TokensToday)
-		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s\n", k.Provider, k.Name, k.MaskedSecret, st, today, k.limits)
+	// One word per cell but the last, so that awk sees the columns; REQS
+	// and TOKENS are today's. A narrow terminal loses LIMITS first (see
+	// --wide), then cuts REASON, NAME and LIMITS.
+	t := &table{
+		head:     []string{"PROVIDER", "NAME", "SECRET", "STATE", "WAIT", "REQS", "TOKENS", "LIMITS", "REASON"},
+		right:    map[int]bool{4: true, 5: true, 6: true},
+		shrink:   map[int]bool{1: true, 7: true, 8: true},
+		optional: []int{7},
+		color: func(_, col int, cell string) string {
+			if col == 3 {
+				return stateColor(cell)
+			}
+			return ""
+		},
 	}
-	return tw.Flush()
+	for _, k := range out.Keys {
+		t.add(k.Provider, termSafe(k.Name), k.MaskedSecret, k.State, wait(k.CooldownSeconds),
+			strconv.Itoa(k.RequestsToday), strconv.Itoa(k.TokensToday), k.limits, termSafe(k.Reason))
+	}
+	return t.print(s.Out, s.Look)
+}
+
+// wait is how long a state lasts, for a table: "4m58s", or "-".
+func wait(seconds float64) string {
+	if seconds <= 0 {
+		return "-"
+	}
+	return time.Duration(seconds * float64(time.Second)).Round(time.Second).String()
 }
 
 // limits are a key's set numbers and models, in keyfile order.
@@ -195,5 +214,5 @@ func limits(k state.Key) string {
 	if len(parts) == 0 {
 		return "-"
 	}
-	return strings.Join(parts, " ")
+	return strings.Join(parts, ",")
 }

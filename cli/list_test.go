@@ -22,7 +22,7 @@ func TestListShowsEveryKeyField(t *testing.T) {
 		}
 	}
 	k := state.Key{Provider: "openai", Name: "a", RPM: 60, TPD: 9, Weight: 2, Models: []string{"gpt-*"}}
-	if got := limits(k); got != "rpm=60 tpd=9 weight=2 models=gpt-*" {
+	if got := limits(k); got != "rpm=60,tpd=9,weight=2,models=gpt-*" {
 		t.Errorf("limits: %q", got)
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"io"
 	"maps"
 	"slices"
+	"strconv"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -35,6 +36,8 @@ func ConfigureStatusCommand(app *ucli.App) {
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
 			&ucli.BoolFlag{Name: "quiet", Aliases: []string{"q"}, Usage: "print nothing; only the exit code tells"},
+			&ucli.BoolFlag{Name: "wide", Usage: "on a terminal, print every column whole, however wide"},
+			noColorFlag(),
 		},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return StatusCommand(c.Context, StatusCommandInput{Paths: p, JSON: c.Bool("json"), Quiet: c.Bool("quiet")}, streams(c))
@@ -66,7 +69,7 @@ func StatusCommand(ctx context.Context, in StatusCommandInput, s Streams) error 
 			return err
 		}
 	default:
-		printStatus(s.Out, st)
+		printStatus(s.Out, st, s.Look)
 	}
 
 	// The exit code is the answer; the message was printed above.
@@ -82,42 +85,99 @@ func StatusCommand(ctx context.Context, in StatusCommandInput, s Streams) error 
 // errSilent is an error whose story has already been told on stdout.
 var errSilent = errors.New("")
 
-func printStatus(w io.Writer, st *control.Status) {
+func printStatus(w io.Writer, st *control.Status, l look) {
+	field := func(label, value string) {
+		fmt.Fprint(w, wrap(fmt.Sprintf("%-9s%s", label+":", value), l.Width, 9))
+	}
 	if !st.Running {
-		fmt.Fprintln(w, "daemon: not running (llmkey start, or any llmkey exec, starts it)")
+		field("daemon", "not running (llmkey start, or any llmkey exec, starts it)")
 		return
 	}
 	state := "running"
 	if st.Draining {
 		state = "draining"
 	}
-	fmt.Fprintf(w, "daemon:  %s, pid %d, version %s, %d in flight\n", state, st.PID, st.Version, st.InFlight)
-	fmt.Fprintf(w, "proxy:   %s\n", st.ProxyURL)
+	field("daemon", fmt.Sprintf("%s, pid %d, version %s, %d in flight", state, st.PID, st.Version, st.InFlight))
+	field("proxy", st.ProxyURL)
 	if kf := st.Keyfile; kf != nil {
-		fmt.Fprintf(w, "keyfile: %s (loaded %s)\n", kf.Path, kf.LoadedAt.Local().Format("15:04:05"))
+		field("keyfile", fmt.Sprintf("%s (loaded %s)", kf.Path, kf.LoadedAt.Local().Format("15:04:05")))
 		if kf.Error != "" {
-			fmt.Fprintf(w, "  error: %s\n", termSafe(kf.Error))
+			field("error", termSafe(kf.Error))
 			if kf.Hint != "" {
-				fmt.Fprintf(w, "  hint:  %s\n", kf.Hint)
+				field("hint", kf.Hint)
 			}
 		}
 	}
-	for _, n := range slices.Sorted(maps.Keys(st.Providers)) {
-		var keys []string
-		for _, k := range st.Providers[n].Keys {
-			keys = append(keys, k.Name+" "+describeState(k.State, k.Reason, k.CooldownSeconds))
-		}
-		fmt.Fprintf(w, "%-10s %s\n", n+":", strings.Join(keys, ", "))
-	}
 	if s := st.State; s != nil {
 		if s.PersistedAt != nil && s.FailingSince == nil {
-			fmt.Fprintf(w, "state:   %s (written %s)\n", s.Dir, s.PersistedAt.Local().Format("15:04:05"))
+			field("state", fmt.Sprintf("%s (written %s)", s.Dir, s.PersistedAt.Local().Format("15:04:05")))
 		}
 		if s.Notice != "" {
-			fmt.Fprintf(w, "notice:  %s\n", termSafe(s.Notice))
+			field("notice", termSafe(s.Notice))
 		}
 	}
 	for _, p := range st.Problems {
-		fmt.Fprintf(w, "problem: %s\n", termSafe(p))
+		field("problem", termSafe(p))
 	}
+
+	t := &table{
+		head:   []string{"PROVIDER", "NAME", "STATE", "WAIT", "FLIGHT", "REASON"},
+		right:  map[int]bool{3: true, 4: true},
+		shrink: map[int]bool{1: true, 5: true},
+		color: func(_, col int, cell string) string {
+			if col == 2 {
+				return stateColor(cell)
+			}
+			return ""
+		},
+	}
+	var todo []string
+	for _, n := range slices.Sorted(maps.Keys(st.Providers)) {
+		for _, k := range st.Providers[n].Keys {
+			t.add(n, termSafe(k.Name), k.State, wait(k.CooldownSeconds), strconv.Itoa(k.InFlight), termSafe(k.Reason))
+			ref := n + "/" + termSafe(k.Name)
+			switch {
+			case k.Action != "":
+				todo = append(todo, ref+": "+termSafe(k.Action))
+			case k.State == "disabled":
+				todo = append(todo, ref+": taken out by hand: llmkey enable "+ref+" puts it back")
+			}
+		}
+	}
+	if len(t.rows) == 0 {
+		return
+	}
+	fmt.Fprintln(w)
+	t.print(w, l)
+	if len(todo) > 0 {
+		fmt.Fprintln(w)
+		for _, s := range todo {
+			fmt.Fprint(w, wrap("to do: "+s, l.Width, 7))
+		}
+	}
+}
+
+// wrap breaks s at spaces to fit width (0: no limit), indenting the lines
+// after the first by indent, and ends it with a newline.
+func wrap(s string, width, indent int) string {
+	if width <= 0 || cellWidth(s) <= width {
+		return s + "\n"
+	}
+	var b strings.Builder
+	col := 0
+	for i, word := range strings.Split(s, " ") {
+		ww := cellWidth(word)
+		if i > 0 {
+			if col+1+ww > width && col > indent {
+				b.WriteString("\n" + strings.Repeat(" ", indent))
+				col = indent
+			} else {
+				b.WriteString(" ")
+				col++
+			}
+		}
+		b.WriteString(word)
+		col += ww
+	}
+	return b.String() + "\n"
 }

@@ -9,9 +9,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
-	"text/tabwriter"
 	"time"
-	"unicode/utf8"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -43,6 +41,8 @@ func ConfigureUsageCommand(app *ucli.App) {
 			&ucli.StringFlag{Name: "since", Usage: "only from `WHEN` on: a duration such as 7d or 36h, a date such as 2026-11-01 (UTC), today or yesterday"},
 			&ucli.StringFlag{Name: "by", Value: "key,model", Usage: "group rows by `WHAT`: key, model, day, provider, label, or several with commas"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+			&ucli.BoolFlag{Name: "wide", Usage: "on a terminal, print every column whole, however wide"},
+			noColorFlag(),
 		},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			by, err := parseBy(c.String("by"))
@@ -249,17 +249,31 @@ func printUsage(s Streams, rep usageReport) {
 		s.info("no usage recorded%s", map[bool]string{true: " since " + rep.Since, false: ""}[rep.Since != ""])
 		return
 	}
-	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	// Labels read left to right, numbers right-aligned: the tabwriter
-	// aligns every column right, so labels are padded to one width.
-	widths := make([]int, len(rep.By))
-	labels := make([][]string, len(rep.Rows))
-	for i, l := range rep.Rows {
+	// Labels left, numbers right, one word per header. A narrow terminal
+	// does without PARTIAL, CACHE_WRITE, OK, REASONING and CACHE_READ,
+	// in that order (see --wide), then cuts the labels.
+	n := len(rep.By)
+	t := &table{right: map[int]bool{}, shrink: map[int]bool{}}
+	for i, d := range rep.By {
+		t.head = append(t.head, strings.ToUpper(d))
+		t.shrink[i] = true
+	}
+	t.head = append(t.head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE_READ", "CACHE_WRITE", "REASONING", "COST")
+	for i := n; i < len(t.head); i++ {
+		t.right[i] = true
+	}
+	t.optional = []int{n + 3, n + 7, n + 1, n + 8, n + 6}
+	line := func(l usageLine, label []string) {
+		t.add(append(label, num(l.Requests), num(l.Successes), num(l.FailureCount()), num(l.Partial), num(l.Input), num(l.Output),
+			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD, l.CostAtLeastUSD))...)
+	}
+	for _, l := range rep.Rows {
+		var label []string
 		for _, d := range rep.By {
 			var v string
 			switch d {
 			case "key":
-				v = l.Provider + "/" + l.Key + " (" + l.Fingerprint + ")"
+				v = l.Provider + "/" + l.Key + "@" + l.Fingerprint
 			case "model":
 				v = termSafe(l.Model)
 			case "day":
@@ -269,41 +283,19 @@ func printUsage(s Streams, rep usageReport) {
 			case "label":
 				v = termSafe(l.Label)
 			}
-			labels[i] = append(labels[i], v)
+			label = append(label, v)
 		}
-		for j, v := range labels[i] {
-			widths[j] = max(widths[j], utf8.RuneCountInString(v), len(rep.By[j]), len("TOTAL"))
-		}
-	}
-	pad := func(cells []string) []string {
-		out := make([]string, len(cells))
-		for j, v := range cells {
-			out[j] = v + strings.Repeat(" ", widths[j]-utf8.RuneCountInString(v))
-		}
-		return out
-	}
-	var head []string
-	for _, d := range rep.By {
-		head = append(head, strings.ToUpper(d))
-	}
-	head = pad(head)
-	head = append(head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE READ", "CACHE WRITE", "REASONING", "COST")
-	fmt.Fprintln(tw, strings.Join(head, "\t")+"\t")
-	line := func(l usageLine, label []string) {
-		cells := pad(label)
-		cells = append(cells, num(l.Requests), num(l.Successes), num(l.FailureCount()), num(l.Partial), num(l.Input), num(l.Output),
-			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD, l.CostAtLeastUSD))
-		fmt.Fprintln(tw, strings.Join(cells, "\t")+"\t")
-	}
-	for i, l := range rep.Rows {
-		line(l, labels[i])
+		line(l, label)
 	}
 	if len(rep.Rows) > 1 {
-		label := make([]string, len(rep.By))
+		label := make([]string, n)
 		label[0] = "TOTAL"
+		for i := 1; i < n; i++ {
+			label[i] = "-"
+		}
 		line(rep.Total, label)
 	}
-	tw.Flush()
+	t.print(w, s.Look)
 	if len(rep.UnpricedModels) > 0 {
 		fmt.Fprintf(w, "\nno price for %s (built-in prices of %s; add one as [pricing.%q] with input and output, dollars per million tokens)\n",
 			termSafe(strings.Join(rep.UnpricedModels, ", ")), state.BuiltinPricesAsOf, termSafe(rep.UnpricedModels[0]))
