@@ -172,3 +172,58 @@ func TestTablesFitAnEightyColumnTerminal(t *testing.T) {
 		t.Log("(the test's own stdout is no terminal: as in CI)")
 	}
 }
+
+// Ctrl-D at the secret prompt ends add with a message and changes
+// nothing, as Ctrl-D at ssh-keygen's passphrase prompt does.
+func TestCtrlDAtTheSecretPrompt(t *testing.T) {
+	u := newUser(t)
+	tm := newTmux(t, u)
+	tm.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "add", "sh", "-c", shellQuote(llmkeyBin)+" add openai work; echo exit=$?; sleep 600")
+	screen := func() string { return tm.tmux("capture-pane", "-p", "-J", "-t", "add") }
+	waitFor := func(s string) string {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for {
+			if sc := screen(); strings.Contains(sc, s) {
+				return sc
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("the terminal never showed %q:\n%s", s, screen())
+			}
+			time.Sleep(50 * time.Millisecond)
+		}
+	}
+	waitFor("secret")
+	tm.tmux("send-keys", "-t", "add", "C-d")
+	sc := waitFor("exit=")
+	if !strings.Contains(sc, "no secret typed (Ctrl-D): nothing changed") || !strings.Contains(sc, "hint:") || !strings.Contains(sc, "exit=1") {
+		t.Errorf("Ctrl-D at the prompt:\n%s", sc)
+	}
+	if _, err := os.Stat(u.keyfile()); err == nil && strings.Contains(readFile(t, u.keyfile()), "work") {
+		t.Errorf("Ctrl-D added a key:\n%s", readFile(t, u.keyfile()))
+	}
+}
+
+// stop, while a request is in flight, says after a moment what it waits
+// for instead of waiting in silence.
+func TestStopSaysWhatItWaitsFor(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	env := u.proxyEnv()
+	resp := chatModel(t, env["LLMKEY_URL"], env["LLMKEY_TOKEN"], "slow")
+	defer resp.Body.Close()
+	if resp.StatusCode != 200 {
+		t.Fatalf("slow stream: %d", resp.StatusCode)
+	}
+	r := mustSucceed(t, u.llmkey("stop"))
+	if !strings.Contains(r.stderr, "waiting for 1 request(s) in flight to finish") || !strings.Contains(r.stderr, "daemon stopped") {
+		t.Errorf("stop with a request in flight:\n%v", r)
+	}
+	if r := mustSucceed(t, u.llmkey("start")); !strings.Contains(r.stderr, "started") {
+		t.Fatal(r)
+	}
+	if r := mustSucceed(t, u.llmkey("stop")); strings.Contains(r.stderr, "waiting") {
+		t.Errorf("an idle stop said it waits:\n%v", r)
+	}
+}

@@ -20,6 +20,9 @@ import (
 // timeout (default 30s) is shorter.
 const stopTimeout = 2 * time.Minute
 
+// stopQuiet is how long stop waits before it says what it waits for.
+const stopQuiet = time.Second
+
 func ConfigureDaemonCommands(app *ucli.App) {
 	app.Commands = append(app.Commands,
 		&ucli.Command{
@@ -118,7 +121,9 @@ func StartCommand(ctx context.Context, p state.Paths, s Streams) error {
 // StopCommand asks the daemon to drain and waits for it to exit. It
 // reports whether one was running.
 func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
-	err := control.NewClient(p).Stop(ctx)
+	c := control.NewClient(p)
+	st, _ := c.Status(ctx)
+	err := c.Stop(ctx)
 	if errors.Is(err, control.ErrNotRunning) {
 		s.info("daemon was not running")
 		return false, nil
@@ -126,8 +131,16 @@ func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
 	if err != nil {
 		return false, err
 	}
-	if err := control.WaitStopped(p, stopTimeout); err != nil {
-		return true, fail("see its log: "+p.LogPath(), "%v", err)
+	// Quiet when it is quick; past a moment, say what it waits for.
+	if control.WaitStopped(p, stopQuiet) != nil {
+		pid, what := control.LockHolder(p.LockPath()), "its last writes"
+		if st != nil && st.InFlight > 0 {
+			what = fmt.Sprintf("%d request(s) in flight to finish (drain_timeout at most)", st.InFlight)
+		}
+		s.info("stopping the daemon (pid %d): waiting for %s; kill %d ends them now", pid, what, pid)
+		if err := control.WaitStopped(p, stopTimeout); err != nil {
+			return true, fail("see its log: "+p.LogPath()+"; kill -9 ends it, losing nothing written", "%v", err)
+		}
 	}
 	s.info("daemon stopped")
 	return true, nil

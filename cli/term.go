@@ -2,6 +2,7 @@ package cli
 
 import (
 	"bufio"
+	"bytes"
 	"errors"
 	"fmt"
 	"io"
@@ -40,14 +41,19 @@ func readSecret(in *os.File, errw io.Writer, prompt string) (string, error) {
 			if old, err := unix.IoctlGetTermios(fd, ioctlGetTermios); err == nil {
 				noEcho := *old
 				noEcho.Lflag &^= unix.ECHO
+				noEcho.Lflag |= unix.ICANON | unix.ISIG
+				noEcho.Iflag |= unix.ICRNL
 				if unix.IoctlSetTermios(fd, ioctlSetTermios, &noEcho) == nil {
 					defer unix.IoctlSetTermios(fd, ioctlSetTermios, old)
 				}
 			}
 			fmt.Fprint(errw, prompt)
-			return term.ReadPassword(fd)
+			return readLine(fd)
 		})
 		fmt.Fprintln(errw)
+		if errors.Is(err, io.EOF) { // Ctrl-D
+			return "", &Error{Err: errors.New("no secret typed (Ctrl-D): nothing changed"), Hint: "paste the key at the prompt and press Enter, or pipe it in: printf %s \"$KEY\" | llmkey ...", Code: ExitFailure}
+		}
 		if err != nil {
 			return "", err
 		}
@@ -62,6 +68,37 @@ func readSecret(in *os.File, errw io.Writer, prompt string) (string, error) {
 		raw = b
 	}
 	return strings.TrimSpace(string(raw)), nil
+}
+
+// readLine reads one line the terminal's line discipline edited (echo
+// off), without the newline; Ctrl-D on an empty line is io.EOF. Not
+// term.ReadPassword: it spins on the zero-byte read Ctrl-D gives, and
+// never returns.
+func readLine(fd int) ([]byte, error) {
+	var line []byte
+	buf := make([]byte, 512)
+	for {
+		n, err := unix.Read(fd, buf)
+		if errors.Is(err, unix.EINTR) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		if n == 0 { // Ctrl-D
+			if len(line) > 0 {
+				return line, nil
+			}
+			return nil, io.EOF
+		}
+		line = append(line, buf[:n]...)
+		if i := bytes.IndexByte(line, '\n'); i >= 0 {
+			return line[:i], nil
+		}
+		if len(line) > maxSecret {
+			return nil, fail("paste the key alone", "more than %d KiB typed; that is not one key", maxSecret>>10)
+		}
+	}
 }
 
 // confirm asks a yes/no question on the terminal; the answer is no unless
