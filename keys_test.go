@@ -173,7 +173,14 @@ func TestBrokenKeyfiles(t *testing.T) {
 						u.errorf("%v: stderr lacks %q:\n%s", args, w, r.stderr)
 					}
 				}
-				if r.stdout != "" {
+				// One key of an unknown provider: list shows the others
+				// all the same, and that one as invalid, then the error.
+				if tt.name == "unknown provider" && len(args) == 1 {
+					if !regexp.MustCompile(`(?m)^openai\s+a\s.*\sunknown\s`).MatchString(r.stdout) ||
+						!regexp.MustCompile(`(?m)^opnai\s+b\s+\S+\s+invalid\s.*unknown provider "opnai": fix the keyfile$`).MatchString(r.stdout) {
+						u.errorf("list of a keyfile with one bad key:\n%s", r.stdout)
+					}
+				} else if r.stdout != "" && (tt.name != "duplicate name" || len(args) > 1) {
 					u.errorf("%v: printed to stdout on error: %q", args, r.stdout)
 				}
 			}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"io"
 	"io/fs"
 	"slices"
@@ -82,11 +83,14 @@ func ConfigureListCommand(app *ucli.App) {
 
 // ListCommand prints the keys of the keyfile.
 func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
-	cfg, err := state.Load(in.Keyfile)
+	// A keyfile that is valid TOML but wrong (a key of an unknown
+	// provider) is listed all the same, the problem said after the table.
+	cfg, err := state.LoadAsWritten(in.Keyfile)
 	missing := errors.Is(err, fs.ErrNotExist)
-	if err != nil && !missing {
+	if err != nil && (cfg == nil || in.JSON) && !missing {
 		return err
 	}
+	invalid := err
 	out := listOutput{Keyfile: in.Keyfile, Keys: []listedKey{}}
 	// Live state comes from a running daemon; list never starts one.
 	live, liveByRef := map[string]control.KeyStatus{}, map[string]control.KeyStatus{}
@@ -149,6 +153,9 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 					lk.InFlight, lk.RequestsToday, lk.TokensToday, lk.RecentFailures = ks.InFlight, ks.RequestsToday, ks.TokensToday, ks.Failures
 				}
 			}
+			if _, ok := cfg.Provider(k.Provider); !ok {
+				lk.State, lk.Reason = "invalid", fmt.Sprintf("unknown provider %q: fix the keyfile", k.Provider)
+			}
 			out.Keys = append(out.Keys, lk)
 		}
 	}
@@ -189,7 +196,10 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 		t.add(k.Provider, termSafe(k.Name), k.MaskedSecret, k.State, wait(k.CooldownSeconds),
 			strconv.Itoa(k.RequestsToday), strconv.Itoa(k.TokensToday), k.limits, termSafe(k.Reason))
 	}
-	return t.print(s.Out, s.Look)
+	if err := t.print(s.Out, s.Look); err != nil {
+		return err
+	}
+	return invalid // the keyfile's own error, with its line and hint
 }
 
 // wait is how long a state lasts, for a table: "4m58s", or "-".

@@ -201,7 +201,7 @@ func stateColor(state string) string {
 		return "32"
 	case "cooling", "limited":
 		return "33"
-	case "parked", "unavailable":
+	case "parked", "unavailable", "invalid":
 		return "31"
 	case "disabled":
 		return "2"

@@ -425,6 +425,22 @@ func Parse(path string, data []byte) (*Config, error) {
 	return cfg, nil
 }
 
+// LoadAsWritten reads the keyfile as Load does but keeps a keyfile that
+// decodes and fails validation: it returns the keys as written with the
+// validation error, so that list can show them and say what is wrong.
+// Syntax, type and permission errors come back with no Config.
+func LoadAsWritten(path string) (*Config, error) {
+	data, err := ReadPrivate(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, lay, err := decode(path, data)
+	if err != nil {
+		return nil, err
+	}
+	return cfg, validate(cfg, lay)
+}
+
 // decode turns bytes into a Config without semantic checks (but with
 // syntax, type and unknown-field checks). rm uses it directly so that a
 // person can remove the very key that makes the file invalid.
