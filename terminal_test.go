@@ -26,6 +26,9 @@ func newTmux(t *testing.T, u *user) *tmuxTerm {
 	}
 	tm := &tmuxTerm{t: t, u: u, sock: filepath.Join(u.home, "tmux.sock")}
 	t.Cleanup(func() { tm.tmux("kill-server") })
+	// A session that stays, so that the server does not exit (and race
+	// the next new-session) whenever a test's own session ends.
+	tm.tmux("new-session", "-d", "-s", "keep", "sleep", "600")
 	return tm
 }
 

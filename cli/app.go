@@ -63,6 +63,7 @@ func NewApp() *ucli.App {
 	ConfigureLogsCommand(app)
 	ConfigureManCommand(app)
 	ConfigureCompletionCommand(app)
+	configureCompleteCommand(app)
 	ConfigureVersionCommand(app)
 	for _, c := range app.Commands {
 		if c.OnUsageError == nil {

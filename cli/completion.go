@@ -2,6 +2,7 @@ package cli
 
 import (
 	"fmt"
+	"io"
 	"os"
 
 	ucli "github.com/urfave/cli/v2"
@@ -9,31 +10,52 @@ import (
 	"github.com/llmkey/llmkey/state"
 )
 
-// The bash and zsh scripts ask llmkey itself for candidates (urfave/cli's
-// --generate-bash-completion), so key names complete from the keyfile.
-// Unlike urfave's stock script they never eval the command line.
+// The scripts ask llmkey itself for candidates (see complete.go), so key
+// names complete from the keyfile; they never eval the command line.
 const bashCompletion = `# bash completion for llmkey; load with: source <(llmkey completion bash)
 _llmkey() {
-  local cur="${COMP_WORDS[COMP_CWORD]}"
-  local -a args=("${COMP_WORDS[@]:1:COMP_CWORD-1}")
-  [[ "$cur" == -* ]] && args+=("$cur")
-  local IFS=$'\n'
-  COMPREPLY=($(compgen -W "$(llmkey "${args[@]}" --generate-bash-completion 2>/dev/null)" -- "$cur"))
+  local cur="${COMP_WORDS[COMP_CWORD]}" IFS=$'\n'
+  local -a c=($(llmkey __complete -- "${COMP_WORDS[@]:1:COMP_CWORD-1}" "$cur" 2>/dev/null))
+  if [[ "${c[0]}" == ":files" ]]; then
+    compopt -o filenames 2>/dev/null
+    COMPREPLY=($(compgen -f -- "$cur"))
+    return
+  fi
+  COMPREPLY=("${c[@]}")
 }
-complete -o default -F _llmkey llmkey
+complete -F _llmkey llmkey
 `
 
 const zshCompletion = `#compdef llmkey
 # zsh completion for llmkey; load with: source <(llmkey completion zsh)
+# (after compinit), or save it as _llmkey in a directory of $fpath.
 _llmkey() {
-  local cur=${words[CURRENT]}
-  local -a args opts
-  args=("${(@)words[2,CURRENT-1]}")
-  [[ $cur == -* ]] && args+=("$cur")
-  opts=("${(@f)$(llmkey "${args[@]}" --generate-bash-completion 2>/dev/null)}")
-  compadd -a opts
+  local -a c
+  c=("${(@f)$(llmkey __complete -- "${(@)words[2,CURRENT-1]}" "${words[CURRENT]}" 2>/dev/null)}")
+  c=(${c:#})
+  if [[ "${c[1]}" == ":files" ]]; then
+    _files
+    return
+  fi
+  compadd -Q -- "${c[@]}"
 }
 compdef _llmkey llmkey
+`
+
+const fishCompletion = `# fish completion for llmkey; save with:
+#   llmkey completion fish > ~/.config/fish/completions/llmkey.fish
+function __llmkey_complete
+    set -l words (commandline -opc)
+    set -e words[1]
+    set -l cur (commandline -ct)
+    set -l c (llmkey __complete -- $words $cur 2>/dev/null)
+    if test "$c[1]" = ":files"
+        __fish_complete_path $cur
+        return
+    end
+    printf '%s\n' $c
+end
+complete -c llmkey -f -a '(__llmkey_complete)'
 `
 
 func ConfigureCompletionCommand(app *ucli.App) {
@@ -58,11 +80,7 @@ func ConfigureCompletionCommand(app *ucli.App) {
 			case "zsh":
 				fmt.Fprint(c.App.Writer, zshCompletion)
 			case "fish":
-				s, err := c.App.ToFishCompletion()
-				if err != nil {
-					return fmt.Errorf("generate fish completion: %w", err)
-				}
-				fmt.Fprint(c.App.Writer, s)
+				io.WriteString(c.App.Writer, fishCompletion)
 			default:
 				return usageError("choose bash, zsh or fish", "no completion for shell %q", sh)
 			}
