@@ -117,13 +117,19 @@ func manSections() []man.Section {
 			{Tag: "XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_RUNTIME_DIR, XDG_CACHE_HOME, HOME", Text: "Used for the defaults above."},
 		}},
 		{Title: "Exit status", Blocks: exits},
-		{Title: "Examples", Blocks: []man.Block{
-			{Pre: `printf %s "$OPENAI_KEY" | llmkey add openai work
-llmkey add --rpm 60 openai personal     # type the secret; it is not echoed
-llmkey list --json | jq '.keys[].name'
-llmkey rm --force openai/personal`},
-		}},
+		{Title: "Examples", Blocks: []man.Block{{Pre: allExamples()}}},
 	}
+}
+
+// allExamples are the commands' EXAMPLES, in the order of the commands.
+func allExamples() string {
+	var b strings.Builder
+	for _, c := range NewApp().VisibleCommands() {
+		for _, e := range examples[c.Name] {
+			b.WriteString(e + "\n")
+		}
+	}
+	return strings.TrimSuffix(b.String(), "\n")
 }
 
 // proxyErrors lists llmkey's own error answers, as X-Llmkey-Error says.

@@ -53,3 +53,39 @@ func TestManMentionsEverySetting(t *testing.T) {
 		}
 	}
 }
+
+// Every command's help has EXAMPLES, fits 80 columns, and says no
+// "(default: false)" nor an option twice; the man page has the examples.
+func TestHelpHasExamplesAndFits(t *testing.T) {
+	app := NewApp()
+	page := ManPage()
+	for _, c := range app.VisibleCommands() {
+		if c.Name == "help" {
+			continue
+		}
+		var b strings.Builder
+		app.Writer = &b
+		if err := app.Run([]string{"llmkey", "help", c.Name}); err != nil {
+			t.Fatal(err)
+		}
+		help := b.String()
+		if !strings.Contains(help, "\nEXAMPLES:\n   llmkey") && !strings.Contains(help, "\nEXAMPLES:\n   ") {
+			t.Errorf("help %s has no examples:\n%s", c.Name, help)
+		}
+		for _, l := range strings.Split(help, "\n") {
+			if cellWidth(l) > 80 {
+				t.Errorf("help %s: a line of %d columns: %q", c.Name, cellWidth(l), l)
+			}
+		}
+		for _, bad := range []string{"(default: false)", "(default: 0s)", "[ --"} {
+			if strings.Contains(help, bad) {
+				t.Errorf("help %s says %q:\n%s", c.Name, bad, help)
+			}
+		}
+		for _, e := range examples[c.Name] {
+			if !strings.Contains(page, strings.ReplaceAll(strings.ReplaceAll(e, `\`, `\e`), "-", `\-`)) && !strings.Contains(page, e) {
+				t.Errorf("the man page lacks the example %q", e)
+			}
+		}
+	}
+}
