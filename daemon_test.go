@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strconv"
 	"strings"
 	"sync"
@@ -283,7 +284,7 @@ func TestHotReload(t *testing.T) {
 		time.Sleep(50 * time.Millisecond)
 	}
 	r := u.llmkey("status")
-	if !strings.Contains(r.stdout, "error: keyfile "+u.keyfile()+":") || !strings.Contains(r.stdout, "hint:") {
+	if !regexp.MustCompile(`(?m)^error:\s+keyfile `+regexp.QuoteMeta(u.keyfile())+`:`).MatchString(r.stdout) || !strings.Contains(r.stdout, "hint:") {
 		u.errorf("status text does not show the keyfile error:\n%s", r.stdout)
 	}
 	for range 4 {

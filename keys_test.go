@@ -290,7 +290,7 @@ func TestVersionAndCompletion(t *testing.T) {
 	if r := mustSucceed(t, u.llmkey("version")); !regexp.MustCompile(`^llmkey \d+\.\d+\.\d+`).MatchString(r.stdout) {
 		u.errorf("version: %q", r.stdout)
 	}
-	for shell, want := range map[string]string{"bash": "complete -o default -F _llmkey llmkey", "zsh": "compdef _llmkey llmkey", "fish": "complete -c llmkey"} {
+	for shell, want := range map[string]string{"bash": "complete -F _llmkey llmkey", "zsh": "compdef _llmkey llmkey", "fish": "complete -c llmkey"} {
 		if r := mustSucceed(t, u.llmkey("completion", shell)); !strings.Contains(r.stdout, want) {
 			u.errorf("completion %s lacks %q", shell, want)
 		}

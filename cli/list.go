@@ -160,9 +160,6 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 		}
 	}
 
-	// Grouped by provider, in keyfile order within each: add appends,
-	// so the file may interleave them.
-	slices.SortStableFunc(out.Keys, func(a, b listedKey) int { return strings.Compare(a.Provider, b.Provider) })
 	if in.JSON {
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
@@ -192,7 +189,11 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 			return ""
 		},
 	}
-	for _, k := range out.Keys {
+	// The table groups by provider, in keyfile order within each: add
+	// appends, so the file may interleave them. --json keeps file order.
+	rows := slices.Clone(out.Keys)
+	slices.SortStableFunc(rows, func(a, b listedKey) int { return strings.Compare(a.Provider, b.Provider) })
+	for _, k := range rows {
 		t.add(k.Provider, termSafe(k.Name), k.MaskedSecret, k.State, wait(k.CooldownSeconds),
 			strconv.Itoa(k.RequestsToday), strconv.Itoa(k.TokensToday), k.limits, termSafe(k.Reason))
 	}
