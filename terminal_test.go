@@ -151,6 +151,62 @@ func TestTablesFitAnEightyColumnTerminal(t *testing.T) {
 			t.Errorf("%s llmkey %v coloured its output:\n%q", env, args, screen)
 		}
 	}
+	// The live view, in the same 80x24 terminal: it shows the cooling
+	// and parked keys, follows a change within 2 s, and q quits it.
+	tm.tmux("new-session", "-d", "-x", "80", "-y", "24", "-s", "top", "sh", "-c", shellQuote(llmkeyBin)+" top; echo __END__; sleep 600")
+	topScreen := func() string { return tm.tmux("capture-pane", "-p", "-e", "-t", "top") }
+	waitTop := func(what string, ok func(string) bool) time.Duration {
+		t.Helper()
+		start := time.Now()
+		for {
+			sc := topScreen()
+			if ok(plain(sc)) {
+				for _, l := range strings.Split(plain(sc), "\n") {
+					if utf8.RuneCountInString(l) > 80 {
+						t.Errorf("top drew a line of %d columns: %q", utf8.RuneCountInString(l), l)
+					}
+				}
+				return time.Since(start)
+			}
+			if time.Since(start) > 10*time.Second {
+				t.Fatalf("top never showed %s:\n%s", what, plain(sc))
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	rowState := func(sc, name string) string {
+		for _, l := range strings.Split(sc, "\n") {
+			if f := strings.Fields(l); len(f) > 1 && f[0] == name {
+				return f[1]
+			}
+		}
+		return ""
+	}
+	parkedRow := func(sc string) bool {
+		for _, l := range strings.Split(sc, "\n") {
+			if f := strings.Fields(l); len(f) > 1 && strings.HasPrefix(f[0], "personal") && f[1] == "parked" {
+				return true
+			}
+		}
+		return false
+	}
+	waitTop("the keys", func(sc string) bool {
+		return rowState(sc, "a") == "cooling" && parkedRow(sc) && rowState(sc, "c") == "ready"
+	})
+	if sc := topScreen(); !strings.Contains(sc, "mcooling\x1b[") {
+		t.Errorf("top does not colour the states:\n%q", sc)
+	}
+	mustSucceed(t, u.llmkey("disable", "openai", "c"))
+	if took := waitTop("c disabled", func(sc string) bool { return rowState(sc, "c") == "disabled" }); took > 2*time.Second {
+		t.Errorf("top showed the change after %v; want within 2 s", took)
+	}
+	tm.tmux("send-keys", "-t", "top", "q")
+	waitTop("its exit after q", func(sc string) bool { return strings.Contains(sc, "__END__") })
+
+	if r := u.llmkey("top"); r.code != 2 || !strings.Contains(r.stderr, "top needs a terminal") || !strings.Contains(r.stderr, "status --json") {
+		t.Errorf("top without a terminal: %v", r)
+	}
+
 	// --wide on the terminal: nothing cut.
 	if text := plain(tm.run("", "list", "--wide")); !strings.Contains(text, "rate limited (retry-after) on "+model) {
 		t.Errorf("list --wide cut the reason:\n%s", text)

@@ -62,6 +62,7 @@ func NewApp() *ucli.App {
 	ConfigureDoctorCommand(app)
 	ConfigureLogsCommand(app)
 	ConfigureManCommand(app)
+	ConfigureTopCommand(app)
 	ConfigureCompletionCommand(app)
 	configureCompleteCommand(app)
 	ConfigureVersionCommand(app)

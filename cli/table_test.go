@@ -85,3 +85,14 @@ func TestWrapIndents(t *testing.T) {
 		t.Errorf("wrap: %q", got)
 	}
 }
+
+func TestTopCompactNumbers(t *testing.T) {
+	for n, want := range map[int]string{950: "950", 9999: "9999", 12345: "12.3k", 200000: "200k", 4500000: "4.5M"} {
+		if got := compact(n); got != want {
+			t.Errorf("compact(%d) = %q, want %q", n, got, want)
+		}
+	}
+	if ofLimit(12, 60) != "12/60" || ofLimit(12, 0) != "12" {
+		t.Errorf("ofLimit: %q %q", ofLimit(12, 60), ofLimit(12, 0))
+	}
+}
