@@ -21,6 +21,22 @@ func TestCommandLineConventions(t *testing.T) {
 	writeFile(t, u.keyfile(), strings.Replace(readFile(t, u.keyfile()), "name = \"a\"", "name = \"work\"", 1), 0o600)
 	mustSucceed(t, u.llmkey("reload"))
 
+	// A success reads as one: no "llmkey:" prefix (that is for errors and
+	// warnings), and add says what to do next.
+	if r := u.pipe(u.canary("sk-proj-"), "add", "openai", "second"); r.code != 0 || !strings.HasPrefix(r.stderr, "added openai/second (") ||
+		!strings.Contains(r.stderr, "\nnext: llmkey test openai/second") {
+		t.Errorf("add's success: %v", r)
+	}
+	// Keys added in turn for two providers: list groups them.
+	mustSucceed(t, u.pipe(u.canary("sk-ant-api03-"), "add", "anthropic", "x"))
+	mustSucceed(t, u.pipe(u.canary("sk-proj-"), "add", "openai", "third"))
+	var order []string
+	for _, l := range strings.Split(strings.TrimSpace(mustSucceed(t, u.llmkey("list")).stdout), "\n")[1:] {
+		order = append(order, strings.Fields(l)[0]+"/"+strings.Fields(l)[1])
+	}
+	if strings.Join(order, " ") != "anthropic/x openai/work openai/second openai/third" {
+		t.Errorf("list's rows: %v", order)
+	}
 	if r := u.llmkey("disable", "openai/wrok"); r.code == 0 || !strings.Contains(r.stderr, "did you mean openai/work?") {
 		t.Errorf("a misspelt key: %v", r)
 	}

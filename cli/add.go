@@ -176,7 +176,7 @@ func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 	if in.JSON {
 		json.NewEncoder(s.Out).Encode(map[string]any{"provider": in.Provider, "name": in.Name, "line": line, "keyfile": in.Keyfile})
 	}
-	s.info("added %s (%s) to %s:%d", ref, state.Mask(secret), in.Keyfile, line)
+	s.done("added %s (%s) to %s:%d", ref, state.Mask(secret), in.Keyfile, line)
 	fmt.Fprintf(s.Err, "next: llmkey test %s, then llmkey exec -- TOOL\n", ref)
 	return nil
 }

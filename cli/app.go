@@ -206,6 +206,13 @@ func noColorFlag() ucli.Flag {
 	return &ucli.BoolFlag{Name: "no-color", Usage: "no colours, even on a terminal (as does NO_COLOR)"}
 }
 
+// done says on stderr that a command did what was asked. Unlike info and
+// errors it has no "llmkey:" prefix, so that a success does not read as
+// a complaint (as gh and git print theirs).
+func (s Streams) done(format string, args ...any) {
+	fmt.Fprintf(s.Err, format+"\n", args...)
+}
+
 // info prints a message of llmkey's own to stderr.
 func (s Streams) info(format string, args ...any) {
 	fmt.Fprintf(s.Err, "llmkey: "+format+"\n", args...)

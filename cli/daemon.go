@@ -110,9 +110,9 @@ func StartCommand(ctx context.Context, p state.Paths, s Streams) error {
 		return err
 	}
 	if started {
-		s.info("daemon started (pid %d), proxy at %s", st.PID, st.ProxyURL)
+		s.done("daemon started (pid %d), proxy at %s", st.PID, st.ProxyURL)
 	} else {
-		s.info("daemon already running (pid %d), proxy at %s", st.PID, st.ProxyURL)
+		s.done("daemon already running (pid %d), proxy at %s", st.PID, st.ProxyURL)
 	}
 	warnVersion(s, st.Version)
 	return nil
@@ -142,7 +142,7 @@ func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
 			return true, fail("see its log: "+p.LogPath()+"; kill -9 ends it, losing nothing written", "%v", err)
 		}
 	}
-	s.info("daemon stopped")
+	s.done("daemon stopped")
 	return true, nil
 }
 
@@ -166,7 +166,7 @@ func ReloadCommand(ctx context.Context, p state.Paths, s Streams) error {
 	for _, ps := range st.Providers {
 		n += len(ps.Keys)
 	}
-	s.info("reloaded %s: %d keys", p.Keyfile, n)
+	s.done("reloaded %s: %d keys", p.Keyfile, n)
 	return nil
 }
 

@@ -136,7 +136,7 @@ func ImportCommand(ctx context.Context, in ImportCommandInput, s Streams) error 
 			return err
 		}
 		added++
-		s.info("imported %s from %s as %s (%s), %s:%d", e.name, source, k.Ref(), state.Mask(secret), in.Keyfile, line)
+		s.done("imported %s from %s as %s (%s), %s:%d", e.name, source, k.Ref(), state.Mask(secret), in.Keyfile, line)
 	}
 	if added == 0 {
 		s.info("no new keys in %s", source)

@@ -66,11 +66,11 @@ func KeyStateCommand(ctx context.Context, in KeyStateCommandInput, s Streams) er
 	}
 	switch {
 	case in.Action == "disable" && in.For > 0:
-		s.info("disabled %s for %s (until %s)", ref, in.For, time.Now().Add(in.For).Format("15:04:05"))
+		s.done("disabled %s for %s (until %s)", ref, in.For, time.Now().Add(in.For).Format("15:04:05"))
 	case in.Action == "disable":
-		s.info("disabled %s until 'llmkey enable %s'", ref, ref)
+		s.done("disabled %s until 'llmkey enable %s'", ref, ref)
 	default:
-		s.info("%s %s: now %s", map[string]string{"enable": "enabled", "reset": "reset"}[in.Action], ref,
+		s.done("%s %s: now %s", map[string]string{"enable": "enabled", "reset": "reset"}[in.Action], ref,
 			describeState(ks.State, ks.Reason, ks.CooldownSeconds))
 	}
 	return nil

@@ -61,7 +61,7 @@ func RmCommand(ctx context.Context, in RmCommandInput, s Streams) error {
 	if err != nil {
 		return err
 	}
-	s.info("removed %s (%s) from %s", ref, state.Mask(k.Secret), in.Keyfile)
+	s.done("removed %s (%s) from %s", ref, state.Mask(k.Secret), in.Keyfile)
 	return nil
 }
 

@@ -158,6 +158,6 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 	if after.Keychain && !before.Keychain {
 		changed += "; the secret is in the keychain now, not in the keyfile"
 	}
-	s.info("changed %s/%s in %s: %s", in.Provider, in.Name, in.Keyfile, changed)
+	s.done("changed %s/%s in %s: %s", in.Provider, in.Name, in.Keyfile, changed)
 	return nil
 }

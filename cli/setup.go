@@ -171,7 +171,7 @@ func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
 		return fail("fix the file by hand, or move it aside and run setup again", "%s: %v", path, err)
 	}
 	if bytes.Equal(updated, old) && existed {
-		s.info("%s is set up already (%s, proxy %s)", t.what, path, st.ProxyURL)
+		s.done("%s is set up already (%s, proxy %s)", t.what, path, st.ProxyURL)
 		return nil
 	}
 	if in.DryRun {
@@ -199,7 +199,7 @@ func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
 	if err := state.WriteAtomic(path, updated, perm); err != nil {
 		return err
 	}
-	s.info("set up %s in %s for the proxy at %s", t.what, path, st.ProxyURL)
+	s.done("set up %s in %s for the proxy at %s", t.what, path, st.ProxyURL)
 	fmt.Fprintf(s.Err, "next: llmkey exec -- %s ... (undo: llmkey setup %s --undo)\n", t.name, t.name)
 	return nil
 }
@@ -236,7 +236,7 @@ func undoSetup(in SetupCommandInput, t tool, path string, cur []byte, existed bo
 		return err
 	}
 	os.Remove(setupRecordPath(in.Paths, t.name))
-	s.info("undid the setup of %s: %s is as it was", t.what, path)
+	s.done("undid the setup of %s: %s is as it was", t.what, path)
 	return nil
 }
 

@@ -88,7 +88,7 @@ func TokenCommand(ctx context.Context, in TokenCommandInput, s Streams) error {
 		} else if err != nil {
 			return err
 		}
-		s.info("revoked the scoped token %s", in.ID)
+		s.done("revoked the scoped token %s", in.ID)
 		return nil
 	}
 	return usageError("llmkey token list, or llmkey token revoke ID", "unknown token action %q", in.Action)
