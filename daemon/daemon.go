@@ -259,20 +259,37 @@ func Run(opts Options) error {
 	}
 	d.proxy.Token = token
 
-	proxyLn, err := net.Listen("tcp", cfg.Listen())
+	handed, err := socketsHandedOver(p.SocketPath())
+	if err != nil {
+		return fail(&control.StartError{Message: err.Error(), Hint: "fix the ListenStream lines of llmkey.socket (llmkey service install writes them)"})
+	}
+	proxyLn := handed.proxy
+	if proxyLn == nil {
+		proxyLn, err = net.Listen("tcp", cfg.Listen())
+	}
 	if err != nil {
 		return fail(&control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),
 			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", Keyfile: false})
 	}
 	d.proxyURL = "http://" + proxyLn.Addr().String()
 
-	// We hold the lock, so a socket file here is a dead daemon's.
+	// We hold the lock, so a socket file here is a dead daemon's, unless
+	// it was handed over.
 	sock := p.SocketPath()
-	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-		proxyLn.Close()
-		return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
+	var ctlLn net.Listener
+	var sockInfo os.FileInfo
+	if handed.control != nil {
+		ctlLn = handed.control
+		sockInfo, err = os.Lstat(sock)
+		d.runtime.handedOver = true
+		d.log.Info("serving the sockets handed over", "proxy", handed.proxy != nil, "control", sock)
+	} else {
+		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			proxyLn.Close()
+			return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
+		}
+		ctlLn, sockInfo, err = listenSocket(sock)
 	}
-	ctlLn, sockInfo, err := listenSocket(sock)
 	if err != nil {
 		proxyLn.Close()
 		hint := "check that " + p.RuntimeDir + " is yours and writable, or set LLMKEY_RUNTIME_DIR to another directory"
@@ -336,8 +353,8 @@ func Run(opts Options) error {
 	defer cancel()
 	proxySrv.Shutdown(ctx)
 	ctlSrv.Shutdown(ctx)
-	if !d.runtime.lost {
-		os.Remove(sock)
+	if !d.runtime.lost && !d.runtime.handedOver {
+		os.Remove(sock) // a socket handed over is systemd's, to wake the next daemon
 	}
 	d.log.Info("stopped")
 	return nil

@@ -370,6 +370,8 @@ type runtimeFiles struct {
 	// lost is set when another daemon owns the runtime dir now: its
 	// socket must not be removed on the way out.
 	lost bool
+	// handedOver: the control socket came from socket activation.
+	handedOver bool
 }
 
 // keepRuntime puts back the lock and the socket when the runtime dir or

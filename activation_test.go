@@ -1,0 +1,99 @@
+package main
+
+import (
+	"io"
+	"net"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Socket activation with Debian's systemd-socket-activate, which does
+// what a .socket unit does: it holds the proxy port and the control
+// socket, and starts "llmkey daemon" on the first connection to either,
+// handing both over. The first request through the port is served, and
+// CLI calls after it find that daemon: none starts a second one.
+func TestSocketActivation(t *testing.T) {
+	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
+		t.Fatal("systemd-socket-activate is needed (apt-get install systemd; .ci/run installs it)")
+	}
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	for _, d := range []string{u.runtimeDir(), u.stateDir()} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// The token, as a daemon would have made it before: the first
+	// request must carry one.
+	token := "llmk-local-" + strings.Repeat("ab", 24)
+	writeFile(t, filepath.Join(u.stateDir(), "token"), token+"\n", 0o600)
+
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	sock := filepath.Join(u.runtimeDir(), "sock")
+	args := []string{"-l", addr, "-l", sock}
+	for _, e := range u.env {
+		args = append(args, "-E", e)
+	}
+	cmd := exec.Command("systemd-socket-activate", append(args, llmkeyBin, "daemon")...)
+	cmd.Env = u.env
+	stderr, _ := cmd.StderrPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	logs := make(chan string, 100)
+	go func() {
+		b, _ := io.ReadAll(stderr)
+		logs <- string(b)
+	}()
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM)
+		cmd.Wait()
+		u.assertNoCanary(<-logs)
+	})
+	// It listens before any daemon runs.
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		if c, err := net.Dial("tcp", addr); err == nil {
+			c.Close() // this connection itself wakes the daemon
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("systemd-socket-activate never listened")
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	resp := chat(t, "http://"+addr, token, nil)
+	body := mustOK(t, resp)
+	if !strings.Contains(body, "hello") {
+		t.Fatalf("the first request through the handed-over port: %s", body)
+	}
+	pid := u.daemonPID()
+	if pid == 0 || pid != cmd.Process.Pid {
+		t.Fatalf("the daemon holding the lock is pid %d, not the activated one (%d)", pid, cmd.Process.Pid)
+	}
+	st, code := u.status()
+	if code != 0 || st["proxy_url"] != "http://"+addr || int(st["pid"].(float64)) != pid {
+		t.Fatalf("status after activation: exit %d %v", code, st)
+	}
+	for _, args := range [][]string{{"exec", "--", "true"}, {"start"}, {"list"}} {
+		mustSucceed(t, u.llmkey(args...))
+		if p := u.daemonPID(); p != pid {
+			t.Fatalf("llmkey %v: the daemon is pid %d now, was %d", args, p, pid)
+		}
+	}
+	if r := u.llmkey("start"); !strings.Contains(r.stderr, "already running (pid "+strconv.Itoa(pid)+")") {
+		t.Errorf("start: %v", r)
+	}
+}
