@@ -63,6 +63,7 @@ func NewApp() *ucli.App {
 	ConfigureLogsCommand(app)
 	ConfigureManCommand(app)
 	ConfigureTopCommand(app)
+	ConfigureServiceCommand(app)
 	ConfigureCompletionCommand(app)
 	configureCompleteCommand(app)
 	ConfigureVersionCommand(app)

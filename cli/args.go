@@ -27,7 +27,7 @@ func PermuteArgs(app *ucli.App, args []string) []string {
 		return args
 	}
 	cmd := app.Command(args[i])
-	if cmd == nil || cmd.SkipFlagParsing || cmd.Name == "exec" {
+	if cmd == nil || cmd.SkipFlagParsing || cmd.Name == "exec" || len(cmd.Subcommands) > 0 {
 		return args
 	}
 	head := append([]string{}, args[:i+1]...)

@@ -46,6 +46,7 @@ var positional = map[string]func(*state.Config) []string{
 	"setup":      func(*state.Config) []string { return toolNames() },
 	"completion": func(*state.Config) []string { return []string{"bash", "zsh", "fish"} },
 	"token":      func(*state.Config) []string { return []string{"list", "revoke"} },
+	"service":    func(*state.Config) []string { return []string{"install", "uninstall", "status"} },
 }
 
 func keyRefs(cfg *state.Config) []string {

@@ -39,6 +39,7 @@ var examples = map[string][]string{
 	"set":        {"llmkey set --rpm 30 openai/work", "llmkey set --tag work --tag ci openai/work", "llmkey set --secret openai/work   # type the new key"},
 	"import":     {"llmkey import --from-env   # OPENAI_API_KEY, ANTHROPIC_API_KEY, ...", "llmkey import .env"},
 	"doctor":     {"llmkey doctor"},
+	"service":    {"llmkey service install", "llmkey service install --dry-run", "llmkey service status", "llmkey service uninstall"},
 	"top":        {"llmkey top", "NO_COLOR=1 llmkey top"},
 	"logs":       {"llmkey logs -n 50", "llmkey logs -f"},
 	"man":        {"llmkey man | man -l -"},

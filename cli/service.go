@@ -1,0 +1,280 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strings"
+
+	ucli "github.com/urfave/cli/v2"
+
+	"github.com/llmkey/llmkey/state"
+)
+
+// service install writes what starts the daemon with the session, so that
+// no tool waits for a first exec to spawn it: on Linux a systemd user
+// service and socket (the socket holds the proxy port and the control
+// socket, and starts the daemon at the first connection to either), on
+// macOS a launchd agent. Every file it writes starts with serviceMark,
+// and uninstall removes only files that do.
+
+const serviceMark = "Written by llmkey service install; llmkey service uninstall removes it."
+
+// serviceFile is one file install writes.
+type serviceFile struct {
+	Path, Content string
+}
+
+// ServiceFiles are the files install writes for goos, for the llmkey at
+// bin, the paths p and the proxy address listen.
+func ServiceFiles(goos, home, bin string, p state.Paths, listen string) []serviceFile {
+	env := []string{"LLMKEY_KEYFILE=" + p.Keyfile, "LLMKEY_STATE_DIR=" + p.StateDir, "LLMKEY_RUNTIME_DIR=" + p.RuntimeDir}
+	if goos == "darwin" {
+		return []serviceFile{{filepath.Join(home, "Library", "LaunchAgents", launchdLabel+".plist"), launchdPlist(bin, env, p)}}
+	}
+	dir := filepath.Join(home, ".config", "systemd", "user")
+	var envLines strings.Builder
+	for _, e := range env {
+		fmt.Fprintf(&envLines, "Environment=%s\n", systemdQuote(e))
+	}
+	service := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: LLM API keys behind a local proxy\n" +
+		"Requires=llmkey.socket\nAfter=llmkey.socket\n\n[Service]\nType=simple\n" +
+		"ExecStart=" + systemdQuote(bin) + " daemon\n" + envLines.String() +
+		"Restart=on-failure\nNoNewPrivileges=yes\nUMask=0077\n\n[Install]\nWantedBy=default.target\n"
+	socket := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: the proxy port and control socket\n\n" +
+		"[Socket]\nListenStream=" + listen + "\nListenStream=" + p.SocketPath() + "\nSocketMode=0600\nDirectoryMode=0700\n" +
+		"Service=llmkey.service\n\n[Install]\nWantedBy=sockets.target\n"
+	return []serviceFile{{filepath.Join(dir, "llmkey.service"), service}, {filepath.Join(dir, "llmkey.socket"), socket}}
+}
+
+const launchdLabel = "dev.llmkey.daemon"
+
+func launchdPlist(bin string, env []string, p state.Paths) string {
+	esc := func(s string) string {
+		var b bytes.Buffer
+		xml.EscapeText(&b, []byte(s))
+		return b.String()
+	}
+	var b strings.Builder
+	b.WriteString(`<?xml version="1.0" encoding="UTF-8"?>` + "\n")
+	b.WriteString(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">` + "\n")
+	b.WriteString("<!-- " + serviceMark + " -->\n<plist version=\"1.0\">\n<dict>\n")
+	b.WriteString("\t<key>Label</key>\n\t<string>" + launchdLabel + "</string>\n")
+	b.WriteString("\t<key>ProgramArguments</key>\n\t<array>\n\t\t<string>" + esc(bin) + "</string>\n\t\t<string>daemon</string>\n\t</array>\n")
+	b.WriteString("\t<key>EnvironmentVariables</key>\n\t<dict>\n")
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		b.WriteString("\t\t<key>" + esc(k) + "</key>\n\t\t<string>" + esc(v) + "</string>\n")
+	}
+	b.WriteString("\t</dict>\n")
+	b.WriteString("\t<key>RunAtLoad</key>\n\t<true/>\n")
+	b.WriteString("\t<key>KeepAlive</key>\n\t<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>\n")
+	b.WriteString("\t<key>ProcessType</key>\n\t<string>Background</string>\n")
+	b.WriteString("\t<key>Umask</key>\n\t<integer>63</integer>\n")
+	b.WriteString("\t<key>StandardErrorPath</key>\n\t<string>" + esc(filepath.Join(p.StateDir, "launchd.log")) + "</string>\n")
+	b.WriteString("</dict>\n</plist>\n")
+	return b.String()
+}
+
+// systemdQuote quotes s for a unit file's command line or assignment
+// when it holds spaces, quotes or backslashes; % is doubled everywhere.
+func systemdQuote(s string) string {
+	s = strings.ReplaceAll(s, "%", "%%")
+	if !strings.ContainsAny(s, " \t\"'\\") {
+		return s
+	}
+	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
+}
+
+func ConfigureServiceCommand(app *ucli.App) {
+	dry := &ucli.BoolFlag{Name: "dry-run", Usage: "print the files and commands, change nothing"}
+	app.Commands = append(app.Commands, &ucli.Command{
+		Name:  "service",
+		Usage: "start the daemon with your session: install, uninstall or status (systemd on Linux, launchd on macOS)",
+		Description: "install writes a systemd user service and socket (~/.config/systemd/user/llmkey.{service,socket}: the socket holds " +
+			"the proxy port and the control socket and starts the daemon at the first connection) or a launchd agent " +
+			"(~/Library/LaunchAgents/" + launchdLabel + ".plist), then enables it with systemctl --user or launchctl when they can be reached, " +
+			"and says the commands otherwise. The files pin the keyfile, state and runtime dirs this command resolves. " +
+			"uninstall stops it and removes exactly the files install wrote. status says what is installed.",
+		Subcommands: []*ucli.Command{
+			{Name: "install", Usage: "write and enable the service", Flags: []ucli.Flag{dry}, Action: serviceAction("install")},
+			{Name: "uninstall", Usage: "disable the service and remove its files", Flags: []ucli.Flag{dry}, Action: serviceAction("uninstall")},
+			{Name: "status", Usage: "say whether the service is installed", Action: serviceAction("status")},
+		},
+	})
+}
+
+func serviceAction(what string) ucli.ActionFunc {
+	return withPaths(func(c *ucli.Context, p state.Paths) error {
+		return ServiceCommand(c.Context, what, p, c.Bool("dry-run"), streams(c))
+	})
+}
+
+// ServiceCommand installs, uninstalls or reports the service.
+func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s Streams) error {
+	home, err := os.UserHomeDir()
+	if err != nil {
+		return fail("set HOME", "%v", err)
+	}
+	bin, err := os.Executable()
+	if err != nil {
+		return fmt.Errorf("find the llmkey binary: %w", err)
+	}
+	bin, _ = filepath.EvalSymlinks(bin)
+	listen := state.DefaultListen
+	if cfg, err := state.Load(p.Keyfile); err == nil {
+		listen = cfg.Listen()
+	}
+	if strings.HasSuffix(listen, ":0") {
+		return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", listen)
+	}
+	files := ServiceFiles(runtime.GOOS, home, bin, p, listen)
+	cmds := serviceCommands(runtime.GOOS, what, files)
+	switch what {
+	case "status":
+		for _, f := range files {
+			b, err := os.ReadFile(f.Path)
+			switch {
+			case err != nil:
+				fmt.Fprintf(s.Out, "%s: not installed\n", f.Path)
+			case string(b) != f.Content:
+				fmt.Fprintf(s.Out, "%s: installed, but not as this llmkey would write it now (llmkey service install rewrites it)\n", f.Path)
+			default:
+				fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
+			}
+		}
+		return nil
+	case "install":
+		if dry {
+			for _, f := range files {
+				fmt.Fprintf(s.Out, "# %s\n%s\n", f.Path, f.Content)
+			}
+			for _, c := range cmds {
+				fmt.Fprintln(s.Out, strings.Join(c, " "))
+			}
+			return nil
+		}
+		for _, f := range files {
+			if b, err := os.ReadFile(f.Path); err == nil && !bytes.Contains(b, []byte(serviceMark)) {
+				return fail("move it away, or remove it, to let llmkey write its own", "%s exists and was not written by llmkey", f.Path)
+			}
+			if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+				return fmt.Errorf("create %s: %w", filepath.Dir(f.Path), err)
+			}
+			if err := writeFileAtomic(f.Path, []byte(f.Content), 0o644); err != nil {
+				return err
+			}
+			s.done("wrote %s", f.Path)
+		}
+	case "uninstall":
+		if dry {
+			for _, c := range cmds {
+				fmt.Fprintln(s.Out, strings.Join(c, " "))
+			}
+			for _, f := range files {
+				fmt.Fprintln(s.Out, "rm "+f.Path)
+			}
+			return nil
+		}
+	}
+	ran := runServiceCommands(ctx, cmds, s)
+	if what == "uninstall" {
+		removed := 0
+		for _, f := range files {
+			b, err := os.ReadFile(f.Path)
+			if errors.Is(err, fs.ErrNotExist) {
+				continue
+			}
+			if err != nil || !bytes.Contains(b, []byte(serviceMark)) {
+				s.info("warning: %s was not written by llmkey; left as it is", f.Path)
+				continue
+			}
+			if err := os.Remove(f.Path); err != nil {
+				return fmt.Errorf("remove %s: %w", f.Path, err)
+			}
+			removed++
+			s.done("removed %s", f.Path)
+		}
+		if removed == 0 {
+			s.done("the service was not installed; nothing to remove")
+		}
+		// The directories install made, when nothing else is in them.
+		if runtime.GOOS != "darwin" {
+			for dir := filepath.Dir(files[0].Path); dir != filepath.Join(home, ".config") && strings.HasPrefix(dir, home); dir = filepath.Dir(dir) {
+				if os.Remove(dir) != nil {
+					break
+				}
+			}
+		}
+	}
+	if !ran && len(cmds) > 0 {
+		s.info("could not reach %s here; run:", cmds[0][0])
+		for _, c := range cmds {
+			fmt.Fprintln(s.Err, "  "+strings.Join(c, " "))
+		}
+	}
+	return nil
+}
+
+// serviceCommands are what enables or disables the files.
+func serviceCommands(goos, what string, files []serviceFile) [][]string {
+	if goos == "darwin" {
+		target := fmt.Sprintf("gui/%d", os.Getuid())
+		if what == "install" {
+			return [][]string{{"launchctl", "bootstrap", target, files[0].Path}}
+		}
+		if what == "uninstall" {
+			return [][]string{{"launchctl", "bootout", target + "/" + launchdLabel}}
+		}
+		return nil
+	}
+	switch what {
+	case "install":
+		return [][]string{{"systemctl", "--user", "daemon-reload"}, {"systemctl", "--user", "enable", "--now", "llmkey.socket"}}
+	case "uninstall":
+		return [][]string{{"systemctl", "--user", "disable", "--now", "llmkey.socket", "llmkey.service"}, {"systemctl", "--user", "daemon-reload"}}
+	}
+	return nil
+}
+
+// runServiceCommands runs them, and reports whether the service manager
+// could be reached at all.
+func runServiceCommands(ctx context.Context, cmds [][]string, s Streams) bool {
+	for _, c := range cmds {
+		if _, err := exec.LookPath(c[0]); err != nil {
+			return false
+		}
+		out, err := exec.CommandContext(ctx, c[0], c[1:]...).CombinedOutput()
+		if err != nil {
+			if bytes.Contains(out, []byte("Failed to connect")) || bytes.Contains(out, []byte("No medium")) || bytes.Contains(out, []byte("not been booted")) {
+				return false
+			}
+			s.info("warning: %s: %v: %s", strings.Join(c, " "), err, strings.TrimSpace(string(out)))
+		}
+	}
+	return true
+}
+
+func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".llmkey-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if _, err := tmp.Write(data); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	tmp.Chmod(mode)
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return os.Rename(tmp.Name(), path)
+}
