@@ -109,15 +109,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		if den != nil {
 			now := h.Clock.Now()
 			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
-				timer := time.NewTimer(max(d.Until.Sub(now), time.Millisecond))
-				select {
-				case <-timer.C:
-				case <-den.Wake:
-				case <-r.Context().Done():
-					timer.Stop()
+				if !waitForKey(r.Context(), den, d.Until.Sub(now)) {
 					return nil
 				}
-				timer.Stop()
 				continue
 			}
 			h.answerDenied(w, up, den, last, n, snap.Secrets, log, start)
@@ -296,4 +290,18 @@ func setOrDelete(h http.Header, key, value string) {
 	} else {
 		h[key] = []string{value}
 	}
+}
+
+// waitForKey waits until a key may be free: for wait, or until the pool
+// says one came back. It reports false when ctx ended first.
+func waitForKey(ctx context.Context, den *rotate.Denial, wait time.Duration) bool {
+	timer := time.NewTimer(max(wait, time.Millisecond))
+	defer timer.Stop()
+	select {
+	case <-timer.C:
+	case <-den.Wake:
+	case <-ctx.Done():
+		return false
+	}
+	return true
 }

@@ -91,15 +91,9 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 		if den != nil {
 			now := h.Clock.Now()
 			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
-				timer := time.NewTimer(max(d.Until.Sub(now), time.Millisecond))
-				select {
-				case <-timer.C:
-				case <-den.Wake:
-				case <-r.Context().Done():
-					timer.Stop()
+				if !waitForKey(r.Context(), den, d.Until.Sub(now)) {
 					return
 				}
-				timer.Stop()
 				continue
 			}
 			h.Events.Denied(up.Name, den.Code)
