@@ -43,7 +43,7 @@ type look struct {
 // only; NO_COLOR (any value), --no-color and TERM=dumb turn colour off.
 func lookOf(w io.Writer, wide, noColor bool) look {
 	f, ok := w.(*os.File)
-	if !ok || !term.IsTerminal(int(f.Fd())) {
+	if !ok || !isTerminal(f) {
 		return look{}
 	}
 	var l look

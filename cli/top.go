@@ -15,7 +15,6 @@ import (
 
 	tea "github.com/charmbracelet/bubbletea"
 	ucli "github.com/urfave/cli/v2"
-	"golang.org/x/term"
 
 	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
@@ -43,7 +42,7 @@ func ConfigureTopCommand(app *ucli.App) {
 // TopCommand runs the live view until q.
 func TopCommand(ctx context.Context, p state.Paths, s Streams, noColor bool) error {
 	out, ok := s.Out.(*os.File)
-	if !ok || !term.IsTerminal(int(out.Fd())) || !term.IsTerminal(int(s.In.Fd())) {
+	if !ok || !isTerminal(out) || !isTerminal(s.In) {
 		return usageError("scripts read llmkey status --json; llmkey status prints it once", "top needs a terminal")
 	}
 	m := &topModel{ctx: ctx, paths: p, client: control.NewClient(p), color: lookOf(out, true, noColor).Color, width: 80, height: 24}
