@@ -156,17 +156,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 			}
 			return ans
 		}
-		lease.Done(o, 0)
-		h.record(up, key, model, label, failedAttempt(o.Class.String()))
-		if o.Class.SetsAside() != "" {
-			h.Events.SetAside(up.Name, key.Name, o.Class)
-		}
-		if o.Class == rotate.ServerError || o.Class == rotate.Transport {
-			// Nothing keeps this key from being chosen again at once;
-			// the other failures cool or park it, which also lets a
-			// request that waits try it again once it is back.
-			tried = append(tried, key.Name)
-		}
+		tried = h.failed(up, key, lease, model, label, o, tried)
 		last = a
 		d := rotate.Decide(budget, n, &o, nil, h.Clock.Now())
 		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
@@ -290,6 +280,23 @@ func setOrDelete(h http.Header, key, value string) {
 	} else {
 		h[key] = []string{value}
 	}
+}
+
+// failed settles an attempt that failed: the lease, the counts, the event,
+// and the keys not to choose again (returned).
+func (h *Handler) failed(up *Upstream, key Key, lease rotate.Lease, model, label string, o rotate.Outcome, tried []string) []string {
+	lease.Done(o, 0)
+	h.record(up, key, model, label, failedAttempt(o.Class.String()))
+	if o.Class.SetsAside() != "" {
+		h.Events.SetAside(up.Name, key.Name, o.Class)
+	}
+	if o.Class == rotate.ServerError || o.Class == rotate.Transport {
+		// Nothing keeps this key from being chosen again at once; the
+		// other failures cool or park it, which also lets a request that
+		// waits try it again once it is back.
+		tried = append(tried, key.Name)
+	}
+	return tried
 }
 
 // waitForKey waits until a key may be free: for wait, or until the pool

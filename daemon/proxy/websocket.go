@@ -140,14 +140,7 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 			o = rotate.TransportOutcome(redact(reason, snap.Secrets))
 			lastStatus, lastHeader, lastBody = 0, nil, nil
 		}
-		lease.Done(o, 0)
-		h.record(up, key, model, label, failedAttempt(o.Class.String()))
-		if o.Class.SetsAside() != "" {
-			h.Events.SetAside(up.Name, key.Name, o.Class)
-		}
-		if o.Class == rotate.ServerError || o.Class == rotate.Transport {
-			tried = append(tried, key.Name)
-		}
+		tried = h.failed(up, key, lease, model, label, o, tried)
 		d := rotate.Decide(budget, n, &o, nil, h.Clock.Now())
 		log.Info("WebSocket handshake failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
 			"reason", o.Reason, "retry", d.Step == rotate.Retry)
