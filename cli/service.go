@@ -125,7 +125,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	}
 	bin, err := os.Executable()
 	if err != nil {
-		return fmt.Errorf("find the llmkey binary: %w", err)
+		return fail("run llmkey by its path (e.g. ~/go/bin/llmkey service install)", "find the llmkey binary for the unit's ExecStart: %v", err)
 	}
 	bin, _ = filepath.EvalSymlinks(bin)
 	listen := state.DefaultListen
@@ -168,7 +168,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
 				return fmt.Errorf("create %s: %w", filepath.Dir(f.Path), err)
 			}
-			if err := writeFileAtomic(f.Path, []byte(f.Content), 0o644); err != nil {
+			if err := state.WriteAtomic(f.Path, []byte(f.Content), 0o644); err != nil {
 				return err
 			}
 			s.done("wrote %s", f.Path)
@@ -260,21 +260,4 @@ func runServiceCommands(ctx context.Context, cmds [][]string, s Streams) bool {
 		}
 	}
 	return true
-}
-
-func writeFileAtomic(path string, data []byte, mode os.FileMode) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".llmkey-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if _, err := tmp.Write(data); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	tmp.Chmod(mode)
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	return os.Rename(tmp.Name(), path)
 }

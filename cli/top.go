@@ -60,16 +60,14 @@ type topModel struct {
 	color         bool
 	width, height int
 
-	st     *control.Status
-	err    error
-	limits map[string]state.Key // PROVIDER/NAME: the keyfile's limits
-	at     time.Time
+	topStatus // the last answer
 }
 
+// topStatus is one look at the daemon.
 type topStatus struct {
 	st     *control.Status
 	err    error
-	limits map[string]state.Key
+	limits map[string]state.Key // PROVIDER/NAME: the keyfile's limits
 	at     time.Time
 }
 
@@ -103,7 +101,7 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 	case topStatus:
-		m.st, m.err, m.limits, m.at = msg.st, msg.err, msg.limits, msg.at
+		m.topStatus = msg
 		return m, tea.Tick(topEvery, func(time.Time) tea.Msg { return topTick{} })
 	case topTick:
 		return m, m.fetch
