@@ -76,6 +76,14 @@ type Outcome struct {
 	WaitSource string
 	// Until is set when a quota returns at a known time (a daily reset).
 	Until time.Time
+	// OrgWide: the answer says the limit is the organisation's (or the
+	// project's), which every key of the key's group shares.
+	OrgWide bool
+	// Left is the smallest share of a limit a success says is left
+	// (remaining over limit, 0 to 1), until LeftFor from now, its reset;
+	// LeftFor is 0 when the answer said nothing of it.
+	Left    float64
+	LeftFor time.Duration
 	// Reason is a short text for a person: "429 rate limited", with the
 	// provider's code where it gave one. Never the raw body.
 	Reason string

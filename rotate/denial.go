@@ -14,6 +14,10 @@ const (
 	AllKeysCooling      DenialCode = "all-keys-cooling"     // every candidate rate limited or at a limit
 	NoUsableKeys        DenialCode = "no-usable-keys"       // parked, disabled or already tried
 	ProviderUnavailable DenialCode = "provider-unavailable" // the circuit is open
+	// A conversation whose state is stored with one key, which cannot
+	// serve now (busy: it may, later), or is gone from the keyfile.
+	ConversationKeyBusy DenialCode = "conversation-key-busy"
+	ConversationKeyGone DenialCode = "conversation-key-gone"
 )
 
 // Denial says why no key can serve now, and when one may.
@@ -105,6 +109,25 @@ func (p *Pool) deny(now time.Time, model string, tried []string, only map[string
 	}
 	d.Until = soonest
 	d.Detail = strings.Join(parts, "; ")
+	return d
+}
+
+// denyPinned explains why a conversation pinned to the key name (k; nil
+// when it is gone) cannot be served now: as deny would for that key
+// alone, or that the key is gone.
+func (p *Pool) denyPinned(now time.Time, name string, k *keyState, model string, tried []string, only map[string]bool) *Denial {
+	ref := p.Name + "/" + name
+	if k == nil || (only != nil && !only[name]) {
+		what := "is no longer in the keyfile"
+		if k != nil {
+			what = "is not in this token's selection"
+		}
+		return &Denial{Code: ConversationKeyGone,
+			Detail: fmt.Sprintf("this conversation's stored state (a previous response, a conversation or a cached content) lives with %s, which %s; another key cannot read it: start a new conversation, or bring the key back", ref, what)}
+	}
+	d := p.deny(now, model, tried, map[string]bool{name: true})
+	d.Code = ConversationKeyBusy
+	d.Detail = fmt.Sprintf("this conversation's stored state lives with %s, and only that key can read it: %s", ref, d.Detail)
 	return d
 }
 

@@ -11,12 +11,18 @@ import (
 //
 //	success       clears the key's failures and backoff; a parked key
 //	              whose probe succeeded serves again; a remaining count
-//	              of 0 cools it for that model until the reset
+//	              of 0 cools it for that model until the reset; one
+//	              under PaceBelow of its limit makes it scarce until the
+//	              reset (picked only when no other key can serve)
 //	rate-limited  cools the key for that model: the provider's wait, or
-//	              1 s, 2 s, 4 s ... up to a minute
-//	quota,        parks the key: out of rotation until a probe succeeds,
-//	invalid-key   the first after ProbeInterval (or at the known
-//	              return), each failed probe doubling it up to 12 times
+//	              1 s, 2 s, 4 s ... up to a minute; an organisation-wide
+//	              limit cools every key of the key's group alike
+//	quota         parks the key, and every key of its group (they share
+//	              one organisation's billing): out of rotation until a
+//	              probe succeeds, the first after ProbeInterval (or at
+//	              the known return), each failed probe doubling it up
+//	              to 12 times
+//	invalid-key   parks the key alone, the same way
 //	forbidden     cools the key for that model for ProbeInterval
 //	overloaded    opens the provider's circuit; no key is blamed
 //	server-error, count toward the circuit (5 in a row across keys open
@@ -62,6 +68,13 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		if o.Wait > 0 {
 			k.coolModel(l.model, now.Add(o.Wait), o.Reason, Success)
 		}
+		if o.LeftFor > 0 {
+			until := time.Time{}
+			if o.Left < p.policy.PaceBelow {
+				until = now.Add(o.LeftFor)
+			}
+			p.setScarce(k, until)
+		}
 	case RateLimited:
 		p.circuit.alive()
 		wait := o.Wait
@@ -76,8 +89,20 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		if l.model != "" {
 			reason += " on " + l.model
 		}
-		k.coolModel(l.model, now.Add(wait), reason, RateLimited)
-	case Quota, InvalidKey:
+		if o.OrgWide && k.spec.Group != "" {
+			reason += ", organisation-wide (group " + k.spec.Group + ")"
+		}
+		for _, g := range p.groupOf(k, o.OrgWide) {
+			g.coolModel(l.model, now.Add(wait), reason, RateLimited)
+		}
+	case Quota:
+		p.circuit.alive()
+		for _, g := range p.groupOf(k, true) {
+			if g == k || !g.parked {
+				p.park(g, now, o)
+			}
+		}
+	case InvalidKey:
 		p.circuit.alive()
 		p.park(k, now, o)
 	case Forbidden:
@@ -119,6 +144,21 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		// The probe learned nothing about the key; try again soon.
 		k.nextProbe = now.Add(p.probeInterval())
 	}
+}
+
+// groupOf is k and, when wide and k has a group, every other key of its
+// group: those that share its organisation's limits.
+func (p *Pool) groupOf(k *keyState, wide bool) []*keyState {
+	if !wide || k.spec.Group == "" {
+		return []*keyState{k}
+	}
+	var out []*keyState
+	for _, g := range p.keys {
+		if g.spec.Group == k.spec.Group {
+			out = append(out, g)
+		}
+	}
+	return out
 }
 
 func (p *Pool) probeInterval() time.Duration {

@@ -61,6 +61,13 @@ type keyState struct {
 	disabled      bool
 	disabledUntil time.Time
 
+	// Nearly spent (its remaining requests or tokens under the policy's
+	// share) until the reset its answer gave; zero when not.
+	scarceUntil time.Time
+
+	// Conversations that came back to it, and that moved to it.
+	sessionHits, sessionMoves uint64
+
 	failRun      int
 	failRunStart uint64 // the pool's successes when the run began
 	failLevel    int

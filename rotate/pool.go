@@ -20,6 +20,9 @@ type KeySpec struct {
 	// Limits; 0 means none.
 	RPM, TPM, MaxConcurrent int
 	RPD, TPD                int // per UTC day
+	// Group names the organisation whose quota the key shares with the
+	// other keys of its group ("": its own).
+	Group string
 	// Entry is the whole keyfile entry less the secret, compared to
 	// notice an edit.
 	Entry string
@@ -34,6 +37,11 @@ type Policy struct {
 	// ProbeInterval is how soon a parked key is tried again; it doubles
 	// on each failed probe up to 12 times as long.
 	ProbeInterval time.Duration
+	// PaceBelow: a key whose answers say less than this share of its
+	// requests or tokens is left (remaining under limit) is scarce until
+	// their reset, and gets a request only when no other key can take it.
+	// 0: no pacing.
+	PaceBelow float64
 }
 
 // Pool is the live state of one provider's keys. It lives as long as the
@@ -57,6 +65,10 @@ type Pool struct {
 	// successes counts successes of any key: a key failing alone while
 	// others work is the key's problem, not the provider's.
 	successes uint64
+	sessions  sessionTable
+	// scarce counts keys that said they are nearly spent, lately: while
+	// none is, a pick is one pass.
+	scarce int
 }
 
 type query struct {
@@ -64,6 +76,23 @@ type query struct {
 	model string
 	tried []string
 	only  map[string]bool // nil: every key
+	// paced: pass over scarce keys (the first of a pick's two passes).
+	paced bool
+}
+
+// Ask is what one attempt needs a key for.
+type Ask struct {
+	Model string
+	// Tried names keys not to choose again; Only the keys a selection
+	// allows (nil: every key).
+	Tried []string
+	Only  map[string]bool
+	// Session names the conversation the request belongs to ("": none):
+	// it goes to the key that served the conversation while that key can
+	// serve. Pinned says the conversation's state is stored with that key
+	// upstream: it never moves, and waits for its key or is denied.
+	Session string
+	Pinned  bool
 }
 
 // NewPool makes an empty pool; Update gives it keys.
@@ -106,6 +135,12 @@ func (p *Pool) Update(policy Policy, specs []KeySpec) {
 		byName[s.Name] = k
 	}
 	p.keys, p.byName, p.picker = keys, byName, pk
+	p.scarce = 0
+	for _, k := range keys {
+		if !k.scarceUntil.IsZero() {
+			p.scarce++
+		}
+	}
 	pk.reset(keys)
 	p.signal()
 }
@@ -126,17 +161,22 @@ type Lease struct {
 	probe bool
 	model string
 	half  bool // the circuit's half-open probe
+	// Affinity is what the request's conversation found.
+	Affinity Affinity
 }
 
 // Acquire picks a key for model, skipping the names in tried. It never
 // blocks: when no key is usable it says why and when one may be.
 func (p *Pool) Acquire(model string, tried []string) (Lease, *Denial) {
-	return p.AcquireOnly(model, tried, nil)
+	return p.Take(Ask{Model: model, Tried: tried})
 }
 
-// AcquireOnly is Acquire among the keys named in only (nil: every key):
-// a selection, as a scoped token allows.
-func (p *Pool) AcquireOnly(model string, tried []string, only map[string]bool) (Lease, *Denial) {
+// Take picks a key for a: the conversation's key when it has one that
+// can serve, else one the strategy picks among those usable, keys that
+// said they are nearly spent last. It never blocks: when no key is usable
+// it says why and when one may be.
+func (p *Pool) Take(a Ask) (Lease, *Denial) {
+	model, tried, only := a.Model, a.Tried, a.Only
 	now := p.clock.Now()
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -158,7 +198,28 @@ func (p *Pool) AcquireOnly(model string, tried []string, only map[string]bool) (
 	}
 
 	p.q = query{now: now, model: model, tried: tried, only: only}
-	idx := p.picker.pick(p)
+	idx, aff := -1, NoSession
+	if a.Session != "" {
+		aff = NewSession
+		if s, ok := p.sessions.get(a.Session, now); ok {
+			k := p.byName[s.key]
+			switch {
+			case k != nil && p.usable(k):
+				idx, aff = k.idx, Hit
+			case s.pinned || a.Pinned:
+				p.q = query{}
+				d := p.denyPinned(now, s.key, k, model, tried, only)
+				p.waiting = true
+				d.Wake = p.wake
+				return Lease{}, d
+			default:
+				aff = Moved
+			}
+		}
+	}
+	if idx < 0 {
+		idx = p.pick()
+	}
 	p.q = query{}
 	if idx < 0 {
 		d := p.deny(now, model, tried, only)
@@ -167,6 +228,15 @@ func (p *Pool) AcquireOnly(model string, tried []string, only map[string]bool) (
 		return Lease{}, d
 	}
 	k := p.keys[idx]
+	switch aff {
+	case Hit:
+		k.sessionHits++
+	case Moved:
+		k.sessionMoves++
+	}
+	if a.Session != "" {
+		p.sessions.put(a.Session, k.spec.Name, a.Pinned, now)
+	}
 	k.inFlight++
 	p.picker.changed(k)
 	probe := false
@@ -182,7 +252,42 @@ func (p *Pool) AcquireOnly(model string, tried []string, only map[string]bool) (
 	if half {
 		p.circuit.probing = true
 	}
-	return Lease{p: p, k: k, Name: k.spec.Name, probe: probe, model: model, half: half}, nil
+	return Lease{p: p, k: k, Name: k.spec.Name, probe: probe, model: model, half: half, Affinity: aff}, nil
+}
+
+// pick is the strategy's pick among the usable keys: first among those
+// not scarce, then, when none of those is usable, among all.
+func (p *Pool) pick() int {
+	if p.scarce > 0 {
+		p.q.paced = true
+		idx := p.picker.pick(p)
+		p.q.paced = false
+		if idx >= 0 {
+			return idx
+		}
+	}
+	return p.picker.pick(p)
+}
+
+// Bind says that the conversation id lives with the named key: an
+// answer of that key created it (a stored response, a conversation, a
+// cached content). Requests that refer to it then go to that key only.
+func (p *Pool) Bind(id, name string) {
+	if id == "" {
+		return
+	}
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.byName[name] != nil {
+		p.sessions.put(id, name, true, p.clock.Now())
+	}
+}
+
+// Sessions is how many conversations the pool keeps a key for.
+func (p *Pool) Sessions() int {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.sessions.len()
 }
 
 // usable reports whether k may take the request being picked for (p.q)
@@ -204,8 +309,35 @@ func (p *Pool) usable(k *keyState) bool {
 	if _, cooling := k.coolingFor(now, p.q.model); cooling {
 		return false
 	}
+	if p.q.paced && p.isScarce(k, now) {
+		return false
+	}
 	_, ok := k.limitFrees(now)
 	return ok
+}
+
+// isScarce reports whether k said it is nearly spent, until a reset
+// still to come; one whose reset passed is no longer counted.
+func (p *Pool) isScarce(k *keyState, now time.Time) bool {
+	if k.scarceUntil.IsZero() {
+		return false
+	}
+	if now.Before(k.scarceUntil) {
+		return true
+	}
+	p.setScarce(k, time.Time{})
+	return false
+}
+
+// setScarce marks k scarce until until (zero: not scarce).
+func (p *Pool) setScarce(k *keyState, until time.Time) {
+	switch was := !k.scarceUntil.IsZero(); {
+	case was && until.IsZero():
+		p.scarce--
+	case !was && !until.IsZero():
+		p.scarce++
+	}
+	k.scarceUntil = until
 }
 
 // Cancel releases the lease without judging the key: the client went
@@ -336,6 +468,14 @@ type KeyView struct {
 	RequestsMinute, TokensMinute int
 	RequestsToday, TokensToday   int
 	Failures                     []Failure
+	// Group is the key's group; ScarceUntil, when it said it is nearly
+	// spent, the reset it gave (zero: it did not).
+	Group       string
+	ScarceUntil time.Time
+	// SessionHits counts requests of a conversation that came back to
+	// the key; SessionMoves, conversations that moved to it because
+	// their key could not serve. Both since the daemon started.
+	SessionHits, SessionMoves uint64
 }
 
 // View is the pool's keys' state now, in keyfile order, and its circuit:
@@ -346,7 +486,11 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 	defer p.mu.Unlock()
 	p.picker.expire(now)
 	for _, k := range p.keys {
-		v := KeyView{Name: k.spec.Name, State: Ready, InFlight: k.inFlight, Failures: append([]Failure(nil), k.failures...)}
+		v := KeyView{Name: k.spec.Name, State: Ready, InFlight: k.inFlight, Failures: append([]Failure(nil), k.failures...),
+			Group: k.spec.Group, SessionHits: k.sessionHits, SessionMoves: k.sessionMoves}
+		if p.isScarce(k, now) {
+			v.ScarceUntil = k.scarceUntil
+		}
 		k.tokWin.prune(now)
 		k.rollDay(now)
 		v.TokensMinute, v.RequestsToday, v.TokensToday = k.tokWin.sum, k.dayReqs, k.dayTokens
