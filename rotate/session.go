@@ -24,10 +24,10 @@ import (
 type Affinity uint8
 
 const (
-	NoSession Affinity = iota // the request names no conversation
-	NewSession                // a conversation not seen before (or forgotten)
-	Hit                       // served by the key that served it before
-	Moved                     // its key could not serve: moved to another, where it stays
+	NoSession  Affinity = iota // the request names no conversation
+	NewSession                 // a conversation not seen before (or forgotten)
+	Hit                        // served by the key that served it before
+	Moved                      // its key could not serve: moved to another, where it stays
 )
 
 func (a Affinity) String() string {
