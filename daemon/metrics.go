@@ -25,6 +25,7 @@ type metrics struct {
 	retries            *prometheus.CounterVec
 	cooldowns          *prometheus.CounterVec
 	denied             *prometheus.CounterVec
+	fallbacks          *prometheus.CounterVec
 	latency            *prometheus.HistogramVec
 	stateWriteFailures prometheus.Counter
 }
@@ -37,12 +38,15 @@ func newMetrics(d *Daemon) *metrics {
 		Help: cooldownHelp()}, []string{"provider", "key", "class"})
 	m.denied = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_denied_total",
 		Help: "Requests answered by llmkey without a key: all keys cooling, none usable, circuit open."}, []string{"provider", "code"})
+	m.fallbacks = prometheus.NewCounterVec(prometheus.CounterOpts{Name: "llmkey_fallback_total",
+		Help: "Requests no key of their provider could serve, by what came of them: entered (the wait for the primary began), recovered (the primary served after all), fell_back (the fallback provider served), exhausted (no fallback could serve either)."},
+		[]string{"provider", "fallback", "result"})
 	m.latency = prometheus.NewHistogramVec(prometheus.HistogramOpts{Name: "llmkey_upstream_latency_seconds",
 		Help:    "Time from sending an attempt upstream to its response headers.",
 		Buckets: []float64{.005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 30, 60}}, []string{"provider"})
 	m.stateWriteFailures = prometheus.NewCounter(prometheus.CounterOpts{Name: "llmkey_state_write_failures_total",
 		Help: "Failed attempts to write the state dir; the daemon then keeps its state in memory."})
-	m.reg.MustRegister(m.retries, m.cooldowns, m.denied, m.latency, m.stateWriteFailures,
+	m.reg.MustRegister(m.retries, m.cooldowns, m.denied, m.fallbacks, m.latency, m.stateWriteFailures,
 		prometheus.NewGaugeFunc(prometheus.GaugeOpts{Name: "llmkey_in_flight", Help: "Requests being served now."},
 			func() float64 { return float64(d.proxy.InFlight()) }),
 		&liveCollector{d: d},
@@ -66,6 +70,9 @@ func (m *metrics) SetAside(provider, key string, class rotate.Class) {
 }
 func (m *metrics) Denied(provider string, code rotate.DenialCode) {
 	m.denied.WithLabelValues(provider, string(code)).Inc()
+}
+func (m *metrics) Fallback(provider, to, result string) {
+	m.fallbacks.WithLabelValues(provider, to, result).Inc()
 }
 
 // cooldownHelp says which classes cool a key and which park it, as
@@ -93,6 +100,11 @@ var (
 	tokensDesc = prometheus.NewDesc("llmkey_tokens_total",
 		"Tokens the provider reported, by key, model and type (input, output, cache_read, cache_write, reasoning), as in 'llmkey usage'.",
 		[]string{"provider", "key", "model", "type"}, nil)
+	affinityDesc = prometheus.NewDesc("llmkey_affinity_total",
+		"Requests of a conversation (previous_response_id, conversation, prompt_cache_key, a session header, cachedContent) by key: hit (came back to the key that served it), moved (its key could not serve; it stays on this one now). Since the daemon started.",
+		[]string{"provider", "key", "result"}, nil)
+	sessionsDesc = prometheus.NewDesc("llmkey_sessions",
+		"Conversations the daemon keeps a key for, by provider.", []string{"provider"}, nil)
 	keyStateDesc = prometheus.NewDesc("llmkey_key_state",
 		"1 for the state each key is in now: "+strings.Join(stateNames(), ", ")+".",
 		[]string{"provider", "key", "state"}, nil)
@@ -102,6 +114,8 @@ func (c *liveCollector) Describe(ch chan<- *prometheus.Desc) {
 	ch <- requestsDesc
 	ch <- tokensDesc
 	ch <- keyStateDesc
+	ch <- affinityDesc
+	ch <- sessionsDesc
 }
 
 func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
@@ -134,7 +148,10 @@ func (c *liveCollector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for _, up := range c.d.snap.Load().Providers {
 		views, _, _ := up.Pool.View()
+		ch <- prometheus.MustNewConstMetric(sessionsDesc, prometheus.GaugeValue, float64(up.Pool.Sessions()), up.Name)
 		for _, v := range views {
+			ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.CounterValue, float64(v.SessionHits), up.Name, v.Name, "hit")
+			ch <- prometheus.MustNewConstMetric(affinityDesc, prometheus.CounterValue, float64(v.SessionMoves), up.Name, v.Name, "moved")
 			for _, s := range rotate.KeyStates() {
 				val := 0.0
 				if v.State == s {

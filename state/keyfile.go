@@ -52,6 +52,10 @@ type Key struct {
 	Models []string `toml:"models" json:"models,omitempty"`
 	// Tags name selections of keys: llmkey exec --tag work.
 	Tags []string `toml:"tags" json:"tags,omitempty" spec:"-"`
+	// Group names the organisation (or project) whose quota the key
+	// shares with the other keys of its group: an organisation-wide
+	// limit on one cools them all.
+	Group string `toml:"group" json:"group,omitempty"`
 	// Organization and Project go upstream with this key only, as the
 	// OpenAI-format headers (OpenAI-Organization, OpenAI-Project); a
 	// client's own are never sent with another key.
@@ -171,6 +175,21 @@ type DaemonConfig struct {
 	// without it the log has only failures, retries and the daemon's own
 	// events.
 	LogRequests bool `toml:"log_requests"`
+	// PaceBelow: a key whose answers say less than this share of a limit
+	// is left gets requests only when no other key can take them, until
+	// the limit resets. nil means the default; 0 turns pacing off.
+	PaceBelow *float64 `toml:"pace_below"`
+}
+
+// DefaultPaceBelow is [daemon] pace_below when the keyfile says nothing.
+const DefaultPaceBelow = 0.1
+
+// PaceShare is [daemon] pace_below, or its default.
+func (d DaemonConfig) PaceShare() float64 {
+	if d.PaceBelow == nil {
+		return DefaultPaceBelow
+	}
+	return *d.PaceBelow
 }
 
 // AddStreamUsage reports whether the proxy adds stream_options.include_usage.
@@ -248,7 +267,21 @@ type ProviderConfig struct {
 	Strategy              rotate.Strategy `toml:"strategy"`
 	ResponseHeaderTimeout Duration        `toml:"response_header_timeout"`
 	StreamIdleTimeout     Duration        `toml:"stream_idle_timeout"`
+	// Fallback names providers of the same kind that serve a request no
+	// key of this one can, in order, after PrimaryWait; FallbackModels
+	// renames the model for them.
+	Fallback       []string          `toml:"fallback"`
+	FallbackModels map[string]string `toml:"fallback_models"`
+	PrimaryWait    *Duration         `toml:"primary_wait"`
+	// DemoteToStream (anthropic kind): send non-streaming requests
+	// upstream as streams and answer the one JSON they add up to.
+	DemoteToStream bool `toml:"demote_to_stream"`
 }
+
+// DefaultPrimaryWait is how long a request waits for a key of its own
+// provider before it falls over to a fallback, when primary_wait is not
+// set.
+const DefaultPrimaryWait = 2 * time.Second
 
 // Config is a parsed, validated keyfile.
 type Config struct {
@@ -290,6 +323,11 @@ func (c *Config) Provider(name string) (Provider, bool) {
 	}
 	if p.Strategy == "" {
 		p.Strategy = rotate.DefaultStrategy
+	}
+	p.Fallback, p.FallbackModels, p.DemoteToStream = o.Fallback, o.FallbackModels, o.DemoteToStream
+	p.PrimaryWait = DefaultPrimaryWait
+	if o.PrimaryWait != nil {
+		p.PrimaryWait = time.Duration(*o.PrimaryWait)
 	}
 	p.ResponseHeaderTimeout = o.ResponseHeaderTimeout.Or(c.Daemon.ResponseHeaderTimeout.Or(DefaultResponseHeaderTimeout))
 	p.StreamIdleTimeout = o.StreamIdleTimeout.Or(c.Daemon.StreamIdleTimeout.Or(DefaultStreamIdleTimeout))
@@ -494,8 +532,8 @@ func tomlError(path string, err error) error {
 var knownFields = map[string][]string{
 	"key": KeyFieldNames(),
 	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
-		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout", "max_buffered_mb", "max_websockets"},
-	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout"},
+		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout", "max_buffered_mb", "max_websockets", "pace_below"},
+	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout", "fallback", "fallback_models", "primary_wait", "demote_to_stream"},
 	"pricing":  {"input", "output", "cache_read", "cache_write"},
 }
 
@@ -602,6 +640,43 @@ func validate(c *Config, lay *layout) error {
 		if p.Strategy != "" && !p.Strategy.Valid() {
 			return bad("strategy", fmt.Sprintf("unknown strategy %q", p.Strategy), "strategy is one of "+quoteList(rotate.Strategies()))
 		}
+		if p.PrimaryWait != nil && time.Duration(*p.PrimaryWait) > MaxDuration {
+			return bad("primary_wait", fmt.Sprintf("%s is longer than llmkey takes (at most %s)", time.Duration(*p.PrimaryWait), MaxDuration), "leave it out for the default")
+		}
+		kind := p.Kind
+		if kind == "" {
+			kind = b.Kind
+		}
+		if p.DemoteToStream && kind != KindAnthropic {
+			return bad("demote_to_stream", fmt.Sprintf("only an anthropic-kind provider can be demoted to streaming; %s is of kind %q", n, kind),
+				"remove demote_to_stream from this table")
+		}
+		for i, f := range p.Fallback {
+			fp, ok := c.Provider(f)
+			switch {
+			case !ok:
+				hint := "name a built-in provider or one defined in a [provider.NAME] table"
+				if s := closest(f, append(BuiltinNames(), names...)); s != "" {
+					hint = fmt.Sprintf("did you mean %q? %s", s, hint)
+				}
+				return bad("fallback", fmt.Sprintf("unknown provider %q", f), hint)
+			case f == n:
+				return bad("fallback", n+" cannot be its own fallback", "name another provider of kind "+string(kind))
+			case fp.Kind != kind:
+				return bad("fallback", fmt.Sprintf("%s is of kind %q, %s of kind %q: a fallback must speak the same wire format", f, fp.Kind, n, kind),
+					"name a provider of kind "+string(kind))
+			case slices.Contains(p.Fallback[:i], f):
+				return bad("fallback", fmt.Sprintf("%s is named twice", f), "name each fallback once")
+			}
+		}
+		for from, to := range p.FallbackModels {
+			if from == "" || to == "" || strings.IndexFunc(from+to, isSpaceOrControl) >= 0 {
+				return bad("fallback_models", fmt.Sprintf("bad model mapping %q = %q", from, to), `map model names, e.g. fallback_models = { "gpt-4o" = "openai/gpt-4o" }`)
+			}
+		}
+		if len(p.FallbackModels) > 0 && len(p.Fallback) == 0 {
+			return bad("fallback_models", "fallback_models without fallback", `name the providers to fall over to: fallback = ["openrouter"]`)
+		}
 	}
 
 	dsec := lay.table("daemon")
@@ -645,6 +720,11 @@ func validate(c *Config, lay *layout) error {
 			return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, d.field), Field: "daemon." + d.field,
 				Msg: fmt.Sprintf("%s is longer than llmkey takes (at most %s)", time.Duration(d.v), MaxDuration), Hint: "leave it out for the default"}
 		}
+	}
+
+	if v := c.Daemon.PaceBelow; v != nil && (*v < 0 || *v >= 1 || math.IsNaN(*v)) {
+		return &KeyfileError{Path: c.Path, Line: fieldLine(dsec, "pace_below"), Field: "daemon.pace_below",
+			Msg: fmt.Sprintf("%g is not a share of a limit", *v), Hint: "give a number from 0 (no pacing) to below 1, e.g. pace_below = 0.1"}
 	}
 
 	for _, m := range slices.Sorted(maps.Keys(c.Pricing)) {
@@ -718,6 +798,9 @@ func validate(c *Config, lay *layout) error {
 			if _, err := path.Match(m, ""); err != nil || m == "" {
 				return bad("models", fmt.Sprintf("bad model pattern %q", m), `use model names or globs such as "gpt-4o*"`)
 			}
+		}
+		if k.Group != "" && !ValidName(k.Group) {
+			return bad("group", fmt.Sprintf("invalid group %q", k.Group), "use letters, digits, '.', '-' and '_' (at most 64)")
 		}
 		for _, tag := range k.Tags {
 			if !ValidName(tag) {

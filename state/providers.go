@@ -36,6 +36,12 @@ type Provider struct {
 	Strategy              rotate.Strategy
 	ResponseHeaderTimeout time.Duration
 	StreamIdleTimeout     time.Duration
+	// Fallback chain: providers of the same kind that serve what no key
+	// of this one can, after PrimaryWait, with models renamed.
+	Fallback       []string
+	FallbackModels map[string]string
+	PrimaryWait    time.Duration
+	DemoteToStream bool
 }
 
 // builtins are the providers that need no [provider.NAME] table. Base URLs

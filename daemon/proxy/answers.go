@@ -45,7 +45,7 @@ func (h *Handler) answerDenied(w http.ResponseWriter, up *Upstream, den *rotate.
 	h.Events.Denied(up.Name, den.Code)
 	e := deniedError(up.Name, den, h.Clock.Now())
 	log.Info("no usable key", "code", den.Code, "detail", den.Detail, "retry_after", e.RetryAfter.Round(time.Second))
-	if last != nil && den.Code != rotate.AllKeysCooling && den.Code != rotate.ProviderUnavailable {
+	if last != nil && den.Code != rotate.AllKeysCooling && den.Code != rotate.ProviderUnavailable && den.Code != rotate.ConversationKeyBusy {
 		h.answerFailed(w, up, last, tries, secrets, log, start)
 		return
 	}
@@ -70,6 +70,12 @@ func deniedError(provider string, den *rotate.Denial, now time.Time) wire.Error 
 		e.Status = http.StatusTooManyRequests
 		e.Message = fmt.Sprintf("every %s key is rate limited or at its limit; the first frees %s (%s). Add a key, or raise [daemon] max_wait to wait for it", provider, when, den.Detail)
 	case rotate.ProviderUnavailable:
+		e.Message = den.Detail
+	case rotate.ConversationKeyBusy:
+		e.Status = http.StatusTooManyRequests
+		e.Message = den.Detail
+	case rotate.ConversationKeyGone:
+		e.Status = http.StatusConflict
 		e.Message = den.Detail
 	case rotate.NoKeys:
 		e.RetryAfter = 0

@@ -75,6 +75,13 @@ type answer struct {
 	attempts int
 	model    string
 	label    string // the scoped token's, for usage
+	// creates is the namespace of what a success creates ("": nothing
+	// a later request refers to); demoted, that the request went up as a
+	// stream to be answered as one JSON; fallback, that a fallback
+	// provider serves it.
+	creates  string
+	demoted  bool
+	fallback bool
 	log      *reqLog
 	start    time.Time
 	logLine  slog.Level // of the line that says it was served
@@ -84,89 +91,234 @@ type answer struct {
 
 // forward sends the request to a key the provider's pool picks and, as
 // rotate.Decide says after each failed attempt or denial, to the next
-// key, or waits for one to free, or answers. Nothing has reached the
-// client until then, so a retry is safe. A failure is answered here; a
-// success is returned for deliver to stream through untouched: from its
-// first byte on there is no retry.
+// key, or waits for one to free, or answers. A request of a conversation
+// goes to the conversation's key while it can serve. When no key of the
+// provider can serve, and it names fallbacks, the request waits for one
+// up to primary_wait, then goes to the first fallback with keys (the
+// model renamed as fallback_models says), and so on. Nothing has reached
+// the client until then, so a retry is safe. A failure is answered here;
+// a success is returned for deliver to stream through untouched: from
+// its first byte on there is no retry.
 func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, body []byte, grant *Grant) *answer {
 	start := h.Clock.Now()
 	dc := snap.Config.Daemon
-	budget := rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}
 	info := wire.Inspect(up.Kind, rest, body)
 	model := info.Model
+	session, pinned := info.Session, info.Pinned
+	if session == "" {
+		session = wire.SessionOf(r.Header)
+	}
 	if info.WantsUsage && dc.AddStreamUsage() {
 		body = wire.WithStreamUsage(body, info)
 	}
+	demoted := up.DemoteToStream && info.Demotable(up.Kind, r.Method, rest)
+	if demoted {
+		body = wire.WithStream(body, info)
+		// The stream is read here, not passed on: it must come plain.
+		r.Header.Del("Accept-Encoding")
+	}
 	log := &reqLog{log: h.Log, provider: up.Name, model: model, method: r.Method, path: r.URL.Path}
-	out := newOutbound(r, up, rest, body)
 	only, label := grant.selection(up.Name)
+	legs := h.legs(snap, up, grant, pinned)
 
-	var tried []string // keys not to choose again for this request
+	l := leg{up: up, model: model, only: only, out: newOutbound(r, up, rest, body),
+		budget: rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}}
+	var primaryUntil time.Time // the end of the wait for the primary, once it began
+	entered := false
+	enterChain := func() {
+		if !entered {
+			entered = true
+			h.Events.Fallback(up.Name, legs[0].Name, Entered)
+		}
+	}
+	next := func() bool { // on to the next fallback, if there is one
+		if len(legs) == 0 {
+			return false
+		}
+		enterChain()
+		fb := legs[0]
+		legs = legs[1:]
+		l.enter(r, up, fb, rest, body, model, grant, h.Clock.Now())
+		log.Info("falling over", "from", up.Name, "to", fb.Name, "model", l.model)
+		return true
+	}
+	finalDenial := func() {
+		if l.up != up {
+			h.Events.Fallback(up.Name, l.up.Name, Exhausted)
+		}
+	}
+
 	var last *attempt
-	n := 0 // attempts sent
+	n := 0 // attempts sent, on every provider
 	for {
-		lease, den := up.Pool.AcquireOnly(model, tried, only)
+		lease, den := l.up.Pool.Take(rotate.Ask{Model: l.model, Tried: l.tried, Only: l.only, Session: session, Pinned: pinned})
 		if den != nil {
 			now := h.Clock.Now()
-			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
+			if l.up == up && len(legs) > 0 {
+				// Wait for the primary up to primary_wait, then fall over
+				// (at once when no key of it can come back by itself).
+				if primaryUntil.IsZero() {
+					primaryUntil = now.Add(up.PrimaryWait)
+					enterChain()
+				}
+				if comesBack(den) && now.Before(primaryUntil) {
+					until := primaryUntil
+					if !den.Until.IsZero() && den.Until.Before(until) {
+						until = den.Until
+					}
+					if !waitForKey(r.Context(), den, until.Sub(now)) {
+						return nil
+					}
+					continue
+				}
+				if next() {
+					last = nil
+					continue
+				}
+			}
+			if d := rotate.Decide(l.budget, l.n, nil, den, now); d.Step == rotate.Wait {
 				if !waitForKey(r.Context(), den, d.Until.Sub(now)) {
 					return nil
 				}
 				continue
 			}
-			h.answerDenied(w, up, den, last, n, snap.Secrets, log, start)
+			finalDenial()
+			h.answerDenied(w, l.up, den, last, n, snap.Secrets, log, start)
 			return nil
 		}
-		key, ok := up.Keys[lease.Name]
+		cur := l.up
+		key, ok := cur.Keys[lease.Name]
 		if !ok { // removed by a reload since this request began
-			if u := h.Snapshot().Providers[up.Name]; u != nil {
+			if u := h.Snapshot().Providers[cur.Name]; u != nil {
 				key, ok = u.Keys[lease.Name]
 			}
 		}
 		if !ok {
 			lease.Cancel()
-			tried = append(tried, lease.Name)
+			l.tried = append(l.tried, lease.Name)
 			continue
 		}
 
 		n++
-		a := h.try(r.Context(), up, key, out, n, snap.Secrets)
+		l.n++
+		a := h.try(r.Context(), cur, key, l.out, l.n, snap.Secrets)
 		if r.Context().Err() != nil {
 			lease.Cancel()
 			a.close()
-			h.record(up, key, model, label, failedAttempt("client-canceled"))
+			h.record(cur, key, l.model, label, failedAttempt("client-canceled"))
 			log.Info("client went away before the upstream answered", "key", key.Name)
 			return nil
 		}
 		var o rotate.Outcome
 		switch {
 		case a.err != nil:
-			o = rotate.TransportOutcome(transportReason(a, up))
+			o = rotate.TransportOutcome(transportReason(a, cur))
 		case a.resp.StatusCode >= 400:
-			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, h.Clock.Now())
+			o = wire.Classify(cur.Kind, a.resp.StatusCode, a.resp.Header, a.errBody, h.Clock.Now())
 			if leaks(o.Reason, key.Secret) { // it quotes the provider's code
 				o.Reason = fmt.Sprintf("%d %s", o.Status, o.Class)
 			}
 		default:
-			o = wire.Classify(up.Kind, a.resp.StatusCode, a.resp.Header, nil, h.Clock.Now())
-			ans := &answer{attempt: a, up: up, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
-				model: model, label: label, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout)}
+			o = wire.Classify(cur.Kind, a.resp.StatusCode, a.resp.Header, nil, h.Clock.Now())
+			switch {
+			case cur != up:
+				h.Events.Fallback(up.Name, cur.Name, FellBack)
+			case entered:
+				h.Events.Fallback(up.Name, "", Recovered)
+			}
+			ans := &answer{attempt: a, up: cur, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
+				model: l.model, label: label, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout),
+				creates: wire.Creates(cur.Kind, r.Method, rest), demoted: demoted, fallback: cur != up}
 			if dc.LogRequests {
 				ans.logLine = slog.LevelInfo
 			}
 			return ans
 		}
-		tried = h.failed(up, key, lease, model, label, o, tried)
+		l.tried = h.failed(cur, key, lease, l.model, label, o, l.tried)
 		last = a
-		d := rotate.Decide(budget, n, &o, nil, h.Clock.Now())
-		log.Info("attempt failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
+		d := rotate.Decide(l.budget, l.n, &o, nil, h.Clock.Now())
+		log.Info("attempt failed", "key", cur.Name+"/"+key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
 			"reason", redact(o.Reason, snap.Secrets), "wait", o.Wait, "retry", d.Step == rotate.Retry)
 		if d.Step != rotate.Retry {
-			h.answerFailed(w, up, a, n, snap.Secrets, log, start)
+			if o.Class.Retryable() && cur == up && len(legs) > 0 && next() {
+				last = nil
+				continue
+			}
+			finalDenial()
+			h.answerFailed(w, cur, a, n, snap.Secrets, log, start)
 			return nil
 		}
-		h.Events.Retried(up.Name)
+		h.Events.Retried(cur.Name)
 	}
+}
+
+// What a fallback chain did, for metrics: a request began waiting for
+// its primary, the primary served it after all, a fallback took it, or
+// the fallbacks could not serve it either.
+const (
+	Entered   = "entered"
+	Recovered = "recovered"
+	FellBack  = "fell_back"
+	Exhausted = "exhausted"
+)
+
+// leg is the provider a request is on now (its own, or a fallback), with
+// what it sends there and what it tried.
+type leg struct {
+	up     *Upstream
+	model  string
+	only   map[string]bool
+	out    outbound
+	budget rotate.Budget
+	tried  []string
+	n      int // attempts on this provider
+}
+
+// enter moves the request to fb: the model renamed, its attempts and
+// waits counted afresh.
+func (l *leg) enter(r *http.Request, primary, fb *Upstream, rest string, body []byte, model string, grant *Grant, now time.Time) {
+	mapped := model
+	if m, ok := primary.FallbackModels[model]; ok {
+		mapped = m
+	}
+	if mapped != model {
+		if fb.Kind == state.KindGemini {
+			rest = wire.WithModelPath(rest, mapped)
+		} else {
+			body = wire.WithModel(body, wire.Inspect(fb.Kind, rest, body), mapped)
+		}
+	}
+	l.only, _ = grant.selection(fb.Name)
+	l.up, l.model, l.tried, l.n = fb, wire.ModelLabel(mapped), nil, 0
+	l.out = newOutbound(r, fb, rest, body)
+	l.budget.Start = now
+}
+
+// legs are up's fallbacks that may serve this request: those with keys,
+// and with keys in the token's selection. A conversation whose state is
+// stored upstream has none: only its key can read that.
+func (h *Handler) legs(snap *Snapshot, up *Upstream, grant *Grant, pinned bool) []*Upstream {
+	if pinned || len(up.Fallback) == 0 {
+		return nil
+	}
+	var out []*Upstream
+	for _, name := range up.Fallback {
+		fb := snap.Providers[name]
+		if fb == nil || fb.Pool == nil || fb.Kind != up.Kind {
+			continue
+		}
+		if grant != nil && grant.Only[name] == nil {
+			continue
+		}
+		out = append(out, fb)
+	}
+	return out
+}
+
+// comesBack reports whether a key denied may serve again without its
+// owner: one cooling, at a limit or busy, or a circuit that half-opens.
+func comesBack(den *rotate.Denial) bool {
+	return !den.Until.IsZero() || den.OnRelease
 }
 
 // record counts one attempt's outcome on a key, model and label, today.

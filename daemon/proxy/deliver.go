@@ -43,9 +43,16 @@ func writeHead(w http.ResponseWriter, ans *answer) {
 	for k := range ans.resp.Trailer {
 		hdr.Add("Trailer", k)
 	}
-	hdr.Set("X-Llmkey-Key", ans.up.Name+"/"+ans.key.Name)
-	hdr.Set("X-Llmkey-Attempts", strconv.Itoa(ans.attempts))
+	markAnswer(hdr, ans)
 	w.WriteHeader(ans.resp.StatusCode)
+}
+
+// markAnswer says which key served the answer, on which provider (a
+// fallback's, when one served it), in how many attempts.
+func markAnswer(hdr http.Header, ans *answer) {
+	hdr.Set("X-Llmkey-Key", ans.up.Name+"/"+ans.key.Name)
+	hdr.Set("X-Llmkey-Provider", ans.up.Name)
+	hdr.Set("X-Llmkey-Attempts", strconv.Itoa(ans.attempts))
 }
 
 // finish ends a delivered answer: its trailers, the key's outcome and
@@ -53,11 +60,24 @@ func writeHead(w http.ResponseWriter, ans *answer) {
 // the tokens seen, and the client's connection is aborted so that it
 // sees the break.
 func (h *Handler) finish(w http.ResponseWriter, ans *answer, meter *wire.Meter, written int64, err error) {
-	resp := ans.resp
 	hdr := w.Header()
-	for k, vv := range resp.Trailer {
+	for k, vv := range ans.resp.Trailer {
 		hdr[http.TrailerPrefix+k] = vv
 	}
+	if h.settle(ans, meter, written, err) != nil {
+		// Ending the response normally would tell the client the body is
+		// complete. Abort the connection so that it sees the break.
+		panic(http.ErrAbortHandler)
+	}
+}
+
+// settle reports a delivered answer's outcome and usage to its key and
+// the ledger, and binds what it created to its key. An answer cut off
+// (err) is counted as partial, with the tokens seen; the log says so, or
+// that it was served (written bytes). settle returns err in words for a
+// person.
+func (h *Handler) settle(ans *answer, meter *wire.Meter, written int64, err error) error {
+	resp := ans.resp
 	u, _ := meter.Usage()
 	c := u.Counts()
 	ans.lease.Done(ans.outcome, int(c.Tokens()))
@@ -66,6 +86,11 @@ func (h *Handler) finish(w http.ResponseWriter, ans *answer, meter *wire.Meter, 
 		c.Successes, c.Partial = 0, 1 // counted with the tokens seen before the break
 	}
 	h.record(ans.up, ans.key, ans.model, ans.label, c)
+	if err == nil && ans.creates != "" {
+		if id := meter.CreatedID(); id != "" {
+			ans.up.Pool.Bind(ans.creates+id, ans.key.Name)
+		}
+	}
 	if err != nil {
 		switch cause := context.Cause(ans.ctx); {
 		case errors.Is(cause, errStreamIdle):
@@ -75,14 +100,13 @@ func (h *Handler) finish(w http.ResponseWriter, ans *answer, meter *wire.Meter, 
 		}
 		ans.log.Warn("stream ended early", "key", ans.key.Name, "status", resp.StatusCode, "bytes", written,
 			"err", redact(err.Error(), ans.secrets), "ms", h.Clock.Now().Sub(ans.start).Milliseconds())
-		// Ending the response normally would tell the client the body is
-		// complete. Abort the connection so that it sees the break.
-		panic(http.ErrAbortHandler)
+		return err
 	}
 	if ans.log.enabled(ans.logLine) {
-		ans.log.write(ans.logLine, "request", "key", ans.key.Name, "status", resp.StatusCode, "attempts", ans.attempts, "bytes", written,
+		ans.log.write(ans.logLine, "request", "key", ans.up.Name+"/"+ans.key.Name, "status", resp.StatusCode, "attempts", ans.attempts, "bytes", written,
 			"input_tokens", u.Input, "output_tokens", u.Output, "ms", h.Clock.Now().Sub(ans.start).Milliseconds())
 	}
+	return nil
 }
 
 var (

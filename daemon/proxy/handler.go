@@ -71,6 +71,10 @@ type Events interface {
 	Retried(provider string)
 	SetAside(provider, key string, class rotate.Class)
 	Denied(provider string, code rotate.DenialCode)
+	// Fallback: a request of provider entered its fallback chain, was
+	// recovered by the primary, fell back to the provider to, or found
+	// it exhausted.
+	Fallback(provider, to, result string)
 }
 
 // InFlight is the number of requests being served now.
@@ -233,6 +237,10 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// stream's goroutine then needs half the stack (1,000 streams add up;
 	// TestOpenStreamStack holds it).
 	if ans := h.forward(w, r, snap, up, rest, body, grant); ans != nil {
+		if ans.demoted && isEventStream(ans.resp) {
+			h.deliverDemoted(w, ans)
+			return
+		}
 		h.deliver(w, ans)
 	}
 }

@@ -52,6 +52,7 @@ func (u *testUsage) Add(now time.Time, k state.UsageKey, c state.Counts) {
 type noEvents struct{}
 
 func (noEvents) Retried(string)                        {}
+func (noEvents) Fallback(string, string, string)       {}
 func (noEvents) SetAside(string, string, rotate.Class) {}
 func (noEvents) Denied(string, rotate.DenialCode)      {}
 

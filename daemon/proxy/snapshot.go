@@ -50,7 +50,7 @@ func (k Key) Spec() rotate.KeySpec {
 	entry.Secret = ""
 	return rotate.KeySpec{Name: k.Name, Fingerprint: k.Fingerprint, Weight: k.Weight, Models: k.Models,
 		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD,
-		Entry: state.FormatKey(entry), Unavailable: k.Unavailable}
+		Group: k.Group, Entry: state.FormatKey(entry), Unavailable: k.Unavailable}
 }
 
 // Build makes the snapshot of cfg, whose keys hold their secrets (read
@@ -82,7 +82,8 @@ func Build(cfg *state.Config, unavailable map[string]string, pool func(provider 
 	}
 	for name, u := range s.Providers {
 		u.Pool = pool(name)
-		u.Pool.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeInterval.Or(state.DefaultProbeInterval)}, specs[name])
+		u.Pool.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeInterval.Or(state.DefaultProbeInterval),
+			PaceBelow: cfg.Daemon.PaceShare()}, specs[name])
 	}
 	return s
 }

@@ -81,13 +81,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 	}
 
 	only, label := grant.selection(up.Name)
+	session := wire.SessionOf(r.Header) // the key is the connection's: its turns all go there
 	var tried []string
 	n := 0
 	var lastStatus int
 	var lastBody []byte
 	var lastHeader http.Header
 	for {
-		lease, den := up.Pool.AcquireOnly(model, tried, only)
+		lease, den := up.Pool.Take(rotate.Ask{Model: model, Tried: tried, Only: only, Session: session})
 		if den != nil {
 			now := h.Clock.Now()
 			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
@@ -234,6 +235,11 @@ func (h *Handler) pumpSocket(w http.ResponseWriter, r *http.Request, up *Upstrea
 		switch {
 		case ev.Started:
 			open++
+			if ev.ID != "" && up.Kind == state.KindOpenAI {
+				// A later HTTP turn may refer to it as its previous
+				// response: that turn goes to this key.
+				up.Pool.Bind(wire.ResponseRef(ev.ID), key.Name)
+			}
 		case ev.Ended:
 			open = max(open-1, 0)
 			c := ev.Usage.Counts()

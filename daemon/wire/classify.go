@@ -20,6 +20,7 @@ func Classify(kind state.Kind, status int, h http.Header, body []byte, now time.
 		if o.Wait > 0 {
 			o.Reason = "remaining 0 until reset (" + o.WaitSource + ")"
 		}
+		o.Left, o.LeftFor = Headroom(h, now)
 		return o
 	}
 	e, _ := parseErrorBody(body)
@@ -34,7 +35,26 @@ func Classify(kind state.Kind, status int, h http.Header, body []byte, now time.
 	if o.Reason == "" {
 		o.Reason = fmt.Sprintf("%d %s", status, o.Class)
 	}
+	o.OrgWide = orgWide(kind, e)
 	return o
+}
+
+// orgWide reports whether an error says its limit is the organisation's
+// or the project's, not the key's own: OpenAI's "Rate limit reached for
+// gpt-4o in organization org-… on tokens per min", Anthropic's "would
+// exceed your organization's rate limit", Gemini's quotas (always a
+// project's: "for consumer 'project_number:…'").
+func orgWide(kind state.Kind, e errorBody) bool {
+	msg := strings.ToLower(e.Message)
+	if kind == state.KindGemini && len(e.QuotaIDs) > 0 {
+		return true
+	}
+	for _, w := range []string{"organization", "organisation", "in project", "project_number", "for project"} {
+		if strings.Contains(msg, w) {
+			return true
+		}
+	}
+	return false
 }
 
 func classify(kind state.Kind, status int, e errorBody, body []byte) (rotate.Class, string) {

@@ -28,6 +28,7 @@ const (
 	Overloaded          Code = "overloaded"
 	BodyTooLarge        Code = "body-too-large"
 	UpstreamLeak        Code = "upstream-leak"
+	UpstreamIncomplete  Code = "upstream-incomplete"
 )
 
 // CodeDoc says what each code means, with its status, for the man page.
@@ -45,6 +46,9 @@ var CodeDoc = []struct {
 	{"all-keys-cooling", "429: every key is rate limited or at a limit; Retry-After is the soonest."},
 	{"no-usable-keys", "503: every key is parked, disabled or already tried."},
 	{"provider-unavailable", "503: the provider's circuit is open after an overload or a run of failures."},
+	{"conversation-key-busy", "429: the conversation's stored state lives with one key, which cannot serve now; Retry-After is when it frees."},
+	{"conversation-key-gone", "409: the conversation's stored state lives with a key that is no longer in the keyfile (or the token's selection)."},
+	{UpstreamIncomplete, "502: a demoted request's stream (demote_to_stream) broke off before its message was whole."},
 	{Overloaded, "429: over max_in_flight requests, or request bodies over max_buffered_mb in memory; Retry-After: 1."},
 	{BodyTooLarge, "413: the request body is over max_body_mb."},
 	{Draining, "503: the daemon is shutting down; Retry-After: 1."},

@@ -2,6 +2,8 @@ package wire
 
 import (
 	"bytes"
+	"encoding/json"
+	"net/http"
 	"strings"
 	"unicode"
 
@@ -22,6 +24,125 @@ type Request struct {
 	optsStart   int
 	optsEnd     int
 	optsHasKeys bool
+	// Session names the conversation the request belongs to ("": none),
+	// as Conversation says; Pinned when its state is stored upstream.
+	Session string
+	Pinned  bool
+	// modelStart, modelEnd: where the model's value is (modelEnd 0:
+	// absent), for WithModel; streamStart, streamEnd, the same of
+	// stream's, and stream, whether it is true.
+	modelStart, modelEnd   int
+	streamStart, streamEnd int
+	stream                 bool
+}
+
+// Demotable reports whether an Anthropic request may go upstream as a
+// stream to be answered as one JSON: a POST to /v1/messages that did not
+// ask for a stream.
+func (info Request) Demotable(kind state.Kind, method, rest string) bool {
+	return kind == state.KindAnthropic && method == http.MethodPost && !info.stream &&
+		strings.TrimSuffix(rest, "/") == "/v1/messages" && info.modelEnd > 0
+}
+
+// WithStream is body asking for a stream: "stream":true in place of its
+// "stream" member, or as its first member.
+func WithStream(body []byte, info Request) []byte {
+	out := make([]byte, 0, len(body)+16)
+	if info.streamEnd > 0 {
+		out = append(out, body[:info.streamStart]...)
+		out = append(out, "true"...)
+		return append(out, body[info.streamEnd:]...)
+	}
+	i := bytes.IndexByte(body, '{')
+	out = append(out, body[:i+1]...)
+	out = append(out, `"stream":true`...)
+	if j := jsonscan.SkipSpace(body, i+1); j < len(body) && body[j] != '}' {
+		out = append(out, ',')
+	}
+	return append(out, body[i+1:]...)
+}
+
+// Conversations are named in the session table by what refers to them,
+// each in its namespace: what a pinned reference names was created by
+// the key that served its request (Creates), and only that key's
+// organisation can read it.
+const (
+	refResponse     = "response:"     // previous_response_id, /responses/ID
+	refConversation = "conversation:" // conversation, /conversations/ID
+	refCached       = "cached:"       // Gemini cachedContent, /cachedContents/ID
+	refPromptKey    = "prompt_cache_key:"
+	refHeader       = "session:" // a client's session header
+)
+
+// ResponseRef is how a request that refers to the response id names its
+// conversation.
+func ResponseRef(id string) string { return refResponse + id }
+
+// SessionHeaders are the headers in which agents name their session:
+// Claude Code's, and Codex's. A session is kept on its key for its prompt
+// cache; it may move when its key cannot serve.
+var SessionHeaders = []string{"X-Claude-Code-Session-Id", "X-Codex-Session-Id", "Session_id", "Conversation_id"}
+
+// SessionOf is the session a request's headers name ("": none).
+func SessionOf(h http.Header) string {
+	for _, name := range SessionHeaders {
+		if v := h.Get(name); v != "" {
+			return refHeader + v
+		}
+	}
+	return ""
+}
+
+// Creates is the namespace of what a successful answer to rest creates
+// and names by its id (a stored response, a conversation, a cached
+// content), or "" for a route that creates nothing a later request
+// refers to.
+func Creates(kind state.Kind, method, rest string) string {
+	if method != http.MethodPost {
+		return ""
+	}
+	r := strings.TrimSuffix(rest, "/")
+	switch {
+	case kind == state.KindOpenAI && strings.HasSuffix(r, "/responses"):
+		return refResponse
+	case kind == state.KindOpenAI && strings.HasSuffix(r, "/conversations"):
+		return refConversation
+	case kind == state.KindGemini && strings.HasSuffix(r, "/cachedContents"):
+		return refCached
+	}
+	return ""
+}
+
+// pathRef is the stored object a route addresses by id (GET
+// /v1/responses/ID, /v1/conversations/ID/items, DELETE
+// /v1beta/cachedContents/ID), or "".
+func pathRef(kind state.Kind, rest string) string {
+	for _, p := range []struct {
+		kind     state.Kind
+		seg, ns  string
+		keepName bool
+	}{{state.KindOpenAI, "/responses/", refResponse, false}, {state.KindOpenAI, "/conversations/", refConversation, false},
+		{state.KindGemini, "/cachedContents/", refCached, true}} {
+		if p.kind != kind {
+			continue
+		}
+		i := strings.Index(rest, p.seg)
+		if i < 0 {
+			continue
+		}
+		id := rest[i+len(p.seg):]
+		if j := strings.IndexAny(id, "/:?"); j >= 0 {
+			id = id[:j]
+		}
+		if id == "" || id == "input_items" {
+			continue
+		}
+		if p.keepName { // Gemini names it "cachedContents/ID"
+			id = "cachedContents/" + id
+		}
+		return p.ns + id
+	}
+	return ""
 }
 
 const maxModelName = 200
@@ -51,32 +172,76 @@ func ModelLabel(m string) string {
 // path (Gemini: /v1beta/models/NAME:generateContent), and whether a chat
 // stream left stream_options.include_usage unsaid. It scans the body's
 // top level only.
+//
+// It also names the conversation the request belongs to, pinned first:
+// the stored state it refers to (previous_response_id, conversation,
+// Gemini's cachedContent, or the object its path addresses), else its
+// prompt_cache_key (kept on a key for its cache, free to move).
 func Inspect(kind state.Kind, rest string, body []byte) Request {
 	info := Request{optsStart: -1}
+	if ref := pathRef(kind, rest); ref != "" {
+		info.Session, info.Pinned = ref, true
+	}
 	if i := strings.Index(rest, "/models/"); i >= 0 && kind == state.KindGemini {
 		m := rest[i+len("/models/"):]
 		if j := strings.IndexAny(m, ":/?"); j >= 0 {
 			m = m[:j]
 		}
 		info.Model = ModelLabel(m)
+		if bytes.Contains(body, []byte(`"cachedContent"`)) {
+			jsonscan.Members(body, func(key []byte, vs, ve int) {
+				if string(key) == "cachedContent" {
+					if v, _ := jsonscan.String(body[vs:ve]); v != "" && !info.Pinned {
+						info.Session, info.Pinned = refCached+v, true
+					}
+				}
+			})
+		}
 		return info
 	}
-	if len(body) == 0 || !bytes.Contains(body, []byte(`"model"`)) {
+	if len(body) == 0 || !bytes.Contains(body, []byte(`"`)) {
 		return info
 	}
 	stream := false
+	var promptKey string
 	ok := jsonscan.Members(body, func(key []byte, vs, ve int) {
 		switch string(key) {
 		case "model":
 			info.Model, _ = jsonscan.String(body[vs:ve])
+			info.modelStart, info.modelEnd = vs, ve
 		case "stream":
 			stream = string(body[vs:ve]) == "true"
+			info.streamStart, info.streamEnd = vs, ve
 		case "stream_options":
 			info.optsStart, info.optsEnd = vs, ve
+		case "previous_response_id":
+			if v, _ := jsonscan.String(body[vs:ve]); v != "" {
+				info.Session, info.Pinned = refResponse+v, true
+			}
+		case "conversation":
+			// A string id, or {"id": ...}.
+			v, _ := jsonscan.String(body[vs:ve])
+			if v == "" {
+				obj := body[vs:ve]
+				jsonscan.Members(obj, func(k []byte, s, e int) {
+					if string(k) == "id" {
+						v, _ = jsonscan.String(obj[s:e])
+					}
+				})
+			}
+			if v != "" && !info.Pinned {
+				info.Session, info.Pinned = refConversation+v, true
+			}
+		case "prompt_cache_key":
+			promptKey, _ = jsonscan.String(body[vs:ve])
 		}
 	})
 	if !ok {
-		return Request{}
+		return Request{Session: info.Session, Pinned: info.Pinned}
+	}
+	info.stream = stream
+	if info.Session == "" && promptKey != "" {
+		info.Session = refPromptKey + promptKey
 	}
 	info.Model = ModelLabel(info.Model)
 	chat := kind == state.KindOpenAI && strings.HasSuffix(strings.TrimSuffix(rest, "/"), "/chat/completions")
@@ -138,4 +303,34 @@ func UpstreamPath(kind state.Kind, rest string) string {
 		return "/v1" + rest
 	}
 	return rest
+}
+
+// WithModel is body with its model renamed to model (a fallback's name
+// for it), every other byte as it was; a body without a model is
+// returned as it came.
+func WithModel(body []byte, info Request, model string) []byte {
+	if info.modelEnd == 0 {
+		return body
+	}
+	out := make([]byte, 0, len(body)+len(model))
+	out = append(out, body[:info.modelStart]...)
+	q, _ := json.Marshal(model) // a string always marshals
+	out = append(out, q...)
+	out = append(out, body[info.modelEnd:]...)
+	return out
+}
+
+// WithModelPath is a Gemini route with its model renamed:
+// /v1beta/models/NAME:generateContent.
+func WithModelPath(rest, model string) string {
+	i := strings.Index(rest, "/models/")
+	if i < 0 {
+		return rest
+	}
+	m := rest[i+len("/models/"):]
+	j := strings.IndexAny(m, ":/?")
+	if j < 0 {
+		j = len(m)
+	}
+	return rest[:i+len("/models/")] + model + m[j:]
 }

@@ -32,7 +32,14 @@ type Meter struct {
 	// finishing: the answer said it is ending (a finish or stop reason,
 	// a terminal event); done: its terminal event went by.
 	finishing, done bool
+	// head is the first headSize bytes of a JSON body, where the id of
+	// what it created is; id, that of a stream's response.created.
+	head []byte
+	id   string
 }
+
+// headSize is how much of a JSON answer is kept for its id.
+const headSize = 4 << 10
 
 const (
 	tailSize    = 64 << 10
@@ -47,6 +54,9 @@ func NewMeter(contentType string) *Meter {
 // Write reads the next bytes of the answer; it never fails.
 func (m *Meter) Write(p []byte) (int, error) {
 	if !m.sse {
+		if len(m.head) < headSize {
+			m.head = append(m.head, p[:min(len(p), headSize-len(m.head))]...)
+		}
 		m.tail = append(m.tail, p...)
 		if len(m.tail) > 2*tailSize {
 			m.tail = append(m.tail[:0], m.tail[len(m.tail)-tailSize:]...)
@@ -83,6 +93,9 @@ func (m *Meter) event(line []byte) {
 		return
 	}
 	m.terminal(data)
+	if m.id == "" && bytes.Contains(data, []byte(`"response.created"`)) {
+		m.id = createdID(data)
+	}
 	if !bytes.Contains(data, []byte("sage")) { // usage, usageMetadata
 		return
 	}
@@ -120,6 +133,45 @@ func (m *Meter) Finishing() bool { return m.finishing || !m.sse }
 // Done reports whether the stream's terminal event went by: the answer
 // was whole, whatever happens after.
 func (m *Meter) Done() bool { return m.done }
+
+// CreatedID is the id of what the answer created: a JSON answer's
+// top-level "id" (a response, a conversation) or "name" (a Gemini cached
+// content), or a stream's response.created id; "" when none.
+func (m *Meter) CreatedID() string {
+	if m.sse {
+		return m.id
+	}
+	var id, name string
+	jsonscan.Members(m.head, func(k []byte, s, e int) { // a cut head still yields its first members
+		switch string(k) {
+		case "id":
+			id, _ = jsonscan.String(m.head[s:e])
+		case "name":
+			name, _ = jsonscan.String(m.head[s:e])
+		}
+	})
+	if id != "" {
+		return id
+	}
+	return name
+}
+
+// createdID is the response id of a response.created event.
+func createdID(data []byte) string {
+	var id string
+	jsonscan.Members(bytes.TrimSpace(data), func(k []byte, s, e int) {
+		if string(k) != "response" {
+			return
+		}
+		resp := bytes.TrimSpace(data)[s:e]
+		jsonscan.Members(resp, func(k []byte, s, e int) {
+			if string(k) == "id" {
+				id, _ = jsonscan.String(resp[s:e])
+			}
+		})
+	})
+	return id
+}
 
 // Usage is what the answer reported; ok is false when it reported none.
 func (m *Meter) Usage() (Usage, bool) {
@@ -436,6 +488,11 @@ func SocketEvent(msg []byte) (ev SocketEventInfo) {
 	switch typ {
 	case "response.created":
 		ev.Started = true
+		jsonscan.Members(resp, func(k []byte, s, e int) {
+			if string(k) == "id" {
+				ev.ID, _ = jsonscan.String(resp[s:e])
+			}
+		})
 		return ev
 	case "response.completed", "response.done", "response.incomplete", "response.failed":
 	default:
@@ -464,6 +521,8 @@ func SocketEvent(msg []byte) (ev SocketEventInfo) {
 // SocketEventInfo is what SocketEvent read.
 type SocketEventInfo struct {
 	Started, Ended bool
-	Model          string
-	Usage          Usage
+	// ID is the id of a response.created's response.
+	ID    string
+	Model string
+	Usage Usage
 }

@@ -57,50 +57,79 @@ func RetryAfter(h http.Header, body []byte, now time.Time) (wait time.Duration, 
 func ResetWhenExhausted(h http.Header, now time.Time) (time.Duration, string) {
 	var best time.Duration
 	var src string
-	// OpenAI: x-ratelimit-remaining-requests: 0, x-ratelimit-reset-requests: 6m0s
-	for _, r := range &openaiResets {
+	for i := range rateLimits {
+		r := &rateLimits[i]
 		if strings.TrimSpace(header(h, r.remaining)) != "0" {
 			continue
 		}
-		v := strings.TrimSpace(header(h, r.reset))
-		d, err := time.ParseDuration(v)
-		if err != nil {
-			if s, ferr := strconv.ParseFloat(v, 64); ferr == nil && s >= 0 && s < MaxWait.Seconds() {
-				d, err = time.Duration(s*float64(time.Second)), nil
-			}
-		}
-		if err == nil && d > best {
+		if d, ok := r.resetIn(h, now); ok && d > best {
 			best, src = d, strings.ToLower(r.reset)
-		}
-	}
-	// Anthropic: anthropic-ratelimit-requests-remaining: 0,
-	// anthropic-ratelimit-requests-reset: 2025-01-01T00:00:30Z
-	for _, r := range &anthropicResets {
-		if strings.TrimSpace(header(h, r.remaining)) != "0" {
-			continue
-		}
-		t, err := time.Parse(time.RFC3339, strings.TrimSpace(header(h, r.reset)))
-		if err == nil && t.Sub(now) > best {
-			best, src = t.Sub(now), strings.ToLower(r.reset)
 		}
 	}
 	return clampWait(best), src
 }
 
-// The headers in which a success says what a key has left, and when it
-// resets, as a received header's keys are stored: canonical.
-var (
-	openaiResets = [...]struct{ remaining, reset string }{
-		{"X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests"},
-		{"X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens"},
+// Headroom is the smallest share of a limit an answer says is left
+// (remaining over limit), and how soon that limit resets; for is 0 when
+// the answer says nothing of its limits.
+func Headroom(h http.Header, now time.Time) (left float64, resets time.Duration) {
+	left = 1
+	for i := range rateLimits {
+		r := &rateLimits[i]
+		rem, err1 := strconv.ParseFloat(strings.TrimSpace(header(h, r.remaining)), 64)
+		lim, err2 := strconv.ParseFloat(strings.TrimSpace(header(h, r.limit)), 64)
+		if err1 != nil || err2 != nil || lim <= 0 || rem < 0 {
+			continue
+		}
+		d, ok := r.resetIn(h, now)
+		if !ok || d <= 0 {
+			continue
+		}
+		if share := min(rem/lim, 1); share < left || resets == 0 {
+			left, resets = share, clampWait(d)
+		}
 	}
-	anthropicResets = [...]struct{ remaining, reset string }{
-		{"Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Requests-Reset"},
-		{"Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset"},
-		{"Anthropic-Ratelimit-Input-Tokens-Remaining", "Anthropic-Ratelimit-Input-Tokens-Reset"},
-		{"Anthropic-Ratelimit-Output-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Reset"},
+	return left, resets
+}
+
+// rateLimit is one limit's headers, as a received header's keys are
+// stored: canonical. OpenAI gives its reset as a duration ("6m0s",
+// "20ms") or seconds; Anthropic as a time (RFC 3339).
+type rateLimit struct {
+	limit, remaining, reset string
+	at                      bool // the reset is a time, not a duration
+}
+
+var rateLimits = [...]rateLimit{
+	// OpenAI: x-ratelimit-remaining-requests: 0, x-ratelimit-reset-requests: 6m0s
+	{"X-Ratelimit-Limit-Requests", "X-Ratelimit-Remaining-Requests", "X-Ratelimit-Reset-Requests", false},
+	{"X-Ratelimit-Limit-Tokens", "X-Ratelimit-Remaining-Tokens", "X-Ratelimit-Reset-Tokens", false},
+	// Anthropic: anthropic-ratelimit-requests-remaining: 0,
+	// anthropic-ratelimit-requests-reset: 2025-01-01T00:00:30Z
+	{"Anthropic-Ratelimit-Requests-Limit", "Anthropic-Ratelimit-Requests-Remaining", "Anthropic-Ratelimit-Requests-Reset", true},
+	{"Anthropic-Ratelimit-Tokens-Limit", "Anthropic-Ratelimit-Tokens-Remaining", "Anthropic-Ratelimit-Tokens-Reset", true},
+	{"Anthropic-Ratelimit-Input-Tokens-Limit", "Anthropic-Ratelimit-Input-Tokens-Remaining", "Anthropic-Ratelimit-Input-Tokens-Reset", true},
+	{"Anthropic-Ratelimit-Output-Tokens-Limit", "Anthropic-Ratelimit-Output-Tokens-Remaining", "Anthropic-Ratelimit-Output-Tokens-Reset", true},
+}
+
+// resetIn is how soon r resets, by h, at now.
+func (r *rateLimit) resetIn(h http.Header, now time.Time) (time.Duration, bool) {
+	v := strings.TrimSpace(header(h, r.reset))
+	if v == "" {
+		return 0, false
 	}
-)
+	if r.at {
+		t, err := time.Parse(time.RFC3339, v)
+		return t.Sub(now), err == nil
+	}
+	if d, err := time.ParseDuration(v); err == nil {
+		return d, true
+	}
+	if s, err := strconv.ParseFloat(v, 64); err == nil && s >= 0 && s < MaxWait.Seconds() {
+		return time.Duration(s * float64(time.Second)), true
+	}
+	return 0, false
+}
 
 // header is h.Get(key) for a key already canonical: every answer is
 // looked at for these, and Get would canonicalize each key again.
