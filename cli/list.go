@@ -51,6 +51,7 @@ type listedKey struct {
 	Keychain        bool              `json:"keychain,omitempty"`
 	Organization    string            `json:"organization,omitempty"`
 	Project         string            `json:"project,omitempty"`
+	Group           string            `json:"group,omitempty"`
 
 	limits string // for the table: "rpm=60 max_concurrent=4"
 }
@@ -132,7 +133,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 				Provider: k.Provider, Name: k.Name, MaskedSecret: masked, Fingerprint: fp,
 				State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
 				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
-				Organization: k.Organization, Project: k.Project, Tags: append([]string{}, k.Tags...), SecretCmd: k.SecretCmd, Keychain: k.Keychain, limits: limits(k),
+				Organization: k.Organization, Project: k.Project, Group: k.Group, Tags: append([]string{}, k.Tags...), SecretCmd: k.SecretCmd, Keychain: k.Keychain, limits: limits(k),
 			}
 			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
 				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())

@@ -84,17 +84,22 @@ func manSections() []man.Section {
 			{Tag: "[[key]]", Text: "provider and name (unique per provider; letters, digits, '.', '-', '_') are required, and the secret from " +
 				"exactly one of secret, secret_cmd (a command's output: [\"pass\", \"show\", \"openai/work\"]) or keychain = true. " +
 				"Optional: rpm, tpm, max_concurrent, rpd, tpd (0 or absent: no limit; rpd and tpd per UTC day), weight (for the weighted strategy), " +
-				"models (names or globs this key may serve), tags (selections for exec --tag), organization and project (sent with this key only). " +
+				"models (names or globs this key may serve), tags (selections for exec --tag), organization and project (sent with this key only), " +
+				"group (keys that share one organisation's quota: an organisation-wide rate limit on one cools them all, and a spent quota parks them all). " +
 				"All of its fields: " + strings.Join(state.FieldNames("key"), ", ") + "."},
 			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DefaultListen + "; \"127.0.0.1:0\" picks a free port), " +
 				"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy), " +
 				"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default 1m), " +
-				"max_buffered_mb (request bodies in memory, all together; default 256: beyond it, 429 overloaded). " +
+				"max_buffered_mb (request bodies in memory, all together; default 256: beyond it, 429 overloaded), " +
+				"pace_below (a key whose rate-limit headers say less than this share of a limit is left gets requests only when no other key can take them, until the limit resets; default 0.1, 0: off). " +
 				"All of its settings: " + strings.Join(state.DaemonFieldNames(), ", ") + "."},
 			{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +
 				"max_attempts 100, max_body_mb 1024, max_in_flight 1000000, durations 7 days); a larger one is an error that names the line."},
 			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy, timeouts) or defines a new one, which needs " +
 				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base. " +
+				"fallback = [\"openrouter\"] names providers of the same kind that serve a request no key of this one can, in order, once the request waited primary_wait (default 2s) for a key of its own; " +
+				"fallback_models = { \"gpt-4o\" = \"openai/gpt-4o\" } renames models for them. A conversation whose state is stored with a key never falls over. " +
+				"demote_to_stream = true (anthropic kind) sends non-streaming requests upstream as streams and answers the one JSON message they add up to, so that a long answer cannot meet a header timeout. " +
 				"Its fields: " + strings.Join(state.FieldNames("provider"), ", ") + "."},
 			{Tag: "[pricing.\"MODEL\"]", Text: "Dollars per million tokens for a model or a pattern (\"gpt-4o-*\"), over the built-in prices (of " +
 				state.BuiltinPricesAsOf + "): " + strings.Join(state.FieldNames("pricing"), ", ") + "."},

@@ -121,9 +121,13 @@ func printStatus(w io.Writer, st *control.Status, l look) {
 	}
 
 	t := &table{
-		head:   []string{"PROVIDER", "NAME", "STATE", "WAIT", "FLIGHT", "REASON"},
-		right:  map[int]bool{3: true, 4: true},
-		shrink: map[int]bool{1: true, 5: true},
+		// KEPT: requests of a conversation that came back to the key;
+		// MOVED: conversations that moved to it; CACHED: cached input
+		// tokens it read today. Left out first on a narrow terminal.
+		head:     []string{"PROVIDER", "NAME", "STATE", "WAIT", "FLIGHT", "KEPT", "MOVED", "CACHED", "REASON"},
+		right:    map[int]bool{3: true, 4: true, 5: true, 6: true, 7: true},
+		shrink:   map[int]bool{1: true, 8: true},
+		optional: []int{6, 5, 7},
 		color: func(_, col int, cell string) string {
 			if col == 2 {
 				return stateColor(cell)
@@ -134,7 +138,12 @@ func printStatus(w io.Writer, st *control.Status, l look) {
 	var todo []string
 	for _, n := range slices.Sorted(maps.Keys(st.Providers)) {
 		for _, k := range st.Providers[n].Keys {
-			t.add(n, termSafe(k.Name), k.State, wait(k.CooldownSeconds), strconv.Itoa(k.InFlight), termSafe(k.Reason))
+			reason := termSafe(k.Reason)
+			if k.ScarceUntil != nil && k.State == "ready" {
+				reason = "nearly spent: fewer requests until its limit resets"
+			}
+			t.add(n, termSafe(k.Name), k.State, wait(k.CooldownSeconds), strconv.Itoa(k.InFlight),
+				strconv.FormatUint(k.AffinityHits, 10), strconv.FormatUint(k.AffinityMoves, 10), num(k.CacheReadToday), reason)
 			ref := n + "/" + termSafe(k.Name)
 			switch {
 			case k.Action != "":

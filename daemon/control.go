@@ -129,9 +129,10 @@ func (d *Daemon) status() control.Status {
 	}
 
 	now := d.clock.Now()
+	cached := d.cacheReadsToday(now)
 	for _, n := range slices.Sorted(maps.Keys(snap.Providers)) {
 		up := snap.Providers[n]
-		ps := providerStatus(up, now)
+		ps := providerStatus(up, now, cached)
 		usable := false
 		for _, k := range ps.Keys {
 			usable = usable || rotate.KeyState(k.State).Serving()
@@ -167,15 +168,34 @@ func (d *Daemon) status() control.Status {
 	return st
 }
 
-func providerStatus(up *proxy.Upstream, now time.Time) control.ProviderStatus {
-	ps := control.ProviderStatus{Kind: string(up.Kind), BaseURL: up.BaseURL, Strategy: string(up.Strategy), Circuit: "closed", Keys: []control.KeyStatus{}}
+// cacheReadsToday is the cached input tokens each key (PROVIDER/NAME) read
+// today, UTC.
+func (d *Daemon) cacheReadsToday(now time.Time) map[string]int64 {
+	today := now.UTC().Format(time.DateOnly)
+	out := map[string]int64{}
+	rows, _ := d.usage.snapshot()
+	for _, r := range rows {
+		if r.Day == today && r.CacheRead > 0 {
+			out[r.Provider+"/"+r.Key] += r.CacheRead
+		}
+	}
+	return out
+}
+
+// providerStatus is up's state now; cached is each key's cache reads
+// today (nil: not wanted).
+func providerStatus(up *proxy.Upstream, now time.Time, cached map[string]int64) control.ProviderStatus {
+	ps := control.ProviderStatus{Kind: string(up.Kind), BaseURL: up.BaseURL, Strategy: string(up.Strategy), Circuit: "closed", Keys: []control.KeyStatus{},
+		Sessions: up.Pool.Sessions(), Fallback: up.Fallback}
 	views, circ, circUntil := up.Pool.View()
 	ps.Circuit = circ
 	if !circUntil.IsZero() {
 		ps.CircuitSeconds = secondsUntil(circUntil, now)
 	}
 	for _, v := range views {
-		ps.Keys = append(ps.Keys, keyStatus(up, v, now))
+		ks := keyStatus(up, v, now)
+		ks.CacheReadToday = cached[up.Name+"/"+v.Name]
+		ps.Keys = append(ps.Keys, ks)
 	}
 	return ps
 }
@@ -183,7 +203,11 @@ func providerStatus(up *proxy.Upstream, now time.Time) control.ProviderStatus {
 func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyStatus {
 	ks := control.KeyStatus{Provider: up.Name, Name: v.Name, State: string(v.State), Reason: v.Reason, InFlight: v.InFlight,
 		RequestsMinute: v.RequestsMinute, TokensMinute: v.TokensMinute, RequestsToday: v.RequestsToday,
-		TokensToday: v.TokensToday, Failures: []control.Failure{}}
+		TokensToday: v.TokensToday, Failures: []control.Failure{}, Group: v.Group, AffinityHits: v.SessionHits, AffinityMoves: v.SessionMoves}
+	if !v.ScarceUntil.IsZero() {
+		t := v.ScarceUntil
+		ks.ScarceUntil = &t
+	}
 	for _, f := range v.Failures {
 		ks.Failures = append(ks.Failures, control.Failure{At: f.At, Class: f.Class.String(), Status: f.Status, Model: f.Model, Reason: f.Reason})
 	}
@@ -273,7 +297,7 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 		}
 		d.log.Warn("could not save the keys disabled by hand; they hold in memory", "err", err)
 	}
-	for _, ks := range providerStatus(up, d.clock.Now()).Keys {
+	for _, ks := range providerStatus(up, d.clock.Now(), nil).Keys {
 		if ks.Name == name {
 			writeJSON(w, http.StatusOK, ks)
 			return

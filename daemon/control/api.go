@@ -69,6 +69,10 @@ type ProviderStatus struct {
 	Circuit        string      `json:"circuit"`
 	CircuitSeconds float64     `json:"circuit_seconds"`
 	Keys           []KeyStatus `json:"keys"`
+	// Sessions is how many conversations are kept on a key; Fallback,
+	// the providers that serve what no key of this one can.
+	Sessions int      `json:"sessions"`
+	Fallback []string `json:"fallback,omitempty"`
 }
 
 // KeyStatus is one key's live state.
@@ -94,6 +98,20 @@ type KeyStatus struct {
 	RequestsToday  int       `json:"requests_today"`
 	TokensToday    int       `json:"tokens_today"`
 	Failures       []Failure `json:"recent_failures"`
+	// Group is the key's group (keys sharing an organisation's quota).
+	Group string `json:"group,omitempty"`
+	// AffinityHits counts requests of a conversation that came back to
+	// this key; AffinityMoves, conversations that moved to it because
+	// their key could not serve (both since the daemon started).
+	// CacheReadToday is the cached input tokens it read today (UTC):
+	// what keeping conversations on their key saves.
+	AffinityHits   uint64 `json:"affinity_hits"`
+	AffinityMoves  uint64 `json:"affinity_moves"`
+	CacheReadToday int64  `json:"cache_read_tokens_today"`
+	// ScarceUntil is set while the key said it is nearly spent (under
+	// [daemon] pace_below of a limit): it gets requests only when no
+	// other key can take them, until then.
+	ScarceUntil *time.Time `json:"scarce_until,omitempty"`
 }
 
 // Failure is one recent failure of a key.
