@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -304,6 +305,49 @@ func TestClaudeCodeThroughExec(t *testing.T) {
 	}
 	if !used {
 		t.Errorf("the upstream saw no /v1/messages with the real key: %+v", fake.requests())
+	}
+}
+
+// Two runs of one Claude Code session (--session-id, then --resume) keep
+// to one key of three under round-robin, by the session header it sends,
+// while other traffic turns the rotation.
+func TestClaudeCodeSessionKeepsItsKey(t *testing.T) {
+	claude := npmBin(t, "claude")
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	var keys [][3]string
+	for _, n := range []string{"a", "b", "c"} {
+		keys = append(keys, [3]string{"anthropic/" + n, u.canary("sk-ant-api03-" + n + "-"), ""})
+	}
+	providers := fmt.Sprintf("[provider.anthropic]\nbase_url = %q\n", fake.URL)
+	base, token := u.keysFile("", providers, keys...)
+	work := t.TempDir()
+	const session = "5f0c2a4e-8c1d-4b7a-9e3f-2d6b1a0c9e11"
+	for _, args := range [][]string{{"-p", "say hi", "--session-id", session}, {"-p", "say more", "--resume", session}} {
+		cmd := exec.Command(llmkeyBin, append([]string{"exec", "--", claude, "--model", "claude-x"}, args...)...)
+		cmd.Env = append(append([]string{}, u.env...), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1")
+		cmd.Dir = work
+		out, err := cmd.CombinedOutput()
+		u.assertNoCanary(string(out))
+		if err != nil || !strings.Contains(string(out), "hello") {
+			t.Fatalf("claude %v: %v\n%s", args, err, out)
+		}
+		for range 2 { // other traffic between the runs
+			resp, _ := post(t, base, token, "/anthropic/v1/messages", `{"model":"claude-x","max_tokens":5,"messages":[]}`, nil)
+			resp.Body.Close()
+		}
+	}
+	used := map[string]int{}
+	for _, s := range fake.requests() {
+		if s.Path == "/v1/messages" && s.Session != "" {
+			if s.Session != session {
+				t.Errorf("claude sent session %q, not the one it was given", s.Session)
+			}
+			used[s.APIKey]++
+		}
+	}
+	if len(used) != 1 {
+		t.Errorf("one Claude Code session went to %d keys: %v", len(used), used)
 	}
 }
 

@@ -60,6 +60,7 @@ type seenRequest struct {
 	Query   string
 	Stream  bool   // the body asked for a stream
 	Org     string // OpenAI-Organization and OpenAI-Project, as sent
+	Session string // X-Claude-Code-Session-Id
 }
 
 // credential is the key a request carried, whichever header it used.
@@ -88,7 +89,8 @@ func (f *fakeProvider) requests() []seenRequest {
 
 func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 	seen := seenRequest{Path: r.URL.Path, Auth: r.Header.Get("Authorization"), Org: strings.TrimSpace(r.Header.Get("OpenAI-Organization") + " " + r.Header.Get("OpenAI-Project")),
-		APIKey: r.Header.Get("X-Api-Key"), GoogKey: r.Header.Get("X-Goog-Api-Key"), Query: r.URL.RawQuery}
+		APIKey: r.Header.Get("X-Api-Key"), GoogKey: r.Header.Get("X-Goog-Api-Key"), Query: r.URL.RawQuery,
+		Session: r.Header.Get("X-Claude-Code-Session-Id")}
 	cred := seen.credential()
 	f.mu.Lock()
 	f.seen = append(f.seen, seen)
