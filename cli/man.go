@@ -101,6 +101,8 @@ func manSections() []man.Section {
 				"fallback_models = { \"gpt-4o\" = \"openai/gpt-4o\" } renames models for them. A conversation whose state is stored with a key never falls over. " +
 				"demote_to_stream = true (anthropic kind) sends non-streaming requests upstream as streams and answers the one JSON message they add up to, so that a long answer cannot meet a header timeout. " +
 				"Its fields: " + strings.Join(state.FieldNames("provider"), ", ") + "."},
+			{Tag: "[group.NAME]", Text: "Limits that the keys with group = NAME are held to together (per provider), as an organisation's limits hold all of its keys: " +
+				strings.Join(state.FieldNames("group"), ", ") + ". A group without a table still cools together on an organisation-wide limit."},
 			{Tag: "[pricing.\"MODEL\"]", Text: "Dollars per million tokens for a model or a pattern (\"gpt-4o-*\"), over the built-in prices (of " +
 				state.BuiltinPricesAsOf + "): " + strings.Join(state.FieldNames("pricing"), ", ") + "."},
 			{Text: "Built-in providers: " + strings.Join(providers, "; ") + "."},

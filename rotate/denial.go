@@ -89,6 +89,19 @@ func (p *Pool) deny(now time.Time, model string, tried []string, only map[string
 					consider(t)
 					parts = append(parts, fmt.Sprintf("%s at its limit for %s", name, roundUp(t.Sub(now))))
 				}
+				continue
+			}
+			if g := p.groups[k.spec.Group]; g != nil {
+				if t, ok := g.frees(now, g.limits); !ok {
+					cooling++
+					if t.IsZero() {
+						d.OnRelease = true
+						parts = append(parts, fmt.Sprintf("%s: group %s at its max_concurrent %d", name, k.spec.Group, g.limits.MaxConcurrent))
+					} else {
+						consider(t)
+						parts = append(parts, fmt.Sprintf("%s: group %s at its limit for %s", name, k.spec.Group, roundUp(t.Sub(now))))
+					}
+				}
 			}
 		}
 	}

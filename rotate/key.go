@@ -35,11 +35,10 @@ func (s KeyState) Serving() bool { return s == Ready || s == Limited }
 type keyState struct {
 	spec KeySpec
 
-	inFlight int
-	probing  bool   // a parked key's probe is in flight
-	skipSeq  uint64 // the pick that found the key unusable
-	idx      int    // its place in the keyfile
-	hidx     int    // its place in the least-used heap; -1 when not in it
+	probing bool   // a parked key's probe is in flight
+	skipSeq uint64 // the pick that found the key unusable
+	idx     int    // its place in the keyfile
+	hidx    int    // its place in the least-used heap; -1 when not in it
 
 	// Cooling: the whole key, or one model.
 	coolUntil  time.Time
@@ -73,7 +72,20 @@ type keyState struct {
 	failLevel    int
 	failures     []Failure
 
-	// Windows for the limits.
+	// What it spent, against its limits.
+	spending
+}
+
+// Limits are the numbers a key or a group is held to; 0 means none.
+type Limits struct {
+	RPM, TPM, MaxConcurrent int
+	RPD, TPD                int // per UTC day
+}
+
+// spending is what a key, or a group of keys, spent against its Limits:
+// the requests in flight, the windows of the last minute, and today's.
+type spending struct {
+	inFlight  int
 	reqTimes  []time.Time // ring of the last RPM request times
 	reqHead   int
 	tokWin    tokWindow
@@ -138,36 +150,78 @@ func (k *keyState) coolingFor(now time.Time, model string) (cooldown, bool) {
 	return cooldown{}, false
 }
 
-// limitFrees says whether k is within its limits now; when it is not,
-// the time it will be (zero: when a request in flight ends).
-func (k *keyState) limitFrees(now time.Time) (time.Time, bool) {
+// limits are the key's own.
+func (k *keyState) limits() Limits {
 	s := &k.spec
-	if s.MaxConcurrent > 0 && k.inFlight >= s.MaxConcurrent {
+	return Limits{RPM: s.RPM, TPM: s.TPM, MaxConcurrent: s.MaxConcurrent, RPD: s.RPD, TPD: s.TPD}
+}
+
+// limitFrees says whether k is within its own limits now; when it is
+// not, the time it will be (zero: when a request in flight ends).
+func (k *keyState) limitFrees(now time.Time) (time.Time, bool) { return k.frees(now, k.limits()) }
+
+// frees says whether s is within l now; when it is not, the time it
+// will be (zero: when a request in flight ends).
+func (s *spending) frees(now time.Time, l Limits) (time.Time, bool) {
+	if l.MaxConcurrent > 0 && s.inFlight >= l.MaxConcurrent {
 		return time.Time{}, false
 	}
-	if k.reqTimes != nil {
+	if s.reqTimes != nil {
 		// The ring holds the last RPM request times; the oldest is next.
-		if oldest := k.reqTimes[k.reqHead]; !oldest.IsZero() && now.Sub(oldest) < window {
+		if oldest := s.reqTimes[s.reqHead]; !oldest.IsZero() && now.Sub(oldest) < window {
 			return oldest.Add(window), false
 		}
 	}
-	if s.TPM > 0 {
-		k.tokWin.prune(now)
-		if k.tokWin.sum >= s.TPM {
-			return k.tokWin.oldest().Add(window), false
+	if l.TPM > 0 {
+		s.tokWin.prune(now)
+		if s.tokWin.sum >= l.TPM {
+			return s.tokWin.oldest().Add(window), false
 		}
 	}
-	k.rollDay(now)
-	if (s.RPD > 0 && k.dayReqs >= s.RPD) || (s.TPD > 0 && k.dayTokens >= s.TPD) {
+	s.rollDay(now)
+	if (l.RPD > 0 && s.dayReqs >= l.RPD) || (l.TPD > 0 && s.dayTokens >= l.TPD) {
 		d := now.UTC()
 		return time.Date(d.Year(), d.Month(), d.Day()+1, 0, 0, 0, 0, time.UTC), false
 	}
 	return time.Time{}, true
 }
 
-func (k *keyState) rollDay(now time.Time) {
-	if d := int(now.Unix() / 86400); d != k.day {
-		k.day, k.dayReqs, k.dayTokens = d, 0, 0
+// fit makes the request window hold rpm requests (0: none kept).
+func (s *spending) fit(rpm int) {
+	switch {
+	case rpm > 0 && len(s.reqTimes) != rpm:
+		s.reqTimes, s.reqHead = make([]time.Time, rpm), 0
+	case rpm == 0:
+		s.reqTimes = nil
+	}
+}
+
+// start counts a request starting at now.
+func (s *spending) start(now time.Time) {
+	s.inFlight++
+	if s.reqTimes != nil {
+		s.reqTimes[s.reqHead] = now
+		s.reqHead = (s.reqHead + 1) % len(s.reqTimes)
+	}
+	s.rollDay(now)
+	s.dayReqs++
+}
+
+// spend counts tokens used at now; it reports whether a new second of
+// the token window opened.
+func (s *spending) spend(now time.Time, tokens int) bool {
+	if tokens <= 0 {
+		return false
+	}
+	opened := s.tokWin.add(now, tokens)
+	s.rollDay(now)
+	s.dayTokens += tokens
+	return opened
+}
+
+func (s *spending) rollDay(now time.Time) {
+	if d := int(now.Unix() / 86400); d != s.day {
+		s.day, s.dayReqs, s.dayTokens = d, 0, 0
 	}
 }
 

@@ -37,6 +37,9 @@ type Policy struct {
 	// ProbeInterval is how soon a parked key is tried again; it doubles
 	// on each failed probe up to 12 times as long.
 	ProbeInterval time.Duration
+	// Groups are the limits of key groups, by name (KeySpec.Group):
+	// every key of a group counts toward them.
+	Groups map[string]Limits
 	// PaceBelow: a key whose answers say less than this share of its
 	// requests or tokens is left (remaining under limit) is scarce until
 	// their reset, and gets a request only when no other key can take it.
@@ -66,6 +69,7 @@ type Pool struct {
 	// others work is the key's problem, not the provider's.
 	successes uint64
 	sessions  sessionTable
+	groups    map[string]*group // those with limits
 	// scarce counts keys that said they are nearly spent, lately: while
 	// none is, a pick is one pass.
 	scarce int
@@ -126,15 +130,28 @@ func (p *Pool) Update(policy Policy, specs []KeySpec) {
 			k.clearTransient()
 		}
 		k.spec, k.idx = s, i
-		if s.RPM > 0 && len(k.reqTimes) != s.RPM {
-			k.reqTimes, k.reqHead = make([]time.Time, s.RPM), 0
-		} else if s.RPM == 0 {
-			k.reqTimes = nil
-		}
+		k.fit(s.RPM)
 		keys = append(keys, k)
 		byName[s.Name] = k
 	}
 	p.keys, p.byName, p.picker = keys, byName, pk
+	groups := map[string]*group{}
+	for name, l := range policy.Groups {
+		g := p.groups[name]
+		if g == nil {
+			g = &group{}
+		}
+		g.limits = l
+		g.fit(l.RPM)
+		g.inFlight = 0
+		for _, k := range keys {
+			if k.spec.Group == name {
+				g.inFlight += k.inFlight
+			}
+		}
+		groups[name] = g
+	}
+	p.groups = groups
 	p.scarce = 0
 	for _, k := range keys {
 		if !k.scarceUntil.IsZero() {
@@ -237,18 +254,15 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 	if a.Session != "" {
 		p.sessions.put(a.Session, k.spec.Name, a.Pinned, now)
 	}
-	k.inFlight++
+	k.start(now)
+	if g := p.groups[k.spec.Group]; g != nil {
+		g.start(now)
+	}
 	p.picker.changed(k)
 	probe := false
 	if k.parked {
 		k.probing, probe = true, true
 	}
-	if k.reqTimes != nil {
-		k.reqTimes[k.reqHead] = now
-		k.reqHead = (k.reqHead + 1) % len(k.reqTimes)
-	}
-	k.rollDay(now)
-	k.dayReqs++
 	if half {
 		p.circuit.probing = true
 	}
@@ -312,8 +326,31 @@ func (p *Pool) usable(k *keyState) bool {
 	if p.q.paced && p.isScarce(k, now) {
 		return false
 	}
-	_, ok := k.limitFrees(now)
-	return ok
+	if _, ok := k.limitFrees(now); !ok {
+		return false
+	}
+	if g := p.groups[k.spec.Group]; g != nil {
+		if _, ok := g.frees(now, g.limits); !ok {
+			return false
+		}
+	}
+	return true
+}
+
+// group is a [group.NAME] of the keyfile: keys that share one
+// organisation's limits, held to them together.
+type group struct {
+	limits Limits
+	spending
+}
+
+// groupSpending is what k's group spent, or nil when k's group has no
+// limits.
+func (p *Pool) groupSpending(k *keyState) *spending {
+	if g := p.groups[k.spec.Group]; g != nil {
+		return &g.spending
+	}
+	return nil
 }
 
 // isScarce reports whether k said it is nearly spent, until a reset
@@ -350,6 +387,9 @@ func (l Lease) Cancel() {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	k.inFlight--
+	if g := p.groups[k.spec.Group]; g != nil {
+		g.inFlight--
+	}
 	p.picker.changed(k)
 	if l.probe {
 		k.probing = false
@@ -376,12 +416,12 @@ func (l Lease) Done(o Outcome, tokens int) {
 	if l.probe {
 		k.probing = false
 	}
-	if tokens > 0 {
-		if k.tokWin.add(now, tokens) {
-			p.picker.opened(k, now.Unix())
-		}
-		k.rollDay(now)
-		k.dayTokens += tokens
+	if k.spend(now, tokens) {
+		p.picker.opened(k, now.Unix())
+	}
+	if g := p.groups[k.spec.Group]; g != nil {
+		g.inFlight--
+		g.spend(now, tokens)
 	}
 	p.picker.changed(k)
 	if l.half {
@@ -433,9 +473,13 @@ func (p *Pool) Reset(name string) bool {
 func (p *Pool) SeedToday(name string, requests, tokens int) bool {
 	now := p.clock.Now()
 	return p.onKey(name, func(k *keyState) {
-		k.rollDay(now)
-		k.dayReqs += requests
-		k.dayTokens += tokens
+		for _, s := range []*spending{&k.spending, p.groupSpending(k)} {
+			if s != nil {
+				s.rollDay(now)
+				s.dayReqs += requests
+				s.dayTokens += tokens
+			}
+		}
 	})
 }
 

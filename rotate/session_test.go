@@ -2,6 +2,7 @@ package rotate
 
 import (
 	"fmt"
+	"strings"
 	"testing"
 	"time"
 )
@@ -209,4 +210,41 @@ func TestPacingSteersAwayFromANearlySpentKey(t *testing.T) {
 	if got := count(10); got["a"]+got["b"] != 10 {
 		t.Errorf("%v", got)
 	}
+}
+
+// A group's limits hold its keys together: with rpm 2 for the group,
+// its three keys take two requests a minute between them, and the rest
+// go to the key outside it; max_concurrent counts every key's requests.
+func TestGroupLimitsHoldTheGroup(t *testing.T) {
+	p, clk := newTestPool(RoundRobin)
+	specs := []KeySpec{{Name: "g1", Group: "acme"}, {Name: "g2", Group: "acme"}, {Name: "g3", Group: "acme"}, {Name: "solo"}}
+	for i := range specs {
+		specs[i].Fingerprint = "fp-" + specs[i].Name
+	}
+	p.Update(Policy{Strategy: RoundRobin, Groups: map[string]Limits{"acme": {RPM: 2}}}, specs)
+	got := map[string]int{}
+	for range 8 {
+		got[take(t, p, Ask{}, ok).Name]++
+	}
+	if got["g1"]+got["g2"]+got["g3"] != 2 || got["solo"] != 6 {
+		t.Errorf("8 requests with the group at rpm 2: %v", got)
+	}
+	clk.advance(time.Minute)
+	if l := take(t, p, Ask{}, ok); l.Name == "solo" {
+		// round-robin may land on solo; the next group key must be free
+		if l := take(t, p, Ask{}, ok); l.Name == "solo" {
+			t.Errorf("the group did not come back after a minute")
+		}
+	}
+
+	p.Update(Policy{Strategy: FillFirst, Groups: map[string]Limits{"acme": {MaxConcurrent: 1}}}, specs[:3])
+	l1, d := p.Take(Ask{})
+	if d != nil {
+		t.Fatal(d.Detail)
+	}
+	if _, d := p.Take(Ask{}); d == nil || !d.OnRelease || !strings.Contains(d.Detail, "group acme") {
+		t.Fatalf("a second request with the group at max_concurrent 1: %+v", d)
+	}
+	l1.Done(ok, 0)
+	take(t, p, Ask{}, ok)
 }

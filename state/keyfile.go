@@ -283,12 +283,24 @@ type ProviderConfig struct {
 // set.
 const DefaultPrimaryWait = 2 * time.Second
 
+// GroupConfig is a [group.NAME] table: limits that every key with
+// group = NAME counts toward together (per provider), as an
+// organisation's limits hold all of its keys.
+type GroupConfig struct {
+	RPM           int `toml:"rpm"`
+	TPM           int `toml:"tpm"`
+	MaxConcurrent int `toml:"max_concurrent"`
+	RPD           int `toml:"rpd"`
+	TPD           int `toml:"tpd"`
+}
+
 // Config is a parsed, validated keyfile.
 type Config struct {
 	Path      string
 	Keys      []Key
 	Daemon    DaemonConfig
 	Providers map[string]ProviderConfig
+	Groups    map[string]GroupConfig
 	// Pricing is [pricing."MODEL"]: dollars per million tokens.
 	Pricing map[string]Price
 
@@ -299,6 +311,7 @@ type fileTOML struct {
 	Key      []Key                     `toml:"key"`
 	Daemon   DaemonConfig              `toml:"daemon"`
 	Provider map[string]ProviderConfig `toml:"provider"`
+	Group    map[string]GroupConfig    `toml:"group"`
 	Pricing  map[string]Price          `toml:"pricing"`
 }
 
@@ -499,7 +512,7 @@ func decode(path string, data []byte) (*Config, *layout, error) {
 			return nil, lay, unknownField(path, lay, k)
 		}
 	}
-	cfg := &Config{Path: path, Keys: raw.Key, Daemon: raw.Daemon, Providers: raw.Provider, Pricing: raw.Pricing}
+	cfg := &Config{Path: path, Keys: raw.Key, Daemon: raw.Daemon, Providers: raw.Provider, Groups: raw.Group, Pricing: raw.Pricing}
 	if blocks := lay.keyBlocks(); len(blocks) == len(cfg.Keys) {
 		for _, b := range blocks {
 			cfg.keyLines = append(cfg.keyLines, b.header+1)
@@ -535,17 +548,18 @@ var knownFields = map[string][]string{
 		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout", "max_buffered_mb", "max_websockets", "pace_below"},
 	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout", "fallback", "fallback_models", "primary_wait", "demote_to_stream"},
 	"pricing":  {"input", "output", "cache_read", "cache_write"},
+	"group":    {"rpm", "tpm", "max_concurrent", "rpd", "tpd"},
 }
 
 // fieldDepth is how deep a field sits in each table: key.NAME,
 // daemon.NAME, provider.P.NAME.
-var fieldDepth = map[string]int{"key": 2, "daemon": 2, "provider": 3, "pricing": 3}
+var fieldDepth = map[string]int{"key": 2, "daemon": 2, "provider": 3, "pricing": 3, "group": 3}
 
 func unknownField(path string, lay *layout, k toml.Key) error {
 	e := &KeyfileError{Path: path, Field: k.String(), Msg: "unknown field"}
 	if len(k) == 1 {
 		e.Msg = "unknown table or field"
-		e.Hint = "the keyfile has [[key]] tables and optional [daemon], [provider.NAME] and [pricing.\"MODEL\"] tables"
+		e.Hint = "the keyfile has [[key]] tables and optional [daemon], [provider.NAME], [group.NAME] and [pricing.\"MODEL\"] tables"
 		if ln, ok := lay.sections[0].keys[k[0]]; ok {
 			e.Line = ln + 1
 		} else {
@@ -749,6 +763,37 @@ func validate(c *Config, lay *layout) error {
 		if _, err := path.Match(m, ""); err != nil {
 			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, ""), Field: "pricing." + m,
 				Msg: "not a valid model pattern", Hint: `name a model, or a pattern like "gpt-4o-*"`}
+		}
+	}
+
+	for _, g := range slices.Sorted(maps.Keys(c.Groups)) {
+		sec := lay.table("group", g)
+		gc := c.Groups[g]
+		bad := func(field, msg, hint string) error {
+			name := "group." + g
+			if field != "" {
+				name += "." + field
+			}
+			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, field), Field: name, Msg: msg, Hint: hint}
+		}
+		used := false
+		for _, k := range c.Keys {
+			used = used || k.Group == g
+		}
+		if !used {
+			return bad("", fmt.Sprintf("no key has group = %q", g), fmt.Sprintf("add group = %q to the keys of that organisation, or remove [group.%s]", g, g))
+		}
+		lim := Key{RPM: gc.RPM, TPM: gc.TPM, MaxConcurrent: gc.MaxConcurrent, RPD: gc.RPD, TPD: gc.TPD}
+		for _, l := range lim.Limits() {
+			if l.Field == "weight" {
+				continue
+			}
+			if l.Value < 0 {
+				return bad(l.Field, "must not be negative", "use 0 (or leave it out) for no limit")
+			}
+			if l.Value > l.Max {
+				return bad(l.Field, fmt.Sprintf("%d is more than llmkey takes (at most %d)", l.Value, l.Max), "use 0 (or leave it out) for no limit")
+			}
 		}
 	}
 

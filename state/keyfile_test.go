@@ -48,6 +48,16 @@ func TestParseErrors(t *testing.T) {
 		{"bad base_url", "[provider.openai]\nbase_url = \"api.openai.com\"\n", 2, "provider.openai.base_url", "not an absolute", ""},
 		{"negative price", "[pricing.\"gpt-4o\"]\ninput = 2.5\noutput = -1\n", 3, "pricing.gpt-4o.output", "must not be negative", "per million"},
 		{"unknown price field", "[pricing.\"gpt-4o\"]\ninptu = 2.5\n", 2, "pricing.gpt-4o.inptu", "unknown field", `did you mean "input"`},
+		{"fallback of another kind", "[provider.openai]\nfallback = [\"anthropic\"]\n", 2, "provider.openai.fallback", "same wire format", "name a provider of kind openai"},
+		{"unknown fallback", "[provider.openai]\nfallback = [\"opnrouter\"]\n", 2, "provider.openai.fallback", `unknown provider "opnrouter"`, `did you mean "openrouter"`},
+		{"own fallback", "[provider.openai]\nfallback = [\"openai\"]\n", 2, "provider.openai.fallback", "its own fallback", "another provider"},
+		{"models without fallback", "[provider.openai]\nfallback_models = { \"a\" = \"b\" }\n", 2, "provider.openai.fallback_models", "without fallback", "fallback = ["},
+		{"demote of openai", "[provider.openai]\ndemote_to_stream = true\n", 2, "provider.openai.demote_to_stream", "only an anthropic-kind", "remove"},
+		{"pace out of range", "[daemon]\npace_below = 1.5\n", 2, "daemon.pace_below", "not a share", "from 0"},
+		{"bad group", okKey + "group = \"a b\"\n", 5, "key[1].group", "invalid group", "letters"},
+		{"unused group table", "[group.acme]\nrpm = 5\n\n" + okKey, 1, "group.acme", `no key has group = "acme"`, "add group"},
+		{"negative group limit", "[group.acme]\nrpm = -5\n\n" + okKey + "group = \"acme\"\n", 2, "group.acme.rpm", "must not be negative", "no limit"},
+		{"unknown group field", "[group.acme]\nrmp = 5\n", 2, "group.acme.rmp", "unknown field", `did you mean "rpm"`},
 		{"key of undefined provider", "[provider.local]\nkind = \"openai\"\nbase_url = \"http://127.0.0.1:1\"\n\n[[key]]\nprovider = \"locl\"\nname = \"a\"\nsecret = \"s\"\n", 6, "key[1].provider", "unknown provider", `did you mean "local"`},
 	}
 	for _, tt := range tests {

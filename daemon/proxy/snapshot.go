@@ -80,10 +80,14 @@ func Build(cfg *state.Config, unavailable map[string]string, pool func(provider 
 		}
 		specs[k.Provider] = append(specs[k.Provider], key.Spec())
 	}
+	groups := map[string]rotate.Limits{}
+	for name, g := range cfg.Groups {
+		groups[name] = rotate.Limits{RPM: g.RPM, TPM: g.TPM, MaxConcurrent: g.MaxConcurrent, RPD: g.RPD, TPD: g.TPD}
+	}
 	for name, u := range s.Providers {
 		u.Pool = pool(name)
 		u.Pool.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeInterval.Or(state.DefaultProbeInterval),
-			PaceBelow: cfg.Daemon.PaceShare()}, specs[name])
+			PaceBelow: cfg.Daemon.PaceShare(), Groups: groups}, specs[name])
 	}
 	return s
 }
