@@ -208,6 +208,26 @@ func TestConversationsStayOnTheirKey(t *testing.T) {
 		mustOK(t, chat(t, base, token, nil))
 	}
 
+	// The daemon restarts, and forgets which key holds the conversation:
+	// the next turn finds it (the other keys say they do not have it),
+	// and the turns after go straight there.
+	u.stopDaemon()
+	base, token = u.keysFile("", providers, keys...)
+	mustOK(t, chat(t, base, token, nil)) // the round-robin's next key is not the conversation's
+	for i := range 3 {
+		resp, got := post(t, base, token, "/openai/responses", `{"model":"gpt-5","input":"after a restart","previous_response_id":"`+prev+`"}`, nil)
+		if resp.StatusCode != 200 || resp.Header.Get("X-Llmkey-Key") != key {
+			u.fatalf("turn %d after a restart: %d on %s: %s", i, resp.StatusCode, resp.Header.Get("X-Llmkey-Key"), got)
+		}
+		if i == 0 && key == "openai/a" && resp.Header.Get("X-Llmkey-Attempts") == "1" {
+			u.errorf("the first turn after a restart went straight to %s: the search was not tested", key)
+		}
+		if i > 0 && resp.Header.Get("X-Llmkey-Attempts") != "1" {
+			u.errorf("turn %d after a restart took %s attempts", i, resp.Header.Get("X-Llmkey-Attempts"))
+		}
+		prev = responseID(t, got)
+	}
+
 	// The conversation's key is rate limited for a second: the next turn
 	// waits for it (max_wait) rather than go to a key that cannot read it.
 	name := strings.TrimPrefix(key, "openai/")

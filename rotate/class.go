@@ -76,6 +76,10 @@ type Outcome struct {
 	WaitSource string
 	// Until is set when a quota returns at a known time (a daily reset).
 	Until time.Time
+	// MissingState: the request refers to stored state (a previous
+	// response, a conversation, a cached content) that this key's
+	// organisation does not have; another key's may.
+	MissingState bool
 	// OrgWide: the answer says the limit is the organisation's (or the
 	// project's), which every key of the key's group shares.
 	OrgWide bool

@@ -297,6 +297,16 @@ func (p *Pool) Bind(id, name string) {
 	}
 }
 
+// Unbind forgets that the conversation id lives with the named key (its
+// upstream said it does not): the next request of it may go to another.
+func (p *Pool) Unbind(id, name string) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if e, ok := p.sessions.byID[sessionID(id)]; ok && e.Value.(*session).key == name {
+		p.sessions.remove(e)
+	}
+}
+
 // Sessions is how many conversations the pool keeps a key for.
 func (p *Pool) Sessions() int {
 	p.mu.Lock()

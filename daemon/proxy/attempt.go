@@ -234,6 +234,18 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 			}
 			return ans
 		}
+		if o.MissingState && pinned && lease.Affinity == rotate.NewSession && l.n < l.budget.MaxAttempts {
+			// A reference llmkey had not seen (made before a restart, or
+			// by another tool) that this key's organisation does not
+			// have: look for it on the other keys.
+			cur.Pool.Unbind(session, key.Name)
+			lease.Done(o, 0)
+			h.record(cur, key, l.model, label, failedAttempt(o.Class.String()))
+			l.tried = append(l.tried, key.Name)
+			last = a
+			log.Info("stored state not on this key; trying the next", "key", cur.Name+"/"+key.Name, "attempt", n)
+			continue
+		}
 		l.tried = h.failed(cur, key, lease, l.model, label, o, l.tried)
 		last = a
 		d := rotate.Decide(l.budget, l.n, &o, nil, h.Clock.Now())

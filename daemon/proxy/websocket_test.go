@@ -11,6 +11,7 @@ import (
 
 	"github.com/gorilla/websocket"
 
+	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
@@ -140,6 +141,15 @@ secret = "sk-second-aaaaaaaaaaaaaaaaaaa"
 	if views[0].State != rotate.Cooling || views[1].InFlight != 0 {
 		t.Errorf("keys after: %+v", views)
 	}
+	// The responses the socket created live with its key: a later turn
+	// that refers to one goes there, though fill-first would pick the
+	// first key again now.
+	d.pools["openai"].Reset("first")
+	l, den := d.pools["openai"].Take(rotate.Ask{Session: wire.ResponseRef("resp_1"), Pinned: true})
+	if den != nil || l.Name != "second" || l.Affinity != rotate.Hit {
+		t.Errorf("a turn after the socket's response: %+v %+v", l, den)
+	}
+	l.Cancel()
 }
 
 // Every key refused at the handshake: the client gets the provider's own

@@ -36,7 +36,22 @@ func Classify(kind state.Kind, status int, h http.Header, body []byte, now time.
 		o.Reason = fmt.Sprintf("%d %s", status, o.Class)
 	}
 	o.OrgWide = orgWide(kind, e)
+	o.MissingState = missingState(status, e)
 	return o
+}
+
+// missingState reports whether an error says the stored state the
+// request refers to is not there: OpenAI's previous_response_not_found
+// ("Previous response with id '…' not found."), a conversation not found,
+// Gemini's "CachedContent not found (or permission denied)". Another key,
+// of the organisation that stored it, may have it.
+func missingState(status int, e errorBody) bool {
+	if status != 400 && status != 403 && status != 404 {
+		return false
+	}
+	code, msg := strings.ToLower(e.Code), strings.ToLower(e.Message)
+	return code == "previous_response_not_found" ||
+		(strings.Contains(msg, "not found") && (strings.Contains(msg, "previous response") || strings.Contains(msg, "conversation with id") || strings.Contains(msg, "cachedcontent")))
 }
 
 // orgWide reports whether an error says its limit is the organisation's
