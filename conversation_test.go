@@ -503,8 +503,29 @@ func TestFallbackAfterPrimaryWait(t *testing.T) {
 		u.errorf("with the primary back within the wait, served by %s", p)
 	}
 
+	// An overloaded primary (529): the fallback serves at once, without
+	// the wait (every key of the primary would be overloaded).
+	overloaded := answer(529, nil, `{"error":{"message":"The server is overloaded","type":"server_error","code":"overloaded"}}`)
+	fake.on(a, overloaded)
+	fake.on(b, overloaded)
+	start = time.Now()
+	resp = chat(t, base, token, nil)
+	mustOK(t, resp)
+	if p := resp.Header.Get("X-Llmkey-Provider"); p != "openrouter" || time.Since(start) > time.Second {
+		u.errorf("with the primary overloaded: served by %s after %s", p, time.Since(start))
+	}
+
+	// The fallback is rate limited too: the client gets its answer, and
+	// the chain is counted exhausted.
+	fake.on(or, limited("60"))
+	resp = chat(t, base, token, nil)
+	resp.Body.Close()
+	if resp.StatusCode != 429 {
+		u.errorf("with the primary and the fallback out: %d", resp.StatusCode)
+	}
+
 	m := u.metrics(base, token)
-	for result, want := range map[string]float64{"entered": 2, "fell_back": 1, "recovered": 1, "exhausted": 0} {
+	for result, want := range map[string]float64{"entered": 4, "fell_back": 2, "recovered": 1, "exhausted": 1} {
 		if v := metric(m, "llmkey_fallback_total", map[string]string{"provider": "openai", "result": result}); v != want {
 			u.errorf("llmkey_fallback_total{result=%q} = %v, want %v", result, v, want)
 		}
@@ -514,7 +535,7 @@ func TestFallbackAfterPrimaryWait(t *testing.T) {
 	for _, row := range rep.Rows {
 		served[row.Provider] += float64(row.Successes)
 	}
-	if served["openrouter"] != 1 || served["openai"] != 1 {
+	if served["openrouter"] != 2 || served["openai"] != 1 {
 		u.errorf("usage by provider: %+v", rep.Rows)
 	}
 }

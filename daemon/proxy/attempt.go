@@ -154,14 +154,15 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		lease, den := l.up.Pool.Take(rotate.Ask{Model: l.model, Tried: l.tried, Only: l.only, Session: session, Pinned: pinned})
 		if den != nil {
 			now := h.Clock.Now()
-			if l.up == up && len(legs) > 0 {
+			if len(legs) > 0 {
 				// Wait for the primary up to primary_wait, then fall over
-				// (at once when no key of it can come back by itself).
-				if primaryUntil.IsZero() {
+				// (at once when no key of it can come back by itself); a
+				// fallback that cannot serve gives way to the next at once.
+				if l.up == up && primaryUntil.IsZero() {
 					primaryUntil = now.Add(up.PrimaryWait)
 					enterChain()
 				}
-				if comesBack(den) && now.Before(primaryUntil) {
+				if l.up == up && comesBack(den) && now.Before(primaryUntil) {
 					until := primaryUntil
 					if !den.Until.IsZero() && den.Until.Before(until) {
 						until = den.Until
@@ -171,10 +172,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 					}
 					continue
 				}
-				if next() {
-					last = nil
-					continue
-				}
+				next()
+				last = nil
+				continue
 			}
 			if d := rotate.Decide(l.budget, l.n, nil, den, now); d.Step == rotate.Wait {
 				if !waitForKey(r.Context(), den, d.Until.Sub(now)) {
@@ -252,7 +252,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		log.Info("attempt failed", "key", cur.Name+"/"+key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
 			"reason", redact(o.Reason, snap.Secrets), "wait", o.Wait, "retry", d.Step == rotate.Retry)
 		if d.Step != rotate.Retry {
-			if o.Class.Retryable() && cur == up && len(legs) > 0 && next() {
+			// An overload is not retried on a sibling key (every key
+			// would get it), but another provider may serve.
+			if (o.Class.Retryable() || o.Class == rotate.Overloaded) && next() {
 				last = nil
 				continue
 			}
