@@ -40,7 +40,7 @@ type Assembler struct {
 }
 
 // maxAssembled bounds what one demoted answer may hold in memory.
-const maxAssembled = 256 << 20
+const maxAssembled = 64 << 20
 
 // object is a JSON object whose members keep their order.
 type object struct {

@@ -129,3 +129,29 @@ func TestRewritesKeepEveryOtherByte(t *testing.T) {
 		t.Error("a stream is demotable")
 	}
 }
+
+// An Assembler reports a stream that ended early, or that does not parse,
+// and gives an error event its status.
+func TestAssemblerEdges(t *testing.T) {
+	var a Assembler
+	a.Write([]byte("event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"content\":[],\"usage\":{\"input_tokens\":1}}}\n\n"))
+	if _, _, err := a.Result(); err == nil {
+		t.Error("a stream without message_stop has a result")
+	}
+	var b Assembler
+	b.Write([]byte("data: {\"type\":\"message_start\",\"message\":{\"content\":[]}}\n\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"tool_use\",\"id\":\"t\",\"name\":\"x\",\"input\":{}}}\n\n" +
+		"data: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"input_json_delta\",\"partial_json\":\"{\\\"a\\\":\"}}\n\ndata: {\"type\":\"content_block_stop\",\"index\":0}\n\ndata: {\"type\":\"message_stop\"}\n\n"))
+	if _, _, err := b.Result(); err == nil {
+		t.Error("a tool input that does not parse was assembled")
+	}
+	var c Assembler
+	c.Write([]byte("data: {\"type\":\"message_start\",\"message\":{\"content\":[]}}\r\n\r\ndata: {\"type\":\"error\",\"error\":{\"type\":\"rate_limit_error\",\"message\":\"slow down\"}}\r\n\r\n"))
+	if status, body, err := c.Result(); err != nil || status != 429 || !json.Valid(body) {
+		t.Errorf("an error event: %d %s %v", status, body, err)
+	}
+	var d Assembler
+	d.Write([]byte("data: {\"type\":\"content_block_delta\",\"index\":3,\"delta\":{}}\n\n"))
+	if _, _, err := d.Result(); err == nil {
+		t.Error("a delta for no block was taken")
+	}
+}
