@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -116,7 +117,7 @@ func unknownCommand(app *ucli.App, name string) error {
 	return usageError("'llmkey help' lists the commands", "unknown command %q", name)
 }
 
-var flagValueErr = regexp.MustCompile(`^invalid value "(.*)" for flag -+([\w-]+): (.*)$`)
+var flagValueErr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^invalid value "(.*)" for flag -+([\w-]+): (.*)$`) })
 
 func onUsageError(c *ucli.Context, err error, _ bool) error {
 	topic := "llmkey help"
@@ -144,7 +145,7 @@ func onUsageError(c *ucli.Context, err error, _ bool) error {
 		}
 		return usageError("'"+topic+"' lists the options", "unknown option %s", dash(name))
 	}
-	if m := flagValueErr.FindStringSubmatch(err.Error()); m != nil {
+	if m := flagValueErr().FindStringSubmatch(err.Error()); m != nil {
 		what := "a whole number, e.g. --" + m[2] + " 60"
 		if strings.Contains(m[3], "duration") || strings.Contains(m[3], "time") {
 			what = "a duration, e.g. --" + m[2] + " 30m (s, m, h, d)"

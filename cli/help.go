@@ -6,6 +6,7 @@ import (
 	"os"
 	"regexp"
 	"strings"
+	"sync"
 
 	ucli "github.com/urfave/cli/v2"
 	"golang.org/x/term"
@@ -49,17 +50,17 @@ var examples = map[string][]string{
 
 var (
 	// urfave/cli says a flag's default even when it is nothing to say.
-	emptyDefault = regexp.MustCompile(` \(default: (false|0s|0|"")\)`)
+	emptyDefault = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(` \(default: (false|0s|0|"")\)`) })
 	// and names a repeatable option twice: "--tag TAG [ --tag TAG ]".
-	repeated = regexp.MustCompile(` \[ --[a-z-]+( [A-Za-z_/]+)? \]`)
+	repeated = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(` \[ --[a-z-]+( [A-Za-z_/]+)? \]`) })
 	// hangAt finds where the text of an option or command line starts.
-	hangAt = regexp.MustCompile(`^( +\S(?:\S| \S)*  +)\S`)
+	hangAt = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^( +\S(?:\S| \S)*  +)\S`) })
 )
 
 func init() {
 	stringer := ucli.FlagStringer
 	ucli.FlagStringer = func(f ucli.Flag) string {
-		return repeated.ReplaceAllString(emptyDefault.ReplaceAllString(stringer(f), ""), "")
+		return repeated().ReplaceAllString(emptyDefault().ReplaceAllString(stringer(f), ""), "")
 	}
 	plain := ucli.HelpPrinter
 	ucli.HelpPrinter = func(w io.Writer, templ string, data any) {
@@ -97,7 +98,7 @@ func fitHelp(s string, width int) string {
 			continue
 		}
 		hang := len(text) - len(strings.TrimLeft(text, " "))
-		if m := hangAt.FindStringSubmatch(text); m != nil && len(m[1]) < width/2 {
+		if m := hangAt().FindStringSubmatch(text); m != nil && len(m[1]) < width/2 {
 			hang = len(m[1])
 		}
 		b.WriteString(wrap(text, width, hang))

@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/BurntSushi/toml"
@@ -521,7 +522,7 @@ func decode(path string, data []byte) (*Config, *layout, error) {
 	return cfg, lay, nil
 }
 
-var lineInMsg = regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: `)
+var lineInMsg = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^toml: line (\d+)(?: \(last key "([^"]*)"\))?: `) })
 
 func tomlError(path string, err error) error {
 	e := &KeyfileError{Path: path, Msg: strings.TrimPrefix(err.Error(), "toml: "),
@@ -531,7 +532,7 @@ func tomlError(path string, err error) error {
 		e.Line, e.Field, e.Msg = pe.Position.Line, pe.LastKey, pe.Message
 	}
 	// Type errors come as plain errors with the line and key in the text.
-	if m := lineInMsg.FindStringSubmatch(err.Error()); m != nil {
+	if m := lineInMsg().FindStringSubmatch(err.Error()); m != nil {
 		e.Line, _ = strconv.Atoi(m[1])
 		e.Field = m[2]
 		e.Msg = err.Error()[len(m[0]):]
@@ -594,12 +595,12 @@ func unknownField(path string, lay *layout, k toml.Key) error {
 }
 
 var (
-	nameRe     = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
-	providerRe = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`)
+	nameRe     = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`) })
+	providerRe = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,31}$`) })
 )
 
 // ValidName reports whether s can name a key.
-func ValidName(s string) bool { return nameRe.MatchString(s) }
+func ValidName(s string) bool { return nameRe().MatchString(s) }
 
 func validate(c *Config, lay *layout) error {
 	fieldLine := func(sec *section, field string) int {
@@ -620,7 +621,7 @@ func validate(c *Config, lay *layout) error {
 		bad := func(field, msg, hint string) error {
 			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, field), Field: "provider." + n + "." + field, Msg: msg, Hint: hint}
 		}
-		if !providerRe.MatchString(n) {
+		if !providerRe().MatchString(n) {
 			return &KeyfileError{Path: c.Path, Line: fieldLine(sec, ""), Field: "provider." + n,
 				Msg: "invalid provider name", Hint: "use lower-case letters, digits, '-' and '_' (it becomes part of the proxy URL)"}
 		}

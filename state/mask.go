@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+	"sync"
 )
 
 // publicPrefixes are the fixed prefixes providers put on their keys. They
@@ -47,14 +48,14 @@ var keyPrefixes = []struct{ prefix, provider string }{
 	{"sk-ant-", "anthropic"}, {"sk-or-", "openrouter"}, {"AIza", "gemini"}, {"gsk_", "groq"}, {"xai-", "xai"},
 }
 
-var envLine = regexp.MustCompile(`^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=`)
+var envLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=`) })
 
 // SecretProblem says what is plainly wrong with secret as a key of
 // provider (kind: its wire format), with a hint; "" when nothing is. A
 // person may insist (add --force) on a key of an unusual shape.
 func SecretProblem(provider string, kind Kind, secret string) (problem, hint string) {
 	switch {
-	case envLine.MatchString(secret):
+	case envLine().MatchString(secret):
 		return "this is a NAME=value line, not a key", "paste the value alone, or import it: llmkey import --from-env (or llmkey import FILE for a .env file)"
 	case strings.HasPrefix(secret, TokenPrefix), strings.HasPrefix(secret, "llmk-scoped-"):
 		return "this is an llmkey token, not a provider's key", "add the key the provider issued"

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"regexp"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/llmkey/llmkey/rotate"
@@ -154,13 +155,15 @@ func short(s string) string {
 }
 
 // Anthropic: "You will regain access on 2025-08-01 at 00:00 UTC."
-var regainRE = regexp.MustCompile(`regain access on (\d{4}-\d{2}-\d{2}) at (\d{2}:\d{2}) UTC`)
+var regainRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`regain access on (\d{4}-\d{2}-\d{2}) at (\d{2}:\d{2}) UTC`)
+})
 
 // quotaReturns says when a spent quota comes back, where that is known:
 // Gemini's daily quotas at midnight Pacific time, Anthropic's usage
 // limits on the date in the message.
 func quotaReturns(kind state.Kind, e errorBody, body []byte, now time.Time) (time.Time, bool) {
-	if m := regainRE.FindSubmatch(body); m != nil {
+	if m := regainRE().FindSubmatch(body); m != nil {
 		if t, err := time.Parse("2006-01-02 15:04", string(m[1])+" "+string(m[2])); err == nil && t.After(now) {
 			return t, true
 		}

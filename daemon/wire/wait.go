@@ -6,6 +6,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 )
 
@@ -169,13 +170,15 @@ func retryInfoDelay(body []byte) (time.Duration, bool) {
 
 // "Please try again in 6ms.", "try again in 1m30.5s", "Please retry in
 // 58.207328617s.", "retry after 20 seconds".
-var phraseRE = regexp.MustCompile(`(?i)(?:try again|retry)\s+(?:in|after)\s+((?:\d{1,9}(?:\.\d{1,12})?\s?(?:ms|h|m|s)){1,4}|\d{1,9}(?:\.\d{1,12})?\s?(?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?))\b`)
+var phraseRE = sync.OnceValue(func() *regexp.Regexp {
+	return regexp.MustCompile(`(?i)(?:try again|retry)\s+(?:in|after)\s+((?:\d{1,9}(?:\.\d{1,12})?\s?(?:ms|h|m|s)){1,4}|\d{1,9}(?:\.\d{1,12})?\s?(?:milliseconds?|seconds?|secs?|minutes?|mins?|hours?))\b`)
+})
 
 func phraseWait(body []byte) (time.Duration, bool) {
 	if len(body) > 1<<20 {
 		body = body[:1<<20]
 	}
-	m := phraseRE.FindSubmatch(body)
+	m := phraseRE().FindSubmatch(body)
 	if m == nil {
 		return 0, false
 	}
