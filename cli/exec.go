@@ -211,25 +211,24 @@ func writeEnv(w io.Writer, shell string, set [][2]string, unset []string) error 
 // daemonEnv asks the daemon (starting it unless noStart) for the proxy
 // URL, the token and the providers with keys.
 func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, s Streams) (*control.Env, error) {
+	// One call when the daemon runs (a tool's start waits on it); the
+	// daemon is started only when none answers.
 	client := control.NewClient(p)
-	if noStart {
-		st, err := client.Status(ctx)
-		if errors.Is(err, control.ErrNotRunning) {
-			return nil, notRunningError()
-		} else if err != nil {
-			return nil, err
-		}
-		if err := sameKeyfile(st, p); err != nil {
-			return nil, err
-		}
-	} else if _, _, err := ensureDaemon(ctx, p); err != nil {
-		return nil, err
-	}
 	e, err := client.Env(ctx)
-	if err != nil {
+	switch {
+	case errors.Is(err, control.ErrNotRunning) && noStart:
+		return nil, notRunningError()
+	case errors.Is(err, control.ErrNotRunning):
+		if _, _, err := ensureDaemon(ctx, p); err != nil {
+			return nil, err
+		}
+		if e, err = client.Env(ctx); err != nil {
+			return nil, err
+		}
+	case err != nil:
 		return nil, err
 	}
-	if e.Keyfile != "" && !samePath(e.Keyfile, p.Keyfile) { // it restarted meanwhile
+	if e.Keyfile != "" && !samePath(e.Keyfile, p.Keyfile) {
 		return nil, sameKeyfile(&control.Status{Keyfile: &control.KeyfileStatus{Path: e.Keyfile}}, p)
 	}
 	warnVersion(s, e.Version)

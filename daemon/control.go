@@ -32,7 +32,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/env", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, control.Env{ProxyURL: d.proxyURL, Token: d.proxy.Token, Version: d.opts.Version,
-			Providers: d.snap.Load().Config.ProviderNames(), Keyfile: d.opts.Paths.Keyfile, Problems: d.status().Problems})
+			Providers: d.snap.Load().Config.ProviderNames(), Keyfile: d.opts.Paths.Keyfile, Problems: d.statusOf(false).Problems})
 	})
 	mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
 		rows, _ := d.usage.snapshot()
@@ -97,7 +97,11 @@ func (d *Daemon) controlHandler() http.Handler {
 	})
 }
 
-func (d *Daemon) status() control.Status {
+func (d *Daemon) status() control.Status { return d.statusOf(true) }
+
+// statusOf is the daemon's status; without usage, the keys' cache reads
+// today are left out (exec's call needs only the problems).
+func (d *Daemon) statusOf(usage bool) control.Status {
 	snap := d.snap.Load()
 	started := d.startedAt
 	st := control.Status{Running: true, PID: os.Getpid(), Version: d.opts.Version, ProxyURL: d.proxyURL,
@@ -129,7 +133,10 @@ func (d *Daemon) status() control.Status {
 	}
 
 	now := d.clock.Now()
-	cached := d.cacheReadsToday(now)
+	var cached map[string]int64
+	if usage {
+		cached = d.cacheReadsToday(now)
+	}
 	for _, n := range slices.Sorted(maps.Keys(snap.Providers)) {
 		up := snap.Providers[n]
 		ps := providerStatus(up, now, cached)

@@ -1,6 +1,7 @@
 package control
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -87,7 +88,6 @@ var ErrNotRunning = errors.New("the llmkey daemon is not running")
 
 // Client talks to the daemon over its control socket.
 type Client struct {
-	http  *http.Client
 	paths state.Paths
 }
 
@@ -113,18 +113,10 @@ func (e *UnreachableError) HintText() string {
 }
 
 // NewClient makes a client for the daemon of paths. It does not connect.
-func NewClient(paths state.Paths) *Client {
-	sock := paths.SocketPath()
-	return &Client{paths: paths, http: &http.Client{
-		Timeout: 10 * time.Second,
-		Transport: &http.Transport{
-			DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
-				return dialDaemon(ctx, paths.RuntimeDir, sock)
-			},
-			DisableKeepAlives: true,
-		},
-	}}
-}
+func NewClient(paths state.Paths) *Client { return &Client{paths: paths} }
+
+// callTimeout bounds one call to the daemon.
+const callTimeout = 10 * time.Second
 
 // Status asks the daemon for its status; ErrNotRunning if none answers.
 func (c *Client) Status(ctx context.Context) (*Status, error) {
@@ -203,7 +195,7 @@ func (c *Client) doBody(ctx context.Context, method, path string, body io.Reader
 	if err != nil {
 		return err
 	}
-	resp, err := c.http.Do(req)
+	resp, err := c.roundTrip(ctx, req)
 	if err != nil {
 		if notRunning(err) {
 			return ErrNotRunning
@@ -234,6 +226,49 @@ func (c *Client) doBody(ctx context.Context, method, path string, body io.Reader
 		return fmt.Errorf("read the daemon's answer to %s: %w", path, err)
 	}
 	return nil
+}
+
+// roundTrip sends one request on a connection of its own and reads the
+// answer: one call per connection, as the CLI makes a call or two and
+// exits, so no transport (its pool, its goroutines) is set up for it.
+func (c *Client) roundTrip(ctx context.Context, req *http.Request) (*http.Response, error) {
+	ctx, cancel := context.WithTimeout(ctx, callTimeout)
+	conn, err := dialDaemon(ctx, c.paths.RuntimeDir, c.paths.SocketPath())
+	if err != nil {
+		cancel()
+		return nil, err
+	}
+	deadline, _ := ctx.Deadline()
+	conn.SetDeadline(deadline)
+	stop := context.AfterFunc(ctx, func() { conn.SetDeadline(time.Unix(1, 0)) }) // a cancel ends the call
+	req.Close = true
+	if err := req.Write(conn); err != nil {
+		stop()
+		cancel()
+		conn.Close()
+		return nil, err
+	}
+	resp, err := http.ReadResponse(bufio.NewReader(conn), req)
+	if err != nil {
+		stop()
+		cancel()
+		conn.Close()
+		return nil, err
+	}
+	resp.Body = &connBody{ReadCloser: resp.Body, done: func() { stop(); cancel(); conn.Close() }}
+	return resp, nil
+}
+
+// connBody closes the connection with the answer's body.
+type connBody struct {
+	io.ReadCloser
+	done func()
+}
+
+func (b *connBody) Close() error {
+	err := b.ReadCloser.Close()
+	b.done()
+	return err
 }
 
 // notRunning: no socket file, or a socket nobody listens on (a daemon
