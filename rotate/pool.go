@@ -223,7 +223,7 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 			switch {
 			case k != nil && p.usable(k):
 				idx, aff = k.idx, Hit
-			case s.pinned || a.Pinned:
+			case s.pinned:
 				p.q = query{}
 				d := p.denyPinned(now, s.key, k, model, tried, only)
 				p.waiting = true
@@ -252,7 +252,10 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 		k.sessionMoves++
 	}
 	if a.Session != "" {
-		p.sessions.put(a.Session, k.spec.Name, a.Pinned, now)
+		// A reference not seen before is pinned only once this key's
+		// answer shows it has it (Bind): the strategy's pick may be a key
+		// of another organisation.
+		p.sessions.put(a.Session, k.spec.Name, a.Pinned && aff == Hit, now)
 	}
 	k.start(now)
 	if g := p.groups[k.spec.Group]; g != nil {

@@ -273,3 +273,24 @@ func BenchmarkTakeSession(b *testing.B) {
 		i++
 	}
 }
+
+// A stored-state reference the pool has not seen is not pinned to the
+// key the strategy picked for it until that key's answer shows it has
+// it (Bind): a 429 on that key lets the request look on another.
+func TestUnseenReferenceIsPinnedOnlyOnceFound(t *testing.T) {
+	p, _ := newTestPool(RoundRobin, keys("a", "b")...)
+	first := take(t, p, Ask{Session: "response:resp_x", Pinned: true}, rateLimited)
+	l, d := p.Take(Ask{Session: "response:resp_x", Pinned: true})
+	if d != nil || l.Name == first.Name {
+		t.Fatalf("after a 429 on %s the unseen reference: %+v %+v", first.Name, l, d)
+	}
+	l.Done(ok, 0)
+	p.Bind("response:resp_x", l.Name)
+	take(t, p, Ask{}, ok)
+	if got := take(t, p, Ask{Session: "response:resp_x", Pinned: true}, rateLimited); got.Name != l.Name || got.Affinity != Hit {
+		t.Fatalf("once found: %+v", got)
+	}
+	if _, d := p.Take(Ask{Session: "response:resp_x", Pinned: true}); d == nil || d.Code != ConversationKeyBusy {
+		t.Fatalf("a found reference whose key cools: %+v", d)
+	}
+}

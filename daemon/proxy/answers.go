@@ -45,7 +45,10 @@ func (h *Handler) answerDenied(w http.ResponseWriter, up *Upstream, den *rotate.
 	h.Events.Denied(up.Name, den.Code)
 	e := deniedError(up.Name, den, h.Clock.Now())
 	log.Info("no usable key", "code", den.Code, "detail", den.Detail, "retry_after", e.RetryAfter.Round(time.Second))
-	if last != nil && den.Code != rotate.AllKeysCooling && den.Code != rotate.ProviderUnavailable && den.Code != rotate.ConversationKeyBusy {
+	// The last attempt's own answer says more than "no usable key" (the
+	// 401 that parked the last key; the 500 of a conversation's key).
+	busyForNow := den.Code == rotate.ConversationKeyBusy && !den.Until.IsZero()
+	if last != nil && den.Code != rotate.AllKeysCooling && den.Code != rotate.ProviderUnavailable && !busyForNow {
 		h.answerFailed(w, up, last, tries, secrets, log, start)
 		return
 	}

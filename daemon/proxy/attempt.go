@@ -80,6 +80,7 @@ type answer struct {
 	// stream to be answered as one JSON; fallback, that a fallback
 	// provider serves it.
 	creates  string
+	pins     string // the stored state a success shows its key has
 	demoted  bool
 	fallback bool
 	log      *reqLog
@@ -229,6 +230,9 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 			ans := &answer{attempt: a, up: cur, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
 				model: l.model, label: label, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout),
 				creates: wire.Creates(cur.Kind, r.Method, rest), demoted: demoted, fallback: cur != up}
+			if pinned {
+				ans.pins = session
+			}
 			if dc.LogRequests {
 				ans.logLine = slog.LevelInfo
 			}

@@ -91,6 +91,9 @@ func (h *Handler) settle(ans *answer, meter *wire.Meter, written int64, err erro
 			ans.up.Pool.Bind(ans.creates+id, ans.key.Name)
 		}
 	}
+	if err == nil && ans.pins != "" {
+		ans.up.Pool.Bind(ans.pins, ans.key.Name)
+	}
 	if err != nil {
 		switch cause := context.Cause(ans.ctx); {
 		case errors.Is(cause, errStreamIdle):
