@@ -160,3 +160,27 @@ func chatModel(t *testing.T, base, token, model string) *http.Response {
 	}
 	return resp
 }
+
+// add --group and set --group put a key in an organisation's group (and
+// take it out); list shows it with the limits; a bad name changes nothing.
+func TestGroupFromTheCommandLine(t *testing.T) {
+	u := newUser(t)
+	mustSucceed(t, u.pipe(u.canary("sk-"), "add", "openai", "work", "--group", "acme"))
+	if kf := readFile(t, u.keyfile()); !strings.Contains(kf, `group = "acme"`) {
+		t.Fatalf("add --group wrote:\n%s", kf)
+	}
+	before := readFile(t, u.keyfile())
+	if r := u.llmkey("set", "openai/work", "--group", "a b"); r.code != 2 || !strings.Contains(r.stderr, `invalid group "a b"`) || readFile(t, u.keyfile()) != before {
+		t.Errorf("set --group 'a b': %v", r)
+	}
+	mustSucceed(t, u.llmkey("set", "openai/work", "--group", "beta"))
+	r := mustSucceed(t, u.llmkey("list", "--no-color"))
+	if !strings.Contains(r.stdout, "group=beta") {
+		t.Errorf("list:\n%s", r.stdout)
+	}
+	u.assertNoCanary(r.stdout + r.stderr)
+	mustSucceed(t, u.llmkey("set", "openai/work", "--group", ""))
+	if kf := readFile(t, u.keyfile()); strings.Contains(kf, "group") {
+		t.Errorf("set --group '' left:\n%s", kf)
+	}
+}

@@ -27,6 +27,7 @@ type AddCommandInput struct {
 	Weight        int
 	Models        []string
 	Tags          []string
+	Group         string
 	// Force adds a secret of an unusual shape; Check makes one call with
 	// it first and refuses it when the provider does; JSON prints what
 	// was added for a script.
@@ -55,6 +56,7 @@ func ConfigureAddCommand(app *ucli.App) {
 			&ucli.IntFlag{Name: "weight", Usage: "`N` shares of requests under the weighted strategy", DefaultText: "1"},
 			&ucli.StringSliceFlag{Name: "models", Usage: "only use this key for these models (`GLOB`s, comma-separated or repeated)"},
 			&ucli.StringSliceFlag{Name: "tag", Usage: "tag the key `TAG` for exec --tag (repeatable)"},
+			&ucli.StringFlag{Name: "group", Usage: "the key shares the quota of organisation `NAME` with the other keys of that group"},
 			&ucli.BoolFlag{Name: "check", Usage: "make one call with the key first, and refuse it if the provider does"},
 			&ucli.BoolFlag{Name: "force", Usage: "add a secret even if it does not look like this provider's key"},
 			&ucli.BoolFlag{Name: "json", Usage: "print the key added (provider, name, line) as JSON"},
@@ -72,7 +74,7 @@ func ConfigureAddCommand(app *ucli.App) {
 			in := AddCommandInput{
 				Keyfile: p.Keyfile, Provider: c.Args().Get(0), Name: c.Args().Get(1),
 				RPM: c.Int("rpm"), TPM: c.Int("tpm"), MaxConcurrent: c.Int("max-concurrent"), Weight: c.Int("weight"),
-				RPD: c.Int("rpd"), TPD: c.Int("tpd"), Tags: c.StringSlice("tag"),
+				RPD: c.Int("rpd"), TPD: c.Int("tpd"), Tags: c.StringSlice("tag"), Group: c.String("group"),
 				Force: c.Bool("force"), Check: c.Bool("check"), JSON: c.Bool("json"), Keychain: c.Bool("keychain"),
 			}
 			for _, m := range c.StringSlice("models") {
@@ -148,7 +150,7 @@ func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 	}
 
 	k := state.Key{Provider: in.Provider, Name: in.Name, Secret: secret, RPM: in.RPM, TPM: in.TPM,
-		MaxConcurrent: in.MaxConcurrent, RPD: in.RPD, TPD: in.TPD, Weight: in.Weight, Models: in.Models, Tags: in.Tags}
+		MaxConcurrent: in.MaxConcurrent, RPD: in.RPD, TPD: in.TPD, Weight: in.Weight, Models: in.Models, Tags: in.Tags, Group: in.Group}
 	if in.Check {
 		v := checkKey(ctx, prov, k)
 		switch v.Result {

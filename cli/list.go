@@ -223,6 +223,9 @@ func limits(k state.Key) string {
 	if len(k.Models) > 0 {
 		parts = append(parts, "models="+strings.Join(k.Models, ","))
 	}
+	if k.Group != "" {
+		parts = append(parts, "group="+k.Group)
+	}
 	if len(parts) == 0 {
 		return "-"
 	}

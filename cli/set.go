@@ -19,7 +19,8 @@ type SetCommandInput struct {
 	Limits         map[string]int // by keyfile name: rpm, tpm, ...
 	Tags           []string       // replaces the key's; nil: unchanged
 	Models         []string
-	Secret         bool // read a new secret, as add does
+	Group          *string // nil: unchanged; "": none
+	Secret         bool    // read a new secret, as add does
 	Force          bool
 	// Keychain moves the secret (the one in the keyfile, or the new one)
 	// into the OS keychain.
@@ -30,6 +31,7 @@ func ConfigureSetCommand(app *ucli.App) {
 	flags := []ucli.Flag{
 		&ucli.StringSliceFlag{Name: "tag", Usage: "the key's tags become `TAG`s (repeatable; --tag '' clears them)"},
 		&ucli.StringSliceFlag{Name: "models", Usage: "the key serves only these models (`GLOB`s; --models '' clears them)"},
+		&ucli.StringFlag{Name: "group", Usage: "the key shares the quota of organisation `NAME` with its group (--group '' takes it out)"},
 		&ucli.BoolFlag{Name: "secret", Usage: "replace the secret: typed without echo, or piped on standard input"},
 		&ucli.BoolFlag{Name: "force", Usage: "take a secret even if it does not look like this provider's key"},
 		&ucli.BoolFlag{Name: "keychain", Usage: "move the secret out of the keyfile into the OS keychain"},
@@ -62,6 +64,10 @@ func ConfigureSetCommand(app *ucli.App) {
 			if c.IsSet("models") {
 				in.Models = splitList(c.StringSlice("models"))
 			}
+			if c.IsSet("group") {
+				g := strings.TrimSpace(c.String("group"))
+				in.Group = &g
+			}
 			return SetCommand(c.Context, in, streams(c))
 		},
 	})
@@ -83,7 +89,7 @@ func splitList(vs []string) []string {
 
 // SetCommand changes one key in place.
 func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
-	if len(in.Limits) == 0 && in.Tags == nil && in.Models == nil && !in.Secret && !in.Keychain {
+	if len(in.Limits) == 0 && in.Tags == nil && in.Models == nil && in.Group == nil && !in.Secret && !in.Keychain {
 		return usageError("give what to change, e.g. llmkey set "+in.Provider+"/"+in.Name+" --rpm 60 (see llmkey help set)", "set: nothing to change")
 	}
 	cfg, err := state.Load(in.Keyfile)
@@ -92,6 +98,9 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 	}
 	if cfg.Find(in.Provider, in.Name) < 0 {
 		return cfg.KeyNotFound(in.Provider, in.Name)
+	}
+	if in.Group != nil && *in.Group != "" && !state.ValidName(*in.Group) {
+		return usageError("use letters, digits, '.', '-' and '_' (at most 64)", "invalid group %q", *in.Group)
 	}
 	for f, v := range in.Limits {
 		if v < 0 {
@@ -123,6 +132,9 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 			if len(k.Tags) == 0 {
 				k.Tags = nil
 			}
+		}
+		if in.Group != nil {
+			k.Group = *in.Group
 		}
 		if in.Models != nil {
 			k.Models = in.Models
