@@ -31,6 +31,7 @@ var flagValues = map[string]func(*state.Config) []string{
 	"expires": func(*state.Config) []string { return []string{"1h", "8h", "1d", "7d"} },
 	"key":     keyRefs,
 	"tag":     tags,
+	"group":   groups,
 	"keyfile": nil, // files
 }
 
@@ -67,6 +68,19 @@ func tags(cfg *state.Config) []string {
 				if !slices.Contains(out, t) {
 					out = append(out, t)
 				}
+			}
+		}
+	}
+	return out
+}
+
+// groups are the key groups the keyfile names.
+func groups(cfg *state.Config) []string {
+	var out []string
+	if cfg != nil {
+		for _, k := range cfg.Keys {
+			if k.Group != "" && !slices.Contains(out, k.Group) {
+				out = append(out, k.Group)
 			}
 		}
 	}
