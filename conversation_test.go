@@ -15,7 +15,7 @@ import (
 	"github.com/prometheus/common/model"
 )
 
-// Rotation that keeps conversations, caches and work going (issue 17),
+// Rotation that keeps conversations, caches and work going,
 // end to end through the built daemon against fakes that keep state per
 // key as the providers keep it per organisation.
 

@@ -76,16 +76,15 @@ type answer struct {
 	model    string
 	label    string // the scoped token's, for usage
 	// creates is the namespace of what a success creates ("": nothing
-	// a later request refers to); demoted, that the request went up as a
-	// stream to be answered as one JSON; fallback, that a fallback
-	// provider serves it.
-	creates  string
-	pins     string // the stored state a success shows its key has
-	demoted  bool
-	fallback bool
-	log      *reqLog
-	start    time.Time
-	logLine  slog.Level // of the line that says it was served
+	// a later request refers to); pins, the stored state a success shows
+	// its key has; demoted, that the request went up as a stream to be
+	// answered as one JSON.
+	creates string
+	pins    string
+	demoted bool
+	log     *reqLog
+	start   time.Time
+	logLine slog.Level // of the line that says it was served
 	// clientTimeout bounds each write to the client.
 	clientTimeout time.Duration
 }
@@ -229,7 +228,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 			}
 			ans := &answer{attempt: a, up: cur, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
 				model: l.model, label: label, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout),
-				creates: wire.Creates(cur.Kind, r.Method, rest), demoted: demoted, fallback: cur != up}
+				creates: wire.Creates(cur.Kind, r.Method, rest), demoted: demoted}
 			if pinned {
 				ans.pins = session
 			}
@@ -243,11 +242,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 			// by another tool) that this key's organisation does not
 			// have: look for it on the other keys.
 			cur.Pool.Unbind(session, key.Name)
-			lease.Done(o, 0)
-			h.record(cur, key, l.model, label, failedAttempt(o.Class.String()))
-			l.tried = append(l.tried, key.Name)
+			l.tried = append(h.failed(cur, key, lease, l.model, label, o, l.tried), key.Name)
 			last = a
 			log.Info("stored state not on this key; trying the next", "key", cur.Name+"/"+key.Name, "attempt", n)
+			h.Events.Retried(cur.Name)
 			continue
 		}
 		l.tried = h.failed(cur, key, lease, l.model, label, o, l.tried)
