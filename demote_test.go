@@ -8,6 +8,7 @@ import (
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 )
 
 // The Anthropic answer the demotion test's fake gives, whole, as the
@@ -206,6 +207,24 @@ func TestDemotedRequestAnswersTheSameJSON(t *testing.T) {
 	if resp.StatusCode != 529 || normalJSON(t, got) != normalJSON(t, `{"type":"error","error":{"type":"overloaded_error","message":"Overloaded"}}`) {
 		u.errorf("an error event: %d %s", resp.StatusCode, got)
 	}
+	// The overload opened the provider's circuit, as a 529 status would.
+	if ps := u.keyStatus("anthropic", "work"); ps == nil {
+		u.errorf("no status")
+	}
+	st, _ := u.status()
+	if c := st["providers"].(map[string]any)["anthropic"].(map[string]any)["circuit"]; !strings.HasPrefix(fmt.Sprint(c), "open") {
+		u.errorf("after an overloaded_error event the circuit is %v", c)
+	}
+	rep = u.usage()
+	failures := int64(0)
+	for _, r := range rep.Rows {
+		failures += r.Failures["overloaded"]
+	}
+	if failures != 1 {
+		u.errorf("the overloaded_error event is not counted as a failure: %+v", rep.Rows)
+	}
+	u.llmkey("reset", "anthropic/work")
+	time.Sleep(1100 * time.Millisecond) // the circuit's first wait
 	// A stream that breaks off.
 	resp, got = post(t, base, token, "/anthropic/v1/messages", strings.Replace(req, "claude-sonnet-4-5", "broken", 1), nil)
 	if resp.StatusCode != 502 || resp.Header.Get("X-Llmkey-Error") != "upstream-incomplete" || !bytes.Contains([]byte(got), []byte("send it again")) {

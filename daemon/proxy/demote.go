@@ -9,6 +9,7 @@ import (
 	"time"
 
 	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/rotate"
 )
 
 // isEventStream reports whether resp is an event stream (a demoted
@@ -61,6 +62,15 @@ func (h *Handler) deliverDemoted(w http.ResponseWriter, ans *answer) {
 				ans.up.Name, redact(err.Error(), ans.secrets))})
 		return
 	}
+	var failed *rotate.Outcome
+	if status >= 400 {
+		// The error the stream ended with is the key's answer: it cools
+		// or parks the key, or opens the circuit, as it would have had it
+		// come as the status.
+		body = []byte(redact(string(body), ans.secrets))
+		o := wire.Classify(ans.up.Kind, status, ans.resp.Header, body, h.Clock.Now())
+		failed = &o
+	}
 	hdr := w.Header()
 	copyHeader(hdr, ans.resp.Header)
 	removeHopHeaders(hdr)
@@ -70,5 +80,10 @@ func (h *Handler) deliverDemoted(w http.ResponseWriter, ans *answer) {
 	markAnswer(hdr, ans)
 	w.WriteHeader(status)
 	written, _ := w.Write(body)
+	if failed != nil {
+		h.failed(ans.up, ans.key, ans.lease, ans.model, ans.label, *failed, nil)
+		ans.log.Info("upstream error in a demoted stream", "key", ans.up.Name+"/"+ans.key.Name, "status", status, "class", failed.Class.String())
+		return
+	}
 	h.settle(ans, meter, int64(written), nil)
 }
