@@ -462,7 +462,16 @@ func TestFallbackAfterPrimaryWait(t *testing.T) {
 	fake.on(b, limited("60"))
 	providers := fmt.Sprintf("[provider.openai]\nbase_url = %q\nfallback = [\"openrouter\"]\nfallback_models = { \"gpt-4o\" = \"openai/gpt-4o\" }\nprimary_wait = \"1500ms\"\n\n[provider.openrouter]\nbase_url = %q\n",
 		fake.URL+"/v1", fake.URL+"/v1")
+	// Without a key of the fallback, status says so.
+	u.keysFile("", providers, [3]string{"openai/a", a, ""}, [3]string{"openai/b", b, ""})
+	if r := u.llmkey("status"); r.code != 1 || !strings.Contains(r.stdout+r.stderr, "falls over to openrouter, which has no key") {
+		u.errorf("status with a fallback without keys: %v", r)
+	}
 	base, token := u.keysFile("", providers, [3]string{"openai/a", a, ""}, [3]string{"openai/b", b, ""}, [3]string{"openrouter/main", or, ""})
+	u.waitFor("the keyfile with openrouter's key", func() bool {
+		st, _ := u.status()
+		return st["providers"].(map[string]any)["openrouter"] != nil
+	})
 
 	// Both openai keys answer 429 for a minute: after 1.5 s of waiting
 	// for them, openrouter serves, with the mapped model.

@@ -159,6 +159,11 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		if ps.Circuit != "closed" {
 			st.Problems = append(st.Problems, fmt.Sprintf("%s is failing, requests held back: %s", n, ps.Circuit))
 		}
+		for _, fb := range up.Fallback {
+			if snap.Providers[fb] == nil {
+				st.Problems = append(st.Problems, fmt.Sprintf("%s falls over to %s, which has no key: add one (llmkey add %s) or take it out of fallback", n, fb, fb))
+			}
+		}
 		st.Providers[n] = ps
 	}
 	if len(snap.Config.Keys) == 0 {
