@@ -135,7 +135,7 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 	now := d.clock.Now()
 	var cached map[string]int64
 	if usage {
-		cached = d.cacheReadsToday(now)
+		cached = d.usage.cacheReads(state.Day(now))
 	}
 	for _, n := range slices.Sorted(maps.Keys(snap.Providers)) {
 		up := snap.Providers[n]
@@ -178,20 +178,6 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		st.Problems = append(st.Problems, problem)
 	}
 	return st
-}
-
-// cacheReadsToday is the cached input tokens each key (PROVIDER/NAME) read
-// today, UTC.
-func (d *Daemon) cacheReadsToday(now time.Time) map[string]int64 {
-	today := now.UTC().Format(time.DateOnly)
-	out := map[string]int64{}
-	rows, _ := d.usage.snapshot()
-	for _, r := range rows {
-		if r.Day == today && r.CacheRead > 0 {
-			out[r.Provider+"/"+r.Key] += r.CacheRead
-		}
-	}
-	return out
 }
 
 // providerStatus is up's state now; cached is each key's cache reads

@@ -90,3 +90,17 @@ func (l *ledger) snapshot() ([]state.UsageRow, uint64) {
 	}
 	return rows, l.gen
 }
+
+// cacheReads sums the cached input tokens each key (PROVIDER/NAME) read
+// on day, without copying the rows (status asks it at every call).
+func (l *ledger) cacheReads(day string) map[string]int64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	out := map[string]int64{}
+	for k, c := range l.rows {
+		if k.Day == day && c.CacheRead > 0 {
+			out[k.Provider+"/"+k.Key] += c.CacheRead
+		}
+	}
+	return out
+}
