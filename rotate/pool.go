@@ -571,6 +571,10 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 				v.State, v.Reason, v.Until, v.Cause = Cooling, c.reason, c.until, c.cause
 			} else if t, ok := k.limitFrees(now); !ok {
 				v.State, v.Reason, v.Until = Limited, "at a per-key limit", t
+			} else if g := p.groups[k.spec.Group]; g != nil {
+				if t, ok := g.frees(now, g.limits); !ok {
+					v.State, v.Reason, v.Until = Limited, "group "+k.spec.Group+" at its limit", t
+				}
 			}
 		}
 		keys = append(keys, v)

@@ -229,6 +229,9 @@ func TestGroupLimitsHoldTheGroup(t *testing.T) {
 	if got["g1"]+got["g2"]+got["g3"] != 2 || got["solo"] != 6 {
 		t.Errorf("8 requests with the group at rpm 2: %v", got)
 	}
+	if views, _, _ := p.View(); views[2].State != Limited || !strings.Contains(views[2].Reason, "group acme") {
+		t.Errorf("a key held by its group's limit: %+v", views[2])
+	}
 	clk.advance(time.Minute)
 	if l := take(t, p, Ask{}, ok); l.Name == "solo" {
 		// round-robin may land on solo; the next group key must be free
