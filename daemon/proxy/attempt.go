@@ -119,33 +119,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 	}
 	log := &reqLog{log: h.Log, provider: up.Name, model: model, method: r.Method, path: r.URL.Path}
 	only, label := grant.selection(up.Name)
-	legs := h.legs(snap, up, grant, pinned)
-
+	fc := h.chain(snap, up, grant, pinned)
 	l := leg{up: up, model: model, only: only, out: newOutbound(r, up, rest, body),
 		budget: rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}}
-	var primaryUntil time.Time // the end of the wait for the primary, once it began
-	entered := false
-	enterChain := func() {
-		if !entered {
-			entered = true
-			h.Events.Fallback(up.Name, legs[0].Name, Entered)
-		}
-	}
-	next := func() bool { // on to the next fallback, if there is one
-		if len(legs) == 0 {
-			return false
-		}
-		enterChain()
-		fb := legs[0]
-		legs = legs[1:]
+	move := func(fb *Upstream) {
 		l.enter(r, up, fb, rest, body, model, grant, h.Clock.Now())
 		log.Info("falling over", "from", up.Name, "to", fb.Name, "model", l.model)
-		return true
-	}
-	finalDenial := func() {
-		if l.up != up {
-			h.Events.Fallback(up.Name, l.up.Name, Exhausted)
-		}
 	}
 
 	var last *attempt
@@ -154,25 +133,13 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		lease, den := l.up.Pool.Take(rotate.Ask{Model: l.model, Tried: l.tried, Only: l.only, Session: session, Pinned: pinned})
 		if den != nil {
 			now := h.Clock.Now()
-			if len(legs) > 0 {
-				// Wait for the primary up to primary_wait, then fall over
-				// (at once when no key of it can come back by itself); a
-				// fallback that cannot serve gives way to the next at once.
-				if l.up == up && primaryUntil.IsZero() {
-					primaryUntil = now.Add(up.PrimaryWait)
-					enterChain()
-				}
-				if l.up == up && comesBack(den) && now.Before(primaryUntil) {
-					until := primaryUntil
-					if !den.Until.IsZero() && den.Until.Before(until) {
-						until = den.Until
-					}
-					if !waitForKey(r.Context(), den, until.Sub(now)) {
-						return nil
-					}
-					continue
-				}
-				next()
+			switch st, fb := fc.denied(r.Context(), l.up, den, now); st {
+			case chainGone:
+				return nil
+			case chainWaited:
+				continue
+			case chainMoved:
+				move(fb)
 				last = nil
 				continue
 			}
@@ -182,7 +149,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 				}
 				continue
 			}
-			finalDenial()
+			fc.answered(l.up)
 			h.answerDenied(w, l.up, den, last, n, snap.Secrets, log, start)
 			return nil
 		}
@@ -220,12 +187,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 			}
 		default:
 			o = wire.Classify(cur.Kind, a.resp.StatusCode, a.resp.Header, nil, h.Clock.Now())
-			switch {
-			case cur != up:
-				h.Events.Fallback(up.Name, cur.Name, FellBack)
-			case entered:
-				h.Events.Fallback(up.Name, "", Recovered)
-			}
+			fc.served(cur)
 			ans := &answer{attempt: a, up: cur, secrets: snap.Secrets, lease: lease, outcome: o, attempts: n,
 				model: l.model, label: label, log: log, start: start, logLine: slog.LevelDebug, clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout),
 				creates: wire.Creates(cur.Kind, r.Method, rest), demoted: demoted}
@@ -254,13 +216,12 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		log.Info("attempt failed", "key", cur.Name+"/"+key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
 			"reason", redact(o.Reason, snap.Secrets), "wait", o.Wait, "retry", d.Step == rotate.Retry)
 		if d.Step != rotate.Retry {
-			// An overload is not retried on a sibling key (every key
-			// would get it), but another provider may serve.
-			if (o.Class.Retryable() || o.Class == rotate.Overloaded) && next() {
+			if fb := fc.failed(o); fb != nil {
+				move(fb)
 				last = nil
 				continue
 			}
-			finalDenial()
+			fc.answered(cur)
 			h.answerFailed(w, cur, a, n, snap.Secrets, log, start)
 			return nil
 		}
@@ -310,31 +271,112 @@ func (l *leg) enter(r *http.Request, primary, fb *Upstream, rest string, body []
 	l.budget.Start = now
 }
 
-// legs are up's fallbacks that may serve this request: those with keys,
-// and with keys in the token's selection. A conversation whose state is
-// stored upstream has none: only its key can read that.
-func (h *Handler) legs(snap *Snapshot, up *Upstream, grant *Grant, pinned bool) []*Upstream {
-	if pinned || len(up.Fallback) == 0 {
-		return nil
-	}
-	var out []*Upstream
-	for _, name := range up.Fallback {
-		fb := snap.Providers[name]
-		if fb == nil || fb.Pool == nil || fb.Kind != up.Kind {
-			continue
-		}
-		if grant != nil && grant.Only[name] == nil {
-			continue
-		}
-		out = append(out, fb)
-	}
-	return out
+// chain is a request's way along its provider's fallbacks: it waits for
+// the primary up to primary_wait, then goes to each fallback in turn, and
+// tells metrics what came of it.
+type chain struct {
+	h       *Handler
+	primary *Upstream
+	legs    []*Upstream // the fallbacks not tried yet
+	until   time.Time   // the end of the wait for the primary, once it began
+	entered bool
 }
 
-// comesBack reports whether a key denied may serve again without its
-// owner: one cooling, at a limit or busy, or a circuit that half-opens.
-func comesBack(den *rotate.Denial) bool {
-	return !den.Until.IsZero() || den.OnRelease
+// What chain.denied did.
+const (
+	chainStay   = iota // nothing: there is no fallback left
+	chainWaited        // waited for the primary: ask it again
+	chainMoved         // on to the fallback it returns
+	chainGone          // the client went away while it waited
+)
+
+// chain is up's fallbacks that may serve this request: those with keys,
+// and with keys in the token's selection. A conversation whose state is
+// stored upstream has none: only its key can read that.
+func (h *Handler) chain(snap *Snapshot, up *Upstream, grant *Grant, pinned bool) *chain {
+	c := &chain{h: h, primary: up}
+	if pinned {
+		return c
+	}
+	for _, name := range up.Fallback {
+		fb := snap.Providers[name]
+		if fb == nil || fb.Pool == nil || fb.Kind != up.Kind || (grant != nil && grant.Only[name] == nil) {
+			continue
+		}
+		c.legs = append(c.legs, fb)
+	}
+	return c
+}
+
+// denied is what a request does when no key of cur can take it: on the
+// primary, wait for a key up to primary_wait (at once on when none can
+// come back by itself: all parked, disabled, none for the model), then
+// go on to the next fallback; on a fallback, go on at once.
+func (c *chain) denied(ctx context.Context, cur *Upstream, den *rotate.Denial, now time.Time) (int, *Upstream) {
+	if len(c.legs) == 0 {
+		return chainStay, nil
+	}
+	if cur == c.primary {
+		if c.until.IsZero() {
+			c.until = now.Add(c.primary.PrimaryWait)
+			c.enter()
+		}
+		if (!den.Until.IsZero() || den.OnRelease) && now.Before(c.until) {
+			until := c.until
+			if !den.Until.IsZero() && den.Until.Before(until) {
+				until = den.Until
+			}
+			if !waitForKey(ctx, den, until.Sub(now)) {
+				return chainGone, nil
+			}
+			return chainWaited, nil
+		}
+	}
+	return chainMoved, c.next()
+}
+
+// failed is the fallback to go on to after an answer of class o that no
+// other key of this provider can better (nil: none). An overload is not
+// retried on a sibling key, since every key would get it, but another
+// provider may serve.
+func (c *chain) failed(o rotate.Outcome) *Upstream {
+	if len(c.legs) == 0 || !(o.Class.Retryable() || o.Class == rotate.Overloaded) {
+		return nil
+	}
+	return c.next()
+}
+
+func (c *chain) next() *Upstream {
+	c.enter()
+	fb := c.legs[0]
+	c.legs = c.legs[1:]
+	return fb
+}
+
+func (c *chain) enter() {
+	if !c.entered {
+		c.entered = true
+		c.h.Events.Fallback(c.primary.Name, c.legs[0].Name, Entered)
+	}
+}
+
+// served counts a success on cur: a fallback's, or the primary's after
+// the chain began.
+func (c *chain) served(cur *Upstream) {
+	switch {
+	case cur != c.primary:
+		c.h.Events.Fallback(c.primary.Name, cur.Name, FellBack)
+	case c.entered:
+		c.h.Events.Fallback(c.primary.Name, "", Recovered)
+	}
+}
+
+// answered counts a request answered without success: on a fallback,
+// the chain was exhausted.
+func (c *chain) answered(cur *Upstream) {
+	if cur != c.primary {
+		c.h.Events.Fallback(c.primary.Name, cur.Name, Exhausted)
+	}
 }
 
 // record counts one attempt's outcome on a key, model and label, today.
