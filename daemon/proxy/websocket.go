@@ -57,14 +57,11 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 	budget := rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}
 	model := wire.ModelLabel(r.URL.Query().Get("model")) // Realtime and Live name it in the URL
 	log := &reqLog{log: h.Log, provider: up.Name, model: model, method: "WEBSOCKET", path: r.URL.Path}
-	target, err := socketURL(up.BaseURL + rest)
+	target, err := socketTarget(up, rest, r.URL.RawQuery, "")
 	if err != nil {
 		wire.WriteError(w, up.Kind, wire.Error{Status: http.StatusBadGateway, Code: wire.UpstreamUnreachable,
 			Message: fmt.Sprintf("%s's base_url %q cannot carry a WebSocket", up.Name, up.BaseURL)})
 		return
-	}
-	if q := stripKeyParam(r.URL.RawQuery); q != "" {
-		target += "?" + q
 	}
 	hdr := r.Header.Clone()
 	removeHopHeaders(hdr)
@@ -82,22 +79,50 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 
 	only, label := grant.selection(up.Name)
 	session := wire.SessionOf(r.Header) // the key is the connection's: its turns all go there
+	primary, fc := up, h.chain(snap, up, grant, false)
 	var tried []string
-	n := 0
+	n, nLeg := 0, 0 // attempts, in all and on this provider
 	var lastStatus int
 	var lastBody []byte
 	var lastHeader http.Header
+	// move goes on to the fallback fb, as a request does; false when fb
+	// cannot carry a WebSocket.
+	move := func(fb *Upstream) bool {
+		mapped := model
+		if m, ok := primary.FallbackModels[model]; ok {
+			mapped = m
+		}
+		t, err := socketTarget(fb, rest, r.URL.RawQuery, mapped)
+		if err != nil {
+			return false
+		}
+		log.Info("falling over", "from", primary.Name, "to", fb.Name, "model", mapped)
+		up, target, model, tried, nLeg, lastStatus = fb, t, wire.ModelLabel(mapped), nil, 0, 0
+		only, _ = grant.selection(fb.Name)
+		delete(hdr, primary.authHeader)
+		budget.Start = h.Clock.Now()
+		return true
+	}
 	for {
 		lease, den := up.Pool.Take(rotate.Ask{Model: model, Tried: tried, Only: only, Session: session})
 		if den != nil {
 			now := h.Clock.Now()
-			if d := rotate.Decide(budget, n, nil, den, now); d.Step == rotate.Wait {
+			switch st, fb := fc.denied(r.Context(), up, den, now); {
+			case st == chainGone:
+				return
+			case st == chainWaited:
+				continue
+			case st == chainMoved && move(fb):
+				continue
+			}
+			if d := rotate.Decide(budget, nLeg, nil, den, now); d.Step == rotate.Wait {
 				if !waitForKey(r.Context(), den, d.Until.Sub(now)) {
 					return
 				}
 				continue
 			}
 			h.Events.Denied(up.Name, den.Code)
+			fc.answered(up)
 			if lastStatus != 0 && den.Code != rotate.AllKeysCooling && den.Code != rotate.ProviderUnavailable {
 				writeRefusal(w, lastStatus, lastHeader, lastBody, up, n)
 				return
@@ -112,11 +137,13 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 			continue
 		}
 		n++
+		nLeg++
 		hdr[up.authHeader] = key.auth
 		ctx, cancel := context.WithTimeout(r.Context(), dialer.HandshakeTimeout)
 		upConn, resp, err := dialer.DialContext(ctx, target, hdr)
 		cancel()
 		if err == nil {
+			fc.served(up)
 			h.pumpSocket(w, r, up, key, lease, upConn, resp, n, model, label, log, start, snap.Secrets)
 			return
 		}
@@ -142,10 +169,14 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 			lastStatus, lastHeader, lastBody = 0, nil, nil
 		}
 		tried = h.failed(up, key, lease, model, label, o, tried)
-		d := rotate.Decide(budget, n, &o, nil, h.Clock.Now())
+		d := rotate.Decide(budget, nLeg, &o, nil, h.Clock.Now())
 		log.Info("WebSocket handshake failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
 			"reason", o.Reason, "retry", d.Step == rotate.Retry)
 		if d.Step != rotate.Retry {
+			if fb := fc.failed(o); fb != nil && move(fb) {
+				continue
+			}
+			fc.answered(up)
 			if lastStatus != 0 {
 				writeRefusal(w, lastStatus, lastHeader, lastBody, up, n)
 				return
@@ -170,6 +201,28 @@ func writeRefusal(w http.ResponseWriter, status int, header http.Header, body []
 	hdr.Set("X-Llmkey-Attempts", strconv.Itoa(attempts))
 	w.WriteHeader(status)
 	w.Write(body)
+}
+
+// socketTarget is the URL a WebSocket to up's route rest dials: its
+// base URL with a WebSocket scheme, the client's query less its key, and
+// the model named there renamed to model (a fallback's name; "": as it
+// came).
+func socketTarget(up *Upstream, rest, rawQuery, model string) (string, error) {
+	target, err := socketURL(up.BaseURL + rest)
+	if err != nil {
+		return "", err
+	}
+	q := stripKeyParam(rawQuery)
+	if model != "" {
+		if v, perr := url.ParseQuery(q); perr == nil && v.Get("model") != "" && v.Get("model") != model {
+			v.Set("model", model)
+			q = v.Encode()
+		}
+	}
+	if q != "" {
+		target += "?" + q
+	}
+	return target, nil
 }
 
 // socketURL is base's URL with a WebSocket scheme.

@@ -169,3 +169,69 @@ func TestWebSocketRefusedByEveryKey(t *testing.T) {
 		t.Fatalf("got %v %v", err, resp)
 	}
 }
+
+// recordedEvents keeps what the fallback chain reported.
+type recordedEvents struct {
+	noEvents
+	mu        sync.Mutex
+	fallbacks []string
+}
+
+func (e *recordedEvents) Fallback(provider, to, result string) {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.fallbacks = append(e.fallbacks, provider+">"+to+":"+result)
+}
+
+// A WebSocket falls over as a request does: the primary's only key is
+// refused at the handshake, and after primary_wait the fallback's key
+// serves; the answer says which provider it is.
+func TestWebSocketFallsOver(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	upstream := responsesSocket(t, map[string]int{"sk-primary-aaaaaaaaaaaaaaaaaaa": 429}, &seen, &mu)
+	defer upstream.Close()
+	cfg, err := state.Parse("k.toml", []byte(fmt.Sprintf(`
+[provider.openai]
+base_url = "%[1]s/v1"
+fallback = ["openrouter"]
+primary_wait = "200ms"
+
+[provider.openrouter]
+base_url = "%[1]s/v1"
+
+[[key]]
+provider = "openai"
+name = "only"
+secret = "sk-primary-aaaaaaaaaaaaaaaaaaa"
+
+[[key]]
+provider = "openrouter"
+name = "or"
+secret = "sk-or-v1-aaaaaaaaaaaaaaaaaaaaa"
+`, upstream.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, url := newTestProxy(t, http.NotFoundHandler())
+	events := &recordedEvents{}
+	d.Events = events
+	d.publish(cfg)
+	start := time.Now()
+	c, resp, err := websocket.DefaultDialer.Dial(strings.Replace(url, "http", "ws", 1)+"/openai/responses", http.Header{"Authorization": {"Bearer llmk-local-test"}})
+	if err != nil {
+		t.Fatalf("dial: %v %v", err, resp)
+	}
+	defer c.Close()
+	if resp.Header.Get("X-Llmkey-Key") != "openrouter/or" {
+		t.Errorf("served by %q", resp.Header.Get("X-Llmkey-Key"))
+	}
+	if took := time.Since(start); took < 200*time.Millisecond || took > time.Second {
+		t.Errorf("fell over after %s, want after primary_wait (200ms)", took)
+	}
+	events.mu.Lock()
+	defer events.mu.Unlock()
+	if strings.Join(events.fallbacks, " ") != "openai>openrouter:entered openai>openrouter:fell_back" {
+		t.Errorf("events: %v", events.fallbacks)
+	}
+}
