@@ -215,31 +215,15 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 	}
 
 	p.q = query{now: now, model: model, tried: tried, only: only}
-	idx, aff := -1, NoSession
-	if a.Session != "" {
-		aff = NewSession
-		if s, ok := p.sessions.get(a.Session, now); ok {
-			k := p.byName[s.key]
-			switch {
-			case k != nil && p.usable(k):
-				idx, aff = k.idx, Hit
-			case s.pinned:
-				p.q = query{}
-				d := p.denyPinned(now, s.key, k, model, tried, only)
-				p.waiting = true
-				d.Wake = p.wake
-				return Lease{}, d
-			default:
-				aff = Moved
-			}
-		}
-	}
-	if idx < 0 {
+	idx, aff, d := p.conversationKey(a, now)
+	if idx < 0 && d == nil {
 		idx = p.pick()
 	}
 	p.q = query{}
 	if idx < 0 {
-		d := p.deny(now, model, tried, only)
+		if d == nil {
+			d = p.deny(now, model, tried, only)
+		}
 		p.waiting = true
 		d.Wake = p.wake
 		return Lease{}, d
@@ -270,6 +254,28 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 		p.circuit.probing = true
 	}
 	return Lease{p: p, k: k, Name: k.spec.Name, probe: probe, model: model, half: half, Affinity: aff}, nil
+}
+
+// conversationKey is the index of the key of a's conversation when that
+// key can take the request (-1: the strategy picks), what the request
+// found in the table, and the denial of a pinned conversation whose key
+// cannot serve. The caller holds p.mu, with p.q set.
+func (p *Pool) conversationKey(a Ask, now time.Time) (int, Affinity, *Denial) {
+	if a.Session == "" {
+		return -1, NoSession, nil
+	}
+	s, ok := p.sessions.get(a.Session, now)
+	if !ok {
+		return -1, NewSession, nil
+	}
+	k := p.byName[s.key]
+	switch {
+	case k != nil && p.usable(k):
+		return k.idx, Hit, nil
+	case s.pinned:
+		return -1, Hit, p.denyPinned(now, s.key, k, a.Model, a.Tried, a.Only)
+	}
+	return -1, Moved, nil
 }
 
 // pick is the strategy's pick among the usable keys: first among those
