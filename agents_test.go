@@ -280,6 +280,21 @@ func TestOpencodeThroughExec(t *testing.T) {
 	}
 }
 
+// runClaude runs Claude Code (model claude-x) with args under llmkey exec
+// in dir, and fails unless it answers with the fake's "hello" and shows
+// no secret.
+func (u *user) runClaude(claude, dir string, args ...string) {
+	u.t.Helper()
+	cmd := exec.Command(llmkeyBin, append([]string{"exec", "--", claude, "--model", "claude-x"}, args...)...)
+	cmd.Env = append(append([]string{}, u.env...), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1")
+	cmd.Dir = dir
+	out, err := cmd.CombinedOutput()
+	u.assertNoCanary(string(out))
+	if err != nil || !strings.Contains(string(out), "hello") {
+		u.fatalf("claude %v through llmkey: %v\n%s", args, err, out)
+	}
+}
+
 // Claude Code -p works through exec as it is (setup says it needs
 // nothing), with the real key at the upstream.
 func TestClaudeCodeThroughExec(t *testing.T) {
@@ -288,15 +303,7 @@ func TestClaudeCodeThroughExec(t *testing.T) {
 	fake := newFakeProvider(t)
 	key := u.canary("sk-ant-api03-")
 	u.writeKeyfile(fake.URL, map[string]string{"anthropic": key})
-	work := t.TempDir()
-	cmd := exec.Command(llmkeyBin, "exec", "--", claude, "-p", "say hi", "--model", "claude-x")
-	cmd.Env = append(append([]string{}, u.env...), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1")
-	cmd.Dir = work
-	out, err := cmd.CombinedOutput()
-	u.assertNoCanary(string(out))
-	if err != nil || !strings.Contains(string(out), "hello") {
-		t.Fatalf("claude -p through llmkey: %v\n%s", err, out)
-	}
+	u.runClaude(claude, t.TempDir(), "-p", "say hi")
 	used := false
 	for _, s := range fake.requests() {
 		if s.APIKey == key && s.Path == "/v1/messages" {
@@ -324,14 +331,7 @@ func TestClaudeCodeSessionKeepsItsKey(t *testing.T) {
 	work := t.TempDir()
 	const session = "5f0c2a4e-8c1d-4b7a-9e3f-2d6b1a0c9e11"
 	for _, args := range [][]string{{"-p", "say hi", "--session-id", session}, {"-p", "say more", "--resume", session}} {
-		cmd := exec.Command(llmkeyBin, append([]string{"exec", "--", claude, "--model", "claude-x"}, args...)...)
-		cmd.Env = append(append([]string{}, u.env...), "CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC=1", "DISABLE_AUTOUPDATER=1")
-		cmd.Dir = work
-		out, err := cmd.CombinedOutput()
-		u.assertNoCanary(string(out))
-		if err != nil || !strings.Contains(string(out), "hello") {
-			t.Fatalf("claude %v: %v\n%s", args, err, out)
-		}
+		u.runClaude(claude, work, args...)
 		for range 2 { // other traffic between the runs
 			resp, _ := post(t, base, token, "/anthropic/v1/messages", `{"model":"claude-x","max_tokens":5,"messages":[]}`, nil)
 			resp.Body.Close()

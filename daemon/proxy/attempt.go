@@ -293,8 +293,8 @@ const (
 // chain is up's fallbacks that may serve this request: those with keys,
 // and with keys in the token's selection. A conversation whose state is
 // stored upstream has none: only its key can read that.
-func (h *Handler) chain(snap *Snapshot, up *Upstream, grant *Grant, pinned bool) *chain {
-	c := &chain{h: h, primary: up}
+func (h *Handler) chain(snap *Snapshot, up *Upstream, grant *Grant, pinned bool) chain {
+	c := chain{h: h, primary: up}
 	if pinned {
 		return c
 	}

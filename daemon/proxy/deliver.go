@@ -21,6 +21,9 @@ func (h *Handler) deliver(w http.ResponseWriter, ans *answer) {
 	defer ans.close()
 	writeHead(w, ans)
 	meter := wire.NewMeter(ans.resp.Header.Get("Content-Type"))
+	if ans.creates != "" {
+		meter.KeepID()
+	}
 	written, err := h.stream(w, ans, meter)
 	if err != nil && errors.Is(err, errClientGone) && meter.Finishing() {
 		// The client hung up as the answer ended (at its terminal event,

@@ -47,6 +47,7 @@ func TestInspectNamesTheConversation(t *testing.T) {
 
 func TestCreatedID(t *testing.T) {
 	m := NewMeter("application/json")
+	m.KeepID()
 	body := `{"id":"resp_42","object":"response","output":[` + string(make([]byte, 0)) + `],"usage":{"input_tokens":1,"output_tokens":2}}`
 	m.Write([]byte(body[:10]))
 	m.Write([]byte(body[10:]))
@@ -54,11 +55,13 @@ func TestCreatedID(t *testing.T) {
 		t.Errorf("JSON: %q", id)
 	}
 	m = NewMeter("application/json")
+	m.KeepID()
 	m.Write([]byte(`{"name":"cachedContents/xyz","model":"models/gemini"}`))
 	if id := m.CreatedID(); id != "cachedContents/xyz" {
 		t.Errorf("Gemini: %q", id)
 	}
 	m = NewMeter("text/event-stream")
+	m.KeepID()
 	m.Write([]byte("event: response.created\ndata: {\"type\":\"response.created\",\"sequence_number\":0,\"response\":{\"id\":\"resp_s\",\"object\":\"response\"}}\n\n"))
 	if id := m.CreatedID(); id != "resp_s" {
 		t.Errorf("stream: %q", id)

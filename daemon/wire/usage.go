@@ -32,11 +32,17 @@ type Meter struct {
 	// finishing: the answer said it is ending (a finish or stop reason,
 	// a terminal event); done: its terminal event went by.
 	finishing, done bool
-	// head is the first headSize bytes of a JSON body, where the id of
-	// what it created is; id, that of a stream's response.created.
-	head []byte
-	id   string
+	// With wantID (KeepID): head is the first headSize bytes of a JSON
+	// body, where the id of what it created is; id, that of a stream's
+	// response.created.
+	wantID bool
+	head   []byte
+	id     string
 }
+
+// KeepID makes the meter keep what CreatedID needs: only an answer that
+// creates something a later request refers to pays for it.
+func (m *Meter) KeepID() { m.wantID = true }
 
 // headSize is how much of a JSON answer is kept for its id.
 const headSize = 4 << 10
@@ -54,7 +60,7 @@ func NewMeter(contentType string) *Meter {
 // Write reads the next bytes of the answer; it never fails.
 func (m *Meter) Write(p []byte) (int, error) {
 	if !m.sse {
-		if len(m.head) < headSize {
+		if m.wantID && len(m.head) < headSize {
 			m.head = append(m.head, p[:min(len(p), headSize-len(m.head))]...)
 		}
 		m.tail = append(m.tail, p...)
@@ -93,7 +99,7 @@ func (m *Meter) event(line []byte) {
 		return
 	}
 	m.terminal(data)
-	if m.id == "" && bytes.Contains(data, []byte(`"response.created"`)) {
+	if m.wantID && m.id == "" && bytes.Contains(data, []byte(`"response.created"`)) {
 		m.id = createdID(data)
 	}
 	if !bytes.Contains(data, []byte("sage")) { // usage, usageMetadata
@@ -134,7 +140,7 @@ func (m *Meter) Finishing() bool { return m.finishing || !m.sse }
 // was whole, whatever happens after.
 func (m *Meter) Done() bool { return m.done }
 
-// CreatedID is the id of what the answer created: a JSON answer's
+// CreatedID is the id of what the answer created (KeepID first): a JSON answer's
 // top-level "id" (a response, a conversation) or "name" (a Gemini cached
 // content), or a stream's response.created id; "" when none.
 func (m *Meter) CreatedID() string {
