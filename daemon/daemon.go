@@ -94,7 +94,7 @@ func (d *Daemon) publish(cfg *state.Config, unavailable map[string]string) (err 
 			d.pools[name] = p
 		}
 		return p
-	}, func(name string) proxy.Observer { return d.metrics.latency.WithLabelValues(name) })
+	}, func(name string) proxy.Observer { return d.metrics.latency.With(name) })
 	for name, p := range d.pools {
 		if _, ok := s.Providers[name]; !ok {
 			p.Update(rotate.Policy{}, nil) // its keys are gone

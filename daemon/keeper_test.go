@@ -10,8 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -46,7 +44,7 @@ func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
 	for range 50 { // a busy keeper: one try, then the backoff holds
 		d.keepState(false)
 	}
-	if n := testutil.ToFloat64(d.metrics.stateWriteFailures); n != 1 {
+	if n := d.metrics.stateWriteFailures.Value(); n != 1 {
 		t.Errorf("%v write attempts within the backoff, want 1", n)
 	}
 	_, problem := d.stateStatus()
@@ -55,7 +53,7 @@ func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
 	}
 	time.Sleep(2 * keepEvery)
 	d.keepState(false)
-	if n := testutil.ToFloat64(d.metrics.stateWriteFailures); n != 2 || strings.Count(logs.String(), "could not write state") != 1 {
+	if n := d.metrics.stateWriteFailures.Value(); n != 2 || strings.Count(logs.String(), "could not write state") != 1 {
 		t.Errorf("after the backoff: %v attempts, log:\n%s", n, logs.String())
 	}
 

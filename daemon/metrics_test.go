@@ -1,8 +1,13 @@
 package daemon
 
 import (
+	"bytes"
 	"strings"
 	"testing"
+
+	dto "github.com/prometheus/client_model/go"
+	"github.com/prometheus/common/expfmt"
+	"github.com/prometheus/common/model"
 
 	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/rotate"
@@ -15,26 +20,31 @@ func TestMetricsGatherWithAnyModelName(t *testing.T) {
 	m := wire.Inspect(state.KindOpenAI, "/chat/completions", []byte("{\"model\":\"gpt-\xff\xfe\"}")).Model
 	d := testDaemon(t, "")
 	d.usage.Add(d.clock.Now(), state.UsageKey{Provider: "openai", Key: "a", Model: m}, state.Counts{Requests: 1, Successes: 1})
-	if _, err := d.metrics.reg.Gather(); err != nil {
-		t.Errorf("gather: %v", err)
+	fams := gather(t, d)
+	if len(fams["llmkey_requests_total"].GetMetric()) != 1 {
+		t.Errorf("requests: %v", fams["llmkey_requests_total"])
 	}
+}
+
+// gather reads /metrics back with the official parser.
+func gather(t *testing.T, d *Daemon) map[string]*dto.MetricFamily {
+	t.Helper()
+	var b bytes.Buffer
+	d.metrics.reg.WriteTo(&b)
+	parser := expfmt.NewTextParser(model.UTF8Validation)
+	fams, err := parser.TextToMetricFamilies(&b)
+	if err != nil {
+		t.Fatalf("the Prometheus text parser refuses /metrics: %v\n%s", err, b.String())
+	}
+	return fams
 }
 
 // The cooldown metric's help puts each class where rotation puts its key:
 // a 403 cools a key (for that model), it does not park it.
 func TestCooldownHelpMatchesRotation(t *testing.T) {
 	d := testDaemon(t, "")
-	d.metrics.cooldowns.WithLabelValues("openai", "a", "forbidden").Inc()
-	fams, err := d.metrics.reg.Gather()
-	if err != nil {
-		t.Fatal(err)
-	}
-	help := ""
-	for _, f := range fams {
-		if f.GetName() == "llmkey_cooldown_events_total" {
-			help = f.GetHelp()
-		}
-	}
+	d.metrics.cooldowns.With("openai", "a", "forbidden").Inc()
+	help := gather(t, d)["llmkey_cooldown_events_total"].GetHelp()
 	cooled, parked, ok := strings.Cut(help, ") or parked (")
 	if !ok {
 		t.Fatalf("help %q does not say what is cooled and what parked", help)
