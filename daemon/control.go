@@ -8,11 +8,12 @@ import (
 	"maps"
 	"math"
 	"net/http"
-	"net/http/pprof"
 	"os"
 	"runtime"
 	rtmetrics "runtime/metrics"
+	"runtime/pprof"
 	"slices"
+	"strconv"
 	"strings"
 	"time"
 
@@ -72,8 +73,14 @@ func (d *Daemon) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
 	})
 	// Profiles, for "what is it doing": only the user can reach the socket.
-	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
-	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)
+	mux.HandleFunc("GET /debug/pprof/{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintln(w, "profile (CPU, ?seconds=N, default 30)")
+		for _, p := range pprof.Profiles() {
+			fmt.Fprintf(w, "%s (%d)\n", p.Name(), p.Count())
+		}
+	})
 	mux.HandleFunc("GET /debug/memstats", func(w http.ResponseWriter, r *http.Request) {
 		var ms runtime.MemStats
 		runtime.ReadMemStats(&ms)
@@ -95,6 +102,46 @@ func (d *Daemon) controlHandler() http.Handler {
 		}
 		mux.ServeHTTP(w, r)
 	})
+}
+
+// serveProfile writes one of runtime/pprof's profiles, as net/http/pprof
+// does (?debug=N for text, ?gc=1 to collect first; profile is the CPU
+// for ?seconds=N), without that package's handlers on the default mux.
+func serveProfile(w http.ResponseWriter, r *http.Request) {
+	name := r.PathValue("name")
+	q := r.URL.Query()
+	debug, _ := strconv.Atoi(q.Get("debug"))
+	if name == "profile" {
+		secs, err := strconv.Atoi(q.Get("seconds"))
+		if err != nil || secs <= 0 {
+			secs = 30
+		}
+		w.Header().Set("Content-Type", "application/octet-stream")
+		if err := pprof.StartCPUProfile(w); err != nil {
+			writeJSON(w, http.StatusConflict, control.APIError{Msg: "cannot profile: " + err.Error(), Hint: "one CPU profile at a time"})
+			return
+		}
+		select {
+		case <-time.After(time.Duration(secs) * time.Second):
+		case <-r.Context().Done():
+		}
+		pprof.StopCPUProfile()
+		return
+	}
+	p := pprof.Lookup(name)
+	if p == nil {
+		writeJSON(w, http.StatusNotFound, control.APIError{Msg: "no profile " + name, Hint: "GET /debug/pprof/ lists them"})
+		return
+	}
+	if name == "heap" && q.Get("gc") != "" {
+		runtime.GC()
+	}
+	if debug > 0 {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	} else {
+		w.Header().Set("Content-Type", "application/octet-stream")
+	}
+	p.WriteTo(w, debug)
 }
 
 func (d *Daemon) status() control.Status { return d.statusOf(true) }
