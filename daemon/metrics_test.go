@@ -2,8 +2,11 @@ package daemon
 
 import (
 	"bytes"
+	"math"
+	"runtime"
 	"strings"
 	"testing"
+	"time"
 
 	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
@@ -61,5 +64,32 @@ func TestCooldownHelpMatchesRotation(t *testing.T) {
 				t.Errorf("%s parks a key; help says: %s", c, help)
 			}
 		}
+	}
+}
+
+// The usual process and Go series are there, with plausible values, under
+// the official client's names.
+func TestProcessMetrics(t *testing.T) {
+	d := testDaemon(t, "")
+	fams := gather(t, d)
+	want := []string{"go_goroutines", "go_threads", "go_memstats_heap_alloc_bytes", "go_memstats_heap_inuse_bytes",
+		"go_memstats_sys_bytes", "process_cpu_seconds_total", "process_open_fds", "process_start_time_seconds"}
+	if runtime.GOOS == "linux" {
+		want = append(want, "process_resident_memory_bytes")
+	}
+	for _, name := range want {
+		f := fams[name]
+		if f == nil || len(f.GetMetric()) != 1 {
+			t.Errorf("no %s", name)
+			continue
+		}
+		m := f.GetMetric()[0]
+		v := m.GetGauge().GetValue() + m.GetCounter().GetValue()
+		if v <= 0 {
+			t.Errorf("%s = %v", name, v)
+		}
+	}
+	if st := fams["process_start_time_seconds"].GetMetric()[0].GetGauge().GetValue(); math.Abs(st-float64(time.Now().Unix())) > 60 {
+		t.Errorf("start time %v", st)
 	}
 }

@@ -1,11 +1,8 @@
 package daemon
 
 import (
-	"os"
 	"runtime"
 	"runtime/pprof"
-	"strconv"
-	"strings"
 	"syscall"
 	"time"
 
@@ -14,7 +11,8 @@ import (
 
 // processMetrics are the usual go_* and process_* series, under the
 // names the official client gives them, so that dashboards built for
-// any Go service read them.
+// any Go service read them. What differs by OS is in process_$GOOS.go;
+// a series an OS cannot give is left out.
 func processMetrics(r *promtext.Registry) {
 	start := float64(time.Now().UnixNano()) / 1e9
 	gauge := func(name, help string, read func() (float64, bool)) {
@@ -45,25 +43,7 @@ func processMetrics(r *promtext.Registry) {
 				emit(float64(ru.Utime.Nano()+ru.Stime.Nano()) / 1e9)
 			}
 		})
-	gauge("process_open_fds", "Number of open file descriptors.", func() (float64, bool) {
-		dir := "/proc/self/fd"
-		if runtime.GOOS == "darwin" {
-			dir = "/dev/fd"
-		}
-		ents, err := os.ReadDir(dir)
-		return float64(len(ents) - 1), err == nil // less the one ReadDir holds
-	})
-	gauge("process_resident_memory_bytes", "Resident memory size in bytes.", func() (float64, bool) {
-		b, err := os.ReadFile("/proc/self/statm") // Linux; left out elsewhere
-		if err != nil {
-			return 0, false
-		}
-		f := strings.Fields(string(b))
-		if len(f) < 2 {
-			return 0, false
-		}
-		pages, err := strconv.ParseUint(f[1], 10, 64)
-		return float64(pages) * float64(os.Getpagesize()), err == nil
-	})
+	gauge("process_open_fds", "Number of open file descriptors.", openFDs)
+	gauge("process_resident_memory_bytes", "Resident memory size in bytes.", residentBytes)
 	gauge("process_start_time_seconds", "Start time of the process since unix epoch in seconds.", func() (float64, bool) { return start, true })
 }
