@@ -88,8 +88,16 @@ func cooldownHelp() string {
 // states and conversations from the pools.
 func (d *Daemon) liveMetrics(r *promtext.Registry) {
 	type id struct{ provider, key, model string }
-	usage := func() map[id]*state.Counts {
-		sums := map[id]*state.Counts{}
+	type pool struct {
+		name     string
+		sessions int
+		views    []rotate.KeyView
+	}
+	// Read once a scrape, for the families below (scrapes take turns).
+	var sums map[id]*state.Counts
+	var pools []pool
+	r.BeforeScrape(func() {
+		sums = map[id]*state.Counts{}
 		rows, _ := d.usage.snapshot()
 		for _, row := range rows {
 			k := id{row.Provider, row.Key, row.Model}
@@ -98,12 +106,16 @@ func (d *Daemon) liveMetrics(r *promtext.Registry) {
 			}
 			sums[k].Add(row.Counts)
 		}
-		return sums
-	}
+		pools = pools[:0]
+		for _, up := range d.snap.Load().Providers {
+			views, _, _ := up.Pool.View()
+			pools = append(pools, pool{up.Name, up.Pool.Sessions(), views})
+		}
+	})
 	r.Func("llmkey_requests_total",
 		"Attempts sent upstream, by key, model and outcome (success, partial, or the failure's class), as in 'llmkey usage'.",
 		promtext.CounterType, []string{"provider", "key", "model", "outcome"}, func(emit func(float64, ...string)) {
-			for k, s := range usage() {
+			for k, s := range sums {
 				emit(float64(s.Successes), k.provider, k.key, k.model, "success")
 				if s.Partial > 0 {
 					emit(float64(s.Partial), k.provider, k.key, k.model, "partial")
@@ -116,7 +128,7 @@ func (d *Daemon) liveMetrics(r *promtext.Registry) {
 	r.Func("llmkey_tokens_total",
 		"Tokens the provider reported, by key, model and type (input, output, cache_read, cache_write, reasoning), as in 'llmkey usage'.",
 		promtext.CounterType, []string{"provider", "key", "model", "type"}, func(emit func(float64, ...string)) {
-			for k, s := range usage() {
+			for k, s := range sums {
 				emit(float64(s.Input), k.provider, k.key, k.model, "input")
 				emit(float64(s.Output), k.provider, k.key, k.model, "output")
 				emit(float64(s.CacheRead), k.provider, k.key, k.model, "cache_read")
@@ -127,31 +139,29 @@ func (d *Daemon) liveMetrics(r *promtext.Registry) {
 	r.Func("llmkey_affinity_total",
 		"Requests of a conversation (previous_response_id, conversation, prompt_cache_key, a session header, cachedContent) by key: hit (came back to the key that served it), moved (its key could not serve; it stays on this one now). Since the daemon started.",
 		promtext.CounterType, []string{"provider", "key", "result"}, func(emit func(float64, ...string)) {
-			for _, up := range d.snap.Load().Providers {
-				views, _, _ := up.Pool.View()
-				for _, v := range views {
-					emit(float64(v.SessionHits), up.Name, v.Name, "hit")
-					emit(float64(v.SessionMoves), up.Name, v.Name, "moved")
+			for _, p := range pools {
+				for _, v := range p.views {
+					emit(float64(v.SessionHits), p.name, v.Name, "hit")
+					emit(float64(v.SessionMoves), p.name, v.Name, "moved")
 				}
 			}
 		})
 	r.Func("llmkey_sessions", "Conversations the daemon keeps a key for, by provider.",
 		promtext.GaugeType, []string{"provider"}, func(emit func(float64, ...string)) {
-			for _, up := range d.snap.Load().Providers {
-				emit(float64(up.Pool.Sessions()), up.Name)
+			for _, p := range pools {
+				emit(float64(p.sessions), p.name)
 			}
 		})
 	r.Func("llmkey_key_state", "1 for the state each key is in now: "+strings.Join(stateNames(), ", ")+".",
 		promtext.GaugeType, []string{"provider", "key", "state"}, func(emit func(float64, ...string)) {
-			for _, up := range d.snap.Load().Providers {
-				views, _, _ := up.Pool.View()
-				for _, v := range views {
+			for _, p := range pools {
+				for _, v := range p.views {
 					for _, s := range rotate.KeyStates() {
 						val := 0.0
 						if v.State == s {
 							val = 1
 						}
-						emit(val, up.Name, v.Name, string(s))
+						emit(val, p.name, v.Name, string(s))
 					}
 				}
 			}
