@@ -606,6 +606,21 @@ func BenchmarkHarness(b *testing.B) {
 	row("Go hello world; llmkey version; exec -- true (medians of 21)", fmt.Sprintf("%v; %v (+%v); %v (+%v)", helloT.Round(100*time.Microsecond),
 		versionT.Round(100*time.Microsecond), (versionT-helloT).Round(100*time.Microsecond), warm.Round(100*time.Microsecond), (warm-helloT).Round(100*time.Microsecond)),
 		"exec <= hello + 2 ms")
+	// The floor under exec: a Go program that does nothing but replace
+	// itself with true, the way exec ends.
+	execTrue := filepath.Join(b.TempDir(), "exectrue")
+	src = filepath.Join(b.TempDir(), "exectrue.go")
+	truePath, err := exec.LookPath("true")
+	if err != nil {
+		b.Fatal(err)
+	}
+	os.WriteFile(src, []byte("package main\n\nimport (\n\t\"os\"\n\t\"syscall\"\n)\n\nfunc main() { syscall.Exec("+strconv.Quote(truePath)+", []string{\"true\"}, os.Environ()) }\n"), 0o644)
+	if out, err := exec.Command("go", "build", "-o", execTrue, src).CombinedOutput(); err != nil {
+		b.Fatalf("build exectrue: %v\n%s", err, out)
+	}
+	floorT := median(21, func() { exec.Command(execTrue).Run() })
+	row("a Go program that only execs true (median of 21)", fmt.Sprintf("%v (hello +%v)", floorT.Round(100*time.Microsecond), (floorT-helloT).Round(100*time.Microsecond)),
+		"the floor under exec")
 
 	// Cold start: exec with no daemon running.
 	cold := median(5, func() {
