@@ -238,13 +238,7 @@ func TestGeminiCLIThroughExec(t *testing.T) {
 	if err != nil || !strings.Contains(string(out), "hello") {
 		t.Fatalf("gemini -p through llmkey: %v\n%s", err, out)
 	}
-	used := false
-	for _, s := range fake.requests() {
-		if s.GoogKey == key && strings.Contains(s.Path, "gemini-x") {
-			used = true
-		}
-	}
-	if !used {
+	if !fake.saw(func(s seenRequest) bool { return s.GoogKey == key && strings.Contains(s.Path, "gemini-x") }) {
 		t.Errorf("the upstream saw no request with the real key: %+v", fake.requests())
 	}
 }
@@ -268,13 +262,7 @@ func TestOpencodeThroughExec(t *testing.T) {
 			t.Errorf("opencode run -m %s through llmkey: %v\n%s", m.model, err, out)
 			continue
 		}
-		used := false
-		for _, s := range fake.requests() {
-			if s.credential() == m.key {
-				used = true
-			}
-		}
-		if !used {
+		if !fake.saw(func(s seenRequest) bool { return s.credential() == m.key }) {
 			t.Errorf("%s: the upstream saw no request with its real key", m.model)
 		}
 	}
@@ -304,13 +292,7 @@ func TestClaudeCodeThroughExec(t *testing.T) {
 	key := u.canary("sk-ant-api03-")
 	u.writeKeyfile(fake.URL, map[string]string{"anthropic": key})
 	u.runClaude(claude, t.TempDir(), "-p", "say hi")
-	used := false
-	for _, s := range fake.requests() {
-		if s.APIKey == key && s.Path == "/v1/messages" {
-			used = true
-		}
-	}
-	if !used {
+	if !fake.saw(func(s seenRequest) bool { return s.APIKey == key && s.Path == "/v1/messages" }) {
 		t.Errorf("the upstream saw no /v1/messages with the real key: %+v", fake.requests())
 	}
 }

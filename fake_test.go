@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"slices"
 	"strings"
 	"sync"
 	"testing"
@@ -85,6 +86,11 @@ func (f *fakeProvider) requests() []seenRequest {
 	f.mu.Lock()
 	defer f.mu.Unlock()
 	return append([]seenRequest(nil), f.seen...)
+}
+
+// saw says whether the fake received a request that match accepts.
+func (f *fakeProvider) saw(match func(seenRequest) bool) bool {
+	return slices.ContainsFunc(f.requests(), match)
 }
 
 func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
