@@ -1,8 +1,13 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/xml"
+	"fmt"
 	"io"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 
@@ -60,20 +65,15 @@ func plistValue(t *testing.T, d *xml.Decoder, start xml.StartElement) any {
 	return nil
 }
 
-// The launchd agent, generated for macOS here and parsed back: every
-// field as launchd reads it.
-func TestLaunchdPlistParsesBack(t *testing.T) {
-	p := state.Paths{Keyfile: "/Users/a b/keys & more.toml", StateDir: "/Users/a b/.local/state/llmkey", RuntimeDir: "/Users/a b/.cache/llmkey/run"}
-	files := ServiceFiles("darwin", "/Users/a b", "/opt/llmkey <1>/bin/llmkey", p, "127.0.0.1:5565")
-	if len(files) != 1 || files[0].Path != "/Users/a b/Library/LaunchAgents/dev.llmkey.daemon.plist" {
-		t.Fatalf("files: %+v", files)
-	}
-	d := xml.NewDecoder(strings.NewReader(files[0].Content))
+// parsePlist reads the top dict of an XML plist.
+func parsePlist(t *testing.T, content string) map[string]any {
+	t.Helper()
+	d := xml.NewDecoder(strings.NewReader(content))
 	var top map[string]any
 	for {
 		tok, err := d.Token()
 		if err == io.EOF {
-			break
+			return top
 		}
 		if err != nil {
 			t.Fatal(err)
@@ -82,6 +82,11 @@ func TestLaunchdPlistParsesBack(t *testing.T) {
 			top = plistValue(t, d, se).(map[string]any)
 		}
 	}
+}
+
+// checkLaunchdFields checks every field of the agent as launchd reads it.
+func checkLaunchdFields(t *testing.T, top map[string]any, p state.Paths) {
+	t.Helper()
 	env, _ := top["EnvironmentVariables"].(map[string]any)
 	keep, _ := top["KeepAlive"].(map[string]any)
 	args, _ := top["ProgramArguments"].([]any)
@@ -102,7 +107,75 @@ func TestLaunchdPlistParsesBack(t *testing.T) {
 	if len(top) != 8 {
 		t.Errorf("%d fields, want the 8 checked: %v", len(top), top)
 	}
+}
+
+// The launchd agent, generated for macOS here and parsed back: every
+// field as launchd reads it.
+func TestLaunchdPlistParsesBack(t *testing.T) {
+	p, files := launchdAgent(t)
+	checkLaunchdFields(t, parsePlist(t, files[0].Content), p)
 	if !strings.Contains(files[0].Content, serviceMark) {
 		t.Error("no mark for uninstall")
+	}
+}
+
+// launchdAgent is the agent for a user whose paths need every escape.
+func launchdAgent(t *testing.T) (state.Paths, []serviceFile) {
+	t.Helper()
+	p := state.Paths{Keyfile: "/Users/a b/keys & more.toml", StateDir: "/Users/a b/.local/state/llmkey", RuntimeDir: "/Users/a b/.cache/llmkey/run"}
+	files := ServiceFiles("darwin", "/Users/a b", "/opt/llmkey <1>/bin/llmkey", p, "127.0.0.1:5565")
+	if len(files) != 1 || files[0].Path != "/Users/a b/Library/LaunchAgents/dev.llmkey.daemon.plist" {
+		t.Fatalf("files: %+v", files)
+	}
+	return p, files
+}
+
+// The agent compiled by another plist implementation than ours: libplist
+// (Debian's libplist-utils, which iOS tooling uses) turns it into the
+// binary form plutil -convert binary1 makes on macOS, and back into XML,
+// and every field must have come through. A plist that is not one (here,
+// an unescaped "&") makes no binary.
+func TestLaunchdPlistCompilesWithLibplist(t *testing.T) {
+	tool, err := exec.LookPath("plistutil")
+	if err != nil {
+		t.Skip("plistutil is not installed (.ci/run installs libplist-utils)")
+	}
+	dir := t.TempDir()
+	compile := func(xmlText string) ([]byte, error) {
+		src, bin := filepath.Join(dir, "agent.plist"), filepath.Join(dir, "agent.bplist")
+		os.Remove(bin)
+		if err := os.WriteFile(src, []byte(xmlText), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		// plistutil says ERROR but exits 0 when it cannot convert: the
+		// output file is the verdict.
+		out, _ := exec.Command(tool, "-i", src, "-o", bin, "-f", "bin").CombinedOutput()
+		b, err := os.ReadFile(bin)
+		if err != nil {
+			return nil, fmt.Errorf("plistutil made no binary plist: %s", out)
+		}
+		return b, nil
+	}
+	p, files := launchdAgent(t)
+	b, err := compile(files[0].Content)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !bytes.HasPrefix(b, []byte("bplist00")) {
+		t.Fatalf("not a binary plist: %q", b[:min(len(b), 16)])
+	}
+	bin := filepath.Join(dir, "agent.bplist")
+	back, err := exec.Command(tool, "-i", bin, "-f", "xml").Output()
+	if err != nil {
+		t.Fatal(err)
+	}
+	checkLaunchdFields(t, parsePlist(t, string(back)), p)
+
+	broken := strings.Replace(files[0].Content, "keys &amp; more", "keys & more", 1)
+	if broken == files[0].Content {
+		t.Fatal("the agent has no escaped & to break")
+	}
+	if _, err := compile(broken); err == nil {
+		t.Error("libplist compiled a plist with an unescaped &: this test cannot tell a bad plist")
 	}
 }
