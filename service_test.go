@@ -2,6 +2,7 @@ package main
 
 import (
 	"io/fs"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"slices"
@@ -85,5 +86,61 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:0\"\n", 0o600)
 	if r := u.llmkey("service", "install"); r.code == 0 || !strings.Contains(r.stderr, "fixed loopback port") {
 		t.Errorf("install with listen :0: %v", r)
+	}
+}
+
+// Units go where systemd looks for the user's own, $XDG_CONFIG_HOME
+// included: systemctl itself enables the socket from there (it can do so
+// with no user manager running, as here). Uninstall then leaves a home
+// that had no config dir at all exactly as it was, the symlink systemctl
+// made included, and keeps an empty config dir the user made before.
+func TestServiceFollowsXDGConfigHomeAndUndoesItsDirs(t *testing.T) {
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		t.Fatal("systemctl is needed (apt-get install systemd; .ci/run installs it)")
+	}
+	u := newUser(t)
+	cfg := filepath.Join(u.home, "xdg cfg")
+	u.env = append(u.env, "XDG_CONFIG_HOME="+cfg)
+	files := func() []string {
+		var out []string
+		filepath.WalkDir(u.home, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && p != u.home {
+				out = append(out, p)
+			}
+			return nil
+		})
+		return out
+	}
+	before := files()
+	mustSucceed(t, u.llmkey("service", "install"))
+	socket := filepath.Join(cfg, "systemd", "user", "llmkey.socket")
+	readFile(t, socket)
+	enable := exec.Command("systemctl", "--user", "enable", "llmkey.socket")
+	enable.Env = u.env
+	if out, err := enable.CombinedOutput(); err != nil {
+		t.Fatalf("systemctl does not find the units install wrote: %v\n%s", err, out)
+	}
+	wants := filepath.Join(cfg, "systemd", "user", "sockets.target.wants", "llmkey.socket")
+	if _, err := os.Lstat(wants); err != nil {
+		t.Fatalf("systemctl enable made no symlink: %v", err)
+	}
+	mustSucceed(t, u.llmkey("service", "install")) // again: still knows what the first made
+	mustSucceed(t, u.llmkey("service", "uninstall"))
+	if after := files(); !slices.Equal(after, before) {
+		t.Errorf("uninstall left behind what install wrote:\nbefore %v\nafter  %v", before, after)
+	}
+
+	// The config dir of the user's own, there (empty) before install,
+	// stays.
+	if err := os.Mkdir(cfg, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	mustSucceed(t, u.llmkey("service", "install"))
+	mustSucceed(t, u.llmkey("service", "uninstall"))
+	if fi, err := os.Stat(cfg); err != nil || !fi.IsDir() {
+		t.Errorf("uninstall removed %s, which the user made: %v", cfg, err)
+	}
+	if _, err := os.Stat(filepath.Join(cfg, "systemd")); err == nil {
+		t.Error("uninstall left the systemd directory install made")
 	}
 }

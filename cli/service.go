@@ -11,6 +11,8 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
+	"strconv"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -39,7 +41,7 @@ func ServiceFiles(goos, home, bin string, p state.Paths, listen string) []servic
 	if goos == "darwin" {
 		return []serviceFile{{filepath.Join(home, "Library", "LaunchAgents", launchdLabel+".plist"), launchdPlist(bin, env, p)}}
 	}
-	dir := filepath.Join(home, ".config", "systemd", "user")
+	dir := filepath.Join(userConfigDir(home), "systemd", "user")
 	var envLines strings.Builder
 	for _, e := range env {
 		fmt.Fprintf(&envLines, "Environment=%s\n", systemdQuote(e))
@@ -81,6 +83,91 @@ func launchdPlist(bin string, env []string, p state.Paths) string {
 	b.WriteString("\t<key>StandardErrorPath</key>\n\t<string>" + esc(filepath.Join(p.StateDir, "launchd.log")) + "</string>\n")
 	b.WriteString("</dict>\n</plist>\n")
 	return b.String()
+}
+
+// userConfigDir is where systemd looks for a user's own units:
+// $XDG_CONFIG_HOME when it is an absolute path, as systemctl and the
+// user manager read it, or else ~/.config.
+func userConfigDir(home string) string {
+	if d := os.Getenv("XDG_CONFIG_HOME"); filepath.IsAbs(d) {
+		return d
+	}
+	return filepath.Join(home, ".config")
+}
+
+// madeMark starts the line in each file install writes that lists the
+// directories it had to create for them, so that uninstall removes those
+// (when empty) and no other. Each path is a Go-quoted string with "-"
+// written \x2d, so that the line is also a valid XML comment.
+const madeMark = "Directories llmkey service install made (uninstall removes them when empty):"
+
+// withMade puts the line listing dirs after the mark line of content.
+func withMade(content string, dirs []string) string {
+	if len(dirs) == 0 {
+		return content
+	}
+	var q []string
+	for _, d := range dirs {
+		q = append(q, strings.ReplaceAll(strconv.Quote(d), "-", `\x2d`))
+	}
+	line := madeMark + " " + strings.Join(q, " ")
+	if strings.HasPrefix(content, "<?xml") {
+		line = "<!-- " + line + " -->"
+	} else {
+		line = "# " + line
+	}
+	i := strings.Index(content, serviceMark)
+	i += strings.IndexByte(content[i:], '\n') + 1
+	return content[:i] + line + "\n" + content[i:]
+}
+
+// madeDirs reads the directories withMade listed in content, and the
+// content without that line.
+func madeDirs(content string) (dirs []string, rest string) {
+	i := strings.Index(content, madeMark)
+	if i < 0 {
+		return nil, content
+	}
+	start := strings.LastIndexByte(content[:i], '\n') + 1
+	end := strings.IndexByte(content[i:], '\n')
+	if end < 0 {
+		return nil, content
+	}
+	line := strings.TrimSpace(strings.TrimSuffix(content[i+len(madeMark):i+end], " -->"))
+	for line != "" {
+		q, err := strconv.QuotedPrefix(line)
+		if err != nil {
+			break
+		}
+		if d, _ := strconv.Unquote(q); filepath.IsAbs(d) {
+			dirs = append(dirs, d)
+		}
+		line = strings.TrimSpace(line[len(q):])
+	}
+	return dirs, content[:start] + content[i+end+1:]
+}
+
+// appendNew appends those of xs that list does not hold yet.
+func appendNew(list []string, xs ...string) []string {
+	for _, x := range xs {
+		if !slices.Contains(list, x) {
+			list = append(list, x)
+		}
+	}
+	return list
+}
+
+// missingDirs are dir and those of its parents that do not exist, the
+// outermost first.
+func missingDirs(dir string) []string {
+	var out []string
+	for ; ; dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(dir); err == nil || dir == filepath.Dir(dir) {
+			break
+		}
+		out = append([]string{dir}, out...)
+	}
+	return out
 }
 
 // systemdQuote quotes s for a unit file's command line or assignment
@@ -141,10 +228,11 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	case "status":
 		for _, f := range files {
 			b, err := os.ReadFile(f.Path)
+			_, written := madeDirs(string(b))
 			switch {
 			case err != nil:
 				fmt.Fprintf(s.Out, "%s: not installed\n", f.Path)
-			case string(b) != f.Content:
+			case written != f.Content:
 				fmt.Fprintf(s.Out, "%s: installed, but not as this llmkey would write it now (llmkey service install rewrites it)\n", f.Path)
 			default:
 				fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
@@ -161,14 +249,22 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			}
 			return nil
 		}
+		// The directories made, by this install or one before it, are
+		// listed in every file, for uninstall.
+		var made []string
 		for _, f := range files {
-			if b, err := os.ReadFile(f.Path); err == nil && !bytes.Contains(b, []byte(serviceMark)) {
+			b, err := os.ReadFile(f.Path)
+			if err == nil && !bytes.Contains(b, []byte(serviceMark)) {
 				return fail("move it away, or remove it, to let llmkey write its own", "%s exists and was not written by llmkey", f.Path)
 			}
+			before, _ := madeDirs(string(b))
+			made = appendNew(appendNew(made, before...), missingDirs(filepath.Dir(f.Path))...)
+		}
+		for _, f := range files {
 			if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
 				return fmt.Errorf("create %s: %w", filepath.Dir(f.Path), err)
 			}
-			if err := state.WriteAtomic(f.Path, []byte(f.Content), 0o644); err != nil {
+			if err := state.WriteAtomic(f.Path, []byte(withMade(f.Content, made)), 0o644); err != nil {
 				return err
 			}
 			s.done("wrote %s", f.Path)
@@ -178,8 +274,16 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			for _, c := range cmds {
 				fmt.Fprintln(s.Out, strings.Join(c, " "))
 			}
+			var made []string
 			for _, f := range files {
 				fmt.Fprintln(s.Out, "rm "+f.Path)
+				b, _ := os.ReadFile(f.Path)
+				dirs, _ := madeDirs(string(b))
+				made = appendNew(made, dirs...)
+			}
+			slices.SortFunc(made, func(a, b string) int { return len(b) - len(a) })
+			for _, dir := range made {
+				fmt.Fprintln(s.Out, "rmdir "+dir+" (if empty)")
 			}
 			return nil
 		}
@@ -187,6 +291,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	ran := runServiceCommands(ctx, cmds, s)
 	if what == "uninstall" {
 		removed := 0
+		var made []string
 		for _, f := range files {
 			b, err := os.ReadFile(f.Path)
 			if errors.Is(err, fs.ErrNotExist) {
@@ -196,6 +301,8 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 				s.info("warning: %s was not written by llmkey; left as it is", f.Path)
 				continue
 			}
+			dirs, _ := madeDirs(string(b))
+			made = appendNew(made, dirs...)
 			if err := os.Remove(f.Path); err != nil {
 				return fmt.Errorf("remove %s: %w", f.Path, err)
 			}
@@ -205,12 +312,20 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		if removed == 0 {
 			s.done("the service was not installed; nothing to remove")
 		}
-		// The directories install made, when nothing else is in them.
+		// The directories install made, innermost first, when nothing
+		// else is in them (os.Remove removes only an empty one); and
+		// systemd's own between the units and the config dir, which a
+		// file of the user's in them may have kept off the list when an
+		// uninstall before this one could not remove them.
 		if runtime.GOOS != "darwin" {
-			for dir := filepath.Dir(files[0].Path); dir != filepath.Join(home, ".config") && strings.HasPrefix(dir, home); dir = filepath.Dir(dir) {
-				if os.Remove(dir) != nil {
-					break
-				}
+			for dir := filepath.Dir(files[0].Path); strings.HasPrefix(dir, userConfigDir(home)+string(filepath.Separator)); dir = filepath.Dir(dir) {
+				made = appendNew(made, dir)
+			}
+		}
+		slices.SortFunc(made, func(a, b string) int { return len(b) - len(a) })
+		for _, dir := range made {
+			if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+				os.Remove(dir)
 			}
 		}
 	}

@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -171,11 +172,46 @@ func TestLaunchdPlistCompilesWithLibplist(t *testing.T) {
 	}
 	checkLaunchdFields(t, parsePlist(t, string(back)), p)
 
+	// With the line listing the directories install made.
+	made := withMade(files[0].Content, []string{"/Users/a b/Library/LaunchAgents", "/Users/x--y-"})
+	if _, err := compile(made); err != nil {
+		t.Errorf("with the directories made: %v\n%s", err, made)
+	}
+
 	broken := strings.Replace(files[0].Content, "keys &amp; more", "keys & more", 1)
 	if broken == files[0].Content {
 		t.Fatal("the agent has no escaped & to break")
 	}
 	if _, err := compile(broken); err == nil {
 		t.Error("libplist compiled a plist with an unescaped &: this test cannot tell a bad plist")
+	}
+}
+
+// The directories install made are listed in each file it writes, in a
+// line that survives any path, is a comment in a unit and in a plist, and
+// that status does not count as a difference.
+func TestMadeDirsRoundTrip(t *testing.T) {
+	dirs := []string{"/home/a b/.config", `/home/"q"/x--y-`, "/home/é\n/z", `/back\slash`}
+	p, plist := launchdAgent(t)
+	unit := ServiceFiles("linux", "/home/a b", "/usr/bin/llmkey", p, "127.0.0.1:5565")[0].Content
+	for _, content := range []string{unit, plist[0].Content} {
+		with := withMade(content, dirs)
+		got, rest := madeDirs(with)
+		if !slices.Equal(got, dirs) || rest != content {
+			t.Errorf("read back %q and\n%s\nfrom\n%s", got, rest, with)
+		}
+		if strings.HasPrefix(content, "<?xml") {
+			start := strings.Index(with, "<!-- "+madeMark)
+			comment := with[start+4 : start+strings.Index(with[start:], "-->")]
+			if strings.Contains(comment, "--") || strings.Contains(comment, "\n") {
+				t.Errorf("not one XML comment: %q", comment)
+			}
+			checkLaunchdFields(t, parsePlist(t, with), p)
+		} else if !strings.HasPrefix(strings.Split(with, "\n")[1], "# "+madeMark) {
+			t.Errorf("not a comment line after the mark:\n%s", with)
+		}
+		if withMade(content, nil) != content {
+			t.Error("no directories made, yet a line was added")
+		}
 	}
 }
