@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"syscall"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -17,14 +18,15 @@ import (
 // the keyfile's directory may itself be replaced, so we watch the
 // directory (not the file), its parent (to see the directory come back),
 // and, for a keyfile that is a symlink, its target's directory; a short
-// debounce folds the burst of events one save makes into one reload.
-// Nothing polls while the watches hold: only a directory that cannot be
-// watched (it is gone, or notifications are not to be had) is looked at
-// once a second until it can be.
-const (
-	reloadDebounce = 50 * time.Millisecond
-	pollInterval   = time.Second
-)
+// debounce folds the burst of events one save makes into one reload. A
+// directory that is gone is waited for on the nearest of its parents that
+// is there, and that watch ends once it is back. Nothing polls while the
+// watches hold: only a directory that cannot be watched (notifications
+// are not to be had, or the kernel's limit on watches is reached) is
+// looked at once a second until it can be.
+const reloadDebounce = 50 * time.Millisecond
+
+var pollInterval = time.Second // a var for the test that shows nothing polls
 
 func (d *Daemon) watchKeyfile(ctx context.Context) {
 	path := d.opts.Paths.Keyfile
@@ -41,26 +43,52 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 	}
 	watched := map[string]bool{}
 	targetDir := ""
-	// watch adds what is not watched yet; it reports whether the
-	// keyfile's directory (and a link's target's) is.
-	watch := func() bool {
+	// watch adds what is not watched yet, and drops the watches on
+	// parents that were only waiting for a directory to come back. It
+	// reports whether the keyfile's directory (and a link's target's) is
+	// watched, and whether each one that is not is waited for on a parent
+	// (else it must be polled).
+	watch := func() (all, heard bool) {
 		if w == nil {
-			return false
+			return false, false
 		}
-		dirs := []string{dir, filepath.Dir(dir)}
+		heard = true
+		want := []string{dir, filepath.Dir(dir)}
 		if t, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(t) != dir {
 			targetDir = filepath.Dir(t)
-			dirs = append(dirs, targetDir)
 		}
-		for _, x := range dirs {
-			if !watched[x] && w.Add(x) == nil {
-				watched[x] = true
+		if targetDir != "" {
+			want = append(want, targetDir)
+		}
+		needed := map[string]bool{}
+		for _, x := range want {
+			// x, or else the nearest of its parents that is there.
+			for ; ; x = filepath.Dir(x) {
+				needed[x] = true
+				if watched[x] {
+					break
+				}
+				err := w.Add(x)
+				if err == nil {
+					watched[x] = true
+					break
+				}
+				if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || x == filepath.Dir(x) {
+					heard = false // cannot be watched: polled
+					break
+				}
 			}
 		}
-		return watched[dir] && (targetDir == "" || watched[targetDir])
+		for x := range watched {
+			if !needed[x] {
+				w.Remove(x)
+				delete(watched, x)
+			}
+		}
+		return watched[dir] && (targetDir == "" || watched[targetDir]), heard
 	}
 	var poll <-chan time.Time
-	if !watch() {
+	if _, heard := watch(); !heard {
 		poll = time.After(pollInterval)
 	}
 
@@ -81,8 +109,15 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 			if watched[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
 				delete(watched, ev.Name)
 			}
-			if ev.Name == dir && ev.Has(fsnotify.Create) || !watched[dir] {
-				if !watch() && poll == nil {
+			if ev.Name == dir && ev.Has(fsnotify.Create) || !watched[dir] || (targetDir != "" && !watched[targetDir]) {
+				was := watched[dir] && (targetDir == "" || watched[targetDir])
+				all, heard := watch()
+				if all && !was {
+					// Back: the keyfile may have been written before
+					// its directory was watched again.
+					debounce = time.After(reloadDebounce)
+				}
+				if !heard && poll == nil {
 					poll = time.After(pollInterval)
 				}
 			}
@@ -90,7 +125,7 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 			d.log.Warn("keyfile watcher", "err", err)
 		case <-poll:
 			poll = nil
-			if !watch() {
+			if _, heard := watch(); !heard {
 				poll = time.After(pollInterval) // not yet: look again
 			}
 			if id := fileID(path); id != last {
