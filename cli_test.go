@@ -3,10 +3,14 @@ package main
 import (
 	"bufio"
 	"encoding/json"
+	"fmt"
 	"io"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -183,4 +187,88 @@ func TestGroupFromTheCommandLine(t *testing.T) {
 	if kf := readFile(t, u.keyfile()); strings.Contains(kf, "group") {
 		t.Errorf("set --group '' left:\n%s", kf)
 	}
+}
+
+// logs reads the log where the running daemon says it writes it: the file
+// a service manager points its standard error at (launchd's
+// StandardErrorPath) or systemd's journal, which a daemon knows by
+// JOURNAL_STREAM (the device and inode of its standard error, which
+// systemd sets), through the real journalctl. A daemon whose log is on a
+// terminal or pipe has none to show, and logs says so.
+func TestLogsOfAServiceManagedDaemon(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	logFile := filepath.Join(u.home, "service logs", "llmkey.err")
+	if err := os.MkdirAll(filepath.Dir(logFile), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	// run starts "llmkey daemon" with its standard error on f (nil: a
+	// pipe) and the extra environment, and stops it at the end.
+	run := func(f *os.File, env ...string) map[string]any {
+		t.Helper()
+		cmd := exec.Command(llmkeyBin, "daemon")
+		cmd.Env = append(append([]string{}, u.env...), env...)
+		if f != nil {
+			cmd.Stderr = f
+		} else if _, err := cmd.StderrPipe(); err != nil {
+			t.Fatal(err)
+		}
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); cmd.Wait() })
+		for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+			if st, code := u.status(); code == 0 && int(st["pid"].(float64)) == cmd.Process.Pid {
+				log, _ := st["log"].(map[string]any)
+				return log
+			}
+			if time.Now().After(deadline) {
+				t.Fatal("the daemon did not start")
+			}
+		}
+	}
+	stop := func() {
+		t.Helper()
+		mustSucceed(t, u.llmkey("stop"))
+	}
+
+	f, err := os.OpenFile(logFile, os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if log := run(f); log["path"] != logFile {
+		t.Errorf("status names the log %v, want %s", log, logFile)
+	}
+	if r := mustSucceed(t, u.llmkey("logs")); !strings.Contains(r.stdout, "msg=ready") {
+		t.Errorf("logs of a daemon logging to %s: %v", logFile, r)
+	}
+	if r := mustSucceed(t, u.llmkey("status")); !strings.Contains(r.stdout, "log:     "+logFile) {
+		t.Errorf("status does not say where the log is:\n%s", r.stdout)
+	}
+	stop()
+
+	fi, err := f.Stat()
+	if err != nil {
+		t.Fatal(err)
+	}
+	st := fi.Sys().(*syscall.Stat_t)
+	journal := fmt.Sprintf("JOURNAL_STREAM=%d:%d", st.Dev, st.Ino)
+	if log := run(f, journal); log["journal_unit"] != "llmkey.service" || log["path"] != nil {
+		t.Errorf("status of a daemon logging to the journal names %v", log)
+	}
+	want := "logs to systemd's journal: journalctl --user-unit llmkey.service --output cat --no-pager --lines 100"
+	if r := u.llmkey("logs"); !strings.Contains(r.stderr, want) || strings.Contains(r.stdout, "msg=ready") {
+		t.Errorf("logs of a daemon logging to the journal: %v", r)
+	} else if _, err := exec.LookPath("journalctl"); err == nil && r.code != 0 {
+		t.Errorf("journalctl, which is installed, failed: %v", r)
+	}
+	stop()
+
+	run(nil)
+	if r := u.llmkey("logs"); r.code == 0 || !strings.Contains(r.stderr, "logs to its standard error") {
+		t.Errorf("logs of a daemon logging to a pipe: %v", r)
+	}
+	u.assertNoCanary(readFile(t, logFile))
 }

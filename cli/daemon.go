@@ -7,6 +7,9 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -89,9 +92,9 @@ type DaemonCommandInput struct {
 func DaemonCommand(in DaemonCommandInput, s Streams) error {
 	p, readyFD := in.Paths, in.ReadyFD
 	// The log is written off the request path either way.
-	out := daemon.NewLogWriter(s.Err)
+	out, to := daemon.NewLogWriter(s.Err), stderrLog(p)
 	if in.LogFile {
-		out = daemon.OpenLogFile(p.LogPath())
+		out, to = daemon.OpenLogFile(p.LogPath()), control.LogStatus{Path: p.LogPath()}
 	}
 	defer out.Close()
 	log := slog.New(slog.NewTextHandler(out, nil))
@@ -100,7 +103,53 @@ func DaemonCommand(in DaemonCommandInput, s Streams) error {
 		f := os.NewFile(uintptr(readyFD), "ready")
 		ready = func(e *control.StartError) { control.WriteReady(f, e) }
 	}
-	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, Ready: ready})
+	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, LogTo: to, Ready: ready})
+}
+
+// stderrLog is where a log on standard error ends up: systemd's journal
+// when systemd connected it there (it says so in JOURNAL_STREAM, the
+// device and inode of that stream), a file when a service manager points
+// it at one (launchd's StandardErrorPath), or neither.
+func stderrLog(p state.Paths) control.LogStatus {
+	fi, err := os.Stderr.Stat()
+	if err != nil {
+		return control.LogStatus{}
+	}
+	if st, ok := fi.Sys().(*syscall.Stat_t); ok {
+		if dev, ino, ok := strings.Cut(os.Getenv("JOURNAL_STREAM"), ":"); ok && dev == strconv.FormatUint(uint64(st.Dev), 10) && ino == strconv.FormatUint(uint64(st.Ino), 10) {
+			return control.LogStatus{JournalUnit: systemdUnit()}
+		}
+	}
+	if !fi.Mode().IsRegular() {
+		return control.LogStatus{}
+	}
+	// Its path: Linux names it; else the one the launchd agent sets.
+	candidates := []string{filepath.Join(p.StateDir, "launchd.log")}
+	if link, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(link) {
+		candidates = append([]string{link}, candidates...)
+	}
+	for _, c := range candidates {
+		if cfi, err := os.Stat(c); err == nil && os.SameFile(cfi, fi) {
+			return control.LogStatus{Path: c}
+		}
+	}
+	return control.LogStatus{}
+}
+
+// systemdUnit is the service this process runs as, from its cgroup
+// (".../app.slice/llmkey.service"), or llmkey.service, the one service
+// install writes.
+func systemdUnit() string {
+	b, _ := os.ReadFile("/proc/self/cgroup")
+	unit := "llmkey.service"
+	for _, line := range strings.Split(string(b), "\n") {
+		for _, part := range strings.Split(line, "/") {
+			if strings.HasSuffix(part, ".service") && !strings.HasPrefix(part, "user@") {
+				unit = part
+			}
+		}
+	}
+	return unit
 }
 
 // StartCommand makes sure the daemon runs.

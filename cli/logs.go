@@ -7,10 +7,16 @@ import (
 	"io"
 	"io/fs"
 	"os"
+	"os/exec"
+	"path/filepath"
+	"runtime"
+	"strconv"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -24,9 +30,11 @@ type LogsCommandInput struct {
 func ConfigureLogsCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:  "logs",
-		Usage: "print the daemon's log (daemon.log in the state dir); -f follows it",
-		Description: "The log of a daemon started by llmkey (a service's is with its service manager: journalctl --user -u llmkey). " +
-			"-f keeps printing what the daemon writes, across its rotation to daemon.log.1, until Ctrl-C.",
+		Usage: "print the daemon's log (daemon.log in the state dir, or where the running daemon logs); -f follows it",
+		Description: "The log of the running daemon, from where it says it logs: daemon.log in the state dir for a daemon llmkey " +
+			"started, the file launchd points a service's standard error at, or systemd's journal (through journalctl " +
+			"--user-unit llmkey.service). With no daemon running, daemon.log. -f keeps printing what the daemon writes, " +
+			"across its rotation to daemon.log.1, until Ctrl-C.",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines"},
 			&ucli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "print the last `N` lines (0: all)"},
@@ -37,12 +45,35 @@ func ConfigureLogsCommand(app *ucli.App) {
 	})
 }
 
-// LogsCommand prints the end of daemon.log, and follows it.
+// LogsCommand prints the end of the daemon's log, and follows it: the
+// file a running daemon says it writes (daemon.log, or the one a service
+// manager points its standard error at), systemd's journal through
+// journalctl, or else daemon.log.
 func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
+	if ctx == nil {
+		ctx = context.Background()
+	}
 	path := in.Paths.LogPath()
+	if st, err := control.NewClient(in.Paths).Status(ctx); err == nil && st.Log != nil {
+		switch {
+		case st.Log.JournalUnit != "":
+			return journalLogs(ctx, st.PID, st.Log.JournalUnit, in, s)
+		case st.Log.Path != "":
+			path = st.Log.Path
+		default:
+			return fail("it is where that daemon's standard error goes (the terminal or pipe it was started with); a daemon llmkey starts logs to daemon.log",
+				"the running daemon (pid %d) logs to its standard error, not to a file", st.PID)
+		}
+	}
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !in.Follow {
-		return fail("the daemon writes it once it runs: llmkey start", "no daemon log at %s yet", path)
+		hint := "the daemon writes it once it runs: llmkey start"
+		if home, herr := os.UserHomeDir(); herr == nil && runtime.GOOS != "darwin" {
+			if _, serr := os.Stat(filepath.Join(userConfigDir(home), "systemd", "user", "llmkey.service")); serr == nil {
+				hint = "the service's daemon logs to systemd's journal: journalctl --user-unit llmkey.service"
+			}
+		}
+		return fail(hint, "no daemon log at %s yet", path)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail("check that "+in.Paths.StateDir+" is yours", "read %s: %v", path, err)
 	}
@@ -52,9 +83,6 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	s.Out.Write(data)
 	if !in.Follow {
 		return nil
-	}
-	if ctx == nil {
-		ctx = context.Background()
 	}
 	offset := int64(len(data))
 	if fi, err := os.Stat(path); err == nil {
@@ -103,4 +131,30 @@ func lastLines(data []byte, n int) []byte {
 		end = j
 	}
 	return data[end+1:]
+}
+
+// journalLogs prints, and follows, the journal of the daemon's unit.
+func journalLogs(ctx context.Context, pid int, unit string, in LogsCommandInput, s Streams) error {
+	args := []string{"--user-unit", unit, "--output", "cat", "--no-pager"}
+	switch {
+	case in.Lines > 0:
+		args = append(args, "--lines", strconv.Itoa(in.Lines))
+	case in.Follow:
+		args = append(args, "--lines", "all")
+	}
+	if in.Follow {
+		args = append(args, "--follow")
+	}
+	line := "journalctl " + strings.Join(args, " ")
+	s.info("the daemon (pid %d) logs to systemd's journal: %s", pid, line)
+	tool, err := exec.LookPath("journalctl")
+	if err != nil {
+		return fail("run "+line+" where journalctl is installed", "journalctl is not on PATH")
+	}
+	cmd := exec.CommandContext(ctx, tool, args...)
+	cmd.Stdout, cmd.Stderr = s.Out, s.Err
+	if err := cmd.Run(); err != nil && ctx.Err() == nil {
+		return fail("run "+line+" to see why", "journalctl failed: %v", err)
+	}
+	return nil
 }

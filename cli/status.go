@@ -116,6 +116,11 @@ func printStatus(w io.Writer, st *control.Status, l look) {
 			field("notice", termSafe(s.Notice))
 		}
 	}
+	if lg := st.Log; lg != nil && lg.JournalUnit != "" {
+		field("log", "systemd's journal, unit "+lg.JournalUnit)
+	} else if lg != nil && lg.Path != "" {
+		field("log", lg.Path)
+	}
 	for _, p := range st.Problems {
 		field("problem", termSafe(p))
 	}

@@ -28,6 +28,8 @@ type Options struct {
 	Paths   state.Paths
 	Version string
 	Log     *slog.Logger
+	// LogTo is where Log writes, for status.
+	LogTo control.LogStatus
 	// Ready is called once: with nil when both listeners are bound and the
 	// daemon serves, or with the reason it could not start.
 	Ready func(*control.StartError)

@@ -35,8 +35,19 @@ type Status struct {
 	Providers map[string]ProviderStatus `json:"providers"`
 	// State is how writing the state dir goes.
 	State *StateStatus `json:"state,omitempty"`
+	// Log is where the daemon's log goes.
+	Log *LogStatus `json:"log,omitempty"`
 	// Problems says in words why the daemon is degraded; empty when healthy.
 	Problems []string `json:"problems"`
+}
+
+// LogStatus is where the daemon's log goes: to a file (Path: daemon.log,
+// or the file a service manager points its standard error at), to
+// systemd's journal (JournalUnit: the unit it runs as), or else, both
+// empty, to a standard error that is no file (a terminal, a pipe).
+type LogStatus struct {
+	Path        string `json:"path,omitempty"`
+	JournalUnit string `json:"journal_unit,omitempty"`
 }
 
 // UsageReport is the daemon's usage: every row, from memory, which is
