@@ -115,6 +115,10 @@ func TestServiceFollowsXDGConfigHomeAndUndoesItsDirs(t *testing.T) {
 	mustSucceed(t, u.llmkey("service", "install"))
 	socket := filepath.Join(cfg, "systemd", "user", "llmkey.socket")
 	readFile(t, socket)
+	// No user manager here: installed, not enabled, and status says so.
+	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "llmkey.socket: disabled") || !strings.Contains(r.stdout, "cannot reach your user manager") {
+		t.Errorf("service status before enable: %v", r)
+	}
 	enable := exec.Command("systemctl", "--user", "enable", "llmkey.socket")
 	enable.Env = u.env
 	if out, err := enable.CombinedOutput(); err != nil {
@@ -123,6 +127,9 @@ func TestServiceFollowsXDGConfigHomeAndUndoesItsDirs(t *testing.T) {
 	wants := filepath.Join(cfg, "systemd", "user", "sockets.target.wants", "llmkey.socket")
 	if _, err := os.Lstat(wants); err != nil {
 		t.Fatalf("systemctl enable made no symlink: %v", err)
+	}
+	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "llmkey.socket: enabled (it starts with your session)") {
+		t.Errorf("service status after enable: %v", r)
 	}
 	mustSucceed(t, u.llmkey("service", "install")) // again: still knows what the first made
 	mustSucceed(t, u.llmkey("service", "uninstall"))

@@ -226,6 +226,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	cmds := serviceCommands(runtime.GOOS, what, files)
 	switch what {
 	case "status":
+		installed := false
 		for _, f := range files {
 			b, err := os.ReadFile(f.Path)
 			_, written := madeDirs(string(b))
@@ -237,6 +238,10 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			default:
 				fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
 			}
+			installed = installed || err == nil
+		}
+		if installed {
+			fmt.Fprintln(s.Out, serviceState(ctx, runtime.GOOS))
 		}
 		return nil
 	case "install":
@@ -357,6 +362,46 @@ func serviceCommands(goos, what string, files []serviceFile) [][]string {
 		return [][]string{{"systemctl", "--user", "disable", "--now", "llmkey.socket", "llmkey.service"}, {"systemctl", "--user", "daemon-reload"}}
 	}
 	return nil
+}
+
+// serviceState is what the service manager says of the service: whether
+// it starts with the session, and whether it runs now.
+func serviceState(ctx context.Context, goos string) string {
+	if goos == "darwin" {
+		target := fmt.Sprintf("gui/%d/%s", os.Getuid(), launchdLabel)
+		out, err := exec.CommandContext(ctx, "launchctl", "print", target).CombinedOutput()
+		if err != nil {
+			return launchdLabel + ": not loaded (launchctl bootstrap gui/" + strconv.Itoa(os.Getuid()) + " " + "~/Library/LaunchAgents/" + launchdLabel + ".plist loads it)"
+		}
+		for _, line := range strings.Split(string(out), "\n") {
+			if k, v, ok := strings.Cut(strings.TrimSpace(line), " = "); ok && k == "state" {
+				return launchdLabel + ": loaded, " + v
+			}
+		}
+		return launchdLabel + ": loaded"
+	}
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return "systemctl is not on PATH: whether the service is enabled or runs is unknown here"
+	}
+	// is-enabled reads the unit files, and needs no user manager.
+	out, _ := exec.CommandContext(ctx, "systemctl", "--user", "is-enabled", "llmkey.socket").Output()
+	enabled := strings.TrimSpace(string(out))
+	if enabled == "" {
+		enabled = "unknown to systemctl"
+	}
+	state := "llmkey.socket: " + enabled
+	switch enabled {
+	case "enabled":
+		state += " (it starts with your session)"
+	case "disabled":
+		state += " (systemctl --user enable --now llmkey.socket starts it, and with each session)"
+	}
+	active, err := exec.CommandContext(ctx, "systemctl", "--user", "is-active", "llmkey.socket", "llmkey.service").CombinedOutput()
+	lines := strings.Fields(string(active))
+	if err != nil && (bytes.Contains(active, []byte("Failed to connect")) || len(lines) != 2) {
+		return state + "\nsystemctl cannot reach your user manager here: whether the service runs now is unknown"
+	}
+	return state + fmt.Sprintf("\nnow: llmkey.socket %s, llmkey.service %s", lines[0], lines[1])
 }
 
 // runServiceCommands runs them, and reports whether the service manager
