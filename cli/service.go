@@ -189,7 +189,7 @@ func ConfigureServiceCommand(app *ucli.App) {
 			"the proxy port and the control socket and starts the daemon at the first connection) or a launchd agent " +
 			"(~/Library/LaunchAgents/" + launchdLabel + ".plist), then enables it with systemctl --user or launchctl when they can be reached, " +
 			"and says the commands otherwise. The files pin the keyfile, state and runtime dirs this command resolves. " +
-			"uninstall stops it and removes exactly the files install wrote. status says what is installed.",
+			"uninstall stops it and removes exactly the files install wrote. status says what is installed, whether it starts with the session and whether it runs now.",
 		Subcommands: []*ucli.Command{
 			{Name: "install", Usage: "write and enable the service", Flags: []ucli.Flag{dry}, Action: serviceAction("install")},
 			{Name: "uninstall", Usage: "disable the service and remove its files", Flags: []ucli.Flag{dry}, Action: serviceAction("uninstall")},
