@@ -60,7 +60,12 @@ func TestSocketActivation(t *testing.T) {
 	t.Cleanup(func() {
 		cmd.Process.Signal(syscall.SIGTERM)
 		cmd.Wait()
-		u.assertNoCanary(<-logs)
+		l := <-logs
+		u.assertNoCanary(l)
+		// The keyfile's listen is the default, not the port handed over.
+		if !strings.Contains(l, "not the keyfile's [daemon] listen") || !strings.Contains(l, "port="+addr) {
+			t.Errorf("the daemon did not say it serves another port than the keyfile's:\n%s", l)
+		}
 	})
 	// It listens before any daemon runs.
 	deadline := time.Now().Add(5 * time.Second)

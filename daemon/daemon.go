@@ -268,6 +268,9 @@ func Run(opts Options) error {
 	proxyLn := handed.proxy
 	if proxyLn == nil {
 		proxyLn, err = net.Listen("tcp", cfg.Listen())
+	} else if got := proxyLn.Addr().String(); got != cfg.Listen() {
+		d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install, then systemctl --user restart llmkey.socket",
+			"port", got, "listen", cfg.Listen())
 	}
 	if err != nil {
 		return fail(&control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),

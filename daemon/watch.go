@@ -178,7 +178,11 @@ func (d *Daemon) reload(reason string) {
 	}
 	old := d.snap.Load()
 	if cfg.Listen() != old.Config.Listen() && old.Config.Listen() != "" {
-		d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
+		if d.runtime.handedOver {
+			d.log.Warn("[daemon] listen changed; the socket unit holds the port: run llmkey service install, then systemctl --user restart llmkey.socket", "listen", cfg.Listen())
+		} else {
+			d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
+		}
 	}
 	if err := d.publish(cfg, unavailable); err != nil {
 		d.keyfileErr = err
