@@ -286,8 +286,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 				dirs, _ := madeDirs(string(b))
 				made = appendNew(made, dirs...)
 			}
-			slices.SortFunc(made, func(a, b string) int { return len(b) - len(a) })
-			for _, dir := range made {
+			for _, dir := range uninstallDirs(home, files, made) {
 				fmt.Fprintln(s.Out, "rmdir "+dir+" (if empty)")
 			}
 			return nil
@@ -317,20 +316,9 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		if removed == 0 {
 			s.done("the service was not installed; nothing to remove")
 		}
-		// The directories install made, innermost first, when nothing
-		// else is in them (os.Remove removes only an empty one); and
-		// systemd's own between the units and the config dir, which a
-		// file of the user's in them may have kept off the list when an
-		// uninstall before this one could not remove them.
-		if runtime.GOOS != "darwin" {
-			for dir := filepath.Dir(files[0].Path); strings.HasPrefix(dir, userConfigDir(home)+string(filepath.Separator)); dir = filepath.Dir(dir) {
-				made = appendNew(made, dir)
-			}
-		}
-		slices.SortFunc(made, func(a, b string) int { return len(b) - len(a) })
-		for _, dir := range made {
+		for _, dir := range uninstallDirs(home, files, made) {
 			if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
-				os.Remove(dir)
+				os.Remove(dir) // only an empty one
 			}
 		}
 	}
@@ -362,6 +350,22 @@ func serviceCommands(goos, what string, files []serviceFile) [][]string {
 		return [][]string{{"systemctl", "--user", "disable", "--now", "llmkey.socket", "llmkey.service"}, {"systemctl", "--user", "daemon-reload"}}
 	}
 	return nil
+}
+
+// uninstallDirs are the directories uninstall removes when nothing else
+// is in them, innermost first: those the files list as made by install,
+// and systemd's own between the units and the config dir, which a file of
+// the user's in them may have kept off that list (an uninstall before
+// this one could not remove them, and the install after found them).
+func uninstallDirs(home string, files []serviceFile, made []string) []string {
+	dirs := slices.Clone(made)
+	if runtime.GOOS != "darwin" {
+		for dir := filepath.Dir(files[0].Path); strings.HasPrefix(dir, userConfigDir(home)+string(filepath.Separator)); dir = filepath.Dir(dir) {
+			dirs = appendNew(dirs, dir)
+		}
+	}
+	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
+	return dirs
 }
 
 // serviceState is what the service manager says of the service: whether
