@@ -19,16 +19,7 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 	}
 	u := newUser(t)
 	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5599\"\n", 0o600)
-	files := func() []string {
-		var out []string
-		filepath.WalkDir(u.home, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && p != u.home {
-				out = append(out, p)
-			}
-			return nil
-		})
-		return out
-	}
+	files := func() []string { return filesUnder(u.home) }
 	before := files()
 
 	if r := mustSucceed(t, u.llmkey("service", "install", "--dry-run")); !strings.Contains(r.stdout, "ListenStream=127.0.0.1:5599") || !slices.Equal(files(), before) {
@@ -101,16 +92,7 @@ func TestServiceFollowsXDGConfigHomeAndUndoesItsDirs(t *testing.T) {
 	u := newUser(t)
 	cfg := filepath.Join(u.home, "xdg cfg")
 	u.env = append(u.env, "XDG_CONFIG_HOME="+cfg)
-	files := func() []string {
-		var out []string
-		filepath.WalkDir(u.home, func(p string, d fs.DirEntry, err error) error {
-			if err == nil && p != u.home {
-				out = append(out, p)
-			}
-			return nil
-		})
-		return out
-	}
+	files := func() []string { return filesUnder(u.home) }
 	before := files()
 	mustSucceed(t, u.llmkey("service", "install"))
 	socket := filepath.Join(cfg, "systemd", "user", "llmkey.socket")
@@ -150,4 +132,16 @@ func TestServiceFollowsXDGConfigHomeAndUndoesItsDirs(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(cfg, "systemd")); err == nil {
 		t.Error("uninstall left the systemd directory install made")
 	}
+}
+
+// filesUnder are the paths of everything below dir.
+func filesUnder(dir string) []string {
+	var out []string
+	filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && p != dir {
+			out = append(out, p)
+		}
+		return nil
+	})
+	return out
 }
