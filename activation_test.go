@@ -101,4 +101,12 @@ func TestSocketActivation(t *testing.T) {
 	if r := u.llmkey("start"); !strings.Contains(r.stderr, "already running (pid "+strconv.Itoa(pid)+")") {
 		t.Errorf("start: %v", r)
 	}
+	if st["socket_activated"] != true || !strings.Contains(mustSucceed(t, u.llmkey("status")).stdout, "started by its socket") {
+		t.Errorf("status does not say the daemon was started by its socket: %v", st)
+	}
+	// Like systemctl stopping a unit whose socket stays: stop says it
+	// comes back at the next connection, and how to stop that too.
+	if r := mustSucceed(t, u.llmkey("stop")); !strings.Contains(r.stderr, "systemctl --user stop llmkey.socket") {
+		t.Errorf("stop of a socket-activated daemon: %v", r)
+	}
 }

@@ -188,10 +188,13 @@ func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
 		}
 		s.info("stopping the daemon (pid %d): waiting for %s; kill %d ends them now", pid, what, pid)
 		if err := control.WaitStopped(p, stopTimeout); err != nil {
-			return true, fail("see its log: "+p.LogPath()+"; kill -9 ends it, losing nothing written", "%v", err)
+			return true, fail("see its log (llmkey logs); kill -9 ends it, losing nothing written", "%v", err)
 		}
 	}
 	s.done("daemon stopped")
+	if st != nil && st.SocketActivated {
+		s.info("its socket still listens and starts it again at the next connection (a tool's request, any llmkey command); systemctl --user stop llmkey.socket stops that too")
+	}
 	return true, nil
 }
 

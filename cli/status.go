@@ -97,7 +97,11 @@ func printStatus(w io.Writer, st *control.Status, l look) {
 	if st.Draining {
 		state = "draining"
 	}
-	field("daemon", fmt.Sprintf("%s, pid %d, version %s, %d in flight", state, st.PID, st.Version, st.InFlight))
+	started := ""
+	if st.SocketActivated {
+		started = ", started by its socket"
+	}
+	field("daemon", fmt.Sprintf("%s, pid %d, version %s, %d in flight%s", state, st.PID, st.Version, st.InFlight, started))
 	field("proxy", st.ProxyURL)
 	if kf := st.Keyfile; kf != nil {
 		field("keyfile", fmt.Sprintf("%s (loaded %s)", kf.Path, kf.LoadedAt.Local().Format("15:04:05")))

@@ -37,6 +37,9 @@ type Status struct {
 	State *StateStatus `json:"state,omitempty"`
 	// Log is where the daemon's log goes.
 	Log *LogStatus `json:"log,omitempty"`
+	// SocketActivated: the daemon serves the sockets a service manager
+	// handed over, which start it again at the next connection.
+	SocketActivated bool `json:"socket_activated,omitempty"`
 	// Problems says in words why the daemon is degraded; empty when healthy.
 	Problems []string `json:"problems"`
 }
