@@ -2,6 +2,7 @@ package main
 
 import (
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -144,4 +145,36 @@ func filesUnder(dir string) []string {
 		return nil
 	})
 	return out
+}
+
+// A daemon llmkey started holds the port and socket the service takes:
+// install stops it first where it can enable the service, and where it
+// cannot (no user manager, as here) the commands it prints begin with
+// llmkey stop. The daemon keeps serving until then.
+func TestServiceInstallWithADaemonRunning(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	// A fixed port, as a socket unit needs.
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.Close()
+	writeFile(t, u.keyfile(), strings.Replace(readFile(t, u.keyfile()), "127.0.0.1:0", ln.Addr().String(), 1), 0o600)
+	mustSucceed(t, u.llmkey("start"))
+	pid := u.daemonPID()
+	if st, _ := u.status(); st["spawned"] != true {
+		t.Errorf("status of a daemon llmkey started: %v", st)
+	}
+	r := mustSucceed(t, u.llmkey("service", "install"))
+	stop, reload := strings.Index(r.stderr, "  llmkey stop"), strings.Index(r.stderr, "systemctl --user daemon-reload")
+	if stop < 0 || reload < stop {
+		t.Errorf("install with a daemon running does not say to stop it first: %v", r)
+	}
+	if u.daemonPID() != pid {
+		t.Error("install stopped the daemon though it could not enable the service")
+	}
+	mustSucceed(t, u.llmkey("service", "uninstall"))
+	mustSucceed(t, u.llmkey("stop"))
 }

@@ -103,7 +103,7 @@ func DaemonCommand(in DaemonCommandInput, s Streams) error {
 		f := os.NewFile(uintptr(readyFD), "ready")
 		ready = func(e *control.StartError) { control.WriteReady(f, e) }
 	}
-	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, LogTo: to, Ready: ready})
+	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, LogTo: to, Spawned: readyFD > 0, Ready: ready})
 }
 
 // stderrLog is where a log on standard error ends up: systemd's journal

@@ -17,6 +17,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -292,6 +293,20 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			return nil
 		}
 	}
+	// A daemon the CLI started holds the port and the socket that the
+	// service is about to take (the socket unit could not bind them; a
+	// launchd agent's daemon would find the lock taken): it goes first.
+	stopFirst := false
+	if what == "install" {
+		if st, err := control.NewClient(p).Status(ctx); err == nil && st.Spawned && managerReachable(ctx, runtime.GOOS) {
+			s.info("stopping the daemon llmkey started (pid %d): the service takes over its port and socket", st.PID)
+			if _, err := StopCommand(ctx, p, s); err != nil {
+				return err
+			}
+		} else if err == nil && st.Spawned {
+			stopFirst = true
+		}
+	}
 	ran := runServiceCommands(ctx, cmds, s)
 	if what == "uninstall" {
 		removed := 0
@@ -324,6 +339,9 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	}
 	if !ran && len(cmds) > 0 {
 		s.info("could not reach %s here; run:", cmds[0][0])
+		if stopFirst {
+			fmt.Fprintln(s.Err, "  llmkey stop    # the daemon llmkey started holds the port and socket the service takes")
+		}
 		for _, c := range cmds {
 			fmt.Fprintln(s.Err, "  "+strings.Join(c, " "))
 		}
@@ -366,6 +384,17 @@ func uninstallDirs(home string, files []serviceFile, made []string) []string {
 	}
 	slices.SortFunc(dirs, func(a, b string) int { return len(b) - len(a) })
 	return dirs
+}
+
+// managerReachable reports whether systemctl or launchctl can reach the
+// user's service manager here (not, for example, over ssh with no user
+// session, or in a container).
+func managerReachable(ctx context.Context, goos string) bool {
+	cmd := exec.CommandContext(ctx, "systemctl", "--user", "show-environment")
+	if goos == "darwin" {
+		cmd = exec.CommandContext(ctx, "launchctl", "print", fmt.Sprintf("gui/%d", os.Getuid()))
+	}
+	return cmd.Run() == nil
 }
 
 // serviceState is what the service manager says of the service: whether

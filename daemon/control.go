@@ -152,7 +152,7 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 	snap := d.snap.Load()
 	started := d.startedAt
 	st := control.Status{Running: true, PID: os.Getpid(), Version: d.opts.Version, ProxyURL: d.proxyURL,
-		InFlight: d.proxy.InFlight(), Draining: d.proxy.Draining(), StartedAt: &started, Log: &d.opts.LogTo, SocketActivated: d.runtime.handedOver,
+		InFlight: d.proxy.InFlight(), Draining: d.proxy.Draining(), StartedAt: &started, Log: &d.opts.LogTo, SocketActivated: d.runtime.handedOver, Spawned: d.opts.Spawned,
 		Providers: map[string]control.ProviderStatus{}, Problems: []string{}}
 
 	d.mu.Lock()

@@ -30,6 +30,8 @@ type Options struct {
 	Log     *slog.Logger
 	// LogTo is where Log writes, for status.
 	LogTo control.LogStatus
+	// Spawned: started by the CLI, which waits for Ready.
+	Spawned bool
 	// Ready is called once: with nil when both listeners are bound and the
 	// daemon serves, or with the reason it could not start.
 	Ready func(*control.StartError)

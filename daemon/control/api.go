@@ -40,6 +40,9 @@ type Status struct {
 	// SocketActivated: the daemon serves the sockets a service manager
 	// handed over, which start it again at the next connection.
 	SocketActivated bool `json:"socket_activated,omitempty"`
+	// Spawned: the CLI started the daemon (llmkey start, exec), not a
+	// service manager nor a user by hand.
+	Spawned bool `json:"spawned,omitempty"`
 	// Problems says in words why the daemon is degraded; empty when healthy.
 	Problems []string `json:"problems"`
 }
