@@ -8,7 +8,9 @@ import (
 	"path/filepath"
 	"slices"
 	"strings"
+	"syscall"
 	"testing"
+	"time"
 )
 
 // service install writes a systemd user service and socket that
@@ -38,7 +40,7 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 	}
 	unit := readFile(t, service) + readFile(t, socket)
 	for _, want := range []string{
-		"ExecStart=" + llmkeyBin + " daemon",
+		"ExecStart=" + llmkeyBin + " daemon --wait\n",
 		"Environment=LLMKEY_KEYFILE=" + u.keyfile(),
 		"Environment=LLMKEY_STATE_DIR=" + u.stateDir(),
 		"Environment=LLMKEY_RUNTIME_DIR=" + u.runtimeDir(),
@@ -177,4 +179,79 @@ func TestServiceInstallWithADaemonRunning(t *testing.T) {
 	}
 	mustSucceed(t, u.llmkey("service", "uninstall"))
 	mustSucceed(t, u.llmkey("stop"))
+}
+
+// The service's daemon (--wait, as the unit and the agent run it) never
+// fights one llmkey started: it waits while that one serves, takes over
+// when it exits (and stop, seeing another pid hold the lock, returns at
+// once), and a SIGTERM while it waits ends it with 0. Without --wait it
+// would exit 1, which launchd's KeepAlive restarts every ten seconds.
+func TestServiceDaemonWaitsForTheOneRunning(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+	mustSucceed(t, u.llmkey("start"))
+	spawned := u.daemonPID()
+
+	wait := func() (*exec.Cmd, chan error) {
+		cmd := exec.Command(llmkeyBin, "daemon", "--wait")
+		cmd.Env = u.env
+		if err := cmd.Start(); err != nil {
+			t.Fatal(err)
+		}
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		t.Cleanup(func() { cmd.Process.Signal(syscall.SIGTERM); <-done })
+		return cmd, done
+	}
+	cmd, done := wait()
+	time.Sleep(300 * time.Millisecond)
+	select {
+	case err := <-done:
+		t.Fatalf("daemon --wait exited while another daemon runs: %v", err)
+	default:
+	}
+	if st, _ := u.status(); int(st["pid"].(float64)) != spawned {
+		t.Fatalf("the daemon llmkey started no longer serves: %v", st)
+	}
+
+	start := time.Now()
+	mustSucceed(t, u.llmkey("stop"))
+	if d := time.Since(start); d > 5*time.Second {
+		t.Errorf("stop waited %v for a lock the waiting daemon took", d)
+	}
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, code := u.status(); code == 0 && int(st["pid"].(float64)) == cmd.Process.Pid {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("daemon --wait did not take over")
+		}
+	}
+	mustSucceed(t, u.llmkey("exec", "--", "true"))
+	if p := u.daemonPID(); p != cmd.Process.Pid {
+		t.Errorf("exec started another daemon (pid %d)", p)
+	}
+
+	// Stopped while it waits: exit 0, and the serving daemon serves on.
+	waiting, waited := wait()
+	time.Sleep(300 * time.Millisecond)
+	waiting.Process.Signal(syscall.SIGTERM)
+	select {
+	case err := <-waited:
+		if err != nil {
+			t.Errorf("daemon --wait stopped while waiting: %v, want exit 0", err)
+		}
+		waited <- err // for the cleanup
+	case <-time.After(5 * time.Second):
+		t.Fatal("daemon --wait did not end on SIGTERM while waiting")
+	}
+	if p := u.daemonPID(); p != cmd.Process.Pid {
+		t.Errorf("the serving daemon is pid %d, want %d", p, cmd.Process.Pid)
+	}
+	select {
+	case err := <-done:
+		t.Fatalf("the daemon that took over exited: %v", err)
+	default:
+	}
 }

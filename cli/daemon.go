@@ -33,13 +33,15 @@ func ConfigureDaemonCommands(app *ucli.App) {
 			Usage: "run the daemon in the foreground (for systemd, launchd, containers)",
 			Description: "Logs go to standard error. SIGTERM or SIGINT drains requests in flight (up to [daemon] drain_timeout) " +
 				"and exits 0; SIGHUP re-reads the keyfile. Exits 4 if the keyfile is invalid, 1 if the port is taken or " +
-				"another daemon runs.",
+				"another daemon runs (with --wait, it waits for that one to exit instead, and then serves: the service files use it, " +
+				"so that a service's daemon never fights one llmkey started).",
 			Flags: []ucli.Flag{
 				&ucli.IntFlag{Name: "ready-fd", Hidden: true, Usage: "write ready or the start error to this fd"},
 				&ucli.BoolFlag{Name: "log-file", Usage: "log to daemon.log in the state directory instead of standard error (re-created if removed)"},
+				&ucli.BoolFlag{Name: "wait", Usage: "if another daemon runs, wait until it exits, then serve"},
 			},
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return DaemonCommand(DaemonCommandInput{Paths: p, ReadyFD: c.Int("ready-fd"), LogFile: c.Bool("log-file")}, streams(c))
+				return DaemonCommand(DaemonCommandInput{Paths: p, ReadyFD: c.Int("ready-fd"), LogFile: c.Bool("log-file"), Wait: c.Bool("wait")}, streams(c))
 			}),
 		},
 		&ucli.Command{
@@ -86,6 +88,7 @@ type DaemonCommandInput struct {
 	Paths   state.Paths
 	ReadyFD int  // the spawning CLI's pipe: "ready" or why not; 0: none
 	LogFile bool // log to daemon.log instead of standard error
+	Wait    bool // another daemon runs: wait for it to exit, then serve
 }
 
 // DaemonCommand runs the daemon in this process until it is stopped.
@@ -103,7 +106,7 @@ func DaemonCommand(in DaemonCommandInput, s Streams) error {
 		f := os.NewFile(uintptr(readyFD), "ready")
 		ready = func(e *control.StartError) { control.WriteReady(f, e) }
 	}
-	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, LogTo: to, Spawned: readyFD > 0, Ready: ready})
+	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, LogTo: to, Spawned: readyFD > 0, WaitForLock: in.Wait, Ready: ready})
 }
 
 // stderrLog is where a log on standard error ends up: systemd's journal
@@ -181,13 +184,17 @@ func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
 		return false, err
 	}
 	// Quiet when it is quick; past a moment, say what it waits for.
-	if control.WaitStopped(p, stopQuiet) != nil {
-		pid, what := control.LockHolder(p.LockPath()), "its last writes"
+	pid := 0
+	if st != nil {
+		pid = st.PID
+	}
+	if control.WaitStopped(p, pid, stopQuiet) != nil {
+		holder, what := control.LockHolder(p.LockPath()), "its last writes"
 		if st != nil && st.InFlight > 0 {
 			what = fmt.Sprintf("%d request(s) in flight to finish (drain_timeout at most)", st.InFlight)
 		}
-		s.info("stopping the daemon (pid %d): waiting for %s; kill %d ends them now", pid, what, pid)
-		if err := control.WaitStopped(p, stopTimeout); err != nil {
+		s.info("stopping the daemon (pid %d): waiting for %s; kill %d ends them now", holder, what, holder)
+		if err := control.WaitStopped(p, pid, stopTimeout); err != nil {
 			return true, fail("see its log (llmkey logs); kill -9 ends it, losing nothing written", "%v", err)
 		}
 	}

@@ -49,7 +49,7 @@ func ServiceFiles(goos, home, bin string, p state.Paths, listen string) []servic
 	}
 	service := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: LLM API keys behind a local proxy\n" +
 		"Requires=llmkey.socket\nAfter=llmkey.socket\n\n[Service]\nType=simple\n" +
-		"ExecStart=" + systemdQuote(bin) + " daemon\n" + envLines.String() +
+		"ExecStart=" + systemdQuote(bin) + " daemon --wait\n" + envLines.String() +
 		"Restart=on-failure\nNoNewPrivileges=yes\nUMask=0077\n\n[Install]\nWantedBy=default.target\n"
 	socket := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: the proxy port and control socket\n\n" +
 		"[Socket]\nListenStream=" + listen + "\nListenStream=" + p.SocketPath() + "\nSocketMode=0600\nDirectoryMode=0700\n" +
@@ -70,7 +70,7 @@ func launchdPlist(bin string, env []string, p state.Paths) string {
 	b.WriteString(`<!DOCTYPE plist PUBLIC "-//Apple//DTD PLIST 1.0//EN" "http://www.apple.com/DTDs/PropertyList-1.0.dtd">` + "\n")
 	b.WriteString("<!-- " + serviceMark + " -->\n<plist version=\"1.0\">\n<dict>\n")
 	b.WriteString("\t<key>Label</key>\n\t<string>" + launchdLabel + "</string>\n")
-	b.WriteString("\t<key>ProgramArguments</key>\n\t<array>\n\t\t<string>" + esc(bin) + "</string>\n\t\t<string>daemon</string>\n\t</array>\n")
+	b.WriteString("\t<key>ProgramArguments</key>\n\t<array>\n\t\t<string>" + esc(bin) + "</string>\n\t\t<string>daemon</string>\n\t\t<string>--wait</string>\n\t</array>\n")
 	b.WriteString("\t<key>EnvironmentVariables</key>\n\t<dict>\n")
 	for _, e := range env {
 		k, v, _ := strings.Cut(e, "=")

@@ -94,7 +94,7 @@ func checkLaunchdFields(t *testing.T, top map[string]any, p state.Paths) {
 	switch {
 	case top["Label"] != "dev.llmkey.daemon":
 		t.Errorf("Label: %v", top["Label"])
-	case len(args) != 2 || args[0] != "/opt/llmkey <1>/bin/llmkey" || args[1] != "daemon":
+	case len(args) != 3 || args[0] != "/opt/llmkey <1>/bin/llmkey" || args[1] != "daemon" || args[2] != "--wait":
 		t.Errorf("ProgramArguments: %v", args)
 	case env["LLMKEY_KEYFILE"] != p.Keyfile || env["LLMKEY_STATE_DIR"] != p.StateDir || env["LLMKEY_RUNTIME_DIR"] != p.RuntimeDir:
 		t.Errorf("EnvironmentVariables: %v", env)

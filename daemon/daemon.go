@@ -32,6 +32,9 @@ type Options struct {
 	LogTo control.LogStatus
 	// Spawned: started by the CLI, which waits for Ready.
 	Spawned bool
+	// WaitForLock: another daemon runs; wait for it to exit, then serve
+	// (a service's daemon, which must not fight one the CLI started).
+	WaitForLock bool
 	// Ready is called once: with nil when both listeners are bound and the
 	// daemon serves, or with the reason it could not start.
 	Ready func(*control.StartError)
@@ -193,6 +196,12 @@ func Run(opts Options) error {
 		return fail(startError(err, false))
 	}
 	lock, err := acquireLock(p.LockPath())
+	if errors.Is(err, errLocked) && opts.WaitForLock {
+		d.log.Info("another llmkey daemon serves; this one serves once it exits", "pid", control.LockHolder(p.LockPath()))
+		if lock, err = waitForLock(p.LockPath()); lock == nil && err == nil {
+			return nil // stopped while waiting
+		}
+	}
 	if errors.Is(err, errLocked) {
 		return fail(&control.StartError{Message: fmt.Sprintf("another llmkey daemon is running (pid %d)", control.LockHolder(p.LockPath())),
 			Hint: "use it, or stop it first: llmkey stop", Running: true})

@@ -179,9 +179,11 @@ func WriteReady(f *os.File, e *StartError) {
 	f.Close()
 }
 
-// WaitStopped waits until no daemon holds the daemon lock: the process
-// has exited, not merely closed its socket, so a new one can start.
-func WaitStopped(paths state.Paths, timeout time.Duration) error {
+// WaitStopped waits until the daemon pid (0: any) no longer holds the
+// daemon lock: the process has exited, not merely closed its socket, so
+// a new one can start. Another pid holding it is a daemon that took over
+// (one a service manager started with --wait).
+func WaitStopped(paths state.Paths, pid int, timeout time.Duration) error {
 	deadline := time.Now().Add(timeout)
 	for {
 		f, err := os.OpenFile(paths.LockPath(), os.O_RDWR, 0)
@@ -193,7 +195,7 @@ func WaitStopped(paths state.Paths, timeout time.Duration) error {
 		}
 		err = syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB)
 		f.Close() // releases our lock at once, if we got it
-		if err == nil {
+		if err == nil || pid != 0 && LockHolder(paths.LockPath()) != pid {
 			return nil
 		}
 		if time.Now().After(deadline) {
