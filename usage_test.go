@@ -731,6 +731,43 @@ func TestExecRightAfterRuntimeDirRemoved(t *testing.T) {
 	}
 }
 
+// The runtime dir removed, and the lock in the one put back taken by
+// another daemon before this one's keeper got to it: a daemon the CLI
+// spawned in that moment, which cannot serve since this one holds the
+// state dir's lock, and exits. This daemon waits for the lock instead of
+// stepping aside (it used to stop, and then no daemon served at all).
+func TestRuntimeDirLockTakenForAMoment(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	pid := u.daemonPID()
+	os.RemoveAll(u.runtimeDir())
+	if err := os.MkdirAll(u.runtimeDir(), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	f, err := os.OpenFile(filepath.Join(u.runtimeDir(), "daemon.lock"), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := syscall.Flock(int(f.Fd()), syscall.LOCK_EX|syscall.LOCK_NB); err != nil {
+		t.Fatal(err)
+	}
+	time.Sleep(500 * time.Millisecond) // the keeper finds it taken
+	f.Close()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, code := u.status(); code == 0 && st["pid"] == float64(pid) {
+			break
+		}
+		if time.Now().After(deadline) {
+			st, code := u.status()
+			t.Fatalf("the daemon did not serve again after the lock was let go: status %d %v", code, st)
+		}
+	}
+	if n := u.countDaemons(); n != 1 {
+		t.Errorf("%d daemons", n)
+	}
+}
+
 // removeAll is rm -rf of a dir the daemon may be writing in (and putting
 // back) at the same moment.
 func removeAll(t *testing.T, dir string) {

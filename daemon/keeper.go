@@ -35,6 +35,11 @@ const (
 	maxBackoff   = 4 * time.Second
 	// failLogEvery bounds how often a failure that goes on is logged.
 	failLogEvery = time.Minute
+	// contestedFor is how long another daemon may hold the lock in a
+	// runtime dir put back, without serving, before this one steps aside;
+	// it is looked at again every contestedEvery.
+	contestedFor   = 2 * time.Second
+	contestedEvery = 100 * time.Millisecond
 )
 
 // persistence is how the state dir's writes are going, for status.
@@ -169,8 +174,21 @@ func (d *Daemon) keep(ctx context.Context) {
 	}
 }
 
-// retryIn is how soon a failed write is tried again; 0 when none failed.
+// otherServes reports whether another daemon answers on the control
+// socket at p.
+func otherServes(p state.Paths) bool {
+	ctx, cancel := context.WithTimeout(context.Background(), 500*time.Millisecond)
+	defer cancel()
+	st, err := control.NewClient(p).Status(ctx)
+	return err == nil && st.PID != os.Getpid()
+}
+
+// retryIn is how soon a failed write, or a runtime dir another daemon
+// holds the lock of, is looked at again; 0 when there is none.
 func (d *Daemon) retryIn() time.Duration {
+	if !d.runtime.contested.IsZero() {
+		return contestedEvery
+	}
 	p := &d.persist
 	p.mu.Lock()
 	defer p.mu.Unlock()
@@ -372,6 +390,9 @@ type runtimeFiles struct {
 	lost bool
 	// handedOver: the control socket came from socket activation.
 	handedOver bool
+	// contested is when another daemon was first seen holding the lock
+	// in the runtime dir put back (zero: none).
+	contested time.Time
 }
 
 // keepRuntime puts back the lock and the socket when the runtime dir or
@@ -401,8 +422,20 @@ func (d *Daemon) keepRuntime() {
 	if !lockOK {
 		f, err := acquireLock(p.LockPath())
 		if errors.Is(err, errLocked) {
-			// Another daemon started in the new directory: it is the one
-			// the CLI reaches now, and two would fight over the port.
+			// Another daemon took the lock in the new directory. One the
+			// CLI started in the moment before this one put its files
+			// back cannot serve (this one holds the state dir's lock) and
+			// exits at once: wait for that. One that serves (its socket
+			// answers) is the one the CLI reaches now, and two would
+			// fight over the port: step aside.
+			now := time.Now()
+			if rt.contested.IsZero() {
+				rt.contested = now
+			}
+			if now.Sub(rt.contested) < contestedFor && !otherServes(p) {
+				return // looked at again in contestedEvery (retryIn)
+			}
+			rt.contested = time.Time{}
 			d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", control.LockHolder(p.LockPath()))
 			rt.lost = true
 			if ul, ok := rt.ctlLn.(*net.UnixListener); ok {
@@ -416,7 +449,7 @@ func (d *Daemon) keepRuntime() {
 			return
 		}
 		rt.lock.Close()
-		rt.lock = f
+		rt.lock, rt.contested = f, time.Time{}
 	}
 	if !sockOK {
 		os.Remove(p.SocketPath())
