@@ -199,7 +199,8 @@ func Run(opts Options) error {
 	if errors.Is(err, errLocked) && opts.WaitForLock {
 		d.log.Info("another llmkey daemon serves; this one serves once it exits", "pid", control.LockHolder(p.LockPath()))
 		if lock, err = waitForLock(p.LockPath()); lock == nil && err == nil {
-			return nil // stopped while waiting
+			d.log.Info("stopped while waiting")
+			return nil
 		}
 	}
 	if errors.Is(err, errLocked) {
