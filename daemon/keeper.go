@@ -428,7 +428,7 @@ func (d *Daemon) keepRuntime() {
 			// exits at once: wait for that. One that serves (its socket
 			// answers) is the one the CLI reaches now, and two would
 			// fight over the port: step aside.
-			now := time.Now()
+			now := d.clock.Now()
 			if rt.contested.IsZero() {
 				rt.contested = now
 			}

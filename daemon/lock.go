@@ -28,11 +28,15 @@ func acquireLock(path string) (*os.File, error) {
 		}
 		return nil, fmt.Errorf("lock %s: %w", path, err)
 	}
-	// The pid in the lock file is for people and for "stop"; the lock
-	// itself is the truth.
+	writePID(f)
+	return f, nil
+}
+
+// writePID puts this process's pid in the lock file f it holds: it is for
+// people and for "stop"; the lock itself is the truth.
+func writePID(f *os.File) {
 	f.Truncate(0)
 	f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
-	return f, nil
 }
 
 // waitForLock waits until the lock at path is free and takes it, or
@@ -62,8 +66,7 @@ func waitForLock(path string) (*os.File, error) {
 		fi, ferr := f.Stat()
 		pi, perr := os.Stat(path)
 		if ferr == nil && perr == nil && os.SameFile(fi, pi) {
-			f.Truncate(0)
-			f.WriteAt([]byte(strconv.Itoa(os.Getpid())+"\n"), 0)
+			writePID(f)
 			return f, nil
 		}
 		f.Close() // a lock on a file no longer there: again
