@@ -81,6 +81,14 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 	if r := u.llmkey("service", "install"); r.code == 0 || !strings.Contains(r.stderr, "fixed loopback port") {
 		t.Errorf("install with listen :0: %v", r)
 	}
+	// Such a keyfile stops neither status nor uninstall.
+	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "installed, but not as this llmkey would write it now") {
+		t.Errorf("service status with listen :0: %v", r)
+	}
+	mustSucceed(t, u.llmkey("service", "uninstall"))
+	if after := files(); !slices.Equal(after, before) {
+		t.Errorf("uninstall with listen :0 left behind what install wrote:\nbefore %v\nafter  %v", before, after)
+	}
 }
 
 // Units go where systemd looks for the user's own, $XDG_CONFIG_HOME

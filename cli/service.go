@@ -220,7 +220,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	if cfg, err := state.Load(p.Keyfile); err == nil {
 		listen = cfg.Listen()
 	}
-	if strings.HasSuffix(listen, ":0") {
+	if what == "install" && strings.HasSuffix(listen, ":0") {
 		return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", listen)
 	}
 	files := ServiceFiles(runtime.GOOS, home, bin, p, listen)
