@@ -81,9 +81,13 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 	if r := u.llmkey("service", "install"); r.code == 0 || !strings.Contains(r.stderr, "fixed loopback port") {
 		t.Errorf("install with listen :0: %v", r)
 	}
-	// Such a keyfile stops neither status nor uninstall.
+	// Such a keyfile stops neither status nor uninstall; doctor names
+	// the units, which are for another port now.
 	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "installed, but not as this llmkey would write it now") {
 		t.Errorf("service status with listen :0: %v", r)
+	}
+	if r := u.llmkey("doctor"); !strings.Contains(r.stdout, socket+" was written for another llmkey binary, other paths or another port") {
+		t.Errorf("doctor does not name the stale unit: %v", r)
 	}
 	mustSucceed(t, u.llmkey("service", "uninstall"))
 	if after := files(); !slices.Equal(after, before) {

@@ -93,6 +93,16 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 		found = append(found, toolLogins(t, path, data)...)
 	}
 
+	// A service written for another llmkey binary, paths or port starts
+	// that one at login, not this one.
+	if _, _, files, err := serviceFilesHere(in.Paths); err == nil {
+		for _, f := range files {
+			if serviceFileState(f) == "stale" {
+				found = append(found, finding{f.Path + " was written for another llmkey binary, other paths or another port than this one's",
+					"llmkey service install (it rewrites it), or llmkey service uninstall"})
+			}
+		}
+	}
 	for _, f := range found {
 		fmt.Fprintf(s.Out, "problem: %s\n    fix: %s\n", termSafe(f.problem), f.fix)
 	}

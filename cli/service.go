@@ -205,41 +205,62 @@ func serviceAction(what string) ucli.ActionFunc {
 	})
 }
 
-// ServiceCommand installs, uninstalls or reports the service.
-func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s Streams) error {
-	home, err := os.UserHomeDir()
+// serviceFilesHere are the files install would write now, for this
+// llmkey binary, the paths p and the keyfile's listen.
+func serviceFilesHere(p state.Paths) (home, listen string, files []serviceFile, err error) {
+	home, err = os.UserHomeDir()
 	if err != nil {
-		return fail("set HOME", "%v", err)
+		return "", "", nil, fail("set HOME", "%v", err)
 	}
 	bin, err := os.Executable()
 	if err != nil {
-		return fail("run llmkey by its path (e.g. ~/go/bin/llmkey service install)", "find the llmkey binary for the unit's ExecStart: %v", err)
+		return "", "", nil, fail("run llmkey by its path (e.g. ~/go/bin/llmkey service install)", "find the llmkey binary for the unit's ExecStart: %v", err)
 	}
 	bin, _ = filepath.EvalSymlinks(bin)
-	listen := state.DefaultListen
+	listen = state.DefaultListen
 	if cfg, err := state.Load(p.Keyfile); err == nil {
 		listen = cfg.Listen()
+	}
+	return home, listen, ServiceFiles(runtime.GOOS, home, bin, p, listen), nil
+}
+
+// serviceFileState says whether f is installed, and as it would be
+// written now: "not installed", "installed" or "stale".
+func serviceFileState(f serviceFile) string {
+	b, err := os.ReadFile(f.Path)
+	if err != nil {
+		return "not installed"
+	}
+	if _, written := madeDirs(string(b)); written != f.Content {
+		return "stale"
+	}
+	return "installed"
+}
+
+// ServiceCommand installs, uninstalls or reports the service.
+func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s Streams) error {
+	home, listen, files, err := serviceFilesHere(p)
+	if err != nil {
+		return err
 	}
 	if what == "install" && strings.HasSuffix(listen, ":0") {
 		return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", listen)
 	}
-	files := ServiceFiles(runtime.GOOS, home, bin, p, listen)
 	cmds := serviceCommands(runtime.GOOS, what, files)
 	switch what {
 	case "status":
 		installed := false
 		for _, f := range files {
-			b, err := os.ReadFile(f.Path)
-			_, written := madeDirs(string(b))
-			switch {
-			case err != nil:
+			switch serviceFileState(f) {
+			case "not installed":
 				fmt.Fprintf(s.Out, "%s: not installed\n", f.Path)
-			case written != f.Content:
+			case "stale":
 				fmt.Fprintf(s.Out, "%s: installed, but not as this llmkey would write it now (llmkey service install rewrites it)\n", f.Path)
+				installed = true
 			default:
 				fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
+				installed = true
 			}
-			installed = installed || err == nil
 		}
 		if installed {
 			fmt.Fprintln(s.Out, serviceState(ctx, runtime.GOOS))
