@@ -621,6 +621,20 @@ func BenchmarkHarness(b *testing.B) {
 	floorT := median(21, func() { exec.Command(execTrue).Run() })
 	row("a Go program that only execs true (median of 21)", fmt.Sprintf("%v (hello +%v)", floorT.Round(100*time.Microsecond), (floorT-helloT).Round(100*time.Microsecond)),
 		"the floor under exec")
+	// What build flags alone can do: no cgo loader (net's, on Linux) and no
+	// markdown renderer (urfave/cli's docs, which llmkey does not use).
+	fast := filepath.Join(b.TempDir(), "llmkey")
+	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", fast, ".")
+	build.Env = append(os.Environ(), "CGO_ENABLED=0")
+	if out, err := build.CombinedOutput(); err != nil {
+		b.Fatalf("build llmkey without cgo and docs: %v\n%s", err, out)
+	}
+	plain := llmkeyBin
+	llmkeyBin = fast
+	fastT := median(21, func() { u.llmkey("exec", "--", "true") })
+	llmkeyBin = plain
+	row("exec -- true, built CGO_ENABLED=0 -tags urfave_cli_no_docs (median of 21)", fmt.Sprintf("%v (hello +%v)", fastT.Round(100*time.Microsecond), (fastT-helloT).Round(100*time.Microsecond)),
+		"what build flags alone do")
 
 	// Cold start: exec with no daemon running.
 	cold := median(5, func() {
