@@ -55,6 +55,10 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 	if r := mustSucceed(t, u.llmkey("service", "status")); strings.Count(r.stdout, ": installed\n") != 2 {
 		t.Errorf("service status: %v", r)
 	}
+	// No daemon has run: logs points at the journal the service logs to.
+	if r := u.llmkey("logs"); r.code == 0 || !strings.Contains(r.stderr, "journalctl --user-unit llmkey.service") {
+		t.Errorf("logs with the service installed and no daemon log: %v", r)
+	}
 	// A file of the user's own is never overwritten nor removed.
 	writeFile(t, service, "[Service]\nExecStart=/bin/true\n", 0o644)
 	if r := u.llmkey("service", "install"); r.code == 0 || !strings.Contains(r.stderr, "not written by llmkey") {

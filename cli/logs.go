@@ -8,7 +8,6 @@ import (
 	"io/fs"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"runtime"
 	"strconv"
 	"strings"
@@ -68,10 +67,8 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !in.Follow {
 		hint := "the daemon writes it once it runs: llmkey start"
-		if home, herr := os.UserHomeDir(); herr == nil && runtime.GOOS != "darwin" {
-			if _, serr := os.Stat(filepath.Join(userConfigDir(home), "systemd", "user", "llmkey.service")); serr == nil {
-				hint = "the service's daemon logs to systemd's journal: journalctl --user-unit llmkey.service"
-			}
+		if _, _, files, serr := serviceFilesHere(in.Paths); serr == nil && runtime.GOOS != "darwin" && serviceFileState(files[0]) != "not installed" {
+			hint = "the service's daemon logs to systemd's journal: journalctl --user-unit llmkey.service"
 		}
 		return fail(hint, "no daemon log at %s yet", path)
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
