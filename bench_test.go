@@ -594,47 +594,77 @@ func BenchmarkHarness(b *testing.B) {
 	wakeups := float64(ctxSwitches(b, pid)-idleStart) / 30
 	row("idle daemon wakeups, 30 s after a burst", fmt.Sprintf("%.2f per second", wakeups), "< 2 per second")
 
-	// The CLI's own start against a Go hello world built here.
-	hello := filepath.Join(b.TempDir(), "hello")
-	src := filepath.Join(b.TempDir(), "hello.go")
-	os.WriteFile(src, []byte("package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n"), 0o644)
-	if out, err := exec.Command("go", "build", "-o", hello, src).CombinedOutput(); err != nil {
-		b.Fatalf("build hello: %v\n%s", err, out)
+	// The CLI's own start against a Go hello world built here, and what
+	// sets its floor. Every program runs once a round, in turn, so that a
+	// change in the machine's load falls on all of them alike.
+	tmp := b.TempDir()
+	goBuild := func(name string, env []string, args ...string) string {
+		out := filepath.Join(tmp, name)
+		cmd := exec.Command("go", append([]string{"build", "-o", out}, args...)...)
+		cmd.Env = append(os.Environ(), env...)
+		if o, err := cmd.CombinedOutput(); err != nil {
+			b.Fatalf("build %s: %v\n%s", name, err, o)
+		}
+		return out
 	}
-	helloT := median(21, func() { exec.Command(hello).Run() })
-	versionT := median(21, func() { u.llmkey("version") })
-	row("Go hello world; llmkey version; exec -- true (medians of 21)", fmt.Sprintf("%v; %v (+%v); %v (+%v)", helloT.Round(100*time.Microsecond),
-		versionT.Round(100*time.Microsecond), (versionT-helloT).Round(100*time.Microsecond), warm.Round(100*time.Microsecond), (warm-helloT).Round(100*time.Microsecond)),
-		"exec <= hello + 2 ms")
-	// The floor under exec: a Go program that does nothing but replace
-	// itself with true, the way exec ends.
-	execTrue := filepath.Join(b.TempDir(), "exectrue")
-	src = filepath.Join(b.TempDir(), "exectrue.go")
+	goProgram := func(name, src string) string {
+		path := filepath.Join(tmp, name+".go")
+		writeFile(b, path, src, 0o644)
+		return goBuild(name, nil, path)
+	}
 	truePath, err := exec.LookPath("true")
 	if err != nil {
 		b.Fatal(err)
 	}
-	os.WriteFile(src, []byte("package main\n\nimport (\n\t\"os\"\n\t\"syscall\"\n)\n\nfunc main() { syscall.Exec("+strconv.Quote(truePath)+", []string{\"true\"}, os.Environ()) }\n"), 0o644)
-	if out, err := exec.Command("go", "build", "-o", execTrue, src).CombinedOutput(); err != nil {
-		b.Fatalf("build exectrue: %v\n%s", err, out)
-	}
-	floorT := median(21, func() { exec.Command(execTrue).Run() })
-	row("a Go program that only execs true (median of 21)", fmt.Sprintf("%v (hello +%v)", floorT.Round(100*time.Microsecond), (floorT-helloT).Round(100*time.Microsecond)),
-		"the floor under exec")
 	// What build flags alone can do: no cgo loader (net's, on Linux) and no
 	// markdown renderer (urfave/cli's docs, which llmkey does not use).
-	fast := filepath.Join(b.TempDir(), "llmkey")
-	build := exec.Command("go", "build", "-tags", "urfave_cli_no_docs", "-o", fast, ".")
-	build.Env = append(os.Environ(), "CGO_ENABLED=0")
-	if out, err := build.CombinedOutput(); err != nil {
-		b.Fatalf("build llmkey without cgo and docs: %v\n%s", err, out)
+	fastFlags := []string{"-tags", "urfave_cli_no_docs"}
+	noCgo := []string{"CGO_ENABLED=0"}
+	floor, floorFast := goBuild("floor", nil, "./cli/testdata/floor"), goBuild("floorfast", noCgo, append(fastFlags, "./cli/testdata/floor")...)
+	programs := []struct {
+		what string
+		argv []string
+	}{
+		{"CLI start: Go hello world (medians of 101, in turn)", []string{goProgram("hello", "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n")}},
+		{"CLI start: llmkey version", []string{llmkeyBin, "version"}},
+		{"CLI start: llmkey exec -- true", []string{llmkeyBin, "exec", "--", "true"}},
+		// The floor under exec: a Go program that does nothing but replace
+		// itself with true, the way exec ends.
+		{"CLI start: a Go program that only execs true", []string{goProgram("exectrue", "package main\n\nimport (\n\t\"os\"\n\t\"syscall\"\n)\n\nfunc main() { syscall.Exec("+strconv.Quote(truePath)+", []string{\"true\"}, os.Environ()) }\n")}},
+		// The floor under any exec built of the brief's parts: urfave/cli/v2,
+		// and net/http for one call to the daemon (cli/testdata/floor).
+		{"CLI start: urfave/cli/v2, a net/http call, exec true", []string{floor, "exec", "--socket", sock, "--", "true"}},
+		{"CLI start: the same, built without cgo and docs", []string{floorFast, "exec", "--socket", sock, "--", "true"}},
+		{"CLI start: llmkey exec, built without cgo and docs", []string{goBuild("llmkeyfast", noCgo, append(fastFlags, ".")...), "exec", "--", "true"}},
 	}
-	plain := llmkeyBin
-	llmkeyBin = fast
-	fastT := median(21, func() { u.llmkey("exec", "--", "true") })
-	llmkeyBin = plain
-	row("exec -- true, built CGO_ENABLED=0 -tags urfave_cli_no_docs (median of 21)", fmt.Sprintf("%v (hello +%v)", fastT.Round(100*time.Microsecond), (fastT-helloT).Round(100*time.Microsecond)),
-		"what build flags alone do")
+	times := make([][]time.Duration, len(programs))
+	for range 101 {
+		for i, p := range programs {
+			cmd := exec.Command(p.argv[0], p.argv[1:]...)
+			cmd.Env, cmd.Dir = u.env, u.home
+			t0 := time.Now()
+			err := cmd.Run()
+			times[i] = append(times[i], time.Since(t0))
+			if err != nil {
+				b.Fatalf("%s: %v", p.what, err)
+			}
+		}
+	}
+	starts := make([]time.Duration, len(programs))
+	for i := range programs {
+		slices.Sort(times[i])
+		starts[i] = times[i][len(times[i])/2]
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+	targets := []string{"", "", "exec <= hello + 2 ms", "the floor under exec", "the floor of the brief's parts",
+		"CGO_ENABLED=0 -tags urfave_cli_no_docs", "CGO_ENABLED=0 -tags urfave_cli_no_docs"}
+	for i, p := range programs {
+		measured := ms(starts[i])
+		if i > 0 {
+			measured += " (hello +" + ms(starts[i]-starts[0]) + ")"
+		}
+		row(p.what, measured, targets[i])
+	}
 
 	// Cold start: exec with no daemon running.
 	cold := median(5, func() {
