@@ -169,6 +169,40 @@ func filesUnder(dir string) []string {
 // install stops it first where it can enable the service, and where it
 // cannot (no user manager, as here) the commands it prints begin with
 // llmkey stop. The daemon keeps serving until then.
+// A unit for the binary go run built would start nothing once go run
+// exits and removes it: install refuses it, says what to do, and writes
+// nothing. The same binary elsewhere installs.
+func TestServiceInstallRefusesGoRunsBuild(t *testing.T) {
+	u := newUser(t)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5598\"\n", 0o600)
+	bin := filepath.Join(u.home, "tmp", "go-build2913", "b001", "exe", "llmkey")
+	if err := os.MkdirAll(filepath.Dir(bin), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(llmkeyBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, bin, string(b), 0o755)
+	before := filesUnder(u.home)
+	for _, args := range [][]string{{"service", "install"}, {"service", "install", "--dry-run"}} {
+		cmd := exec.Command(bin, args...)
+		cmd.Env, cmd.Dir = u.env, u.home
+		out, err := cmd.CombinedOutput()
+		if err == nil || !strings.Contains(string(out), "go run's temporary build") || !strings.Contains(string(out), "go install github.com/llmkey/llmkey@latest") {
+			t.Errorf("%v from go run's build: %v\n%s", args, err, out)
+		}
+		if strings.Contains(string(out), "ExecStart") {
+			t.Errorf("%v from go run's build printed a unit:\n%s", args, out)
+		}
+	}
+	if after := filesUnder(u.home); !slices.Equal(after, before) {
+		t.Errorf("refused install wrote files: %v", after)
+	}
+	mustSucceed(t, u.llmkey("service", "install"))
+	mustSucceed(t, u.llmkey("service", "uninstall"))
+}
+
 func TestServiceInstallWithADaemonRunning(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)

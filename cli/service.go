@@ -212,16 +212,49 @@ func serviceFilesHere(p state.Paths) (home, listen string, files []serviceFile, 
 	if err != nil {
 		return "", "", nil, fail("set HOME", "%v", err)
 	}
-	bin, err := os.Executable()
+	bin, err := llmkeyBinary()
 	if err != nil {
-		return "", "", nil, fail("run llmkey by its path (e.g. ~/go/bin/llmkey service install)", "find the llmkey binary for the unit's ExecStart: %v", err)
+		return "", "", nil, err
 	}
-	bin, _ = filepath.EvalSymlinks(bin)
 	listen = state.DefaultListen
 	if cfg, err := state.Load(p.Keyfile); err == nil {
 		listen = cfg.Listen()
 	}
 	return home, listen, ServiceFiles(runtime.GOOS, home, bin, p, listen), nil
+}
+
+// llmkeyBinary is the path of this llmkey, for the service to run.
+func llmkeyBinary() (string, error) {
+	bin, err := os.Executable()
+	if err != nil {
+		return "", fail("run llmkey by its path (e.g. ~/go/bin/llmkey service install)", "find the llmkey binary for the unit's ExecStart: %v", err)
+	}
+	bin, _ = filepath.EvalSymlinks(bin)
+	return bin, nil
+}
+
+// installable refuses to write a service for a binary that will not be
+// there for it: one go run built (in GOTMPDIR or TMPDIR, under go-buildN/
+// bNNN/exe/, removed when go run exits), or one removed or replaced since
+// it started.
+func installable(bin string) error {
+	const hint = "install llmkey first (go install github.com/llmkey/llmkey@latest, or go build -o ~/.local/bin/llmkey .), then run that llmkey's service install"
+	parts := strings.Split(filepath.ToSlash(bin), "/")
+	for i := 0; i+3 < len(parts); i++ {
+		if digitsAfter(parts[i], "go-build") && digitsAfter(parts[i+1], "b") && parts[i+2] == "exe" {
+			return fail(hint, "this llmkey is go run's temporary build (%s), which is deleted when it exits: the service could not start it", bin)
+		}
+	}
+	if _, err := os.Stat(bin); err != nil {
+		return fail(hint, "this llmkey's binary (%s) was removed or replaced since it started: the service could not start it", bin)
+	}
+	return nil
+}
+
+// digitsAfter reports whether s is prefix and then one digit or more.
+func digitsAfter(s, prefix string) bool {
+	rest, ok := strings.CutPrefix(s, prefix)
+	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
 }
 
 // serviceFileState says whether f is installed, and as it would be
@@ -245,6 +278,15 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	}
 	if what == "install" && strings.HasSuffix(listen, ":0") {
 		return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", listen)
+	}
+	if what == "install" {
+		bin, err := llmkeyBinary()
+		if err != nil {
+			return err
+		}
+		if err := installable(bin); err != nil {
+			return err
+		}
 	}
 	cmds := serviceCommands(runtime.GOOS, what, files)
 	switch what {

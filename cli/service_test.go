@@ -215,3 +215,31 @@ func TestMadeDirsRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// installable tells go run's build and a binary gone since it started from
+// an installed one, including one under a directory that only looks like
+// go's.
+func TestInstallable(t *testing.T) {
+	dir := t.TempDir()
+	installed := filepath.Join(dir, "go-builder", "b1", "bin", "llmkey")
+	if err := os.MkdirAll(filepath.Dir(installed), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(installed, []byte("#!/bin/sh\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := installable(installed); err != nil {
+		t.Errorf("%s: %v", installed, err)
+	}
+	for bin, want := range map[string]string{
+		"/tmp/go-build1234567/b001/exe/llmkey":                       "go run's temporary build",
+		"/var/folders/xy/abc/T/go-build99/b017/exe/llmkey":           "go run's temporary build",
+		filepath.Join(dir, "gone", "llmkey"):                         "was removed or replaced",
+		filepath.Join(dir, "go-builder", "b1", "exe", "llmkey-gone"): "was removed or replaced",
+	} {
+		err := installable(bin)
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("%s: %v, want %q", bin, err, want)
+		}
+	}
+}
