@@ -142,4 +142,12 @@ func TestSocketActivationByTheCLI(t *testing.T) {
 	if pid := u.daemonPID(); pid != cmd.Process.Pid {
 		t.Fatalf("after exec the daemon is pid %d, not the activated one (%d)", pid, cmd.Process.Pid)
 	}
+	// restart says it restarted, not the stop's word on the socket: a
+	// socket unit would start the daemon again at restart's own call. This
+	// socket went with the one daemon systemd-socket-activate runs, so
+	// here restart starts one itself.
+	r = mustSucceed(t, u.llmkey("restart"))
+	if !strings.Contains(r.stderr, "daemon restarted (pid "+strconv.Itoa(u.daemonPID())+")") || strings.Contains(r.stderr, "its socket still listens") {
+		t.Errorf("restart of a socket-activated daemon: %v", r)
+	}
 }

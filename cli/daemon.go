@@ -65,10 +65,7 @@ func ConfigureDaemonCommands(app *ucli.App) {
 			Name:  "restart",
 			Usage: "stop the daemon (draining it) and start it again",
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				if _, err := StopCommand(c.Context, p, streams(c)); err != nil {
-					return err
-				}
-				return StartCommand(c.Context, p, streams(c))
+				return RestartCommand(c.Context, p, streams(c))
 			}),
 		},
 		&ucli.Command{
@@ -173,15 +170,50 @@ func StartCommand(ctx context.Context, p state.Paths, s Streams) error {
 // StopCommand asks the daemon to drain and waits for it to exit. It
 // reports whether one was running.
 func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
+	st, running, err := stopDaemon(ctx, p, s)
+	if err == nil && st != nil && st.SocketActivated {
+		s.info("its socket still listens and starts it again at the next connection (a tool's request, any llmkey command); systemctl --user stop llmkey.socket stops that too")
+	}
+	return running, err
+}
+
+// RestartCommand stops the daemon, draining it, and starts it again: by
+// its socket when the service's socket started it (the start's own
+// call is the connection that wakes it), else with this binary.
+func RestartCommand(ctx context.Context, p state.Paths, s Streams) error {
+	_, running, err := stopDaemon(ctx, p, s)
+	if err != nil {
+		return err
+	}
+	st, _, err := ensureDaemon(ctx, p)
+	if err != nil {
+		return err
+	}
+	how := ""
+	if st.SocketActivated {
+		how = ", started by its socket"
+	}
+	if running {
+		s.done("daemon restarted (pid %d%s), proxy at %s", st.PID, how, st.ProxyURL)
+	} else {
+		s.done("daemon started (pid %d%s), proxy at %s", st.PID, how, st.ProxyURL)
+	}
+	warnVersion(s, st.Version)
+	return nil
+}
+
+// stopDaemon stops the daemon, and returns its status from before and
+// whether one was running.
+func stopDaemon(ctx context.Context, p state.Paths, s Streams) (*control.Status, bool, error) {
 	c := control.NewClient(p)
 	st, _ := c.Status(ctx)
 	err := c.Stop(ctx)
 	if errors.Is(err, control.ErrNotRunning) {
 		s.info("daemon was not running")
-		return false, nil
+		return nil, false, nil
 	}
 	if err != nil {
-		return false, err
+		return nil, false, err
 	}
 	// Quiet when it is quick; past a moment, say what it waits for.
 	pid := 0
@@ -195,14 +227,11 @@ func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
 		}
 		s.info("stopping the daemon (pid %d): waiting for %s; kill %d ends them now", holder, what, holder)
 		if err := control.WaitStopped(p, pid, stopTimeout); err != nil {
-			return true, fail("see its log (llmkey logs); kill -9 ends it, losing nothing written", "%v", err)
+			return st, true, fail("see its log (llmkey logs); kill -9 ends it, losing nothing written", "%v", err)
 		}
 	}
 	s.done("daemon stopped")
-	if st != nil && st.SocketActivated {
-		s.info("its socket still listens and starts it again at the next connection (a tool's request, any llmkey command); systemctl --user stop llmkey.socket stops that too")
-	}
-	return true, nil
+	return st, true, nil
 }
 
 // ReloadCommand re-reads the keyfile in the daemon.
