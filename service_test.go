@@ -169,6 +169,75 @@ func filesUnder(dir string) []string {
 // install stops it first where it can enable the service, and where it
 // cannot (no user manager, as here) the commands it prints begin with
 // llmkey stop. The daemon keeps serving until then.
+// Paths that need escaping in a unit file come out as systemd reads
+// them: systemd-analyze verify finds the binary behind the quotes a
+// space needs and a "%" (it would not find it at a specifier's
+// expansion), and the socket's path has its "%" doubled. What a unit
+// cannot hold is refused, with what to do, and nothing written: a
+// control character in a path, and a quote or a backslash in the
+// binary's (systemd will not start such a program).
+func TestServiceUnitsWithOddPaths(t *testing.T) {
+	if _, err := exec.LookPath("systemd-analyze"); err != nil {
+		t.Fatal("systemd-analyze is needed (apt-get install systemd; .ci/run installs it)")
+	}
+	u := newUser(t)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5596\"\n", 0o600)
+	b, err := os.ReadFile(llmkeyBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	copyAt := func(dir string) string {
+		bin := filepath.Join(u.home, dir, "llmkey")
+		if err := os.MkdirAll(filepath.Dir(bin), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, bin, string(b), 0o755)
+		return bin
+	}
+	bin := copyAt("odd %h; & é dir")
+	run := func(env []string, args ...string) (string, error) {
+		cmd := exec.Command(bin, args...)
+		cmd.Env, cmd.Dir = append(append([]string{}, u.env...), env...), u.home
+		out, err := cmd.CombinedOutput()
+		return string(out), err
+	}
+	runtimeDir := filepath.Join(u.home, "run %t")
+	if out, err := run([]string{"LLMKEY_RUNTIME_DIR=" + runtimeDir}, "service", "install"); err != nil {
+		t.Fatalf("install: %v\n%s", err, out)
+	}
+	dir := filepath.Join(u.home, ".config", "systemd", "user")
+	service, socket := filepath.Join(dir, "llmkey.service"), filepath.Join(dir, "llmkey.socket")
+	if out, err := exec.Command("systemd-analyze", "verify", socket, service).CombinedOutput(); err != nil || len(out) > 0 {
+		t.Errorf("systemd-analyze verify: %v\n%s\n%s", err, out, readFile(t, service))
+	}
+	if want := "ListenStream=" + strings.ReplaceAll(runtimeDir, "%", "%%") + "/sock\n"; !strings.Contains(readFile(t, socket), want) {
+		t.Errorf("the socket unit has no %q:\n%s", want, readFile(t, socket))
+	}
+	if out, err := run(nil, "service", "uninstall"); err != nil {
+		t.Fatalf("uninstall: %v\n%s", err, out)
+	}
+
+	before := filesUnder(u.home)
+	out, err := run([]string{"LLMKEY_STATE_DIR=" + filepath.Join(u.home, "state\nx")}, "service", "install")
+	if err == nil || !strings.Contains(out, "holds a control character") {
+		t.Errorf("install with a newline in the state dir: %v\n%s", err, out)
+	}
+	if after := filesUnder(u.home); !slices.Equal(after, before) {
+		t.Errorf("refused install wrote files: %v", after)
+	}
+	for _, dir := range []string{`a "q" b`, `back\slash`, "it's"} {
+		bin = copyAt(dir)
+		before = filesUnder(u.home)
+		out, err := run(nil, "service", "install")
+		if err == nil || !strings.Contains(out, "systemd will not start a program whose path holds a quote or a backslash") {
+			t.Errorf("install from %s: %v\n%s", bin, err, out)
+		}
+		if after := filesUnder(u.home); !slices.Equal(after, before) {
+			t.Errorf("refused install wrote files: %v", after)
+		}
+	}
+}
+
 // A unit for the binary go run built would start nothing once go run
 // exits and removes it: install refuses it, says what to do, and writes
 // nothing. The same binary elsewhere installs.

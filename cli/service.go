@@ -49,10 +49,10 @@ func ServiceFiles(goos, home, bin string, p state.Paths, listen string) []servic
 	}
 	service := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: LLM API keys behind a local proxy\n" +
 		"Requires=llmkey.socket\nAfter=llmkey.socket\n\n[Service]\nType=simple\n" +
-		"ExecStart=" + systemdQuote(bin) + " daemon --wait\n" + envLines.String() +
+		"ExecStart=" + systemdQuote(strings.ReplaceAll(bin, "$", "$$")) + " daemon --wait\n" + envLines.String() +
 		"Restart=on-failure\nNoNewPrivileges=yes\nUMask=0077\n\n[Install]\nWantedBy=default.target\n"
 	socket := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: the proxy port and control socket\n\n" +
-		"[Socket]\nListenStream=" + listen + "\nListenStream=" + p.SocketPath() + "\nSocketMode=0600\nDirectoryMode=0700\n" +
+		"[Socket]\nListenStream=" + listen + "\nListenStream=" + strings.ReplaceAll(p.SocketPath(), "%", "%%") + "\nSocketMode=0600\nDirectoryMode=0700\n" +
 		"Service=llmkey.service\n\n[Install]\nWantedBy=sockets.target\n"
 	return []serviceFile{{filepath.Join(dir, "llmkey.service"), service}, {filepath.Join(dir, "llmkey.socket"), socket}}
 }
@@ -173,6 +173,8 @@ func missingDirs(dir string) []string {
 
 // systemdQuote quotes s for a unit file's command line or assignment
 // when it holds spaces, quotes or backslashes; % is doubled everywhere.
+// On a command line "$" must be doubled too (ExecStart substitutes
+// ${VAR}); an Environment= value is taken as it is.
 func systemdQuote(s string) string {
 	s = strings.ReplaceAll(s, "%", "%%")
 	if !strings.ContainsAny(s, " \t\"'\\") {
@@ -251,6 +253,19 @@ func installable(bin string) error {
 	return nil
 }
 
+// writablePaths refuses paths a unit file or a plist cannot hold: a
+// control character (a newline ends a unit's line; XML 1.0 has no way to
+// write most of them).
+func writablePaths(paths ...string) error {
+	for _, p := range paths {
+		if strings.ContainsFunc(p, func(r rune) bool { return r < 0x20 || r == 0x7f }) {
+			return fail("use a path without control characters for the llmkey binary, the keyfile (--keyfile) and the state and runtime dirs (LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)",
+				"a service file cannot name %q: it holds a control character", p)
+		}
+	}
+	return nil
+}
+
 // digitsAfter reports whether s is prefix and then one digit or more.
 func digitsAfter(s, prefix string) bool {
 	rest, ok := strings.CutPrefix(s, prefix)
@@ -286,6 +301,13 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		}
 		if err := installable(bin); err != nil {
 			return err
+		}
+		if err := writablePaths(bin, p.Keyfile, p.StateDir, p.RuntimeDir, home); err != nil {
+			return err
+		}
+		if runtime.GOOS == "linux" && strings.ContainsAny(bin, `"'\`) {
+			return fail("install llmkey at a path without quotes or backslashes (e.g. go build -o ~/.local/bin/llmkey .), then run that llmkey's service install",
+				"systemd will not start a program whose path holds a quote or a backslash: %s", bin)
 		}
 	}
 	cmds := serviceCommands(runtime.GOOS, what, files)

@@ -243,3 +243,19 @@ func TestInstallable(t *testing.T) {
 		}
 	}
 }
+
+// On a unit's command line "$" is doubled (ExecStart substitutes ${VAR},
+// and $$ is a "$"), and "%" too; an Environment= value keeps its "$".
+func TestUnitEscapesDollarsOnTheCommandLine(t *testing.T) {
+	p := state.Paths{Keyfile: "/home/a/$x/keys.toml", StateDir: "/home/a/s%i", RuntimeDir: "/home/a/r"}
+	unit := ServiceFiles("linux", "/home/a", "/opt/a $b ${c} %d/llmkey", p, "127.0.0.1:5565")[0].Content
+	for _, want := range []string{
+		"\nExecStart=\"/opt/a $$b $${c} %%d/llmkey\" daemon --wait\n",
+		"\nEnvironment=LLMKEY_KEYFILE=/home/a/$x/keys.toml\n",
+		"\nEnvironment=LLMKEY_STATE_DIR=/home/a/s%%i\n",
+	} {
+		if !strings.Contains(unit, want) {
+			t.Errorf("no %q in\n%s", want, unit)
+		}
+	}
+}
