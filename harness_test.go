@@ -32,6 +32,10 @@ func TestMain(m *testing.M) {
 		holdConns(hold)
 		return
 	}
+	if spec := os.Getenv("LLMKEY_CHAT_ONCE"); spec != "" { // a request as the user the test runs; see TestServiceUnderTheUserManager
+		chatOnce(spec)
+		return
+	}
 	if sock := os.Getenv("LLMKEY_PLANTED_DAEMON"); sock != "" { // another user's fake daemon; see TestPlantedDaemonGetsNoTraffic
 		runPlantedDaemon(sock)
 		return
@@ -66,6 +70,8 @@ type user struct {
 	home     string
 	env      []string
 	canaries []string
+	bin      string              // the llmkey it runs, when not llmkeyBin
+	cred     *syscall.Credential // whom it runs as, when not this process's user
 }
 
 func newUser(t testing.TB) *user {
@@ -173,9 +179,16 @@ func (r result) String() string {
 // run runs llmkey with stdin (nil: /dev/null) and extra environment.
 func (u *user) run(stdin io.Reader, env []string, args ...string) result {
 	u.t.Helper()
-	cmd := exec.Command(llmkeyBin, args...)
+	bin := llmkeyBin
+	if u.bin != "" {
+		bin = u.bin
+	}
+	cmd := exec.Command(bin, args...)
 	cmd.Env = append(append([]string{}, u.env...), env...)
 	cmd.Dir = u.home
+	if u.cred != nil {
+		cmd.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
+	}
 	cmd.Stdin = stdin
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb

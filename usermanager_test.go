@@ -1,0 +1,389 @@
+package main
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"io/fs"
+	"net"
+	"net/http"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// userManager starts systemd's own user manager (systemd --user, from
+// Debian's systemd) for a second local user, whom the test creates, and
+// returns that user, with llmkey to run as them, and systemctl --user for
+// them. Why a second user: a user manager run as root takes the
+// machine's cgroups for its own and moves every process on the machine
+// into its init.scope (seen here). As logind does at login, the test
+// hands the user a cgroup of their own to manage (delegation). systemd
+// starts a user manager only on a machine booted with it, which it tells
+// by /run/systemd/system: CI's machine is a container whose init is not
+// systemd, so the test makes that directory where it is missing. All of
+// it (the user, the cgroups, the directory) is removed after.
+func userManager(t *testing.T, setup func(u *user)) (*user, func(args ...string) (string, error)) {
+	t.Helper()
+	const manager = "/usr/lib/systemd/systemd"
+	if _, err := os.Stat(manager); err != nil {
+		t.Fatal("systemd is needed (apt-get install systemd; .ci/run installs it)")
+	}
+	if _, err := exec.LookPath("setpriv"); err != nil {
+		t.Fatal("setpriv is needed (util-linux)")
+	}
+	o := newOtherUser(t)
+	cred := &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.gid)}
+	home, err := os.MkdirTemp("", "lk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(home) })
+	rt := filepath.Join(home, "rt")
+	for _, d := range []string{rt, filepath.Join(home, "tmp")} {
+		if err := os.Mkdir(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	// llmkey where the user may run it: beside their copy of the test
+	// binary, in a directory anyone may enter.
+	bin := filepath.Join(filepath.Dir(o.bin), "llmkey")
+	b, err := os.ReadFile(llmkeyBin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, bin, string(b), 0o755)
+	u := &user{t: t, home: home, bin: bin, cred: cred, env: []string{
+		"HOME=" + home, "PATH=" + os.Getenv("PATH"), "TMPDIR=" + filepath.Join(home, "tmp"), "LANG=C.UTF-8",
+		"GORACE=atexit_sleep_ms=0", "XDG_RUNTIME_DIR=" + rt,
+	}}
+	setup(u)
+	chownTree(t, home, o.uid, o.gid)
+
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		made := missingDirsOf("/run/systemd/system")
+		if err := os.MkdirAll("/run/systemd/system", 0o755); err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(func() { removeDirs(made) })
+	}
+	// The cgroup to delegate: in the unified hierarchy, and in a hybrid
+	// layout (as here) in systemd's named v1 hierarchy too.
+	var cgroups []string
+	name := "llmkey-test-" + o.name
+	if _, err := os.Stat("/sys/fs/cgroup/cgroup.controllers"); err == nil {
+		cgroups = []string{"/sys/fs/cgroup/" + name}
+	} else {
+		for _, h := range []string{"/sys/fs/cgroup/systemd", "/sys/fs/cgroup/unified"} {
+			if _, err := os.Stat(h); err == nil {
+				cgroups = append(cgroups, filepath.Join(h, name))
+			}
+		}
+	}
+	if len(cgroups) == 0 {
+		t.Fatal("no cgroup hierarchy to delegate to the user manager under /sys/fs/cgroup")
+	}
+	for _, cg := range cgroups {
+		if err := os.Mkdir(cg, 0o755); err != nil {
+			t.Fatal(err)
+		}
+		chownTree(t, cg, o.uid, o.gid)
+	}
+	t.Cleanup(func() {
+		for _, cg := range cgroups {
+			removeCgroup(t, cg)
+		}
+	})
+
+	// The shell moves itself into the cgroups as root, then becomes the
+	// user's manager.
+	script := fmt.Sprintf(`for d; do echo $$ > "$d/cgroup.procs" || exit 1; done; exec setpriv --reuid=%d --regid=%d --clear-groups %s --user`, o.uid, o.gid, manager)
+	cmd := exec.Command("sh", append([]string{"-c", script, "sh"}, cgroups...)...)
+	cmd.Env = u.env
+	var log bytes.Buffer
+	cmd.Stdout, cmd.Stderr = &log, &log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Signal(syscall.SIGTERM) // the manager stops its units, then exits
+		done := make(chan struct{})
+		go func() { cmd.Wait(); close(done) }()
+		select {
+		case <-done:
+		case <-time.After(15 * time.Second):
+			cmd.Process.Kill()
+			<-done
+		}
+		u.assertNoCanary(log.String())
+	})
+	systemctl := func(args ...string) (string, error) {
+		c := exec.Command("systemctl", append([]string{"--user"}, args...)...)
+		c.Env = u.env
+		c.SysProcAttr = &syscall.SysProcAttr{Credential: cred}
+		out, err := c.CombinedOutput()
+		return strings.TrimSpace(string(out)), err
+	}
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := systemctl("is-system-running")
+		if out == "running" || out == "degraded" {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("the user manager did not come up: %s\n%s", out, log.String())
+		}
+	}
+	return u, systemctl
+}
+
+// chownTree gives dir and all under it to uid and gid.
+func chownTree(t *testing.T, dir string, uid, gid int) {
+	t.Helper()
+	err := filepath.WalkDir(dir, func(p string, _ fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		return os.Lchown(p, uid, gid)
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+// removeCgroup removes a cgroup and those under it, the deepest first,
+// killing what is left in them.
+func removeCgroup(t *testing.T, cg string) {
+	var dirs []string
+	filepath.WalkDir(cg, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		left := 0
+		for i := len(dirs) - 1; i >= 0; i-- {
+			if err := os.Remove(dirs[i]); err != nil && !os.IsNotExist(err) {
+				left++
+				procs, _ := os.ReadFile(filepath.Join(dirs[i], "cgroup.procs"))
+				for _, f := range strings.Fields(string(procs)) {
+					if pid, _ := strconv.Atoi(f); pid > 0 {
+						syscall.Kill(pid, syscall.SIGKILL)
+					}
+				}
+			}
+		}
+		if left == 0 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Errorf("could not remove the cgroup %s", cg)
+			return
+		}
+	}
+}
+
+// missingDirsOf are dir and those of its parents that do not exist, the
+// outermost first.
+func missingDirsOf(dir string) []string {
+	var out []string
+	for ; dir != filepath.Dir(dir); dir = filepath.Dir(dir) {
+		if _, err := os.Lstat(dir); err == nil {
+			break
+		}
+		out = append([]string{dir}, out...)
+	}
+	return out
+}
+
+// removeDirs removes dirs, the innermost first.
+func removeDirs(dirs []string) {
+	for i := len(dirs) - 1; i >= 0; i-- {
+		os.Remove(dirs[i])
+	}
+}
+
+// chatOnce sends one chat request ("BASE TOKEN") through the proxy and
+// prints the status and the body: a request as another user than the
+// test's, run from that user's copy of the test binary.
+func chatOnce(spec string) {
+	base, token, _ := strings.Cut(spec, " ")
+	req, _ := http.NewRequest("POST", base+"/openai/chat/completions", strings.NewReader(`{"model":"gpt-4o","messages":[]}`))
+	req.Header.Set("Authorization", "Bearer "+token)
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		fmt.Println("error", err)
+		os.Exit(1)
+	}
+	b, _ := io.ReadAll(resp.Body)
+	fmt.Println(resp.StatusCode, string(b))
+}
+
+// waitUnit waits for the user manager to see unit in state want: it
+// hears of a process's exit a moment after the CLI does.
+func waitUnit(t *testing.T, systemctl func(...string) (string, error), unit, want, when string) {
+	t.Helper()
+	for deadline := time.Now().Add(5 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		out, _ := systemctl("is-active", unit)
+		if out == want {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s, %s is %q, not %q", when, unit, out, want)
+		}
+	}
+}
+
+// The service as a user has it, under systemd's real user manager:
+// install writes the units, reloads the manager and enables the socket;
+// the first request through the port starts the daemon and is served;
+// CLI calls after it, and after a stop, a restart or a kill -9, find the
+// daemon systemd runs and never start another; uninstall disables and
+// stops both units, frees the port and leaves the config dir as it was.
+func TestServiceUnderTheUserManager(t *testing.T) {
+	fake := newFakeProvider(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	addr := ln.Addr().String()
+	ln.Close()
+	// The token, as a daemon would have made it before: the first request
+	// through the port must carry one.
+	token := "llmk-local-" + strings.Repeat("cd", 24)
+	u, systemctl := userManager(t, func(u *user) {
+		u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})
+		writeFile(t, u.keyfile(), strings.Replace(readFile(t, u.keyfile()), "127.0.0.1:0", addr, 1), 0o600)
+		if err := os.MkdirAll(u.stateDir(), 0o700); err != nil {
+			t.Fatal(err)
+		}
+		writeFile(t, filepath.Join(u.stateDir(), "token"), token+"\n", 0o600)
+	})
+	configBefore := filesUnder(filepath.Join(u.home, ".config"))
+	daemons := func() []int {
+		var pids []int
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
+			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+			if exe == u.bin && slices.Contains(strings.Split(string(cmdline), "\x00"), "daemon") {
+				pids = append(pids, pid)
+			}
+		}
+		return pids
+	}
+	// A request as the user: llmkey refuses other users' connections.
+	asUser := func(base string) string {
+		o := exec.Command(filepath.Join(filepath.Dir(u.bin), "llmkey.test"), "-test.run=XXX")
+		o.Env = []string{"LLMKEY_CHAT_ONCE=" + base + " " + token}
+		o.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
+		out, _ := o.CombinedOutput()
+		return string(out)
+	}
+
+	r := mustSucceed(t, u.llmkey("service", "install"))
+	if strings.Contains(r.stderr, "could not reach") {
+		t.Fatalf("install did not reach the user manager: %v", r)
+	}
+	for unit, want := range map[string]string{"is-enabled llmkey.socket": "enabled", "is-active llmkey.socket": "active", "is-active llmkey.service": "inactive"} {
+		if out, _ := systemctl(strings.Fields(unit)...); out != want {
+			t.Fatalf("after install, %s: %q, want %q", unit, out, want)
+		}
+	}
+	if pids := daemons(); len(pids) != 0 {
+		t.Fatalf("install started daemons %v", pids)
+	}
+	mainPID := func() int {
+		out, _ := systemctl("show", "--property", "MainPID", "--value", "llmkey.service")
+		pid, _ := strconv.Atoi(out)
+		return pid
+	}
+	// One daemon, the one systemd runs, serving.
+	oneDaemon := func(when string) int {
+		t.Helper()
+		st, code := u.status()
+		pid := mainPID()
+		if code != 0 || pid == 0 || st["pid"] != float64(pid) || st["socket_activated"] != true {
+			t.Fatalf("%s: status exit %d pid %v, systemd's MainPID %d: %v", when, code, st["pid"], pid, st)
+		}
+		if pids := daemons(); !slices.Equal(pids, []int{pid}) {
+			t.Fatalf("%s: daemons %v run, systemd's is %d", when, pids, pid)
+		}
+		return pid
+	}
+
+	if out := asUser("http://" + addr); !strings.HasPrefix(out, "200 ") || !strings.Contains(out, "hello") {
+		t.Fatalf("the first request through the port: %s", out)
+	}
+	first := oneDaemon("after the first request")
+	for _, args := range [][]string{{"exec", "--", "true"}, {"start"}, {"list"}, {"doctor"}} {
+		mustSucceed(t, u.llmkey(args...))
+		if pid := oneDaemon("after llmkey " + strings.Join(args, " ")); pid != first {
+			t.Fatalf("llmkey %v: the daemon is pid %d, was %d", args, pid, first)
+		}
+	}
+	if out := mustSucceed(t, u.llmkey("service", "status")).stdout; !strings.Contains(out, "llmkey.socket: enabled") || !strings.Contains(out, "now: llmkey.socket active, llmkey.service active") {
+		t.Errorf("service status:\n%s", out)
+	}
+
+	// stop: the service stops and its socket stays; the next call starts
+	// the daemon again, under systemd.
+	if r := mustSucceed(t, u.llmkey("stop")); !strings.Contains(r.stderr, "its socket still listens") {
+		t.Errorf("stop of the service's daemon: %v", r)
+	}
+	waitUnit(t, systemctl, "llmkey.service", "inactive", "after stop")
+	mustSucceed(t, u.llmkey("exec", "--", "true"))
+	second := oneDaemon("after stop and exec")
+
+	// restart: systemd's daemon again, nothing else.
+	if r := mustSucceed(t, u.llmkey("restart")); !strings.Contains(r.stderr, "daemon restarted (pid") || !strings.Contains(r.stderr, "started by its socket") {
+		t.Errorf("restart: %v", r)
+	}
+	third := oneDaemon("after restart")
+	if third == second {
+		t.Fatal("restart did not restart the daemon")
+	}
+
+	// kill -9: systemd restarts it, or its socket does at the next
+	// request; either way no CLI starts one of its own.
+	syscall.Kill(third, syscall.SIGKILL)
+	for deadline := time.Now().Add(5 * time.Second); mainPID() == third; time.Sleep(20 * time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatal("systemd never saw the daemon die")
+		}
+	}
+	if out := asUser("http://" + addr); !strings.HasPrefix(out, "200 ") {
+		t.Fatalf("the first request after kill -9: %s", out)
+	}
+	if pid := oneDaemon("after kill -9"); pid == third {
+		t.Fatal("the killed daemon still counts")
+	}
+
+	mustSucceed(t, u.llmkey("service", "uninstall"))
+	for _, unit := range []string{"llmkey.socket", "llmkey.service"} {
+		waitUnit(t, systemctl, unit, "inactive", "after uninstall")
+	}
+	if out, _ := systemctl("is-enabled", "llmkey.socket"); out == "enabled" {
+		t.Errorf("after uninstall, llmkey.socket is %q", out)
+	}
+	if c, err := net.Dial("tcp", addr); err == nil {
+		c.Close()
+		t.Errorf("after uninstall, %s still takes connections", addr)
+	}
+	if pids := daemons(); len(pids) != 0 {
+		t.Errorf("after uninstall, daemons %v run", pids)
+	}
+	if after := filesUnder(filepath.Join(u.home, ".config")); !slices.Equal(after, configBefore) {
+		t.Errorf("uninstall left the config dir as\n%v\nnot\n%v", after, configBefore)
+	}
+}
