@@ -292,8 +292,8 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 	}
 
 	r := mustSucceed(t, u.llmkey("service", "install"))
-	if strings.Contains(r.stderr, "could not reach") {
-		t.Fatalf("install did not reach the user manager: %v", r)
+	if strings.Contains(r.stderr, "could not reach") || !strings.Contains(r.stderr, "enabled llmkey.socket: it listens now") {
+		t.Fatalf("install did not reach the user manager, or did not say it enabled the socket: %v", r)
 	}
 	for unit, want := range map[string]string{"is-enabled llmkey.socket": "enabled", "is-active llmkey.socket": "active", "is-active llmkey.service": "inactive"} {
 		if out, _ := systemctl(strings.Fields(unit)...); out != want {
@@ -369,7 +369,9 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 		t.Fatal("the killed daemon still counts")
 	}
 
-	mustSucceed(t, u.llmkey("service", "uninstall"))
+	if r := mustSucceed(t, u.llmkey("service", "uninstall")); !strings.Contains(r.stderr, "stopped and disabled llmkey.socket and llmkey.service") || strings.Contains(r.stderr, "warning") {
+		t.Errorf("uninstall: %v", r)
+	}
 	for _, unit := range []string{"llmkey.socket", "llmkey.service"} {
 		waitUnit(t, systemctl, unit, "inactive", "after uninstall")
 	}
@@ -385,5 +387,31 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 	}
 	if after := filesUnder(filepath.Join(u.home, ".config")); !slices.Equal(after, configBefore) {
 		t.Errorf("uninstall left the config dir as\n%v\nnot\n%v", after, configBefore)
+	}
+	// Again, with nothing installed: nothing to do, no warning, and a unit
+	// of that name that llmkey did not write is neither stopped nor
+	// removed.
+	if r := mustSucceed(t, u.llmkey("service", "uninstall")); !strings.Contains(r.stderr, "nothing to remove") || strings.Contains(r.stderr, "warning") {
+		t.Errorf("uninstall with nothing installed: %v", r)
+	}
+	own := filepath.Join(u.home, ".config", "systemd", "user", "llmkey.socket")
+	if err := os.MkdirAll(filepath.Dir(own), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, own, "[Socket]\nListenStream="+addr+"\n", 0o644) // the port uninstall freed
+	writeFile(t, filepath.Join(filepath.Dir(own), "llmkey.service"), "[Service]\nExecStart=/bin/sleep 1000\n", 0o644)
+	chownTree(t, filepath.Join(u.home, ".config"), int(u.cred.Uid), int(u.cred.Gid))
+	systemctl("daemon-reload")
+	if out, err := systemctl("start", "llmkey.socket"); err != nil {
+		t.Fatalf("start the user's own llmkey.socket: %v: %s", err, out)
+	}
+	if r := mustSucceed(t, u.llmkey("service", "uninstall")); !strings.Contains(r.stderr, "was not written by llmkey; left as it is") || strings.Contains(r.stderr, "stopped and disabled") {
+		t.Errorf("uninstall with the user's own llmkey.socket: %v", r)
+	}
+	if out, _ := systemctl("is-active", "llmkey.socket"); out != "active" {
+		t.Errorf("uninstall stopped the user's own llmkey.socket: %q", out)
+	}
+	if _, err := os.Stat(own); err != nil {
+		t.Errorf("uninstall removed the user's own llmkey.socket: %v", err)
 	}
 }

@@ -272,6 +272,12 @@ func digitsAfter(s, prefix string) bool {
 	return ok && rest != "" && strings.Trim(rest, "0123456789") == ""
 }
 
+// written reports whether f is there, written by llmkey.
+func written(f serviceFile) bool {
+	b, err := os.ReadFile(f.Path)
+	return err == nil && bytes.Contains(b, []byte(serviceMark))
+}
+
 // serviceFileState says whether f is installed, and as it would be
 // written now: "not installed", "installed" or "stale".
 func serviceFileState(f serviceFile) string {
@@ -311,6 +317,9 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		}
 	}
 	cmds := serviceCommands(runtime.GOOS, what, files)
+	if what == "uninstall" && !slices.ContainsFunc(files, written) {
+		cmds = nil // not installed: nothing of llmkey's to disable, and another's unit is left alone
+	}
 	switch what {
 	case "status":
 		installed := false
@@ -392,7 +401,19 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			stopFirst = true
 		}
 	}
-	ran := runServiceCommands(ctx, cmds, s)
+	ran, failed := runServiceCommands(ctx, cmds, s)
+	if ran && failed == 0 && len(cmds) > 0 {
+		switch {
+		case what == "install" && runtime.GOOS == "darwin":
+			s.done("loaded %s: the daemon runs now, and at each login", launchdLabel)
+		case what == "install":
+			s.done("enabled llmkey.socket: it listens now, starts the daemon at the first connection, and starts with your session")
+		case what == "uninstall" && runtime.GOOS == "darwin":
+			s.done("unloaded %s", launchdLabel)
+		case what == "uninstall":
+			s.done("stopped and disabled llmkey.socket and llmkey.service")
+		}
+	}
 	if what == "uninstall" {
 		removed := 0
 		var made []string
@@ -523,19 +544,20 @@ func serviceState(ctx context.Context, goos string) string {
 }
 
 // runServiceCommands runs them, and reports whether the service manager
-// could be reached at all.
-func runServiceCommands(ctx context.Context, cmds [][]string, s Streams) bool {
+// could be reached at all, and how many of them failed (each said).
+func runServiceCommands(ctx context.Context, cmds [][]string, s Streams) (ran bool, failed int) {
 	for _, c := range cmds {
 		if _, err := exec.LookPath(c[0]); err != nil {
-			return false
+			return false, 0
 		}
 		out, err := exec.CommandContext(ctx, c[0], c[1:]...).CombinedOutput()
 		if err != nil {
 			if bytes.Contains(out, []byte("Failed to connect")) || bytes.Contains(out, []byte("No medium")) || bytes.Contains(out, []byte("not been booted")) {
-				return false
+				return false, 0
 			}
 			s.info("warning: %s: %v: %s", strings.Join(c, " "), err, strings.TrimSpace(string(out)))
+			failed++
 		}
 	}
-	return true
+	return true, failed
 }
