@@ -283,8 +283,9 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 		return pids
 	}
 	// A request as the user: llmkey refuses other users' connections.
+	helper := filepath.Join(filepath.Dir(u.bin), "llmkey.test")
 	asUser := func(base string) string {
-		o := exec.Command(filepath.Join(filepath.Dir(u.bin), "llmkey.test"), "-test.run=XXX")
+		o := exec.Command(helper, "-test.run=XXX")
 		o.Env = []string{"LLMKEY_CHAT_ONCE=" + base + " " + token}
 		o.SysProcAttr = &syscall.SysProcAttr{Credential: u.cred}
 		out, _ := o.CombinedOutput()
@@ -335,6 +336,55 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 	if out := mustSucceed(t, u.llmkey("service", "status")).stdout; !strings.Contains(out, "llmkey.socket: enabled") || !strings.Contains(out, "now: llmkey.socket active, llmkey.service active") {
 		t.Errorf("service status:\n%s", out)
 	}
+
+	// install again, unchanged: nothing restarts.
+	if r := mustSucceed(t, u.llmkey("service", "install")); strings.Contains(r.stderr, "restarted") || strings.Contains(r.stderr, "warning") {
+		t.Errorf("install again: %v", r)
+	}
+	if pid := oneDaemon("after install again"); pid != first {
+		t.Fatalf("install again restarted the daemon: pid %d, was %d", pid, first)
+	}
+	// llmkey moved (installed elsewhere, as after an upgrade to another
+	// GOBIN), and install run from there: the new unit takes effect, and
+	// the next request is served by the new binary.
+	moved := filepath.Join(filepath.Dir(u.bin), "moved", "llmkey")
+	if err := os.Mkdir(filepath.Dir(moved), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	writeFile(t, moved, readFile(t, u.bin), 0o755)
+	u.bin = moved
+	if r := mustSucceed(t, u.llmkey("service", "install")); !strings.Contains(r.stderr, "restarted llmkey.socket") || strings.Contains(r.stderr, "warning") {
+		t.Errorf("install from the moved llmkey: %v", r)
+	}
+	if out := asUser("http://" + addr); !strings.HasPrefix(out, "200 ") {
+		t.Fatalf("the first request after install from the moved llmkey: %s", out)
+	}
+	first = oneDaemon("after install from the moved llmkey") // daemons() counts only u.bin's
+
+	// A new port in the keyfile: the daemon says to run install, which
+	// moves the socket there.
+	ln, err = net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	oldAddr := addr
+	addr = ln.Addr().String()
+	ln.Close()
+	writeFile(t, u.keyfile(), strings.Replace(readFile(t, u.keyfile()), oldAddr, addr, 1), 0o600)
+	if r := mustSucceed(t, u.llmkey("service", "install")); !strings.Contains(r.stderr, "restarted llmkey.socket") || strings.Contains(r.stderr, "warning") {
+		t.Errorf("install after the port changed: %v", r)
+	}
+	if out := asUser("http://" + addr); !strings.HasPrefix(out, "200 ") {
+		t.Fatalf("the first request on the new port: %s", out)
+	}
+	if c, err := net.Dial("tcp", oldAddr); err == nil {
+		c.Close()
+		t.Errorf("the old port %s still takes connections", oldAddr)
+	}
+	if st, _ := u.status(); st["proxy_url"] != "http://"+addr {
+		t.Errorf("status after the port changed: %v", st["proxy_url"])
+	}
+	first = oneDaemon("after the port changed")
 
 	// stop: the service stops and its socket stays; the next call starts
 	// the daemon again, under systemd.

@@ -320,6 +320,9 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	if what == "uninstall" && !slices.ContainsFunc(files, written) {
 		cmds = nil // not installed: nothing of llmkey's to disable, and another's unit is left alone
 	}
+	if what == "install" && slices.ContainsFunc(files, written) {
+		cmds = reinstallCommands(runtime.GOOS, cmds, slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == "stale" }))
+	}
 	switch what {
 	case "status":
 		installed := false
@@ -345,7 +348,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 				fmt.Fprintf(s.Out, "# %s\n%s\n", f.Path, f.Content)
 			}
 			for _, c := range cmds {
-				fmt.Fprintln(s.Out, strings.Join(c, " "))
+				fmt.Fprintln(s.Out, commandLine(c))
 			}
 			return nil
 		}
@@ -372,7 +375,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	case "uninstall":
 		if dry {
 			for _, c := range cmds {
-				fmt.Fprintln(s.Out, strings.Join(c, " "))
+				fmt.Fprintln(s.Out, commandLine(c))
 			}
 			var made []string
 			for _, f := range files {
@@ -408,6 +411,9 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			s.done("loaded %s: the daemon runs now, and at each login", launchdLabel)
 		case what == "install":
 			s.done("enabled llmkey.socket: it listens now, starts the daemon at the first connection, and starts with your session")
+			if slices.ContainsFunc(cmds, func(c []string) bool { return slices.Contains(c, "restart") }) {
+				s.done("restarted llmkey.socket and the daemon, for the units as written now (the old daemon drained)")
+			}
 		case what == "uninstall" && runtime.GOOS == "darwin":
 			s.done("unloaded %s", launchdLabel)
 		case what == "uninstall":
@@ -449,7 +455,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			fmt.Fprintln(s.Err, "  llmkey stop    # the daemon llmkey started holds the port and socket the service takes")
 		}
 		for _, c := range cmds {
-			fmt.Fprintln(s.Err, "  "+strings.Join(c, " "))
+			fmt.Fprintln(s.Err, "  "+commandLine(c))
 		}
 	}
 	return nil
@@ -474,6 +480,22 @@ func serviceCommands(goos, what string, files []serviceFile) [][]string {
 		return [][]string{{"systemctl", "--user", "disable", "--now", "llmkey.socket", "llmkey.service"}, {"systemctl", "--user", "daemon-reload"}}
 	}
 	return nil
+}
+
+// reinstallCommands are what makes a changed service take effect when
+// install runs again (after llmkey moved, or the paths or the port did):
+// the socket restarted, which binds the new port and restarts the
+// service that requires it (the old daemon drains); on macOS the agent
+// unloaded first, as launchctl loads no agent that is loaded.
+func reinstallCommands(goos string, cmds [][]string, changed bool) [][]string {
+	if goos == "darwin" {
+		target := fmt.Sprintf("gui/%d", os.Getuid())
+		return append([][]string{{"-launchctl", "bootout", target + "/" + launchdLabel}}, cmds...)
+	}
+	if changed {
+		return append(cmds, []string{"systemctl", "--user", "restart", "llmkey.socket"})
+	}
+	return cmds
 }
 
 // uninstallDirs are the directories uninstall removes when nothing else
@@ -547,17 +569,25 @@ func serviceState(ctx context.Context, goos string) string {
 // could be reached at all, and how many of them failed (each said).
 func runServiceCommands(ctx context.Context, cmds [][]string, s Streams) (ran bool, failed int) {
 	for _, c := range cmds {
-		if _, err := exec.LookPath(c[0]); err != nil {
+		name, mayFail := strings.CutPrefix(c[0], "-")
+		if _, err := exec.LookPath(name); err != nil {
 			return false, 0
 		}
-		out, err := exec.CommandContext(ctx, c[0], c[1:]...).CombinedOutput()
-		if err != nil {
+		out, err := exec.CommandContext(ctx, name, c[1:]...).CombinedOutput()
+		if err != nil && !mayFail {
 			if bytes.Contains(out, []byte("Failed to connect")) || bytes.Contains(out, []byte("No medium")) || bytes.Contains(out, []byte("not been booted")) {
 				return false, 0
 			}
-			s.info("warning: %s: %v: %s", strings.Join(c, " "), err, strings.TrimSpace(string(out)))
+			s.info("warning: %s: %v: %s", commandLine(c), err, strings.TrimSpace(string(out)))
 			failed++
 		}
 	}
 	return true, failed
+}
+
+// commandLine is c as a user would type it. A command whose name starts
+// with "-" may fail, as in make and in systemd's Exec lines: unloading an
+// agent that is not loaded, before loading it again.
+func commandLine(c []string) string {
+	return strings.TrimPrefix(strings.Join(c, " "), "-")
 }

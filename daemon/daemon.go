@@ -281,7 +281,7 @@ func Run(opts Options) error {
 	if proxyLn == nil {
 		proxyLn, err = net.Listen("tcp", cfg.Listen())
 	} else if got := proxyLn.Addr().String(); got != cfg.Listen() {
-		d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install, then systemctl --user restart llmkey.socket",
+		d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install (it rewrites the socket unit and restarts it)",
 			"port", got, "listen", cfg.Listen())
 	}
 	if err != nil {

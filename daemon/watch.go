@@ -179,7 +179,7 @@ func (d *Daemon) reload(reason string) {
 	old := d.snap.Load()
 	if cfg.Listen() != old.Config.Listen() && old.Config.Listen() != "" {
 		if d.runtime.handedOver {
-			d.log.Warn("[daemon] listen changed; the socket unit holds the port: run llmkey service install, then systemctl --user restart llmkey.socket", "listen", cfg.Listen())
+			d.log.Warn("[daemon] listen changed; the socket unit holds the port: run llmkey service install (it rewrites the socket unit and restarts it)", "listen", cfg.Listen())
 		} else {
 			d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
 		}
