@@ -238,7 +238,7 @@ func llmkeyBinary() (string, error) {
 // installable refuses to write a service for a binary that will not be
 // there for it: one go run built (in GOTMPDIR or TMPDIR, under go-buildN/
 // bNNN/exe/, removed when go run exits), or one removed or replaced since
-// it started.
+// it started; or, on Linux, one systemd will not start.
 func installable(bin string) error {
 	const hint = "install llmkey first (go install github.com/llmkey/llmkey@latest, or go build -o ~/.local/bin/llmkey .), then run that llmkey's service install"
 	parts := strings.Split(filepath.ToSlash(bin), "/")
@@ -249,6 +249,10 @@ func installable(bin string) error {
 	}
 	if _, err := os.Stat(bin); err != nil {
 		return fail(hint, "this llmkey's binary (%s) was removed or replaced since it started: the service could not start it", bin)
+	}
+	if runtime.GOOS == "linux" && strings.ContainsAny(bin, `"'\`) {
+		return fail("install llmkey at a path without quotes or backslashes (e.g. go build -o ~/.local/bin/llmkey .), then run that llmkey's service install",
+			"systemd will not start a program whose path holds a quote or a backslash: %s", bin)
 	}
 	return nil
 }
@@ -311,17 +315,14 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		if err := writablePaths(bin, p.Keyfile, p.StateDir, p.RuntimeDir, home); err != nil {
 			return err
 		}
-		if runtime.GOOS == "linux" && strings.ContainsAny(bin, `"'\`) {
-			return fail("install llmkey at a path without quotes or backslashes (e.g. go build -o ~/.local/bin/llmkey .), then run that llmkey's service install",
-				"systemd will not start a program whose path holds a quote or a backslash: %s", bin)
-		}
 	}
 	cmds := serviceCommands(runtime.GOOS, what, files)
 	if what == "uninstall" && !slices.ContainsFunc(files, written) {
 		cmds = nil // not installed: nothing of llmkey's to disable, and another's unit is left alone
 	}
+	changed := slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == "stale" })
 	if what == "install" && slices.ContainsFunc(files, written) {
-		cmds = reinstallCommands(runtime.GOOS, cmds, slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == "stale" }))
+		cmds = reinstallCommands(runtime.GOOS, cmds, changed)
 	}
 	switch what {
 	case "status":
@@ -411,7 +412,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			s.done("loaded %s: the daemon runs now, and at each login", launchdLabel)
 		case what == "install":
 			s.done("enabled llmkey.socket: it listens now, starts the daemon at the first connection, and starts with your session")
-			if slices.ContainsFunc(cmds, func(c []string) bool { return slices.Contains(c, "restart") }) {
+			if changed {
 				s.done("restarted llmkey.socket and the daemon, for the units as written now (the old daemon drained)")
 			}
 		case what == "uninstall" && runtime.GOOS == "darwin":
