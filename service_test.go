@@ -238,6 +238,36 @@ func TestServiceUnitsWithOddPaths(t *testing.T) {
 	}
 }
 
+// What stands where install would write, and is not a unit it wrote,
+// stops it with the fix, and nothing is written: a file where the units'
+// directory goes, and a directory where a unit goes.
+func TestServiceInstallOverWhatIsNotAUnit(t *testing.T) {
+	u := newUser(t)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5595\"\n", 0o600)
+	dir := filepath.Join(u.home, ".config", "systemd", "user")
+	writeFile(t, dir, "not a directory", 0o600)
+	before := filesUnder(u.home)
+	r := u.llmkey("service", "install")
+	if r.code != 1 || !strings.Contains(r.stderr, "create "+dir) || !strings.Contains(r.stderr, "hint: make it a directory") {
+		t.Errorf("install with a file for the units' directory: %v", r)
+	}
+	if after := filesUnder(u.home); !slices.Equal(after, before) {
+		t.Errorf("refused install wrote files: %v", after)
+	}
+	os.Remove(dir)
+	if err := os.MkdirAll(filepath.Join(dir, "llmkey.service"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	before = filesUnder(u.home)
+	r = u.llmkey("service", "install")
+	if r.code != 1 || !strings.Contains(r.stderr, "llmkey.service exists and is not a file") || !strings.Contains(r.stderr, "hint: move it away") {
+		t.Errorf("install with a directory for the unit: %v", r)
+	}
+	if after := filesUnder(u.home); !slices.Equal(after, before) {
+		t.Errorf("refused install wrote files: %v", after)
+	}
+}
+
 // A unit for the binary go run built would start nothing once go run
 // exits and removes it: install refuses it, says what to do, and writes
 // nothing. The same binary elsewhere installs.

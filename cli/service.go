@@ -357,6 +357,9 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		// listed in every file, for uninstall.
 		var made []string
 		for _, f := range files {
+			if fi, err := os.Stat(f.Path); err == nil && !fi.Mode().IsRegular() {
+				return fail("move it away, or remove it, to let llmkey write its own", "%s exists and is not a file (%s)", f.Path, fi.Mode().Type())
+			}
 			b, err := os.ReadFile(f.Path)
 			if err == nil && !bytes.Contains(b, []byte(serviceMark)) {
 				return fail("move it away, or remove it, to let llmkey write its own", "%s exists and was not written by llmkey", f.Path)
@@ -366,10 +369,10 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		}
 		for _, f := range files {
 			if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
-				return fmt.Errorf("create %s: %w", filepath.Dir(f.Path), err)
+				return fail("make it a directory you can write (ls -ld it and its parents), then run llmkey service install again", "create %s: %w", filepath.Dir(f.Path), err)
 			}
 			if err := state.WriteAtomic(f.Path, []byte(withMade(f.Content, made)), 0o644); err != nil {
-				return err
+				return fail("fix what the error says (space, permissions), then run llmkey service install again: it writes every file anew", "%w", err)
 			}
 			s.done("wrote %s", f.Path)
 		}
