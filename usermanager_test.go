@@ -121,7 +121,15 @@ func userManager(t *testing.T, setup func(u *user)) (*user, func(args ...string)
 			cmd.Process.Kill()
 			<-done
 		}
+		// The daemons' log went to the manager's standard error: no
+		// secret, no local token, no race in it.
 		u.assertNoCanary(log.String())
+		if tok, err := os.ReadFile(filepath.Join(u.stateDir(), "token")); err == nil && len(tok) > 0 && strings.Contains(log.String(), strings.TrimSpace(string(tok))) {
+			t.Error("the daemon's log holds the local token")
+		}
+		if strings.Contains(log.String(), "WARNING: DATA RACE") {
+			t.Errorf("a daemon reported a data race:\n%s", log.String())
+		}
 	})
 	systemctl := func(args ...string) (string, error) {
 		c := exec.Command("systemctl", append([]string{"--user"}, args...)...)
@@ -244,8 +252,12 @@ func waitUnit(t *testing.T, systemctl func(...string) (string, error), unit, wan
 // install writes the units, reloads the manager and enables the socket;
 // the first request through the port starts the daemon and is served;
 // CLI calls after it, and after a stop, a restart or a kill -9, find the
-// daemon systemd runs and never start another; uninstall disables and
-// stops both units, frees the port and leaves the config dir as it was.
+// daemon systemd runs and never start another. install again restarts
+// nothing when nothing changed, and when llmkey moved or the port did,
+// puts the new unit in effect. uninstall disables and stops both units,
+// frees the port and leaves the config dir as it was; with nothing
+// installed it does nothing, and a llmkey.socket of the user's own it
+// neither stops nor removes.
 func TestServiceUnderTheUserManager(t *testing.T) {
 	fake := newFakeProvider(t)
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
