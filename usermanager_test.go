@@ -407,6 +407,29 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 	mustSucceed(t, u.llmkey("exec", "--", "true"))
 	second := oneDaemon("after stop and exec")
 
+	// The socket stopped by hand, a command then starts a daemon of its
+	// own, which holds the port: doctor says so, and its fix brings the
+	// service back.
+	if out, err := systemctl("stop", "llmkey.socket"); err != nil {
+		t.Fatalf("stop llmkey.socket: %v: %s", err, out)
+	}
+	mustSucceed(t, u.llmkey("exec", "--", "true"))
+	if st, _ := u.status(); st["spawned"] != true {
+		t.Fatalf("with the socket stopped, exec did not start a daemon: %v", st)
+	}
+	if r := u.llmkey("doctor"); r.code != 1 || !strings.Contains(r.stdout, "is one llmkey started, not the service's") || !strings.Contains(r.stdout, "fix: llmkey stop, then systemctl --user enable --now llmkey.socket") {
+		t.Errorf("doctor with the service's port held by a daemon llmkey started: %v", r)
+	}
+	mustSucceed(t, u.llmkey("stop"))
+	if out, err := systemctl("enable", "--now", "llmkey.socket"); err != nil {
+		t.Fatalf("enable --now llmkey.socket: %v: %s", err, out)
+	}
+	mustSucceed(t, u.llmkey("exec", "--", "true"))
+	second = oneDaemon("after doctor's fix")
+	if r := mustSucceed(t, u.llmkey("doctor")); !strings.Contains(r.stdout, "no problems found") {
+		t.Errorf("doctor after its fix: %v", r)
+	}
+
 	// restart: systemd's daemon again, nothing else.
 	if r := mustSucceed(t, u.llmkey("restart")); !strings.Contains(r.stderr, "daemon restarted (pid") || !strings.Contains(r.stderr, "started by its socket") {
 		t.Errorf("restart: %v", r)

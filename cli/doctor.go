@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"runtime"
 	"strings"
 
 	ucli "github.com/urfave/cli/v2"
@@ -101,6 +102,16 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 				found = append(found, finding{f.Path + " was written for another llmkey binary, other paths or another port than this one's",
 					"llmkey service install (it rewrites it), or llmkey service uninstall"})
 			}
+		}
+		// The service is installed, yet the daemon is one llmkey started
+		// (its socket was stopped, or the agent not loaded, when a command
+		// needed one): it holds the port and the socket the service needs.
+		if running && st.Spawned && serviceFileState(files[0]) != "not installed" {
+			fix := "llmkey stop, then systemctl --user enable --now llmkey.socket"
+			if runtime.GOOS == "darwin" {
+				fix = "llmkey stop: the agent's daemon, waiting for this one, takes over"
+			}
+			found = append(found, finding{fmt.Sprintf("the service is installed, but the daemon running (pid %d) is one llmkey started, not the service's: it holds the port and socket the service needs", st.PID), fix})
 		}
 	}
 	for _, f := range found {
