@@ -28,7 +28,8 @@ func ConfigureDoctorCommand(app *ucli.App) {
 		Usage: "find what keeps a tool off the proxy, and say the fix (exit 0, 1 or 3, as status)",
 		Description: "Looks at the daemon (running, its version, keys that cannot serve), the variables in this shell that " +
 			"would send a tool around the proxy when it runs outside 'llmkey exec', and the configuration of codex, gemini " +
-			"and opencode: not set up, set up for another port, a /v1/v1 double path, a login that wins over the API key. " +
+			"and opencode: not set up, set up for another port, a /v1/v1 double path, a login that wins over the API key; " +
+			"and the service: files written for another llmkey, or its port held by a daemon llmkey started. " +
 			"Never starts the daemon.",
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return DoctorCommand(c.Context, DoctorCommandInput{Paths: p, Getenv: os.Getenv}, streams(c))
