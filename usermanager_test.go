@@ -304,6 +304,20 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 		return string(out)
 	}
 
+	// The port taken by another program: install says so, and writes
+	// nothing.
+	taken, err := net.Listen("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := u.llmkey("service", "install"); r.code != 1 || !strings.Contains(r.stderr, addr+" is taken by another program") || !strings.Contains(r.stderr, "hint: set [daemon] listen in") {
+		t.Errorf("install with the port taken: %v", r)
+	}
+	taken.Close()
+	if after := filesUnder(filepath.Join(u.home, ".config")); !slices.Equal(after, configBefore) {
+		t.Errorf("install with the port taken wrote files: %v", after)
+	}
+
 	r := mustSucceed(t, u.llmkey("service", "install"))
 	if strings.Contains(r.stderr, "could not reach") || !strings.Contains(r.stderr, "enabled llmkey.socket: it listens now") {
 		t.Fatalf("install did not reach the user manager, or did not say it enabled the socket: %v", r)

@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io/fs"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -352,6 +353,18 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 				fmt.Fprintln(s.Out, commandLine(c))
 			}
 			return nil
+		}
+		// A first install on Linux, no daemon of ours answering: the port
+		// must be free for the socket to listen there.
+		if runtime.GOOS == "linux" && !slices.ContainsFunc(files, written) {
+			if _, err := control.NewClient(p).Status(ctx); errors.Is(err, control.ErrNotRunning) {
+				ln, err := net.Listen("tcp", listen)
+				if err != nil {
+					return fail("set [daemon] listen in "+p.Keyfile+" to a free loopback port, then run llmkey service install again",
+						"%s is taken by another program (or another user's llmkey): the socket could not listen there", listen)
+				}
+				ln.Close()
+			}
 		}
 		// The directories made, by this install or one before it, are
 		// listed in every file, for uninstall.
