@@ -64,6 +64,9 @@ func userManager(t *testing.T, setup func(u *user)) (*user, func(args ...string)
 		"GORACE=atexit_sleep_ms=0", "XDG_RUNTIME_DIR=" + rt,
 	}}
 	setup(u)
+	// The services' output goes to the manager's, which the test reads:
+	// there is no journal here.
+	writeFile(t, filepath.Join(home, ".config", "systemd", "user.conf"), "[Manager]\nDefaultStandardOutput=inherit\nDefaultStandardError=inherit\n", 0o644)
 	chownTree(t, home, o.uid, o.gid)
 
 	if _, err := os.Stat("/run/systemd/system"); err != nil {
@@ -335,12 +338,13 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 		pid, _ := strconv.Atoi(out)
 		return pid
 	}
-	// One daemon, the one systemd runs, serving.
-	oneDaemon := func(when string) int {
+	// One daemon, the one systemd runs, serving, and status exits with
+	// code (1: it has problems).
+	serving := func(when string, want int) int {
 		t.Helper()
 		st, code := u.status()
 		pid := mainPID()
-		if code != 0 || pid == 0 || st["pid"] != float64(pid) || st["socket_activated"] != true {
+		if code != want || pid == 0 || st["pid"] != float64(pid) || st["socket_activated"] != true {
 			t.Fatalf("%s: status exit %d pid %v, systemd's MainPID %d: %v", when, code, st["pid"], pid, st)
 		}
 		if pids := daemons(); !slices.Equal(pids, []int{pid}) {
@@ -348,6 +352,7 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 		}
 		return pid
 	}
+	oneDaemon := func(when string) int { t.Helper(); return serving(when, 0) }
 
 	if out := asUser("http://" + addr); !strings.HasPrefix(out, "200 ") || !strings.Contains(out, "hello") {
 		t.Fatalf("the first request through the port: %s", out)

@@ -48,10 +48,14 @@ func ServiceFiles(goos, home, bin string, p state.Paths, listen string) []servic
 	for _, e := range env {
 		fmt.Fprintf(&envLines, "Environment=%s\n", systemdQuote(e))
 	}
+	// systemd's start limit counts every start: a stop, then a command
+	// that wakes the daemon again, is one, and the default (5 in 10 s)
+	// would fail the socket under a script that restarts it. 30 a minute
+	// still stops a daemon that fails at every start, a second apart.
 	service := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: LLM API keys behind a local proxy\n" +
-		"Requires=llmkey.socket\nAfter=llmkey.socket\n\n[Service]\nType=simple\n" +
+		"Requires=llmkey.socket\nAfter=llmkey.socket\nStartLimitIntervalSec=60\nStartLimitBurst=30\n\n[Service]\nType=simple\n" +
 		"ExecStart=" + systemdQuote(strings.ReplaceAll(bin, "$", "$$")) + " daemon --wait\n" + envLines.String() +
-		"Restart=on-failure\nNoNewPrivileges=yes\nUMask=0077\n\n[Install]\nWantedBy=default.target\n"
+		"Restart=on-failure\nRestartSec=1\nNoNewPrivileges=yes\nUMask=0077\n\n[Install]\nWantedBy=default.target\n"
 	socket := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: the proxy port and control socket\n\n" +
 		"[Socket]\nListenStream=" + listen + "\nListenStream=" + strings.ReplaceAll(p.SocketPath(), "%", "%%") + "\nSocketMode=0600\nDirectoryMode=0700\n" +
 		"Service=llmkey.service\n\n[Install]\nWantedBy=sockets.target\n"
