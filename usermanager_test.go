@@ -473,6 +473,39 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 		t.Fatal("the killed daemon still counts")
 	}
 
+	// The runtime dir removed under the service's daemon: the daemon puts
+	// a control socket back, and says that the socket unit's is gone.
+	// Once it stops, a command wakes the next one through the port (no
+	// CLI can reach the unit's control socket, nor start a daemon on its
+	// port), until the socket unit is restarted.
+	const gone = "the control socket that llmkey.socket holds was removed"
+	if err := os.RemoveAll(filepath.Join(u.home, "rt", "llmkey")); err != nil {
+		t.Fatal(err)
+	}
+	for deadline := time.Now().Add(2 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if st, code := u.status(); code == 1 && slices.ContainsFunc(st["problems"].([]any), func(p any) bool { return strings.Contains(p.(string), gone) }) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("status never said the socket unit's control socket was gone")
+		}
+	}
+	for range 2 {
+		mustSucceed(t, u.llmkey("stop"))
+		if r := mustSucceed(t, u.llmkey("exec", "--", "true")); !strings.Contains(r.stderr, gone) {
+			t.Errorf("exec with the socket unit's control socket gone does not say so: %v", r)
+		}
+		serving("after the runtime dir was removed, a stop and an exec", 1)
+	}
+	if out, err := systemctl("restart", "llmkey.socket"); err != nil {
+		t.Fatalf("restart llmkey.socket: %v: %s", err, out)
+	}
+	mustSucceed(t, u.llmkey("exec", "--", "true"))
+	oneDaemon("after the socket unit's restart")
+	if st, code := u.status(); code != 0 {
+		t.Errorf("status after the socket unit's restart: exit %d %v", code, st["problems"])
+	}
+
 	if r := mustSucceed(t, u.llmkey("service", "uninstall")); !strings.Contains(r.stderr, "stopped and disabled llmkey.socket and llmkey.service") || strings.Contains(r.stderr, "warning") {
 		t.Errorf("uninstall: %v", r)
 	}

@@ -5,8 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
+	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -266,10 +269,41 @@ func ensureDaemon(ctx context.Context, p state.Paths) (*control.Status, bool, er
 		return nil, false, fmt.Errorf("find the llmkey binary to start the daemon: %w", err)
 	}
 	st, started, err := control.EnsureRunning(ctx, p, exe)
+	if woken, ok := wakeService(ctx, p, err); ok {
+		st, err = woken, nil
+	}
 	if err == nil {
 		err = sameKeyfile(st, p)
 	}
 	return st, started, err
+}
+
+// wakeService answers a daemon that could not start because the port was
+// taken, when the service's socket unit is what holds it: its control
+// socket was removed (see the daemon's replacedUnitSocket), so the CLI
+// could not reach it there. A connection to the port still wakes the
+// service's daemon, which then makes a control socket of its own.
+func wakeService(ctx context.Context, p state.Paths, err error) (*control.Status, bool) {
+	var se *control.StartError
+	if runtime.GOOS != "linux" || !errors.As(err, &se) || !se.PortTaken {
+		return nil, false
+	}
+	_, listen, files, ferr := serviceFilesHere(p)
+	if ferr != nil || !slices.ContainsFunc(files, written) {
+		return nil, false
+	}
+	c, derr := net.DialTimeout("tcp", listen, time.Second)
+	if derr != nil {
+		return nil, false
+	}
+	c.Close()
+	client := control.NewClient(p)
+	for deadline := time.Now().Add(control.StartTimeout); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		if st, serr := client.Status(ctx); serr == nil {
+			return st, true
+		}
+	}
+	return nil, false
 }
 
 // sameKeyfile refuses a daemon that serves another keyfile than the one

@@ -219,6 +219,10 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 	if st.Draining {
 		st.Problems = append(st.Problems, "draining: the daemon is shutting down")
 	}
+	if d.runtime.replaced.Load() {
+		st.Problems = append(st.Problems, "the control socket that llmkey.socket holds was removed: once this daemon stops, llmkey commands wake the next one through the port, "+
+			"a moment slower; systemctl --user restart llmkey.socket puts it back")
+	}
 	ss, problem := d.stateStatus()
 	st.State = &ss
 	if problem != "" {

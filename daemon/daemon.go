@@ -286,7 +286,7 @@ func Run(opts Options) error {
 	}
 	if err != nil {
 		return fail(&control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),
-			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", Keyfile: false})
+			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", PortTaken: errors.Is(err, syscall.EADDRINUSE)})
 	}
 	d.proxyURL = "http://" + proxyLn.Addr().String()
 
@@ -295,11 +295,23 @@ func Run(opts Options) error {
 	sock := p.SocketPath()
 	var ctlLn net.Listener
 	var sockInfo os.FileInfo
-	if handed.control != nil {
+	if handed.control != nil && answers(sock) {
 		ctlLn = handed.control
 		sockInfo, err = os.Lstat(sock)
 		d.runtime.handedOver = true
 		d.log.Info("serving the sockets handed over", "proxy", handed.proxy != nil, "control", sock)
+	} else if handed.control != nil {
+		// The socket unit's control socket is no longer at its path (the
+		// runtime dir was removed under a daemon that then stopped): no
+		// CLI can reach it there, so this daemon makes one of its own.
+		handed.control.Close()
+		d.runtime.handedOver = true
+		d.replacedUnitSocket()
+		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			proxyLn.Close()
+			return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
+		}
+		ctlLn, sockInfo, err = listenSocket(sock)
 	} else {
 		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
 			proxyLn.Close()
@@ -379,6 +391,28 @@ func Run(opts Options) error {
 
 // listenSocket binds the control socket at path, for its owner only, and
 // returns what it is on disk, to notice when it is removed or replaced.
+// answers reports whether a listener takes connections at the socket
+// path: the one handed over does (the kernel queues the connection until
+// it is served); a removed or dead one does not. A queue too full to
+// take one more still has a listener.
+func answers(path string) bool {
+	c, err := net.DialTimeout("unix", path, time.Second)
+	if err != nil {
+		return !errors.Is(err, syscall.ENOENT) && !errors.Is(err, syscall.ECONNREFUSED)
+	}
+	c.Close()
+	return true
+}
+
+// replacedUnitSocket records that the control socket the socket unit
+// holds is not at its path any more, and this daemon serves its own there.
+func (d *Daemon) replacedUnitSocket() {
+	if !d.runtime.replaced.Swap(true) {
+		d.log.Warn("the control socket that llmkey.socket holds was removed; this daemon serves one of its own at its path. " +
+			"Once it stops, llmkey commands wake the next one through the port, a moment slower: systemctl --user restart llmkey.socket puts it back")
+	}
+}
+
 func listenSocket(path string) (net.Listener, os.FileInfo, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path/filepath"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/fsnotify/fsnotify"
@@ -388,8 +389,11 @@ type runtimeFiles struct {
 	// lost is set when another daemon owns the runtime dir now: its
 	// socket must not be removed on the way out.
 	lost bool
-	// handedOver: the control socket came from socket activation.
+	// handedOver: the sockets came from socket activation.
 	handedOver bool
+	// replaced: the control socket the socket unit holds was removed from
+	// its path, and this daemon serves one of its own there.
+	replaced atomic.Bool
 	// contested is when another daemon was first seen holding the lock
 	// in the runtime dir put back (zero: none).
 	contested time.Time
@@ -464,6 +468,9 @@ func (d *Daemon) keepRuntime() {
 		}
 		rt.ctlLn, rt.sockInfo = ln, fi
 		go rt.serve(ln)
+		if rt.handedOver {
+			d.replacedUnitSocket()
+		}
 	}
 	d.log.Info("runtime files were removed; put them back", "dir", p.RuntimeDir, "lock", !lockOK, "socket", !sockOK)
 }

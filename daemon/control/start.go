@@ -25,6 +25,9 @@ type StartError struct {
 	Keyfile bool `json:"keyfile,omitempty"`
 	// Running is set when another daemon already serves.
 	Running bool `json:"running,omitempty"`
+	// PortTaken is set when the proxy's port was taken (by a socket
+	// unit, when it is the service's).
+	PortTaken bool `json:"port_taken,omitempty"`
 }
 
 func (e *StartError) Error() string    { return e.Message }
