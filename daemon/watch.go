@@ -6,6 +6,7 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -61,20 +62,29 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 			want = append(want, targetDir)
 		}
 		needed := map[string]bool{}
-		for _, x := range want {
-			// x, or else the nearest of its parents that is there.
-			for ; ; x = filepath.Dir(x) {
-				needed[x] = true
-				if watched[x] {
-					break
+		for _, target := range want {
+			// target, or else the nearest of its parents that is there. A
+			// directory made between its own watch failing and its
+			// parent's taking is one the parent will never hear of: then
+			// look again from target (a few times: it is being made now).
+			for try := 0; try < 10; try++ {
+				x := target
+				for ; ; x = filepath.Dir(x) {
+					needed[x] = true
+					if watched[x] {
+						break
+					}
+					err := w.Add(x)
+					if err == nil {
+						watched[x] = true
+						break
+					}
+					if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || x == filepath.Dir(x) {
+						heard = false // cannot be watched: polled
+						break
+					}
 				}
-				err := w.Add(x)
-				if err == nil {
-					watched[x] = true
-					break
-				}
-				if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || x == filepath.Dir(x) {
-					heard = false // cannot be watched: polled
+				if x == target || !heard || !madeUnder(x, target) {
 					break
 				}
 			}
@@ -137,6 +147,18 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 			d.reload("keyfile changed")
 		}
 	}
+}
+
+// madeUnder reports whether the directory below dir on the way to target
+// is there: made after its watch failed, so dir's watch did not see it.
+func madeUnder(dir, target string) bool {
+	rel, err := filepath.Rel(dir, target)
+	if err != nil || rel == "." {
+		return false
+	}
+	first, _, _ := strings.Cut(rel, string(filepath.Separator))
+	_, err = os.Lstat(filepath.Join(dir, first))
+	return err == nil
 }
 
 // fileIdentity changes whenever the file is replaced or written.

@@ -78,3 +78,25 @@ func TestKeyfileDirsComeBackWithoutPolling(t *testing.T) {
 		waitForKey(t, d, name)
 	}
 }
+
+// madeUnder tells a directory made below a watched one on the way to the
+// one wanted, which that watch could not have seen.
+func TestMadeUnder(t *testing.T) {
+	root := t.TempDir()
+	target := filepath.Join(root, "a", "b")
+	if madeUnder(root, target) {
+		t.Error("nothing made yet, yet madeUnder says so")
+	}
+	if err := os.Mkdir(filepath.Join(root, "a"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	if !madeUnder(root, target) {
+		t.Error("a was made under root, yet madeUnder does not say so")
+	}
+	if madeUnder(filepath.Join(root, "a"), target) {
+		t.Error("b is not there, yet madeUnder says so")
+	}
+	if madeUnder(target, target) {
+		t.Error("a directory is not made under itself")
+	}
+}
