@@ -321,9 +321,19 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 		t.Errorf("install with the port taken wrote files: %v", after)
 	}
 
+	// A daemon llmkey started holds the port and the socket: install
+	// stops it (it drains) before the socket takes them.
+	mustSucceed(t, u.llmkey("start"))
+	spawned := daemons()
+	if len(spawned) != 1 {
+		t.Fatalf("start: daemons %v", spawned)
+	}
 	r := mustSucceed(t, u.llmkey("service", "install"))
 	if strings.Contains(r.stderr, "could not reach") || !strings.Contains(r.stderr, "enabled llmkey.socket: it listens now") {
 		t.Fatalf("install did not reach the user manager, or did not say it enabled the socket: %v", r)
+	}
+	if !strings.Contains(r.stderr, fmt.Sprintf("stopping the daemon llmkey started (pid %d)", spawned[0])) {
+		t.Errorf("install with a daemon llmkey started: %v", r)
 	}
 	for unit, want := range map[string]string{"is-enabled llmkey.socket": "enabled", "is-active llmkey.socket": "active", "is-active llmkey.service": "inactive"} {
 		if out, _ := systemctl(strings.Fields(unit)...); out != want {
