@@ -389,8 +389,6 @@ func Run(opts Options) error {
 	return nil
 }
 
-// listenSocket binds the control socket at path, for its owner only, and
-// returns what it is on disk, to notice when it is removed or replaced.
 // answers reports whether a listener takes connections at the socket
 // path: the one handed over does (the kernel queues the connection until
 // it is served); a removed or dead one does not. A queue too full to
@@ -413,6 +411,8 @@ func (d *Daemon) replacedUnitSocket() {
 	}
 }
 
+// listenSocket binds the control socket at path, for its owner only, and
+// returns what it is on disk, to notice when it is removed or replaced.
 func listenSocket(path string) (net.Listener, os.FileInfo, error) {
 	ln, err := net.Listen("unix", path)
 	if err != nil {

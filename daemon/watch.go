@@ -67,10 +67,11 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 			// directory made between its own watch failing and its
 			// parent's taking is one the parent will never hear of: then
 			// look again from target (a few times: it is being made now).
-			for try := 0; try < 10; try++ {
+			for try := 0; ; try++ {
+				var path []string
 				x := target
 				for ; ; x = filepath.Dir(x) {
-					needed[x] = true
+					path = append(path, x)
 					if watched[x] {
 						break
 					}
@@ -84,7 +85,10 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 						break
 					}
 				}
-				if x == target || !heard || !madeUnder(x, target) {
+				if x == target || !heard || !madeUnder(x, target) || try == 9 {
+					for _, y := range path {
+						needed[y] = true
+					}
 					break
 				}
 			}
