@@ -39,6 +39,10 @@ func userManager(t *testing.T, setup func(u *user)) (*user, func(args ...string)
 		t.Fatal("setpriv is needed (util-linux)")
 	}
 	o := newOtherUser(t)
+	// Whatever of the user's is left when the test ends (a daemon a
+	// failing step started outside the manager) goes before the user
+	// does: userdel refuses a user with processes.
+	t.Cleanup(func() { killProcessesOf(o.uid) })
 	cred := &syscall.Credential{Uid: uint32(o.uid), Gid: uint32(o.gid)}
 	home, err := os.MkdirTemp("", "lk")
 	if err != nil {
@@ -151,6 +155,31 @@ func userManager(t *testing.T, setup func(u *user)) (*user, func(args ...string)
 		}
 	}
 	return u, systemctl
+}
+
+// killProcessesOf kills every process of uid, and waits a moment for them
+// to be gone.
+func killProcessesOf(uid int) {
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		left := 0
+		entries, _ := os.ReadDir("/proc")
+		for _, e := range entries {
+			pid, err := strconv.Atoi(e.Name())
+			if err != nil {
+				continue
+			}
+			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+			for _, line := range strings.Split(string(status), "\n") {
+				if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
+					syscall.Kill(pid, syscall.SIGKILL)
+					left++
+				}
+			}
+		}
+		if left == 0 {
+			return
+		}
+	}
 }
 
 // chownTree gives dir and all under it to uid and gid.
