@@ -157,27 +157,37 @@ func userManager(t *testing.T, setup func(u *user)) (*user, func(args ...string)
 	return u, systemctl
 }
 
+// processes are the pids in /proc that match.
+func processes(match func(pid int) bool) []int {
+	var pids []int
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		if pid, err := strconv.Atoi(e.Name()); err == nil && match(pid) {
+			pids = append(pids, pid)
+		}
+	}
+	return pids
+}
+
 // killProcessesOf kills every process of uid, and waits a moment for them
 // to be gone.
 func killProcessesOf(uid int) {
-	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		left := 0
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
-			status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
-			for _, line := range strings.Split(string(status), "\n") {
-				if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" && f[1] == strconv.Itoa(uid) {
-					syscall.Kill(pid, syscall.SIGKILL)
-					left++
-				}
+	ofUID := func(pid int) bool {
+		status, _ := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+		for _, line := range strings.Split(string(status), "\n") {
+			if f := strings.Fields(line); len(f) > 1 && f[0] == "Uid:" {
+				return f[1] == strconv.Itoa(uid)
 			}
 		}
-		if left == 0 {
+		return false
+	}
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
+		left := processes(ofUID)
+		if len(left) == 0 {
 			return
+		}
+		for _, pid := range left {
+			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
 }
@@ -311,20 +321,11 @@ func TestServiceUnderTheUserManager(t *testing.T) {
 	})
 	configBefore := filesUnder(filepath.Join(u.home, ".config"))
 	daemons := func() []int {
-		var pids []int
-		entries, _ := os.ReadDir("/proc")
-		for _, e := range entries {
-			pid, err := strconv.Atoi(e.Name())
-			if err != nil {
-				continue
-			}
+		return processes(func(pid int) bool {
 			exe, _ := os.Readlink(fmt.Sprintf("/proc/%d/exe", pid))
 			cmdline, _ := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
-			if exe == u.bin && slices.Contains(strings.Split(string(cmdline), "\x00"), "daemon") {
-				pids = append(pids, pid)
-			}
-		}
-		return pids
+			return exe == u.bin && slices.Contains(strings.Split(string(cmdline), "\x00"), "daemon")
+		})
 	}
 	// A request as the user: llmkey refuses other users' connections.
 	helper := filepath.Join(filepath.Dir(u.bin), "llmkey.test")
