@@ -288,11 +288,11 @@ func wakeService(ctx context.Context, p state.Paths, err error) (*control.Status
 	if runtime.GOOS != "linux" || !errors.As(err, &se) || !se.PortTaken {
 		return nil, false
 	}
-	_, listen, files, ferr := serviceFilesHere(p)
-	if ferr != nil || !slices.ContainsFunc(files, written) {
+	here, ferr := serviceFilesHere(p)
+	if ferr != nil || !slices.ContainsFunc(here.files, written) {
 		return nil, false
 	}
-	c, derr := net.DialTimeout("tcp", listen, time.Second)
+	c, derr := net.DialTimeout("tcp", here.listen, time.Second)
 	if derr != nil {
 		return nil, false
 	}

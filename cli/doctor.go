@@ -97,7 +97,8 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 
 	// A service written for another llmkey binary, paths or port starts
 	// that one at login, not this one.
-	if _, _, files, err := serviceFilesHere(in.Paths); err == nil {
+	if here, err := serviceFilesHere(in.Paths); err == nil {
+		files := here.files
 		for _, f := range files {
 			if serviceFileState(f) == "stale" {
 				found = append(found, finding{f.Path + " was written for another llmkey binary, other paths or another port than this one's",

@@ -212,22 +212,27 @@ func serviceAction(what string) ucli.ActionFunc {
 	})
 }
 
-// serviceFilesHere are the files install would write now, for this
-// llmkey binary, the paths p and the keyfile's listen.
-func serviceFilesHere(p state.Paths) (home, listen string, files []serviceFile, err error) {
-	home, err = os.UserHomeDir()
+// serviceHere is what install would write now: for this llmkey binary,
+// the paths p and the keyfile's listen.
+type serviceHere struct {
+	home, bin, listen string
+	files             []serviceFile
+}
+
+func serviceFilesHere(p state.Paths) (serviceHere, error) {
+	home, err := os.UserHomeDir()
 	if err != nil {
-		return "", "", nil, fail("set HOME", "%v", err)
+		return serviceHere{}, fail("set HOME", "%v", err)
 	}
 	bin, err := llmkeyBinary()
 	if err != nil {
-		return "", "", nil, err
+		return serviceHere{}, err
 	}
-	listen = state.DefaultListen
+	listen := state.DefaultListen
 	if cfg, err := state.Load(p.Keyfile); err == nil {
 		listen = cfg.Listen()
 	}
-	return home, listen, ServiceFiles(runtime.GOOS, home, bin, p, listen), nil
+	return serviceHere{home: home, bin: bin, listen: listen, files: ServiceFiles(runtime.GOOS, home, bin, p, listen)}, nil
 }
 
 // llmkeyBinary is the path of this llmkey, for the service to run.
@@ -302,49 +307,48 @@ func serviceFileState(f serviceFile) string {
 
 // ServiceCommand installs, uninstalls or reports the service.
 func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s Streams) error {
-	home, listen, files, err := serviceFilesHere(p)
+	here, err := serviceFilesHere(p)
 	if err != nil {
 		return err
 	}
-	if what == "install" && strings.HasSuffix(listen, ":0") {
-		return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", listen)
-	}
+	home, listen, files := here.home, here.listen, here.files
 	if what == "install" {
-		bin, err := llmkeyBinary()
-		if err != nil {
+		if strings.HasSuffix(listen, ":0") {
+			return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", listen)
+		}
+		if err := installable(here.bin); err != nil {
 			return err
 		}
-		if err := installable(bin); err != nil {
-			return err
-		}
-		if err := writablePaths(bin, p.Keyfile, p.StateDir, p.RuntimeDir, home); err != nil {
+		if err := writablePaths(here.bin, p.Keyfile, p.StateDir, p.RuntimeDir, home); err != nil {
 			return err
 		}
 	}
 	cmds := serviceCommands(runtime.GOOS, what, files)
-	if what == "uninstall" && !slices.ContainsFunc(files, written) {
-		cmds = nil // not installed: nothing of llmkey's to disable, and another's unit is left alone
-	}
-	changed := slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == "stale" })
-	if what == "install" && slices.ContainsFunc(files, written) {
+	installed := slices.ContainsFunc(files, written)
+	changed := false
+	switch {
+	case what == "uninstall" && !installed:
+		cmds = nil // nothing of llmkey's to disable, and another's unit is left alone
+	case what == "install" && installed:
+		changed = slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == "stale" })
 		cmds = reinstallCommands(runtime.GOOS, cmds, changed)
 	}
 	switch what {
 	case "status":
-		installed := false
+		present := false
 		for _, f := range files {
 			switch serviceFileState(f) {
 			case "not installed":
 				fmt.Fprintf(s.Out, "%s: not installed\n", f.Path)
 			case "stale":
 				fmt.Fprintf(s.Out, "%s: installed, but not as this llmkey would write it now (llmkey service install rewrites it)\n", f.Path)
-				installed = true
+				present = true
 			default:
 				fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
-				installed = true
+				present = true
 			}
 		}
-		if installed {
+		if present {
 			fmt.Fprintln(s.Out, serviceState(ctx, runtime.GOOS))
 		}
 		return nil
@@ -360,7 +364,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		}
 		// A first install on Linux, no daemon of ours answering: the port
 		// must be free for the socket to listen there.
-		if runtime.GOOS == "linux" && !slices.ContainsFunc(files, written) {
+		if runtime.GOOS == "linux" && !installed {
 			if _, err := control.NewClient(p).Status(ctx); errors.Is(err, control.ErrNotRunning) {
 				ln, err := net.Listen("tcp", listen)
 				if err != nil {
@@ -456,7 +460,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 			dirs, _ := madeDirs(string(b))
 			made = appendNew(made, dirs...)
 			if err := os.Remove(f.Path); err != nil {
-				return fmt.Errorf("remove %s: %w", f.Path, err)
+				return fail("fix what the error says (permissions of "+filepath.Dir(f.Path)+"), then run llmkey service uninstall again", "remove %s: %w", f.Path, err)
 			}
 			removed++
 			s.done("removed %s", f.Path)
@@ -471,7 +475,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		}
 	}
 	if !ran && len(cmds) > 0 {
-		s.info("could not reach %s here; run:", cmds[0][0])
+		s.info("could not reach %s here; run:", strings.TrimPrefix(cmds[0][0], "-"))
 		if stopFirst {
 			fmt.Fprintln(s.Err, "  llmkey stop    # the daemon llmkey started holds the port and socket the service takes")
 		}
