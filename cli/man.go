@@ -92,7 +92,7 @@ func manSections() []man.Section {
 				"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default 1m), " +
 				"max_buffered_mb (request bodies in memory, all together; default 256: beyond it, 429 overloaded), " +
 				"pace_below (a key whose rate-limit headers say less than this share of a limit is left gets requests only when no other key can take them, until the limit resets; default 0.1, 0: off). " +
-				"All of its settings: " + strings.Join(state.DaemonFieldNames(), ", ") + "."},
+				"All of its settings: " + strings.Join(state.FieldNames("daemon"), ", ") + "."},
 			{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +
 				"max_attempts 100, max_body_mb 1024, max_in_flight 1000000, durations 7 days); a larger one is an error that names the line."},
 			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy, timeouts) or defines a new one, which needs " +

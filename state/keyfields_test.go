@@ -6,6 +6,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 // fullKey is a key with every field set, each number distinct.
@@ -73,6 +75,72 @@ func TestKeyFieldsAgree(t *testing.T) {
 		var ke *KeyfileError
 		if !errors.As(err, &ke) || ke.Field != "key[1]."+l.Field {
 			t.Errorf("%s = -1: %v", l.Field, err)
+		}
+	}
+}
+
+// fill sets every field of v, recursively, to a value that is not its
+// zero: the string "x", the number 1, true, a list or map of one.
+func fill(v reflect.Value) {
+	switch v.Kind() {
+	case reflect.String:
+		v.SetString("x")
+	case reflect.Int, reflect.Int64:
+		v.SetInt(1)
+	case reflect.Float64:
+		v.SetFloat(1)
+	case reflect.Bool:
+		v.SetBool(true)
+	case reflect.Pointer:
+		v.Set(reflect.New(v.Type().Elem()))
+		fill(v.Elem())
+	case reflect.Slice:
+		v.Set(reflect.MakeSlice(v.Type(), 1, 1))
+		fill(v.Index(0))
+	case reflect.Map:
+		v.Set(reflect.MakeMap(v.Type()))
+		e := reflect.New(v.Type().Elem()).Elem()
+		fill(e)
+		v.SetMapIndex(reflect.ValueOf("x"), e)
+	case reflect.Struct:
+		for i := range v.NumField() {
+			fill(v.Field(i))
+		}
+	default:
+		panic("fill: no value for " + v.Type().String())
+	}
+}
+
+// Every table's fields are its struct's: a keyfile that sets each field of
+// each table is read back whole, with none refused as unknown, and each
+// table's list of fields is its struct's toml names.
+func TestTableFieldsAgree(t *testing.T) {
+	var all fileTOML
+	fill(reflect.ValueOf(&all).Elem())
+	var b strings.Builder
+	if err := toml.NewEncoder(&b).Encode(all); err != nil {
+		t.Fatal(err)
+	}
+	cfg, _, err := decode("k.toml", []byte(b.String()))
+	if err != nil {
+		t.Fatalf("a keyfile with every field: %v\n%s", err, b.String())
+	}
+	got := fileTOML{Key: cfg.Keys, Daemon: cfg.Daemon, Provider: cfg.Providers, Group: cfg.Groups, Pricing: cfg.Pricing}
+	if !reflect.DeepEqual(got, all) {
+		t.Errorf("read back %+v\nwant %+v", got, all)
+	}
+	if !slices.Equal(Tables(), []string{"key", "daemon", "provider", "group", "pricing"}) {
+		t.Errorf("tables %v", Tables())
+	}
+	for _, table := range Tables() {
+		fields := FieldNames(table)
+		for _, f := range fields {
+			if f == "" || f == "-" || f != strings.ToLower(f) {
+				t.Errorf("%s has a field named %q", table, f)
+			}
+		}
+		if len(fields) == 0 || len(slices.Compact(slices.Sorted(slices.Values(fields)))) != len(fields) {
+			t.Errorf("%s's fields %v", table, fields)
 		}
 	}
 }

@@ -71,13 +71,13 @@ var keyFields = func() []reflect.StructField {
 
 func fieldName(f reflect.StructField) string { return strings.Split(f.Tag.Get("toml"), ",")[0] }
 
-// DaemonFieldNames are the settings of the [daemon] table.
-func DaemonFieldNames() []string { return slices.Clone(knownFields["daemon"]) }
-
-// FieldNames are the fields the keyfile's table may have: "key",
-// "daemon", "provider" (of each [provider.NAME]) or "pricing" (of each
-// [pricing."MODEL"]).
+// FieldNames are the fields a table of the keyfile may have (one of
+// Tables: "key", "daemon", "provider" of each [provider.NAME], ...), in
+// the order of the struct that holds them.
 func FieldNames(table string) []string { return slices.Clone(knownFields[table]) }
+
+// Tables are the keyfile's tables, by their names in it.
+func Tables() []string { return slices.Clone(tableNames) }
 
 // KeyFieldNames are the fields a [[key]] table may have, in order.
 func KeyFieldNames() []string {
@@ -538,18 +538,32 @@ func tomlError(path string, err error) error {
 	return e
 }
 
-var knownFields = map[string][]string{
-	"key": KeyFieldNames(),
-	"daemon": {"listen", "strategy", "allowed_origins", "response_header_timeout", "stream_idle_timeout", "drain_timeout",
-		"max_wait", "max_attempts", "retry_deadline", "max_body_mb", "max_in_flight", "probe_interval", "stream_usage", "log_requests", "client_timeout", "max_buffered_mb", "max_websockets", "pace_below"},
-	"provider": {"kind", "base_url", "strategy", "response_header_timeout", "stream_idle_timeout", "fallback", "fallback_models", "primary_wait", "demote_to_stream"},
-	"pricing":  {"input", "output", "cache_read", "cache_write"},
-	"group":    {"rpm", "tpm", "max_concurrent", "rpd", "tpd"},
-}
-
-// fieldDepth is how deep a field sits in each table: key.NAME,
-// daemon.NAME, provider.P.NAME.
-var fieldDepth = map[string]int{"key": 2, "daemon": 2, "provider": 3, "pricing": 3, "group": 3}
+// The keyfile's tables are fileTOML's fields, and each table's fields are
+// the toml names of its struct's: knownFields and fieldDepth are read from
+// them, so that a setting added to a struct is known without another list.
+var tableNames, knownFields, fieldDepth = func() ([]string, map[string][]string, map[string]int) {
+	var names []string
+	known, depth := map[string][]string{}, map[string]int{}
+	ft := reflect.TypeFor[fileTOML]()
+	for i := range ft.NumField() {
+		f := ft.Field(i)
+		name, t := fieldName(f), f.Type
+		// How deep a field sits: key.NAME and daemon.NAME; provider.P.NAME
+		// in a table of tables.
+		depth[name] = 2
+		switch t.Kind() {
+		case reflect.Slice:
+			t = t.Elem()
+		case reflect.Map:
+			t, depth[name] = t.Elem(), 3
+		}
+		for j := range t.NumField() {
+			known[name] = append(known[name], fieldName(t.Field(j)))
+		}
+		names = append(names, name)
+	}
+	return names, known, depth
+}()
 
 func unknownField(path string, lay *layout, k toml.Key) error {
 	e := &KeyfileError{Path: path, Field: k.String(), Msg: "unknown field"}
