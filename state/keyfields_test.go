@@ -2,6 +2,8 @@ package state
 
 import (
 	"errors"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -141,6 +143,56 @@ func TestTableFieldsAgree(t *testing.T) {
 		}
 		if len(fields) == 0 || len(slices.Compact(slices.Sorted(slices.Values(fields)))) != len(fields) {
 			t.Errorf("%s's fields %v", table, fields)
+		}
+	}
+}
+
+// readmeFields are the fields the README's keyfile table documents, by
+// table: "daemon" for a row of [daemon], "provider" for [provider.NAME].
+func readmeFields(t *testing.T) map[string][]string {
+	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, rest, ok := strings.Cut(string(data), "\n## The keyfile\n")
+	if ok {
+		_, rest, ok = strings.Cut(rest, "\n| table | field | meaning |\n| --- | --- | --- |\n")
+	}
+	if !ok {
+		t.Fatal(`README.md has no "| table | field | meaning |" table in "## The keyfile"`)
+	}
+	rest, _, _ = strings.Cut(rest, "\n\n")
+	out := map[string][]string{}
+	table := ""
+	for _, line := range strings.Split(rest, "\n") {
+		cells := strings.Split(line, " | ")
+		if len(cells) != 3 {
+			t.Fatalf("README.md: a row of the keyfile table that is not | table | field | meaning |: %q", line)
+		}
+		if c := strings.TrimPrefix(cells[0], "| "); c != "|" && c != "" {
+			table, _, _ = strings.Cut(strings.Trim(c, "`[]"), ".")
+		}
+		for _, f := range strings.Split(cells[1], ",") {
+			out[table] = append(out[table], strings.Trim(strings.TrimSpace(f), "`"))
+		}
+	}
+	return out
+}
+
+// The README's keyfile table has a row for every field of every table,
+// and none for a field the keyfile does not have.
+func TestREADMEDocumentsEveryField(t *testing.T) {
+	doc := readmeFields(t)
+	for _, table := range Tables() {
+		for _, f := range FieldNames(table) {
+			if !slices.Contains(doc[table], f) {
+				t.Errorf("the README's keyfile table has no row for %s's %s", table, f)
+			}
+		}
+		for _, f := range doc[table] {
+			if !slices.Contains(FieldNames(table), f) {
+				t.Errorf("the README's keyfile table documents %s's %q, which the keyfile does not have", table, f)
+			}
 		}
 	}
 }
