@@ -367,7 +367,7 @@ func Run(opts Options) error {
 			stopping = true
 		}
 	}
-	timeout := cfg.Daemon.DrainTimeout.Or(state.DefaultDrainTimeout)
+	timeout := cfg.Daemon.DrainWait()
 	if cut := d.proxy.Drain(timeout); cut > 0 {
 		d.log.Warn("drain timeout: cut the requests still in flight, counted as partial", "cut", cut, "timeout", timeout)
 	}

@@ -147,9 +147,16 @@ func TestTableFieldsAgree(t *testing.T) {
 	}
 }
 
-// readmeFields are the fields the README's keyfile table documents, by
-// table: "daemon" for a row of [daemon], "provider" for [provider.NAME].
-func readmeFields(t *testing.T) map[string][]string {
+// readmeRow is a row of the README's keyfile table: its table ("daemon"
+// for [daemon], "provider" for [provider.NAME]), the fields it documents
+// and what it says of them.
+type readmeRow struct {
+	table   string
+	fields  []string
+	meaning string
+}
+
+func readmeRows(t *testing.T) []readmeRow {
 	data, err := os.ReadFile(filepath.Join("..", "README.md"))
 	if err != nil {
 		t.Fatal(err)
@@ -162,7 +169,7 @@ func readmeFields(t *testing.T) map[string][]string {
 		t.Fatal(`README.md has no "| table | field | meaning |" table in "## The keyfile"`)
 	}
 	rest, _, _ = strings.Cut(rest, "\n\n")
-	out := map[string][]string{}
+	var out []readmeRow
 	table := ""
 	for _, line := range strings.Split(rest, "\n") {
 		cells := strings.Split(line, " | ")
@@ -172,9 +179,11 @@ func readmeFields(t *testing.T) map[string][]string {
 		if c := strings.TrimPrefix(cells[0], "| "); c != "|" && c != "" {
 			table, _, _ = strings.Cut(strings.Trim(c, "`[]"), ".")
 		}
+		row := readmeRow{table: table, meaning: strings.TrimSuffix(cells[2], " |")}
 		for _, f := range strings.Split(cells[1], ",") {
-			out[table] = append(out[table], strings.Trim(strings.TrimSpace(f), "`"))
+			row.fields = append(row.fields, strings.Trim(strings.TrimSpace(f), "`"))
 		}
+		out = append(out, row)
 	}
 	return out
 }
@@ -182,7 +191,10 @@ func readmeFields(t *testing.T) map[string][]string {
 // The README's keyfile table has a row for every field of every table,
 // and none for a field the keyfile does not have.
 func TestREADMEDocumentsEveryField(t *testing.T) {
-	doc := readmeFields(t)
+	doc := map[string][]string{}
+	for _, r := range readmeRows(t) {
+		doc[r.table] = append(doc[r.table], r.fields...)
+	}
 	for _, table := range Tables() {
 		for _, f := range FieldNames(table) {
 			if !slices.Contains(doc[table], f) {

@@ -19,9 +19,6 @@ import (
 	"github.com/llmkey/llmkey/rotate"
 )
 
-// DefaultListen is where the proxy listens when [daemon] listen is unset.
-const DefaultListen = "127.0.0.1:5565"
-
 // Key is one [[key]] table: a secret and the limits that apply to it.
 // Its fields are the keyfile's list of them: the known-field check, the
 // validation of limits, FormatKey and list read them from here (by their
@@ -127,134 +124,6 @@ func (k Key) Limits() []Limit {
 // Ref is how a person names a key on the command line: PROVIDER/NAME.
 func (k Key) Ref() string { return k.Provider + "/" + k.Name }
 
-// DaemonConfig is the [daemon] table.
-type DaemonConfig struct {
-	Listen         string          `toml:"listen"`
-	Strategy       rotate.Strategy `toml:"strategy"`
-	AllowedOrigins []string        `toml:"allowed_origins"`
-	// ResponseHeaderTimeout bounds the wait for an upstream's response
-	// headers; StreamIdleTimeout the silence inside a response body.
-	ResponseHeaderTimeout Duration `toml:"response_header_timeout"`
-	StreamIdleTimeout     Duration `toml:"stream_idle_timeout"`
-	// DrainTimeout bounds how long stop or SIGTERM waits for requests in
-	// flight before the daemon exits anyway.
-	DrainTimeout Duration `toml:"drain_timeout"`
-	// ClientTimeout bounds a client that holds its slot and its key
-	// without moving: the time it may take to send its body, and the
-	// longest a write may wait for a client that stopped reading.
-	ClientTimeout Duration `toml:"client_timeout"`
-
-	// MaxWait is how long a request may wait for a cooling key before it
-	// is answered 429; nil means the default, "0s" means never wait.
-	MaxWait *Duration `toml:"max_wait"`
-	// MaxAttempts bounds the keys one request tries; RetryDeadline the
-	// time after which no new attempt starts.
-	MaxAttempts   int      `toml:"max_attempts"`
-	RetryDeadline Duration `toml:"retry_deadline"`
-	// MaxBodyMB bounds a request body, which is kept for retries.
-	MaxBodyMB int `toml:"max_body_mb"`
-	// MaxInFlight caps the requests the proxy serves at once.
-	MaxInFlight int `toml:"max_in_flight"`
-	// MaxWebSockets caps the WebSockets open at once, apart from the
-	// requests in flight.
-	MaxWebSockets int `toml:"max_websockets"`
-	// MaxBufferedMB caps the request bodies held in memory at once, all
-	// requests together (each is kept to retry it on another key).
-	MaxBufferedMB int `toml:"max_buffered_mb"`
-	// ProbeInterval is how soon a parked key is tried again.
-	ProbeInterval Duration `toml:"probe_interval"`
-	// StreamUsage asks OpenAI-format chat streams that did not ask for
-	// usage to report it (stream_options.include_usage), so that their
-	// tokens are counted. nil means the default, on.
-	StreamUsage *bool `toml:"stream_usage"`
-	// LogRequests writes a line to the log for every request served;
-	// without it the log has only failures, retries and the daemon's own
-	// events.
-	LogRequests bool `toml:"log_requests"`
-	// PaceBelow: a key whose answers say less than this share of a limit
-	// is left gets requests only when no other key can take them, until
-	// the limit resets. nil means the default; 0 turns pacing off.
-	PaceBelow *float64 `toml:"pace_below"`
-}
-
-// DefaultPaceBelow is [daemon] pace_below when the keyfile says nothing.
-const DefaultPaceBelow = 0.1
-
-// PaceShare is [daemon] pace_below, or its default.
-func (d DaemonConfig) PaceShare() float64 {
-	if d.PaceBelow == nil {
-		return DefaultPaceBelow
-	}
-	return *d.PaceBelow
-}
-
-// AddStreamUsage reports whether the proxy adds stream_options.include_usage.
-func (d DaemonConfig) AddStreamUsage() bool { return d.StreamUsage == nil || *d.StreamUsage }
-
-// Defaults of the [daemon] rotation settings.
-const (
-	DefaultMaxWait       = 5 * time.Second
-	DefaultMaxAttempts   = 4
-	DefaultRetryDeadline = time.Minute
-	DefaultMaxBodyMB     = 32
-	DefaultMaxInFlight   = 4096
-	DefaultMaxBufferedMB = 256
-	DefaultMaxWebSockets = 256
-	DefaultProbeInterval = rotate.DefaultProbeInterval
-)
-
-// The largest values the keyfile may give: beyond them a setting is a
-// mistake, and could make the daemon allocate or overflow.
-const (
-	MaxAttemptsLimit   = 100
-	MaxBodyMBLimit     = 1024
-	MaxInFlightLimit   = 1000000
-	MaxBufferedMBLimit = 65536
-	MaxDuration        = 7 * 24 * time.Hour
-	MaxPrice           = 1e6 // dollars per million tokens
-)
-
-// WaitLimit is [daemon] max_wait, or its default.
-func (d DaemonConfig) WaitLimit() time.Duration {
-	if d.MaxWait == nil {
-		return DefaultMaxWait
-	}
-	return time.Duration(*d.MaxWait)
-}
-
-func orInt(v, def int) int {
-	if v == 0 {
-		return def
-	}
-	return v
-}
-
-// Attempts is [daemon] max_attempts, or its default.
-func (d DaemonConfig) Attempts() int { return orInt(d.MaxAttempts, DefaultMaxAttempts) }
-
-// BodyLimit is [daemon] max_body_mb in bytes, or its default.
-func (d DaemonConfig) BodyLimit() int64 { return int64(orInt(d.MaxBodyMB, DefaultMaxBodyMB)) << 20 }
-
-// BufferedLimit is [daemon] max_buffered_mb in bytes, or its default.
-func (d DaemonConfig) BufferedLimit() int64 {
-	return int64(orInt(d.MaxBufferedMB, DefaultMaxBufferedMB)) << 20
-}
-
-// SocketLimit is [daemon] max_websockets, or its default.
-func (d DaemonConfig) SocketLimit() int { return orInt(d.MaxWebSockets, DefaultMaxWebSockets) }
-
-// InFlightLimit is [daemon] max_in_flight, or its default.
-func (d DaemonConfig) InFlightLimit() int { return orInt(d.MaxInFlight, DefaultMaxInFlight) }
-
-// Defaults for the [daemon] timeouts. A non-streamed completion of a
-// reasoning model can take minutes before its first header.
-const (
-	DefaultResponseHeaderTimeout = 10 * time.Minute
-	DefaultStreamIdleTimeout     = 5 * time.Minute
-	DefaultDrainTimeout          = 30 * time.Second
-	DefaultClientTimeout         = time.Minute
-)
-
 // ProviderConfig is a [provider.NAME] table: an override of a built-in
 // provider, or a new provider when Kind is set.
 type ProviderConfig struct {
@@ -338,8 +207,8 @@ func (c *Config) Provider(name string) (Provider, bool) {
 	if o.PrimaryWait != nil {
 		p.PrimaryWait = time.Duration(*o.PrimaryWait)
 	}
-	p.ResponseHeaderTimeout = o.ResponseHeaderTimeout.Or(c.Daemon.ResponseHeaderTimeout.Or(DefaultResponseHeaderTimeout))
-	p.StreamIdleTimeout = o.StreamIdleTimeout.Or(c.Daemon.StreamIdleTimeout.Or(DefaultStreamIdleTimeout))
+	p.ResponseHeaderTimeout = o.ResponseHeaderTimeout.Or(c.Daemon.HeaderTimeout())
+	p.StreamIdleTimeout = o.StreamIdleTimeout.Or(c.Daemon.IdleTimeout())
 	return p, true
 }
 
