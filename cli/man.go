@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
+	"time"
 
 	ucli "github.com/urfave/cli/v2"
 
@@ -87,17 +88,18 @@ func manSections() []man.Section {
 				"models (names or globs this key may serve), tags (selections for exec --tag), organization and project (sent with this key only), " +
 				"group (keys that share one organisation's quota: an organisation-wide rate limit on one cools them all, and a spent quota parks them all). " +
 				"All of its fields: " + strings.Join(state.FieldNames("key"), ", ") + "."},
-			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DefaultListen + "; \"127.0.0.1:0\" picks a free port), " +
+			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DaemonDefault("listen") + "; \"127.0.0.1:0\" picks a free port), " +
 				"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy), " +
-				"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default 1m), " +
-				"max_buffered_mb (request bodies in memory, all together; default 256: beyond it, 429 overloaded), " +
-				"pace_below (a key whose rate-limit headers say less than this share of a limit is left gets requests only when no other key can take them, until the limit resets; default 0.1, 0: off). " +
+				"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default " + state.DaemonDefault("client_timeout") + "), " +
+				"max_buffered_mb (request bodies in memory, all together; default " + state.DaemonDefault("max_buffered_mb") + ": beyond it, 429 overloaded), " +
+				"pace_below (a key whose rate-limit headers say less than this share of a limit is left gets requests only when no other key can take them, until the limit resets; default " + state.DaemonDefault("pace_below") + ", 0: off). " +
 				"All of its settings: " + strings.Join(state.FieldNames("daemon"), ", ") + "."},
 			{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +
-				"max_attempts 100, max_body_mb 1024, max_in_flight 1000000, durations 7 days); a larger one is an error that names the line."},
+				fmt.Sprintf("max_attempts %d, max_body_mb %d, max_in_flight %d, durations %d days); a larger one is an error that names the line.",
+					state.MaxAttemptsLimit, state.MaxBodyMBLimit, state.MaxInFlightLimit, state.MaxDuration/(24*time.Hour))},
 			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy, timeouts) or defines a new one, which needs " +
 				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base. " +
-				"fallback = [\"openrouter\"] names providers of the same kind that serve a request no key of this one can, in order, once the request waited primary_wait (default 2s) for a key of its own; " +
+				"fallback = [\"openrouter\"] names providers of the same kind that serve a request no key of this one can, in order, once the request waited primary_wait (default " + state.FormatDuration(state.DefaultPrimaryWait) + ") for a key of its own; " +
 				"fallback_models = { \"gpt-4o\" = \"openai/gpt-4o\" } renames models for them. A conversation whose state is stored with a key never falls over. " +
 				"demote_to_stream = true (anthropic kind) sends non-streaming requests upstream as streams and answers the one JSON message they add up to, so that a long answer cannot meet a header timeout. " +
 				"Its fields: " + strings.Join(state.FieldNames("provider"), ", ") + "."},
