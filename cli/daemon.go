@@ -127,7 +127,7 @@ func stderrLog(p state.Paths) control.LogStatus {
 		return control.LogStatus{}
 	}
 	// Its path: Linux names it; else the one the launchd agent sets.
-	candidates := []string{filepath.Join(p.StateDir, "launchd.log")}
+	candidates := []string{state.LaunchdLogFile(p.StateDir)}
 	if link, err := os.Readlink("/proc/self/fd/2"); err == nil && filepath.IsAbs(link) {
 		candidates = append([]string{link}, candidates...)
 	}

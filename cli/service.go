@@ -86,7 +86,7 @@ func launchdPlist(bin string, env []string, p state.Paths) string {
 	b.WriteString("\t<key>KeepAlive</key>\n\t<dict>\n\t\t<key>SuccessfulExit</key>\n\t\t<false/>\n\t</dict>\n")
 	b.WriteString("\t<key>ProcessType</key>\n\t<string>Background</string>\n")
 	b.WriteString("\t<key>Umask</key>\n\t<integer>63</integer>\n")
-	b.WriteString("\t<key>StandardErrorPath</key>\n\t<string>" + esc(filepath.Join(p.StateDir, "launchd.log")) + "</string>\n")
+	b.WriteString("\t<key>StandardErrorPath</key>\n\t<string>" + esc(state.LaunchdLogFile(p.StateDir)) + "</string>\n")
 	b.WriteString("</dict>\n</plist>\n")
 	return b.String()
 }

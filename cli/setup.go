@@ -136,7 +136,7 @@ type setupRecord struct {
 }
 
 func setupRecordPath(p state.Paths, tool string) string {
-	return filepath.Join(p.StateDir, "setup", tool+".json")
+	return state.SetupRecordFile(p.StateDir, tool)
 }
 
 // SetupCommand writes (or, with Undo, removes) llmkey's part of a tool's

@@ -12,16 +12,13 @@ import (
 	"github.com/llmkey/llmkey/state"
 )
 
-// Keys disabled by hand stay disabled across restarts: they are kept in
-// the state dir, by PROVIDER/NAME, with no secret.
-const overridesFile = "disabled.json"
-
 type override struct {
 	// Until is when a "disable --for" ends; absent: until "enable".
 	Until *time.Time `json:"until,omitempty"`
 }
 
-func (d *Daemon) overridesPath() string { return filepath.Join(d.opts.Paths.StateDir, overridesFile) }
+// overridesPath keeps the keys disabled by hand across restarts.
+func (d *Daemon) overridesPath() string { return state.DisabledFile(d.opts.Paths.StateDir) }
 
 // saveOverrides writes the keys disabled by hand. On a failure the
 // override holds in memory and the keeper writes it once it can.
@@ -73,7 +70,7 @@ func (d *Daemon) loadOverrides() {
 	}
 	var all map[string]override
 	if err := json.Unmarshal(b, &all); err != nil {
-		d.setAside(overridesFile, d.overridesPath(), err, "keys disabled by hand are enabled again; disable them again if needed")
+		d.setAside(filepath.Base(d.overridesPath()), d.overridesPath(), err, "keys disabled by hand are enabled again; disable them again if needed")
 		return
 	}
 	d.mu.Lock()

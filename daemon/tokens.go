@@ -69,7 +69,7 @@ func (t *issued) build() {
 // load reads tokens.json; a damaged one is set aside (its tokens stop
 // working, and the tools need new ones).
 func (d *Daemon) loadTokens() {
-	s := &tokenStore{path: filepath.Join(d.opts.Paths.StateDir, "tokens.json"), byHash: map[string]*issued{}}
+	s := &tokenStore{path: state.ScopedTokensFile(d.opts.Paths.StateDir), byHash: map[string]*issued{}}
 	d.tokens = s
 	b, err := os.ReadFile(s.path)
 	if errors.Is(err, fs.ErrNotExist) {

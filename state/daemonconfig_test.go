@@ -98,6 +98,20 @@ func rawReads(t *testing.T) map[string][]string {
 		defaulted[name] = name != "AllowedOrigins" && name != "LogRequests"
 	}
 	out := map[string][]string{}
+	eachSource(t, func(file string, fset *token.FileSet, f *ast.File) {
+		for _, pos := range rawReadsIn(f, defaulted) {
+			if at := fset.Position(pos); !slices.Contains(out[file], fmt.Sprintf("%s:%d", file, at.Line)) {
+				out[file] = append(out[file], fmt.Sprintf("%s:%d", file, at.Line))
+			}
+		}
+	})
+	return out
+}
+
+// eachSource parses each non-test Go file of the module outside this
+// package, named by its path in the module.
+func eachSource(t *testing.T, do func(file string, fset *token.FileSet, f *ast.File)) {
+	t.Helper()
 	root := ".."
 	err := filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
 		if err != nil {
@@ -115,18 +129,12 @@ func rawReads(t *testing.T) map[string][]string {
 		if err != nil {
 			return err
 		}
-		for _, pos := range rawReadsIn(f, defaulted) {
-			at := fmt.Sprintf("%s:%d", path, fset.Position(pos).Line)
-			if file := filepath.ToSlash(rel); !slices.Contains(out[file], at) {
-				out[file] = append(out[file], at)
-			}
-		}
+		do(filepath.ToSlash(rel), fset, f)
 		return nil
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	return out
 }
 
 // rawReadsIn finds them in one file: X.Or(...), and X.F for a defaulted
