@@ -164,13 +164,14 @@ func (d DaemonConfig) PaceShare() float64 {
 
 // DaemonDefault is what a [daemon] setting is when the keyfile leaves it
 // out, written as the keyfile would write it ("5s", "32", "true"), for
-// the documentation; "" for a setting that has none (allowed_origins,
-// strategy: the provider's own, else rotate's).
+// the documentation; "" for allowed_origins, which has none.
 func DaemonDefault(field string) string {
 	var d DaemonConfig
 	switch field {
 	case "listen":
 		return (&Config{}).Listen()
+	case "strategy":
+		return string(rotate.DefaultStrategy)
 	case "response_header_timeout":
 		return FormatDuration(d.HeaderTimeout())
 	case "stream_idle_timeout":

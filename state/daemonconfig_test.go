@@ -14,15 +14,15 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/llmkey/llmkey/rotate"
 )
 
-// Every [daemon] setting but those with nothing to default to has a
-// default, and it is what the setting's accessor gives for a keyfile
-// that leaves it out.
+// Every [daemon] setting but allowed_origins has a default, and it is
+// what the setting's accessor gives for a keyfile that leaves it out.
 func TestDaemonDefaults(t *testing.T) {
-	none := []string{"strategy", "allowed_origins"}
 	for _, f := range FieldNames("daemon") {
-		if got := DaemonDefault(f); (got == "") != slices.Contains(none, f) {
+		if got := DaemonDefault(f); (got == "") != (f == "allowed_origins") {
 			t.Errorf("DaemonDefault(%q) = %q", f, got)
 		}
 	}
@@ -36,7 +36,7 @@ func TestDaemonDefaults(t *testing.T) {
 		{d.Attempts(), DefaultMaxAttempts}, {d.RetryWindow(), DefaultRetryDeadline}, {d.BodyLimit(), int64(DefaultMaxBodyMB) << 20},
 		{d.InFlightLimit(), DefaultMaxInFlight}, {d.SocketLimit(), DefaultMaxWebSockets}, {d.BufferedLimit(), int64(DefaultMaxBufferedMB) << 20},
 		{d.ProbeAfter(), DefaultProbeInterval}, {d.AddStreamUsage(), true}, {d.PaceShare(), DefaultPaceBelow},
-		{(&Config{}).Listen(), DefaultListen},
+		{(&Config{}).Listen(), DefaultListen}, {mustProvider(t, &Config{}, "openai").Strategy, rotate.DefaultStrategy},
 	} {
 		if c.got != c.want {
 			t.Errorf("a setting left out is %v, want its default %v", c.got, c.want)
@@ -56,6 +56,14 @@ func TestDaemonDefaults(t *testing.T) {
 			t.Errorf("FormatDuration(%v) = %q, want %q", d, got, want)
 		}
 	}
+}
+
+func mustProvider(t *testing.T, c *Config, name string) Provider {
+	p, ok := c.Provider(name)
+	if !ok {
+		t.Fatalf("no provider %s", name)
+	}
+	return p
 }
 
 // The README's keyfile table says each setting's default as the code has
