@@ -110,21 +110,14 @@ func TestCommand(ctx context.Context, in TestCommandInput, s Streams) error {
 // checkKey lists p's models with k, and says what the answer means.
 func checkKey(ctx context.Context, p state.Provider, k state.Key) keyVerdict {
 	v := keyVerdict{Provider: k.Provider, Name: k.Name}
-	url := p.BaseURL + "/models"
-	switch p.Kind {
-	case state.KindAnthropic:
-		url = p.BaseURL + "/v1/models"
-	case state.KindGemini:
-		url = p.BaseURL + "/v1beta/models"
-	}
 	ctx, cancel := context.WithTimeout(ctx, 15*time.Second)
 	defer cancel()
-	req, _ := http.NewRequestWithContext(ctx, http.MethodGet, url, nil)
-	req.Header.Set(wire.AuthHeader(p.Kind), wire.AuthValue(p.Kind, k.Secret))
-	if p.Kind == state.KindAnthropic {
-		req.Header.Set("Anthropic-Version", "2023-06-01")
+	req, err := wire.ProbeRequest(p.Kind, p.BaseURL, k.Secret)
+	if err != nil {
+		v.Result, v.Detail, v.code = "unreachable", redactSecret(err.Error(), k.Secret), ExitKeyUnreachable
+		return v
 	}
-	resp, err := http.DefaultClient.Do(req)
+	resp, err := http.DefaultClient.Do(req.WithContext(ctx))
 	if err != nil {
 		v.Result, v.Detail, v.code = "unreachable", redactSecret(err.Error(), k.Secret), ExitKeyUnreachable
 		return v

@@ -8,6 +8,7 @@ import (
 	"strings"
 
 	"github.com/llmkey/llmkey/daemon/promtext"
+	"github.com/llmkey/llmkey/daemon/proxy"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
@@ -65,8 +66,8 @@ func (m *metrics) SetAside(provider, key string, class rotate.Class) {
 func (m *metrics) Denied(provider string, code rotate.DenialCode) {
 	m.denied.With(provider, string(code)).Inc()
 }
-func (m *metrics) Fallback(provider, to, result string) {
-	m.fallbacks.With(provider, to, result).Inc()
+func (m *metrics) Fallback(provider, to string, result proxy.FallbackResult) {
+	m.fallbacks.With(provider, to, string(result)).Inc()
 }
 
 // cooldownHelp says which classes cool a key and which park it, as
@@ -75,9 +76,9 @@ func cooldownHelp() string {
 	var cooled, parked []string
 	for _, c := range rotate.Classes() {
 		switch c.SetsAside() {
-		case "cools":
+		case rotate.Cooling:
 			cooled = append(cooled, c.String())
-		case "parks":
+		case rotate.Parked:
 			parked = append(parked, c.String())
 		}
 	}

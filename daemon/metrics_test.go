@@ -55,11 +55,11 @@ func TestCooldownHelpMatchesRotation(t *testing.T) {
 	for _, c := range rotate.Classes() {
 		inCooled, inParked := strings.Contains(cooled, c.String()), strings.Contains(parked, c.String())
 		switch c.SetsAside() {
-		case "cools":
+		case rotate.Cooling:
 			if !inCooled || inParked {
 				t.Errorf("%s cools a key; help says: %s", c, help)
 			}
-		case "parks":
+		case rotate.Parked:
 			if inCooled || !inParked {
 				t.Errorf("%s parks a key; help says: %s", c, help)
 			}

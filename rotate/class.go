@@ -38,17 +38,18 @@ func (c Class) Retryable() bool {
 }
 
 // SetsAside says what an answer of class c does to the key that got it:
-// "cools" (out of rotation for a wait, for that model), "parks" (out until
-// a probe succeeds), or "" (nothing, or the provider's circuit, not the
-// key). Done carries it out; metrics and help describe it from here.
-func (c Class) SetsAside() string {
+// Cooling (out of rotation for a wait, for that model), Parked (out until
+// a probe succeeds), or Ready (nothing, or the provider's circuit, not
+// the key). judge (effects.go) carries it out; metrics and help describe
+// it from here.
+func (c Class) SetsAside() KeyState {
 	switch c {
 	case RateLimited, Forbidden:
-		return "cools"
+		return Cooling
 	case Quota, InvalidKey:
-		return "parks"
+		return Parked
 	}
-	return ""
+	return Ready
 }
 
 // NeedsUser reports whether a key set aside by an answer of class c

@@ -20,6 +20,11 @@ const (
 	ConversationKeyGone DenialCode = "conversation-key-gone"
 )
 
+// DenialCodes lists every denial code, in order.
+func DenialCodes() []DenialCode {
+	return []DenialCode{NoKeys, AllKeysCooling, NoUsableKeys, ProviderUnavailable, ConversationKeyBusy, ConversationKeyGone}
+}
+
 // Denial says why no key can serve now, and when one may.
 type Denial struct {
 	Code DenialCode

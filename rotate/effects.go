@@ -146,6 +146,16 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 	}
 }
 
+// Excludes reports whether a request whose attempt got o must not take
+// the same key again. A server error or a transport failure leaves the
+// key in rotation, so nothing else would keep the request from drawing it
+// at once; stored state missing on a key means its organisation lacks it.
+// The classes that cool or park a key keep it out by that (and a request
+// that waits may take it again once it is back).
+func (o Outcome) Excludes() bool {
+	return o.Class == ServerError || o.Class == Transport || o.MissingState
+}
+
 // groupOf is k and, when wide and k has a group, every other key of its
 // group: those that share its organisation's limits.
 func (p *Pool) groupOf(k *keyState, wide bool) []*keyState {

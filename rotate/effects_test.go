@@ -19,9 +19,8 @@ func TestSetsAsideIsWhatDoneDoes(t *testing.T) {
 		}
 		l.Done(Outcome{Class: c, Reason: "x"}, 0)
 		views, _, _ := p.View()
-		want := map[string]KeyState{"cools": Cooling, "parks": Parked, "": Ready}[c.SetsAside()]
-		if got := views[0].State; got != want {
-			t.Errorf("%s: key is %s, SetsAside says %q", c, got, c.SetsAside())
+		if got, want := views[0].State, c.SetsAside(); got != want {
+			t.Errorf("%s: key is %s, SetsAside says %s", c, got, want)
 		}
 	}
 }

@@ -32,6 +32,19 @@ func TestDeniedError(t *testing.T) {
 			http.StatusServiceUnavailable, 0, "add one with 'llmkey add openai', or check the key's models"},
 		{rotate.Denial{Code: rotate.NoUsableKeys, Until: now.Add(5 * time.Minute), Detail: "openai/a parked: 401 invalid key"},
 			http.StatusServiceUnavailable, 5 * time.Minute, "'llmkey enable openai/NAME' or 'llmkey reset openai/NAME'"},
+		{rotate.Denial{Code: rotate.ConversationKeyBusy, Until: now.Add(12 * time.Second), Detail: "the conversation's key openai/a is cooling 12s"},
+			http.StatusTooManyRequests, 12 * time.Second, "the conversation's key openai/a is cooling 12s"},
+		{rotate.Denial{Code: rotate.ConversationKeyGone, Detail: "the conversation's key openai/a is no longer in the keyfile: start a new conversation"},
+			http.StatusConflict, 0, "start a new conversation"},
+	}
+	tested := map[rotate.DenialCode]bool{}
+	for _, tt := range tests {
+		tested[tt.den.Code] = true
+	}
+	for _, c := range rotate.DenialCodes() {
+		if !tested[c] {
+			t.Errorf("%s is not tested", c)
+		}
 	}
 	for _, tt := range tests {
 		e := deniedError("openai", &tt.den, now)

@@ -81,7 +81,7 @@ func (h *Handler) deliverDemoted(w http.ResponseWriter, ans *answer) {
 	w.WriteHeader(status)
 	written, _ := w.Write(body)
 	if failed != nil {
-		h.failed(ans.up, ans.key, ans.lease, ans.model, ans.label, *failed, nil)
+		h.settleFailure(ans.up, ans.key, ans.lease, ans.model, ans.label, *failed)
 		ans.log.Info("upstream error in a demoted stream", "key", ans.up.Name+"/"+ans.key.Name, "status", status, "class", failed.Class.String())
 		return
 	}

@@ -74,7 +74,7 @@ type Events interface {
 	// Fallback: a request of provider entered its fallback chain, was
 	// recovered by the primary, fell back to the provider to, or found
 	// it exhausted.
-	Fallback(provider, to, result string)
+	Fallback(provider, to string, result FallbackResult)
 }
 
 // InFlight is the number of requests being served now.
@@ -115,7 +115,8 @@ func (h *Handler) waitIdle(timeout time.Duration) bool {
 	return true
 }
 
-// ServeHTTP admits a request, then forwards it.
+// ServeHTTP admits a request, then forwards it: a WebSocket upgrade
+// and a request take the same checks and the same attempt loop.
 func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, rest := splitRoute(r.URL.EscapedPath())
 	snap := h.Snapshot()
@@ -123,126 +124,179 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	kind := state.KindOpenAI
 	if known {
 		kind = up.Kind
-	}
-
-	// A browser page may reach a loopback port; DNS rebinding makes its
-	// Host something else, and a cross-site request carries an Origin.
-	if !loopbackHost(r.Host) {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadHost,
-			Message: fmt.Sprintf("refused a request for host %q: the proxy only answers to 127.0.0.1, localhost or [::1]", r.Host)})
-		return
-	}
-	if o := r.Header.Get("Origin"); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadOrigin,
-			Message: fmt.Sprintf("refused a browser request from origin %q; allow it with [daemon] allowed_origins in the keyfile", o)})
-		return
-	}
-	switch r.URL.Path { // after the host and origin checks: a rebinding page must not read them
-	case "/livez":
-		h.serveLivez(w)
-		return
-	case "/healthz":
-		h.serveHealthz(w)
-		return
-	}
-	if r.Method == http.MethodHead && (rest == "" || rest == "/") && (known || name == "") {
-		// A client checking that its base URL answers (Claude Code's
-		// gateway check): nothing goes upstream.
-		w.WriteHeader(http.StatusOK)
-		return
-	}
-	grant, ok := h.authorized(r)
-	if !ok {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusUnauthorized, Code: wire.BadToken,
-			Message: "missing or wrong local token: run the tool under 'llmkey exec -- TOOL', or send the value of LLMKEY_TOKEN ('llmkey env') as its API key"})
-		return
-	}
-	// /metrics takes the same host, origin and token checks as a request.
-	if r.URL.Path == "/metrics" && h.Metrics != nil {
-		h.Metrics.ServeHTTP(w, r)
-		return
-	}
-	if known {
 		rest = wire.UpstreamPath(up.Kind, rest)
 	}
-	if websocket.IsWebSocketUpgrade(r) && known && up.Pool != nil && !h.draining.Load() && !dotSegments(rest) {
-		h.inSockets.Add(1) // counted for the drain, not against max_in_flight
-		defer h.inSockets.Add(-1)
-		if !h.draining.Load() {
-			h.serveWebSocket(w, r, snap, up, rest, grant)
-			return
-		}
+	grant, ok := h.admit(w, r, snap, kind, known, name, rest)
+	if !ok {
+		return
 	}
+	upgrade := websocket.IsWebSocketUpgrade(r)
 	// Counted before the draining check, so that a drain that sees zero
-	// in flight cannot miss a request that is just starting.
-	h.inFlight.Add(1)
-	defer h.inFlight.Add(-1)
-	if h.draining.Load() {
-		w.Header().Set("Connection", "close")
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusServiceUnavailable, Code: wire.Draining, RetryAfter: time.Second,
-			Message: "the daemon is shutting down; retry in a moment ('llmkey start' starts it again)"})
-		return
+	// in flight cannot miss a request that is just starting. WebSockets
+	// are counted for the drain, not against max_in_flight.
+	counter := &h.inFlight
+	if upgrade {
+		counter = &h.inSockets
 	}
-	if !known {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusNotFound, Code: wire.UnknownProvider,
-			Message: fmt.Sprintf("no provider %q: the URL must start with /PROVIDER/, e.g. /openai/ ('llmkey status' lists providers)", name)})
-		return
-	}
-	if dotSegments(rest) {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusBadRequest, Code: wire.BadPath,
-			Message: "refused a path with a '.' or '..' segment: it would leave the provider's base URL"})
-		return
-	}
-	var only map[string]bool
-	if grant != nil {
-		if only = grant.Only[name]; only == nil {
-			wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.NotSelected,
-				Message: fmt.Sprintf("this token was issued for other keys than %s's: run the tool under 'llmkey exec' with a selection that has a %s key", name, name)})
-			return
+	counter.Add(1)
+	defer counter.Add(-1)
+	if e := h.routeError(snap, up, known, name, rest, grant); e != nil {
+		if e.Code == wire.Draining {
+			w.Header().Set("Connection", "close")
 		}
-	}
-	if up.Pool == nil {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusServiceUnavailable, Code: wire.Code(rotate.NoKeys),
-			Message: fmt.Sprintf("no keys for %s: add one with 'llmkey add %s'", name, name)})
+		wire.WriteError(w, kind, *e)
 		return
 	}
-	if limit := snap.Config.Daemon.InFlightLimit(); h.inFlight.Load() > int64(limit) {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
-			Message: fmt.Sprintf("more than %d requests in flight ([daemon] max_in_flight); retry in a moment", limit)})
+	if upgrade {
+		h.serveWebSocket(w, r, snap, up, rest, grant)
 		return
 	}
-	clientTimeout := snap.Config.Daemon.ClientTimeout.Or(state.DefaultClientTimeout)
-	rc := http.NewResponseController(w)
-	// A client that trickles its body must not hold its slot for ever.
-	rc.SetReadDeadline(time.Now().Add(clientTimeout)) // the network's clock, not the daemon's
-	body, reserved, err := h.readBody(r, snap.Config.Daemon.BodyLimit(), snap.Config.Daemon.BufferedLimit())
-	defer h.buffered.Add(-reserved)
-	rc.SetReadDeadline(time.Time{})
-	if errors.Is(err, errBuffersFull) {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
-			Message: fmt.Sprintf("request bodies of %d MiB are in memory already ([daemon] max_buffered_mb); retry in a moment", snap.Config.Daemon.BufferedLimit()>>20)})
-		return
-	}
-	if errors.Is(err, errBodyTooLarge) {
-		wire.WriteError(w, kind, wire.Error{Status: http.StatusRequestEntityTooLarge, Code: wire.BodyTooLarge,
-			Message: fmt.Sprintf("the request body is larger than %d MiB; llmkey keeps the body to retry it on another key: send less, or raise [daemon] max_body_mb in the keyfile",
-				snap.Config.Daemon.BodyLimit()>>20)})
-		return
-	}
-	if err != nil {
-		h.Log.Info("client went away while sending its request", "provider", name, "err", err)
-		return
-	}
-	// The answer streams from this frame, not from forward's: an open
-	// stream's goroutine then needs half the stack (1,000 streams add up;
-	// TestOpenStreamStack holds it).
-	if ans := h.forward(w, r, snap, up, rest, body, grant); ans != nil {
+	// The answer streams from this frame, not from the attempt loop's: an
+	// open stream's goroutine then needs half the stack (1,000 streams
+	// add up; TestOpenStreamStack holds it).
+	if ans := h.serveRequest(w, r, snap, up, rest, grant); ans != nil {
 		if ans.demoted && isEventStream(ans.resp) {
 			h.deliverDemoted(w, ans)
 			return
 		}
 		h.deliver(w, ans)
 	}
+}
+
+// admit checks what every request to the proxy must pass, and answers
+// the health checks, a base URL's HEAD and /metrics: it reports whether
+// the request goes on, with the grant of its scoped token (nil for the
+// local token).
+func (h *Handler) admit(w http.ResponseWriter, r *http.Request, snap *Snapshot, kind state.Kind, known bool, name, rest string) (*Grant, bool) {
+	// A browser page may reach a loopback port; DNS rebinding makes its
+	// Host something else, and a cross-site request carries an Origin.
+	if !loopbackHost(r.Host) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadHost,
+			Message: fmt.Sprintf("refused a request for host %q: the proxy only answers to 127.0.0.1, localhost or [::1]", r.Host)})
+		return nil, false
+	}
+	if o := r.Header.Get("Origin"); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadOrigin,
+			Message: fmt.Sprintf("refused a browser request from origin %q; allow it with [daemon] allowed_origins in the keyfile", o)})
+		return nil, false
+	}
+	switch r.URL.Path { // after the host and origin checks: a rebinding page must not read them
+	case "/livez":
+		h.serveLivez(w)
+		return nil, false
+	case "/healthz":
+		h.serveHealthz(w)
+		return nil, false
+	}
+	if r.Method == http.MethodHead && (rest == "" || rest == "/") && (known || name == "") {
+		// A client checking that its base URL answers (Claude Code's
+		// gateway check): nothing goes upstream.
+		w.WriteHeader(http.StatusOK)
+		return nil, false
+	}
+	grant, ok := h.authorized(r)
+	if !ok {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusUnauthorized, Code: wire.BadToken,
+			Message: "missing or wrong local token: run the tool under 'llmkey exec -- TOOL', or send the value of LLMKEY_TOKEN ('llmkey env') as its API key"})
+		return nil, false
+	}
+	// /metrics takes the same host, origin and token checks as a request.
+	if r.URL.Path == "/metrics" && h.Metrics != nil {
+		h.Metrics.ServeHTTP(w, r)
+		return nil, false
+	}
+	return grant, true
+}
+
+// routeError is why a request cannot go to its route at all (nil: it
+// can): the daemon draining, no such provider, a path that would leave
+// its base URL, a token not issued for it, no keys.
+func (h *Handler) routeError(snap *Snapshot, up *Upstream, known bool, name, rest string, grant *Grant) *wire.Error {
+	switch {
+	case h.draining.Load():
+		return &wire.Error{Status: http.StatusServiceUnavailable, Code: wire.Draining, RetryAfter: time.Second,
+			Message: "the daemon is shutting down; retry in a moment ('llmkey start' starts it again)"}
+	case !known:
+		return &wire.Error{Status: http.StatusNotFound, Code: wire.UnknownProvider,
+			Message: fmt.Sprintf("no provider %q: the URL must start with /PROVIDER/, e.g. /openai/ ('llmkey status' lists providers)", name)}
+	case dotSegments(rest):
+		return &wire.Error{Status: http.StatusBadRequest, Code: wire.BadPath,
+			Message: "refused a path with a '.' or '..' segment: it would leave the provider's base URL"}
+	case grant != nil && grant.Only[name] == nil:
+		return &wire.Error{Status: http.StatusForbidden, Code: wire.NotSelected,
+			Message: fmt.Sprintf("this token was issued for other keys than %s's: run the tool under 'llmkey exec' with a selection that has a %s key", name, name)}
+	case up.Pool == nil:
+		return &wire.Error{Status: http.StatusServiceUnavailable, Code: wire.Code(rotate.NoKeys),
+			Message: fmt.Sprintf("no keys for %s: add one with 'llmkey add %s'", name, name)}
+	}
+	return nil
+}
+
+// serveRequest reads a request's body, within the limits, and sends it
+// through the attempt loop: it returns the successful answer, to be
+// delivered, or nil once the client was answered.
+func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, grant *Grant) *answer {
+	dc := snap.Config.Daemon
+	kind := up.Kind
+	if limit := dc.InFlightLimit(); h.inFlight.Load() > int64(limit) {
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
+			Message: fmt.Sprintf("more than %d requests in flight ([daemon] max_in_flight); retry in a moment", limit)})
+		return nil
+	}
+	rc := http.NewResponseController(w)
+	// A client that trickles its body must not hold its slot for ever.
+	rc.SetReadDeadline(time.Now().Add(dc.ClientTimeout.Or(state.DefaultClientTimeout))) // the network's clock, not the daemon's
+	body, reserved, err := h.readBody(r, dc.BodyLimit(), dc.BufferedLimit())
+	defer h.buffered.Add(-reserved)
+	rc.SetReadDeadline(time.Time{})
+	switch {
+	case errors.Is(err, errBuffersFull):
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
+			Message: fmt.Sprintf("request bodies of %d MiB are in memory already ([daemon] max_buffered_mb); retry in a moment", dc.BufferedLimit()>>20)})
+		return nil
+	case errors.Is(err, errBodyTooLarge):
+		wire.WriteError(w, kind, wire.Error{Status: http.StatusRequestEntityTooLarge, Code: wire.BodyTooLarge,
+			Message: fmt.Sprintf("the request body is larger than %d MiB; llmkey keeps the body to retry it on another key: send less, or raise [daemon] max_body_mb in the keyfile",
+				dc.BodyLimit()>>20)})
+		return nil
+	case err != nil:
+		h.Log.Info("client went away while sending its request", "provider", up.Name, "err", err)
+		return nil
+	}
+	return h.forward(w, r, snap, up, rest, body, grant)
+}
+
+// forward reads what the request is (its model, its conversation),
+// adapts what goes upstream (usage asked for in a stream, a demotion),
+// and sends it through the attempt loop.
+func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, body []byte, grant *Grant) *answer {
+	dc := snap.Config.Daemon
+	info := wire.Inspect(up.Kind, rest, body)
+	q := &request{r: r, snap: snap, grant: grant, model: info.Model, session: info.Session, pinned: info.Pinned, start: h.Clock.Now(),
+		log: &reqLog{log: h.Log, provider: up.Name, model: info.Model, method: r.Method, path: r.URL.Path}}
+	if q.session == "" {
+		q.session = wire.SessionOf(r.Header)
+	}
+	if info.WantsUsage && dc.AddStreamUsage() {
+		body = wire.WithStreamUsage(body, info)
+	}
+	demoted := up.DemoteToStream && info.Demotable(up.Kind, r.Method, rest)
+	if demoted {
+		body = wire.WithStream(body, info)
+	}
+	ans := h.run(w, q, h.newRoundTrip(r, up, rest, body, demoted, snap.Secrets), up)
+	if ans == nil {
+		return nil
+	}
+	ans.demoted, ans.creates = demoted, wire.Creates(ans.up.Kind, r.Method, rest)
+	ans.clientTimeout, ans.logLine = dc.ClientTimeout.Or(state.DefaultClientTimeout), slog.LevelDebug
+	if dc.LogRequests {
+		ans.logLine = slog.LevelInfo
+	}
+	if q.pinned {
+		ans.pins = q.session
+	}
+	return ans
 }
 
 var (
@@ -271,8 +325,7 @@ func (h *Handler) readBody(r *http.Request, limit, budget int64) (body []byte, r
 		return nil, 0, errBodyTooLarge
 	}
 	reserve := func(n int64) bool {
-		if h.buffered.Add(n) > budget {
-			h.buffered.Add(-n)
+		if !h.reserve(n, budget) {
 			return false
 		}
 		reserved += n
@@ -321,6 +374,16 @@ func (h *Handler) readBody(r *http.Request, limit, budget int64) (body []byte, r
 			return nil, reserved, rerr
 		}
 	}
+}
+
+// reserve takes n bytes in the budget that request bodies and messages
+// held in memory share; false when that would go over it.
+func (h *Handler) reserve(n, budget int64) bool {
+	if h.buffered.Add(n) > budget {
+		h.buffered.Add(-n)
+		return false
+	}
+	return true
 }
 
 // Grant is what a scoped token allows: the keys of its selection, and

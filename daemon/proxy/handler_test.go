@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"context"
 	"fmt"
+	"github.com/gorilla/websocket"
 	"io"
 	"log/slog"
 	"net/http"
@@ -51,10 +52,10 @@ func (u *testUsage) Add(now time.Time, k state.UsageKey, c state.Counts) {
 
 type noEvents struct{}
 
-func (noEvents) Retried(string)                        {}
-func (noEvents) Fallback(string, string, string)       {}
-func (noEvents) SetAside(string, string, rotate.Class) {}
-func (noEvents) Denied(string, rotate.DenialCode)      {}
+func (noEvents) Retried(string)                          {}
+func (noEvents) Fallback(string, string, FallbackResult) {}
+func (noEvents) SetAside(string, string, rotate.Class)   {}
+func (noEvents) Denied(string, rotate.DenialCode)        {}
 
 // publish makes cfg the configuration new requests take.
 func (p *testProxy) publish(cfg *state.Config) {
@@ -260,11 +261,6 @@ func TestRouting(t *testing.T) {
 			t.Errorf("splitRoute(%q) = %q %q", in, n, r)
 		}
 	}
-	for in, want := range map[string]string{"alt=sse&key=tok": "alt=sse", "key=tok": "", "alt=sse": "alt=sse", "monkey=1": "monkey=1"} {
-		if got := stripKeyParam(in); got != want {
-			t.Errorf("stripKeyParam(%q) = %q, want %q", in, got, want)
-		}
-	}
 	for host, want := range map[string]bool{"127.0.0.1:5565": true, "localhost:1": true, "[::1]:2": true, "LOCALHOST": true,
 		"127.9.9.9": true, "evil.example": false, "192.168.1.1:5565": false, "localhost.evil.example:1": false} {
 		if got := loopbackHost(host); got != want {
@@ -454,27 +450,114 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
-// The handler leaves the client's request as it came: the outbound one is
-// built from a copy, so the real key never enters the client's
-// *http.Request, and its auth and hop-by-hop headers stay its own.
+// The client's request is left as it came, whatever goes upstream
+// instead: its token swapped for a key, its hop-by-hop headers dropped,
+// a demoted body sent as a stream, a WebSocket's handshake redone, a
+// fallback's model renamed (net/http: handlers should not modify the
+// provided Request).
 func TestClientRequestIsLeftAlone(t *testing.T) {
-	var upstreamAuth string
-	d, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		upstreamAuth = r.Header.Get("Authorization")
-		io.WriteString(w, `{}`)
-	}))
-	req := httptest.NewRequest("POST", "http://127.0.0.1/openai/chat/completions", strings.NewReader(`{"model":"m"}`))
-	req.Header.Set("Authorization", "Bearer llmk-local-test")
-	req.Header.Set("Connection", "keep-alive, X-Hop")
-	req.Header.Set("X-Hop", "1")
-	before := req.Header.Clone()
-	rec := httptest.NewRecorder()
-	d.ServeHTTP(rec, req)
-	if rec.Code != 200 || upstreamAuth != "Bearer "+testSecret {
-		t.Fatalf("got %d, upstream saw %q", rec.Code, upstreamAuth)
+	var mu sync.Mutex
+	var upstream []string // what the upstream saw: path, key, accept-encoding, body
+	sawn := func(r *http.Request, body []byte) {
+		mu.Lock()
+		defer mu.Unlock()
+		upstream = append(upstream, r.URL.Path+" "+r.Header.Get("Authorization")+r.Header.Get("X-Api-Key")+" ae="+r.Header.Get("Accept-Encoding")+" "+string(body))
 	}
-	if fmt.Sprint(req.Header) != fmt.Sprint(before) {
-		t.Errorf("the client's headers changed:\n%v\nwere:\n%v", req.Header, before)
+	d, _ := newTestProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if websocket.IsWebSocketUpgrade(r) {
+			sawn(r, nil)
+			c, err := (&websocket.Upgrader{}).Upgrade(w, r, nil)
+			if err == nil {
+				c.WriteMessage(websocket.TextMessage, []byte(`{"type":"response.created","response":{"id":"resp_1"}}`))
+				c.Close()
+			}
+			return
+		}
+		body, _ := io.ReadAll(r.Body)
+		sawn(r, body)
+		switch {
+		case r.Header.Get("Authorization") == "Bearer "+testSecret && strings.Contains(string(body), "gpt-fall"):
+			w.WriteHeader(http.StatusTooManyRequests)
+			io.WriteString(w, `{"error":{"message":"slow down","type":"requests"}}`)
+		case strings.HasSuffix(r.URL.Path, "/messages"):
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"model\":\"claude\",\"usage\":{\"input_tokens\":1,\"output_tokens\":1}}}\n\n"+
+				"event: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+		default:
+			io.WriteString(w, `{}`)
+		}
+	}))
+	cfg := *d.snap.Load().Config
+	base := strings.TrimSuffix(d.snap.Load().Providers["openai"].BaseURL, "/v1")
+	cfg.Keys = append(cfg.Keys, state.Key{Provider: "anthropic", Name: "c", Secret: "sk-ant-cccccccccccccccccccccccc"},
+		state.Key{Provider: "openrouter", Name: "b", Secret: "sk-or-bbbbbbbbbbbbbbbbbbbbbbbb"})
+	wait := state.Duration(time.Millisecond)
+	cfg.Providers = map[string]state.ProviderConfig{
+		"openai":     {BaseURL: base + "/v1", Fallback: []string{"openrouter"}, FallbackModels: map[string]string{"gpt-fall": "openai/gpt-fall"}, PrimaryWait: &wait},
+		"openrouter": {BaseURL: base + "/v1"},
+		"anthropic":  {BaseURL: base, DemoteToStream: true},
+	}
+	d.publish(&cfg)
+	var changed []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		before, url := fmt.Sprint(r.Header), r.URL.String()
+		d.ServeHTTP(w, r)
+		if after := fmt.Sprint(r.Header); after != before || r.URL.String() != url {
+			mu.Lock()
+			changed = append(changed, fmt.Sprintf("%s %s:\n%s\nwas:\n%s", r.Method, url, after, before))
+			mu.Unlock()
+		}
+	}))
+	t.Cleanup(srv.Close)
+
+	send := func(path, body string, hdr http.Header) int {
+		req, _ := http.NewRequest("POST", srv.URL+path, strings.NewReader(body))
+		req.Header = hdr
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			t.Fatal(err)
+		}
+		io.Copy(io.Discard, resp.Body)
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	plain := http.Header{"Authorization": {"Bearer llmk-local-test"}, "Connection": {"keep-alive, X-Hop"}, "X-Hop": {"1"}}
+	if code := send("/openai/chat/completions", `{"model":"m"}`, plain); code != 200 {
+		t.Errorf("a plain request: %d", code)
+	}
+	demoted := http.Header{"X-Api-Key": {"llmk-local-test"}, "Accept-Encoding": {"br"}, "Anthropic-Version": {"2023-06-01"}}
+	if code := send("/anthropic/v1/messages", `{"model":"claude","max_tokens":5,"messages":[]}`, demoted); code != 200 {
+		t.Errorf("a demoted request: %d", code)
+	}
+	if code := send("/openai/chat/completions", `{"model":"gpt-fall"}`, http.Header{"Authorization": {"Bearer llmk-local-test"}}); code != 200 {
+		t.Errorf("a request that falls over: %d", code)
+	}
+	ws, resp, err := websocket.DefaultDialer.Dial(strings.Replace(srv.URL, "http", "ws", 1)+"/openai/responses?key=llmk-local-test",
+		http.Header{"Authorization": {"Bearer llmk-local-test"}, "X-Hop": {"1"}})
+	if err != nil {
+		t.Fatalf("a WebSocket: %v %v", err, resp)
+	}
+	ws.ReadMessage()
+	ws.Close()
+
+	deadline := time.Now().Add(5 * time.Second)
+	for d.InFlight()+d.inSockets.Load() > 0 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	for _, c := range changed {
+		t.Errorf("the client's request changed: %s", c)
+	}
+	want := []string{
+		"/v1/chat/completions Bearer " + testSecret + " ae=gzip {\"model\":\"m\"}",
+		"/v1/messages sk-ant-cccccccccccccccccccccccc ae= {\"stream\":true,\"model\":\"claude\",\"max_tokens\":5,\"messages\":[]}",
+		"/v1/chat/completions Bearer " + testSecret + " ae=gzip {\"model\":\"gpt-fall\"}",
+		"/v1/chat/completions Bearer sk-or-bbbbbbbbbbbbbbbbbbbbbbbb ae=gzip {\"model\":\"openai/gpt-fall\"}",
+		"/v1/responses Bearer " + testSecret + " ae= ",
+	}
+	if strings.Join(upstream, "\n") != strings.Join(want, "\n") {
+		t.Errorf("the upstream saw:\n%s\nwant:\n%s", strings.Join(upstream, "\n"), strings.Join(want, "\n"))
 	}
 }
 

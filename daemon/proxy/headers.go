@@ -18,27 +18,6 @@ func splitRoute(p string) (string, string) {
 	return p, ""
 }
 
-// stripKeyParam removes every key= parameter, where Gemini clients may
-// put the token, however it is written (%6Bey=, key=a;b) and whether or
-// not the rest of the query parses; every other byte of it stays.
-func stripKeyParam(raw string) string {
-	if !strings.Contains(raw, "key") && !strings.Contains(raw, "%") {
-		return raw
-	}
-	var kept []string
-	for _, part := range strings.Split(raw, "&") {
-		name, _, _ := strings.Cut(part, "=")
-		if strings.EqualFold(name, "key") {
-			continue
-		}
-		if n, err := url.QueryUnescape(name); err == nil && strings.EqualFold(n, "key") {
-			continue
-		}
-		kept = append(kept, part)
-	}
-	return strings.Join(kept, "&")
-}
-
 // dotSegments reports whether an escaped path has a "." or ".." segment,
 // written plainly or escaped (%2e%2e, ..%2f): it would climb out of the
 // path in base_url at the upstream.

@@ -8,27 +8,6 @@ import (
 	"testing"
 )
 
-// The local token never goes upstream in the query, however the query is
-// written; every other parameter stays as the client wrote it.
-func TestStripKeyParam(t *testing.T) {
-	for in, want := range map[string]string{
-		"key=TOKEN":             "",
-		"alt=sse&key=TOKEN":     "alt=sse",
-		"key=TOKEN&a;b":         "a;b",
-		"key=TOKEN&%zz":         "%zz",
-		"%6Bey=TOKEN&x=1":       "x=1",
-		"KEY=TOKEN&x=%20":       "x=%20",
-		"key=TOKEN;x=1&y=2":     "y=2",
-		"monkey=1&keys=2":       "monkey=1&keys=2",
-		"alt=sse&b=%2F&c":       "alt=sse&b=%2F&c",
-		"a=1&key=TOKEN&key=two": "a=1",
-	} {
-		if got := stripKeyParam(in); got != want || strings.Contains(got, "TOKEN") {
-			t.Errorf("stripKeyParam(%q) = %q, want %q", in, got, want)
-		}
-	}
-}
-
 // A path that would climb out of base_url is refused, however escaped;
 // dots inside a name are not segments.
 func TestDotSegmentsRefused(t *testing.T) {

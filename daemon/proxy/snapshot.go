@@ -1,6 +1,8 @@
 package proxy
 
 import (
+	"net/http"
+
 	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
@@ -39,9 +41,24 @@ func (noObserver) Observe(float64) {}
 type Key struct {
 	state.Key
 	Fingerprint string
-	auth        []string // the value of the provider's auth header
+	auth        []string   // the value of the provider's auth header
+	extra       [][]string // the values of its kind's wire.Format.KeyHeaders
 	// Unavailable says why the key's secret could not be read.
 	Unavailable string
+}
+
+// authorize puts the key's credentials in h, an outbound request's
+// headers: its auth header, and the headers that go with this key only
+// (a client's own are removed).
+func (k Key) authorize(h http.Header, up *Upstream) {
+	h[up.authHeader] = k.auth
+	for i, kh := range wire.For(up.Kind).KeyHeaders {
+		if v := k.extra[i]; v != nil {
+			h[kh.Name] = v
+		} else {
+			delete(h, kh.Name)
+		}
+	}
 }
 
 // Spec is what rotation may know of the key: never the secret.
@@ -72,7 +89,8 @@ func Build(cfg *state.Config, unavailable map[string]string, pool func(provider 
 			}
 			s.Providers[k.Provider] = u
 		}
-		key := Key{Key: k, Fingerprint: state.Fingerprint(k.Secret), auth: []string{wire.AuthValue(u.Kind, k.Secret)}, Unavailable: unavailable[k.Ref()]}
+		key := Key{Key: k, Fingerprint: state.Fingerprint(k.Secret), auth: []string{wire.AuthValue(u.Kind, k.Secret)},
+			extra: wire.KeyHeaderValues(u.Kind, k), Unavailable: unavailable[k.Ref()]}
 		u.Keys[k.Name] = key
 		u.Order = append(u.Order, k.Name)
 		if k.Secret != "" {

@@ -42,165 +42,71 @@ var upgrader = websocket.Upgrader{
 	WriteBufferSize:   4 << 10,
 }
 
-// serveWebSocket carries one WebSocket connection through to up.
-func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, grant *Grant) {
-	dc := snap.Config.Daemon
-	if limit := dc.SocketLimit(); h.sockets.Add(1) > int64(limit) {
-		h.sockets.Add(-1)
-		wire.WriteError(w, up.Kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
-			Message: fmt.Sprintf("more than %d WebSockets open ([daemon] max_websockets); retry in a moment", limit)})
-		return
-	}
-	defer h.sockets.Add(-1)
+// socketDial is the attempter of a WebSocket: each attempt dials the
+// upstream with the key; the caller answers the client 101 once one
+// accepted.
+type socketDial struct {
+	r       *http.Request
+	rest    string // the route on the primary
+	target  string // where it dials now
+	header  http.Header
+	dialer  websocket.Dialer
+	secrets []string
+}
 
-	start := h.Clock.Now()
-	budget := rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}
-	model := wire.ModelLabel(r.URL.Query().Get("model")) // Realtime and Live name it in the URL
-	log := &reqLog{log: h.Log, provider: up.Name, model: model, method: "WEBSOCKET", path: r.URL.Path}
+// newSocketDial readies the client's handshake r for up; false when up's
+// base URL cannot carry a WebSocket.
+func newSocketDial(r *http.Request, up *Upstream, rest string, secrets []string) (*socketDial, bool) {
 	target, err := socketTarget(up, rest, r.URL.RawQuery, "")
 	if err != nil {
-		wire.WriteError(w, up.Kind, wire.Error{Status: http.StatusBadGateway, Code: wire.UpstreamUnreachable,
-			Message: fmt.Sprintf("%s's base_url %q cannot carry a WebSocket", up.Name, up.BaseURL)})
-		return
+		return nil, false
 	}
 	hdr := r.Header.Clone()
 	removeHopHeaders(hdr)
 	for _, name := range append(wire.InboundAuthHeaders, socketHeaders...) {
 		delete(hdr, name)
 	}
-	dialer := websocket.Dialer{
+	sd := &socketDial{r: r, rest: rest, target: target, header: hdr, secrets: secrets, dialer: websocket.Dialer{
 		Proxy:             http.ProxyFromEnvironment,
 		HandshakeTimeout:  min(up.ResponseHeaderTimeout, 30*time.Second),
 		Subprotocols:      websocket.Subprotocols(r),
 		EnableCompression: true,
 		ReadBufferSize:    4 << 10,
 		WriteBufferSize:   4 << 10,
-	}
-
-	only, label := grant.selection(up.Name)
-	session := wire.SessionOf(r.Header) // the key is the connection's: its turns all go there
-	primary, fc := up, h.chain(snap, up, grant, false)
-	var tried []string
-	n, nLeg := 0, 0 // attempts, in all and on this provider
-	var lastStatus int
-	var lastBody []byte
-	var lastHeader http.Header
-	// move goes on to the fallback fb, as a request does; false when fb
-	// cannot carry a WebSocket.
-	move := func(fb *Upstream) bool {
-		mapped := model
-		if m, ok := primary.FallbackModels[model]; ok {
-			mapped = m
-		}
-		t, err := socketTarget(fb, rest, r.URL.RawQuery, mapped)
-		if err != nil {
-			return false
-		}
-		log.Info("falling over", "from", primary.Name, "to", fb.Name, "model", mapped)
-		up, target, model, tried, nLeg, lastStatus = fb, t, wire.ModelLabel(mapped), nil, 0, 0
-		only, _ = grant.selection(fb.Name)
-		delete(hdr, primary.authHeader)
-		budget.Start = h.Clock.Now()
-		return true
-	}
-	for {
-		lease, den := up.Pool.Take(rotate.Ask{Model: model, Tried: tried, Only: only, Session: session})
-		if den != nil {
-			now := h.Clock.Now()
-			switch st, fb := fc.denied(r.Context(), up, den, now); {
-			case st == chainGone:
-				return
-			case st == chainWaited:
-				continue
-			case st == chainMoved && move(fb):
-				continue
-			}
-			if d := rotate.Decide(budget, nLeg, nil, den, now); d.Step == rotate.Wait {
-				if !waitForKey(r.Context(), den, d.Until.Sub(now)) {
-					return
-				}
-				continue
-			}
-			h.Events.Denied(up.Name, den.Code)
-			fc.answered(up)
-			if lastStatus != 0 && den.Code != rotate.AllKeysCooling && den.Code != rotate.ProviderUnavailable {
-				writeRefusal(w, lastStatus, lastHeader, lastBody, up, n)
-				return
-			}
-			wire.WriteError(w, up.Kind, deniedError(up.Name, den, now))
-			return
-		}
-		key, ok := up.Keys[lease.Name]
-		if !ok {
-			lease.Cancel()
-			tried = append(tried, lease.Name)
-			continue
-		}
-		n++
-		nLeg++
-		hdr[up.authHeader] = key.auth
-		ctx, cancel := context.WithTimeout(r.Context(), dialer.HandshakeTimeout)
-		upConn, resp, err := dialer.DialContext(ctx, target, hdr)
-		cancel()
-		if err == nil {
-			fc.served(up)
-			h.pumpSocket(w, r, up, key, lease, upConn, resp, n, model, label, log, start, snap.Secrets)
-			return
-		}
-		if r.Context().Err() != nil {
-			lease.Cancel()
-			return
-		}
-		var o rotate.Outcome
-		if resp != nil && resp.StatusCode >= 400 {
-			body, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody))
-			cleanHeader(resp.Header, key.Secret, snap.Secrets)
-			lastStatus, lastHeader, lastBody = resp.StatusCode, resp.Header, []byte(redact(string(body), snap.Secrets))
-			o = wire.Classify(up.Kind, resp.StatusCode, resp.Header, lastBody, h.Clock.Now())
-			if leaks(string(lastBody), key.Secret) || leaks(o.Reason, key.Secret) {
-				lastBody, o.Reason = []byte("{}"), fmt.Sprintf("%d %s", o.Status, o.Class)
-			}
-		} else {
-			reason := rootCause(err)
-			if resp != nil {
-				reason = fmt.Sprintf("the upstream answered %d to the WebSocket handshake", resp.StatusCode)
-			}
-			o = rotate.TransportOutcome(redact(reason, snap.Secrets))
-			lastStatus, lastHeader, lastBody = 0, nil, nil
-		}
-		tried = h.failed(up, key, lease, model, label, o, tried)
-		d := rotate.Decide(budget, nLeg, &o, nil, h.Clock.Now())
-		log.Info("WebSocket handshake failed", "key", key.Name, "attempt", n, "class", o.Class.String(), "status", o.Status,
-			"reason", o.Reason, "retry", d.Step == rotate.Retry)
-		if d.Step != rotate.Retry {
-			if fb := fc.failed(o); fb != nil && move(fb) {
-				continue
-			}
-			fc.answered(up)
-			if lastStatus != 0 {
-				writeRefusal(w, lastStatus, lastHeader, lastBody, up, n)
-				return
-			}
-			wire.WriteError(w, up.Kind, wire.Error{Status: http.StatusBadGateway, Code: wire.UpstreamUnreachable,
-				Message: fmt.Sprintf("could not open a WebSocket to %s at %s: %s", up.Name, hostOf(up.BaseURL), o.Reason)})
-			return
-		}
-		h.Events.Retried(up.Name)
-	}
+	}}
+	return sd, true
 }
 
-// writeRefusal passes the upstream's refusal of the handshake on.
-func writeRefusal(w http.ResponseWriter, status int, header http.Header, body []byte, up *Upstream, attempts int) {
-	hdr := w.Header()
-	copyHeader(hdr, header)
-	removeHopHeaders(hdr)
-	for _, name := range socketHeaders {
-		delete(hdr, name)
+func (sd *socketDial) send(ctx context.Context, up *Upstream, key Key, n int) *attempt {
+	a := &attempt{key: key}
+	hdr := sd.header.Clone() // a later attempt must not see this key
+	key.authorize(hdr, up)
+	ctx, cancel := context.WithTimeout(ctx, sd.dialer.HandshakeTimeout)
+	defer cancel()
+	conn, resp, err := sd.dialer.DialContext(ctx, sd.target, hdr)
+	a.resp, a.conn = resp, conn
+	switch {
+	case err == nil:
+		maskHeader(resp.Header, key.Secret)
+	case resp != nil && resp.StatusCode >= 400:
+		a.readRefusal(up, sd.secrets)
+	case resp != nil:
+		a.err = fmt.Errorf("the upstream answered %d to the WebSocket handshake", resp.StatusCode)
+	default:
+		a.err = err
 	}
-	hdr.Set("Content-Length", strconv.Itoa(len(body)))
-	hdr.Set("X-Llmkey-Attempts", strconv.Itoa(attempts))
-	w.WriteHeader(status)
-	w.Write(body)
+	return a
+}
+
+func (sd *socketDial) enter(primary, fb *Upstream, model string) string {
+	mapped := mappedModel(primary, model)
+	sd.target, _ = socketTarget(fb, sd.rest, sd.r.URL.RawQuery, mapped) // carries checked it
+	return wire.ModelLabel(mapped)
+}
+
+func (sd *socketDial) carries(primary, fb *Upstream, model string) bool {
+	_, err := socketTarget(fb, sd.rest, sd.r.URL.RawQuery, mappedModel(primary, model))
+	return err == nil
 }
 
 // socketTarget is the URL a WebSocket to up's route rest dials: its
@@ -212,7 +118,7 @@ func socketTarget(up *Upstream, rest, rawQuery, model string) (string, error) {
 	if err != nil {
 		return "", err
 	}
-	q := stripKeyParam(rawQuery)
+	q := wire.StripCredentials(rawQuery)
 	if model != "" {
 		if v, perr := url.ParseQuery(q); perr == nil && v.Get("model") != "" && v.Get("model") != model {
 			v.Set("model", model)
@@ -242,104 +148,230 @@ func socketURL(base string) (string, error) {
 	return u.String(), nil
 }
 
+// serveWebSocket carries one WebSocket through to up: the attempt loop
+// finds a key whose upstream accepts the handshake, then messages are
+// pumped both ways.
+func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, grant *Grant) {
+	if limit := snap.Config.Daemon.SocketLimit(); h.sockets.Add(1) > int64(limit) {
+		h.sockets.Add(-1)
+		wire.WriteError(w, up.Kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
+			Message: fmt.Sprintf("more than %d WebSockets open ([daemon] max_websockets); retry in a moment", limit)})
+		return
+	}
+	defer h.sockets.Add(-1)
+	sd, ok := newSocketDial(r, up, rest, snap.Secrets)
+	if !ok {
+		wire.WriteError(w, up.Kind, wire.Error{Status: http.StatusBadGateway, Code: wire.UpstreamUnreachable,
+			Message: fmt.Sprintf("%s's base_url %q cannot carry a WebSocket", up.Name, up.BaseURL)})
+		return
+	}
+	model := wire.ModelLabel(r.URL.Query().Get("model")) // Realtime and Live name it in the URL
+	q := &request{r: r, snap: snap, grant: grant, model: model, session: wire.SessionOf(r.Header), start: h.Clock.Now(),
+		log: &reqLog{log: h.Log, provider: up.Name, model: model, method: "WEBSOCKET", path: r.URL.Path}}
+	if ans := h.run(w, q, sd, up); ans != nil {
+		h.pumpSocket(w, r, ans, snap.Config.Daemon)
+	}
+}
+
 // pumpSocket answers the client's handshake as the upstream answered
 // ours, then copies messages both ways until either side closes, the
-// connection is idle for stream_idle_timeout, or a drain cuts it. Each
-// response that ends is counted with its usage.
-func (h *Handler) pumpSocket(w http.ResponseWriter, r *http.Request, up *Upstream, key Key, lease rotate.Lease,
-	upConn *websocket.Conn, resp *http.Response, attempts int, model, label string, log *reqLog, start time.Time, secrets []string) {
+// connection is idle for stream_idle_timeout, a client does not take a
+// message within client_timeout, or a drain cuts it. Each response that
+// ends is counted with its usage.
+func (h *Handler) pumpSocket(w http.ResponseWriter, r *http.Request, ans *answer, dc state.DaemonConfig) {
+	upConn := ans.conn
 	defer upConn.Close()
-	answer := http.Header{}
-	for k, vv := range resp.Header {
-		if !strings.HasPrefix(k, "Sec-Websocket") && k != "Upgrade" && k != "Connection" && k != "Content-Length" {
-			answer[k] = vv
-		}
-	}
-	maskHeader(answer, key.Secret)
-	answer.Set("X-Llmkey-Key", up.Name+"/"+key.Name)
-	answer.Set("X-Llmkey-Attempts", strconv.Itoa(attempts))
-	if p := upConn.Subprotocol(); p != "" {
-		answer.Set("Sec-WebSocket-Protocol", p)
-	}
-	client, err := upgrader.Upgrade(w, r, answer)
+	client, err := upgrader.Upgrade(w, r, socketAnswer(ans))
 	if err != nil {
-		lease.Cancel()
+		ans.lease.Cancel()
 		return // the upgrader answered the client
 	}
 	defer client.Close()
-
-	var (
-		mu      sync.Mutex
-		tokens  int
-		open    int // responses started and not ended
-		idle    = up.StreamIdleTimeout
-		closing = make(chan struct{})
-		once    sync.Once
-	)
-	end := func() { once.Do(func() { close(closing); client.Close(); upConn.Close() }) }
-	timer := time.AfterFunc(idle, end)
-	defer timer.Stop()
-	uncut := context.AfterFunc(h.cutContext(), end)
+	s := &socket{h: h, ans: ans, client: client, upstream: upConn, idle: ans.up.StreamIdleTimeout,
+		clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout), limit: dc.BodyLimit(), budget: dc.BufferedLimit()}
+	s.timer = time.AfterFunc(s.idle, s.end)
+	defer s.timer.Stop()
+	uncut := context.AfterFunc(h.cutContext(), s.end)
 	defer uncut()
 
-	count := func(ev wire.SocketEventInfo) {
-		mu.Lock()
-		defer mu.Unlock()
-		switch {
-		case ev.Started:
-			open++
-			if ev.ID != "" && up.Kind == state.KindOpenAI {
-				// A later HTTP turn may refer to it as its previous
-				// response: that turn goes to this key.
-				up.Pool.Bind(wire.ResponseRef(ev.ID), key.Name)
-			}
-		case ev.Ended:
-			open = max(open-1, 0)
-			c := ev.Usage.Counts()
-			tokens += int(c.Tokens())
-			c.Requests, c.Successes = 1, 1
-			m := model
-			if ev.Model != "" {
-				m = ev.Model
-			}
-			h.record(up, key, m, label, c)
-		}
-	}
-	copyMessages := func(from, to *websocket.Conn, meter bool) error {
-		for {
-			typ, msg, err := from.ReadMessage()
-			if err != nil {
-				return err
-			}
-			timer.Reset(idle)
-			if meter && typ == websocket.TextMessage {
-				count(wire.SocketEvent(msg))
-			}
-			to.SetWriteDeadline(time.Now().Add(idle))
-			if err := to.WriteMessage(typ, msg); err != nil {
-				return err
-			}
-		}
-	}
 	errs := make(chan error, 2)
-	go func() { errs <- copyMessages(client, upConn, false) }()
-	go func() { errs <- copyMessages(upConn, client, true) }()
+	go func() { errs <- s.copy(client, upConn, false) }()
+	go func() { errs <- s.copy(upConn, client, true) }()
 	first := <-errs
-	// Pass a close on, with its code, to the other side; then end both.
-	var ce *websocket.CloseError
-	if errors.As(first, &ce) {
-		msg := websocket.FormatCloseMessage(ce.Code, ce.Text)
-		client.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-		upConn.WriteControl(websocket.CloseMessage, msg, time.Now().Add(time.Second))
-	}
-	end()
+	s.closeBoth(first)
+	s.end()
 	<-errs
+	s.finish(first)
+}
 
-	mu.Lock()
-	defer mu.Unlock()
-	if open > 0 { // a response cut off: counted as partial
-		h.record(up, key, model, label, state.Counts{Requests: 1, Partial: 1})
+// socketAnswer is the handshake answer the client gets: the upstream's,
+// less what the library writes itself, with the key that serves and the
+// attempts it took.
+func socketAnswer(ans *answer) http.Header {
+	hdr := http.Header{}
+	for k, vv := range ans.resp.Header {
+		if !strings.HasPrefix(k, "Sec-Websocket") && k != "Upgrade" && k != "Connection" && k != "Content-Length" {
+			hdr[k] = vv
+		}
 	}
-	lease.Done(rotate.Outcome{Class: rotate.Success, Status: http.StatusSwitchingProtocols}, tokens)
-	log.Info("WebSocket closed", "key", key.Name, "attempts", attempts, "ms", h.Clock.Now().Sub(start).Milliseconds(), "reason", redact(fmt.Sprint(first), secrets))
+	hdr.Set("X-Llmkey-Key", ans.up.Name+"/"+ans.key.Name)
+	hdr.Set("X-Llmkey-Attempts", strconv.Itoa(ans.attempts))
+	if p := ans.conn.Subprotocol(); p != "" {
+		hdr.Set("Sec-WebSocket-Protocol", p)
+	}
+	return hdr
+}
+
+// socket is one WebSocket carried through, and what its responses used.
+type socket struct {
+	h                *Handler
+	ans              *answer
+	client, upstream *websocket.Conn
+	// idle ends a connection silent both ways; clientTimeout, a client
+	// that does not take a message.
+	idle, clientTimeout time.Duration
+	// limit is a message's largest size, inflated; budget, what request
+	// bodies and messages may hold in memory together.
+	limit, budget int64
+	timer         *time.Timer
+	once          sync.Once
+
+	mu     sync.Mutex
+	tokens int
+	open   int // responses started and not ended
+}
+
+// end closes both connections, once.
+func (s *socket) end() { s.once.Do(func() { s.client.Close(); s.upstream.Close() }) }
+
+// copy carries messages from one side to the other as they come, each
+// held whole (within limit and the budget) and counted when it comes from
+// the upstream.
+func (s *socket) copy(from, to *websocket.Conn, fromUpstream bool) error {
+	// A client that stops reading is let go as a stream's is; an
+	// upstream that stops, once the connection is idle.
+	deadline := s.idle
+	if fromUpstream {
+		deadline = s.clientTimeout
+	}
+	for {
+		typ, msg, reserved, err := s.read(from)
+		if err != nil {
+			return err
+		}
+		s.timer.Reset(s.idle)
+		if fromUpstream && typ == websocket.TextMessage {
+			s.count(wire.SocketEvent(msg))
+		}
+		to.SetWriteDeadline(time.Now().Add(deadline))
+		err = to.WriteMessage(typ, msg)
+		s.h.buffered.Add(-reserved)
+		if err != nil {
+			return err
+		}
+	}
+}
+
+// A message that cannot be held: too large, or no room in the budget.
+var (
+	errMessageTooBig = errors.New("message too big")
+	errMessagesFull  = errors.New("messages in memory at their limit")
+)
+
+// read reads one message whole, up to limit bytes once inflated (a
+// compressed message may grow a thousandfold), every byte it holds
+// reserved in the budget first; the reservation is the caller's to
+// release, also on an error.
+func (s *socket) read(c *websocket.Conn) (typ int, msg []byte, reserved int64, err error) {
+	typ, rd, err := c.NextReader()
+	if err != nil {
+		return 0, nil, 0, err
+	}
+	for {
+		if len(msg) == cap(msg) {
+			n := min(max(int64(cap(msg)), 4<<10), s.limit+1-int64(len(msg)))
+			if !s.h.reserve(n, s.budget) {
+				return 0, nil, reserved, errMessagesFull
+			}
+			reserved += n
+			grown := make([]byte, len(msg), int64(len(msg))+n)
+			copy(grown, msg)
+			msg = grown
+		}
+		m, rerr := rd.Read(msg[len(msg):cap(msg)])
+		msg = msg[:len(msg)+m]
+		switch {
+		case int64(len(msg)) > s.limit:
+			return 0, nil, reserved, errMessageTooBig
+		case rerr == io.EOF:
+			return typ, msg, reserved, nil
+		case rerr != nil:
+			return 0, nil, reserved, rerr
+		}
+	}
+}
+
+// closeBoth ends the connection on both sides with a close that says
+// why: the one a side sent, passed on with its code, or llmkey's own for
+// a message it could not hold.
+func (s *socket) closeBoth(why error) {
+	var msg []byte
+	var ce *websocket.CloseError
+	switch {
+	case errors.As(why, &ce):
+		msg = websocket.FormatCloseMessage(ce.Code, ce.Text)
+	case errors.Is(why, errMessageTooBig):
+		msg = websocket.FormatCloseMessage(websocket.CloseMessageTooBig,
+			fmt.Sprintf("llmkey: a message over %d MiB ([daemon] max_body_mb)", s.limit>>20))
+	case errors.Is(why, errMessagesFull):
+		msg = websocket.FormatCloseMessage(websocket.CloseTryAgainLater,
+			fmt.Sprintf("llmkey: %d MiB of messages and bodies in memory ([daemon] max_buffered_mb); retry in a moment", s.budget>>20))
+	default:
+		return
+	}
+	deadline := time.Now().Add(time.Second)
+	s.client.WriteControl(websocket.CloseMessage, msg, deadline)
+	s.upstream.WriteControl(websocket.CloseMessage, msg, deadline)
+}
+
+// count reads what an upstream message says of a response: one began
+// (it may create stored state that later turns refer to), or one ended,
+// with its usage.
+func (s *socket) count(ev wire.SocketEventInfo) {
+	ans := s.ans
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	switch {
+	case ev.Started:
+		s.open++
+		if ev.ID != "" && wire.For(ans.up.Kind).StoresResponses {
+			// A later HTTP turn may refer to it as its previous
+			// response: that turn goes to this key.
+			ans.up.Pool.Bind(wire.ResponseRef(ev.ID), ans.key.Name)
+		}
+	case ev.Ended:
+		s.open = max(s.open-1, 0)
+		c := ev.Usage.Counts()
+		s.tokens += int(c.Tokens())
+		c.Requests, c.Successes = 1, 1
+		m := ans.model
+		if ev.Model != "" {
+			m = ev.Model
+		}
+		s.h.record(ans.up, ans.key, m, ans.label, c)
+	}
+}
+
+// finish settles the connection once both sides are done: a response
+// cut off is counted as partial, and the key's lease ends.
+func (s *socket) finish(why error) {
+	ans := s.ans
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.open > 0 {
+		s.h.record(ans.up, ans.key, ans.model, ans.label, state.Counts{Requests: 1, Partial: 1})
+	}
+	ans.lease.Done(rotate.Outcome{Class: rotate.Success, Status: http.StatusSwitchingProtocols}, s.tokens)
+	ans.log.Info("WebSocket closed", "key", ans.key.Name, "attempts", ans.attempts, "ms", s.h.Clock.Now().Sub(ans.start).Milliseconds(),
+		"reason", redact(fmt.Sprint(why), ans.secrets))
 }

@@ -177,10 +177,10 @@ type recordedEvents struct {
 	fallbacks []string
 }
 
-func (e *recordedEvents) Fallback(provider, to, result string) {
+func (e *recordedEvents) Fallback(provider, to string, result FallbackResult) {
 	e.mu.Lock()
 	defer e.mu.Unlock()
-	e.fallbacks = append(e.fallbacks, provider+">"+to+":"+result)
+	e.fallbacks = append(e.fallbacks, provider+">"+to+":"+string(result))
 }
 
 // A WebSocket falls over as a request does: the primary's only key is

@@ -3,28 +3,7 @@ package wire
 import (
 	"net/http"
 	"strings"
-
-	"github.com/llmkey/llmkey/state"
 )
-
-// AuthHeader is the header a kind's own SDK sends the key in, canonical.
-func AuthHeader(kind state.Kind) string {
-	switch kind {
-	case state.KindAnthropic:
-		return "X-Api-Key"
-	case state.KindGemini:
-		return "X-Goog-Api-Key"
-	}
-	return "Authorization"
-}
-
-// AuthValue is the value of AuthHeader that carries secret.
-func AuthValue(kind state.Kind, secret string) string {
-	if kind == state.KindAnthropic || kind == state.KindGemini {
-		return secret
-	}
-	return "Bearer " + secret
-}
 
 // InboundAuthHeaders are the headers in which the SDKs of every kind send
 // their key: all of them carry the local token on the way in, and none
@@ -47,7 +26,7 @@ func Credentials(r *http.Request) []string {
 		}
 	}
 	if r.URL.RawQuery != "" {
-		if v := r.URL.Query().Get("key"); v != "" {
+		if v := r.URL.Query().Get(CredentialParam); v != "" {
 			out = append(out, v)
 		}
 	}

@@ -1,7 +1,10 @@
 package wire
 
 import (
+	"regexp"
+
 	"encoding/json"
+	"github.com/llmkey/llmkey/rotate"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -56,5 +59,53 @@ func TestCredentials(t *testing.T) {
 		if c := Credentials(r); len(c) != 1 || c[0] != "tok" {
 			t.Errorf("%v: %v", r.Header, c)
 		}
+	}
+}
+
+// The local token never goes upstream in the query, however the query is
+// written; every other parameter stays as the client wrote it.
+func TestStripCredentials(t *testing.T) {
+	for in, want := range map[string]string{
+		"key=TOKEN":             "",
+		"alt=sse&key=TOKEN":     "alt=sse",
+		"key=TOKEN&a;b":         "a;b",
+		"key=TOKEN&%zz":         "%zz",
+		"%6Bey=TOKEN&x=1":       "x=1",
+		"KEY=TOKEN&x=%20":       "x=%20",
+		"key=TOKEN;x=1&y=2":     "y=2",
+		"monkey=1&keys=2":       "monkey=1&keys=2",
+		"alt=sse&b=%2F&c":       "alt=sse&b=%2F&c",
+		"a=1&key=TOKEN&key=two": "a=1",
+	} {
+		if got := StripCredentials(in); got != want || strings.Contains(got, "TOKEN") {
+			t.Errorf("StripCredentials(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
+
+// Every code llmkey answers with is documented once, denial codes
+// included, with its status first.
+func TestEveryCodeIsDocumented(t *testing.T) {
+	codes := []Code{BadToken, BadHost, BadOrigin, BadPath, NotSelected, UnknownProvider, Draining, UpstreamUnreachable,
+		UpstreamTimeout, Overloaded, BodyTooLarge, UpstreamLeak, UpstreamIncomplete}
+	for _, d := range rotate.DenialCodes() {
+		codes = append(codes, Code(d))
+	}
+	doc := map[Code]string{}
+	for _, e := range CodeDoc {
+		if _, dup := doc[e.Code]; dup {
+			t.Errorf("%s is documented twice", e.Code)
+		}
+		doc[e.Code] = e.Meaning
+	}
+	for _, c := range codes {
+		if m, ok := doc[c]; !ok {
+			t.Errorf("%s is not in CodeDoc", c)
+		} else if c != UpstreamLeak && !regexp.MustCompile(`^\d{3}: `).MatchString(m) {
+			t.Errorf("%s: %q does not begin with its status", c, m)
+		}
+	}
+	if len(doc) != len(codes) {
+		t.Errorf("CodeDoc has %d codes, llmkey answers with %d", len(doc), len(codes))
 	}
 }

@@ -112,8 +112,22 @@ func TestRewritesKeepEveryOtherByte(t *testing.T) {
 	if got := string(WithModel(body, info, "openai/gpt-4o")); got != `{"model":"openai/gpt-4o","messages":[{"role":"user","content":"model"}],"stream":false}` {
 		t.Errorf("WithModel: %s", got)
 	}
-	if got := WithModelPath("/v1beta/models/gemini-2.5-pro:generateContent", "gemini-2.5-flash"); got != "/v1beta/models/gemini-2.5-flash:generateContent" {
-		t.Errorf("WithModelPath: %s", got)
+	for model, want := range map[string]string{
+		"gemini-2.5-flash": "/v1beta/models/gemini-2.5-flash:generateContent",
+		"../../v1/files":   "/v1beta/models/..%2F..%2Fv1%2Ffiles:generateContent",
+		"m?alt=x":          "/v1beta/models/m%3Falt=x:generateContent",
+	} {
+		if got, b := Rename(state.KindGemini, "/v1beta/models/gemini-2.5-pro:generateContent", []byte(`{"contents":[]}`), model); got != want || string(b) != `{"contents":[]}` {
+			t.Errorf("Rename to %q: %s %s", model, got, b)
+		}
+	}
+	for model, want := range map[string]bool{"gemini-2.5-flash": true, "models.v2": true, "..": false, ".": false, "a/b": false, "a?b": false, "a%2e": false, "a:b": false, "a b": false, "": false} {
+		if RenameSafe(state.KindGemini, model) != want {
+			t.Errorf("RenameSafe(gemini, %q) = %v", model, !want)
+		}
+	}
+	if !RenameSafe(state.KindOpenAI, "openai/gpt-4o") {
+		t.Error("a model in a JSON body may hold anything")
 	}
 	a := []byte(`{"model":"claude-x","max_tokens":10,"messages":[],"stream":false}`)
 	ai := Inspect(state.KindAnthropic, "/v1/messages", a)

@@ -6,13 +6,13 @@ import (
 	"strconv"
 	"time"
 
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
 // Code is an error of llmkey's own, sent as X-Llmkey-Error so that a
 // script can tell it from the provider's. When no key can serve, the code
-// is the denial's (rotate.DenialCode: no-keys, all-keys-cooling,
-// no-usable-keys, provider-unavailable).
+// is the denial's (rotate.DenialCodes).
 type Code string
 
 const (
@@ -42,12 +42,12 @@ var CodeDoc = []struct {
 	{BadPath, "400: a '.' or '..' path segment, plain or escaped: it would leave the provider's base_url."},
 	{NotSelected, "403: a scoped token (exec --key, --tag) for a provider none of whose keys it was issued for."},
 	{UnknownProvider, "404: the first path segment names no provider."},
-	{"no-keys", "503: the provider has no key (for this model)."},
-	{"all-keys-cooling", "429: every key is rate limited or at a limit; Retry-After is the soonest."},
-	{"no-usable-keys", "503: every key is parked, disabled or already tried."},
-	{"provider-unavailable", "503: the provider's circuit is open after an overload or a run of failures."},
-	{"conversation-key-busy", "429: the conversation's stored state lives with one key, which cannot serve now; Retry-After is when it frees."},
-	{"conversation-key-gone", "409: the conversation's stored state lives with a key that is no longer in the keyfile (or the token's selection)."},
+	{Code(rotate.NoKeys), "503: the provider has no key (for this model)."},
+	{Code(rotate.AllKeysCooling), "429: every key is rate limited or at a limit; Retry-After is the soonest."},
+	{Code(rotate.NoUsableKeys), "503: every key is parked, disabled or already tried."},
+	{Code(rotate.ProviderUnavailable), "503: the provider's circuit is open after an overload or a run of failures."},
+	{Code(rotate.ConversationKeyBusy), "429: the conversation's stored state lives with one key, which cannot serve now; Retry-After is when it frees."},
+	{Code(rotate.ConversationKeyGone), "409: the conversation's stored state lives with a key that is no longer in the keyfile (or the token's selection)."},
 	{UpstreamIncomplete, "502: a demoted request's stream (demote_to_stream) broke off before its message was whole."},
 	{Overloaded, "429: over max_in_flight requests, or request bodies over max_buffered_mb in memory; Retry-After: 1."},
 	{BodyTooLarge, "413: the request body is over max_body_mb."},

@@ -319,18 +319,3 @@ func WithModel(body []byte, info Request, model string) []byte {
 	out = append(out, body[info.modelEnd:]...)
 	return out
 }
-
-// WithModelPath is a Gemini route with its model renamed:
-// /v1beta/models/NAME:generateContent.
-func WithModelPath(rest, model string) string {
-	i := strings.Index(rest, "/models/")
-	if i < 0 {
-		return rest
-	}
-	m := rest[i+len("/models/"):]
-	j := strings.IndexAny(m, ":/?")
-	if j < 0 {
-		j = len(m)
-	}
-	return rest[:i+len("/models/")] + model + m[j:]
-}
