@@ -103,20 +103,20 @@ func orInt(v, def int) int {
 // HeaderTimeout is [daemon] response_header_timeout, or its default; a
 // [provider.NAME] table may override it (Provider.ResponseHeaderTimeout).
 func (d DaemonConfig) HeaderTimeout() time.Duration {
-	return d.ResponseHeaderTimeout.Or(DefaultResponseHeaderTimeout)
+	return d.ResponseHeaderTimeout.or(DefaultResponseHeaderTimeout)
 }
 
 // IdleTimeout is [daemon] stream_idle_timeout, or its default; a
 // [provider.NAME] table may override it (Provider.StreamIdleTimeout).
 func (d DaemonConfig) IdleTimeout() time.Duration {
-	return d.StreamIdleTimeout.Or(DefaultStreamIdleTimeout)
+	return d.StreamIdleTimeout.or(DefaultStreamIdleTimeout)
 }
 
 // DrainWait is [daemon] drain_timeout, or its default.
-func (d DaemonConfig) DrainWait() time.Duration { return d.DrainTimeout.Or(DefaultDrainTimeout) }
+func (d DaemonConfig) DrainWait() time.Duration { return d.DrainTimeout.or(DefaultDrainTimeout) }
 
 // ClientWait is [daemon] client_timeout, or its default.
-func (d DaemonConfig) ClientWait() time.Duration { return d.ClientTimeout.Or(DefaultClientTimeout) }
+func (d DaemonConfig) ClientWait() time.Duration { return d.ClientTimeout.or(DefaultClientTimeout) }
 
 // WaitLimit is [daemon] max_wait, or its default.
 func (d DaemonConfig) WaitLimit() time.Duration {
@@ -131,7 +131,7 @@ func (d DaemonConfig) Attempts() int { return orInt(d.MaxAttempts, DefaultMaxAtt
 
 // RetryWindow is [daemon] retry_deadline, or its default: no attempt
 // starts that long after the request arrived.
-func (d DaemonConfig) RetryWindow() time.Duration { return d.RetryDeadline.Or(DefaultRetryDeadline) }
+func (d DaemonConfig) RetryWindow() time.Duration { return d.RetryDeadline.or(DefaultRetryDeadline) }
 
 // BodyLimit is [daemon] max_body_mb in bytes, or its default.
 func (d DaemonConfig) BodyLimit() int64 { return int64(orInt(d.MaxBodyMB, DefaultMaxBodyMB)) << 20 }
@@ -149,7 +149,7 @@ func (d DaemonConfig) BufferedLimit() int64 {
 
 // ProbeAfter is [daemon] probe_interval, or its default: how soon a
 // parked key is first tried again.
-func (d DaemonConfig) ProbeAfter() time.Duration { return d.ProbeInterval.Or(DefaultProbeInterval) }
+func (d DaemonConfig) ProbeAfter() time.Duration { return d.ProbeInterval.or(DefaultProbeInterval) }
 
 // AddStreamUsage reports whether the proxy adds stream_options.include_usage.
 func (d DaemonConfig) AddStreamUsage() bool { return d.StreamUsage == nil || *d.StreamUsage }

@@ -145,7 +145,7 @@ func eachSource(t *testing.T, do func(file string, fset *token.FileSet, f *ast.F
 	}
 }
 
-// rawReadsIn finds them in one file: X.Or(...), and X.F for a defaulted
+// rawReadsIn finds them in one file: X.or(...), and X.F for a defaulted
 // field F where X is some .Daemon, or a variable set from one; each
 // read's position.
 func rawReadsIn(f *ast.File, defaulted map[string]bool) []token.Pos {
@@ -182,26 +182,12 @@ func rawReadsIn(f *ast.File, defaulted map[string]bool) []token.Pos {
 }
 
 // Outside this package, a [daemon] setting is read through its accessor,
-// which puts in the default. daemon/proxy has its own count of reads of
-// the raw fields, which may go down, never up.
+// which puts in the default: never its raw field (Duration's or, which
+// would put one in, is unexported).
 func TestSettingsReadThroughAccessors(t *testing.T) {
-	tolerated := map[string]int{
-		"daemon/proxy/attempt.go":   2,
-		"daemon/proxy/handler.go":   1,
-		"daemon/proxy/snapshot.go":  1,
-		"daemon/proxy/websocket.go": 1,
-	}
-	found := rawReads(t)
-	for file, at := range found {
-		if len(at) > tolerated[file] {
-			t.Errorf("%s reads a [daemon] setting without its accessor (Attempts, RetryWindow, ClientWait, ...), which puts in the default:\n\t%s",
-				file, strings.Join(at, "\n\t"))
-		}
-	}
-	for file, n := range tolerated {
-		if got := len(found[file]); got < n {
-			t.Errorf("%s reads %d [daemon] settings without their accessor, fewer than the %d this test lets it: lower its count (remove it at 0)", file, got, n)
-		}
+	for file, at := range rawReads(t) {
+		t.Errorf("%s reads a [daemon] setting without its accessor (Attempts, RetryWindow, ClientWait, ...), which puts in the default:\n\t%s",
+			file, strings.Join(at, "\n\t"))
 	}
 	// The finder finds what it looks for.
 	src := "package p\nfunc f() {\n\tdc := cfg.Daemon\n\t_ = dc.RetryDeadline.Or(1)\n\t_ = s.Config.Daemon.MaxAttempts\n\t_ = dc.LogRequests\n\t_ = p.ProbeInterval\n\t_ = dc.Attempts()\n}\n"

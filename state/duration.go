@@ -24,8 +24,9 @@ func (d *Duration) UnmarshalText(b []byte) error {
 
 func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d).String()), nil }
 
-// Or returns d, or def when d is unset.
-func (d Duration) Or(def time.Duration) time.Duration {
+// or returns d, or def when d is unset. Unexported: outside state a
+// setting is read through its accessor, which puts in its default.
+func (d Duration) or(def time.Duration) time.Duration {
 	if d == 0 {
 		return def
 	}

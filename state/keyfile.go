@@ -207,8 +207,8 @@ func (c *Config) Provider(name string) (Provider, bool) {
 	if o.PrimaryWait != nil {
 		p.PrimaryWait = time.Duration(*o.PrimaryWait)
 	}
-	p.ResponseHeaderTimeout = o.ResponseHeaderTimeout.Or(c.Daemon.HeaderTimeout())
-	p.StreamIdleTimeout = o.StreamIdleTimeout.Or(c.Daemon.IdleTimeout())
+	p.ResponseHeaderTimeout = o.ResponseHeaderTimeout.or(c.Daemon.HeaderTimeout())
+	p.StreamIdleTimeout = o.StreamIdleTimeout.or(c.Daemon.IdleTimeout())
 	return p, true
 }
 

@@ -66,7 +66,7 @@ func (h *Handler) chain(q *request, up *Upstream, at attempter) *chain {
 
 // budget is what a request may spend on one provider from start.
 func budget(dc state.DaemonConfig, start time.Time) rotate.Budget {
-	return rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryDeadline.Or(state.DefaultRetryDeadline), MaxWait: dc.WaitLimit()}
+	return rotate.Budget{Start: start, MaxAttempts: dc.Attempts(), RetryDeadline: dc.RetryWindow(), MaxWait: dc.WaitLimit()}
 }
 
 // decide asks rotate.Decide what the request does after t, and keeps

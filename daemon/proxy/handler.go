@@ -245,7 +245,7 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Sna
 	}
 	rc := http.NewResponseController(w)
 	// A client that trickles its body must not hold its slot for ever.
-	rc.SetReadDeadline(time.Now().Add(dc.ClientTimeout.Or(state.DefaultClientTimeout))) // the network's clock, not the daemon's
+	rc.SetReadDeadline(time.Now().Add(dc.ClientWait())) // the network's clock, not the daemon's
 	body, reserved, err := h.readBody(r, dc.BodyLimit(), dc.BufferedLimit())
 	defer h.buffered.Add(-reserved)
 	rc.SetReadDeadline(time.Time{})
@@ -289,7 +289,7 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 		return nil
 	}
 	ans.demoted, ans.creates = demoted, wire.Creates(ans.up.Kind, r.Method, rest)
-	ans.clientTimeout, ans.logLine = dc.ClientTimeout.Or(state.DefaultClientTimeout), slog.LevelDebug
+	ans.clientTimeout, ans.logLine = dc.ClientWait(), slog.LevelDebug
 	if dc.LogRequests {
 		ans.logLine = slog.LevelInfo
 	}

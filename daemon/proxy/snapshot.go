@@ -104,7 +104,7 @@ func Build(cfg *state.Config, unavailable map[string]string, pool func(provider 
 	}
 	for name, u := range s.Providers {
 		u.Pool = pool(name)
-		u.Pool.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeInterval.Or(state.DefaultProbeInterval),
+		u.Pool.Update(rotate.Policy{Strategy: u.Strategy, ProbeInterval: cfg.Daemon.ProbeAfter(),
 			PaceBelow: cfg.Daemon.PaceShare(), Groups: groups}, specs[name])
 	}
 	return s

@@ -188,7 +188,7 @@ func (h *Handler) pumpSocket(w http.ResponseWriter, r *http.Request, ans *answer
 	}
 	defer client.Close()
 	s := &socket{h: h, ans: ans, client: client, upstream: upConn, idle: ans.up.StreamIdleTimeout,
-		clientTimeout: dc.ClientTimeout.Or(state.DefaultClientTimeout), limit: dc.BodyLimit(), budget: dc.BufferedLimit()}
+		clientTimeout: dc.ClientWait(), limit: dc.BodyLimit(), budget: dc.BufferedLimit()}
 	s.timer = time.AfterFunc(s.idle, s.end)
 	defer s.timer.Stop()
 	uncut := context.AfterFunc(h.cutContext(), s.end)
