@@ -130,7 +130,6 @@ func (p *Pool) Update(policy Policy, specs []KeySpec) {
 			k.clearTransient()
 		}
 		k.spec, k.idx = s, i
-		k.fit(s.RPM)
 		keys = append(keys, k)
 		byName[s.Name] = k
 	}
@@ -142,7 +141,6 @@ func (p *Pool) Update(policy Policy, specs []KeySpec) {
 			g = &group{}
 		}
 		g.limits = l
-		g.fit(l.RPM)
 		g.inFlight = 0
 		for _, k := range keys {
 			if k.spec.Group == name {
@@ -435,8 +433,8 @@ func (l Lease) Done(o Outcome, tokens int) {
 	if l.probe {
 		k.probing = false
 	}
-	if k.spend(now, tokens) {
-		p.picker.opened(k, now.Unix())
+	if sec, first := k.spend(now, tokens); first {
+		p.picker.opened(k, sec)
 	}
 	if g := p.groups[k.spec.Group]; g != nil {
 		g.inFlight--
@@ -554,14 +552,10 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 		if p.isScarce(k, now) {
 			v.ScarceUntil = k.scarceUntil
 		}
-		k.tokWin.prune(now)
+		k.minute.prune(now)
 		k.rollDay(now)
-		v.TokensMinute, v.RequestsToday, v.TokensToday = k.tokWin.sum, k.dayReqs, k.dayTokens
-		for _, t := range k.reqTimes {
-			if !t.IsZero() && now.Sub(t) < window {
-				v.RequestsMinute++
-			}
-		}
+		v.RequestsMinute, v.TokensMinute = k.minute.reqs, k.minute.tokens
+		v.RequestsToday, v.TokensToday = k.dayReqs, k.dayTokens
 		switch {
 		case k.spec.Unavailable != "":
 			v.State, v.Reason = Unavailable, k.spec.Unavailable
