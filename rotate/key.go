@@ -190,15 +190,17 @@ func (s *spending) start(now time.Time) {
 	s.dayReqs++
 }
 
-// spend counts tokens used at now. It reports whether they are the
-// first of a second of the window, and which.
+// spend counts tokens used at now (at most maxAnswerTokens: an answer
+// that said more, or fewer than none, is held to that). It reports
+// whether they are the first of a second of the window, and which.
 func (s *spending) spend(now time.Time, tokens int) (int64, bool) {
+	tokens = min(tokens, maxAnswerTokens)
 	if tokens <= 0 {
 		return 0, false
 	}
 	sec, first := s.minute.spend(now, tokens)
 	s.rollDay(now)
-	s.dayTokens += tokens
+	s.dayTokens = satAdd(s.dayTokens, tokens)
 	return sec, first
 }
 

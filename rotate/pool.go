@@ -493,8 +493,8 @@ func (p *Pool) SeedToday(name string, requests, tokens int) bool {
 		for _, s := range []*spending{&k.spending, p.groupSpending(k)} {
 			if s != nil {
 				s.rollDay(now)
-				s.dayReqs += requests
-				s.dayTokens += tokens
+				s.dayReqs = satAdd(s.dayReqs, max(requests, 0))
+				s.dayTokens = satAdd(s.dayTokens, max(tokens, 0))
 			}
 		}
 	})

@@ -1,6 +1,9 @@
 package rotate
 
-import "time"
+import (
+	"math"
+	"time"
+)
 
 // minuteWindow is the requests and tokens of the last minute in
 // one-second buckets: a fixed ring of 1.5 KiB, so that a key costs the
@@ -26,6 +29,20 @@ type bucket struct {
 	reqs, tokens int
 }
 
+// maxAnswerTokens is the most one answer counts toward tpm and tpd:
+// input, output and cache writes of at most 10^9 each, as usage bounds
+// them (int on 32-bit platforms).
+const maxAnswerTokens = min(3_000_000_000, math.MaxInt)
+
+// satAdd is a+b for counts (never negative), held at the largest int
+// instead of wrapping.
+func satAdd(a, b int) int {
+	if b > math.MaxInt-a {
+		return math.MaxInt
+	}
+	return a + b
+}
+
 func (w *minuteWindow) prune(now time.Time) {
 	for w.len > 0 {
 		b := &w.b[w.head]
@@ -33,7 +50,14 @@ func (w *minuteWindow) prune(now time.Time) {
 			return
 		}
 		w.reqs -= b.reqs
-		w.tokens -= b.tokens
+		if w.tokens == math.MaxInt { // held, not the true sum: count again
+			w.tokens = 0
+			for i := 1; i < w.len; i++ {
+				w.tokens = satAdd(w.tokens, w.b[(w.head+i)%slots].tokens)
+			}
+		} else {
+			w.tokens -= b.tokens
+		}
 		w.head = (w.head + 1) % slots
 		w.len--
 	}
@@ -67,8 +91,8 @@ func (w *minuteWindow) request(now time.Time) {
 func (w *minuteWindow) spend(now time.Time, tokens int) (int64, bool) {
 	b := w.at(now)
 	first := b.tokens == 0
-	b.tokens += tokens
-	w.tokens += tokens
+	b.tokens = satAdd(b.tokens, tokens)
+	w.tokens = satAdd(w.tokens, tokens)
 	return b.sec, first
 }
 

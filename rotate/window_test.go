@@ -2,6 +2,7 @@ package rotate
 
 import (
 	"fmt"
+	"math"
 	"runtime"
 	"testing"
 	"time"
@@ -74,5 +75,48 @@ func TestWindowSizeDoesNotDependOnLimits(t *testing.T) {
 	views, _, _ := p.View()
 	if n := views[0].RequestsMinute; n != 10 || views[0].State != Ready {
 		t.Errorf("1000 requests in 10 s over 100 keys: the first key %+v", views[0])
+	}
+}
+
+// Counts held at the largest int do not wrap, and leave the window as
+// their seconds do.
+func TestMinuteWindowSaturates(t *testing.T) {
+	var w minuteWindow
+	w.spend(t0, math.MaxInt)
+	w.spend(t0.Add(time.Second), math.MaxInt)
+	w.spend(t0.Add(2*time.Second), 5)
+	if w.tokens != math.MaxInt {
+		t.Fatalf("sum %d", w.tokens)
+	}
+	w.prune(t0.Add(60 * time.Second))
+	if w.tokens != math.MaxInt || w.len != 2 {
+		t.Fatalf("after the first second left: %d in %d buckets", w.tokens, w.len)
+	}
+	w.prune(t0.Add(61 * time.Second))
+	if w.tokens != 5 {
+		t.Errorf("after the absurd seconds left: %d", w.tokens)
+	}
+}
+
+// An answer's absurd token count (fewer than none, or near the largest
+// int) is held to what one answer can count: the key's last minute and
+// today stay sane, and counts seeded from usage saturate.
+func TestAbsurdTokenCountsAreBounded(t *testing.T) {
+	p, _ := newTestPool(RoundRobin, KeySpec{Name: "a", TPM: 1e12, TPD: 1e12})
+	for _, n := range []int{-7, math.MaxInt, math.MaxInt, 5} {
+		l, d := p.Acquire("", nil)
+		if d != nil {
+			t.Fatalf("after absurd answers: %s", d.Detail)
+		}
+		l.Done(ok, n)
+	}
+	views, _, _ := p.View()
+	if v := views[0]; v.TokensMinute != 2*maxAnswerTokens+5 || v.TokensToday != 2*maxAnswerTokens+5 || v.RequestsMinute != 4 {
+		t.Errorf("tokens -7, max, max, 5: %d in the last minute, %d today", v.TokensMinute, v.TokensToday)
+	}
+	p.SeedToday("a", -3, math.MaxInt)
+	views, _, _ = p.View()
+	if v := views[0]; v.TokensToday != math.MaxInt || v.RequestsToday != 4 || v.State != Limited {
+		t.Errorf("seeded with -3 requests and the largest int of tokens: %+v", v)
 	}
 }
