@@ -99,6 +99,6 @@ func ConfigureKeyStateCommands(app *ucli.App) {
 			"Starts the daemon if needed.",
 		&ucli.StringFlag{Name: "for", Usage: "re-enable by itself after `DURATION` (e.g. 30m, 2h, 1d)"})
 	configureKeyStateCommand(app, "reset", "forget what llmkey learned about a key",
-		"Clears the key's cooldowns, parking, backoff and recent failures. A disable by hand stays (use enable), "+
+		"Clears the key's cooldowns, parking, backoff, recent failures, and its being nearly spent (pacing). A disable by hand stays (use enable), "+
 			"and the rpm/tpm windows stay, since those requests were sent. Starts the daemon if needed.")
 }

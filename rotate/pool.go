@@ -476,12 +476,14 @@ func (p *Pool) Enable(name string) bool {
 }
 
 // Reset forgets what llmkey learned about the key: cooldowns, parking,
-// failures and backoff. A hand-made Disable stays; the limits' windows
-// stay, since those requests were really sent.
+// failures, backoff, and that it said it is nearly spent. A hand-made
+// Disable stays; the limits' windows stay, since those requests were
+// really sent.
 func (p *Pool) Reset(name string) bool {
 	return p.onKey(name, func(k *keyState) {
 		k.clearTransient()
 		k.failures = nil
+		p.setScarce(k, time.Time{})
 	})
 }
 
