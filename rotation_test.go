@@ -385,11 +385,18 @@ func TestPerKeyLimits(t *testing.T) {
 		t.Errorf("peak in flight a=%d b=%d, limit 2 each", pa, pb)
 	}
 
-	// rpm = 3 on each key, and no waiting: the seventh request in the
-	// minute is refused with a Retry-After, and no key went over.
+	// The 10 requests above count toward an rpm set now: the window is
+	// the last minute's requests, sent before the limit or not. With rpm
+	// 3 more than that on each key, and no waiting, the seventh request
+	// is refused with a Retry-After, and no key went over.
 	fake.on(a, nil)
 	fake.on(b, nil)
-	kf = strings.ReplaceAll(readFile(t, u.keyfile()), "max_concurrent = 2", "rpm = 3")
+	sentA, sentB := u.keyStatus("openai", "a")["requests_last_minute"].(float64), u.keyStatus("openai", "b")["requests_last_minute"].(float64)
+	if sentA+sentB != 10 {
+		t.Errorf("status counts %v+%v requests in the last minute, want 10", sentA, sentB)
+	}
+	kf = strings.Replace(readFile(t, u.keyfile()), "max_concurrent = 2", fmt.Sprintf("rpm = %d", int(sentA)+3), 1)
+	kf = strings.Replace(kf, "max_concurrent = 2", fmt.Sprintf("rpm = %d", int(sentB)+3), 1)
 	kf = strings.Replace(kf, "[daemon]\n", "[daemon]\nmax_wait = \"0s\"\n", 1)
 	writeFile(t, u.keyfile(), kf, 0o600)
 	mustSucceed(t, u.llmkey("reload"))
@@ -412,8 +419,6 @@ func TestPerKeyLimits(t *testing.T) {
 	if fmt.Sprint(codes) != "[200 200 200 200 200 200 429]" {
 		t.Errorf("codes %v", codes)
 	}
-	// The 10 concurrent requests above count too: the window is a minute.
-	_ = cb
 }
 
 // enable, disable [--for], reset by hand; a disable survives a restart.

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"context"
+	"fmt"
+	"strings"
 	"time"
 
 	ucli "github.com/urfave/cli/v2"
@@ -36,8 +38,11 @@ func configureKeyStateCommand(app *ucli.App, action, usage, desc string, flags .
 			in := KeyStateCommandInput{Paths: p, Action: action, Provider: provider, Name: name}
 			if action == "disable" && c.String("for") != "" {
 				d, err := state.ParseDuration(c.String("for"))
-				if err != nil || d <= 0 {
+				switch {
+				case err != nil || d <= 0:
 					return usageError("use a positive duration, e.g. --for 2h or --for 1d", "--for %q is not a duration", c.String("for"))
+				case d > control.MaxDisableFor:
+					return usageError("leave --for out to disable the key until 'llmkey enable'", "--for %q is longer than %s", c.String("for"), control.MaxDisableForText)
 				}
 				in.For = d
 			}
@@ -66,7 +71,11 @@ func KeyStateCommand(ctx context.Context, in KeyStateCommandInput, s Streams) er
 	}
 	switch {
 	case in.Action == "disable" && in.For > 0:
-		s.done("disabled %s for %s (until %s)", ref, in.For, time.Now().Add(in.For).Format("15:04:05"))
+		until := time.Now().Add(in.For)
+		if ks.Until != nil {
+			until = *ks.Until
+		}
+		s.done("disabled %s for %s (until %s)", ref, humanDuration(in.For), untilText(until, time.Now()))
 	case in.Action == "disable":
 		s.done("disabled %s until 'llmkey enable %s'", ref, ref)
 	default:
@@ -74,6 +83,36 @@ func KeyStateCommand(ctx context.Context, in KeyStateCommandInput, s Streams) er
 			describeState(ks.State, ks.Reason, ks.CooldownSeconds))
 	}
 	return nil
+}
+
+// humanDuration is d as a person writes it, in the units --for takes:
+// "1d", "2h30m", "1d12h", "90s" as "1m30s"; under a second as Go writes it.
+func humanDuration(d time.Duration) string {
+	if d < time.Second {
+		return d.String()
+	}
+	d = d.Round(time.Second)
+	var b strings.Builder
+	for _, u := range []struct {
+		unit time.Duration
+		name string
+	}{{24 * time.Hour, "d"}, {time.Hour, "h"}, {time.Minute, "m"}, {time.Second, "s"}} {
+		if n := d / u.unit; n > 0 {
+			fmt.Fprintf(&b, "%d%s", n, u.name)
+			d -= n * u.unit
+		}
+	}
+	return b.String()
+}
+
+// untilText is t in local time: the time of day when it falls today, the
+// date and time when not.
+func untilText(t, now time.Time) string {
+	t, now = t.Local(), now.Local()
+	if y, m, d := t.Date(); y == now.Year() && m == now.Month() && d == now.Day() {
+		return t.Format("15:04:05")
+	}
+	return t.Format("2006-01-02 15:04:05")
 }
 
 // describeState renders a key's live state in a few words:
@@ -99,6 +138,6 @@ func ConfigureKeyStateCommands(app *ucli.App) {
 			"Starts the daemon if needed.",
 		&ucli.StringFlag{Name: "for", Usage: "re-enable by itself after `DURATION` (e.g. 30m, 2h, 1d)"})
 	configureKeyStateCommand(app, "reset", "forget what llmkey learned about a key",
-		"Clears the key's cooldowns, parking, backoff and recent failures. A disable by hand stays (use enable), "+
+		"Clears the key's cooldowns, parking, backoff, recent failures, and its being nearly spent (pacing). A disable by hand stays (use enable), "+
 			"and the rpm/tpm windows stay, since those requests were sent. Starts the daemon if needed.")
 }

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -313,19 +314,14 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 	}
 	switch action {
 	case "disable":
-		var req struct {
-			For string `json:"for"`
-		}
-		if r.Body != nil {
-			json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req)
+		dur, msg := disableFor(r)
+		if msg != "" {
+			writeJSON(w, http.StatusBadRequest, map[string]string{"error": msg,
+				"hint": `send {"for": "2h"} (a string: 90s, 30m, 2h, 1d; at most ` + control.MaxDisableForText + `), or no body to disable until enabled`})
+			return
 		}
 		var until time.Time
-		if req.For != "" {
-			dur, err := time.ParseDuration(req.For)
-			if err != nil || dur <= 0 {
-				writeJSON(w, http.StatusBadRequest, map[string]string{"error": fmt.Sprintf("bad duration %q", req.For), "hint": `use e.g. "30m", "2h"`})
-				return
-			}
+		if dur > 0 {
 			until = d.clock.Now().Add(dur)
 		}
 		up.Pool.Disable(name, until)
@@ -352,6 +348,58 @@ func (d *Daemon) serveKeyAction(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 	}
+}
+
+// disableFor reads a disable's body: no body, {} or {"for": ""} is until
+// enabled (0); else a duration string of state.ParseDuration, positive
+// and at most control.MaxDisableFor. Anything else is refused with why
+// (msg): a body read leniently would disable a key for ever.
+func disableFor(r *http.Request) (dur time.Duration, msg string) {
+	b, err := io.ReadAll(io.LimitReader(r.Body, 4097))
+	switch {
+	case err != nil:
+		return 0, "could not read the body: " + err.Error()
+	case len(b) > 4096:
+		return 0, "the body is longer than 4096 bytes"
+	case len(bytes.TrimSpace(b)) == 0:
+		return 0, ""
+	}
+	var req struct {
+		For *json.RawMessage `json:"for"`
+	}
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&req); err != nil || dec.More() {
+		return 0, fmt.Sprintf("the body is not {\"for\": DURATION}: %s", bodyError(err))
+	}
+	if req.For == nil || string(*req.For) == "null" {
+		return 0, ""
+	}
+	var s string
+	if err := json.Unmarshal(*req.For, &s); err != nil {
+		return 0, fmt.Sprintf("\"for\" is %s, not a duration string such as \"2h\"", *req.For)
+	}
+	if s == "" {
+		return 0, ""
+	}
+	d, err := state.ParseDuration(s)
+	switch {
+	case err != nil:
+		return 0, fmt.Sprintf("\"for\": %v", err)
+	case d <= 0:
+		return 0, fmt.Sprintf("\"for\": %q is not a positive duration", s)
+	case d > control.MaxDisableFor:
+		return 0, fmt.Sprintf("\"for\": %q is longer than %s", s, control.MaxDisableForText)
+	}
+	return d, ""
+}
+
+// bodyError is why a JSON body did not decode, in a few words.
+func bodyError(err error) string {
+	if err == nil {
+		return "more than one value"
+	}
+	return err.Error()
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {

@@ -160,7 +160,7 @@ func (d *Daemon) readSecrets(cfg *state.Config) (*state.Config, map[string]strin
 // newDaemon is a daemon with nothing loaded or bound yet.
 func newDaemon(opts Options, clock rotate.Clock) *Daemon {
 	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), clock: clock,
-		pools: map[string]*rotate.Pool{}, usage: newLedger(nil)}
+		pools: map[string]*rotate.Pool{}, usage: newLedger(opts.Log, nil)}
 	d.startedAt = clock.Now()
 	d.proxy = &proxy.Handler{Snapshot: d.snap.Load, Clock: clock, Log: opts.Log, Transport: proxy.NewTransport(), Usage: d.usage}
 	d.metrics = newMetrics(d)

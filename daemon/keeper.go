@@ -336,6 +336,10 @@ func (d *Daemon) loadUsage() {
 		var ce *state.CorruptError
 		if err == nil {
 			rows = u.Rows
+			if u.Clamped > 0 {
+				d.log.Warn("usage rows held counts out of range (below 0, or over 10^12 in a day); read each as the bound it passed",
+					"dir", dir, "rows", u.Clamped)
+			}
 			break
 		}
 		if !errors.As(err, &ce) {

@@ -1,6 +1,7 @@
 package daemon
 
 import (
+	"log/slog"
 	"sync"
 	"time"
 
@@ -20,11 +21,15 @@ type ledger struct {
 	// date.
 	dayNum int64
 	day    string
+	log    *slog.Logger
+	// clamped: an answer's counts were out of range, and the log said so
+	// (once: a provider that gets it wrong gets it wrong every time).
+	clamped bool
 }
 
 // newLedger starts from rows read from disk: generation 0, as on disk.
-func newLedger(rows []state.UsageRow) *ledger {
-	l := &ledger{changed: make(chan struct{}, 1)}
+func newLedger(log *slog.Logger, rows []state.UsageRow) *ledger {
+	l := &ledger{changed: make(chan struct{}, 1), log: log}
 	l.load(rows)
 	return l
 }
@@ -36,24 +41,43 @@ func (l *ledger) load(rows []state.UsageRow) {
 	defer l.mu.Unlock()
 	l.rows, l.gen = make(map[state.UsageKey]*state.Counts, len(rows)), 0
 	for _, r := range rows {
-		l.row(r.UsageKey).Add(r.Counts)
+		l.count(r.UsageKey, r.Counts)
 	}
 }
 
-// Add counts c under k on the UTC day of now.
+// Add counts c, one answer's counts, under k on the UTC day of now. A
+// count out of range (below 0, over state.MaxAnswerTokens) is counted as
+// the bound it passed, and the first one is logged.
 func (l *ledger) Add(now time.Time, k state.UsageKey, c state.Counts) {
+	reported := c
+	out := c.Clamp(state.MaxAnswerTokens)
 	l.mu.Lock()
 	if n := now.Unix() / 86400; n != l.dayNum || l.day == "" {
 		l.dayNum, l.day = n, state.Day(now)
 	}
 	k.Day = l.day
-	l.row(k).Add(c)
+	l.count(k, c)
 	l.gen++
+	first := out && !l.clamped
+	l.clamped = l.clamped || out
 	l.mu.Unlock()
 	select {
 	case l.changed <- struct{}{}:
 	default:
 	}
+	if first && l.log != nil {
+		l.log.Warn("an answer reported token counts out of range (below 0, or over 10^9); each counts as the bound it passed (logged once)",
+			"provider", k.Provider, "key", k.Key, "model", k.Model, "input", reported.Input, "output", reported.Output,
+			"cache_read", reported.CacheRead, "cache_write", reported.CacheWrite, "reasoning", reported.Reasoning)
+	}
+}
+
+// count adds c to k's row, which holds at state.MaxDayCount. The caller
+// holds l.mu.
+func (l *ledger) count(k state.UsageKey, c state.Counts) {
+	r := l.row(k)
+	r.Add(c)
+	r.Clamp(state.MaxDayCount)
 }
 
 // row is k's counts, made when new.

@@ -83,12 +83,10 @@ type Limits struct {
 }
 
 // spending is what a key, or a group of keys, spent against its Limits:
-// the requests in flight, the windows of the last minute, and today's.
+// the requests in flight, the last minute's, and today's.
 type spending struct {
 	inFlight  int
-	reqTimes  []time.Time // ring of the last RPM request times
-	reqHead   int
-	tokWin    tokWindow
+	minute    minuteWindow
 	day       int // days since the epoch, UTC
 	dayReqs   int
 	dayTokens int
@@ -166,16 +164,14 @@ func (s *spending) frees(now time.Time, l Limits) (time.Time, bool) {
 	if l.MaxConcurrent > 0 && s.inFlight >= l.MaxConcurrent {
 		return time.Time{}, false
 	}
-	if s.reqTimes != nil {
-		// The ring holds the last RPM request times; the oldest is next.
-		if oldest := s.reqTimes[s.reqHead]; !oldest.IsZero() && now.Sub(oldest) < window {
-			return oldest.Add(window), false
+	if l.RPM > 0 || l.TPM > 0 {
+		w := &s.minute
+		w.prune(now)
+		if l.RPM > 0 && w.reqs >= l.RPM {
+			return w.frees(l.RPM, w.reqs, bucketReqs), false
 		}
-	}
-	if l.TPM > 0 {
-		s.tokWin.prune(now)
-		if s.tokWin.sum >= l.TPM {
-			return s.tokWin.oldest().Add(window), false
+		if l.TPM > 0 && w.tokens >= l.TPM {
+			return w.frees(l.TPM, w.tokens, bucketTokens), false
 		}
 	}
 	s.rollDay(now)
@@ -186,37 +182,26 @@ func (s *spending) frees(now time.Time, l Limits) (time.Time, bool) {
 	return time.Time{}, true
 }
 
-// fit makes the request window hold rpm requests (0: none kept).
-func (s *spending) fit(rpm int) {
-	switch {
-	case rpm > 0 && len(s.reqTimes) != rpm:
-		s.reqTimes, s.reqHead = make([]time.Time, rpm), 0
-	case rpm == 0:
-		s.reqTimes = nil
-	}
-}
-
 // start counts a request starting at now.
 func (s *spending) start(now time.Time) {
 	s.inFlight++
-	if s.reqTimes != nil {
-		s.reqTimes[s.reqHead] = now
-		s.reqHead = (s.reqHead + 1) % len(s.reqTimes)
-	}
+	s.minute.request(now)
 	s.rollDay(now)
 	s.dayReqs++
 }
 
-// spend counts tokens used at now; it reports whether a new second of
-// the token window opened.
-func (s *spending) spend(now time.Time, tokens int) bool {
+// spend counts tokens used at now (at most maxAnswerTokens: an answer
+// that said more, or fewer than none, is held to that). It reports
+// whether they are the first of a second of the window, and which.
+func (s *spending) spend(now time.Time, tokens int) (int64, bool) {
+	tokens = min(tokens, maxAnswerTokens)
 	if tokens <= 0 {
-		return false
+		return 0, false
 	}
-	opened := s.tokWin.add(now, tokens)
+	sec, first := s.minute.spend(now, tokens)
 	s.rollDay(now)
-	s.dayTokens += tokens
-	return opened
+	s.dayTokens = satAdd(s.dayTokens, tokens)
+	return sec, first
 }
 
 func (s *spending) rollDay(now time.Time) {

@@ -10,7 +10,7 @@ import (
 // order). Scanning every key for that costs tens of microseconds with a
 // thousand keys, so the keys are kept in a min-heap on that order. A key's
 // place changes when a request starts or ends on it, and when a second of
-// its token window expires: every bucket the window opens is queued, in
+// its token window expires: every bucket that takes tokens is queued, in
 // time order, and the expired ones are applied before each pick.
 type leastUsed struct {
 	used     []*keyState
@@ -26,8 +26,8 @@ type expiry struct {
 
 // lessUsed orders keys for least-used.
 func lessUsed(a, b *keyState) bool {
-	if a.tokWin.sum != b.tokWin.sum {
-		return a.tokWin.sum < b.tokWin.sum
+	if a.minute.tokens != b.minute.tokens {
+		return a.minute.tokens < b.minute.tokens
 	}
 	if a.inFlight != b.inFlight {
 		return a.inFlight < b.inFlight
@@ -41,9 +41,11 @@ func (h *leastUsed) reset(keys []*keyState) {
 	for i, k := range keys {
 		k.idx, k.hidx = i, len(h.used)
 		h.used = append(h.used, k)
-		w := &k.tokWin
+		w := &k.minute
 		for j := range w.len {
-			h.expiries = append(h.expiries, expiry{k: k, sec: w.b[(w.head+j)%tokSlots].sec})
+			if b := w.b[(w.head+j)%slots]; b.tokens > 0 {
+				h.expiries = append(h.expiries, expiry{k: k, sec: b.sec})
+			}
 		}
 	}
 	slices.SortFunc(h.expiries, func(a, b expiry) int { return int(a.sec - b.sec) })
@@ -67,7 +69,7 @@ func (h *leastUsed) changed(k *keyState) {
 	}
 }
 
-// opened queues a new second of k's token window.
+// opened queues the second of k's window that took its first tokens.
 func (h *leastUsed) opened(k *keyState, sec int64) {
 	if !h.inHeap(k) {
 		return
@@ -89,7 +91,7 @@ func (h *leastUsed) expire(now time.Time) {
 		}
 		h.expiries[h.expHead] = expiry{}
 		h.expHead++
-		e.k.tokWin.prune(now)
+		e.k.minute.prune(now)
 		h.changed(e.k)
 	}
 	if h.expHead > 1024 && h.expHead*2 > len(h.expiries) { // compact

@@ -18,9 +18,9 @@ func bruteLeastUsed(p *Pool, now time.Time, model string, tried []string) string
 		if !p.usable(k) {
 			continue
 		}
-		sum, w := 0, &k.tokWin
+		sum, w := 0, &k.minute
 		for j := range w.len {
-			if b := w.b[(w.head+j)%tokSlots]; now.Sub(time.Unix(b.sec, 0)) < window {
+			if b := w.b[(w.head+j)%slots]; now.Sub(time.Unix(b.sec, 0)) < window {
 				sum += b.tokens
 			}
 		}
@@ -109,7 +109,7 @@ func TestLeastUsedHeapAgreesWithScan(t *testing.T) {
 			if got != want {
 				for _, n := range []string{got, want} {
 					if k := p.byName[n]; k != nil {
-						t.Logf("%s: sum %d inFlight %d idx %d hidx %d usable %v", n, k.tokWin.sum, k.inFlight, k.idx, k.hidx, usableFor(p, k, clk.now, "m", tried))
+						t.Logf("%s: sum %d inFlight %d idx %d hidx %d usable %v", n, k.minute.tokens, k.inFlight, k.idx, k.hidx, usableFor(p, k, clk.now, "m", tried))
 					}
 				}
 				t.Fatalf("step %d: heap picked %q, a scan %q (tried %v)", step, got, want, tried)

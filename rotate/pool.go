@@ -130,7 +130,6 @@ func (p *Pool) Update(policy Policy, specs []KeySpec) {
 			k.clearTransient()
 		}
 		k.spec, k.idx = s, i
-		k.fit(s.RPM)
 		keys = append(keys, k)
 		byName[s.Name] = k
 	}
@@ -142,7 +141,6 @@ func (p *Pool) Update(policy Policy, specs []KeySpec) {
 			g = &group{}
 		}
 		g.limits = l
-		g.fit(l.RPM)
 		g.inFlight = 0
 		for _, k := range keys {
 			if k.spec.Group == name {
@@ -435,8 +433,8 @@ func (l Lease) Done(o Outcome, tokens int) {
 	if l.probe {
 		k.probing = false
 	}
-	if k.spend(now, tokens) {
-		p.picker.opened(k, now.Unix())
+	if sec, first := k.spend(now, tokens); first {
+		p.picker.opened(k, sec)
 	}
 	if g := p.groups[k.spec.Group]; g != nil {
 		g.inFlight--
@@ -478,12 +476,14 @@ func (p *Pool) Enable(name string) bool {
 }
 
 // Reset forgets what llmkey learned about the key: cooldowns, parking,
-// failures and backoff. A hand-made Disable stays; the limits' windows
-// stay, since those requests were really sent.
+// failures, backoff, and that it said it is nearly spent. A hand-made
+// Disable stays; the limits' windows stay, since those requests were
+// really sent.
 func (p *Pool) Reset(name string) bool {
 	return p.onKey(name, func(k *keyState) {
 		k.clearTransient()
 		k.failures = nil
+		p.setScarce(k, time.Time{})
 	})
 }
 
@@ -495,8 +495,8 @@ func (p *Pool) SeedToday(name string, requests, tokens int) bool {
 		for _, s := range []*spending{&k.spending, p.groupSpending(k)} {
 			if s != nil {
 				s.rollDay(now)
-				s.dayReqs += requests
-				s.dayTokens += tokens
+				s.dayReqs = satAdd(s.dayReqs, max(requests, 0))
+				s.dayTokens = satAdd(s.dayTokens, max(tokens, 0))
 			}
 		}
 	})
@@ -554,14 +554,10 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 		if p.isScarce(k, now) {
 			v.ScarceUntil = k.scarceUntil
 		}
-		k.tokWin.prune(now)
+		k.minute.prune(now)
 		k.rollDay(now)
-		v.TokensMinute, v.RequestsToday, v.TokensToday = k.tokWin.sum, k.dayReqs, k.dayTokens
-		for _, t := range k.reqTimes {
-			if !t.IsZero() && now.Sub(t) < window {
-				v.RequestsMinute++
-			}
-		}
+		v.RequestsMinute, v.TokensMinute = k.minute.reqs, k.minute.tokens
+		v.RequestsToday, v.TokensToday = k.dayReqs, k.dayTokens
 		switch {
 		case k.spec.Unavailable != "":
 			v.State, v.Reason = Unavailable, k.spec.Unavailable

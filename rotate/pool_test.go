@@ -131,6 +131,27 @@ func TestRPMWindow(t *testing.T) {
 	pickDone(t, p, "", ok)
 }
 
+// Status counts the last minute's requests and tokens of every key, with
+// limits or without.
+func TestLastMinuteOfKeysWithoutLimits(t *testing.T) {
+	p, clk := newTestPool(RoundRobin, KeySpec{Name: "free"}, KeySpec{Name: "capped", RPM: 1000, TPM: 1e6})
+	for range 10 {
+		l, _ := p.Acquire("", nil)
+		l.Done(ok, 7)
+		clk.advance(time.Second)
+	}
+	views, _, _ := p.View()
+	for _, v := range views {
+		if v.RequestsMinute != 5 || v.TokensMinute != 35 || v.RequestsToday != 5 {
+			t.Errorf("%s after 5 requests of 7 tokens: %d requests, %d tokens in the last minute, %d today", v.Name, v.RequestsMinute, v.TokensMinute, v.RequestsToday)
+		}
+	}
+	clk.advance(time.Minute)
+	if views, _, _ := p.View(); views[0].RequestsMinute != 0 || views[0].TokensMinute != 0 {
+		t.Errorf("a minute later: %+v", views[0])
+	}
+}
+
 func TestTPMAndDailyBudgets(t *testing.T) {
 	p, clk := newTestPool(RoundRobin, KeySpec{Name: "a", TPM: 100})
 	l, _ := p.Acquire("", nil)
@@ -214,12 +235,17 @@ func TestTriedKeysAreSkipped(t *testing.T) {
 func BenchmarkAcquire(b *testing.B) {
 	for _, c := range []struct {
 		strategy Strategy
-		n        int
-	}{{RoundRobin, 1}, {RoundRobin, 10}, {RoundRobin, 1000}, {FillFirst, 1000}, {Weighted, 1000}, {LeastUsed, 10}, {LeastUsed, 1000}} {
-		b.Run(fmt.Sprint(c.strategy, "/", c.n, "keys"), func(b *testing.B) {
+		n, rpm   int
+	}{{RoundRobin, 1, 0}, {RoundRobin, 10, 0}, {RoundRobin, 1000, 0}, {RoundRobin, 1000, 100000}, {FillFirst, 1000, 0},
+		{Weighted, 1000, 0}, {LeastUsed, 10, 0}, {LeastUsed, 1000, 0}, {LeastUsed, 1000, 100000}} {
+		name := fmt.Sprint(c.strategy, "/", c.n, "keys")
+		if c.rpm > 0 {
+			name += fmt.Sprint("/rpm", c.rpm)
+		}
+		b.Run(name, func(b *testing.B) {
 			specs := make([]KeySpec, c.n)
 			for i := range specs {
-				specs[i] = KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i), TPM: 1 << 30}
+				specs[i] = KeySpec{Name: fmt.Sprint("k", i), Fingerprint: fmt.Sprint(i), TPM: 1 << 30, RPM: c.rpm}
 			}
 			p := NewPool("openai", realClock{})
 			p.Update(Policy{Strategy: c.strategy}, specs)

@@ -205,6 +205,19 @@ func TestPacingSteersAwayFromANearlySpentKey(t *testing.T) {
 	if got := count(100); got["a"] < 40 {
 		t.Errorf("after its reset a got %d of 100", got["a"])
 	}
+	// Reset forgets it: a takes its share at once.
+	low.Left = 0.05
+	count(10)
+	if views, _, _ := p.View(); views[0].ScarceUntil.IsZero() {
+		t.Fatal("a is not nearly spent again")
+	}
+	p.Reset("a")
+	if views, _, _ := p.View(); !views[0].ScarceUntil.IsZero() {
+		t.Errorf("a reset key is still nearly spent until %v", views[0].ScarceUntil)
+	}
+	if take(t, p, Ask{}, ok).Name != "a" && take(t, p, Ask{}, ok).Name != "a" {
+		t.Error("a reset key was passed over")
+	}
 	// Every key scarce: still served.
 	p.Update(Policy{Strategy: RoundRobin, PaceBelow: 0.99}, []KeySpec{{Name: "a", Fingerprint: "fp-a"}, {Name: "b", Fingerprint: "fp-b"}})
 	if got := count(10); got["a"]+got["b"] != 10 {

@@ -40,7 +40,7 @@ type picker interface {
 	reset(keys []*keyState)
 	// changed: k's requests in flight or tokens in the window changed.
 	changed(k *keyState)
-	// opened: a new second of k's token window opened.
+	// opened: a second of k's window took its first tokens.
 	opened(k *keyState, sec int64)
 	// expire applies what ended by now; it comes before any pick.
 	expire(now time.Time)

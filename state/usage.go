@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io/fs"
 	"maps"
+	"math"
 	"os"
 	"path"
 	"path/filepath"
@@ -46,6 +47,7 @@ func LoadUsageDir(stateDir string) (*Usage, error) {
 			seen[r.UsageKey] = len(all.Rows)
 			all.Rows = append(all.Rows, r)
 		}
+		all.Clamped += u.Clamped
 		if u.UpdatedAt.After(all.UpdatedAt) {
 			all.UpdatedAt = u.UpdatedAt
 		}
@@ -95,36 +97,74 @@ type Counts struct {
 	Reasoning  int64 `json:"reasoning_tokens"`
 }
 
-// Add adds o to c.
+// MaxAnswerTokens is the most one answer counts of each kind of token:
+// far above any model's context, so that only a provider's mistake (or a
+// hostile upstream) reaches it. Fewer than none count as none.
+const MaxAnswerTokens = 1_000_000_000
+
+// MaxDayCount is the most one usage row (a key, model and day) counts of
+// anything: the largest rpd and tpd a keyfile may set. A row at it stays
+// there, and one read from a file beyond it is read as it.
+const MaxDayCount = 1_000_000_000_000
+
+// Add adds o to c. Sums are held at the largest int64 rather than wrap.
 func (c *Counts) Add(o Counts) {
-	c.Requests += o.Requests
-	c.Successes += o.Successes
-	c.Partial += o.Partial
+	c.Requests = addSat(c.Requests, o.Requests)
+	c.Successes = addSat(c.Successes, o.Successes)
+	c.Partial = addSat(c.Partial, o.Partial)
 	for k, v := range o.Failures {
 		if c.Failures == nil {
 			c.Failures = map[string]int64{}
 		}
-		c.Failures[k] += v
+		c.Failures[k] = addSat(c.Failures[k], v)
 	}
-	c.Input += o.Input
-	c.Output += o.Output
-	c.CacheRead += o.CacheRead
-	c.CacheWrite += o.CacheWrite
-	c.Reasoning += o.Reasoning
+	c.Input = addSat(c.Input, o.Input)
+	c.Output = addSat(c.Output, o.Output)
+	c.CacheRead = addSat(c.CacheRead, o.CacheRead)
+	c.CacheWrite = addSat(c.CacheWrite, o.CacheWrite)
+	c.Reasoning = addSat(c.Reasoning, o.Reasoning)
+}
+
+// addSat is a+b, held at the bounds of int64 instead of wrapping.
+func addSat(a, b int64) int64 {
+	switch {
+	case b > 0 && a > math.MaxInt64-b:
+		return math.MaxInt64
+	case b < 0 && a < math.MinInt64-b:
+		return math.MinInt64
+	}
+	return a + b
+}
+
+// Clamp holds every count of c between 0 and limit (MaxAnswerTokens for
+// one answer, MaxDayCount for a row); it reports whether any was out.
+func (c *Counts) Clamp(limit int64) bool {
+	out := false
+	for _, n := range []*int64{&c.Requests, &c.Successes, &c.Partial, &c.Input, &c.Output, &c.CacheRead, &c.CacheWrite, &c.Reasoning} {
+		if v := min(max(*n, 0), limit); v != *n {
+			*n, out = v, true
+		}
+	}
+	for k, n := range c.Failures {
+		if v := min(max(n, 0), limit); v != n {
+			c.Failures[k], out = v, true
+		}
+	}
+	return out
 }
 
 // FailureCount is the sum of failures of every class.
 func (c Counts) FailureCount() int64 {
 	var n int64
 	for _, v := range c.Failures {
-		n += v
+		n = addSat(n, v)
 	}
 	return n
 }
 
 // Tokens is what counts against tpm and daily budgets: everything the
 // provider processed but cache reads.
-func (c Counts) Tokens() int64 { return c.Input + c.Output + c.CacheWrite }
+func (c Counts) Tokens() int64 { return addSat(addSat(c.Input, c.Output), c.CacheWrite) }
 
 // KeyDay sums what each key (by provider, name and fingerprint; the
 // model and day left empty) spent on day: what counts toward its daily
@@ -154,6 +194,9 @@ type Usage struct {
 	Version   int        `json:"version"`
 	UpdatedAt time.Time  `json:"updated_at"`
 	Rows      []UsageRow `json:"rows"`
+	// Clamped counts the rows read with a count out of range (below 0,
+	// over MaxDayCount): each such count was read as the bound it passed.
+	Clamped int `json:"-"`
 }
 
 // Marshal encodes u with its rows in a stable order.
@@ -205,7 +248,8 @@ func (e *CorruptError) HintText() string {
 }
 
 // LoadUsage reads a usage file. A missing file is empty usage; one that
-// does not parse is a *CorruptError.
+// does not parse is a *CorruptError; counts out of range are clamped
+// (Usage.Clamped).
 func LoadUsage(p string) (*Usage, error) {
 	b, err := os.ReadFile(p)
 	if errors.Is(err, fs.ErrNotExist) {
@@ -221,9 +265,15 @@ func LoadUsage(p string) (*Usage, error) {
 	if u.Version != UsageVersion {
 		return nil, &CorruptError{Path: p, Err: fmt.Errorf("unknown format version %d", u.Version)}
 	}
-	for _, r := range u.Rows {
-		if r.Day == "" || r.Provider == "" || r.Key == "" || r.Requests < 0 {
+	for i := range u.Rows {
+		r := &u.Rows[i]
+		if r.Day == "" || r.Provider == "" || r.Key == "" {
 			return nil, &CorruptError{Path: p, Err: fmt.Errorf("a row without day, provider or key")}
+		}
+		// A count no answer could make (an upstream's mistake before
+		// counts were bounded, a hand edit) is not worth every other row.
+		if r.Clamp(MaxDayCount) {
+			u.Clamped++
 		}
 	}
 	return &u, nil

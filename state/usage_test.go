@@ -128,3 +128,42 @@ func TestUsageDirMergesBothFiles(t *testing.T) {
 		t.Errorf("a damaged recent file: %v", err)
 	}
 }
+
+// Sums of counts hold at the largest int64 instead of wrapping, and Clamp
+// holds one answer's or one row's counts to their range.
+func TestCountsSaturateAndClamp(t *testing.T) {
+	c := Counts{Input: math.MaxInt64 - 1, Failures: map[string]int64{"server": math.MaxInt64}}
+	c.Add(Counts{Input: 5, Output: math.MaxInt64, CacheWrite: 3, Failures: map[string]int64{"server": 1, "transport": 1}})
+	if c.Input != math.MaxInt64 || c.Failures["server"] != math.MaxInt64 || c.Tokens() != math.MaxInt64 || c.FailureCount() != math.MaxInt64 {
+		t.Errorf("saturating sums: %+v, tokens %d, failures %d", c, c.Tokens(), c.FailureCount())
+	}
+	a := Counts{Requests: 1, Successes: 1, Input: -7, Output: math.MaxInt64, CacheRead: 12, Failures: map[string]int64{"x": -1}}
+	if !a.Clamp(MaxAnswerTokens) || a.Input != 0 || a.Output != MaxAnswerTokens || a.CacheRead != 12 || a.Requests != 1 || a.Failures["x"] != 0 {
+		t.Errorf("an answer clamped: %+v", a)
+	}
+	if a.Clamp(MaxAnswerTokens) {
+		t.Error("counts in range reported out of range")
+	}
+}
+
+// A usage file that holds counts no answer could make (negative, near
+// the largest int64) is read with each held to its range, and says how
+// many rows were; the file's other rows are kept as they are.
+func TestUsageFileWithAbsurdCountsReadsSanely(t *testing.T) {
+	dir := t.TempDir()
+	os.WriteFile(UsageFile(dir), []byte(`{"version":1,"updated_at":"2026-11-24T10:00:00Z","rows":[
+{"day":"2026-11-23","provider":"openai","key":"a","fingerprint":"f","model":"gpt-4o","requests":-3,"successes":1,"input_tokens":-7,"output_tokens":9223372036854775807,"cache_read_tokens":0,"cache_write_tokens":0,"reasoning_tokens":0},
+{"day":"2026-11-23","provider":"openai","key":"b","fingerprint":"g","model":"gpt-4o","requests":2,"successes":2,"input_tokens":10,"output_tokens":20,"cache_read_tokens":0,"cache_write_tokens":0,"reasoning_tokens":0}
+]}`), 0o600)
+	u, err := LoadUsageDir(dir)
+	if err != nil {
+		t.Fatalf("absurd counts made the file unreadable: %v", err)
+	}
+	if u.Clamped != 1 || len(u.Rows) != 2 {
+		t.Fatalf("clamped %d rows of %+v", u.Clamped, u.Rows)
+	}
+	bad, good := u.Rows[0].Counts, u.Rows[1].Counts
+	if bad.Requests != 0 || bad.Input != 0 || bad.Output != MaxDayCount || good.Input != 10 || good.Output != 20 {
+		t.Errorf("read back: %+v and %+v", bad, good)
+	}
+}

@@ -14,6 +14,7 @@ import (
 //	POST /v1/reload  re-read the keyfile now; Status
 //	POST /v1/stop    drain and exit; 202 at once
 //	POST /v1/keys/{provider}/{name}/disable  {"for": "1h"} or {}; KeyStatus
+//	     ("for": a duration string, positive, at most MaxDisableFor; 400 else)
 //	POST /v1/keys/{provider}/{name}/enable   KeyStatus
 //	POST /v1/keys/{provider}/{name}/reset    KeyStatus
 //	POST /v1/tokens              TokenRequest; Token (a scoped token, shown once)
@@ -21,6 +22,13 @@ import (
 //	POST /v1/tokens/{id}/revoke
 //
 // Scripts may use it too: curl --unix-socket "$SOCK" http://llmkey/v1/status
+
+// MaxDisableFor is the longest disable --for: a key meant out for longer
+// is disabled until enabled.
+const (
+	MaxDisableFor     = 100 * 365 * 24 * time.Hour
+	MaxDisableForText = "100 years (36500d)"
+)
 
 // Status is what "llmkey status --json" prints.
 type Status struct {

@@ -13,7 +13,8 @@ type Usage struct {
 	Input, Output, CacheRead, CacheWrite, Reasoning int
 }
 
-// Counts are u's tokens as usage counts them.
+// Counts are u's tokens as usage counts them: as the provider said,
+// however absurd; the ledger holds each to its range.
 func (u Usage) Counts() state.Counts {
 	return state.Counts{Input: int64(u.Input), Output: int64(u.Output), CacheRead: int64(u.CacheRead),
 		CacheWrite: int64(u.CacheWrite), Reasoning: int64(u.Reasoning)}
@@ -427,8 +428,8 @@ func (m *Meter) apply(ev *usageEvent) {
 	switch {
 	case ev.hasMeta: // Gemini: the last value wins
 		g := ev.meta
-		m.u = Usage{Input: g.prompt - g.cached, CacheRead: g.cached,
-			Output: g.candidates + g.thoughts, Reasoning: g.thoughts}
+		m.u = Usage{Input: subSat(g.prompt, g.cached), CacheRead: g.cached,
+			Output: addSat(g.candidates, g.thoughts), Reasoning: g.thoughts}
 		m.seen = true
 	case ev.hasMessage && ev.hasMessageUsage: // Anthropic message_start
 		m.merge(&ev.message)
@@ -446,7 +447,7 @@ func (m *Meter) merge(w *wireUsage) {
 	m.seen = true
 	if w.prompt.set || w.completion.set { // OpenAI chat
 		cached := w.promptCached
-		m.u = Usage{Input: w.prompt.n - cached, CacheRead: cached, Output: w.completion.n,
+		m.u = Usage{Input: subSat(w.prompt.n, cached), CacheRead: cached, Output: w.completion.n,
 			Reasoning: w.completionReasoning}
 		return
 	}
@@ -454,12 +455,12 @@ func (m *Meter) merge(w *wireUsage) {
 	// Anthropic apart, as cache_read_input_tokens.
 	cached := w.inputCached
 	if w.input.set {
-		m.u.Input = w.input.n - cached
+		m.u.Input = subSat(w.input.n, cached)
 	}
 	if w.output.set {
 		m.u.Output = w.output.n
 	}
-	if c := cached + w.cacheRead; c > 0 {
+	if c := addSat(cached, w.cacheRead); c > 0 {
 		m.u.CacheRead = c
 	}
 	if w.cacheCreation > 0 {
@@ -468,6 +469,26 @@ func (m *Meter) merge(w *wireUsage) {
 	if r := w.outputReasoning; r > 0 {
 		m.u.Reasoning = r
 	}
+}
+
+// addSat and subSat do a provider's sums held at the bounds of int, so
+// that a count near them stays absurd instead of wrapping to a plausible
+// one.
+func addSat(a, b int) int {
+	switch {
+	case b > 0 && a > math.MaxInt-b:
+		return math.MaxInt
+	case b < 0 && a < math.MinInt-b:
+		return math.MinInt
+	}
+	return a + b
+}
+
+func subSat(a, b int) int {
+	if b == math.MinInt {
+		return addSat(addSat(a, math.MaxInt), 1)
+	}
+	return addSat(a, -b)
 }
 
 // SocketEvent reads one text message of a WebSocket API (the Responses

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"encoding/json"
+	"math"
 	"strings"
 	"testing"
 )
@@ -60,6 +61,26 @@ func TestUsageMeter(t *testing.T) {
 	}
 }
 
+// A provider's absurd counts stay absurd, held at the bounds of int,
+// instead of wrapping to plausible ones in the sums each format needs:
+// the ledger then counts each as the bound it passed.
+func TestUsageSumsDoNotWrap(t *testing.T) {
+	const max = "9223372036854775807"
+	for _, tc := range []struct{ name, ct, body string }{
+		{"gemini", "application/json", `{"usageMetadata":{"promptTokenCount":` + max + `,"cachedContentTokenCount":-7,"candidatesTokenCount":` + max + `,"thoughtsTokenCount":` + max + `}}`},
+		{"openai chat", "application/json", `{"usage":{"prompt_tokens":` + max + `,"completion_tokens":` + max + `,"prompt_tokens_details":{"cached_tokens":-7}}}`},
+		{"responses", "text/event-stream", "data: {\"type\":\"response.completed\",\"response\":{\"usage\":{\"input_tokens\":" + max + ",\"output_tokens\":" + max + ",\"input_tokens_details\":{\"cached_tokens\":-7}}}}\n\n"},
+		{"anthropic", "text/event-stream", "data: {\"type\":\"message_start\",\"message\":{\"usage\":{\"input_tokens\":" + max + ",\"cache_read_input_tokens\":" + max + ",\"output_tokens\":1}}}\n\ndata: {\"type\":\"message_delta\",\"usage\":{\"output_tokens\":" + max + "}}\n\n"},
+	} {
+		m := NewMeter(tc.ct)
+		m.Write([]byte(tc.body))
+		u, ok := m.Usage()
+		if c := u.Counts(); !ok || c.Input != math.MaxInt64 || c.Output != math.MaxInt64 || c.Tokens() != math.MaxInt64 {
+			t.Errorf("%s: %+v (%v)", tc.name, u, ok)
+		}
+	}
+}
+
 // refMeter is the usage meter as it was with encoding/json: the reference
 // FuzzUsageEvent holds the scanner to.
 type refMeter struct {
@@ -113,18 +134,18 @@ func (m *refMeter) parse(data []byte) {
 		m.seen = true
 		if w.PromptTokens != nil || w.CompletionTokens != nil {
 			cached := w.PromptTokensDetails.CachedTokens
-			m.u = Usage{Input: deref(w.PromptTokens) - cached, CacheRead: cached, Output: deref(w.CompletionTokens),
+			m.u = Usage{Input: subSat(deref(w.PromptTokens), cached), CacheRead: cached, Output: deref(w.CompletionTokens),
 				Reasoning: w.CompletionTokensDetails.ReasoningTokens}
 			return
 		}
 		cached := w.InputTokensDetails.CachedTokens
 		if w.InputTokens != nil {
-			m.u.Input = *w.InputTokens - cached
+			m.u.Input = subSat(*w.InputTokens, cached)
 		}
 		if w.OutputTokens != nil {
 			m.u.Output = *w.OutputTokens
 		}
-		if c := cached + w.CacheReadInputTokens; c > 0 {
+		if c := addSat(cached, w.CacheReadInputTokens); c > 0 {
 			m.u.CacheRead = c
 		}
 		if w.CacheCreationInputTokens > 0 {
@@ -137,8 +158,8 @@ func (m *refMeter) parse(data []byte) {
 	switch {
 	case ev.Meta != nil:
 		g := ev.Meta
-		m.u = Usage{Input: g.PromptTokenCount - g.CachedContentTokenCount, CacheRead: g.CachedContentTokenCount,
-			Output: g.CandidatesTokenCount + g.ThoughtsTokenCount, Reasoning: g.ThoughtsTokenCount}
+		m.u = Usage{Input: subSat(g.PromptTokenCount, g.CachedContentTokenCount), CacheRead: g.CachedContentTokenCount,
+			Output: addSat(g.CandidatesTokenCount, g.ThoughtsTokenCount), Reasoning: g.ThoughtsTokenCount}
 		m.seen = true
 	case ev.Message != nil && ev.Message.Usage != nil:
 		merge(ev.Message.Usage)
