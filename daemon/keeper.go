@@ -150,7 +150,9 @@ func (d *Daemon) keep(ctx context.Context) {
 			if !ok {
 				return
 			}
-			if ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename) {
+			// The keeper's own writes rename a temporary file into
+			// place: a write, not a removal to repair.
+			if (ev.Has(fsnotify.Remove) || ev.Has(fsnotify.Rename)) && !state.IsAtomicTemp(ev.Name) {
 				if watched[ev.Name] {
 					delete(watched, ev.Name) // the dir itself: watched again once put back
 				}

@@ -2,13 +2,18 @@ package daemon
 
 import (
 	"bytes"
+	"context"
+	"io"
 	"log/slog"
+	"net"
 	"os"
 	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/fsnotify/fsnotify"
 
 	"github.com/llmkey/llmkey/state"
 )
@@ -76,5 +81,49 @@ func TestKeeperBacksOffAndCatchesUp(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "state written again") {
 		t.Errorf("no word of the recovery:\n%s", logs.String())
+	}
+}
+
+// Under steady traffic the usage files are written at most once every
+// keepEvery: the keeper's own rename of a temporary file into place is
+// a write, not a removal that makes it look again at once.
+func TestKeeperWritesAtItsPaceUnderLoad(t *testing.T) {
+	dir := filepath.Join(t.TempDir(), "state")
+	d := newDaemon(Options{Paths: state.Paths{StateDir: dir, RuntimeDir: filepath.Join(t.TempDir(), "run")}, Log: slog.New(slog.NewTextHandler(io.Discard, nil))}, systemClock{})
+	d.proxy.Token = "llmk-local-test"
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	d.runtime.serve = func(ln net.Listener) { <-ctx.Done(); ln.Close() }
+	d.keepState(true)
+	w, err := fsnotify.NewWatcher()
+	if err != nil {
+		t.Skip("no file notifications here:", err)
+	}
+	defer w.Close()
+	if err := w.Add(dir); err != nil {
+		t.Fatal(err)
+	}
+	go d.keep(ctx)
+	row := state.UsageKey{Provider: "openai", Key: "a", Fingerprint: "f", Model: "m"}
+	const span = 2 * time.Second
+	writes := 0
+	tick := time.NewTicker(2 * time.Millisecond)
+	defer tick.Stop()
+	for end := time.After(span); ; {
+		select {
+		case <-tick.C:
+			d.usage.Add(d.clock.Now(), row, state.Counts{Requests: 1, Successes: 1, Input: 5})
+			continue
+		case ev := <-w.Events:
+			if ev.Name == state.UsageRecentFile(dir) && ev.Has(fsnotify.Create) {
+				writes++
+			}
+			continue
+		case <-end:
+		}
+		break
+	}
+	if most := int(span/keepEvery) + 2; writes > most || writes == 0 {
+		t.Errorf("usage-recent.json written %d times in %s of steady traffic, want at most %d (once every %s)", writes, span, most, keepEvery)
 	}
 }

@@ -378,6 +378,18 @@ func lockKeyfile(path string, create bool) (*os.File, error) {
 	return nil, fmt.Errorf("lock keyfile %s: it keeps being replaced; is another program rewriting it?", path)
 }
 
+// atomicTemp marks the temporary file WriteAtomic writes before it
+// renames it into place.
+const atomicTemp = ".tmp"
+
+// IsAtomicTemp reports whether name is a temporary file of WriteAtomic:
+// its appearing, and its renaming into place, are a write, not anything
+// removed.
+func IsAtomicTemp(name string) bool {
+	base := filepath.Base(name)
+	return strings.HasPrefix(base, ".") && strings.Contains(base, atomicTemp)
+}
+
 // WriteAtomic replaces path with data: a temporary file in the same
 // directory, written, fsynced, renamed over path, and the directory
 // fsynced so that the rename itself survives a crash.
@@ -386,7 +398,7 @@ func WriteAtomic(path string, data []byte, perm os.FileMode) error {
 	var tmp *os.File
 	var err error
 	for i := 0; ; i++ {
-		name := filepath.Join(dir, "."+filepath.Base(path)+".tmp"+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(i))
+		name := filepath.Join(dir, "."+filepath.Base(path)+atomicTemp+strconv.Itoa(os.Getpid())+"-"+strconv.Itoa(i))
 		tmp, err = os.OpenFile(name, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
 		if err == nil || !errors.Is(err, fs.ErrExist) || i > 100 {
 			break

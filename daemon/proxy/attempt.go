@@ -101,13 +101,35 @@ type request struct {
 	model   string // as the client named it, labelled
 	session string // the conversation it belongs to ("": none)
 	pinned  bool   // its state is stored with one key upstream
+	tried   []string
 	log     *reqLog
 	start   time.Time
 }
 
-// run is the attempt loop. It returns the successful attempt, or nil
-// once it answered the client (or the client went away).
-func (h *Handler) run(w http.ResponseWriter, q *request, at attempter, up *Upstream) *answer {
+// result is what the attempt loop came to: a success to deliver, or a
+// refusal to answer (why no key of up could take it, or its last failed
+// attempt, after n attempts in all); neither when the client went away.
+type result struct {
+	ans    *answer
+	up     *Upstream
+	denied *rotate.Denial
+	failed *attempt
+	n      int
+}
+
+// answer answers a request the attempt loop could not serve.
+func (h *Handler) answer(w http.ResponseWriter, q *request, res result) {
+	switch {
+	case res.denied != nil:
+		h.answerDenied(w, res.up, res.denied, res.failed, res.n, q.snap.Secrets, q.log, q.start)
+	case res.failed != nil:
+		h.answerFailed(w, res.up, res.failed, res.n, q.snap.Secrets, q.log, q.start)
+	}
+}
+
+// run is the attempt loop. It carries out what rotate.Decide says until
+// an attempt succeeds or the request is to be answered.
+func (h *Handler) run(q *request, at attempter, up *Upstream) result {
 	c := h.chain(q, up, at)
 	var last *attempt
 	n := 0 // attempts sent, on every provider
@@ -117,15 +139,14 @@ func (h *Handler) run(w http.ResponseWriter, q *request, at attempter, up *Upstr
 			switch d := c.decide(rotate.Turn{Attempts: c.n, Denied: den}); d.Step {
 			case rotate.Wait, rotate.WaitPrimary:
 				if !waitForKey(q.r.Context(), den, d.Until.Sub(h.Clock.Now())) {
-					return nil
+					return result{}
 				}
 			case rotate.FallOver:
 				c.fallOver(at)
 				last = nil
 			default:
 				c.answered()
-				h.answerDenied(w, c.up, den, last, n, q.snap.Secrets, q.log, q.start)
-				return nil
+				return result{up: c.up, denied: den, failed: last, n: n}
 			}
 			continue
 		}
@@ -140,13 +161,13 @@ func (h *Handler) run(w http.ResponseWriter, q *request, at attempter, up *Upstr
 		a := at.send(q.r.Context(), c.up, key, c.n)
 		if q.r.Context().Err() != nil {
 			h.clientGone(q, c, key, lease, a)
-			return nil
+			return result{}
 		}
 		o := h.outcome(c.up, key, a)
 		if o.Class == rotate.Success {
 			c.served()
-			return &answer{attempt: a, up: c.up, secrets: q.snap.Secrets, lease: lease, outcome: o, attempts: n,
-				model: c.model, label: c.label, log: q.log, start: q.start}
+			return result{ans: &answer{attempt: a, up: c.up, secrets: q.snap.Secrets, lease: lease, outcome: o, attempts: n,
+				model: c.model, label: c.label, log: q.log, start: q.start}}
 		}
 		unseen := q.pinned && lease.Affinity == rotate.NewSession
 		h.failed(c, q, key, lease, o, unseen)
@@ -162,8 +183,7 @@ func (h *Handler) run(w http.ResponseWriter, q *request, at attempter, up *Upstr
 			last = nil
 		default:
 			c.answered()
-			h.answerFailed(w, c.up, a, n, q.snap.Secrets, q.log, q.start)
-			return nil
+			return result{up: c.up, failed: a, n: n}
 		}
 	}
 }

@@ -49,7 +49,7 @@ type chain struct {
 // attempter can carry the request to. A conversation whose state is
 // stored upstream has none: only its key can read that.
 func (h *Handler) chain(q *request, up *Upstream, at attempter) *chain {
-	c := &chain{h: h, q: q, primary: up, up: up, model: q.model, budget: budget(q.snap.Config.Daemon, q.start)}
+	c := &chain{h: h, q: q, primary: up, up: up, model: q.model, tried: q.tried, budget: budget(q.snap.Config.Daemon, q.start)}
 	c.only, c.label = q.grant.selection(up.Name)
 	if q.pinned {
 		return c

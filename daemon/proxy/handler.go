@@ -284,8 +284,10 @@ func (h *Handler) forward(w http.ResponseWriter, r *http.Request, snap *Snapshot
 	if demoted {
 		body = wire.WithStream(body, info)
 	}
-	ans := h.run(w, q, h.newRoundTrip(r, up, rest, body, demoted, snap.Secrets), up)
+	res := h.run(q, h.newRoundTrip(r, up, rest, body, demoted, snap.Secrets), up)
+	ans := res.ans
 	if ans == nil {
+		h.answer(w, q, res)
 		return nil
 	}
 	ans.demoted, ans.creates = demoted, wire.Creates(ans.up.Kind, r.Method, rest)

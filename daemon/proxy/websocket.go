@@ -168,9 +168,12 @@ func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *S
 	model := wire.ModelLabel(r.URL.Query().Get("model")) // Realtime and Live name it in the URL
 	q := &request{r: r, snap: snap, grant: grant, model: model, session: wire.SessionOf(r.Header), start: h.Clock.Now(),
 		log: &reqLog{log: h.Log, provider: up.Name, model: model, method: "WEBSOCKET", path: r.URL.Path}}
-	if ans := h.run(w, q, sd, up); ans != nil {
-		h.pumpSocket(w, r, ans, snap.Config.Daemon)
+	res := h.run(q, sd, up)
+	if res.ans == nil {
+		h.answer(w, q, res)
+		return
 	}
+	h.pumpSocket(w, r, res.ans, snap.Config.Daemon)
 }
 
 // pumpSocket answers the client's handshake as the upstream answered

@@ -77,8 +77,12 @@ func Headroom(h http.Header, now time.Time) (left float64, resets time.Duration)
 	left = 1
 	for i := range rateLimits {
 		r := &rateLimits[i]
-		rem, err1 := strconv.ParseFloat(strings.TrimSpace(header(h, r.remaining)), 64)
-		lim, err2 := strconv.ParseFloat(strings.TrimSpace(header(h, r.limit)), 64)
+		remS, limS := header(h, r.remaining), header(h, r.limit)
+		if remS == "" || limS == "" {
+			continue // most answers send few of them: a failed parse allocates
+		}
+		rem, err1 := strconv.ParseFloat(strings.TrimSpace(remS), 64)
+		lim, err2 := strconv.ParseFloat(strings.TrimSpace(limS), 64)
 		if err1 != nil || err2 != nil || lim <= 0 || rem < 0 {
 			continue
 		}
