@@ -103,6 +103,47 @@ func TestCodexThroughExec(t *testing.T) {
 	}
 }
 
+// A rate limit inside an open socket (the upstream answers Codex's
+// response.create with an error event, as the Responses API over
+// WebSocket wraps a 429) cools the key, and the request, which llmkey
+// still holds, goes on the next key's socket before Codex hears of it:
+// the turn completes, and usage shows the refused attempt.
+func TestCodexRateLimitedInsideTheSocket(t *testing.T) {
+	codex := npmBin(t, "codex")
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	a, b := u.canary("sk-proj-a-"), u.canary("sk-proj-b-")
+	fake.onSocket(a, `{"type":"error","status":429,"error":{"type":"rate_limit_exceeded","code":"rate_limit_exceeded","message":"Rate limit reached for gpt-5"},"headers":{"retry-after":"30"}}`)
+	u.twoKeys(fake.URL, "openai", `strategy = "fill-first"`, a, b)
+	mustSucceed(t, u.llmkey("setup", "codex"))
+	cmd := exec.Command(llmkeyBin, "exec", "--", codex, "exec", "--skip-git-repo-check", "say hi")
+	cmd.Env, cmd.Dir = u.env, t.TempDir()
+	out, err := cmd.CombinedOutput()
+	u.assertNoCanary(string(out))
+	if err != nil || !strings.Contains(string(out), "hello from fake") {
+		t.Fatalf("codex exec through llmkey: %v\n%s", err, out)
+	}
+	st, _ := u.status()
+	for _, k := range st["providers"].(map[string]any)["openai"].(map[string]any)["keys"].([]any) {
+		k := k.(map[string]any)
+		if k["name"] == "a" && (k["state"] != "cooling" || k["cooldown_seconds"].(float64) < 20) {
+			t.Errorf("key a after a 429 inside its socket: %v", k)
+		}
+	}
+	for _, row := range u.usage("--by", "key").Rows {
+		switch row.Key {
+		case "a":
+			if row.Requests != 1 || row.Failures["rate-limited"] != 1 || row.Successes != 0 {
+				t.Errorf("key a: %+v", row)
+			}
+		case "b":
+			if row.Successes < 1 || len(row.Failures) != 0 {
+				t.Errorf("key b: %+v", row)
+			}
+		}
+	}
+}
+
 // The openai SDK's Responses WebSocket client works through exec.
 func TestOpenAISDKResponsesWebSocketThroughExec(t *testing.T) {
 	dir := npmDir(t)

@@ -27,6 +27,17 @@ type fakeProvider struct {
 	scripts  map[string]func(w http.ResponseWriter, r *http.Request) bool
 	inFlight map[string]int
 	peak     map[string]int // most requests in flight at once, per credential
+	// socketReplies answer every response.create on a WebSocket opened
+	// with a credential, instead of the response's events.
+	socketReplies map[string][]string
+}
+
+// onSocket makes every response.create on a socket opened with
+// credential cred answered with msgs.
+func (f *fakeProvider) onSocket(cred string, msgs ...string) {
+	f.mu.Lock()
+	defer f.mu.Unlock()
+	f.socketReplies[cred] = msgs
 }
 
 // on makes requests with credential cred answer as fn says.
@@ -76,7 +87,8 @@ func (s seenRequest) credential() string {
 }
 
 func newFakeProvider(t testing.TB) *fakeProvider {
-	f := &fakeProvider{scripts: map[string]func(http.ResponseWriter, *http.Request) bool{}, inFlight: map[string]int{}, peak: map[string]int{}}
+	f := &fakeProvider{scripts: map[string]func(http.ResponseWriter, *http.Request) bool{}, inFlight: map[string]int{}, peak: map[string]int{},
+		socketReplies: map[string][]string{}}
 	f.Server = httptest.NewServer(http.HandlerFunc(f.serve))
 	t.Cleanup(f.Close)
 	return f
@@ -114,7 +126,7 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if websocket.IsWebSocketUpgrade(r) {
-		f.serveResponsesSocket(w, r)
+		f.serveResponsesSocket(w, r, cred)
 		return
 	}
 
@@ -231,8 +243,9 @@ func sse(w http.ResponseWriter, pairs ...string) {
 // serveResponsesSocket is the Responses API over WebSocket, as Codex and
 // the openai SDK's ResponsesWS use it, at /v1/responses only: each
 // response.create is answered with the events of a streamed response,
-// "hello from fake" and its usage (input 30, of which 10 cached; output 5).
-func (f *fakeProvider) serveResponsesSocket(w http.ResponseWriter, r *http.Request) {
+// "hello from fake" and its usage (input 30, of which 10 cached; output 5),
+// or with what onSocket says for the credential cred.
+func (f *fakeProvider) serveResponsesSocket(w http.ResponseWriter, r *http.Request, cred string) {
 	if r.URL.Path != "/v1/responses" {
 		http.Error(w, `{"error":{"message":"no WebSocket here"}}`, http.StatusNotFound)
 		return
@@ -250,6 +263,15 @@ func (f *fakeProvider) serveResponsesSocket(w http.ResponseWriter, r *http.Reque
 		}
 		var ev struct{ Type, Model string }
 		if json.Unmarshal(msg, &ev) != nil || ev.Type != "response.create" {
+			continue
+		}
+		f.mu.Lock()
+		replies := f.socketReplies[cred]
+		f.mu.Unlock()
+		if replies != nil {
+			for _, m := range replies {
+				c.WriteMessage(websocket.TextMessage, []byte(m))
+			}
 			continue
 		}
 		id := fmt.Sprintf("resp_%d", n)

@@ -204,3 +204,29 @@ func TestPreemptiveCooling(t *testing.T) {
 		t.Fatal("a did not come back after its reset")
 	}
 }
+
+// Judge sets a key aside while its lease goes on, as Done would, and
+// only for the model the refusal was about.
+func TestJudgeWhileTheLeaseGoesOn(t *testing.T) {
+	p, _ := newTestPool(RoundRobin, keys("a", "b")...)
+	l, den := p.Take(Ask{})
+	if den != nil {
+		t.Fatal(den.Detail)
+	}
+	l.Judge(Outcome{Class: RateLimited, Status: 429, Wait: 30 * time.Second}, "gpt-5")
+	for range 4 {
+		if n := pickDone(t, p, "gpt-5", ok); n == l.Name {
+			t.Fatalf("%s served gpt-5 while cooling for it", n)
+		}
+	}
+	views, _, _ := p.View()
+	for _, v := range views {
+		if v.Name == l.Name && v.InFlight != 1 {
+			t.Errorf("the lease ended: %+v", v)
+		}
+	}
+	l.Done(Outcome{Class: Success}, 10)
+	if got := sequence(t, p, 2); !strings.Contains(got, l.Name) {
+		t.Errorf("%s does not serve another model: %s", l.Name, got)
+	}
+}

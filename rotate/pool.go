@@ -419,7 +419,13 @@ func (l Lease) Cancel() {
 
 // Done reports what came of the lease's attempt and releases it. tokens
 // are those the answer used, for tpm, least-used and daily budgets.
-func (l Lease) Done(o Outcome, tokens int) {
+func (l Lease) Done(o Outcome, tokens int) { l.end(&o, tokens) }
+
+// Release ends the lease without judging its key again: what its answers
+// said was told by Judge.
+func (l Lease) Release(tokens int) { l.end(nil, tokens) }
+
+func (l Lease) end(o *Outcome, tokens int) {
 	if l.p == nil {
 		return
 	}
@@ -444,7 +450,25 @@ func (l Lease) Done(o Outcome, tokens int) {
 	if l.half {
 		p.circuit.probing = false
 	}
-	p.judge(l, k, o, now)
+	if o != nil {
+		p.judge(l, k, *o, now)
+	}
+}
+
+// Judge applies what an answer said of the lease's key, for model, while
+// the lease goes on: a connection that carries several requests (a
+// WebSocket) hears of each refusal as it comes, and Done ends it later.
+func (l Lease) Judge(o Outcome, model string) {
+	if l.p == nil {
+		return
+	}
+	p, k := l.p, l.k
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.signal()
+	l.model = model
+	p.judge(l, k, o, p.clock.Now())
+	p.picker.changed(k)
 }
 
 // onKey runs fn on the named key under the lock and wakes whoever waits
