@@ -169,66 +169,63 @@ func newDaemon(opts Options, clock rotate.Clock) *Daemon {
 }
 
 // Run serves until SIGTERM, SIGINT or a stop request, then drains and
-// returns nil. It returns a *StartError when it could not start.
+// returns nil. It returns a *StartError when it could not start. It
+// composes the steps a daemon's life is made of: lock, load, bind,
+// serve, drain.
 func Run(opts Options) error {
 	d := newDaemon(opts, systemClock{})
-	ready := func(e *control.StartError) {
-		if opts.Ready != nil {
-			opts.Ready(e)
-			opts.Ready = nil
-		}
-	}
-	fail := func(e *control.StartError) error {
-		if e.Hint == "" {
-			e.Hint = fmt.Sprintf("llmkey needs to write in %s and %s: check that both are yours and writable (or set LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)",
-				opts.Paths.StateDir, opts.Paths.RuntimeDir)
-		}
-		d.log.Error("could not start", "err", e.Message)
-		ready(e)
-		return e
-	}
-
 	if err := harden(); err != nil {
 		d.log.Warn("could not keep other processes out of the daemon's memory", "err", err)
 	}
-	p := opts.Paths
-	if err := state.EnsureRuntimeDir(p.RuntimeDir); err != nil {
-		return fail(startError(err, false))
+	locked, err := d.lock()
+	if !locked {
+		return err
 	}
-	lock, err := acquireLock(p.LockPath())
-	if errors.Is(err, errLocked) && opts.WaitForLock {
-		d.log.Info("another llmkey daemon serves; this one serves once it exits", "pid", control.LockHolder(p.LockPath()))
-		if lock, err = waitForLock(p.LockPath()); lock == nil && err == nil {
-			d.log.Info("stopped while waiting")
-			return nil
-		}
-	}
-	if errors.Is(err, errLocked) {
-		return fail(&control.StartError{Message: fmt.Sprintf("another llmkey daemon is running (pid %d)", control.LockHolder(p.LockPath())),
-			Hint: "use it, or stop it first: llmkey stop", Running: true})
-	}
+	defer d.unlock()
+	cfg, err := d.load()
 	if err != nil {
-		return fail(startError(err, false))
+		return err
 	}
-	d.runtime.lock = lock
-	defer func() { d.runtime.lock.Close() }()
-	// One state dir, one writer: two daemons on it would each write its
-	// usage over the other's, and each enforce the limits alone.
-	if err := state.EnsurePrivateDir(p.StateDir); err != nil {
-		return fail(startError(err, false))
-	}
-	slock, err := acquireLock(p.StateLockPath())
-	if errors.Is(err, errLocked) {
-		return fail(&control.StartError{Message: fmt.Sprintf("another llmkey daemon (pid %d) uses the state dir %s", control.LockHolder(p.StateLockPath()), p.StateDir),
-			Hint: "one daemon writes one state dir: stop that one (it has another runtime dir), or give this one its own LLMKEY_STATE_DIR", Running: false})
-	}
+	proxyLn, err := d.bind(cfg)
 	if err != nil {
-		return fail(startError(err, false))
+		return err
 	}
-	d.runtime.stateLock = slock
-	defer func() { d.runtime.stateLock.Close() }()
-	d.loadUsage()
+	s := d.serve(proxyLn)
+	d.log.Info("ready", "proxy", d.proxyURL, "socket", opts.Paths.SocketPath(), "pid", os.Getpid(), "version", opts.Version,
+		"keys", len(cfg.Keys), "keyfile", opts.Paths.Keyfile)
+	d.ready(nil)
+	d.waitForStop(s.sigs)
+	d.drain(cfg, s)
+	return nil
+}
 
+// ready tells the CLI that spawned the daemon, once, that it serves
+// (nil) or why it could not start.
+func (d *Daemon) ready(e *control.StartError) {
+	if d.opts.Ready != nil {
+		d.opts.Ready(e)
+		d.opts.Ready = nil
+	}
+}
+
+// fail logs why the daemon could not start, tells the CLI, and returns
+// it as Run's error.
+func (d *Daemon) fail(e *control.StartError) error {
+	if e.Hint == "" {
+		e.Hint = fmt.Sprintf("llmkey needs to write in %s and %s: check that both are yours and writable (or set LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)",
+			d.opts.Paths.StateDir, d.opts.Paths.RuntimeDir)
+	}
+	d.log.Error("could not start", "err", e.Message)
+	d.ready(e)
+	return e
+}
+
+// load reads what the daemon serves: the usage so far, the keyfile and
+// its secrets, the keys set by hand, the scoped tokens and the local
+// token.
+func (d *Daemon) load() (*state.Config, error) {
+	d.loadUsage()
+	p := d.opts.Paths
 	cfg, err := state.Load(p.Keyfile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -237,7 +234,7 @@ func Run(opts Options) error {
 		cfg = &state.Config{Path: p.Keyfile}
 		d.keyfileErr = err
 	case err != nil:
-		return fail(startError(err, true))
+		return nil, d.fail(startError(err, true))
 	default:
 		d.servedGood = true
 	}
@@ -249,13 +246,19 @@ func Run(opts Options) error {
 	}
 	d.mu.Unlock()
 	if err != nil {
-		return fail(startError(err, true))
+		return nil, d.fail(startError(err, true))
 	}
 	d.loadOverrides()
 	d.loadTokens()
 	d.proxy.Grants = d.tokens.lookup
 	d.loadedAt = d.clock.Now()
+	return cfg, d.loadLocalToken()
+}
 
+// loadLocalToken reads the token every proxy request must carry, or
+// makes one.
+func (d *Daemon) loadLocalToken() error {
+	p := d.opts.Paths
 	token, err := state.LoadOrCreateToken(p.StateDir)
 	var ce *state.CorruptError
 	if errors.As(err, &ce) {
@@ -263,97 +266,132 @@ func Run(opts Options) error {
 		// started with the old one were refused already. Should it not
 		// move, the daemon does not start: it has no token to serve with.
 		if !d.setAside("token file", ce.Path, ce.Err, "a new token is made (restart tools started before)") {
-			return fail(&control.StartError{Message: err.Error(),
+			return d.fail(&control.StartError{Message: err.Error(),
 				Hint: fmt.Sprintf("the daemon could not move it aside: move %s out of the way, or make %s writable; a new token is then made", ce.Path, p.StateDir)})
 		}
 		token, err = state.LoadOrCreateToken(p.StateDir)
 	}
 	if err != nil {
-		return fail(startError(err, false))
+		return d.fail(startError(err, false))
 	}
 	d.proxy.Token = token
+	return nil
+}
 
-	handed, err := socketsHandedOver(p.SocketPath())
+// bind takes the proxy's port and the control socket: those a service
+// manager handed over, else its own.
+func (d *Daemon) bind(cfg *state.Config) (net.Listener, error) {
+	handed, err := socketsHandedOver(d.opts.Paths.SocketPath())
 	if err != nil {
-		return fail(&control.StartError{Message: err.Error(), Hint: "fix the ListenStream lines of llmkey.socket (llmkey service install writes them)"})
+		return nil, d.fail(&control.StartError{Message: err.Error(), Hint: "fix the ListenStream lines of llmkey.socket (llmkey service install writes them)"})
 	}
-	proxyLn := handed.proxy
-	if proxyLn == nil {
-		proxyLn, err = net.Listen("tcp", cfg.Listen())
-	} else if got := proxyLn.Addr().String(); got != cfg.Listen() {
-		d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install (it rewrites the socket unit and restarts it)",
-			"port", got, "listen", cfg.Listen())
-	}
-	if err != nil {
-		return fail(&control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),
-			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", PortTaken: errors.Is(err, syscall.EADDRINUSE)})
+	proxyLn, serr := d.bindProxy(cfg, handed.proxy)
+	if serr != nil {
+		return nil, d.fail(serr)
 	}
 	d.proxyURL = "http://" + proxyLn.Addr().String()
+	ctlLn, sockInfo, serr := d.bindControl(handed)
+	if serr != nil {
+		proxyLn.Close()
+		return nil, d.fail(serr)
+	}
+	d.runtime.ctlLn, d.runtime.sockInfo = ctlLn, sockInfo
+	return proxyLn, nil
+}
 
-	// We hold the lock, so a socket file here is a dead daemon's, unless
-	// it was handed over.
-	sock := p.SocketPath()
-	var ctlLn net.Listener
-	var sockInfo os.FileInfo
-	if handed.control != nil && answers(sock) {
-		ctlLn = handed.control
-		sockInfo, err = os.Lstat(sock)
+// bindProxy is the proxy's listener: the one handed over, or its own on
+// the keyfile's [daemon] listen.
+func (d *Daemon) bindProxy(cfg *state.Config, handed net.Listener) (net.Listener, *control.StartError) {
+	if handed != nil {
+		if got := handed.Addr().String(); got != cfg.Listen() {
+			d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install (it rewrites the socket unit and restarts it)",
+				"port", got, "listen", cfg.Listen())
+		}
+		return handed, nil
+	}
+	ln, err := net.Listen("tcp", cfg.Listen())
+	if err != nil {
+		return nil, &control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),
+			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", PortTaken: errors.Is(err, syscall.EADDRINUSE)}
+	}
+	return ln, nil
+}
+
+// bindControl is the control socket's listener: the one handed over
+// while it is still at its path, else its own there. We hold the lock,
+// so a socket file there that was not handed over is a dead daemon's.
+func (d *Daemon) bindControl(handed handedOver) (net.Listener, os.FileInfo, *control.StartError) {
+	sock := d.opts.Paths.SocketPath()
+	if handed.control != nil {
 		d.runtime.handedOver = true
-		d.log.Info("serving the sockets handed over", "proxy", handed.proxy != nil, "control", sock)
-	} else if handed.control != nil {
+		if answers(sock) {
+			d.log.Info("serving the sockets handed over", "proxy", handed.proxy != nil, "control", sock)
+			fi, err := os.Lstat(sock)
+			if err != nil {
+				return nil, nil, d.controlBindError(err)
+			}
+			return handed.control, fi, nil
+		}
 		// The socket unit's control socket is no longer at its path (the
 		// runtime dir was removed under a daemon that then stopped): no
 		// CLI can reach it there, so this daemon makes one of its own.
 		handed.control.Close()
-		d.runtime.handedOver = true
 		d.replacedUnitSocket()
-		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			proxyLn.Close()
-			return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
-		}
-		ctlLn, sockInfo, err = listenSocket(sock)
-	} else {
-		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			proxyLn.Close()
-			return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
-		}
-		ctlLn, sockInfo, err = listenSocket(sock)
 	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, startError(fmt.Errorf("remove stale socket: %w", err), false)
+	}
+	ln, fi, err := listenSocket(sock)
 	if err != nil {
-		proxyLn.Close()
-		hint := "check that " + p.RuntimeDir + " is yours and writable, or set LLMKEY_RUNTIME_DIR to another directory"
-		if len(sock) > 100 {
-			hint = "the socket path is too long for UNIX sockets: set LLMKEY_RUNTIME_DIR to a shorter directory"
-		}
-		return fail(&control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", sock, err), Hint: hint})
+		return nil, nil, d.controlBindError(err)
 	}
-	d.runtime.ctlLn, d.runtime.sockInfo = ctlLn, sockInfo
+	return ln, fi, nil
+}
 
+func (d *Daemon) controlBindError(err error) *control.StartError {
+	sock := d.opts.Paths.SocketPath()
+	hint := "check that " + d.opts.Paths.RuntimeDir + " is yours and writable, or set LLMKEY_RUNTIME_DIR to another directory"
+	if len(sock) > 100 {
+		hint = "the socket path is too long for UNIX sockets: set LLMKEY_RUNTIME_DIR to a shorter directory"
+	}
+	return &control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", sock, err), Hint: hint}
+}
+
+// serving is what serve started, for drain to stop.
+type serving struct {
+	proxy, ctl *http.Server
+	sigs       chan os.Signal
+	stopWatch  context.CancelFunc
+	stopKeeper context.CancelFunc
+	kept       chan struct{}
+}
+
+// serve starts serving both listeners, the keyfile watcher and the
+// keeper of the state on disk, and takes the signals.
+func (d *Daemon) serve(proxyLn net.Listener) *serving {
 	// An idle connection is closed after a while, and a slow header
 	// cannot hold one either; another user's are refused at accept.
-	proxySrv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
+	s := &serving{kept: make(chan struct{}), sigs: make(chan os.Signal, 2)}
+	s.proxy = &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
-	d.runtime.serve = func(ln net.Listener) { ctlSrv.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
-	go proxySrv.Serve(&ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log})
-	go d.runtime.serve(ctlLn)
+	s.ctl = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	d.runtime.serve = func(ln net.Listener) { s.ctl.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
+	go s.proxy.Serve(&ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log})
+	go d.runtime.serve(d.runtime.ctlLn)
 
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
+	var watchCtx, keepCtx context.Context
+	watchCtx, s.stopWatch = context.WithCancel(context.Background())
 	go d.watchKeyfile(watchCtx)
-	keepCtx, stopKeeper := context.WithCancel(context.Background())
-	kept := make(chan struct{})
-	go func() { d.keep(keepCtx); close(kept) }()
+	keepCtx, s.stopKeeper = context.WithCancel(context.Background())
+	go func() { d.keep(keepCtx); close(s.kept) }()
+	signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	return s
+}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
-
-	d.log.Info("ready", "proxy", d.proxyURL, "socket", sock, "pid", os.Getpid(), "version", opts.Version,
-		"keys", len(cfg.Keys), "keyfile", p.Keyfile)
-	ready(nil)
-
-	for stopping := false; !stopping; {
+// waitForStop serves until SIGTERM, SIGINT or a stop request; SIGHUP
+// reloads the keyfile.
+func (d *Daemon) waitForStop(sigs chan os.Signal) {
+	for {
 		select {
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
@@ -361,18 +399,25 @@ func Run(opts Options) error {
 				continue
 			}
 			d.log.Info("draining", "signal", s.String())
-			stopping = true
+			return
 		case <-d.stop:
 			d.log.Info("draining", "reason", "stop requested")
-			stopping = true
+			return
 		}
 	}
+}
+
+// drain lets the requests in flight finish (up to the drain timeout),
+// writes the state a last time and closes what serve started.
+func (d *Daemon) drain(cfg *state.Config, s *serving) {
+	defer s.stopWatch()
+	defer signal.Stop(s.sigs)
 	timeout := cfg.Daemon.DrainTimeout.Or(state.DefaultDrainTimeout)
 	if cut := d.proxy.Drain(timeout); cut > 0 {
 		d.log.Warn("drain timeout: cut the requests still in flight, counted as partial", "cut", cut, "timeout", timeout)
 	}
-	stopKeeper()
-	<-kept
+	s.stopKeeper()
+	<-s.kept
 	d.keepState(true) // the last counts, before the exit
 	if _, problem := d.stateStatus(); problem != "" {
 		d.log.Error("exiting with state not written: the counts since then are lost", "problem", problem)
@@ -380,13 +425,12 @@ func Run(opts Options) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	proxySrv.Shutdown(ctx)
-	ctlSrv.Shutdown(ctx)
+	s.proxy.Shutdown(ctx)
+	s.ctl.Shutdown(ctx)
 	if !d.runtime.lost && !d.runtime.handedOver {
-		os.Remove(sock) // a socket handed over is systemd's, to wake the next daemon
+		os.Remove(d.opts.Paths.SocketPath()) // a socket handed over is systemd's, to wake the next daemon
 	}
 	d.log.Info("stopped")
-	return nil
 }
 
 // answers reports whether a listener takes connections at the socket
