@@ -10,7 +10,9 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
+	"os/user"
 	"slices"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -35,6 +37,14 @@ type Options struct {
 	// WaitForLock: another daemon runs; wait for it to exit, then serve
 	// (a service's daemon, which must not fight one the CLI started).
 	WaitForLock bool
+	// Waiting is called when the daemon starts to wait for another's
+	// lock (WaitForLock): the CLI that hands that one's port on stops it
+	// only then.
+	Waiting func()
+	// ListenFD is the proxy's listening socket, handed on by the daemon
+	// this one takes over from (0: none): served when it is on the
+	// keyfile's [daemon] listen, so that the port is never let go.
+	ListenFD int
 	// Ready is called once: with nil when both listeners are bound and the
 	// daemon serves, or with the reason it could not start.
 	Ready func(*control.StartError)
@@ -52,9 +62,13 @@ type Daemon struct {
 	clock rotate.Clock
 
 	proxy    *proxy.Handler
+	proxyLn  net.Listener // the proxy's port, to hand on to the next daemon
 	snap     atomic.Pointer[proxy.Snapshot]
 	stopOnce sync.Once
 	stop     chan struct{} // closed when a stop is requested
+	// handingOver: the stop requested is a restart's, whose next daemon
+	// holds the proxy's port already.
+	handingOver atomic.Bool
 
 	mu         sync.Mutex // guards keyfileErr, loadedAt, pools and publishing a snapshot
 	keyfileErr error
@@ -174,19 +188,31 @@ func newDaemon(opts Options, clock rotate.Clock) *Daemon {
 // serve, drain.
 func Run(opts Options) error {
 	d := newDaemon(opts, systemClock{})
+	inherited, err := inheritedListener(opts.ListenFD)
+	if err != nil {
+		return d.fail(&control.StartError{Message: err.Error(), Hint: "run llmkey restart again; llmkey stop, then llmkey start, if it fails again"})
+	}
 	if err := harden(); err != nil {
 		d.log.Warn("could not keep other processes out of the daemon's memory", "err", err)
 	}
 	locked, err := d.lock()
-	if !locked {
-		return err
+	if locked {
+		defer d.unlock()
+		var cfg *state.Config
+		if cfg, err = d.load(); err == nil {
+			err = d.run(cfg, inherited)
+		}
 	}
-	defer d.unlock()
-	cfg, err := d.load()
-	if err != nil {
-		return err
+	if inherited != nil && d.proxyLn == nil {
+		inherited.Close() // never bound: stopped while waiting, or could not start
 	}
-	proxyLn, err := d.bind(cfg)
+	return err
+}
+
+// run binds, serves, and drains once stopped.
+func (d *Daemon) run(cfg *state.Config, inherited net.Listener) error {
+	opts := d.opts
+	proxyLn, err := d.bind(cfg, inherited)
 	if err != nil {
 		return err
 	}
@@ -280,16 +306,16 @@ func (d *Daemon) loadLocalToken() error {
 
 // bind takes the proxy's port and the control socket: those a service
 // manager handed over, else its own.
-func (d *Daemon) bind(cfg *state.Config) (net.Listener, error) {
+func (d *Daemon) bind(cfg *state.Config, inherited net.Listener) (net.Listener, error) {
 	handed, err := socketsHandedOver(d.opts.Paths.SocketPath())
 	if err != nil {
 		return nil, d.fail(&control.StartError{Message: err.Error(), Hint: "fix the ListenStream lines of llmkey.socket (llmkey service install writes them)"})
 	}
-	proxyLn, serr := d.bindProxy(cfg, handed.proxy)
+	proxyLn, serr := d.bindProxy(cfg, handed.proxy, inherited)
 	if serr != nil {
 		return nil, d.fail(serr)
 	}
-	d.proxyURL = "http://" + proxyLn.Addr().String()
+	d.proxyLn, d.proxyURL = proxyLn, "http://"+proxyLn.Addr().String()
 	ctlLn, sockInfo, serr := d.bindControl(handed)
 	if serr != nil {
 		proxyLn.Close()
@@ -299,22 +325,62 @@ func (d *Daemon) bind(cfg *state.Config) (net.Listener, error) {
 	return proxyLn, nil
 }
 
-// bindProxy is the proxy's listener: the one handed over, or its own on
-// the keyfile's [daemon] listen.
-func (d *Daemon) bindProxy(cfg *state.Config, handed net.Listener) (net.Listener, *control.StartError) {
-	if handed != nil {
-		if got := handed.Addr().String(); got != cfg.Listen() {
+// bindProxy is the proxy's listener: the one the socket unit handed
+// over; the one the daemon before this one handed on, while the keyfile
+// still names its port; or its own on the keyfile's [daemon] listen.
+func (d *Daemon) bindProxy(cfg *state.Config, unit, inherited net.Listener) (net.Listener, *control.StartError) {
+	switch {
+	case unit != nil:
+		if inherited != nil {
+			inherited.Close()
+		}
+		if got := unit.Addr().String(); got != cfg.Listen() {
 			d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install (it rewrites the socket unit and restarts it)",
 				"port", got, "listen", cfg.Listen())
 		}
-		return handed, nil
+		return unit, nil
+	case inherited != nil && sameListen(inherited.Addr(), cfg.Listen()):
+		d.log.Info("serving the port the daemon before this one handed on", "port", inherited.Addr().String())
+		return inherited, nil
+	case inherited != nil:
+		d.log.Info("[daemon] listen changed: the port the daemon before this one held is let go", "port", inherited.Addr().String(), "listen", cfg.Listen())
+		inherited.Close()
 	}
 	ln, err := net.Listen("tcp", cfg.Listen())
 	if err != nil {
-		return nil, &control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),
-			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", PortTaken: errors.Is(err, syscall.EADDRINUSE)}
+		return nil, portError(cfg.Listen(), err)
 	}
 	return ln, nil
+}
+
+// portError is why the proxy could not listen on listen. A port another
+// user holds is named loudly: tools already pointed at it would send
+// that user their prompts and their token.
+func portError(listen string, err error) *control.StartError {
+	e := &control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", listen, err),
+		Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", PortTaken: errors.Is(err, syscall.EADDRINUSE)}
+	if who := OtherUserOnPort(listen); e.PortTaken && who != "" {
+		e.Message = fmt.Sprintf("cannot listen on %s: another user, %s, holds that port", listen, who)
+		e.Hint = "tools pointed at it would send that user their prompts and token: stop them, and find out why " + who + " holds it; " +
+			"meanwhile set [daemon] listen in the keyfile to another port. On a shared machine run the daemon from its socket (llmkey service install), which never lets the port go"
+		e.OtherUser = true
+	}
+	return e
+}
+
+// OtherUserOnPort names the other user whose socket holds the port of
+// listen, as "NAME (uid N)", or is "" when none does: the port is free,
+// ours, or the system does not say (macOS).
+func OtherUserOnPort(listen string) string {
+	uid, err := portHolderUID(listen)
+	if err != nil || uid == os.Getuid() {
+		return ""
+	}
+	id := strconv.Itoa(uid)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username + " (uid " + id + ")"
+	}
+	return "uid " + id
 }
 
 // bindControl is the control socket's listener: the one handed over
@@ -360,6 +426,9 @@ func (d *Daemon) controlBindError(err error) *control.StartError {
 // serving is what serve started, for drain to stop.
 type serving struct {
 	proxy, ctl *http.Server
+	proxyLn    net.Listener  // as the proxy's server accepts on it
+	accepting  chan struct{} // closed when it no longer does
+	open       atomic.Int64  // the proxy's connections open now
 	sigs       chan os.Signal
 	stopWatch  context.CancelFunc
 	stopKeeper context.CancelFunc
@@ -371,12 +440,13 @@ type serving struct {
 func (d *Daemon) serve(proxyLn net.Listener) *serving {
 	// An idle connection is closed after a while, and a slow header
 	// cannot hold one either; another user's are refused at accept.
-	s := &serving{kept: make(chan struct{}), sigs: make(chan os.Signal, 2)}
+	s := &serving{kept: make(chan struct{}), accepting: make(chan struct{}), sigs: make(chan os.Signal, 2)}
 	s.proxy = &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug), ConnState: s.countConn}
 	s.ctl = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
 	d.runtime.serve = func(ln net.Listener) { s.ctl.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
-	go s.proxy.Serve(&ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log})
+	s.proxyLn = &ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log}
+	go func() { s.proxy.Serve(s.proxyLn); close(s.accepting) }()
 	go d.runtime.serve(d.runtime.ctlLn)
 
 	var watchCtx, keepCtx context.Context
@@ -386,6 +456,16 @@ func (d *Daemon) serve(proxyLn net.Listener) *serving {
 	go func() { d.keep(keepCtx); close(s.kept) }()
 	signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
 	return s
+}
+
+// countConn keeps the count of the proxy's open connections.
+func (s *serving) countConn(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.open.Add(-1)
+	}
 }
 
 // waitForStop serves until SIGTERM, SIGINT or a stop request; SIGHUP
@@ -413,7 +493,11 @@ func (d *Daemon) drain(cfg *state.Config, s *serving) {
 	defer s.stopWatch()
 	defer signal.Stop(s.sigs)
 	timeout := cfg.Daemon.DrainTimeout.Or(state.DefaultDrainTimeout)
-	if cut := d.proxy.Drain(timeout); cut > 0 {
+	left := timeout
+	if d.handingOver.Load() {
+		left = d.handOverPort(s, timeout)
+	}
+	if cut := d.proxy.Drain(left); cut > 0 {
 		d.log.Warn("drain timeout: cut the requests still in flight, counted as partial", "cut", cut, "timeout", timeout)
 	}
 	s.stopKeeper()
@@ -473,6 +557,17 @@ func listenSocket(path string) (net.Listener, os.FileInfo, error) {
 
 // requestStop begins the drain; safe to call more than once.
 func (d *Daemon) requestStop() { d.stopOnce.Do(func() { close(d.stop) }) }
+
+// serveStop is POST /v1/stop: the drain begins, and the answer is at
+// once. With ?handover=1 it is a restart's, whose next daemon holds the
+// proxy's port already.
+func (d *Daemon) serveStop(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("handover") == "1" {
+		d.handingOver.Store(true)
+	}
+	d.requestStop()
+	writeJSON(w, http.StatusAccepted, map[string]any{"draining": true, "pid": os.Getpid()})
+}
 
 func startError(err error, keyfile bool) *control.StartError {
 	e := &control.StartError{Message: err.Error(), Keyfile: keyfile}

@@ -29,6 +29,9 @@ func (d *Daemon) lock() (bool, error) {
 	lock, err := acquireLock(p.LockPath())
 	if errors.Is(err, errLocked) && d.opts.WaitForLock {
 		d.log.Info("another llmkey daemon serves; this one serves once it exits", "pid", control.LockHolder(p.LockPath()))
+		if d.opts.Waiting != nil {
+			d.opts.Waiting()
+		}
 		if lock, err = waitForLock(p.LockPath()); lock == nil && err == nil {
 			d.log.Info("stopped while waiting")
 			return false, nil
