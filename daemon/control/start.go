@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -157,7 +158,7 @@ func startDaemon(paths state.Paths, exe string, listener *os.File) (*daemonProce
 	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/" // not the CLI's directory, which it would keep busy
-	cmd.Env = append(os.Environ(), "LLMKEY_STATE_DIR="+paths.StateDir, "LLMKEY_RUNTIME_DIR="+paths.RuntimeDir)
+	cmd.Env = daemonEnv(os.Environ(), paths)
 	err = cmd.Start()
 	pw.Close()
 	if err != nil {
@@ -181,6 +182,30 @@ func startDaemon(paths state.Paths, exe string, listener *os.File) (*daemonProce
 	}()
 	return dp, nil
 }
+
+// daemonEnv is the environment of a daemon the CLI starts: of environ,
+// the caller's, only what the daemon and the commands it runs (a
+// secret_cmd, the keychain over D-Bus) need, and its paths. The caller
+// may be a tool under exec: its proxy variables, CA files, Go runtime
+// settings or preloaded libraries would otherwise steer the daemon's
+// upstream traffic, real keys in it, wherever the tool chose.
+func daemonEnv(environ []string, paths state.Paths) []string {
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(daemonEnvNames, name) || strings.HasPrefix(name, "LC_") || strings.HasPrefix(name, "XDG_") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "LLMKEY_STATE_DIR="+paths.StateDir, "LLMKEY_RUNTIME_DIR="+paths.RuntimeDir)
+}
+
+// daemonEnvNames are the variables daemonEnv keeps, besides LC_* and
+// XDG_*: who and where the user is, the locale, the session bus (the
+// keychain), pass's and GnuPG's homes (secret_cmd), and what only race
+// and coverage builds read.
+var daemonEnvNames = []string{"HOME", "USER", "LOGNAME", "PATH", "TMPDIR", "LANG", "LANGUAGE", "TZ",
+	"DBUS_SESSION_BUS_ADDRESS", "GNUPGHOME", "PASSWORD_STORE_DIR", "GORACE", "GOCOVERDIR"}
 
 // say is the daemon's next line: "" when it closed the pipe first, an
 // error when it said nothing within timeout.
