@@ -47,7 +47,6 @@ func scanLayout(data []byte) *layout {
 		l.offsets = append(l.offsets, off)
 		if nl < 0 {
 			l.lines = append(l.lines, text[off:])
-			off = len(text)
 			break
 		}
 		l.lines = append(l.lines, text[off:off+nl])
