@@ -382,7 +382,7 @@ func Run(opts Options) error {
 	defer cancel()
 	proxySrv.Shutdown(ctx)
 	ctlSrv.Shutdown(ctx)
-	if !d.runtime.lost && !d.runtime.handedOver {
+	if !d.runtime.lost && !d.runtime.handedOver && d.runtime.refused.Load() == nil {
 		os.Remove(sock) // a socket handed over is systemd's, to wake the next daemon
 	}
 	d.log.Info("stopped")
