@@ -36,7 +36,7 @@ func ConfigureImportCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:      "import",
 		Usage:     "add keys from the environment or a .env file, never echoing them",
-		ArgsUsage: "[--from-env] [FILE]",
+		ArgsUsage: "[--from-env] [--name NAME] [FILE]",
 		Description: "Reads OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY (or GOOGLE_API_KEY), OPENROUTER_API_KEY, " +
 			"GROQ_API_KEY, MISTRAL_API_KEY, DEEPSEEK_API_KEY, TOGETHER_API_KEY and XAI_API_KEY from this environment " +
 			"(--from-env) or from FILE, read as the dotenv libraries read a .env file (NAME=value lines, 'export', " +

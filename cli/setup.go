@@ -101,7 +101,9 @@ func ConfigureSetupCommand(app *ucli.App) {
 		Usage:     "write what a coding agent's own configuration needs for 'llmkey exec -- TOOL'",
 		ArgsUsage: "codex|gemini|opencode|claude",
 		Description: "Edits the tool's configuration in place, as add edits the keyfile: every other byte is kept, running it " +
-			"again changes nothing, and --undo puts the file back as it was, byte for byte. It writes the port the daemon " +
+			"again changes nothing, a symlinked file is edited through its link, and --undo puts the file back as it was, " +
+			"byte for byte, from a record of llmkey's edit alone (never a copy of the file, which may hold keys; refused when " +
+			"the file changed since). A Codex file that Codex would not read as meant after the edit is refused with the fix. It writes the port the daemon " +
 			"listens on now (starting it if needed); 'llmkey doctor' says when that port changed. codex: a model provider " +
 			"\"llmkey\" in ~/.codex/config.toml (Responses over WebSocket, the key from OPENAI_API_KEY). gemini: the API-key " +
 			"auth method in ~/.gemini/settings.json. opencode: the Google provider's base URL in ~/.config/opencode/opencode.json. " +
