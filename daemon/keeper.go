@@ -468,43 +468,18 @@ func (d *Daemon) keepRuntime() {
 	if lockOK && sockOK {
 		return
 	}
-	failed := func(what string, err error) {
-		if d.clock.Now().Sub(rt.problem) >= failLogEvery {
-			rt.problem = d.clock.Now()
-			d.log.Warn("could not put back the runtime files; the CLI cannot reach this daemon", "what", what, "err", err)
-		}
-	}
 	if dirErr != nil {
-		failed("runtime dir", dirErr)
+		d.runtimeFailed("runtime dir", dirErr)
 		return
 	}
 	if !lockOK {
 		f, err := acquireLock(p.LockPath())
 		if errors.Is(err, errLocked) {
-			// Another daemon took the lock in the new directory. One the
-			// CLI started in the moment before this one put its files
-			// back cannot serve (this one holds the state dir's lock) and
-			// exits at once: wait for that. One that serves (its socket
-			// answers) is the one the CLI reaches now, and two would
-			// fight over the port: step aside.
-			now := d.clock.Now()
-			if rt.contested.IsZero() {
-				rt.contested = now
-			}
-			if now.Sub(rt.contested) < contestedFor && !otherServes(p) {
-				return // looked at again in contestedEvery (retryIn)
-			}
-			rt.contested = time.Time{}
-			d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", control.LockHolder(p.LockPath()))
-			rt.lost = true
-			if ul, ok := rt.ctlLn.(*net.UnixListener); ok {
-				ul.SetUnlinkOnClose(false)
-			}
-			d.requestStop()
+			d.lockContested()
 			return
 		}
 		if err != nil {
-			failed("lock", err)
+			d.runtimeFailed("lock", err)
 			return
 		}
 		rt.lock.Close()
@@ -514,7 +489,7 @@ func (d *Daemon) keepRuntime() {
 		os.Remove(p.SocketPath())
 		ln, fi, err := listenSocket(p.SocketPath())
 		if err != nil {
-			failed("socket", err)
+			d.runtimeFailed("socket", err)
 			return
 		}
 		if old, ok := rt.ctlLn.(*net.UnixListener); ok {
@@ -528,6 +503,40 @@ func (d *Daemon) keepRuntime() {
 		}
 	}
 	d.log.Info("runtime files were removed; put them back", "dir", p.RuntimeDir, "lock", !lockOK, "socket", !sockOK)
+}
+
+// runtimeFailed logs, at most once a minute, that the runtime files
+// could not be put back.
+func (d *Daemon) runtimeFailed(what string, err error) {
+	rt := &d.runtime
+	if d.clock.Now().Sub(rt.problem) >= failLogEvery {
+		rt.problem = d.clock.Now()
+		d.log.Warn("could not put back the runtime files; the CLI cannot reach this daemon", "what", what, "err", err)
+	}
+}
+
+// lockContested is what to do when another daemon holds the lock in the
+// runtime dir put back. One the CLI started in the moment before this one
+// put its files back cannot serve (this one holds the state dir's lock)
+// and exits at once: wait for that. One that serves (its socket answers)
+// is the one the CLI reaches now, and two would fight over the port: step
+// aside.
+func (d *Daemon) lockContested() {
+	rt, p := &d.runtime, d.opts.Paths
+	now := d.clock.Now()
+	if rt.contested.IsZero() {
+		rt.contested = now
+	}
+	if now.Sub(rt.contested) < contestedFor && !otherServes(p) {
+		return // looked at again in contestedEvery (retryIn)
+	}
+	rt.contested = time.Time{}
+	d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", control.LockHolder(p.LockPath()))
+	rt.lost = true
+	if ul, ok := rt.ctlLn.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	d.requestStop()
 }
 
 // refuseRuntime reports whether err refuses the runtime dir as one
