@@ -227,6 +227,9 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		st.Problems = append(st.Problems, "the control socket that llmkey.socket holds was removed: once this daemon stops, llmkey commands wake the next one through the port, "+
 			"a moment slower; systemctl --user restart llmkey.socket puts it back")
 	}
+	if refused := d.runtime.refused.Load(); refused != nil {
+		st.Problems = append(st.Problems, *refused)
+	}
 	ss, problem := d.stateStatus()
 	st.State = &ss
 	if problem != "" {

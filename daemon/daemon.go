@@ -511,7 +511,7 @@ func (d *Daemon) drain(cfg *state.Config, s *serving) {
 	defer cancel()
 	s.proxy.Shutdown(ctx)
 	s.ctl.Shutdown(ctx)
-	if !d.runtime.lost && !d.runtime.handedOver {
+	if !d.runtime.lost && !d.runtime.handedOver && d.runtime.refused.Load() == nil {
 		os.Remove(d.opts.Paths.SocketPath()) // a socket handed over is systemd's, to wake the next daemon
 	}
 	d.log.Info("stopped")
