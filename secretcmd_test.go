@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -61,6 +62,40 @@ func (u *user) waitForKey(name string, d time.Duration, ok func(state, reason st
 			u.fatalf("waited %s for openai/%s; it is %v", d, name, k)
 		}
 	}
+}
+
+// Two secret_cmds that take their time (each waits for the other to
+// start, then for a go-ahead) neither keep the daemon from getting ready
+// nor make exec wait for them: it runs its command, and says the keys
+// are reading their secret. Both are read side by side, and serve once
+// read.
+func TestSlowSecretCommandsDoNotHoldTheDaemonBack(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	s1, s2 := u.secretFile("s1", u.canary("sk-one-")), u.secretFile("s2", u.canary("sk-two-"))
+	p := func(name string) string { return filepath.Join(u.home, name) }
+	wait := "touch %s; while [ ! -e %s ] || [ ! -e %s ]; do sleep 0.05; done; cat %s"
+	u.secretCmdKeys(fake.URL, "", [][2]string{
+		{"one", fmt.Sprintf(wait, p("started1"), p("started2"), p("go"), s1)},
+		{"two", fmt.Sprintf(wait, p("started2"), p("started1"), p("go"), s2)},
+	})
+	r := u.llmkey("exec", "--", "true")
+	if r.code != 0 || !strings.Contains(r.stderr, readingSecret) {
+		t.Fatalf("exec while the secrets are read: %v", r)
+	}
+	for _, name := range []string{"one", "two"} {
+		if k := u.keyStatus("openai", name); k["state"] != "unavailable" || k["reason"] != readingSecret {
+			u.fatalf("openai/%s while its secret is read: %v", name, k)
+		}
+	}
+	writeFile(t, p("go"), "", 0o600)
+	for _, name := range []string{"one", "two"} {
+		// Should the go-ahead come after the command's time, the retry
+		// reads it.
+		u.waitForKey(name, 45*time.Second, func(state, _ string) bool { return state == "ready" })
+	}
+	env := u.proxyEnv()
+	mustOK(t, chat(t, env["LLMKEY_URL"], env["LLMKEY_TOKEN"], nil))
 }
 
 // A secret_cmd that exits but leaves a child holding its output open is
@@ -138,4 +173,106 @@ func peakRSS(t *testing.T, pid int) int {
 	}
 	t.Fatal("no VmHWM in the daemon's /proc status")
 	return 0
+}
+
+// A failing secret_cmd whose standard error holds secrets (its own, one
+// the keyfile holds for another key, one too plain for any pattern) shows
+// none of them in the log, status, list, exec or test: its reason is a
+// short excerpt with the secrets masked.
+func TestFailingSecretCommandShowsNoSecret(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	leaked := u.secretFile("leaked", u.canary("sk-proj-"))
+	plain := "plain.horse." + lowerLetters(12) // no pattern takes it for a secret
+	u.canaries = append(u.canaries, plain)
+	other := u.secretFile("other", plain)
+	u.secretCmdKeys(fake.URL, "", [][2]string{
+		{"broken", "echo \"could not unlock: token $(cat " + leaked + ") expired\" >&2; exit 1"},
+		{"wrong", "echo \"wrong password $(cat " + other + ")\" >&2; exit 2"},
+	}, [2]string{"a", plain})
+	r := u.llmkey("exec", "--", "true")
+	mustSucceed(t, r)
+	for name, want := range map[string]string{"broken": "secret_cmd sh failed (exit status 1): could not unlock: token [masked] expired",
+		"wrong": "secret_cmd sh failed (exit status 2): wrong password [masked]"} {
+		if k := u.keyStatus("openai", name); k["state"] != "unavailable" || !strings.Contains(fmt.Sprint(k["reason"]), want) {
+			u.errorf("openai/%s: %v, want a reason with %q", name, k, want)
+		}
+	}
+	list := mustSucceed(t, u.llmkey("list", "--json"))
+	if !strings.Contains(list.stdout, "token [masked] expired") {
+		u.errorf("list --json does not show the masked reason:\n%s", list.stdout)
+	}
+	r = u.llmkey("exec", "--", "true")
+	if !strings.Contains(r.stderr, "wrong password [masked]") {
+		u.errorf("exec does not show the key's problem:\n%s", r.stderr)
+	}
+	if r := u.llmkey("test", "openai/wrong"); !strings.Contains(r.stdout, "wrong password [masked]") {
+		u.errorf("test does not say why the secret was not read: %v", r)
+	}
+	u.llmkey("status")
+	log := readFile(t, filepath.Join(u.stateDir(), "daemon.log"))
+	u.assertNoCanary(log)
+	if !strings.Contains(log, "token [masked] expired") {
+		u.errorf("the log does not say why the secret was not read:\n%s", log)
+	}
+}
+
+func lowerLetters(n int) string {
+	b := make([]byte, n)
+	rand.Read(b)
+	for i := range b {
+		b[i] = 'a' + b[i]%26
+	}
+	return string(b)
+}
+
+// A reload waiting on a slow secret_cmd, overtaken by a reload of a newer
+// keyfile without that key, never serves the older keyfile: once its
+// command ends, the removed key does not come back.
+func TestRemovedKeyNeverServesAgainAfterASlowReload(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	slow, kept, added := u.canary("sk-slow-"), u.canary("sk-kept-"), u.canary("sk-added-")
+	p := func(name string) string { return filepath.Join(u.home, name) }
+	// Slow only while "block" exists: started first, it reads at once.
+	script := fmt.Sprintf("if [ -e %s ]; then touch %s; while [ ! -e %s ]; do sleep 0.05; done; fi; cat %s",
+		p("block"), p("started"), p("go"), u.secretFile("s", slow))
+	u.secretCmdKeys(fake.URL, "strategy = \"fill-first\"\n", [][2]string{{"slow", script}}, [2]string{"kept", kept})
+	mustSucceed(t, u.llmkey("exec", "--", "true"))
+	u.waitForKey("slow", 10*time.Second, func(state, _ string) bool { return state == "ready" })
+
+	writeFile(t, p("block"), "", 0o600)
+	older := make(chan result, 1)
+	go func() { older <- u.llmkey("reload") }()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		if _, err := os.Stat(p("started")); err == nil {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the reload never ran the slow command")
+		}
+	}
+	u.secretCmdKeys(fake.URL, "strategy = \"fill-first\"\n", nil, [2]string{"kept", kept}, [2]string{"added", added})
+	mustSucceed(t, u.llmkey("reload"))
+	writeFile(t, p("go"), "", 0o600)
+	<-older
+
+	st, _ := u.status()
+	var names []string
+	for _, k := range st["providers"].(map[string]any)["openai"].(map[string]any)["keys"].([]any) {
+		names = append(names, fmt.Sprint(k.(map[string]any)["name"]))
+	}
+	if strings.Join(names, " ") != "kept added" {
+		t.Fatalf("after both reloads the daemon serves %v", names)
+	}
+	mustSucceed(t, u.llmkey("disable", "openai/kept"))
+	env := u.proxyEnv()
+	for range 3 {
+		mustOK(t, chat(t, env["LLMKEY_URL"], env["LLMKEY_TOKEN"], nil))
+	}
+	for _, r := range fake.requests() {
+		if r.credential() == slow {
+			t.Fatal("the removed key served")
+		}
+	}
 }

@@ -10,7 +10,6 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,7 +17,6 @@ import (
 
 	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/daemon/proxy"
-	"github.com/llmkey/llmkey/daemon/secrets"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
@@ -60,8 +58,8 @@ type Daemon struct {
 	keyfileErr error
 	loadedAt   time.Time
 	servedGood bool // a keyfile was loaded and served once: a bad edit leaves it serving
-	// secretTimer reloads while a secret could not be read.
-	secretTimer *time.Timer
+	// loads orders the keyfile's loads.
+	loads loads
 	// pools hold each provider's live key state. They outlive
 	// snapshots: a key keeps its cooldowns across reloads.
 	pools map[string]*rotate.Pool
@@ -109,52 +107,6 @@ func (d *Daemon) publish(cfg *state.Config, unavailable map[string]string) (err 
 	}
 	d.snap.Store(s)
 	return nil
-}
-
-// secretRetry is how soon a secret that could not be read (a locked
-// keychain, a failing secret_cmd) is tried again.
-const secretRetry = 30 * time.Second
-
-// readSecrets is cfg with each key's secret read from where the keyfile
-// says (the keychain, a command), and why for those that could not be:
-// those keys serve nothing until a later try reads them. The secrets
-// live in memory only.
-func (d *Daemon) readSecrets(cfg *state.Config) (*state.Config, map[string]string) {
-	var out *state.Config
-	unavailable := map[string]string{}
-	for i, k := range cfg.Keys {
-		if k.Secret != "" {
-			continue
-		}
-		if out == nil {
-			c := *cfg
-			c.Keys = slices.Clone(cfg.Keys)
-			out = &c
-		}
-		secret, err := secrets.Read(context.Background(), k)
-		if err != nil {
-			unavailable[k.Ref()] = "secret not read: " + err.Error()
-			d.log.Warn("a key's secret could not be read; the key serves nothing until it can", "key", k.Ref(), "err", err)
-			continue
-		}
-		out.Keys[i].Secret = secret
-	}
-	if out == nil {
-		return cfg, nil
-	}
-	if len(unavailable) > 0 {
-		d.mu.Lock()
-		if d.secretTimer == nil {
-			d.secretTimer = time.AfterFunc(secretRetry, func() {
-				d.mu.Lock()
-				d.secretTimer = nil
-				d.mu.Unlock()
-				d.reload("reading secrets again")
-			})
-		}
-		d.mu.Unlock()
-	}
-	return out, unavailable
 }
 
 // newDaemon is a daemon with nothing loaded or bound yet.
@@ -241,14 +193,7 @@ func Run(opts Options) error {
 	default:
 		d.servedGood = true
 	}
-	cfg, unavailable := d.readSecrets(cfg)
-	d.mu.Lock()
-	err = d.publish(cfg, unavailable)
-	if err == nil {
-		d.seedToday()
-	}
-	d.mu.Unlock()
-	if err != nil {
+	if err := d.loadFirst(cfg); err != nil {
 		return fail(startError(err, true))
 	}
 	d.loadOverrides()

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-
-	"github.com/llmkey/llmkey/state"
 )
 
 // Editors save by writing a new file and renaming it over the old one, and
@@ -180,42 +178,4 @@ func fileID(path string) fileIdentity {
 		return fileIdentity{}
 	}
 	return fileIdentity{ino: inode(fi), size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode(), ok: true}
-}
-
-// reload loads the keyfile and, if it is valid, serves it. An invalid or
-// missing keyfile never takes the service down: the last good one keeps
-// serving and the error shows in status and the log.
-func (d *Daemon) reload(reason string) {
-	cfg, err := state.Load(d.opts.Paths.Keyfile)
-	var unavailable map[string]string
-	if err == nil {
-		cfg, unavailable = d.readSecrets(cfg)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err != nil {
-		d.keyfileErr = err
-		if errors.Is(err, fs.ErrNotExist) {
-			d.log.Warn("keyfile is gone; still serving the keys loaded before", "keyfile", d.opts.Paths.Keyfile)
-		} else {
-			d.log.Warn("keyfile not reloaded; still serving the last good one", "reason", reason, "err", err)
-		}
-		return
-	}
-	old := d.snap.Load()
-	if cfg.Listen() != old.Config.Listen() && old.Config.Listen() != "" {
-		if d.runtime.handedOver {
-			d.log.Warn("[daemon] listen changed; the socket unit holds the port: run llmkey service install (it rewrites the socket unit and restarts it)", "listen", cfg.Listen())
-		} else {
-			d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
-		}
-	}
-	if err := d.publish(cfg, unavailable); err != nil {
-		d.keyfileErr = err
-		d.log.Error("keyfile not reloaded; still serving the last good one", "reason", reason, "err", err)
-		return
-	}
-	d.keyfileErr, d.servedGood = nil, true
-	d.loadedAt = d.clock.Now()
-	d.log.Info("keyfile reloaded", "reason", reason, "keys", len(cfg.Keys), "providers", len(cfg.ProviderNames()))
 }
