@@ -271,6 +271,8 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 		ks.Fingerprint = k.Fingerprint
 	}
 	switch {
+	case v.State == rotate.Unavailable && v.Reason == readingSecret:
+		// Nothing to do but wait: it serves once read.
 	case v.State == rotate.Unavailable:
 		ks.Action = "it serves nothing until its secret can be read: unlock the keychain, or fix its secret_cmd (the daemon tries again every 30s; llmkey reload now)"
 	case v.State != rotate.Ready && v.Cause.NeedsUser():

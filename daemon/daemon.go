@@ -11,7 +11,6 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
-	"slices"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -20,7 +19,6 @@ import (
 
 	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/daemon/proxy"
-	"github.com/llmkey/llmkey/daemon/secrets"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
@@ -74,8 +72,8 @@ type Daemon struct {
 	keyfileErr error
 	loadedAt   time.Time
 	servedGood bool // a keyfile was loaded and served once: a bad edit leaves it serving
-	// secretTimer reloads while a secret could not be read.
-	secretTimer *time.Timer
+	// loads orders the keyfile's loads.
+	loads loads
 	// pools hold each provider's live key state. They outlive
 	// snapshots: a key keeps its cooldowns across reloads.
 	pools map[string]*rotate.Pool
@@ -123,52 +121,6 @@ func (d *Daemon) publish(cfg *state.Config, unavailable map[string]string) (err 
 	}
 	d.snap.Store(s)
 	return nil
-}
-
-// secretRetry is how soon a secret that could not be read (a locked
-// keychain, a failing secret_cmd) is tried again.
-const secretRetry = 30 * time.Second
-
-// readSecrets is cfg with each key's secret read from where the keyfile
-// says (the keychain, a command), and why for those that could not be:
-// those keys serve nothing until a later try reads them. The secrets
-// live in memory only.
-func (d *Daemon) readSecrets(cfg *state.Config) (*state.Config, map[string]string) {
-	var out *state.Config
-	unavailable := map[string]string{}
-	for i, k := range cfg.Keys {
-		if k.Secret != "" {
-			continue
-		}
-		if out == nil {
-			c := *cfg
-			c.Keys = slices.Clone(cfg.Keys)
-			out = &c
-		}
-		secret, err := secrets.Read(context.Background(), k)
-		if err != nil {
-			unavailable[k.Ref()] = "secret not read: " + err.Error()
-			d.log.Warn("a key's secret could not be read; the key serves nothing until it can", "key", k.Ref(), "err", err)
-			continue
-		}
-		out.Keys[i].Secret = secret
-	}
-	if out == nil {
-		return cfg, nil
-	}
-	if len(unavailable) > 0 {
-		d.mu.Lock()
-		if d.secretTimer == nil {
-			d.secretTimer = time.AfterFunc(secretRetry, func() {
-				d.mu.Lock()
-				d.secretTimer = nil
-				d.mu.Unlock()
-				d.reload("reading secrets again")
-			})
-		}
-		d.mu.Unlock()
-	}
-	return out, unavailable
 }
 
 // newDaemon is a daemon with nothing loaded or bound yet.
@@ -264,14 +216,7 @@ func (d *Daemon) load() (*state.Config, error) {
 	default:
 		d.servedGood = true
 	}
-	cfg, unavailable := d.readSecrets(cfg)
-	d.mu.Lock()
-	err = d.publish(cfg, unavailable)
-	if err == nil {
-		d.seedToday()
-	}
-	d.mu.Unlock()
-	if err != nil {
+	if err := d.loadFirst(cfg); err != nil {
 		return nil, d.fail(startError(err, true))
 	}
 	d.loadOverrides()
