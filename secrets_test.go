@@ -14,7 +14,8 @@ import (
 
 // sessionBus starts a D-Bus session bus with gnome-keyring's Secret
 // Service on it, its login keyring unlocked, for u: what a desktop
-// session gives. Both end with the test.
+// session gives. Both end with the test: gnome-keyring exits with its
+// bus.
 func (u *user) sessionBus(t *testing.T) {
 	t.Helper()
 	for _, bin := range []string{"dbus-daemon", "gnome-keyring-daemon"} {
@@ -43,7 +44,6 @@ func (u *user) sessionBus(t *testing.T) {
 			u.env = append(u.env, line)
 		}
 	}
-	t.Cleanup(func() { exec.Command("pkill", "-f", "gnome-keyring-daemon --unlock").Run() })
 }
 
 // passStore makes a password store on a throw-away GnuPG key for u, with

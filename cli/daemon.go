@@ -42,9 +42,11 @@ func ConfigureDaemonCommands(app *ucli.App) {
 				&ucli.IntFlag{Name: "ready-fd", Hidden: true, Usage: "write ready or the start error to this fd"},
 				&ucli.BoolFlag{Name: "log-file", Usage: "log to daemon.log in the state directory instead of standard error (re-created if removed)"},
 				&ucli.BoolFlag{Name: "wait", Usage: "if another daemon runs, wait until it exits, then serve"},
+				&ucli.IntFlag{Name: "listen-fd", Hidden: true, Usage: "serve the proxy's listening socket at this fd (restart hands it on)"},
 			},
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-				return DaemonCommand(DaemonCommandInput{Paths: p, ReadyFD: c.Int("ready-fd"), LogFile: c.Bool("log-file"), Wait: c.Bool("wait")}, streams(c))
+				return DaemonCommand(DaemonCommandInput{Paths: p, ReadyFD: c.Int("ready-fd"), LogFile: c.Bool("log-file"), Wait: c.Bool("wait"),
+					ListenFD: c.Int("listen-fd")}, streams(c))
 			}),
 		},
 		&ucli.Command{
@@ -67,6 +69,8 @@ func ConfigureDaemonCommands(app *ucli.App) {
 		&ucli.Command{
 			Name:  "restart",
 			Usage: "stop the daemon (draining it) and start it again",
+			Description: "The proxy's port is handed on from the running daemon to the next and never let go: connections " +
+				"made meanwhile wait for the next daemon, and no other program can take the port in between.",
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 				return RestartCommand(c.Context, p, streams(c))
 			}),
@@ -89,6 +93,9 @@ type DaemonCommandInput struct {
 	ReadyFD int  // the spawning CLI's pipe: "ready" or why not; 0: none
 	LogFile bool // log to daemon.log instead of standard error
 	Wait    bool // another daemon runs: wait for it to exit, then serve
+	// ListenFD is the proxy's listening socket that restart hands on
+	// from the daemon before; 0: none.
+	ListenFD int
 }
 
 // DaemonCommand runs the daemon in this process until it is stopped.
@@ -102,11 +109,15 @@ func DaemonCommand(in DaemonCommandInput, s Streams) error {
 	defer out.Close()
 	log := slog.New(slog.NewTextHandler(out, nil))
 	var ready func(*control.StartError)
+	var waiting func()
 	if readyFD > 0 {
+		syscall.CloseOnExec(readyFD) // a secret_cmd's process must not keep the CLI waiting
 		f := os.NewFile(uintptr(readyFD), "ready")
 		ready = func(e *control.StartError) { control.WriteReady(f, e) }
+		waiting = func() { control.WriteWaiting(f) }
 	}
-	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, LogTo: to, Spawned: readyFD > 0, WaitForLock: in.Wait, Ready: ready})
+	return daemon.Run(daemon.Options{Paths: p, Version: Version, Log: log, LogTo: to, Spawned: readyFD > 0, WaitForLock: in.Wait,
+		Waiting: waiting, ListenFD: in.ListenFD, Ready: ready})
 }
 
 // stderrLog is where a log on standard error ends up: systemd's journal
@@ -182,8 +193,16 @@ func StopCommand(ctx context.Context, p state.Paths, s Streams) (bool, error) {
 
 // RestartCommand stops the daemon, draining it, and starts it again: by
 // its socket when the service's socket started it (the start's own
-// call is the connection that wakes it), else with this binary.
+// call is the connection that wakes it), else with this binary, which
+// takes the proxy's port over from the running daemon without ever
+// letting it go.
 func RestartCommand(ctx context.Context, p state.Paths, s Streams) error {
+	if st, err := control.NewClient(p).Status(ctx); err == nil && !st.SocketActivated {
+		done, err := handOverRestart(ctx, p, st, s)
+		if done || err != nil {
+			return err
+		}
+	}
 	_, running, err := stopDaemon(ctx, p, s)
 	if err != nil {
 		return err
@@ -205,6 +224,39 @@ func RestartCommand(ctx context.Context, p state.Paths, s Streams) error {
 	return nil
 }
 
+// handOverRestart restarts the daemon whose status is old, the next one
+// taking its port over. It reports false when that daemon cannot hand
+// its port on (a version from before it could) or is gone, and has
+// stopped nothing.
+func handOverRestart(ctx context.Context, p state.Paths, old *control.Status, s Streams) (bool, error) {
+	exe, err := os.Executable()
+	if err != nil {
+		return false, fmt.Errorf("find the llmkey binary to start the daemon: %w", err)
+	}
+	ho, err := control.Restart(ctx, p, exe, func() error { return waitStopped(p, old, s) })
+	switch {
+	case errors.Is(err, control.ErrNoHandOver):
+		s.info("the daemon running (version %s) cannot hand its port on to the next one: the port is let go for a moment", old.Version)
+		return false, nil
+	case errors.Is(err, control.ErrNotRunning): // it exited meanwhile
+		return false, nil
+	}
+	if err != nil {
+		return true, err
+	}
+	st, err := control.NewClient(p).Status(ctx)
+	if err != nil {
+		return true, err
+	}
+	if "http://"+ho.Proxy == st.ProxyURL {
+		s.done("daemon restarted (pid %d), proxy at %s: its port was handed on, never closed", st.PID, st.ProxyURL)
+	} else {
+		s.done("daemon restarted (pid %d), proxy at %s, no longer at %s ([daemon] listen changed)", st.PID, st.ProxyURL, "http://"+ho.Proxy)
+	}
+	warnVersion(s, st.Version)
+	return true, sameKeyfile(st, p)
+}
+
 // stopDaemon stops the daemon, and returns its status from before and
 // whether one was running.
 func stopDaemon(ctx context.Context, p state.Paths, s Streams) (*control.Status, bool, error) {
@@ -218,6 +270,12 @@ func stopDaemon(ctx context.Context, p state.Paths, s Streams) (*control.Status,
 	if err != nil {
 		return nil, false, err
 	}
+	return st, true, waitStopped(p, st, s)
+}
+
+// waitStopped waits for the daemon of status st (nil: not known),
+// asked to stop, to exit.
+func waitStopped(p state.Paths, st *control.Status, s Streams) error {
 	// Quiet when it is quick; past a moment, say what it waits for.
 	pid := 0
 	if st != nil {
@@ -230,11 +288,11 @@ func stopDaemon(ctx context.Context, p state.Paths, s Streams) (*control.Status,
 		}
 		s.info("stopping the daemon (pid %d): waiting for %s; kill %d ends them now", holder, what, holder)
 		if err := control.WaitStopped(p, pid, stopTimeout); err != nil {
-			return st, true, fail("see its log (llmkey logs); kill -9 ends it, losing nothing written", "%v", err)
+			return fail("see its log (llmkey logs); kill -9 ends it, losing nothing written", "%v", err)
 		}
 	}
 	s.done("daemon stopped")
-	return st, true, nil
+	return nil
 }
 
 // ReloadCommand re-reads the keyfile in the daemon.
@@ -282,10 +340,11 @@ func ensureDaemon(ctx context.Context, p state.Paths) (*control.Status, bool, er
 // taken, when the service's socket unit is what holds it: its control
 // socket was removed (see the daemon's replacedUnitSocket), so the CLI
 // could not reach it there. A connection to the port still wakes the
-// service's daemon, which then makes a control socket of its own.
+// service's daemon, which then makes a control socket of its own. A port
+// another user holds is not the unit's: nothing connects to it.
 func wakeService(ctx context.Context, p state.Paths, err error) (*control.Status, bool) {
 	var se *control.StartError
-	if runtime.GOOS != "linux" || !errors.As(err, &se) || !se.PortTaken {
+	if runtime.GOOS != "linux" || !errors.As(err, &se) || !se.PortTaken || se.OtherUser {
 		return nil, false
 	}
 	here, ferr := serviceFilesHere(p)

@@ -49,27 +49,15 @@ var bypassVars = []struct{ name, why string }{
 
 // DoctorCommand prints each trap with its fix; the exit code is status's.
 func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error {
-	var found []finding
 	st, err := control.NewClient(in.Paths).Status(ctx)
 	running := err == nil && st.Running
-	switch {
-	case errors.Is(err, control.ErrNotRunning):
-		found = append(found, finding{"the daemon is not running", "llmkey start (any llmkey exec starts it too)"})
-	case err != nil:
+	if err != nil && !errors.Is(err, control.ErrNotRunning) {
 		return err
 	}
+	found := daemonFindings(in.Paths, st, running)
 	proxyURL := ""
 	if running {
 		proxyURL = st.ProxyURL
-		if st.Version != Version {
-			found = append(found, finding{fmt.Sprintf("the daemon runs version %s, this llmkey is %s", st.Version, Version), "llmkey restart"})
-		}
-		if st.Keyfile != nil && !samePath(st.Keyfile.Path, in.Paths.Keyfile) {
-			found = append(found, finding{"the daemon serves the keyfile " + st.Keyfile.Path + ", not " + in.Paths.Keyfile, "llmkey stop, then run your command again"})
-		}
-		for _, p := range st.Problems {
-			found = append(found, finding{p, "see llmkey status"})
-		}
 	}
 	for _, v := range bypassVars {
 		if in.Getenv(v.name) != "" {
@@ -94,28 +82,7 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 		}
 		found = append(found, toolLogins(t, path, data)...)
 	}
-
-	// A service written for another llmkey binary, paths or port starts
-	// that one at login, not this one.
-	if here, err := serviceFilesHere(in.Paths); err == nil {
-		files := here.files
-		for _, f := range files {
-			if serviceFileState(f) == "stale" {
-				found = append(found, finding{f.Path + " was written for another llmkey binary, other paths or another port than this one's",
-					"llmkey service install (it rewrites it), or llmkey service uninstall"})
-			}
-		}
-		// The service is installed, yet the daemon is one llmkey started
-		// (its socket was stopped, or the agent not loaded, when a command
-		// needed one): it holds the port and the socket the service needs.
-		if running && st.Spawned && serviceFileState(files[0]) != "not installed" {
-			fix := "llmkey stop, then systemctl --user enable --now llmkey.socket"
-			if runtime.GOOS == "darwin" {
-				fix = "llmkey stop: the agent's daemon, waiting for this one, takes over"
-			}
-			found = append(found, finding{fmt.Sprintf("the service is installed, but the daemon running (pid %d) is one llmkey started, not the service's: it holds the port and socket the service needs", st.PID), fix})
-		}
-	}
+	found = append(found, serviceFindings(in.Paths, st, running)...)
 	for _, f := range found {
 		fmt.Fprintf(s.Out, "problem: %s\n    fix: %s\n", termSafe(f.problem), f.fix)
 	}
@@ -127,6 +94,60 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 	}
 	fmt.Fprintln(s.Out, "no problems found: tools run with 'llmkey exec -- TOOL' go through the proxy")
 	return nil
+}
+
+// serviceFindings are the service's problems: a service written for
+// another llmkey binary, paths or port starts that one at login, not
+// this one; one installed while a daemon llmkey started runs.
+func serviceFindings(p state.Paths, st *control.Status, running bool) []finding {
+	here, err := serviceFilesHere(p)
+	if err != nil {
+		return nil
+	}
+	var found []finding
+	files := here.files
+	for _, f := range files {
+		if serviceFileState(f) == "stale" {
+			found = append(found, finding{f.Path + " was written for another llmkey binary, other paths or another port than this one's",
+				"llmkey service install (it rewrites it), or llmkey service uninstall"})
+		}
+	}
+	// The service is installed, yet the daemon is one llmkey started
+	// (its socket was stopped, or the agent not loaded, when a command
+	// needed one): it holds the port and the socket the service needs.
+	if running && st.Spawned && serviceFileState(files[0]) != "not installed" {
+		fix := "llmkey stop, then systemctl --user enable --now llmkey.socket"
+		if runtime.GOOS == "darwin" {
+			fix = "llmkey stop: the agent's daemon, waiting for this one, takes over"
+		}
+		found = append(found, finding{fmt.Sprintf("the service is installed, but the daemon running (pid %d) is one llmkey started, not the service's: it holds the port and socket the service needs", st.PID), fix})
+	}
+	return found
+}
+
+// daemonFindings are the daemon's problems: not running (and its port
+// held by another user), another version, another keyfile, and those
+// it reports itself.
+func daemonFindings(p state.Paths, st *control.Status, running bool) []finding {
+	if !running {
+		found := []finding{{"the daemon is not running", "llmkey start (any llmkey exec starts it too)"}}
+		if held := portHeldByOtherUser(p); held != "" {
+			found = append(found, finding{held, "stop those tools, and find out why that user holds the port; meanwhile set [daemon] listen in the keyfile to another port. " +
+				"On a shared machine run the daemon from its socket (llmkey service install), which never lets the port go"})
+		}
+		return found
+	}
+	var found []finding
+	if st.Version != Version {
+		found = append(found, finding{fmt.Sprintf("the daemon runs version %s, this llmkey is %s", st.Version, Version), "llmkey restart"})
+	}
+	if st.Keyfile != nil && !samePath(st.Keyfile.Path, p.Keyfile) {
+		found = append(found, finding{"the daemon serves the keyfile " + st.Keyfile.Path + ", not " + p.Keyfile, "llmkey stop, then run your command again"})
+	}
+	for _, problem := range st.Problems {
+		found = append(found, finding{problem, "see llmkey status"})
+	}
+	return found
 }
 
 // toolLogins finds a tool's own login that wins over the API key.

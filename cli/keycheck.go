@@ -69,13 +69,19 @@ func TestCommand(ctx context.Context, in TestCommandInput, s Streams) error {
 	if err != nil {
 		return err
 	}
+	var known []string // a failing secret_cmd's message shows none of them
+	for _, k := range cfg.Keys {
+		if k.Secret != "" {
+			known = append(known, k.Secret)
+		}
+	}
 	var out []keyVerdict
 	for _, k := range cfg.Keys {
 		if (in.Provider != "" && k.Provider != in.Provider) || (in.Name != "" && k.Name != in.Name) {
 			continue
 		}
 		p, _ := cfg.Provider(k.Provider)
-		secret, err := secrets.Read(ctx, k)
+		secret, err := secrets.Read(ctx, k, known...)
 		if err != nil {
 			out = append(out, keyVerdict{Provider: k.Provider, Name: k.Name, Result: "unreadable", Detail: err.Error(), code: ExitFailure})
 			continue

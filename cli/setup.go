@@ -9,8 +9,10 @@ import (
 	"io/fs"
 	"os"
 	"path/filepath"
+	"reflect"
 	"strings"
 
+	"github.com/BurntSushi/toml"
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/llmkey/llmkey/daemon/wire/jsonscan"
@@ -99,7 +101,9 @@ func ConfigureSetupCommand(app *ucli.App) {
 		Usage:     "write what a coding agent's own configuration needs for 'llmkey exec -- TOOL'",
 		ArgsUsage: "codex|gemini|opencode|claude",
 		Description: "Edits the tool's configuration in place, as add edits the keyfile: every other byte is kept, running it " +
-			"again changes nothing, and --undo puts the file back as it was, byte for byte. It writes the port the daemon " +
+			"again changes nothing, a symlinked file is edited through its link, and --undo puts the file back as it was, " +
+			"byte for byte, from a record of llmkey's edit alone (never a copy of the file, which may hold keys; refused when " +
+			"the file changed since). A Codex file that Codex would not read as meant after the edit is refused with the fix. It writes the port the daemon " +
 			"listens on now (starting it if needed); 'llmkey doctor' says when that port changed. codex: a model provider " +
 			"\"llmkey\" in ~/.codex/config.toml (Responses over WebSocket, the key from OPENAI_API_KEY). gemini: the API-key " +
 			"auth method in ~/.gemini/settings.json. opencode: the Google provider's base URL in ~/.config/opencode/opencode.json. " +
@@ -126,19 +130,6 @@ func ConfigureSetupCommand(app *ucli.App) {
 	})
 }
 
-// setupRecord is what setup wrote, kept in the state dir, so that --undo
-// restores the file exactly.
-type setupRecord struct {
-	Path    string `json:"path"`
-	Existed bool   `json:"existed"`
-	Before  []byte `json:"before"`
-	After   []byte `json:"after"`
-}
-
-func setupRecordPath(p state.Paths, tool string) string {
-	return state.SetupRecordFile(p.StateDir, tool)
-}
-
 // SetupCommand writes (or, with Undo, removes) llmkey's part of a tool's
 // configuration.
 func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
@@ -147,56 +138,48 @@ func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
 		return usageError("llmkey setup knows "+strings.Join(toolNames(), ", "), "no setup for %q", in.Tool)
 	}
 	if t.needsNothing != "" {
-		s.info("%s needs no setup: %s", t.what, t.needsNothing)
+		s.done("%s needs no setup: %s", t.what, t.needsNothing)
 		return nil
 	}
 	path, err := t.config(in.Getenv)
 	if err != nil {
 		return fail("set HOME", "find %s's configuration: %v", t.what, err)
 	}
-	old, err := os.ReadFile(path)
-	existed := err == nil
-	if err != nil && !errors.Is(err, fs.ErrNotExist) {
-		return fail("check that "+path+" is yours and readable", "read %s: %v", path, err)
+	f, err := readToolFile(path)
+	if err != nil {
+		return err
 	}
 	if in.Undo {
-		return undoSetup(in, t, path, old, existed, s)
+		return undoSetup(in, t, f, s)
 	}
 	st, _, err := ensureDaemon(ctx, in.Paths)
 	if err != nil {
 		return err
 	}
-	updated, err := t.apply(old, st.ProxyURL)
+	updated, err := t.apply(f.data, st.ProxyURL)
 	if err != nil {
-		return fail("fix the file by hand, or move it aside and run setup again", "%s: %v", path, err)
+		return fail(hintOr(err, "fix the file by hand, or move it aside and run setup again"), "%s: %v", path, err)
 	}
-	if bytes.Equal(updated, old) && existed {
+	prev, legacy := readSetupRecord(in.Paths, t.name)
+	same := bytes.Equal(updated, f.data) && f.existed
+	if in.DryRun && !same {
+		fmt.Fprint(s.Out, lineDiff(path, f.data, updated))
+		return nil
+	}
+	if !in.DryRun && (!same || legacy) { // an older record is written anew, without the file
+		rec, err := newSetupRecord(prev, path, f.data, updated, f.existed)
+		if err != nil {
+			return err
+		}
+		if err := writeSetupRecord(in.Paths, t.name, rec); err != nil {
+			return err
+		}
+	}
+	if same {
 		s.done("%s is set up already (%s, proxy %s)", t.what, path, st.ProxyURL)
 		return nil
 	}
-	if in.DryRun {
-		fmt.Fprint(s.Out, lineDiff(path, old, updated))
-		return nil
-	}
-	rec := setupRecord{Path: path, Existed: existed, Before: old, After: updated}
-	if prev, err := readSetupRecord(in.Paths, t.name); err == nil && prev.Path == path {
-		rec.Existed, rec.Before = prev.Existed, prev.Before // undo goes back to before the first setup
-	}
-	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
-		return err
-	}
-	if err := state.EnsurePrivateDir(filepath.Dir(setupRecordPath(in.Paths, t.name))); err != nil {
-		return err
-	}
-	b, _ := json.Marshal(rec)
-	if err := state.WriteAtomic(setupRecordPath(in.Paths, t.name), b, 0o600); err != nil {
-		return err
-	}
-	perm := os.FileMode(0o600)
-	if fi, err := os.Stat(path); err == nil {
-		perm = fi.Mode().Perm()
-	}
-	if err := state.WriteAtomic(path, updated, perm); err != nil {
+	if err := f.write(updated); err != nil {
 		return err
 	}
 	s.done("set up %s in %s for the proxy at %s", t.what, path, st.ProxyURL)
@@ -204,39 +187,81 @@ func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
 	return nil
 }
 
-func readSetupRecord(p state.Paths, tool string) (setupRecord, error) {
-	var rec setupRecord
-	b, err := os.ReadFile(setupRecordPath(p, tool))
-	if err != nil {
-		return rec, err
+// hintOr is err's own hint, else hint.
+func hintOr(err error, hint string) string {
+	var h hinter
+	if errors.As(err, &h) && h.HintText() != "" {
+		return h.HintText()
 	}
-	return rec, json.Unmarshal(b, &rec)
+	return hint
 }
 
-func undoSetup(in SetupCommandInput, t tool, path string, cur []byte, existed bool, s Streams) error {
-	rec, err := readSetupRecord(in.Paths, t.name)
-	if err != nil || rec.Path != path {
-		s.info("%s was not set up by llmkey here; nothing to undo", t.what)
+// toolFile is a tool's configuration file: path as the tool names it, and
+// target, the file it is once symlinks are followed (dotfile managers
+// link them), which an edit replaces while the link stays.
+type toolFile struct {
+	path, target string
+	data         []byte
+	existed      bool
+}
+
+func readToolFile(path string) (toolFile, error) {
+	f := toolFile{path: path, target: path}
+	t, err := filepath.EvalSymlinks(path)
+	switch {
+	case err == nil:
+		f.target = t
+	case !errors.Is(err, fs.ErrNotExist):
+		return f, fail("check that "+path+" is yours and readable", "resolve %s: %v", path, err)
+	default:
+		if fi, lerr := os.Lstat(path); lerr == nil && fi.Mode()&fs.ModeSymlink != 0 {
+			return f, fail("create the file it points to, or remove the link", "%s is a symlink to a file that does not exist", path)
+		}
+	}
+	f.data, err = os.ReadFile(f.target)
+	f.existed = err == nil
+	if err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return f, fail("check that "+path+" is yours and readable", "read %s: %v", path, err)
+	}
+	return f, nil
+}
+
+// write replaces the file (the link's target) with data, keeping its mode.
+func (f toolFile) write(data []byte) error {
+	if err := os.MkdirAll(filepath.Dir(f.target), 0o700); err != nil {
+		return err
+	}
+	perm := os.FileMode(0o600)
+	if fi, err := os.Stat(f.target); err == nil {
+		perm = fi.Mode().Perm()
+	}
+	return state.WriteAtomic(f.target, data, perm)
+}
+
+func undoSetup(in SetupCommandInput, t tool, f toolFile, s Streams) error {
+	rec, _ := readSetupRecord(in.Paths, t.name)
+	if rec == nil || rec.Path != f.path {
+		s.done("%s was not set up by llmkey here; nothing to undo", t.what)
 		return nil
 	}
-	if !existed || !bytes.Equal(cur, rec.After) {
+	before, ok := rec.restore(f.data)
+	if !f.existed || !ok {
 		return fail("remove llmkey's part by hand (see 'llmkey setup "+t.name+" --dry-run' for what it is)",
-			"%s changed since llmkey setup %s; not putting the old one back over your edits", path, t.name)
+			"%s changed since llmkey setup %s; not putting the old one back over your edits", f.path, t.name)
 	}
 	if in.DryRun {
-		fmt.Fprint(s.Out, lineDiff(path, cur, rec.Before))
+		fmt.Fprint(s.Out, lineDiff(f.path, f.data, before))
 		return nil
 	}
 	if rec.Existed {
-		fi, _ := os.Stat(path)
-		if err := state.WriteAtomic(path, rec.Before, fi.Mode().Perm()); err != nil {
+		if err := f.write(before); err != nil {
 			return err
 		}
-	} else if err := os.Remove(path); err != nil {
+	} else if err := os.Remove(f.target); err != nil {
 		return err
 	}
 	os.Remove(setupRecordPath(in.Paths, t.name))
-	s.done("undid the setup of %s: %s is as it was", t.what, path)
+	s.done("undid the setup of %s: %s is as it was", t.what, f.path)
 	return nil
 }
 
@@ -310,16 +335,14 @@ func codexBase(data string) string {
 
 func applyCodex(data []byte, proxyURL string) ([]byte, error) {
 	base := codexBase(string(data))
+	if err := codexCanTake(base); err != nil {
+		return nil, err
+	}
 	top, table := codexBlocks(proxyURL)
 	lines := strings.SplitAfter(base, "\n")
-	inTable := false
-	for i, l := range lines {
-		t := strings.TrimSpace(l)
-		if strings.HasPrefix(t, "[") {
-			inTable = true
-		}
-		if !inTable && (strings.HasPrefix(t, "model_provider ") || strings.HasPrefix(t, "model_provider=")) {
-			lines[i] = codexWas + l // llmkey's model_provider wins; undo puts it back
+	for _, k := range state.RootKeys([]byte(base)) {
+		if len(k.Path) == 1 && k.Path[0] == "model_provider" {
+			lines[k.Line] = codexWas + lines[k.Line] // llmkey's model_provider wins; undo puts it back
 		}
 	}
 	body := strings.Join(lines, "")
@@ -330,7 +353,72 @@ func applyCodex(data []byte, proxyURL string) ([]byte, error) {
 	case !strings.HasSuffix(body, "\n"):
 		sep = "\n\n"
 	}
-	return []byte(top + body + sep + table), nil
+	out := top + body + sep + table
+	if err := codexMeans(base, out, proxyURL); err != nil {
+		return nil, fmt.Errorf("internal error: the edited file would not mean what it should (%v); nothing was written", err)
+	}
+	return []byte(out), nil
+}
+
+// setupError is a tool file that setup cannot edit, with what to do.
+type setupError struct{ msg, hint string }
+
+func (e *setupError) Error() string    { return e.msg }
+func (e *setupError) HintText() string { return e.hint }
+
+// codexCanTake says why llmkey's model provider cannot be added to base
+// (the user's file, llmkey's part taken out) so that Codex, whose TOML
+// parser is strict, reads it and uses it; nil when it can.
+func codexCanTake(base string) error {
+	var doc map[string]any
+	if _, err := toml.Decode(base, &doc); err != nil {
+		return &setupError{fmt.Sprintf("not valid TOML, so Codex cannot read it either: %v", err), "fix that line, then run setup again"}
+	}
+	for _, k := range state.RootKeys([]byte(base)) {
+		if len(k.Path) == 1 && k.Path[0] == "model_providers" {
+			return &setupError{fmt.Sprintf("line %d sets model_providers whole (an inline table), to which no provider can be added", k.Line+1),
+				"write each provider as a table of its own, [model_providers.NAME], then run setup again"}
+		}
+	}
+	if providers, _ := doc["model_providers"].(map[string]any); providers["llmkey"] != nil {
+		return &setupError{"it has a model provider named llmkey that llmkey setup did not write",
+			"remove or rename [model_providers.llmkey], then run setup again"}
+	}
+	name, _ := doc["profile"].(string)
+	profiles, _ := doc["profiles"].(map[string]any)
+	if p, _ := profiles[name].(map[string]any); p["model_provider"] != nil && p["model_provider"] != "llmkey" {
+		return &setupError{fmt.Sprintf("the profile it selects (profile = %q) sets model_provider = %q, which wins over llmkey's", name, fmt.Sprint(p["model_provider"])),
+			fmt.Sprintf("take model_provider out of [profiles.%s] (or set it to \"llmkey\"), then run setup again", name)}
+	}
+	return nil
+}
+
+// codexMeans checks, by reading both as Codex would, that out is base
+// with only llmkey's model provider added and chosen at the top level.
+func codexMeans(base, out, proxyURL string) error {
+	var before, after map[string]any
+	toml.Decode(base, &before)
+	if _, err := toml.Decode(out, &after); err != nil {
+		return err
+	}
+	if after["model_provider"] != "llmkey" {
+		return fmt.Errorf("model_provider is %v, not llmkey", after["model_provider"])
+	}
+	providers, _ := after["model_providers"].(map[string]any)
+	want := map[string]any{"name": "llmkey", "base_url": proxyURL + "/openai", "env_key": "OPENAI_API_KEY", "wire_api": "responses", "supports_websockets": true}
+	if !reflect.DeepEqual(providers["llmkey"], want) {
+		return fmt.Errorf("[model_providers.llmkey] is %v", providers["llmkey"])
+	}
+	delete(providers, "llmkey")
+	if _, had := before["model_providers"]; !had && len(providers) == 0 {
+		delete(after, "model_providers")
+	}
+	delete(before, "model_provider")
+	delete(after, "model_provider")
+	if !reflect.DeepEqual(before, after) {
+		return errors.New("the rest of the file reads differently")
+	}
+	return nil
 }
 
 func checkCodex(data []byte, proxyURL string) []finding {
@@ -421,7 +509,7 @@ func jsonSet(doc []byte, path []string, value string) ([]byte, error) {
 				vs, ve = s, e
 			}
 		}) {
-			return nil, fmt.Errorf("not a JSON object where %s should be (comments are not read)", strings.Join(path[:i], "."))
+			return nil, fmt.Errorf("not a JSON object at %s (comments are not read)", jsonPathName(path[:i]))
 		}
 		if vs < 0 { // add path[i:] as the first member of obj
 			members := 0
@@ -443,6 +531,14 @@ func jsonSet(doc []byte, path []string, value string) ([]byte, error) {
 		obj = obj[vs:ve]
 	}
 	return doc, nil
+}
+
+// jsonPathName names a place in a JSON document for a message.
+func jsonPathName(path []string) string {
+	if len(path) == 0 {
+		return "the top level"
+	}
+	return strings.Join(path, ".")
 }
 
 // nested is value under the keys of path, as indented JSON.

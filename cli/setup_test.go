@@ -1,8 +1,12 @@
 package cli
 
 import (
+	"encoding/json"
+	"errors"
 	"strings"
 	"testing"
+
+	"github.com/BurntSushi/toml"
 )
 
 const codexUser = `# my settings
@@ -51,6 +55,127 @@ func TestCodexConfigEdit(t *testing.T) {
 	}
 }
 
+// Ordinary Codex configs of every shape come out as TOML that Codex
+// reads, meaning the user's settings plus llmkey's provider, chosen at the
+// top level: after a last table that is a profile or an MCP server, with
+// dotted keys, without a final newline, with a quoted key, with a
+// multi-line array or string that holds what looks like a table or a key.
+func TestCodexConfigShapes(t *testing.T) {
+	const proxy = "http://127.0.0.1:5565"
+	for name, before := range map[string]string{
+		"last table a profile":     "model = \"o3\"\n\n[profiles.fast]\nmodel = \"gpt-5-mini\"\nmodel_provider = \"openai\"\n",
+		"last table an MCP server": "model_provider = \"openai\"\n[mcp_servers.docs]\ncommand = \"npx\"\nargs = [\"-y\", \"docs\"]\n",
+		"dotted keys":              "model = \"o3\"\ntui.notifications = true\nmodel_providers.mine.name = \"mine\"\nmodel_providers.mine.base_url = \"http://x\"\n",
+		"no final newline":         "model = \"o3\"\n[tui]\nnotifications = true",
+		"quoted key":               "\"model_provider\" = \"openai\" # mine\n",
+		"multi-line array":         "notify = [\n  [\"a\"],\n]\nmodel_provider = \"openai\"\n",
+		"multi-line string":        "instructions = \"\"\"\n[not a table]\nmodel_provider = \"x\"\n\"\"\"\nmodel_provider = \"openai\"\n",
+		"CRLF":                     "model = \"o3\"\r\nmodel_provider = \"openai\"\r\n[tui]\r\nnotifications = true\r\n",
+		"a table of providers":     "[model_providers]\nmine = { name = \"m\", base_url = \"http://x\" }\n",
+	} {
+		after, err := applyCodex([]byte(before), proxy)
+		if err != nil {
+			t.Errorf("%s: %v", name, err)
+			continue
+		}
+		var doc struct {
+			ModelProvider  string `toml:"model_provider"`
+			Instructions   string
+			ModelProviders map[string]struct {
+				BaseURL string `toml:"base_url"`
+				EnvKey  string `toml:"env_key"`
+			} `toml:"model_providers"`
+		}
+		if _, err := toml.Decode(string(after), &doc); err != nil || doc.ModelProvider != "llmkey" ||
+			doc.ModelProviders["llmkey"].BaseURL != proxy+"/openai" || doc.ModelProviders["llmkey"].EnvKey != "OPENAI_API_KEY" {
+			t.Errorf("%s: %+v %v:\n%s", name, doc, err, after)
+		}
+		if strings.HasPrefix(name, "multi-line string") && !strings.Contains(doc.Instructions, "model_provider = \"x\"") {
+			t.Errorf("%s: the string changed: %q", name, doc.Instructions)
+		}
+		if again, _ := applyCodex(after, proxy); string(again) != string(after) {
+			t.Errorf("%s: applied twice:\n%s", name, again)
+		}
+		rec, err := newSetupRecord(nil, "config.toml", []byte(before), after, true)
+		if back, ok := rec.restore(after); err != nil || !ok || string(back) != before {
+			t.Errorf("%s: undo gives %q %v, want %q", name, back, err, before)
+		}
+	}
+}
+
+// A Codex config that cannot take llmkey's provider so that Codex reads
+// it as meant is refused with what to do, and nothing is written.
+func TestCodexConfigsRefused(t *testing.T) {
+	for _, tt := range []struct{ before, says string }{
+		{"model_providers = { mine = { name = \"mine\", base_url = \"http://x\" } }\n", "line 1 sets model_providers whole (an inline table)"},
+		{"[model_providers.llmkey]\nname = \"mine\"\nbase_url = \"http://x\"\n", "a model provider named llmkey that llmkey setup did not write"},
+		{"profile = \"work\"\n[profiles.work]\nmodel_provider = \"openai\"\n", `(profile = "work") sets model_provider = "openai"`},
+		{"model = \"o3\n", "not valid TOML"},
+	} {
+		out, err := applyCodex([]byte(tt.before), "http://127.0.0.1:5565")
+		var h hinter
+		if err == nil || out != nil || !strings.Contains(err.Error(), tt.says) || !errors.As(err, &h) || h.HintText() == "" {
+			t.Errorf("applyCodex(%q) = %q, %v; want a refusal that says %q, with a hint", tt.before, out, err, tt.says)
+		}
+	}
+}
+
+// Setup's record for undo is the edit alone: it puts the file back byte
+// for byte, keeps no other line of the file, refuses a file changed since,
+// and refuses to be made when the value setup replaces looks like a key.
+func TestSetupRecordKeepsOnlyTheEdit(t *testing.T) {
+	key := "sk-proj-" + strings.Repeat("Ab1", 12)
+	before := []byte(`{"provider":{"openai":{"options":{"apiKey":"` + key + `"}},"google":{"options":{"baseURL":"https://example.com/v1beta"}}}}`)
+	after, err := applyOpencode(before, "http://127.0.0.1:5565")
+	if err != nil {
+		t.Fatal(err)
+	}
+	rec, err := newSetupRecord(nil, "opencode.json", before, after, true)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := json.Marshal(rec)
+	// Only what the new URL replaced: both begin with "http".
+	if strings.Contains(string(b), key) || strings.Contains(string(b), "apiKey") || len(rec.Edits) != 1 || rec.Edits[0].Removed != "s://example.com" {
+		t.Errorf("the record holds more than the edit: %s", b)
+	}
+	if back, ok := rec.restore(after); !ok || string(back) != string(before) {
+		t.Errorf("undo gives %q", back)
+	}
+	if _, ok := rec.restore(append(after, ' ')); ok {
+		t.Error("undo of a file changed since")
+	}
+	// A second setup (another port) still undoes to before the first.
+	moved, _ := applyOpencode(after, "http://127.0.0.1:6000")
+	rec2, _ := newSetupRecord(&rec, "opencode.json", after, moved, true)
+	if back, ok := rec2.restore(moved); !ok || string(back) != string(before) {
+		t.Errorf("undo after two setups gives %q", back)
+	}
+
+	withKey := []byte(`{"provider":{"google":{"options":{"baseURL":"https://proxy.example.com/?key=AIza` + strings.Repeat("x1", 16) + `"}}}}`)
+	after, _ = applyOpencode(withKey, "http://127.0.0.1:5565")
+	if _, err := newSetupRecord(nil, "opencode.json", withKey, after, true); err == nil || !strings.Contains(err.Error(), "looks like an API key") || strings.Contains(err.Error(), "AIza") {
+		t.Errorf("a replaced value that looks like a key: %v", err)
+	}
+}
+
+// The edits found are the smallest, in bytes, whatever the lines around.
+func TestDiffEdits(t *testing.T) {
+	for _, tt := range []struct{ a, b string }{
+		{"", ""}, {"", "x\n"}, {"x\n", ""}, {"a\nb\nc\n", "a\nB\nc\n"}, {"a\nb", "top\na\nb\n\ntable\n"},
+		{"a\nb\nc\nd\n", "# was: a\nb\nX\nd\ne\n"}, {strings.Repeat("l\n", 1000), "h\n" + strings.Repeat("l\n", 1000) + "t\n"},
+	} {
+		edits := diffEdits([]byte(tt.a), []byte(tt.b))
+		rec := setupRecord{Written: sha256Hex([]byte(tt.b)), Edits: edits}
+		if back, ok := rec.restore([]byte(tt.b)); !ok || string(back) != tt.a {
+			t.Errorf("diffEdits(%q, %q) = %+v: undo gives %q", tt.a, tt.b, edits, back)
+		}
+	}
+	if e := diffEdits([]byte("model = 1\n"), []byte("# was: model = 1\n")); len(e) != 1 || e[0].Removed != "" || e[0].Added != len("# was: ") {
+		t.Errorf("a prefix put on a line: %+v", e)
+	}
+}
+
 // JSON settings are edited in place: the value replaced where it is, or
 // the missing members added, every other byte kept.
 func TestJSONSet(t *testing.T) {
@@ -73,7 +198,10 @@ func TestJSONSet(t *testing.T) {
 			t.Errorf("get after set: %q %v", v, ok)
 		}
 	}
-	if _, err := jsonSet([]byte("// a comment\n{}"), geminiAuth, `"x"`); err == nil {
-		t.Error("a file with comments was edited")
+	if _, err := jsonSet([]byte("// a comment\n{}"), geminiAuth, `"x"`); err == nil || !strings.Contains(err.Error(), "not a JSON object at the top level") {
+		t.Errorf("a file with comments: %v", err)
+	}
+	if _, err := jsonSet([]byte(`{"security": {"auth": 3}}`), geminiAuth, `"x"`); err == nil || !strings.Contains(err.Error(), "not a JSON object at security.auth") {
+		t.Errorf("a value where an object should be: %v", err)
 	}
 }

@@ -13,6 +13,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon"
 	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
@@ -50,6 +51,9 @@ func StatusCommand(ctx context.Context, in StatusCommandInput, s Streams) error 
 	st, err := control.NewClient(in.Paths).Status(ctx)
 	if errors.Is(err, control.ErrNotRunning) {
 		st = &control.Status{Running: false, Providers: map[string]control.ProviderStatus{}, Problems: []string{"not running"}}
+		if held := portHeldByOtherUser(in.Paths); held != "" {
+			st.Problems = append(st.Problems, held)
+		}
 	} else if err != nil {
 		return err
 	}
@@ -82,6 +86,21 @@ func StatusCommand(ctx context.Context, in StatusCommandInput, s Streams) error 
 	return nil
 }
 
+// portHeldByOtherUser says, when another user holds the proxy's port
+// the keyfile names (the daemon not running), who: tools already
+// pointed at it send that user their prompts and their token.
+func portHeldByOtherUser(p state.Paths) string {
+	listen := state.DefaultListen
+	if cfg, err := state.Load(p.Keyfile); err == nil {
+		listen = cfg.Listen()
+	}
+	who := daemon.OtherUserOnPort(listen)
+	if who == "" {
+		return ""
+	}
+	return fmt.Sprintf("the proxy's port %s is held by another user, %s: tools pointed at it send that user their prompts and token", listen, who)
+}
+
 // errSilent is an error whose story has already been told on stdout.
 var errSilent = errors.New("")
 
@@ -91,6 +110,9 @@ func printStatus(w io.Writer, st *control.Status, l look) {
 	}
 	if !st.Running {
 		field("daemon", "not running (llmkey start, or any llmkey exec, starts it)")
+		for _, p := range st.Problems[min(1, len(st.Problems)):] { // after "not running"
+			field("problem", termSafe(p))
+		}
 		return
 	}
 	state := "running"
@@ -128,7 +150,12 @@ func printStatus(w io.Writer, st *control.Status, l look) {
 	for _, p := range st.Problems {
 		field("problem", termSafe(p))
 	}
+	printKeys(w, st, l)
+}
 
+// printKeys is status's table of keys, then what the user must do
+// about some of them.
+func printKeys(w io.Writer, st *control.Status, l look) {
 	t := &table{
 		// KEPT: requests of a conversation that came back to the key;
 		// MOVED: conversations that moved to it; CACHED: cached input

@@ -3,6 +3,8 @@ package daemon
 import (
 	"fmt"
 	"net"
+	"os"
+	"syscall"
 
 	"github.com/coreos/go-systemd/v22/activation"
 )
@@ -56,4 +58,40 @@ func (h handedOver) close() {
 			ln.Close()
 		}
 	}
+}
+
+// inheritedListener is the proxy's listening socket as the daemon this
+// one takes over from handed it on (llmkey restart passes it as an extra
+// file at fd): the port stays bound from one daemon to the next, and
+// connections wait in its queue meanwhile. It must be read before the
+// daemon runs any command (a secret_cmd), which would inherit the fd
+// otherwise, and with it the port.
+func inheritedListener(fd int) (net.Listener, error) {
+	if fd <= 0 {
+		return nil, nil
+	}
+	syscall.CloseOnExec(fd)
+	f := os.NewFile(uintptr(fd), "inherited proxy socket")
+	defer f.Close() // FileListener made a copy of its own
+	ln, err := net.FileListener(f)
+	if err != nil {
+		return nil, fmt.Errorf("read the proxy socket handed on (fd %d): %w", fd, err)
+	}
+	if a, ok := ln.Addr().(*net.TCPAddr); !ok || !a.IP.IsLoopback() {
+		ln.Close()
+		return nil, fmt.Errorf("the socket handed on (fd %d) is %s, not a loopback port", fd, ln.Addr())
+	}
+	return ln, nil
+}
+
+// sameListen reports whether a listener on addr serves the keyfile's
+// [daemon] listen: the same address, or any port of its host when it
+// asks for a free one (port 0).
+func sameListen(addr net.Addr, listen string) bool {
+	got, ok := addr.(*net.TCPAddr)
+	want, err := net.ResolveTCPAddr("tcp", listen)
+	if !ok || err != nil || !got.IP.Equal(want.IP) {
+		return false
+	}
+	return want.Port == 0 || want.Port == got.Port
 }

@@ -44,10 +44,8 @@ func (d *Daemon) controlHandler() http.Handler {
 		d.reload("control request")
 		writeJSON(w, http.StatusOK, d.status())
 	})
-	mux.HandleFunc("POST /v1/stop", func(w http.ResponseWriter, r *http.Request) {
-		d.requestStop()
-		writeJSON(w, http.StatusAccepted, map[string]any{"draining": true, "pid": os.Getpid()})
-	})
+	mux.HandleFunc("POST /v1/stop", d.serveStop)
+	mux.HandleFunc("POST /v1/handover", d.serveHandover)
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
 	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
 		var req control.TokenRequest
@@ -73,7 +71,21 @@ func (d *Daemon) controlHandler() http.Handler {
 		}
 		writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
 	})
-	// Profiles, for "what is it doing": only the user can reach the socket.
+	debugRoutes(mux)
+	// Like tailscale's localapi: a browser must never drive this API, even
+	// if something forwards the socket.
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
+			writeJSON(w, http.StatusForbidden, map[string]string{"error": "browser requests are not allowed on the control socket"})
+			return
+		}
+		mux.ServeHTTP(w, r)
+	})
+}
+
+// debugRoutes are the profiles and memory statistics, for "what is it
+// doing": only the user can reach the socket.
+func debugRoutes(mux *http.ServeMux) {
 	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)
 	mux.HandleFunc("GET /debug/pprof/{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -93,15 +105,6 @@ func (d *Daemon) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, map[string]any{"heap_inuse": ms.HeapInuse, "stack_inuse": ms.StackInuse, "sys": ms.Sys,
 			"goroutines": runtime.NumGoroutine(), "heap_objects": ms.HeapObjects, "gc_sys": ms.GCSys, "other_sys": ms.OtherSys, "mspan_inuse": ms.MSpanInuse,
 			"stack_starting_size": ss[0].Value.Uint64(), "stack_scanned_last_gc": ss[1].Value.Uint64(), "num_gc": ms.NumGC})
-	})
-	// Like tailscale's localapi: a browser must never drive this API, even
-	// if something forwards the socket.
-	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Header.Get("Origin") != "" || r.Header.Get("Referer") != "" {
-			writeJSON(w, http.StatusForbidden, map[string]string{"error": "browser requests are not allowed on the control socket"})
-			return
-		}
-		mux.ServeHTTP(w, r)
 	})
 }
 
@@ -224,6 +227,9 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		st.Problems = append(st.Problems, "the control socket that llmkey.socket holds was removed: once this daemon stops, llmkey commands wake the next one through the port, "+
 			"a moment slower; systemctl --user restart llmkey.socket puts it back")
 	}
+	if refused := d.runtime.refused.Load(); refused != nil {
+		st.Problems = append(st.Problems, *refused)
+	}
 	ss, problem := d.stateStatus()
 	st.State = &ss
 	if problem != "" {
@@ -265,6 +271,8 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 		ks.Fingerprint = k.Fingerprint
 	}
 	switch {
+	case v.State == rotate.Unavailable && v.Reason == readingSecret:
+		// Nothing to do but wait: it serves once read.
 	case v.State == rotate.Unavailable:
 		ks.Action = "it serves nothing until its secret can be read: unlock the keychain, or fix its secret_cmd (the daemon tries again every 30s; llmkey reload now)"
 	case v.State != rotate.Ready && v.Cause.NeedsUser():

@@ -10,7 +10,8 @@ import (
 	"net/http"
 	"os"
 	"os/signal"
-	"slices"
+	"os/user"
+	"strconv"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -18,7 +19,6 @@ import (
 
 	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/daemon/proxy"
-	"github.com/llmkey/llmkey/daemon/secrets"
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
@@ -35,6 +35,14 @@ type Options struct {
 	// WaitForLock: another daemon runs; wait for it to exit, then serve
 	// (a service's daemon, which must not fight one the CLI started).
 	WaitForLock bool
+	// Waiting is called when the daemon starts to wait for another's
+	// lock (WaitForLock): the CLI that hands that one's port on stops it
+	// only then.
+	Waiting func()
+	// ListenFD is the proxy's listening socket, handed on by the daemon
+	// this one takes over from (0: none): served when it is on the
+	// keyfile's [daemon] listen, so that the port is never let go.
+	ListenFD int
 	// Ready is called once: with nil when both listeners are bound and the
 	// daemon serves, or with the reason it could not start.
 	Ready func(*control.StartError)
@@ -52,16 +60,20 @@ type Daemon struct {
 	clock rotate.Clock
 
 	proxy    *proxy.Handler
+	proxyLn  net.Listener // the proxy's port, to hand on to the next daemon
 	snap     atomic.Pointer[proxy.Snapshot]
 	stopOnce sync.Once
 	stop     chan struct{} // closed when a stop is requested
+	// handingOver: the stop requested is a restart's, whose next daemon
+	// holds the proxy's port already.
+	handingOver atomic.Bool
 
 	mu         sync.Mutex // guards keyfileErr, loadedAt, pools and publishing a snapshot
 	keyfileErr error
 	loadedAt   time.Time
 	servedGood bool // a keyfile was loaded and served once: a bad edit leaves it serving
-	// secretTimer reloads while a secret could not be read.
-	secretTimer *time.Timer
+	// loads orders the keyfile's loads.
+	loads loads
 	// pools hold each provider's live key state. They outlive
 	// snapshots: a key keeps its cooldowns across reloads.
 	pools map[string]*rotate.Pool
@@ -111,52 +123,6 @@ func (d *Daemon) publish(cfg *state.Config, unavailable map[string]string) (err 
 	return nil
 }
 
-// secretRetry is how soon a secret that could not be read (a locked
-// keychain, a failing secret_cmd) is tried again.
-const secretRetry = 30 * time.Second
-
-// readSecrets is cfg with each key's secret read from where the keyfile
-// says (the keychain, a command), and why for those that could not be:
-// those keys serve nothing until a later try reads them. The secrets
-// live in memory only.
-func (d *Daemon) readSecrets(cfg *state.Config) (*state.Config, map[string]string) {
-	var out *state.Config
-	unavailable := map[string]string{}
-	for i, k := range cfg.Keys {
-		if k.Secret != "" {
-			continue
-		}
-		if out == nil {
-			c := *cfg
-			c.Keys = slices.Clone(cfg.Keys)
-			out = &c
-		}
-		secret, err := secrets.Read(context.Background(), k)
-		if err != nil {
-			unavailable[k.Ref()] = "secret not read: " + err.Error()
-			d.log.Warn("a key's secret could not be read; the key serves nothing until it can", "key", k.Ref(), "err", err)
-			continue
-		}
-		out.Keys[i].Secret = secret
-	}
-	if out == nil {
-		return cfg, nil
-	}
-	if len(unavailable) > 0 {
-		d.mu.Lock()
-		if d.secretTimer == nil {
-			d.secretTimer = time.AfterFunc(secretRetry, func() {
-				d.mu.Lock()
-				d.secretTimer = nil
-				d.mu.Unlock()
-				d.reload("reading secrets again")
-			})
-		}
-		d.mu.Unlock()
-	}
-	return out, unavailable
-}
-
 // newDaemon is a daemon with nothing loaded or bound yet.
 func newDaemon(opts Options, clock rotate.Clock) *Daemon {
 	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), clock: clock,
@@ -169,66 +135,75 @@ func newDaemon(opts Options, clock rotate.Clock) *Daemon {
 }
 
 // Run serves until SIGTERM, SIGINT or a stop request, then drains and
-// returns nil. It returns a *StartError when it could not start.
+// returns nil. It returns a *StartError when it could not start. It
+// composes the steps a daemon's life is made of: lock, load, bind,
+// serve, drain.
 func Run(opts Options) error {
 	d := newDaemon(opts, systemClock{})
-	ready := func(e *control.StartError) {
-		if opts.Ready != nil {
-			opts.Ready(e)
-			opts.Ready = nil
-		}
+	inherited, err := inheritedListener(opts.ListenFD)
+	if err != nil {
+		return d.fail(&control.StartError{Message: err.Error(), Hint: "run llmkey restart again; llmkey stop, then llmkey start, if it fails again"})
 	}
-	fail := func(e *control.StartError) error {
-		if e.Hint == "" {
-			e.Hint = fmt.Sprintf("llmkey needs to write in %s and %s: check that both are yours and writable (or set LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)",
-				opts.Paths.StateDir, opts.Paths.RuntimeDir)
-		}
-		d.log.Error("could not start", "err", e.Message)
-		ready(e)
-		return e
-	}
-
 	if err := harden(); err != nil {
 		d.log.Warn("could not keep other processes out of the daemon's memory", "err", err)
 	}
-	p := opts.Paths
-	if err := state.EnsureRuntimeDir(p.RuntimeDir); err != nil {
-		return fail(startError(err, false))
-	}
-	lock, err := acquireLock(p.LockPath())
-	if errors.Is(err, errLocked) && opts.WaitForLock {
-		d.log.Info("another llmkey daemon serves; this one serves once it exits", "pid", control.LockHolder(p.LockPath()))
-		if lock, err = waitForLock(p.LockPath()); lock == nil && err == nil {
-			d.log.Info("stopped while waiting")
-			return nil
+	locked, err := d.lock()
+	if locked {
+		defer d.unlock()
+		var cfg *state.Config
+		if cfg, err = d.load(); err == nil {
+			err = d.run(cfg, inherited)
 		}
 	}
-	if errors.Is(err, errLocked) {
-		return fail(&control.StartError{Message: fmt.Sprintf("another llmkey daemon is running (pid %d)", control.LockHolder(p.LockPath())),
-			Hint: "use it, or stop it first: llmkey stop", Running: true})
+	if inherited != nil && d.proxyLn == nil {
+		inherited.Close() // never bound: stopped while waiting, or could not start
 	}
-	if err != nil {
-		return fail(startError(err, false))
-	}
-	d.runtime.lock = lock
-	defer func() { d.runtime.lock.Close() }()
-	// One state dir, one writer: two daemons on it would each write its
-	// usage over the other's, and each enforce the limits alone.
-	if err := state.EnsurePrivateDir(p.StateDir); err != nil {
-		return fail(startError(err, false))
-	}
-	slock, err := acquireLock(p.StateLockPath())
-	if errors.Is(err, errLocked) {
-		return fail(&control.StartError{Message: fmt.Sprintf("another llmkey daemon (pid %d) uses the state dir %s", control.LockHolder(p.StateLockPath()), p.StateDir),
-			Hint: "one daemon writes one state dir: stop that one (it has another runtime dir), or give this one its own LLMKEY_STATE_DIR", Running: false})
-	}
-	if err != nil {
-		return fail(startError(err, false))
-	}
-	d.runtime.stateLock = slock
-	defer func() { d.runtime.stateLock.Close() }()
-	d.loadUsage()
+	return err
+}
 
+// run binds, serves, and drains once stopped.
+func (d *Daemon) run(cfg *state.Config, inherited net.Listener) error {
+	opts := d.opts
+	proxyLn, err := d.bind(cfg, inherited)
+	if err != nil {
+		return err
+	}
+	s := d.serve(proxyLn)
+	d.log.Info("ready", "proxy", d.proxyURL, "socket", opts.Paths.SocketPath(), "pid", os.Getpid(), "version", opts.Version,
+		"keys", len(cfg.Keys), "keyfile", opts.Paths.Keyfile)
+	d.ready(nil)
+	d.waitForStop(s.sigs)
+	d.drain(cfg, s)
+	return nil
+}
+
+// ready tells the CLI that spawned the daemon, once, that it serves
+// (nil) or why it could not start.
+func (d *Daemon) ready(e *control.StartError) {
+	if d.opts.Ready != nil {
+		d.opts.Ready(e)
+		d.opts.Ready = nil
+	}
+}
+
+// fail logs why the daemon could not start, tells the CLI, and returns
+// it as Run's error.
+func (d *Daemon) fail(e *control.StartError) error {
+	if e.Hint == "" {
+		e.Hint = fmt.Sprintf("llmkey needs to write in %s and %s: check that both are yours and writable (or set LLMKEY_STATE_DIR, LLMKEY_RUNTIME_DIR)",
+			d.opts.Paths.StateDir, d.opts.Paths.RuntimeDir)
+	}
+	d.log.Error("could not start", "err", e.Message)
+	d.ready(e)
+	return e
+}
+
+// load reads what the daemon serves: the usage so far, the keyfile and
+// its secrets, the keys set by hand, the scoped tokens and the local
+// token.
+func (d *Daemon) load() (*state.Config, error) {
+	d.loadUsage()
+	p := d.opts.Paths
 	cfg, err := state.Load(p.Keyfile)
 	switch {
 	case errors.Is(err, fs.ErrNotExist):
@@ -237,25 +212,24 @@ func Run(opts Options) error {
 		cfg = &state.Config{Path: p.Keyfile}
 		d.keyfileErr = err
 	case err != nil:
-		return fail(startError(err, true))
+		return nil, d.fail(startError(err, true))
 	default:
 		d.servedGood = true
 	}
-	cfg, unavailable := d.readSecrets(cfg)
-	d.mu.Lock()
-	err = d.publish(cfg, unavailable)
-	if err == nil {
-		d.seedToday()
-	}
-	d.mu.Unlock()
-	if err != nil {
-		return fail(startError(err, true))
+	if err := d.loadFirst(cfg); err != nil {
+		return nil, d.fail(startError(err, true))
 	}
 	d.loadOverrides()
 	d.loadTokens()
 	d.proxy.Grants = d.tokens.lookup
 	d.loadedAt = d.clock.Now()
+	return cfg, d.loadLocalToken()
+}
 
+// loadLocalToken reads the token every proxy request must carry, or
+// makes one.
+func (d *Daemon) loadLocalToken() error {
+	p := d.opts.Paths
 	token, err := state.LoadOrCreateToken(p.StateDir)
 	var ce *state.CorruptError
 	if errors.As(err, &ce) {
@@ -263,97 +237,186 @@ func Run(opts Options) error {
 		// started with the old one were refused already. Should it not
 		// move, the daemon does not start: it has no token to serve with.
 		if !d.setAside("token file", ce.Path, ce.Err, "a new token is made (restart tools started before)") {
-			return fail(&control.StartError{Message: err.Error(),
+			return d.fail(&control.StartError{Message: err.Error(),
 				Hint: fmt.Sprintf("the daemon could not move it aside: move %s out of the way, or make %s writable; a new token is then made", ce.Path, p.StateDir)})
 		}
 		token, err = state.LoadOrCreateToken(p.StateDir)
 	}
 	if err != nil {
-		return fail(startError(err, false))
+		return d.fail(startError(err, false))
 	}
 	d.proxy.Token = token
+	return nil
+}
 
-	handed, err := socketsHandedOver(p.SocketPath())
+// bind takes the proxy's port and the control socket: those a service
+// manager handed over, else its own.
+func (d *Daemon) bind(cfg *state.Config, inherited net.Listener) (net.Listener, error) {
+	handed, err := socketsHandedOver(d.opts.Paths.SocketPath())
 	if err != nil {
-		return fail(&control.StartError{Message: err.Error(), Hint: "fix the ListenStream lines of llmkey.socket (llmkey service install writes them)"})
+		return nil, d.fail(&control.StartError{Message: err.Error(), Hint: "fix the ListenStream lines of llmkey.socket (llmkey service install writes them)"})
 	}
-	proxyLn := handed.proxy
-	if proxyLn == nil {
-		proxyLn, err = net.Listen("tcp", cfg.Listen())
-	} else if got := proxyLn.Addr().String(); got != cfg.Listen() {
-		d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install (it rewrites the socket unit and restarts it)",
-			"port", got, "listen", cfg.Listen())
+	proxyLn, serr := d.bindProxy(cfg, handed.proxy, inherited)
+	if serr != nil {
+		return nil, d.fail(serr)
 	}
-	if err != nil {
-		return fail(&control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", cfg.Listen(), err),
-			Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", PortTaken: errors.Is(err, syscall.EADDRINUSE)})
+	d.proxyLn, d.proxyURL = proxyLn, "http://"+proxyLn.Addr().String()
+	ctlLn, sockInfo, serr := d.bindControl(handed)
+	if serr != nil {
+		proxyLn.Close()
+		return nil, d.fail(serr)
 	}
-	d.proxyURL = "http://" + proxyLn.Addr().String()
+	d.runtime.ctlLn, d.runtime.sockInfo = ctlLn, sockInfo
+	return proxyLn, nil
+}
 
-	// We hold the lock, so a socket file here is a dead daemon's, unless
-	// it was handed over.
-	sock := p.SocketPath()
-	var ctlLn net.Listener
-	var sockInfo os.FileInfo
-	if handed.control != nil && answers(sock) {
-		ctlLn = handed.control
-		sockInfo, err = os.Lstat(sock)
+// bindProxy is the proxy's listener: the one the socket unit handed
+// over; the one the daemon before this one handed on, while the keyfile
+// still names its port; or its own on the keyfile's [daemon] listen.
+func (d *Daemon) bindProxy(cfg *state.Config, unit, inherited net.Listener) (net.Listener, *control.StartError) {
+	switch {
+	case unit != nil:
+		if inherited != nil {
+			inherited.Close()
+		}
+		if got := unit.Addr().String(); got != cfg.Listen() {
+			d.log.Warn("serving the port the socket unit holds, not the keyfile's [daemon] listen: to move, run llmkey service install (it rewrites the socket unit and restarts it)",
+				"port", got, "listen", cfg.Listen())
+		}
+		return unit, nil
+	case inherited != nil && sameListen(inherited.Addr(), cfg.Listen()):
+		d.log.Info("serving the port the daemon before this one handed on", "port", inherited.Addr().String())
+		return inherited, nil
+	case inherited != nil:
+		d.log.Info("[daemon] listen changed: the port the daemon before this one held is let go", "port", inherited.Addr().String(), "listen", cfg.Listen())
+		inherited.Close()
+	}
+	ln, err := net.Listen("tcp", cfg.Listen())
+	if err != nil {
+		return nil, portError(cfg.Listen(), err)
+	}
+	return ln, nil
+}
+
+// portError is why the proxy could not listen on listen. A port another
+// user holds is named loudly: tools already pointed at it would send
+// that user their prompts and their token.
+func portError(listen string, err error) *control.StartError {
+	e := &control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", listen, err),
+		Hint: "another program uses that port: set [daemon] listen in the keyfile to another port (\"127.0.0.1:0\" picks a free one)", PortTaken: errors.Is(err, syscall.EADDRINUSE)}
+	if who := OtherUserOnPort(listen); e.PortTaken && who != "" {
+		e.Message = fmt.Sprintf("cannot listen on %s: another user, %s, holds that port", listen, who)
+		e.Hint = "tools pointed at it would send that user their prompts and token: stop them, and find out why " + who + " holds it; " +
+			"meanwhile set [daemon] listen in the keyfile to another port. On a shared machine run the daemon from its socket (llmkey service install), which never lets the port go"
+		e.OtherUser = true
+	}
+	return e
+}
+
+// OtherUserOnPort names the other user whose socket holds the port of
+// listen, as "NAME (uid N)", or is "" when none does: the port is free,
+// ours, or the system does not say (macOS).
+func OtherUserOnPort(listen string) string {
+	uid, err := portHolderUID(listen)
+	if err != nil || uid == os.Getuid() {
+		return ""
+	}
+	id := strconv.Itoa(uid)
+	if u, err := user.LookupId(id); err == nil {
+		return u.Username + " (uid " + id + ")"
+	}
+	return "uid " + id
+}
+
+// bindControl is the control socket's listener: the one handed over
+// while it is still at its path, else its own there. We hold the lock,
+// so a socket file there that was not handed over is a dead daemon's.
+func (d *Daemon) bindControl(handed handedOver) (net.Listener, os.FileInfo, *control.StartError) {
+	sock := d.opts.Paths.SocketPath()
+	if handed.control != nil {
 		d.runtime.handedOver = true
-		d.log.Info("serving the sockets handed over", "proxy", handed.proxy != nil, "control", sock)
-	} else if handed.control != nil {
+		if answers(sock) {
+			d.log.Info("serving the sockets handed over", "proxy", handed.proxy != nil, "control", sock)
+			fi, err := os.Lstat(sock)
+			if err != nil {
+				return nil, nil, d.controlBindError(err)
+			}
+			return handed.control, fi, nil
+		}
 		// The socket unit's control socket is no longer at its path (the
 		// runtime dir was removed under a daemon that then stopped): no
 		// CLI can reach it there, so this daemon makes one of its own.
 		handed.control.Close()
-		d.runtime.handedOver = true
 		d.replacedUnitSocket()
-		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			proxyLn.Close()
-			return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
-		}
-		ctlLn, sockInfo, err = listenSocket(sock)
-	} else {
-		if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
-			proxyLn.Close()
-			return fail(startError(fmt.Errorf("remove stale socket: %w", err), false))
-		}
-		ctlLn, sockInfo, err = listenSocket(sock)
 	}
+	if err := os.Remove(sock); err != nil && !errors.Is(err, fs.ErrNotExist) {
+		return nil, nil, startError(fmt.Errorf("remove stale socket: %w", err), false)
+	}
+	ln, fi, err := listenSocket(sock)
 	if err != nil {
-		proxyLn.Close()
-		hint := "check that " + p.RuntimeDir + " is yours and writable, or set LLMKEY_RUNTIME_DIR to another directory"
-		if len(sock) > 100 {
-			hint = "the socket path is too long for UNIX sockets: set LLMKEY_RUNTIME_DIR to a shorter directory"
-		}
-		return fail(&control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", sock, err), Hint: hint})
+		return nil, nil, d.controlBindError(err)
 	}
-	d.runtime.ctlLn, d.runtime.sockInfo = ctlLn, sockInfo
+	return ln, fi, nil
+}
 
+func (d *Daemon) controlBindError(err error) *control.StartError {
+	sock := d.opts.Paths.SocketPath()
+	hint := "check that " + d.opts.Paths.RuntimeDir + " is yours and writable, or set LLMKEY_RUNTIME_DIR to another directory"
+	if len(sock) > 100 {
+		hint = "the socket path is too long for UNIX sockets: set LLMKEY_RUNTIME_DIR to a shorter directory"
+	}
+	return &control.StartError{Message: fmt.Sprintf("cannot listen on %s: %v", sock, err), Hint: hint}
+}
+
+// serving is what serve started, for drain to stop.
+type serving struct {
+	proxy, ctl *http.Server
+	proxyLn    net.Listener  // as the proxy's server accepts on it
+	accepting  chan struct{} // closed when it no longer does
+	open       atomic.Int64  // the proxy's connections open now
+	sigs       chan os.Signal
+	stopWatch  context.CancelFunc
+	stopKeeper context.CancelFunc
+	kept       chan struct{}
+}
+
+// serve starts serving both listeners, the keyfile watcher and the
+// keeper of the state on disk, and takes the signals.
+func (d *Daemon) serve(proxyLn net.Listener) *serving {
 	// An idle connection is closed after a while, and a slow header
 	// cannot hold one either; another user's are refused at accept.
-	proxySrv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
-		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
-	d.runtime.serve = func(ln net.Listener) { ctlSrv.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
-	go proxySrv.Serve(&ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log})
-	go d.runtime.serve(ctlLn)
+	s := &serving{kept: make(chan struct{}), accepting: make(chan struct{}), sigs: make(chan os.Signal, 2)}
+	s.proxy = &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
+		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug), ConnState: s.countConn}
+	s.ctl = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	d.runtime.serve = func(ln net.Listener) { s.ctl.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
+	s.proxyLn = &ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log}
+	go func() { s.proxy.Serve(s.proxyLn); close(s.accepting) }()
+	go d.runtime.serve(d.runtime.ctlLn)
 
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	defer stopWatch()
+	var watchCtx, keepCtx context.Context
+	watchCtx, s.stopWatch = context.WithCancel(context.Background())
 	go d.watchKeyfile(watchCtx)
-	keepCtx, stopKeeper := context.WithCancel(context.Background())
-	kept := make(chan struct{})
-	go func() { d.keep(keepCtx); close(kept) }()
+	keepCtx, s.stopKeeper = context.WithCancel(context.Background())
+	go func() { d.keep(keepCtx); close(s.kept) }()
+	signal.Notify(s.sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
+	return s
+}
 
-	sigs := make(chan os.Signal, 2)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT, syscall.SIGHUP)
-	defer signal.Stop(sigs)
+// countConn keeps the count of the proxy's open connections.
+func (s *serving) countConn(_ net.Conn, st http.ConnState) {
+	switch st {
+	case http.StateNew:
+		s.open.Add(1)
+	case http.StateClosed, http.StateHijacked:
+		s.open.Add(-1)
+	}
+}
 
-	d.log.Info("ready", "proxy", d.proxyURL, "socket", sock, "pid", os.Getpid(), "version", opts.Version,
-		"keys", len(cfg.Keys), "keyfile", p.Keyfile)
-	ready(nil)
-
-	for stopping := false; !stopping; {
+// waitForStop serves until SIGTERM, SIGINT or a stop request; SIGHUP
+// reloads the keyfile.
+func (d *Daemon) waitForStop(sigs chan os.Signal) {
+	for {
 		select {
 		case s := <-sigs:
 			if s == syscall.SIGHUP {
@@ -361,18 +424,29 @@ func Run(opts Options) error {
 				continue
 			}
 			d.log.Info("draining", "signal", s.String())
-			stopping = true
+			return
 		case <-d.stop:
 			d.log.Info("draining", "reason", "stop requested")
-			stopping = true
+			return
 		}
 	}
+}
+
+// drain lets the requests in flight finish (up to the drain timeout),
+// writes the state a last time and closes what serve started.
+func (d *Daemon) drain(cfg *state.Config, s *serving) {
+	defer s.stopWatch()
+	defer signal.Stop(s.sigs)
 	timeout := cfg.Daemon.DrainWait()
-	if cut := d.proxy.Drain(timeout); cut > 0 {
+	left := timeout
+	if d.handingOver.Load() {
+		left = d.handOverPort(s, timeout)
+	}
+	if cut := d.proxy.Drain(left); cut > 0 {
 		d.log.Warn("drain timeout: cut the requests still in flight, counted as partial", "cut", cut, "timeout", timeout)
 	}
-	stopKeeper()
-	<-kept
+	s.stopKeeper()
+	<-s.kept
 	d.keepState(true) // the last counts, before the exit
 	if _, problem := d.stateStatus(); problem != "" {
 		d.log.Error("exiting with state not written: the counts since then are lost", "problem", problem)
@@ -380,13 +454,12 @@ func Run(opts Options) error {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	proxySrv.Shutdown(ctx)
-	ctlSrv.Shutdown(ctx)
-	if !d.runtime.lost && !d.runtime.handedOver {
-		os.Remove(sock) // a socket handed over is systemd's, to wake the next daemon
+	s.proxy.Shutdown(ctx)
+	s.ctl.Shutdown(ctx)
+	if !d.runtime.lost && !d.runtime.handedOver && d.runtime.refused.Load() == nil {
+		os.Remove(d.opts.Paths.SocketPath()) // a socket handed over is systemd's, to wake the next daemon
 	}
 	d.log.Info("stopped")
-	return nil
 }
 
 // answers reports whether a listener takes connections at the socket
@@ -429,6 +502,17 @@ func listenSocket(path string) (net.Listener, os.FileInfo, error) {
 
 // requestStop begins the drain; safe to call more than once.
 func (d *Daemon) requestStop() { d.stopOnce.Do(func() { close(d.stop) }) }
+
+// serveStop is POST /v1/stop: the drain begins, and the answer is at
+// once. With ?handover=1 it is a restart's, whose next daemon holds the
+// proxy's port already.
+func (d *Daemon) serveStop(w http.ResponseWriter, r *http.Request) {
+	if r.URL.Query().Get("handover") == "1" {
+		d.handingOver.Store(true)
+	}
+	d.requestStop()
+	writeJSON(w, http.StatusAccepted, map[string]any{"draining": true, "pid": os.Getpid()})
+}
 
 func startError(err error, keyfile bool) *control.StartError {
 	e := &control.StartError{Message: err.Error(), Keyfile: keyfile}

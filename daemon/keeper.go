@@ -41,6 +41,9 @@ const (
 	// it is looked at again every contestedEvery.
 	contestedFor   = 2 * time.Second
 	contestedEvery = 100 * time.Millisecond
+	// refusedEvery is how often a runtime dir refused as unsafe is looked
+	// at again, to serve there once it is fixed.
+	refusedEvery = time.Second
 )
 
 // persistence is how the state dir's writes are going, for status.
@@ -50,9 +53,12 @@ type persistence struct {
 	lastOK       time.Time // the last time every state file was written
 	failingSince time.Time // zero while writes work
 	lastErr      string
-	backoff      time.Duration
-	nextTry      time.Time
-	lastLogged   time.Time
+	// unsafeHint is how to fix a state dir refused because another user
+	// could swap it (see state.EnsurePrivateDir); "" for other failures.
+	unsafeHint string
+	backoff    time.Duration
+	nextTry    time.Time
+	lastLogged time.Time
 	// historyFrom is the RecentFrom day usage.json was last written for;
 	// it is rewritten when the day moves on. Owned by the keeper.
 	historyFrom string
@@ -89,8 +95,12 @@ func (d *Daemon) stateStatus() (control.StateStatus, string) {
 	if since.IsZero() {
 		since = d.startedAt
 	}
-	problem := fmt.Sprintf("state not persisted since %s: %s; the daemon keeps serving and counting in memory, and writes it all once %s is writable again",
-		since.Local().Format("2006-01-02 15:04:05"), p.lastErr, d.opts.Paths.StateDir)
+	once := "once " + d.opts.Paths.StateDir + " is writable again"
+	if p.unsafeHint != "" {
+		once = "once that is fixed (" + p.unsafeHint + ")"
+	}
+	problem := fmt.Sprintf("state not persisted since %s: %s; the daemon keeps serving and counting in memory, and writes it all %s",
+		since.Local().Format("2006-01-02 15:04:05"), p.lastErr, once)
 	return st, problem
 }
 
@@ -113,10 +123,9 @@ func (d *Daemon) keep(ctx context.Context) {
 		}
 	}
 	defer w.Close()
-	p := d.opts.Paths
 	watched := map[string]bool{}
 	watch := func() {
-		for _, dir := range []string{p.StateDir, filepath.Dir(p.StateDir), p.RuntimeDir, filepath.Dir(p.RuntimeDir)} {
+		for _, dir := range d.watchable() {
 			if !watched[dir] && w.Add(dir) == nil {
 				watched[dir] = true
 			}
@@ -177,6 +186,28 @@ func (d *Daemon) keep(ctx context.Context) {
 	}
 }
 
+// watchable are the dirs the keeper watches for removals: the state and
+// runtime dirs and their parents, less those refused now, since a watch
+// follows symlinks another user may have planted. The keeper looks at
+// those again every refusedEvery.
+func (d *Daemon) watchable() []string {
+	p := d.opts.Paths
+	var out []string
+	if !d.persist.unsafe() {
+		out = append(out, p.StateDir, filepath.Dir(p.StateDir))
+	}
+	if d.runtime.refused.Load() == nil {
+		out = append(out, p.RuntimeDir, filepath.Dir(p.RuntimeDir))
+	}
+	return out
+}
+
+func (p *persistence) unsafe() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.unsafeHint != ""
+}
+
 // otherServes reports whether another daemon answers on the control
 // socket at p.
 func otherServes(p state.Paths) bool {
@@ -191,6 +222,9 @@ func otherServes(p state.Paths) bool {
 func (d *Daemon) retryIn() time.Duration {
 	if !d.runtime.contested.IsZero() {
 		return contestedEvery
+	}
+	if d.runtime.refused.Load() != nil {
+		return refusedEvery
 	}
 	p := &d.persist
 	p.mu.Lock()
@@ -225,16 +259,27 @@ func (d *Daemon) keepState(force bool) {
 		if !p.failingSince.IsZero() {
 			d.log.Info("state written again", "dir", d.opts.Paths.StateDir, "failing_for", now.Sub(p.failingSince).Round(time.Millisecond))
 		}
-		p.failingSince, p.lastErr, p.backoff, p.nextTry = time.Time{}, "", 0, time.Time{}
+		p.failingSince, p.lastErr, p.unsafeHint, p.backoff, p.nextTry = time.Time{}, "", "", 0, time.Time{}
 		return
 	}
 	d.metrics.stateWriteFailures.Inc()
 	if p.failingSince.IsZero() {
 		p.failingSince = now
 	}
-	p.lastErr = err.Error()
+	again := p.lastErr == err.Error()
+	p.lastErr, p.unsafeHint = err.Error(), ""
 	p.backoff = min(max(2*p.backoff, keepEvery), maxBackoff)
 	p.nextTry = now.Add(p.backoff)
+	var ue *state.UnsafeDirError
+	if errors.As(err, &ue) {
+		p.unsafeHint = ue.Hint
+		if !again {
+			d.log.Error("refusing the state dir: another user could swap it or what it holds; nothing is written there until that is fixed, and the daemon counts in memory",
+				"dir", d.opts.Paths.StateDir, "err", err, "hint", ue.Hint)
+			p.lastLogged = now
+		}
+		return
+	}
 	if now.Sub(p.lastLogged) >= failLogEvery {
 		p.lastLogged = now
 		d.log.Warn("could not write state; keeping it in memory and trying again", "err", err, "retry_in", p.backoff)
@@ -403,6 +448,10 @@ type runtimeFiles struct {
 	// contested is when another daemon was first seen holding the lock
 	// in the runtime dir put back (zero: none).
 	contested time.Time
+	// refused is why the runtime dir is not used now (nil: it is): another
+	// user could swap it, so the keeper follows and writes nothing there.
+	// Set by the keeper, read by status.
+	refused atomic.Pointer[string]
 }
 
 // keepRuntime puts back the lock and the socket when the runtime dir or
@@ -411,6 +460,12 @@ type runtimeFiles struct {
 func (d *Daemon) keepRuntime() {
 	rt := &d.runtime
 	p := d.opts.Paths
+	// Checked each time, before anything in it is looked at: another user
+	// who can write a directory on the way could have swapped it.
+	dirErr := state.EnsureRuntimeDir(p.RuntimeDir)
+	if d.refuseRuntime(dirErr) {
+		return
+	}
 	lockOK := sameFile(rt.lock, p.LockPath())
 	sockOK := false
 	if fi, err := os.Lstat(p.SocketPath()); err == nil && rt.sockInfo != nil {
@@ -419,43 +474,18 @@ func (d *Daemon) keepRuntime() {
 	if lockOK && sockOK {
 		return
 	}
-	failed := func(what string, err error) {
-		if d.clock.Now().Sub(rt.problem) >= failLogEvery {
-			rt.problem = d.clock.Now()
-			d.log.Warn("could not put back the runtime files; the CLI cannot reach this daemon", "what", what, "err", err)
-		}
-	}
-	if err := state.EnsureRuntimeDir(p.RuntimeDir); err != nil {
-		failed("runtime dir", err)
+	if dirErr != nil {
+		d.runtimeFailed("runtime dir", dirErr)
 		return
 	}
 	if !lockOK {
 		f, err := acquireLock(p.LockPath())
 		if errors.Is(err, errLocked) {
-			// Another daemon took the lock in the new directory. One the
-			// CLI started in the moment before this one put its files
-			// back cannot serve (this one holds the state dir's lock) and
-			// exits at once: wait for that. One that serves (its socket
-			// answers) is the one the CLI reaches now, and two would
-			// fight over the port: step aside.
-			now := d.clock.Now()
-			if rt.contested.IsZero() {
-				rt.contested = now
-			}
-			if now.Sub(rt.contested) < contestedFor && !otherServes(p) {
-				return // looked at again in contestedEvery (retryIn)
-			}
-			rt.contested = time.Time{}
-			d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", control.LockHolder(p.LockPath()))
-			rt.lost = true
-			if ul, ok := rt.ctlLn.(*net.UnixListener); ok {
-				ul.SetUnlinkOnClose(false)
-			}
-			d.requestStop()
+			d.lockContested()
 			return
 		}
 		if err != nil {
-			failed("lock", err)
+			d.runtimeFailed("lock", err)
 			return
 		}
 		rt.lock.Close()
@@ -465,7 +495,7 @@ func (d *Daemon) keepRuntime() {
 		os.Remove(p.SocketPath())
 		ln, fi, err := listenSocket(p.SocketPath())
 		if err != nil {
-			failed("socket", err)
+			d.runtimeFailed("socket", err)
 			return
 		}
 		if old, ok := rt.ctlLn.(*net.UnixListener); ok {
@@ -479,6 +509,61 @@ func (d *Daemon) keepRuntime() {
 		}
 	}
 	d.log.Info("runtime files were removed; put them back", "dir", p.RuntimeDir, "lock", !lockOK, "socket", !sockOK)
+}
+
+// runtimeFailed logs, at most once a minute, that the runtime files
+// could not be put back.
+func (d *Daemon) runtimeFailed(what string, err error) {
+	rt := &d.runtime
+	if d.clock.Now().Sub(rt.problem) >= failLogEvery {
+		rt.problem = d.clock.Now()
+		d.log.Warn("could not put back the runtime files; the CLI cannot reach this daemon", "what", what, "err", err)
+	}
+}
+
+// lockContested is what to do when another daemon holds the lock in the
+// runtime dir put back. One the CLI started in the moment before this one
+// put its files back cannot serve (this one holds the state dir's lock)
+// and exits at once: wait for that. One that serves (its socket answers)
+// is the one the CLI reaches now, and two would fight over the port: step
+// aside.
+func (d *Daemon) lockContested() {
+	rt, p := &d.runtime, d.opts.Paths
+	now := d.clock.Now()
+	if rt.contested.IsZero() {
+		rt.contested = now
+	}
+	if now.Sub(rt.contested) < contestedFor && !otherServes(p) {
+		return // looked at again in contestedEvery (retryIn)
+	}
+	rt.contested = time.Time{}
+	d.log.Warn("another daemon took over the runtime dir; this one stops", "pid", control.LockHolder(p.LockPath()))
+	rt.lost = true
+	if ul, ok := rt.ctlLn.(*net.UnixListener); ok {
+		ul.SetUnlinkOnClose(false)
+	}
+	d.requestStop()
+}
+
+// refuseRuntime reports whether err refuses the runtime dir as one
+// another user could swap, and says so once per cause: in the log and,
+// until the dir is fixed, in status. A socket still in place keeps
+// serving; nothing is put back there.
+func (d *Daemon) refuseRuntime(err error) bool {
+	rt := &d.runtime
+	var ue *state.UnsafeDirError
+	if !errors.As(err, &ue) {
+		if rt.refused.Swap(nil) != nil {
+			d.log.Info("the runtime dir is safe again", "dir", d.opts.Paths.RuntimeDir)
+		}
+		return false
+	}
+	problem := fmt.Sprintf("refusing the runtime dir %s: %v; the daemon puts no socket there until that is fixed (%s)", d.opts.Paths.RuntimeDir, err, ue.Hint)
+	if old := rt.refused.Swap(&problem); old == nil || *old != problem {
+		d.log.Error("refusing the runtime dir: another user could swap it; this daemon puts nothing there until that is fixed",
+			"dir", d.opts.Paths.RuntimeDir, "err", err, "hint", ue.Hint)
+	}
+	return true
 }
 
 func sameFile(f *os.File, path string) bool {

@@ -7,10 +7,77 @@ import (
 	"os/signal"
 	"strconv"
 	"syscall"
+
+	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/state"
 )
 
 // errLocked means another daemon holds the lock.
 var errLocked = errors.New("another llmkey daemon is running")
+
+// lock takes the runtime dir's lock, which makes this the one daemon
+// the CLI reaches (waiting for another daemon to exit first, with
+// WaitForLock), then the state dir's: one state dir, one writer, as two
+// daemons on it would each write its usage over the other's, and each
+// enforce the limits alone. It reports false when it has not both:
+// with the reason it could not start, or nil when stopped while waiting.
+func (d *Daemon) lock() (bool, error) {
+	p := d.opts.Paths
+	if err := state.EnsureRuntimeDir(p.RuntimeDir); err != nil {
+		return false, d.fail(startError(err, false))
+	}
+	lock, err := acquireLock(p.LockPath())
+	if errors.Is(err, errLocked) && d.opts.WaitForLock {
+		d.log.Info("another llmkey daemon serves; this one serves once it exits", "pid", control.LockHolder(p.LockPath()))
+		if d.opts.Waiting != nil {
+			d.opts.Waiting()
+		}
+		if lock, err = waitForLock(p.LockPath()); lock == nil && err == nil {
+			d.log.Info("stopped while waiting")
+			return false, nil
+		}
+	}
+	if err != nil {
+		return false, d.fail(lockError(err, p.LockPath(), func(pid int) *control.StartError {
+			return &control.StartError{Message: fmt.Sprintf("another llmkey daemon is running (pid %d)", pid),
+				Hint: "use it, or stop it first: llmkey stop", Running: true}
+		}))
+	}
+	d.runtime.lock = lock
+	if err := state.EnsurePrivateDir(p.StateDir); err != nil {
+		d.unlock()
+		return false, d.fail(startError(err, false))
+	}
+	slock, err := acquireLock(p.StateLockPath())
+	if err != nil {
+		d.unlock()
+		return false, d.fail(lockError(err, p.StateLockPath(), func(pid int) *control.StartError {
+			return &control.StartError{Message: fmt.Sprintf("another llmkey daemon (pid %d) uses the state dir %s", pid, p.StateDir),
+				Hint: "one daemon writes one state dir: stop that one (it has another runtime dir), or give this one its own LLMKEY_STATE_DIR"}
+		}))
+	}
+	d.runtime.stateLock = slock
+	return true, nil
+}
+
+// lockError is why a lock at path was not taken: held by another
+// daemon (held says it, with that daemon's pid), or the error.
+func lockError(err error, path string, held func(pid int) *control.StartError) *control.StartError {
+	if errors.Is(err, errLocked) {
+		return held(control.LockHolder(path))
+	}
+	return startError(err, false)
+}
+
+// unlock lets go of the locks the daemon holds; the keeper may have
+// replaced them, which is why they are read only now.
+func (d *Daemon) unlock() {
+	for _, f := range []*os.File{d.runtime.stateLock, d.runtime.lock} {
+		if f != nil {
+			f.Close()
+		}
+	}
+}
 
 // acquireLock takes the daemon's lifetime lock without waiting. The
 // kernel drops an flock when its holder dies, even by SIGKILL, so a lock

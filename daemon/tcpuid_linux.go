@@ -2,9 +2,13 @@ package daemon
 
 import (
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"net"
+	"os"
+	"strconv"
+	"strings"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -77,4 +81,67 @@ func tcpPeerUID(c net.Conn) (int, error) {
 		return int(ne.Uint32(buf[16+64:])), nil
 	}
 	return -1, fmt.Errorf("netlink: answer of type %d", ne.Uint16(buf[4:]))
+}
+
+// portHolderUID is the uid that owns the socket bound to listen's
+// address and port, the listening one first: the kernel's table of TCP
+// sockets (/proc/net/tcp and tcp6, which every user may read) names it.
+// A socket on the wildcard address of its family holds the port too.
+func portHolderUID(listen string) (int, error) {
+	want, err := net.ResolveTCPAddr("tcp", listen)
+	if err != nil {
+		return -1, err
+	}
+	if want.Port == 0 {
+		return -1, errors.New("a free port is picked at each start: no one holds it")
+	}
+	found := -1
+	for _, table := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
+		b, err := os.ReadFile(table)
+		if err != nil {
+			continue
+		}
+		for _, line := range strings.Split(string(b), "\n")[1:] {
+			uid, listening, ok := tcpTableHolder(line, want)
+			switch {
+			case ok && listening:
+				return uid, nil
+			case ok && found < 0:
+				found = uid
+			}
+		}
+	}
+	if found < 0 {
+		return -1, errors.New("no socket holds that port")
+	}
+	return found, nil
+}
+
+// tcpTableHolder reads one line of /proc/net/tcp: whether its socket is
+// bound to want's port on want's address (or the wildcard), its uid,
+// and whether it listens. Addresses are written as the kernel holds
+// them, each 32-bit word in the machine's byte order.
+func tcpTableHolder(line string, want *net.TCPAddr) (uid int, listening, ok bool) {
+	f := strings.Fields(line)
+	if len(f) < 8 {
+		return -1, false, false
+	}
+	hexAddr, hexPort, _ := strings.Cut(f[1], ":")
+	port, err1 := strconv.ParseUint(hexPort, 16, 16)
+	raw, err2 := hex.DecodeString(hexAddr)
+	uid, err3 := strconv.Atoi(f[7])
+	if err1 != nil || err2 != nil || err3 != nil || int(port) != want.Port || len(raw)%4 != 0 {
+		return -1, false, false
+	}
+	ip := make(net.IP, len(raw))
+	for i := 0; i < len(raw); i += 4 {
+		binary.NativeEndian.PutUint32(ip[i:], binary.BigEndian.Uint32(raw[i:]))
+	}
+	if !ip.Equal(want.IP) && !ip.IsUnspecified() {
+		return -1, false, false
+	}
+	if f[3] == "06" { // TCP_TIME_WAIT: no process holds it, and it does not keep a listener out
+		return -1, false, false
+	}
+	return uid, f[3] == "0A", true // TCP_LISTEN
 }

@@ -11,8 +11,6 @@ import (
 	"time"
 
 	"github.com/fsnotify/fsnotify"
-
-	"github.com/llmkey/llmkey/state"
 )
 
 // Editors save by writing a new file and renaming it over the old one, and
@@ -30,83 +28,23 @@ const reloadDebounce = 50 * time.Millisecond
 var pollInterval = time.Second // a var for the test that shows nothing polls
 
 func (d *Daemon) watchKeyfile(ctx context.Context) {
-	path := d.opts.Paths.Keyfile
-	dir, base := filepath.Dir(path), filepath.Base(path)
-
+	kw := &keyfileWatch{path: d.opts.Paths.Keyfile, watched: map[string]bool{}}
+	kw.dir, kw.base = filepath.Dir(kw.path), filepath.Base(kw.path)
 	var events chan fsnotify.Event
 	var errs chan error
-	w, err := fsnotify.NewWatcher()
-	if err != nil {
+	var err error
+	if kw.w, err = fsnotify.NewWatcher(); err != nil {
 		d.log.Warn("cannot watch the keyfile; polling it instead", "err", err)
 	} else {
-		defer w.Close()
-		events, errs = w.Events, w.Errors
-	}
-	watched := map[string]bool{}
-	targetDir := ""
-	// watch adds what is not watched yet, and drops the watches on
-	// parents that were only waiting for a directory to come back. It
-	// reports whether the keyfile's directory (and a link's target's) is
-	// watched, and whether each one that is not is waited for on a parent
-	// (else it must be polled).
-	watch := func() (all, heard bool) {
-		if w == nil {
-			return false, false
-		}
-		heard = true
-		want := []string{dir, filepath.Dir(dir)}
-		if t, err := filepath.EvalSymlinks(path); err == nil && filepath.Dir(t) != dir {
-			targetDir = filepath.Dir(t)
-		}
-		if targetDir != "" {
-			want = append(want, targetDir)
-		}
-		needed := map[string]bool{}
-		for _, target := range want {
-			// target, or else the nearest of its parents that is there. A
-			// directory made between its own watch failing and its
-			// parent's taking is one the parent will never hear of: then
-			// look again from target (a few times: it is being made now).
-			for try := 0; ; try++ {
-				var path []string
-				x := target
-				for ; ; x = filepath.Dir(x) {
-					path = append(path, x)
-					if watched[x] {
-						break
-					}
-					err := w.Add(x)
-					if err == nil {
-						watched[x] = true
-						break
-					}
-					if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || x == filepath.Dir(x) {
-						heard = false // cannot be watched: polled
-						break
-					}
-				}
-				if x == target || !heard || !madeUnder(x, target) || try == 9 {
-					for _, y := range path {
-						needed[y] = true
-					}
-					break
-				}
-			}
-		}
-		for x := range watched {
-			if !needed[x] {
-				w.Remove(x)
-				delete(watched, x)
-			}
-		}
-		return watched[dir] && (targetDir == "" || watched[targetDir]), heard
+		defer kw.w.Close()
+		events, errs = kw.w.Events, kw.w.Errors
 	}
 	var poll <-chan time.Time
-	if _, heard := watch(); !heard {
+	if _, heard := kw.watch(); !heard {
 		poll = time.After(pollInterval)
 	}
 
-	last := fileID(path)
+	last := fileID(kw.path)
 	var debounce <-chan time.Time
 	for {
 		select {
@@ -117,38 +55,129 @@ func (d *Daemon) watchKeyfile(ctx context.Context) {
 				events = nil
 				continue
 			}
-			if filepath.Base(ev.Name) == base || ev.Name == dir || (targetDir != "" && filepath.Dir(ev.Name) == targetDir) {
+			reload, heard := kw.event(ev)
+			if reload {
 				debounce = time.After(reloadDebounce)
 			}
-			if watched[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
-				delete(watched, ev.Name)
-			}
-			if ev.Name == dir && ev.Has(fsnotify.Create) || !watched[dir] || (targetDir != "" && !watched[targetDir]) {
-				was := watched[dir] && (targetDir == "" || watched[targetDir])
-				all, heard := watch()
-				if all && !was {
-					// Back: the keyfile may have been written before
-					// its directory was watched again.
-					debounce = time.After(reloadDebounce)
-				}
-				if !heard && poll == nil {
-					poll = time.After(pollInterval)
-				}
+			if !heard && poll == nil {
+				poll = time.After(pollInterval)
 			}
 		case err := <-errs:
 			d.log.Warn("keyfile watcher", "err", err)
 		case <-poll:
 			poll = nil
-			if _, heard := watch(); !heard {
+			if _, heard := kw.watch(); !heard {
 				poll = time.After(pollInterval) // not yet: look again
 			}
-			if id := fileID(path); id != last {
+			if id := fileID(kw.path); id != last {
 				debounce = time.After(reloadDebounce)
 			}
 		case <-debounce:
 			debounce = nil
-			last = fileID(path)
+			last = fileID(kw.path)
 			d.reload("keyfile changed")
+		}
+	}
+}
+
+// keyfileWatch is what the watcher of the keyfile watches.
+type keyfileWatch struct {
+	w         *fsnotify.Watcher // nil: nothing can be watched, all is polled
+	path      string            // the keyfile
+	dir, base string            // its directory and name
+	targetDir string            // for a symlinked keyfile, its target's directory
+	watched   map[string]bool
+}
+
+// event takes in one event: whether the keyfile may have changed, and
+// whether everything it needs watched still is heard of (else it must
+// be polled).
+func (kw *keyfileWatch) event(ev fsnotify.Event) (reload, heard bool) {
+	reload = filepath.Base(ev.Name) == kw.base || ev.Name == kw.dir || (kw.targetDir != "" && filepath.Dir(ev.Name) == kw.targetDir)
+	if kw.watched[ev.Name] && ev.Has(fsnotify.Remove|fsnotify.Rename) {
+		delete(kw.watched, ev.Name)
+	}
+	heard = true
+	if ev.Name == kw.dir && ev.Has(fsnotify.Create) || !kw.all() {
+		was := kw.all()
+		var all bool
+		all, heard = kw.watch()
+		if all && !was {
+			// Back: the keyfile may have been written before its
+			// directory was watched again.
+			reload = true
+		}
+	}
+	return reload, heard
+}
+
+// all reports whether the keyfile's directory (and a link's target's)
+// is watched.
+func (kw *keyfileWatch) all() bool {
+	return kw.watched[kw.dir] && (kw.targetDir == "" || kw.watched[kw.targetDir])
+}
+
+// watch adds what is not watched yet, and drops the watches on parents
+// that were only waiting for a directory to come back. It reports
+// whether the keyfile's directory (and a link's target's) is watched,
+// and whether each one that is not is waited for on a parent (else it
+// must be polled).
+func (kw *keyfileWatch) watch() (all, heard bool) {
+	if kw.w == nil {
+		return false, false
+	}
+	heard = true
+	want := []string{kw.dir, filepath.Dir(kw.dir)}
+	if t, err := filepath.EvalSymlinks(kw.path); err == nil && filepath.Dir(t) != kw.dir {
+		kw.targetDir = filepath.Dir(t)
+	}
+	if kw.targetDir != "" {
+		want = append(want, kw.targetDir)
+	}
+	needed := map[string]bool{}
+	for _, target := range want {
+		var path []string
+		path, heard = kw.place(target, heard)
+		for _, y := range path {
+			needed[y] = true
+		}
+	}
+	for x := range kw.watched {
+		if !needed[x] {
+			kw.w.Remove(x)
+			delete(kw.watched, x)
+		}
+	}
+	return kw.all(), heard
+}
+
+// place watches target, or else the nearest of its parents that is
+// there, and returns the directories from target up to the one watched;
+// heard turns false when one cannot be watched (then it is polled). A
+// directory made between its own watch failing and its parent's taking
+// is one the parent will never hear of: then it looks again from target
+// (a few times: it is being made now).
+func (kw *keyfileWatch) place(target string, heard bool) ([]string, bool) {
+	for try := 0; ; try++ {
+		var path []string
+		x := target
+		for ; ; x = filepath.Dir(x) {
+			path = append(path, x)
+			if kw.watched[x] {
+				break
+			}
+			err := kw.w.Add(x)
+			if err == nil {
+				kw.watched[x] = true
+				break
+			}
+			if !errors.Is(err, fs.ErrNotExist) && !errors.Is(err, syscall.ENOTDIR) || x == filepath.Dir(x) {
+				heard = false // cannot be watched: polled
+				break
+			}
+		}
+		if x == target || !heard || !madeUnder(x, target) || try == 9 {
+			return path, heard
 		}
 	}
 }
@@ -180,42 +209,4 @@ func fileID(path string) fileIdentity {
 		return fileIdentity{}
 	}
 	return fileIdentity{ino: inode(fi), size: fi.Size(), mtime: fi.ModTime(), mode: fi.Mode(), ok: true}
-}
-
-// reload loads the keyfile and, if it is valid, serves it. An invalid or
-// missing keyfile never takes the service down: the last good one keeps
-// serving and the error shows in status and the log.
-func (d *Daemon) reload(reason string) {
-	cfg, err := state.Load(d.opts.Paths.Keyfile)
-	var unavailable map[string]string
-	if err == nil {
-		cfg, unavailable = d.readSecrets(cfg)
-	}
-	d.mu.Lock()
-	defer d.mu.Unlock()
-	if err != nil {
-		d.keyfileErr = err
-		if errors.Is(err, fs.ErrNotExist) {
-			d.log.Warn("keyfile is gone; still serving the keys loaded before", "keyfile", d.opts.Paths.Keyfile)
-		} else {
-			d.log.Warn("keyfile not reloaded; still serving the last good one", "reason", reason, "err", err)
-		}
-		return
-	}
-	old := d.snap.Load()
-	if cfg.Listen() != old.Config.Listen() && old.Config.Listen() != "" {
-		if d.runtime.handedOver {
-			d.log.Warn("[daemon] listen changed; the socket unit holds the port: run llmkey service install (it rewrites the socket unit and restarts it)", "listen", cfg.Listen())
-		} else {
-			d.log.Warn("[daemon] listen changed; it takes effect on restart (llmkey restart)", "listen", cfg.Listen())
-		}
-	}
-	if err := d.publish(cfg, unavailable); err != nil {
-		d.keyfileErr = err
-		d.log.Error("keyfile not reloaded; still serving the last good one", "reason", reason, "err", err)
-		return
-	}
-	d.keyfileErr, d.servedGood = nil, true
-	d.loadedAt = d.clock.Now()
-	d.log.Info("keyfile reloaded", "reason", reason, "keys", len(cfg.Keys), "providers", len(cfg.ProviderNames()))
 }

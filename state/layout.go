@@ -47,7 +47,6 @@ func scanLayout(data []byte) *layout {
 		l.offsets = append(l.offsets, off)
 		if nl < 0 {
 			l.lines = append(l.lines, text[off:])
-			off = len(text)
 			break
 		}
 		l.lines = append(l.lines, text[off:off+nl])
@@ -116,6 +115,27 @@ func scanLayout(data []byte) *layout {
 		}
 	}
 	return l
+}
+
+// RootKey is a key that a TOML document's root table sets.
+type RootKey struct {
+	Path []string // as written: one part, or the parts of a dotted key
+	Line int      // 0-based line where a key with its first part is first set
+}
+
+// RootKeys lists the keys a TOML document's root table sets, one per
+// first part, in file order. It never mistakes the inside of a multi-line
+// string or array for a key, nor a quoted key for another.
+func RootKeys(data []byte) []RootKey {
+	l := scanLayout(data)
+	root := l.sections[0]
+	out := make([]RootKey, 0, len(root.keyOrd))
+	for _, k := range root.keyOrd {
+		line := root.keys[k]
+		path, _ := parseKeyPath(strings.TrimLeft(strings.TrimSuffix(l.lines[line], "\r"), " \t"))
+		out = append(out, RootKey{Path: path, Line: line})
+	}
+	return out
 }
 
 // keyBlocks returns the [[key]] sections in file order.

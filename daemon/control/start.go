@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -28,6 +29,8 @@ type StartError struct {
 	// PortTaken is set when the proxy's port was taken (by a socket
 	// unit, when it is the service's).
 	PortTaken bool `json:"port_taken,omitempty"`
+	// OtherUser is set when another user holds the port.
+	OtherUser bool `json:"port_other_user,omitempty"`
 }
 
 func (e *StartError) Error() string    { return e.Message }
@@ -57,14 +60,11 @@ func EnsureRunning(ctx context.Context, paths state.Paths, exe string) (*Status,
 	if err := state.EnsureRuntimeDir(paths.RuntimeDir); err != nil {
 		return nil, false, err
 	}
-	lock, err := os.OpenFile(paths.SpawnLockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	lock, err := spawnLock(paths)
 	if err != nil {
-		return nil, false, fmt.Errorf("open spawn lock: %w", err)
+		return nil, false, err
 	}
 	defer lock.Close()
-	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
-		return nil, false, fmt.Errorf("take spawn lock: %w", err)
-	}
 	// Whoever held the lock before us may have started it.
 	if st, err := c.Status(ctx); !errors.Is(err, ErrNotRunning) {
 		return st, false, err
@@ -98,60 +98,143 @@ func EnsureRunning(ctx context.Context, paths state.Paths, exe string) (*Status,
 	}
 }
 
-// spawn starts "llmkey daemon" detached: a new session (no terminal
-// signals reach it), stdin from /dev/null, output appended to the log
-// file. It waits for the daemon's own word on a pipe, "ready" or why not,
-// the way git credential-cache waits for its daemon.
+// spawnLock takes the lock that the CLIs which start a daemon take in
+// turn, so that only one of them does.
+func spawnLock(paths state.Paths) (*os.File, error) {
+	lock, err := os.OpenFile(paths.SpawnLockPath(), os.O_RDWR|os.O_CREATE, 0o600)
+	if err != nil {
+		return nil, fmt.Errorf("open spawn lock: %w", err)
+	}
+	if err := syscall.Flock(int(lock.Fd()), syscall.LOCK_EX); err != nil {
+		lock.Close()
+		return nil, fmt.Errorf("take spawn lock: %w", err)
+	}
+	return lock, nil
+}
+
+// spawn starts "llmkey daemon" and waits for its own word on a pipe,
+// "ready" or why not, the way git credential-cache waits for its daemon.
 func spawn(paths state.Paths, exe string) error {
-	if err := state.EnsurePrivateDir(paths.StateDir); err != nil {
+	dp, err := startDaemon(paths, exe, nil)
+	if err != nil {
 		return err
+	}
+	line, err := dp.say(StartTimeout)
+	return dp.result(line, err)
+}
+
+// daemonProcess is a daemon the CLI started, and what it says on its
+// ready pipe.
+type daemonProcess struct {
+	cmd    *exec.Cmd
+	paths  state.Paths
+	lines  chan string // each line it says; closed when it closes the pipe
+	exited chan struct{}
+}
+
+// startDaemon starts "llmkey daemon" detached: a new session (no
+// terminal signals reach it), stdin from /dev/null, output appended to
+// the log file. Given the proxy's listening socket (a restart's), it is
+// the next daemon: it serves that socket once the running one exits.
+func startDaemon(paths state.Paths, exe string, listener *os.File) (*daemonProcess, error) {
+	if err := state.EnsurePrivateDir(paths.StateDir); err != nil {
+		return nil, err
 	}
 	logf, err := os.OpenFile(paths.LogPath(), os.O_WRONLY|os.O_CREATE|os.O_APPEND, 0o600)
 	if err != nil {
-		return fmt.Errorf("open daemon log: %w", err)
+		return nil, fmt.Errorf("open daemon log: %w", err)
 	}
 	defer logf.Close()
 	pr, pw, err := os.Pipe()
 	if err != nil {
-		return fmt.Errorf("make ready pipe: %w", err)
+		return nil, fmt.Errorf("make ready pipe: %w", err)
 	}
-	defer pr.Close()
-
-	cmd := exec.Command(exe, "--keyfile", paths.Keyfile, "daemon", "--ready-fd", "3", "--log-file")
+	args, files := []string{"--keyfile", paths.Keyfile, "daemon", "--ready-fd", "3", "--log-file"}, []*os.File{pw}
+	if listener != nil {
+		args, files = append(args, "--wait", "--listen-fd", "4"), append(files, listener)
+	}
+	cmd := exec.Command(exe, args...)
 	cmd.Stdout, cmd.Stderr = logf, logf
-	cmd.ExtraFiles = []*os.File{pw}
+	cmd.ExtraFiles = files
 	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
 	cmd.Dir = "/" // not the CLI's directory, which it would keep busy
-	cmd.Env = append(os.Environ(), "LLMKEY_STATE_DIR="+paths.StateDir, "LLMKEY_RUNTIME_DIR="+paths.RuntimeDir)
-	if err := cmd.Start(); err != nil {
-		pw.Close()
-		return fmt.Errorf("start daemon: %w", err)
-	}
+	cmd.Env = daemonEnv(os.Environ(), paths)
+	err = cmd.Start()
 	pw.Close()
-	exited := make(chan struct{})
-	go func() { cmd.Wait(); close(exited) }() // reap it if it dies
-
-	line := make(chan string, 1)
+	if err != nil {
+		pr.Close()
+		return nil, fmt.Errorf("start daemon: %w", err)
+	}
+	dp := &daemonProcess{cmd: cmd, paths: paths, lines: make(chan string, 2), exited: make(chan struct{})}
+	go func() { cmd.Wait(); close(dp.exited) }() // reap it if it dies
 	go func() {
-		s, _ := bufio.NewReader(pr).ReadString('\n')
-		line <- s
-	}()
-	select {
-	case s := <-line:
-		err := readyResult(s, paths)
-		if err != nil {
-			// A daemon that could not start is on its way out; report
-			// once it is gone, so that nothing of it outlives the CLI.
-			select {
-			case <-exited:
-			case <-time.After(2 * time.Second):
+		defer close(dp.lines)
+		defer pr.Close()
+		for r := bufio.NewReader(pr); ; {
+			s, err := r.ReadString('\n')
+			if s != "" {
+				dp.lines <- strings.TrimSpace(s)
+			}
+			if err != nil {
+				return
 			}
 		}
-		return err
-	case <-time.After(StartTimeout):
-		return &StartError{Message: fmt.Sprintf("the daemon did not become ready within %s", StartTimeout),
-			Hint: "see its log: " + paths.LogPath()}
+	}()
+	return dp, nil
+}
+
+// daemonEnv is the environment of a daemon the CLI starts: of environ,
+// the caller's, only what the daemon and the commands it runs (a
+// secret_cmd, the keychain over D-Bus) need, and its paths. The caller
+// may be a tool under exec: its proxy variables, CA files, Go runtime
+// settings or preloaded libraries would otherwise steer the daemon's
+// upstream traffic, real keys in it, wherever the tool chose.
+func daemonEnv(environ []string, paths state.Paths) []string {
+	var env []string
+	for _, kv := range environ {
+		name, _, _ := strings.Cut(kv, "=")
+		if slices.Contains(daemonEnvNames, name) || strings.HasPrefix(name, "LC_") || strings.HasPrefix(name, "XDG_") {
+			env = append(env, kv)
+		}
 	}
+	return append(env, "LLMKEY_STATE_DIR="+paths.StateDir, "LLMKEY_RUNTIME_DIR="+paths.RuntimeDir)
+}
+
+// daemonEnvNames are the variables daemonEnv keeps, besides LC_* and
+// XDG_*: who and where the user is, the locale, the session bus (the
+// keychain), pass's and GnuPG's homes (secret_cmd), and what only race
+// and coverage builds read.
+var daemonEnvNames = []string{"HOME", "USER", "LOGNAME", "PATH", "TMPDIR", "LANG", "LANGUAGE", "TZ",
+	"DBUS_SESSION_BUS_ADDRESS", "GNUPGHOME", "PASSWORD_STORE_DIR", "GORACE", "GOCOVERDIR"}
+
+// say is the daemon's next line: "" when it closed the pipe first, an
+// error when it said nothing within timeout.
+func (dp *daemonProcess) say(timeout time.Duration) (string, error) {
+	select {
+	case s := <-dp.lines:
+		return s, nil
+	case <-time.After(timeout):
+		return "", &StartError{Message: fmt.Sprintf("the daemon did not become ready within %s", timeout),
+			Hint: "see its log: " + dp.paths.LogPath()}
+	}
+}
+
+// result is what the daemon's last line means: nil for "ready", else
+// why it did not start. A daemon that could not start is on its way
+// out; it is reported once it is gone, so that nothing of it outlives
+// the CLI. One that says nothing more is stopped.
+func (dp *daemonProcess) result(line string, err error) error {
+	if err == nil {
+		err = readyResult(line, dp.paths)
+	}
+	if err != nil {
+		select {
+		case <-dp.exited:
+		case <-time.After(2 * time.Second):
+			dp.cmd.Process.Signal(syscall.SIGTERM)
+		}
+	}
+	return err
 }
 
 // readyResult interprets the daemon's one line: "ready" or a JSON

@@ -1,16 +1,18 @@
 // Package secrets reads a key's secret where the keyfile says it lives:
 // in the keyfile itself, in the OS keychain (Secret Service on Linux,
-// Keychain on macOS: service "llmkey", account PROVIDER/NAME), or from a
-// command's output (secret_cmd: op read ..., pass show ...), run with a
-// timeout. What it reads is kept in memory only, by whoever asked.
+// spoken to over D-Bus directly; Keychain on macOS: service "llmkey",
+// account PROVIDER/NAME), or from a command's output (secret_cmd: op read
+// ..., pass show ...), run with a timeout, in a process group of its own,
+// its output capped. What it reads is kept in memory only, by whoever
+// asked, and its errors show no secret: a failing command's standard
+// error is shown as a short excerpt with whatever looks like a secret
+// masked.
 package secrets
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"os/exec"
 	"strings"
 	"time"
 
@@ -22,46 +24,36 @@ import (
 // Service is the keychain service llmkey's secrets are under.
 const Service = "llmkey"
 
-// CommandTimeout bounds a secret_cmd.
+// CommandTimeout bounds a secret_cmd, and a read of the keychain.
 const CommandTimeout = 10 * time.Second
 
-// Read is k's secret.
-func Read(ctx context.Context, k state.Key) (string, error) {
+// Read is k's secret. known are secrets that must not appear in its error
+// (the keyfile's others): a failing command may print anything.
+func Read(ctx context.Context, k state.Key, known ...string) (string, error) {
 	switch {
 	case k.Keychain:
 		s, err := keychainGet(ctx, k.Ref())
-		if errors.Is(err, keyring.ErrNotFound) {
+		var locked *LockedError
+		switch {
+		case errors.Is(err, keyring.ErrNotFound):
 			return "", fmt.Errorf("the keychain has no secret for service %q, account %q: add it with 'llmkey set %s --secret'", Service, k.Ref(), k.Ref())
-		}
-		if err != nil {
-			return "", fmt.Errorf("the keychain could not be read (locked, or no Secret Service running?): %w", err)
+		case errors.As(err, &locked):
+			return "", err
+		case err != nil:
+			return "", fmt.Errorf("the keychain could not be read: %w", err)
 		}
 		return strings.TrimSpace(s), nil
 	case len(k.SecretCmd) > 0:
-		ctx, cancel := context.WithTimeout(ctx, CommandTimeout)
-		defer cancel()
-		cmd := exec.CommandContext(ctx, k.SecretCmd[0], k.SecretCmd[1:]...)
-		var out, errb bytes.Buffer
-		cmd.Stdout, cmd.Stderr = &out, &errb
-		if err := cmd.Run(); err != nil {
-			if ctx.Err() != nil {
-				return "", fmt.Errorf("secret_cmd %s took longer than %s", k.SecretCmd[0], CommandTimeout)
-			}
-			// Its standard error may say why; its output is never shown.
-			why := strings.TrimSpace(errb.String())
-			if len(why) > 200 {
-				why = why[:200]
-			}
-			return "", fmt.Errorf("secret_cmd %s failed: %v: %s", k.SecretCmd[0], err, why)
-		}
-		s := strings.TrimSpace(strings.SplitN(out.String(), "\n", 2)[0])
-		if s == "" {
-			return "", fmt.Errorf("secret_cmd %s printed no secret", k.SecretCmd[0])
-		}
-		return s, nil
+		return readCommand(ctx, k.SecretCmd, known)
 	}
 	return k.Secret, nil
 }
+
+// LockedError says the keychain is locked, and whether llmkey asked to
+// unlock it.
+type LockedError struct{ Why string }
+
+func (e *LockedError) Error() string { return "the keychain is locked: " + e.Why }
 
 // Store puts secret in the keychain for k.
 func Store(k state.Key, secret string) error {
@@ -77,27 +69,4 @@ func Delete(k state.Key) error {
 		return err
 	}
 	return nil
-}
-
-// keychainGet reads the keychain within CommandTimeout: a locked Secret
-// Service asks a prompter to unlock it, and without one it would wait
-// for ever.
-func keychainGet(ctx context.Context, account string) (string, error) {
-	type result struct {
-		s   string
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		s, err := keyring.Get(Service, account)
-		ch <- result{s, err}
-	}()
-	select {
-	case r := <-ch:
-		return r.s, r.err
-	case <-time.After(CommandTimeout):
-		return "", errors.New("no answer within " + CommandTimeout.String() + " (locked, waiting for an unlock prompt?)")
-	case <-ctx.Done():
-		return "", ctx.Err()
-	}
 }
