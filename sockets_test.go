@@ -1,7 +1,10 @@
 package main
 
 import (
+	"encoding/binary"
+	"io"
 	"net/http"
+	"net/http/httptest"
 	"strings"
 	"testing"
 	"time"
@@ -100,5 +103,90 @@ func TestSocketRefusalMovesOnlyWhatCanMove(t *testing.T) {
 	}
 	if served["b"] != 1 || served["a"] != 0 {
 		t.Errorf("served: %v", served)
+	}
+}
+
+// frames reads one data message's frames off a raw connection and says
+// how many it came in.
+func frames(t *testing.T, r io.Reader) (int, []byte) {
+	t.Helper()
+	var msg []byte
+	for n := 1; ; n++ {
+		var h [2]byte
+		if _, err := io.ReadFull(r, h[:]); err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		size := uint64(h[1] & 0x7f)
+		switch size {
+		case 126:
+			var b [2]byte
+			io.ReadFull(r, b[:])
+			size = uint64(binary.BigEndian.Uint16(b[:]))
+		case 127:
+			var b [8]byte
+			io.ReadFull(r, b[:])
+			size = binary.BigEndian.Uint64(b[:])
+		}
+		var mask [4]byte
+		if h[1]&0x80 != 0 {
+			io.ReadFull(r, mask[:])
+		}
+		payload := make([]byte, size)
+		if _, err := io.ReadFull(r, payload); err != nil {
+			t.Fatalf("frame %d: %v", n, err)
+		}
+		if h[1]&0x80 != 0 {
+			for i := range payload {
+				payload[i] ^= mask[i%4]
+			}
+		}
+		msg = append(msg, payload...)
+		if h[0]&0x80 != 0 { // FIN
+			return n, msg
+		}
+	}
+}
+
+// A large message goes on in the frames it came in, both ways: an
+// upstream that reads a message as one frame is not left waiting for the
+// rest of a message cut into pieces.
+func TestSocketMessageKeepsItsFrames(t *testing.T) {
+	u := newUser(t)
+	msg := `{"type":"response.create","model":"gpt-5","input":"` + strings.Repeat("x", 64<<10) + `"}`
+	upFrames := make(chan int, 1)
+	up := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		c, err := (&websocket.Upgrader{WriteBufferSize: 1 << 20}).Upgrade(w, r, nil)
+		if err != nil {
+			return
+		}
+		defer c.Close()
+		n, got := frames(t, c.NetConn())
+		if string(got) != msg {
+			t.Errorf("the upstream got %d bytes, not the message", len(got))
+		}
+		upFrames <- n
+		c.WriteMessage(websocket.TextMessage, []byte(msg))
+		c.ReadMessage()
+	}))
+	t.Cleanup(up.Close)
+	base, token := u.oneKey(up.URL, u.canary("sk-proj-"))
+	c, _, err := (&websocket.Dialer{WriteBufferSize: 1 << 20}).Dial(strings.Replace(base, "http", "ws", 1)+"/openai/responses",
+		http.Header{"Authorization": {"Bearer " + token}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte(msg)) // one frame: the buffer holds it whole
+	select {
+	case n := <-upFrames:
+		if n != 1 {
+			t.Errorf("a 64 KiB message sent in one frame reached the upstream in %d", n)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("the upstream got no message")
+	}
+	c.NetConn().SetReadDeadline(time.Now().Add(10 * time.Second))
+	if n, got := frames(t, c.NetConn()); n != 1 || string(got) != msg {
+		t.Errorf("the upstream's 64 KiB message reached the client in %d frames (%d bytes)", n, len(got))
 	}
 }

@@ -103,24 +103,34 @@ func closeCode(t *testing.T, c *websocket.Conn) int {
 	}
 }
 
-// A message that inflates far past max_body_mb, from a client or from a
-// hostile upstream, closes the socket with 1009 once it passes the limit
-// inflated: the daemon's memory stays within max_buffered_mb and a
-// margin, and it serves other requests meanwhile.
+// Compression is negotiated with neither side, so no message can
+// inflate past what came on the wire: a compressed frame sent anyway is
+// refused unread, and a message over max_body_mb, from a client or from a
+// hostile upstream, closes the socket with 1009 once it passes the limit.
+// The daemon's memory stays within max_buffered_mb and a margin, and it
+// serves other requests meanwhile.
 func TestWebSocketMessagesAreBounded(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
 	bomb := deflated(t, 64<<20)
+	big := bytes.Repeat([]byte("x"), 16<<20)
+	offered := make(chan string, 4)
 	hostile := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		offered <- r.Header.Get("Sec-Websocket-Extensions")
 		c, err := (&websocket.Upgrader{EnableCompression: true}).Upgrade(w, r, nil)
 		if err != nil {
 			return
 		}
 		defer c.Close()
-		if _, _, err := c.ReadMessage(); err != nil {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
 			return
 		}
-		c.NetConn().Write(compressedFrame(bomb, false))
+		if strings.Contains(string(msg), "bomb") {
+			c.NetConn().Write(compressedFrame(bomb, false))
+		} else {
+			c.WriteMessage(websocket.TextMessage, big)
+		}
 		closeCode(t, c)
 	}))
 	t.Cleanup(hostile.Close)
@@ -156,31 +166,35 @@ secret = %q
 	dialer := websocket.Dialer{EnableCompression: true}
 	hdr := http.Header{"Authorization": {"Bearer " + token}}
 	wsBase := strings.Replace(base, "http", "ws", 1)
+	attacks := []struct {
+		name, path string
+		send       func(c *websocket.Conn)
+		want       int
+	}{
+		{"a client's compressed frame", "/openai/responses", func(c *websocket.Conn) { c.NetConn().Write(compressedFrame(bomb, true)) }, websocket.CloseProtocolError},
+		{"a client's message over max_body_mb", "/openai/responses", func(c *websocket.Conn) { c.WriteMessage(websocket.TextMessage, big) }, websocket.CloseMessageTooBig},
+		{"an upstream's compressed frame", "/hostile/responses", func(c *websocket.Conn) { c.WriteMessage(websocket.TextMessage, []byte(`{"type":"bomb"}`)) }, websocket.CloseInternalServerErr},
+		{"an upstream's message over max_body_mb", "/hostile/responses", func(c *websocket.Conn) { c.WriteMessage(websocket.TextMessage, []byte(`{}`)) }, websocket.CloseMessageTooBig},
+	}
 	var wg sync.WaitGroup
-	codes := make([]int, 2)
-	wg.Add(2)
-	go func() { // a client's bomb
-		defer wg.Done()
-		c, _, err := dialer.Dial(wsBase+"/openai/responses", hdr)
-		if err != nil {
-			t.Errorf("dial: %v", err)
-			return
-		}
-		defer c.Close()
-		c.NetConn().Write(compressedFrame(bomb, true))
-		codes[0] = closeCode(t, c)
-	}()
-	go func() { // a hostile upstream's bomb
-		defer wg.Done()
-		c, _, err := dialer.Dial(wsBase+"/hostile/responses", hdr)
-		if err != nil {
-			t.Errorf("dial: %v", err)
-			return
-		}
-		defer c.Close()
-		c.WriteMessage(websocket.TextMessage, []byte(`{"type":"response.create","model":"gpt-5"}`))
-		codes[1] = closeCode(t, c)
-	}()
+	codes := make([]int, len(attacks))
+	for i, at := range attacks {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			c, resp, err := dialer.Dial(wsBase+at.path, hdr)
+			if err != nil {
+				t.Errorf("%s: dial: %v", at.name, err)
+				return
+			}
+			defer c.Close()
+			if ext := resp.Header.Get("Sec-Websocket-Extensions"); ext != "" {
+				t.Errorf("%s: the daemon took up %q", at.name, ext)
+			}
+			at.send(c)
+			codes[i] = closeCode(t, c)
+		}()
+	}
 	for range 5 { // other clients are served meanwhile
 		if resp := chat(t, base, token, nil); resp.StatusCode != 200 {
 			t.Errorf("a request during the attack: %d", resp.StatusCode)
@@ -191,8 +205,15 @@ secret = %q
 	wg.Wait()
 	peak := checkPeak(t, pid, before, 16)
 	t.Logf("close codes %v, daemon RSS peak %d kB", codes, peak)
-	if codes[0] != websocket.CloseMessageTooBig || codes[1] != websocket.CloseMessageTooBig {
-		t.Errorf("close codes %v, want 1009 for both", codes)
+	for i, at := range attacks {
+		if codes[i] != at.want {
+			t.Errorf("%s: closed with %d, want %d", at.name, codes[i], at.want)
+		}
+	}
+	for range 2 {
+		if ext := <-offered; ext != "" {
+			t.Errorf("the daemon offered the upstream %q", ext)
+		}
 	}
 }
 

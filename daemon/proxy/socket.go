@@ -130,6 +130,7 @@ func (s *socket) fromClient() error {
 	for {
 		typ, msg, reserved, err := s.read(s.client)
 		if err != nil {
+			s.h.buffered.Add(-reserved)
 			return err
 		}
 		s.timer.Reset(s.idle)
@@ -184,8 +185,13 @@ func (s *socket) fromUpstream() error {
 		from := s.upstream()
 		typ, msg, reserved, err := s.read(from)
 		if err != nil {
+			s.h.buffered.Add(-reserved)
 			if s.upstream() != from {
 				continue // moved: the old connection was closed
+			}
+			var ce *websocket.CloseError
+			if !errors.As(err, &ce) && !errors.Is(err, errMessageTooBig) && !errors.Is(err, errMessagesFull) {
+				err = upstreamFailed{err}
 			}
 			return err
 		}
@@ -209,8 +215,7 @@ var (
 	errMessagesFull  = errors.New("messages in memory at their limit")
 )
 
-// read reads one message whole, up to limit bytes once inflated (a
-// compressed message may grow a thousandfold), every byte it holds
+// read reads one message whole, up to limit bytes, every byte it holds
 // reserved in the budget first; the reservation is the caller's to
 // release, also on an error.
 func (s *socket) read(c *websocket.Conn) (typ int, msg []byte, reserved int64, err error) {
@@ -242,12 +247,21 @@ func (s *socket) read(c *websocket.Conn) (typ int, msg []byte, reserved int64, e
 	}
 }
 
+// upstreamFailed is a read of the upstream's connection that failed
+// without a close from it.
+type upstreamFailed struct{ error }
+
+func (e upstreamFailed) Unwrap() error { return e.error }
+
 // closeBoth ends the connection on both sides with a close that says
-// why: the one a side sent, passed on with its code, or llmkey's own for
-// a message it could not hold.
+// why: the one a side sent, passed on with its code; llmkey's own for a
+// message it could not hold; for an upstream that broke off or broke the
+// protocol, 1011 to the client (1014, "bad gateway", is newer than what
+// common clients accept).
 func (s *socket) closeBoth(why error) {
 	var msg []byte
 	var ce *websocket.CloseError
+	var uf upstreamFailed
 	switch {
 	case errors.As(why, &ce):
 		msg = websocket.FormatCloseMessage(ce.Code, ce.Text)
@@ -257,6 +271,13 @@ func (s *socket) closeBoth(why error) {
 	case errors.Is(why, errMessagesFull):
 		msg = websocket.FormatCloseMessage(websocket.CloseTryAgainLater,
 			fmt.Sprintf("llmkey: %d MiB of messages and bodies in memory ([daemon] max_buffered_mb); retry in a moment", s.budget>>20))
+	case errors.As(why, &uf):
+		reason := "llmkey: the upstream's connection failed: " + redact(rootCause(uf.error), s.q.snap.Secrets)
+		if len(reason) > 120 { // a close's reason fits in a control frame
+			reason = reason[:120]
+		}
+		s.client.WriteControl(websocket.CloseMessage, websocket.FormatCloseMessage(websocket.CloseInternalServerErr, reason), time.Now().Add(time.Second))
+		return
 	default:
 		return
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/http"
 	"net/url"
+	"sync"
 	"time"
 
 	"github.com/gorilla/websocket"
@@ -28,13 +29,24 @@ import (
 var socketHeaders = []string{"Upgrade", "Connection", "Sec-Websocket-Key", "Sec-Websocket-Version",
 	"Sec-Websocket-Extensions", "Sec-Websocket-Protocol", "Sec-Websocket-Accept"}
 
+// Neither side is offered permessage-deflate: a message then goes on in
+// the frames it came in (a compressed one is re-framed by the library, and
+// an upstream that reads a message as one frame hangs on pieces), and no
+// message inflates past what came on the wire. To the client, the library
+// writes every message as one frame; to the upstream, one of up to
+// socketFrame bytes, from a buffer pooled between messages so that an open
+// socket holds none.
 var upgrader = websocket.Upgrader{
 	// The host, the origin and the token were checked already.
-	CheckOrigin:       func(*http.Request) bool { return true },
-	EnableCompression: true,
-	ReadBufferSize:    4 << 10,
-	WriteBufferSize:   4 << 10,
+	CheckOrigin:     func(*http.Request) bool { return true },
+	ReadBufferSize:  4 << 10,
+	WriteBufferSize: 4 << 10,
 }
+
+// socketFrame is the largest frame a message goes to the upstream in.
+const socketFrame = 1 << 20
+
+var socketWriteBuffers sync.Pool
 
 // socketDial is the attempter of a WebSocket: each attempt dials the
 // upstream with the key; the caller answers the client 101 once one
@@ -61,12 +73,12 @@ func newSocketDial(r *http.Request, up *Upstream, rest string, secrets []string)
 		delete(hdr, name)
 	}
 	sd := &socketDial{r: r, rest: rest, target: target, header: hdr, secrets: secrets, dialer: websocket.Dialer{
-		Proxy:             http.ProxyFromEnvironment,
-		HandshakeTimeout:  min(up.ResponseHeaderTimeout, 30*time.Second),
-		Subprotocols:      websocket.Subprotocols(r),
-		EnableCompression: true,
-		ReadBufferSize:    4 << 10,
-		WriteBufferSize:   4 << 10,
+		Proxy:            http.ProxyFromEnvironment,
+		HandshakeTimeout: min(up.ResponseHeaderTimeout, 30*time.Second),
+		Subprotocols:     websocket.Subprotocols(r),
+		ReadBufferSize:   4 << 10,
+		WriteBufferSize:  socketFrame,
+		WriteBufferPool:  &socketWriteBuffers,
 	}}
 	return sd, true
 }
