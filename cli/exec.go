@@ -146,7 +146,7 @@ func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
 		return err
 	}
 	warnToolSetup(s, argv[0], e.ProxyURL)
-	set, unset := proxyVars(e)
+	set, unset := proxyVars(e, os.Getenv)
 	err = syscall.Exec(path, argv, mergeEnv(os.Environ(), set, unset))
 	return &Error{Err: fmt.Errorf("run %s: %w", argv[0], err), Code: ExitCommandCannotRun}
 }
@@ -172,7 +172,7 @@ func EnvCommand(ctx context.Context, in EnvCommandInput, s Streams) error {
 	if err != nil {
 		return err
 	}
-	set, unset := proxyVars(e)
+	set, unset := proxyVars(e, os.Getenv)
 	return writeEnv(s.Out, in.Shell, set, unset)
 }
 
@@ -259,16 +259,42 @@ func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, 
 }
 
 // proxyVars are the variables to set and to remove so that the SDKs of
-// every provider with a key go through the proxy; providers without keys
-// keep their variables as they were. LLMKEY_URL and LLMKEY_TOKEN are
-// always set.
-func proxyVars(e *control.Env) (set [][2]string, unset []string) {
-	for _, p := range e.Providers {
+// every provider with a key go through the proxy with e's token, and
+// LLMKEY_URL and LLMKEY_TOKEN. The other providers keep their variables
+// as they were (getenv reads them), unless one holds an llmkey token (an
+// 'eval "$(llmkey env)"' or an exec around this one put it there): it
+// gets e's token too, so that no other token reaches the command. Outside
+// a scoped token's selection, the proxy answers that provider 403
+// not-selected, naming the selection, where removing its variables
+// would let the tool go around the proxy with a key of its own.
+func proxyVars(e *control.Env, getenv func(string) string) (set [][2]string, unset []string) {
+	providers := slices.Clone(e.Providers)
+	for _, p := range state.BuiltinNames() {
+		if !slices.Contains(providers, p) && holdsToken(p, getenv) {
+			providers = append(providers, p)
+		}
+	}
+	for _, p := range providers {
 		s, u := wire.SDKEnv(p, e.ProxyURL+"/"+p, e.Token)
 		set, unset = append(set, s...), append(unset, u...)
 	}
 	set = append(set, [2]string{"LLMKEY_URL", e.ProxyURL}, [2]string{"LLMKEY_TOKEN", e.Token})
 	return set, unset
+}
+
+// holdsToken reports whether a variable exec sets or removes for
+// provider holds an llmkey token.
+func holdsToken(provider string, getenv func(string) string) bool {
+	set, unset := wire.SDKEnv(provider, "", "")
+	for _, kv := range set {
+		unset = append(unset, kv[0])
+	}
+	for _, name := range unset {
+		if state.IsToken(getenv(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeEnv returns environ with set applied and unset removed.
