@@ -55,3 +55,36 @@ func TestScopedExecInAShellThatTookEnv(t *testing.T) {
 		t.Errorf("anthropic with the token for openai/work: %d %q", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"))
 	}
 }
+
+// A help flag shows the help of the command it follows, a subcommand's
+// included, and after arguments; a word llmkey does not know is never
+// steered to a command that deletes something.
+func TestHelpOnSubcommandsAndSafeSuggestions(t *testing.T) {
+	u := newUser(t)
+	for _, args := range [][]string{{"token", "list", "--help"}, {"token", "revoke", "--help"}, {"token", "revoke", "3f2a9c1e", "--help"},
+		{"token", "list", "-h"}, {"token", "list", "--json", "--help"}, {"service", "install", "--help"}, {"rm", "openai/work", "--help"}} {
+		path := "llmkey " + args[0]
+		if args[0] != "rm" {
+			path += " " + args[1]
+		}
+		r := u.llmkey(args...)
+		if r.code != 0 || !strings.HasPrefix(r.stdout, "NAME:\n   "+path+" - ") || r.stderr != "" {
+			t.Errorf("%v: %v", args, r)
+		}
+	}
+	if r := u.llmkey("help", "token"); r.code != 0 || !strings.Contains(r.stdout, "COMMANDS:\n   list ") || !strings.Contains(r.stdout, "\n   revoke ") {
+		t.Errorf("help token: %v", r)
+	}
+	for args, hint := range map[string]string{
+		"revoke":      "hint: did you mean 'llmkey token revoke'?",
+		"remov":       "hint: 'llmkey help' lists the commands",
+		"token revok": "hint: 'llmkey token' has list, revoke",
+		"token rm":    "hint: 'llmkey token' has list, revoke",
+		"install":     "hint: did you mean 'llmkey service install'?",
+	} {
+		r := u.llmkey(strings.Fields(args)...)
+		if r.code != 2 || !strings.Contains(r.stderr, hint) || strings.Contains(r.stderr, "'llmkey rm") || strings.Contains(r.stderr, "'llmkey remove") {
+			t.Errorf("llmkey %s: %v", args, r)
+		}
+	}
+}

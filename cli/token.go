@@ -23,26 +23,32 @@ type TokenCommandInput struct {
 }
 
 func ConfigureTokenCommand(app *ucli.App) {
+	jsonFlag := &ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}
 	app.Commands = append(app.Commands, &ucli.Command{
-		Name:      "token",
-		Usage:     "list or revoke the scoped tokens exec --key, --tag and --label obtained",
-		ArgsUsage: "list | revoke ID",
+		Name:  "token",
+		Usage: "list or revoke the scoped tokens exec --key, --tag and --label obtained",
 		Description: "A scoped token serves only the keys of its selection, and its requests count under its label. " +
 			"The daemon keeps them (by hash, never the tokens themselves) across restarts until revoked or expired. " +
 			"A revoked token is answered 401 bad-token; the unscoped token keeps working.",
-		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"}},
-		Action: func(c *ucli.Context) error {
-			if err := wantArgs(c, 1, 2); err != nil {
-				return err
-			}
-			p, err := resolvePaths(c)
-			if err != nil {
-				return err
-			}
-			in := TokenCommandInput{Paths: p, Action: c.Args().Get(0), ID: c.Args().Get(1), JSON: c.Bool("json")}
-			return TokenCommand(c.Context, in, streams(c))
+		Subcommands: []*ucli.Command{
+			{Name: "list", Usage: "list the scoped tokens", Flags: []ucli.Flag{jsonFlag}, Action: tokenAction("list", 0)},
+			{Name: "revoke", Usage: "refuse the scoped token of that id from now on", ArgsUsage: "ID", Action: tokenAction("revoke", 1)},
 		},
 	})
+}
+
+func tokenAction(what string, nargs int) ucli.ActionFunc {
+	return func(c *ucli.Context) error {
+		if err := wantArgs(c, nargs, nargs); err != nil {
+			return err
+		}
+		p, err := resolvePaths(c)
+		if err != nil {
+			return err
+		}
+		in := TokenCommandInput{Paths: p, Action: what, ID: c.Args().First(), JSON: c.Bool("json")}
+		return TokenCommand(c.Context, in, streams(c))
+	}
 }
 
 // TokenCommand lists or revokes scoped tokens; it never starts the daemon.
