@@ -2,11 +2,100 @@ package main
 
 import (
 	"bufio"
+	"encoding/json"
 	"net/http"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 )
+
+// tokenRow is one scoped token of "token list --json".
+type tokenRow struct {
+	ID      string
+	State   string
+	PID     int
+	Label   string
+	Expires *time.Time
+}
+
+func (u *user) tokens() map[string]tokenRow {
+	u.t.Helper()
+	r := mustSucceed(u.t, u.llmkey("token", "list", "--json"))
+	var rows []tokenRow
+	if err := json.Unmarshal([]byte(r.stdout), &rows); err != nil {
+		u.fatalf("token list --json: %v\n%s", err, r.stdout)
+	}
+	out := map[string]tokenRow{}
+	for _, row := range rows {
+		out[row.Label] = row
+	}
+	return out
+}
+
+// refused fails the test unless the proxy answers tok 401 bad-token.
+func refused(t *testing.T, base, tok, what string) {
+	t.Helper()
+	resp := chat(t, base, tok, nil)
+	resp.Body.Close()
+	if resp.StatusCode != 401 || resp.Header.Get("X-Llmkey-Error") != "bad-token" {
+		t.Errorf("%s: %d %q, want 401 bad-token", what, resp.StatusCode, resp.Header.Get("X-Llmkey-Error"))
+	}
+}
+
+// A revoke the daemon cannot write to disk (a directory where tokens.json
+// goes: a write no permission lets through, root's neither) takes effect
+// at once, but says it holds only until the daemon restarts, with the
+// fix, and exits 1; status says the state is not persisted. Once the way
+// is clear the daemon writes it, and it outlives a restart.
+func TestRevokeThatCannotBeWritten(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	base, _ := u.oneKey(fake.URL, u.canary("sk-"))
+	r := mustSucceed(t, u.llmkey("env", "--key", "openai/a", "--label", "tool", "--shell", "json"))
+	var env map[string]*string
+	json.Unmarshal([]byte(r.stdout), &env)
+	scoped := *env["OPENAI_API_KEY"]
+	id := u.tokens()["tool"].ID
+	mustOK(t, chat(t, base, scoped, nil))
+
+	path := filepath.Join(u.stateDir(), "tokens.json")
+	os.Remove(path)
+	if err := os.MkdirAll(filepath.Join(path, "in-the-way"), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	r = u.llmkey("token", "revoke", id[:8])
+	if r.code != 1 || !strings.Contains(r.stderr, "llmkey: revoked the scoped token "+id+" until the daemon restarts: could not write it to "+path) ||
+		!strings.Contains(r.stderr, "\nhint: make "+u.stateDir()+" writable again, or move what is in the way of tokens.json") {
+		t.Errorf("a revoke that cannot be written: %v", r)
+	}
+	refused(t, base, scoped, "a token revoked in memory")
+	if st, code := u.status(); code != 1 || !strings.Contains(strings.Join(toStrings(st["problems"]), "\n"), "state not persisted") {
+		t.Errorf("status while the revoke is not written: %d %v", code, st["problems"])
+	}
+
+	os.RemoveAll(path)
+	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
+		if b, err := os.ReadFile(path); err == nil && !strings.Contains(string(b), id) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatal("the revoke was not written once tokens.json could be")
+		}
+	}
+	u.stopDaemon()
+	refused(t, u.proxyEnv()["LLMKEY_URL"], scoped, "a revoked token after a restart")
+}
+
+func toStrings(v any) []string {
+	var out []string
+	for _, x := range v.([]any) {
+		out = append(out, x.(string))
+	}
+	return out
+}
 
 // In a shell that took 'eval "$(llmkey env)"', a scoped exec leaves no
 // other llmkey token in its command's environment: the providers outside

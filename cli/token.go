@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"path/filepath"
 	"strings"
 	"text/tabwriter"
 
@@ -88,16 +89,28 @@ func TokenCommand(ctx context.Context, in TokenCommandInput, s Streams) error {
 		if in.ID == "" {
 			return usageError("usage: llmkey token revoke ID ('llmkey token list' shows the ids)", "token revoke: missing the token's id")
 		}
-		err := client.RevokeToken(ctx, in.ID)
+		ch, err := client.RevokeToken(ctx, in.ID)
 		if errors.Is(err, control.ErrNotRunning) {
 			return notRunningError()
 		} else if err != nil {
 			return err
 		}
-		s.done("revoked the scoped token %s", in.ID)
-		return nil
+		return tokensChanged(ch, "revoked the scoped token "+ch.Tokens[0].ID, s)
 	}
 	return usageError("llmkey token list, or llmkey token revoke ID", "unknown token action %q", in.Action)
+}
+
+// tokensChanged reports a change to the tokens; one the daemon could not
+// write to disk is a failure, with what that means and the fix.
+func tokensChanged(ch *control.TokenChange, what string, s Streams) error {
+	if ch.Persisted {
+		s.done("%s", what)
+		return nil
+	}
+	return &Error{Err: fmt.Errorf("%s until the daemon restarts: could not write it to %s (%s)", what, ch.Path, ch.Error),
+		Hint: fmt.Sprintf("make %s writable again, or move what is in the way of %s: the daemon writes it as soon as it can "+
+			"('llmkey status' says when the state is written again); a restart before then undoes it", filepath.Dir(ch.Path), filepath.Base(ch.Path)),
+		Code: ExitFailure}
 }
 
 func orDash(s string) string {

@@ -66,11 +66,12 @@ func (d *Daemon) controlHandler() http.Handler {
 		writeJSON(w, http.StatusOK, d.tokenList())
 	})
 	mux.HandleFunc("POST /v1/tokens/{id}/revoke", func(w http.ResponseWriter, r *http.Request) {
-		if !d.revoke(r.PathValue("id")) {
-			writeJSON(w, http.StatusNotFound, control.APIError{Msg: "no scoped token " + r.PathValue("id"), Hint: "'llmkey token list' shows them"})
+		ch, err := d.revoke(r.PathValue("id"))
+		if err != nil {
+			writeJSON(w, http.StatusNotFound, err)
 			return
 		}
-		writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
+		writeJSON(w, http.StatusOK, ch)
 	})
 	// Profiles, for "what is it doing": only the user can reach the socket.
 	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)

@@ -30,6 +30,11 @@ type tokenStore struct {
 	mu     sync.Mutex
 	path   string
 	byHash map[string]*issued
+	// gen counts the changes to byHash, saved is the one on disk. One
+	// write at a time (writing), each of all there is when it starts, so
+	// that an older list never lands after a newer one.
+	gen, saved uint64
+	writing    sync.Mutex
 }
 
 type issued struct {
@@ -103,18 +108,87 @@ func (s *tokenStore) lookup(tok string) (*proxy.Grant, bool) {
 	return t.grant, true
 }
 
-// save writes every token's record. The caller holds s.mu.
+// save writes every token's record as they are when it starts.
 func (s *tokenStore) save() error {
+	s.writing.Lock()
+	defer s.writing.Unlock()
+	s.mu.Lock()
+	gen := s.gen
 	all := make([]*issued, 0, len(s.byHash))
 	for _, t := range s.byHash {
 		all = append(all, t)
 	}
 	slices.SortFunc(all, func(a, b *issued) int { return a.Created.Compare(b.Created) })
 	b, _ := json.MarshalIndent(all, "", "  ")
+	s.mu.Unlock()
 	if err := state.EnsurePrivateDir(filepath.Dir(s.path)); err != nil {
 		return err
 	}
-	return state.WriteAtomic(s.path, append(b, '\n'), 0o600)
+	if err := state.WriteAtomic(s.path, append(b, '\n'), 0o600); err != nil {
+		return err
+	}
+	s.mu.Lock()
+	s.saved = max(s.saved, gen)
+	s.mu.Unlock()
+	return nil
+}
+
+// dirty reports whether a change is not on disk yet.
+func (s *tokenStore) dirty() bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.gen != s.saved
+}
+
+// unsaved reports whether tokens.json needs writing: a change is not on
+// disk yet, or the file is gone while there are tokens.
+func (s *tokenStore) unsaved() bool {
+	if s == nil {
+		return false
+	}
+	s.mu.Lock()
+	n, dirty := len(s.byHash), s.gen != s.saved
+	s.mu.Unlock()
+	return dirty || (n > 0 && !exists(s.path))
+}
+
+// persistTokens writes the tokens. When it cannot, the change holds in
+// memory, status says at once that the state is not persisted, and the
+// keeper writes it with the rest of the state once the state dir takes
+// writes again.
+func (d *Daemon) persistTokens() error {
+	err := d.tokens.save()
+	if err == nil {
+		return nil
+	}
+	d.log.Warn("could not save the scoped tokens; the change holds in memory and is written once the state dir takes writes again", "err", err)
+	p := &d.persist
+	p.mu.Lock()
+	if p.failingSince.IsZero() {
+		p.failingSince = d.clock.Now()
+	}
+	p.lastErr = err.Error()
+	p.mu.Unlock()
+	select {
+	case d.usage.changed <- struct{}{}: // wake the keeper
+	default:
+	}
+	return err
+}
+
+// rootCause is the system's word for why err happened ("read-only file
+// system"), without the paths each layer adds.
+func rootCause(err error) error {
+	for {
+		next := errors.Unwrap(err)
+		if next == nil {
+			return err
+		}
+		err = next
+	}
 }
 
 // issue makes a scoped token for req's selection, resolved against the
@@ -165,11 +239,9 @@ func (d *Daemon) issue(req control.TokenRequest) (*control.Token, error) {
 	s := d.tokens
 	s.mu.Lock()
 	s.byHash[t.Hash] = t
-	err := s.save()
+	s.gen++
 	s.mu.Unlock()
-	if err != nil {
-		d.log.Warn("could not save the scoped tokens; the new one works until the daemon stops", "err", err)
-	}
+	d.persistTokens()
 	d.log.Info("scoped token issued", "id", t.ID, "label", t.Label, "keys", strings.Join(keys, ","))
 	return &control.Token{Token: tok, TokenInfo: t.info(d.clock.Now())}, nil
 }
@@ -193,21 +265,35 @@ func (d *Daemon) tokenList() []control.TokenInfo {
 	return out
 }
 
-// revoke ends the token of that id (or id prefix); it reports whether
-// there was one.
-func (d *Daemon) revoke(id string) bool {
+// revoke ends the token whose id starts with id (six characters at
+// least, naming one token). It takes effect at once; the change says
+// whether it is on disk yet.
+func (d *Daemon) revoke(id string) (*control.TokenChange, error) {
 	s := d.tokens
 	s.mu.Lock()
-	defer s.mu.Unlock()
-	for h, t := range s.byHash {
+	var match []*issued
+	for _, t := range s.byHash {
 		if len(id) >= 6 && strings.HasPrefix(t.ID, id) {
-			delete(s.byHash, h)
-			if err := s.save(); err != nil {
-				d.log.Warn("could not save the scoped tokens; the revoked one stays revoked until the daemon stops", "err", err)
-			}
-			d.log.Info("scoped token revoked", "id", t.ID, "label", t.Label)
-			return true
+			match = append(match, t)
 		}
 	}
-	return false
+	if len(match) != 1 {
+		s.mu.Unlock()
+		if len(match) > 1 {
+			return nil, &control.APIError{Msg: fmt.Sprintf("%d scoped tokens have ids that start with %s", len(match), id), Hint: "give more of the id ('llmkey token list' shows them)"}
+		}
+		return nil, &control.APIError{Msg: "no scoped token " + id, Hint: "'llmkey token list' shows them (six characters of an id are enough)"}
+	}
+	t := match[0]
+	delete(s.byHash, t.Hash)
+	s.gen++
+	s.mu.Unlock()
+	d.log.Info("scoped token revoked", "id", t.ID, "label", t.Label)
+	ch := &control.TokenChange{Tokens: []control.TokenInfo{t.info(d.clock.Now())}, Path: s.path}
+	err := d.persistTokens()
+	ch.Persisted = err == nil
+	if err != nil {
+		ch.Error = rootCause(err).Error()
+	}
+	return ch, nil
 }

@@ -18,7 +18,7 @@ import (
 //	POST /v1/keys/{provider}/{name}/reset    KeyStatus
 //	POST /v1/tokens              TokenRequest; Token (a scoped token, shown once)
 //	GET  /v1/tokens              [TokenInfo]
-//	POST /v1/tokens/{id}/revoke
+//	POST /v1/tokens/{id}/revoke  TokenChange (200 once revoked, even when not yet on disk)
 //
 // Scripts may use it too: curl --unix-socket "$SOCK" http://llmkey/v1/status
 
@@ -188,4 +188,16 @@ type TokenInfo struct {
 type Token struct {
 	Token string `json:"token"`
 	TokenInfo
+}
+
+// TokenChange is what a revoke did: the tokens it revoked, and whether
+// that is on disk. Not persisted, the change holds in the daemon's
+// memory and the daemon writes it once the state dir takes writes again;
+// a restart before that would undo it.
+type TokenChange struct {
+	Tokens    []TokenInfo `json:"tokens"`
+	Persisted bool        `json:"persisted"`
+	// Error is why it is not on disk yet; Path, the file it goes to.
+	Error string `json:"error,omitempty"`
+	Path  string `json:"path"`
 }
