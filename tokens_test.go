@@ -45,6 +45,87 @@ func refused(t *testing.T, base, tok, what string) {
 	}
 }
 
+// exec's scoped token serves its command while it runs, under the pid
+// token list shows, and is refused once the command has exited; env's
+// has no command and ends in 7 days. The daemon drops ended tokens when
+// it issues the next one, and token prune drops them now.
+func TestScopedTokenEndsWithItsCommand(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	base, _ := u.oneKey(fake.URL, u.canary("sk-"))
+
+	r := mustSucceed(t, u.llmkey("exec", "--key", "openai/a", "--label", "done", "--", "sh", "-c", `echo "$OPENAI_API_KEY"`))
+	refused(t, base, strings.TrimSpace(r.stdout), "the token of a command that has exited")
+
+	cmd := exec.Command(llmkeyBin, "exec", "--key", "openai/a", "--label", "running", "--", "sh", "-c", `echo "$OPENAI_API_KEY"; exec sleep 600`)
+	cmd.Env = u.env
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, err := bufio.NewReader(out).ReadString('\n')
+	if err != nil {
+		t.Fatal(err)
+	}
+	running := strings.TrimSpace(line)
+	mustOK(t, chat(t, base, running, nil))
+	if ts := u.tokens(); len(ts) != 1 || ts["running"].State != "live" || ts["running"].PID != cmd.Process.Pid {
+		t.Errorf("token list while one command runs (pid %d), the one that ended removed: %+v", cmd.Process.Pid, ts)
+	}
+	cmd.Process.Kill()
+	cmd.Wait()
+	refused(t, base, running, "the token of a command killed")
+	if ts := u.tokens(); ts["running"].State != "ended" {
+		t.Errorf("token list after the command was killed: %+v", ts)
+	}
+
+	mustSucceed(t, u.llmkey("env", "--key", "openai/a", "--label", "shell"))
+	ts := u.tokens()
+	if len(ts) != 1 || ts["shell"].State != "live" || ts["shell"].PID != 0 || ts["shell"].Expires == nil ||
+		ts["shell"].Expires.Sub(time.Now()) < 7*24*time.Hour-time.Hour || ts["shell"].Expires.Sub(time.Now()) > 7*24*time.Hour {
+		t.Errorf("after env issued one more: %+v", ts)
+	}
+	mustSucceed(t, u.llmkey("exec", "--key", "openai/a", "--label", "another", "--", "true"))
+	if r := mustSucceed(t, u.llmkey("token", "prune", "--dry-run")); !strings.Contains(r.stderr, "would remove 1 scoped token (1 ended)") {
+		t.Errorf("prune --dry-run: %v", r)
+	}
+	if r := mustSucceed(t, u.llmkey("token", "prune")); !strings.Contains(r.stderr, "removed 1 scoped token (1 ended)") {
+		t.Errorf("prune: %v", r)
+	}
+	if ts := u.tokens(); len(ts) != 1 || ts["shell"].State != "live" {
+		t.Errorf("after prune: %+v", ts)
+	}
+}
+
+// Scoped execs run day after day leave no tokens behind: tokens.json
+// holds the ones in use, not one per exec ever run, and a restart keeps
+// it so.
+func TestScopedExecsLeaveNoTokensBehind(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.oneKey(fake.URL, u.canary("sk-"))
+	path := filepath.Join(u.stateDir(), "tokens.json")
+	count := func() int {
+		var all []json.RawMessage
+		if err := json.Unmarshal([]byte(readFile(t, path)), &all); err != nil {
+			t.Fatal(err)
+		}
+		return len(all)
+	}
+	for range 40 {
+		mustSucceed(t, u.llmkey("exec", "--key", "openai/a", "--label", "daily", "--", "true"))
+	}
+	if n := count(); n > 1 {
+		t.Errorf("tokens.json holds %d tokens after 40 execs that have exited", n)
+	}
+	u.stopDaemon()
+	mustSucceed(t, u.llmkey("start"))
+	if n := count(); n != 0 {
+		t.Errorf("tokens.json holds %d tokens after a restart", n)
+	}
+}
+
 // A revoke the daemon cannot write to disk (a directory where tokens.json
 // goes: a write no permission lets through, root's neither) takes effect
 // at once, but says it holds only until the daemon restarts, with the
@@ -78,7 +159,7 @@ func TestRevokeThatCannotBeWritten(t *testing.T) {
 
 	os.RemoveAll(path)
 	for deadline := time.Now().Add(15 * time.Second); ; time.Sleep(100 * time.Millisecond) {
-		if b, err := os.ReadFile(path); err == nil && !strings.Contains(string(b), id) {
+		if b, err := os.ReadFile(path); err == nil && strings.Contains(string(b), `"revoked"`) {
 			break
 		}
 		if time.Now().After(deadline) {
@@ -151,7 +232,7 @@ func TestScopedExecInAShellThatTookEnv(t *testing.T) {
 func TestHelpOnSubcommandsAndSafeSuggestions(t *testing.T) {
 	u := newUser(t)
 	for _, args := range [][]string{{"token", "list", "--help"}, {"token", "revoke", "--help"}, {"token", "revoke", "3f2a9c1e", "--help"},
-		{"token", "list", "-h"}, {"token", "list", "--json", "--help"}, {"service", "install", "--help"}, {"rm", "openai/work", "--help"}} {
+		{"token", "prune", "-h"}, {"token", "prune", "--dry-run", "--help"}, {"service", "install", "--help"}, {"rm", "openai/work", "--help"}} {
 		path := "llmkey " + args[0]
 		if args[0] != "rm" {
 			path += " " + args[1]
@@ -161,15 +242,15 @@ func TestHelpOnSubcommandsAndSafeSuggestions(t *testing.T) {
 			t.Errorf("%v: %v", args, r)
 		}
 	}
-	if r := u.llmkey("help", "token"); r.code != 0 || !strings.Contains(r.stdout, "COMMANDS:\n   list ") || !strings.Contains(r.stdout, "\n   revoke ") {
+	if r := u.llmkey("help", "token"); r.code != 0 || !strings.Contains(r.stdout, "COMMANDS:\n   list ") || !strings.Contains(r.stdout, "\n   prune ") {
 		t.Errorf("help token: %v", r)
 	}
 	for args, hint := range map[string]string{
 		"revoke":      "hint: did you mean 'llmkey token revoke'?",
 		"remov":       "hint: 'llmkey help' lists the commands",
-		"token revok": "hint: 'llmkey token' has list, revoke",
-		"token rm":    "hint: 'llmkey token' has list, revoke",
-		"install":     "hint: did you mean 'llmkey service install'?",
+		"token revok": "hint: 'llmkey token' has list, revoke, prune",
+		"token rm":    "hint: 'llmkey token' has list, revoke, prune",
+		"prune":       "hint: did you mean 'llmkey token prune'?",
 	} {
 		r := u.llmkey(strings.Fields(args)...)
 		if r.code != 2 || !strings.Contains(r.stderr, hint) || strings.Contains(r.stderr, "'llmkey rm") || strings.Contains(r.stderr, "'llmkey remove") {

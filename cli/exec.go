@@ -45,7 +45,7 @@ func selectionFlags() []ucli.Flag {
 		&ucli.StringSliceFlag{Name: "key", Usage: "only the key `PROVIDER/NAME` (repeatable)"},
 		&ucli.StringSliceFlag{Name: "tag", Usage: "only keys with the tag `TAG` (repeatable)"},
 		&ucli.StringFlag{Name: "label", Usage: "count the command's usage under `NAME` (usage --by label)"},
-		&ucli.StringFlag{Name: "expires", Usage: "the scoped token ends after `DURATION` (e.g. 8h, 1d)"},
+		&ucli.StringFlag{Name: "expires", Usage: "the scoped token ends after `DURATION` (e.g. 8h, 1d), not with CMD (exec) nor in 7 days (env)"},
 	}
 }
 
@@ -81,7 +81,10 @@ func ConfigureExecCommands(app *ucli.App) {
 			ArgsUsage: "[--no-start] [--key PROVIDER/NAME]... [--tag TAG]... [--label NAME] [--expires DUR] -- CMD [ARGS...]",
 			Description: "Starts the daemon if needed, sets the variables printed by 'llmkey env', then replaces itself " +
 				"with CMD (so CMD's exit status and signals are its own). With no CMD it starts $SHELL. The real keys never " +
-				"enter CMD's environment.",
+				"enter CMD's environment. With --key, --tag or --label, CMD gets a scoped token that ends when CMD has exited " +
+				"(see 'llmkey token'): in the variables of the selection's providers, and in those of every other provider that " +
+				"held an llmkey token (as after 'eval \"$(llmkey env)\"'), which the proxy answers 403 not-selected; no other " +
+				"token reaches CMD.",
 			Flags: append([]ucli.Flag{noStart}, sel...),
 			Action: func(c *ucli.Context) error {
 				p, err := resolvePaths(c)
@@ -141,7 +144,9 @@ func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
 		}
 		return &Error{Err: fmt.Errorf("command not found: %s", argv[0]), Hint: "check the name and your PATH", Code: ExitCommandNotFound}
 	}
-	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
+	// exec becomes the command, under its own pid: a scoped token ends
+	// when the command has exited.
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, true, s)
 	if err != nil {
 		return err
 	}
@@ -168,7 +173,7 @@ func EnvCommand(ctx context.Context, in EnvCommandInput, s Streams) error {
 	default:
 		return usageError("choose --shell sh (bash, zsh), fish or json", "unknown shell %q", in.Shell)
 	}
-	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, false, s)
 	if err != nil {
 		return err
 	}
@@ -209,8 +214,10 @@ func writeEnv(w io.Writer, shell string, set [][2]string, unset []string) error 
 }
 
 // daemonEnv asks the daemon (starting it unless noStart) for the proxy
-// URL, the token and the providers with keys.
-func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, s Streams) (*control.Env, error) {
+// URL, the token and the providers with keys. A scoped token asked for
+// with endWithCaller (and no --expires) ends when this process has
+// exited.
+func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, endWithCaller bool, s Streams) (*control.Env, error) {
 	// One call when the daemon runs (a tool's start waits on it); the
 	// daemon is started only when none answers.
 	client := control.NewClient(p)
@@ -233,7 +240,7 @@ func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, 
 	}
 	warnVersion(s, e.Version)
 	if sel.scoped() {
-		req := control.TokenRequest{Keys: sel.Keys, Tags: sel.Tags, Label: sel.Label}
+		req := control.TokenRequest{Keys: sel.Keys, Tags: sel.Tags, Label: sel.Label, EndWithCaller: endWithCaller}
 		if sel.Expires > 0 {
 			req.TTL = sel.Expires.String()
 		}

@@ -48,31 +48,7 @@ func (d *Daemon) controlHandler() http.Handler {
 		writeJSON(w, http.StatusAccepted, map[string]any{"draining": true, "pid": os.Getpid()})
 	})
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
-	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
-		var req control.TokenRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, control.APIError{Msg: "bad token request: " + err.Error()})
-			return
-		}
-		t, err := d.issue(req)
-		var ae *control.APIError
-		if errors.As(err, &ae) {
-			writeJSON(w, http.StatusBadRequest, ae)
-			return
-		}
-		writeJSON(w, http.StatusOK, t)
-	})
-	mux.HandleFunc("GET /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.tokenList())
-	})
-	mux.HandleFunc("POST /v1/tokens/{id}/revoke", func(w http.ResponseWriter, r *http.Request) {
-		ch, err := d.revoke(r.PathValue("id"))
-		if err != nil {
-			writeJSON(w, http.StatusNotFound, err)
-			return
-		}
-		writeJSON(w, http.StatusOK, ch)
-	})
+	d.serveTokens(mux)
 	// Profiles, for "what is it doing": only the user can reach the socket.
 	mux.HandleFunc("GET /debug/pprof/{name}", serveProfile)
 	mux.HandleFunc("GET /debug/pprof/{$}", func(w http.ResponseWriter, r *http.Request) {

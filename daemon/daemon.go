@@ -333,7 +333,7 @@ func Run(opts Options) error {
 	// cannot hold one either; another user's are refused at accept.
 	proxySrv := &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug)}
-	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	ctlSrv := &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: withConn}
 	d.runtime.serve = func(ln net.Listener) { ctlSrv.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
 	go proxySrv.Serve(&ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log})
 	go d.runtime.serve(ctlLn)

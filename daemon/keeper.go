@@ -293,7 +293,7 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 		d.overridesDirty.Store(false)
 	}
 	if writeTokens {
-		if err := d.tokens.save(); err != nil {
+		if err := d.tokens.save(true); err != nil {
 			return saved, err
 		}
 	}

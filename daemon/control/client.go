@@ -179,6 +179,17 @@ func (c *Client) RevokeToken(ctx context.Context, id string) (*TokenChange, erro
 	return &ch, c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/revoke", &ch)
 }
 
+// PruneTokens removes the scoped tokens that are no longer live; with
+// dryRun it only says which it would remove.
+func (c *Client) PruneTokens(ctx context.Context, dryRun bool) (*TokenChange, error) {
+	path := "/v1/tokens/prune"
+	if dryRun {
+		path += "?dry_run=1"
+	}
+	var ch TokenChange
+	return &ch, c.do(ctx, http.MethodPost, path, &ch)
+}
+
 // APIError is the daemon's refusal of a control request.
 type APIError struct {
 	Msg  string `json:"error"`
