@@ -334,10 +334,11 @@ func (d *Daemon) issue(req control.TokenRequest, caller int) (*control.Token, er
 	gone := s.removeDead(now, false)
 	s.byHash[t.Hash] = t
 	s.gen++
+	in := t.info(now) // under the lock: a revoke may come at once
 	s.mu.Unlock()
 	d.persistTokens(false)
 	d.log.Info("scoped token issued", "id", t.ID, "label", t.Label, "keys", strings.Join(keys, ","), "pid", t.PID, "removed_dead", len(gone))
-	return &control.Token{Token: tok, TokenInfo: t.info(now)}, nil
+	return &control.Token{Token: tok, TokenInfo: in}, nil
 }
 
 // setLifetime gives t its end: req's TTL; else the process that asked,
