@@ -30,14 +30,10 @@ func NewApp() *ucli.App {
 		Flags:                []ucli.Flag{keyfileFlag([]string{"LLMKEY_KEYFILE"}), noColorFlag()},
 		ExitErrHandler:       func(*ucli.Context, error) {}, // main maps errors to exit codes
 		OnUsageError:         onUsageError,
-		CommandNotFound: func(c *ucli.Context, name string) {
-			// "llmkey help nosuch": the same refusal as "llmkey nosuch".
-			PrintError(c.App.ErrWriter, unknownCommand(c.App, name))
-			os.Exit(ExitUsage)
-		},
+		CommandNotFound:      commandNotFound,
 		Action: func(c *ucli.Context) error {
 			if c.Args().Present() {
-				return unknownCommand(c.App, c.Args().First())
+				return unknownCommand(c.App, nil, c.Args().First())
 			}
 			return ucli.ShowAppHelp(c)
 		},
@@ -69,10 +65,12 @@ func NewApp() *ucli.App {
 	configureCompleteCommand(app)
 	ConfigureVersionCommand(app)
 	for _, c := range app.Commands {
-		if c.OnUsageError == nil {
-			c.OnUsageError = onUsageError
+		for _, c := range append([]*ucli.Command{c}, c.Subcommands...) {
+			if c.OnUsageError == nil {
+				c.OnUsageError = onUsageError
+			}
+			c.Flags = append(c.Flags, keyfileFlag(nil))
 		}
-		c.Flags = append(c.Flags, keyfileFlag(nil))
 	}
 	return app
 }
@@ -99,22 +97,79 @@ func keyfileArg(c *ucli.Context) string {
 	return ""
 }
 
-// unknownCommand refuses a command name llmkey does not have, with the
-// closest one it does.
-func unknownCommand(app *ucli.App, name string) error {
+// commandNotFound is where urfave/cli sends a word it took for the name
+// of a command to show the help of: "llmkey help nosuch", "llmkey token
+// nosuch", and the argument before a help flag ("llmkey rm openai/a
+// --help", "llmkey token revoke ID --help"). For a command that has no
+// subcommands, that word is an argument: its help is what was asked for.
+func commandNotFound(c *ucli.Context, name string) {
+	if cmd := c.Command; cmd != nil && cmd.HelpName != c.App.HelpName && !hasSubcommands(cmd) {
+		ucli.HelpPrinter(c.App.Writer, ucli.CommandHelpTemplate, cmd)
+		return
+	}
+	PrintError(c.App.ErrWriter, unknownCommand(c.App, c.Command, name))
+	os.Exit(ExitUsage)
+}
+
+// hasSubcommands: more than the "help" urfave/cli gives every command.
+func hasSubcommands(cmd *ucli.Command) bool {
+	for _, s := range cmd.Subcommands {
+		if !s.HasName("help") {
+			return true
+		}
+	}
+	return false
+}
+
+// destructive are the commands that take something away for good: a
+// mistyped word is never steered to one.
+var destructive = map[string]bool{"llmkey rm": true, "llmkey token revoke": true, "llmkey service uninstall": true}
+
+// unknownCommand refuses a command name llmkey does not have (under
+// parent, for a command with subcommands; nil: the top level), with the
+// closest one it does, or the command that has it as a subcommand.
+func unknownCommand(app *ucli.App, parent *ucli.Command, name string) error {
 	if state.LooksLikeSecret(name) {
 		return usageError("'llmkey help' lists the commands; clear the secret from your shell history", "unknown command (not repeated: it looks like a secret)")
 	}
-	var names []string
-	for _, c := range app.Commands {
-		if !c.Hidden {
+	path, list, cmds := "llmkey", "'llmkey help' lists the commands", app.Commands
+	if parent != nil && parent.HelpName != app.HelpName {
+		path, cmds = parent.HelpName, parent.Subcommands
+	}
+	var names, exact []string
+	for _, c := range cmds {
+		if c.Hidden || c.HasName("help") {
+			continue
+		}
+		if !destructive[path+" "+c.Name] {
 			names = append(names, c.Names()...)
 		}
+		for _, sub := range c.Subcommands {
+			if sub.HasName(name) {
+				exact = append(exact, path+" "+c.Name+" "+sub.Name)
+			}
+		}
 	}
-	if s := state.Closest(name, names); s != "" {
-		return usageError(fmt.Sprintf("did you mean 'llmkey %s'? ('llmkey help' lists the commands)", s), "unknown command %q", name)
+	if path != "llmkey" {
+		list = fmt.Sprintf("'%s' has %s", path, strings.Join(subcommandNames(cmds), ", "))
 	}
-	return usageError("'llmkey help' lists the commands", "unknown command %q", name)
+	switch s := state.Closest(name, names); {
+	case len(exact) == 1:
+		return usageError(fmt.Sprintf("did you mean '%s'? (%s)", exact[0], list), "unknown command %q", name)
+	case s != "":
+		return usageError(fmt.Sprintf("did you mean '%s %s'? (%s)", path, s, list), "unknown command %q", name)
+	}
+	return usageError(list, "unknown command %q", name)
+}
+
+func subcommandNames(cmds []*ucli.Command) []string {
+	var out []string
+	for _, c := range cmds {
+		if !c.Hidden && !c.HasName("help") {
+			out = append(out, c.Name)
+		}
+	}
+	return out
 }
 
 var flagValueErr = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^invalid value "(.*)" for flag -+([\w-]+): (.*)$`) })
@@ -124,6 +179,9 @@ func onUsageError(c *ucli.Context, err error, _ bool) error {
 	var flags []ucli.Flag
 	if c.Command != nil && c.Command.Name != "" {
 		topic += " " + c.Command.Name
+		if isSubcommand(c) {
+			topic = c.Command.HelpName + " --help"
+		}
 		flags = c.Command.Flags
 	} else {
 		flags = c.App.Flags
@@ -170,13 +228,22 @@ func wantArgs(c *ucli.Context, min, max int) error {
 	if n >= min && n <= max {
 		return nil
 	}
-	hint := fmt.Sprintf("usage: llmkey %s %s", c.Command.Name, c.Command.ArgsUsage)
+	name := c.Command.Name
+	if isSubcommand(c) {
+		name = strings.TrimPrefix(c.Command.HelpName, c.App.HelpName+" ")
+	}
+	hint := strings.TrimSpace(fmt.Sprintf("usage: llmkey %s %s", name, c.Command.ArgsUsage))
 	if n < min {
-		return usageError(hint, "%s: missing argument", c.Command.Name)
+		return usageError(hint, "%s: missing argument", name)
 	}
 	// The extra arguments are not repeated: one of them may be a secret
 	// pasted where it does not belong.
-	return usageError(hint, "%s: too many arguments (%d given, at most %d)", c.Command.Name, n, max)
+	return usageError(hint, "%s: too many arguments (%d given, at most %d)", name, n, max)
+}
+
+// isSubcommand: c runs a command under another one ("token list").
+func isSubcommand(c *ucli.Context) bool {
+	return c.Command != nil && strings.Count(c.Command.HelpName, " ") > 1
 }
 
 // Streams are what a command reads and writes: the process's own, or a

@@ -27,7 +27,21 @@ func PermuteArgs(app *ucli.App, args []string) []string {
 		return args
 	}
 	cmd := app.Command(args[i])
-	if cmd == nil || cmd.SkipFlagParsing || cmd.Name == "exec" || len(cmd.Subcommands) > 0 {
+	// A subcommand's flags and arguments are the ones after its name.
+	for cmd != nil && len(cmd.Subcommands) > 0 {
+		j := i + 1
+		for j < len(args) && strings.HasPrefix(args[j], "-") && args[j] != "--" {
+			if takesValue(cmd.Flags, args[j]) {
+				j++
+			}
+			j++
+		}
+		if j >= len(args) || cmd.Command(args[j]) == nil {
+			return args
+		}
+		i, cmd = j, cmd.Command(args[j])
+	}
+	if cmd == nil || cmd.SkipFlagParsing || cmd.Name == "exec" {
 		return args
 	}
 	head := append([]string{}, args[:i+1]...)

@@ -46,7 +46,7 @@ var positional = map[string]func(*state.Config) []string{
 	"test":       keyRefs,
 	"setup":      func(*state.Config) []string { return toolNames() },
 	"completion": func(*state.Config) []string { return []string{"bash", "zsh", "fish"} },
-	"token":      func(*state.Config) []string { return []string{"list", "revoke"} },
+	"token":      func(*state.Config) []string { return []string{"list", "revoke", "prune"} },
 	"service":    func(*state.Config) []string { return []string{"install", "uninstall", "status"} },
 }
 

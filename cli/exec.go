@@ -45,7 +45,7 @@ func selectionFlags() []ucli.Flag {
 		&ucli.StringSliceFlag{Name: "key", Usage: "only the key `PROVIDER/NAME` (repeatable)"},
 		&ucli.StringSliceFlag{Name: "tag", Usage: "only keys with the tag `TAG` (repeatable)"},
 		&ucli.StringFlag{Name: "label", Usage: "count the command's usage under `NAME` (usage --by label)"},
-		&ucli.StringFlag{Name: "expires", Usage: "the scoped token ends after `DURATION` (e.g. 8h, 1d)"},
+		&ucli.StringFlag{Name: "expires", Usage: "the scoped token ends after `DURATION` (e.g. 8h, 1d), not with CMD (exec) nor in 7 days (env)"},
 	}
 }
 
@@ -81,7 +81,10 @@ func ConfigureExecCommands(app *ucli.App) {
 			ArgsUsage: "[--no-start] [--key PROVIDER/NAME]... [--tag TAG]... [--label NAME] [--expires DUR] -- CMD [ARGS...]",
 			Description: "Starts the daemon if needed, sets the variables printed by 'llmkey env', then replaces itself " +
 				"with CMD (so CMD's exit status and signals are its own). With no CMD it starts $SHELL. The real keys never " +
-				"enter CMD's environment.",
+				"enter CMD's environment. With --key, --tag or --label, CMD gets a scoped token that ends when CMD has exited " +
+				"(see 'llmkey token'): in the variables of the selection's providers, and in those of every other provider that " +
+				"held an llmkey token (as after 'eval \"$(llmkey env)\"'), which the proxy answers 403 not-selected; no other " +
+				"token reaches CMD.",
 			Flags: append([]ucli.Flag{noStart}, sel...),
 			Action: func(c *ucli.Context) error {
 				p, err := resolvePaths(c)
@@ -141,12 +144,14 @@ func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
 		}
 		return &Error{Err: fmt.Errorf("command not found: %s", argv[0]), Hint: "check the name and your PATH", Code: ExitCommandNotFound}
 	}
-	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
+	// exec becomes the command, under its own pid: a scoped token ends
+	// when the command has exited.
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, true, s)
 	if err != nil {
 		return err
 	}
 	warnToolSetup(s, argv[0], e.ProxyURL)
-	set, unset := proxyVars(e)
+	set, unset := proxyVars(e, os.Getenv)
 	err = syscall.Exec(path, argv, mergeEnv(os.Environ(), set, unset))
 	return &Error{Err: fmt.Errorf("run %s: %w", argv[0], err), Code: ExitCommandCannotRun}
 }
@@ -168,11 +173,11 @@ func EnvCommand(ctx context.Context, in EnvCommandInput, s Streams) error {
 	default:
 		return usageError("choose --shell sh (bash, zsh), fish or json", "unknown shell %q", in.Shell)
 	}
-	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, s)
+	e, err := daemonEnv(ctx, in.Paths, in.NoStart, in.Selection, false, s)
 	if err != nil {
 		return err
 	}
-	set, unset := proxyVars(e)
+	set, unset := proxyVars(e, os.Getenv)
 	return writeEnv(s.Out, in.Shell, set, unset)
 }
 
@@ -209,8 +214,10 @@ func writeEnv(w io.Writer, shell string, set [][2]string, unset []string) error 
 }
 
 // daemonEnv asks the daemon (starting it unless noStart) for the proxy
-// URL, the token and the providers with keys.
-func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, s Streams) (*control.Env, error) {
+// URL, the token and the providers with keys. A scoped token asked for
+// with endWithCaller (and no --expires) ends when this process has
+// exited.
+func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, endWithCaller bool, s Streams) (*control.Env, error) {
 	// One call when the daemon runs (a tool's start waits on it); the
 	// daemon is started only when none answers.
 	client := control.NewClient(p)
@@ -233,7 +240,7 @@ func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, 
 	}
 	warnVersion(s, e.Version)
 	if sel.scoped() {
-		req := control.TokenRequest{Keys: sel.Keys, Tags: sel.Tags, Label: sel.Label}
+		req := control.TokenRequest{Keys: sel.Keys, Tags: sel.Tags, Label: sel.Label, EndWithCaller: endWithCaller}
 		if sel.Expires > 0 {
 			req.TTL = sel.Expires.String()
 		}
@@ -259,16 +266,42 @@ func daemonEnv(ctx context.Context, p state.Paths, noStart bool, sel Selection, 
 }
 
 // proxyVars are the variables to set and to remove so that the SDKs of
-// every provider with a key go through the proxy; providers without keys
-// keep their variables as they were. LLMKEY_URL and LLMKEY_TOKEN are
-// always set.
-func proxyVars(e *control.Env) (set [][2]string, unset []string) {
-	for _, p := range e.Providers {
+// every provider with a key go through the proxy with e's token, and
+// LLMKEY_URL and LLMKEY_TOKEN. The other providers keep their variables
+// as they were (getenv reads them), unless one holds an llmkey token (an
+// 'eval "$(llmkey env)"' or an exec around this one put it there): it
+// gets e's token too, so that no other token reaches the command. Outside
+// a scoped token's selection, the proxy answers that provider 403
+// not-selected, naming the selection, where removing its variables
+// would let the tool go around the proxy with a key of its own.
+func proxyVars(e *control.Env, getenv func(string) string) (set [][2]string, unset []string) {
+	providers := slices.Clone(e.Providers)
+	for _, p := range state.BuiltinNames() {
+		if !slices.Contains(providers, p) && holdsToken(p, getenv) {
+			providers = append(providers, p)
+		}
+	}
+	for _, p := range providers {
 		s, u := wire.SDKEnv(p, e.ProxyURL+"/"+p, e.Token)
 		set, unset = append(set, s...), append(unset, u...)
 	}
 	set = append(set, [2]string{"LLMKEY_URL", e.ProxyURL}, [2]string{"LLMKEY_TOKEN", e.Token})
 	return set, unset
+}
+
+// holdsToken reports whether a variable exec sets or removes for
+// provider holds an llmkey token.
+func holdsToken(provider string, getenv func(string) string) bool {
+	set, unset := wire.SDKEnv(provider, "", "")
+	for _, kv := range set {
+		unset = append(unset, kv[0])
+	}
+	for _, name := range unset {
+		if state.IsToken(getenv(name)) {
+			return true
+		}
+	}
+	return false
 }
 
 // mergeEnv returns environ with set applied and unset removed.

@@ -8,6 +8,7 @@ import (
 	"testing"
 
 	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/state"
 )
 
 // The child's environment: every SDK of a provider with keys points at
@@ -17,9 +18,10 @@ import (
 // and the rest of the environment is as it was.
 func TestExecEnvironment(t *testing.T) {
 	e := &control.Env{ProxyURL: "http://127.0.0.1:5565", Token: "llmk-local-x", Providers: []string{"openai", "gemini", "groq"}}
-	set, unset := proxyVars(e)
-	env := mergeEnv([]string{"HOME=/home/u", "OPENAI_API_KEY=sk-real", "GOOGLE_API_KEY=AIza-real", "ANTHROPIC_API_KEY=sk-ant-mine",
-		"GOOGLE_GENAI_USE_VERTEXAI=true", "OPENAI_ORG_ID=org-other", "PATH=/bin"}, set, unset)
+	environ := []string{"HOME=/home/u", "OPENAI_API_KEY=sk-real", "GOOGLE_API_KEY=AIza-real", "ANTHROPIC_API_KEY=sk-ant-mine",
+		"GOOGLE_GENAI_USE_VERTEXAI=true", "OPENAI_ORG_ID=org-other", "PATH=/bin"}
+	set, unset := proxyVars(e, getenvOf(environ))
+	env := mergeEnv(environ, set, unset)
 	want := []string{
 		"HOME=/home/u", "ANTHROPIC_API_KEY=sk-ant-mine", "PATH=/bin",
 		"GEMINI_API_KEY=llmk-local-x", "GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:5565/gemini", "GOOGLE_GENERATIVE_AI_API_KEY=llmk-local-x",
@@ -33,6 +35,47 @@ func TestExecEnvironment(t *testing.T) {
 	for _, kv := range env {
 		if strings.Contains(kv, "sk-real") || strings.Contains(kv, "AIza-real") {
 			t.Errorf("a real key reached the child: %s", kv)
+		}
+	}
+}
+
+// getenvOf is os.Getenv over environ.
+func getenvOf(environ []string) func(string) string {
+	return func(name string) string {
+		for _, kv := range environ {
+			if n, v, _ := strings.Cut(kv, "="); n == name {
+				return v
+			}
+		}
+		return ""
+	}
+}
+
+// In a shell that took 'llmkey env' (every provider's variables hold the
+// local token), a scoped exec leaves no other token than its own: the
+// providers outside its selection get the scoped token, which the proxy
+// answers 403 not-selected, and keep pointing at the proxy. A provider's
+// variables that hold a key of the user's own stay as they were.
+func TestScopedExecReplacesEveryOtherToken(t *testing.T) {
+	unscoped := &control.Env{ProxyURL: "http://127.0.0.1:5565", Token: "llmk-local-x", Providers: state.BuiltinNames()}
+	set, unset := proxyVars(unscoped, getenvOf(nil))
+	shell := mergeEnv([]string{"HOME=/home/u"}, set, unset)
+	shell = mergeEnv(shell, [][2]string{{"MISTRAL_API_KEY", "mistral-own-key"}, {"MISTRAL_BASE_URL", "https://api.mistral.ai/v1"}}, nil)
+
+	scoped := &control.Env{ProxyURL: "http://127.0.0.1:5566", Token: "llmk-scoped-y", Providers: []string{"openai"}}
+	set, unset = proxyVars(scoped, getenvOf(shell))
+	env := mergeEnv(shell, set, unset)
+	get := getenvOf(env)
+	for _, kv := range env {
+		if strings.Contains(kv, "llmk-local-") || strings.Contains(kv, ":5565") {
+			t.Errorf("the unscoped token or the old proxy reached the command: %s", kv)
+		}
+	}
+	for name, want := range map[string]string{"OPENAI_API_KEY": "llmk-scoped-y", "ANTHROPIC_API_KEY": "llmk-scoped-y",
+		"ANTHROPIC_BASE_URL": "http://127.0.0.1:5566/anthropic", "GEMINI_API_KEY": "llmk-scoped-y", "GROQ_API_KEY": "llmk-scoped-y",
+		"LLMKEY_TOKEN": "llmk-scoped-y", "MISTRAL_API_KEY": "mistral-own-key", "MISTRAL_BASE_URL": "https://api.mistral.ai/v1"} {
+		if got := get(name); got != want {
+			t.Errorf("%s = %q, want %q", name, got, want)
 		}
 	}
 }

@@ -47,30 +47,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/stop", d.serveStop)
 	mux.HandleFunc("POST /v1/handover", d.serveHandover)
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
-	mux.HandleFunc("POST /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
-		var req control.TokenRequest
-		if err := json.NewDecoder(io.LimitReader(r.Body, 64<<10)).Decode(&req); err != nil {
-			writeJSON(w, http.StatusBadRequest, control.APIError{Msg: "bad token request: " + err.Error()})
-			return
-		}
-		t, err := d.issue(req)
-		var ae *control.APIError
-		if errors.As(err, &ae) {
-			writeJSON(w, http.StatusBadRequest, ae)
-			return
-		}
-		writeJSON(w, http.StatusOK, t)
-	})
-	mux.HandleFunc("GET /v1/tokens", func(w http.ResponseWriter, r *http.Request) {
-		writeJSON(w, http.StatusOK, d.tokenList())
-	})
-	mux.HandleFunc("POST /v1/tokens/{id}/revoke", func(w http.ResponseWriter, r *http.Request) {
-		if !d.revoke(r.PathValue("id")) {
-			writeJSON(w, http.StatusNotFound, control.APIError{Msg: "no scoped token " + r.PathValue("id"), Hint: "'llmkey token list' shows them"})
-			return
-		}
-		writeJSON(w, http.StatusOK, map[string]bool{"revoked": true})
-	})
+	d.serveTokens(mux)
 	debugRoutes(mux)
 	// Like tailscale's localapi: a browser must never drive this API, even
 	// if something forwards the socket.

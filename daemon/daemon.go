@@ -388,7 +388,7 @@ func (d *Daemon) serve(proxyLn net.Listener) *serving {
 	s := &serving{kept: make(chan struct{}), accepting: make(chan struct{}), sigs: make(chan os.Signal, 2)}
 	s.proxy = &http.Server{Handler: d.proxy, ReadHeaderTimeout: 30 * time.Second, IdleTimeout: proxyIdleTimeout,
 		ErrorLog: slog.NewLogLogger(d.log.Handler(), slog.LevelDebug), ConnState: s.countConn}
-	s.ctl = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second}
+	s.ctl = &http.Server{Handler: d.controlHandler(), ReadHeaderTimeout: 10 * time.Second, ConnContext: withConn}
 	d.runtime.serve = func(ln net.Listener) { s.ctl.Serve(peerListener{Listener: ln, uid: os.Getuid(), log: d.log}) }
 	s.proxyLn = &ownTCPListener{Listener: proxyLn, uid: os.Getuid(), log: d.log}
 	go func() { s.proxy.Serve(s.proxyLn); close(s.accepting) }()

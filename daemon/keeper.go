@@ -21,8 +21,8 @@ import (
 // The keeper makes the disk follow the daemon's memory: it writes usage
 // that changed (keepEvery after the first change, so that a burst is one
 // write), and puts back any of its files that someone removed: the state
-// dir, the usage files, the token, disabled.json, and in the runtime dir
-// the lock and the control socket. It hears of both without looking: the
+// dir, the usage files, the token, disabled.json, tokens.json, and in the
+// runtime dir the lock and the control socket. It hears of both without looking: the
 // ledger says when the counts change, and the kernel (inotify, kqueue)
 // when anything in the two dirs or their parents is removed. When a write
 // fails, the daemon goes on serving from memory and tries again with
@@ -229,7 +229,7 @@ func (d *Daemon) retryIn() time.Duration {
 	p := &d.persist
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.failingSince.IsZero() && !d.overridesDirty.Load() {
+	if p.failingSince.IsZero() && !d.overridesDirty.Load() && !d.tokens.dirty() {
 		return 0
 	}
 	return max(p.nextTry.Sub(d.clock.Now()), 10*time.Millisecond)
@@ -287,8 +287,9 @@ func (d *Daemon) keepState(force bool) {
 }
 
 // writeState writes usage when it changed since generation saved or its
-// files are gone, and puts back the token and disabled.json. It returns
-// the generation now on disk.
+// files are gone, and puts back the token, disabled.json and tokens.json
+// (which it also writes when a change to the scoped tokens could not be).
+// It returns the generation now on disk.
 func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	dir := d.opts.Paths.StateDir
 	histPath, recentPath := state.UsageFile(dir), state.UsageRecentFile(dir)
@@ -298,8 +299,9 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	writeRecent := force || gen != saved || !exists(recentPath)
 	writeToken := !exists(state.TokenFile(dir))
 	writeOverrides := d.overridesMissing()
+	writeTokens := d.tokens.unsaved()
 	relock := d.runtime.stateLock != nil && !sameFile(d.runtime.stateLock, d.opts.Paths.StateLockPath())
-	if !writeHist && !writeRecent && !writeToken && !writeOverrides && !relock {
+	if !writeHist && !writeRecent && !writeToken && !writeOverrides && !writeTokens && !relock {
 		return gen, nil
 	}
 	missing := !exists(dir)
@@ -336,6 +338,11 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 			return saved, err
 		}
 		d.overridesDirty.Store(false)
+	}
+	if writeTokens {
+		if err := d.tokens.save(true); err != nil {
+			return saved, err
+		}
 	}
 	if !writeHist && !writeRecent {
 		return gen, nil

@@ -52,19 +52,12 @@ func Render(app *ucli.App, extra []Section) string {
 		if c.Hidden || c.Name == "help" {
 			continue
 		}
-		title := name + " " + c.Name
-		if c.ArgsUsage != "" {
-			title += " " + c.ArgsUsage
+		writeCommand(&b, name+" "+c.Name, c, global)
+		for _, sub := range c.Subcommands {
+			if !sub.Hidden && sub.Name != "help" {
+				writeCommand(&b, name+" "+c.Name+" "+sub.Name, sub, global)
+			}
 		}
-		fmt.Fprintf(&b, ".SS \"%s\"\n", escape(title))
-		fmt.Fprintf(&b, "%s.\n", escape(capitalize(c.Usage)))
-		if len(c.Aliases) > 0 {
-			fmt.Fprintf(&b, "Also: %s.\n", escape(strings.Join(c.Aliases, ", ")))
-		}
-		if c.Description != "" {
-			fmt.Fprintf(&b, ".PP\n%s\n", escape(c.Description))
-		}
-		writeFlags(&b, c.Flags, global)
 	}
 	for _, s := range extra {
 		fmt.Fprintf(&b, ".SH %s\n", escape(strings.ToUpper(s.Title)))
@@ -154,4 +147,22 @@ func capitalize(s string) string {
 		return s
 	}
 	return strings.ToUpper(s[:1]) + s[1:]
+}
+
+// writeCommand is one command's subsection: its name (path: with the
+// commands above it), usage, aliases, description and options.
+func writeCommand(b *strings.Builder, path string, c *ucli.Command, global map[string]bool) {
+	title := path
+	if c.ArgsUsage != "" {
+		title += " " + c.ArgsUsage
+	}
+	fmt.Fprintf(b, ".SS \"%s\"\n", escape(title))
+	fmt.Fprintf(b, "%s.\n", escape(capitalize(c.Usage)))
+	if len(c.Aliases) > 0 {
+		fmt.Fprintf(b, "Also: %s.\n", escape(strings.Join(c.Aliases, ", ")))
+	}
+	if c.Description != "" {
+		fmt.Fprintf(b, ".PP\n%s\n", escape(c.Description))
+	}
+	writeFlags(b, c.Flags, global)
 }

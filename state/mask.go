@@ -57,7 +57,7 @@ func SecretProblem(provider string, kind Kind, secret string) (problem, hint str
 	switch {
 	case envLine().MatchString(secret):
 		return "this is a NAME=value line, not a key", "paste the value alone, or import it: llmkey import --from-env (or llmkey import FILE for a .env file)"
-	case strings.HasPrefix(secret, TokenPrefix), strings.HasPrefix(secret, "llmk-scoped-"):
+	case IsToken(secret):
 		return "this is an llmkey token, not a provider's key", "add the key the provider issued"
 	case len(secret) < 20:
 		return fmt.Sprintf("%d characters is too short for an API key", len(secret)), "paste the whole key, or pass --force if it really is one"

@@ -15,6 +15,16 @@ import (
 // it is not a provider key (and that it only works on this machine).
 const TokenPrefix = "llmk-local-"
 
+// ScopedPrefix marks the scoped tokens the daemon issues for a selection
+// of keys (exec --key, --tag, --label).
+const ScopedPrefix = "llmk-scoped-"
+
+// IsToken reports whether s is one of llmkey's tokens, local or scoped:
+// a credential for the proxy, never a provider's key.
+func IsToken(s string) bool {
+	return strings.HasPrefix(s, TokenPrefix) || strings.HasPrefix(s, ScopedPrefix)
+}
+
 // TokenFile is where the local token lives in the state directory.
 func TokenFile(stateDir string) string { return filepath.Join(stateDir, "token") }
 

@@ -19,7 +19,8 @@ import (
 //	POST /v1/keys/{provider}/{name}/reset    KeyStatus
 //	POST /v1/tokens              TokenRequest; Token (a scoped token, shown once)
 //	GET  /v1/tokens              [TokenInfo]
-//	POST /v1/tokens/{id}/revoke
+//	POST /v1/tokens/{id}/revoke  TokenChange (200 once revoked, even when not yet on disk)
+//	POST /v1/tokens/prune        ?dry_run=1 to only count; TokenChange
 //
 // Scripts may use it too: curl --unix-socket "$SOCK" http://llmkey/v1/status
 
@@ -178,8 +179,30 @@ type TokenRequest struct {
 	Keys  []string `json:"keys,omitempty"` // PROVIDER/NAME
 	Tags  []string `json:"tags,omitempty"`
 	Label string   `json:"label,omitempty"`
-	TTL   string   `json:"ttl,omitempty"` // a duration; empty: no expiry
+	TTL   string   `json:"ttl,omitempty"` // a duration; empty: see EndWithCaller
+	// EndWithCaller: without a TTL, the token ends when the process that
+	// asked for it (the peer on the control socket) has exited, as exec
+	// becomes its command. Where the daemon cannot tell when that process
+	// started, and without it, the token ends after DefaultTokenTTL.
+	EndWithCaller bool `json:"end_with_caller,omitempty"`
 }
+
+// DefaultTokenTTL is how long a scoped token lives that has neither a
+// TTL nor a process to end with (env's): longer than most shell
+// sessions, short enough that one left in a log or a scrollback stops
+// working.
+const DefaultTokenTTL = 7 * 24 * time.Hour
+
+// TokenState is where a scoped token is in its life. Only a live one is
+// served; the others are kept until pruned, to say what became of them.
+type TokenState string
+
+const (
+	TokenLive    TokenState = "live"
+	TokenExpired TokenState = "expired" // past its expiry
+	TokenEnded   TokenState = "ended"   // the process it ends with has exited
+	TokenRevoked TokenState = "revoked"
+)
 
 // TokenInfo is one scoped token, without the token.
 type TokenInfo struct {
@@ -188,12 +211,29 @@ type TokenInfo struct {
 	Keys    []string   `json:"keys"`
 	Tags    []string   `json:"tags,omitempty"`
 	Created time.Time  `json:"created"`
+	State   TokenState `json:"state"`
 	Expires *time.Time `json:"expires,omitempty"`
 	Expired bool       `json:"expired,omitempty"`
+	// PID is the process the token ends with (0: none).
+	PID     int        `json:"pid,omitempty"`
+	Revoked *time.Time `json:"revoked,omitempty"`
 }
 
 // Token is a scoped token just issued: the only time it is shown.
 type Token struct {
 	Token string `json:"token"`
 	TokenInfo
+}
+
+// TokenChange is what a revoke or a prune did: the tokens it revoked or
+// removed (a dry run: would remove), and whether that is on disk. Not
+// persisted, the change holds in the daemon's memory and the daemon
+// writes it once the state dir takes writes again; a restart before
+// that would undo it.
+type TokenChange struct {
+	Tokens    []TokenInfo `json:"tokens"`
+	Persisted bool        `json:"persisted"`
+	// Error is why it is not on disk yet; Path, the file it goes to.
+	Error string `json:"error,omitempty"`
+	Path  string `json:"path"`
 }

@@ -172,9 +172,22 @@ func (c *Client) Tokens(ctx context.Context) ([]TokenInfo, error) {
 	return out, c.do(ctx, http.MethodGet, "/v1/tokens", &out)
 }
 
-// RevokeToken ends a scoped token by its id.
-func (c *Client) RevokeToken(ctx context.Context, id string) error {
-	return c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/revoke", nil)
+// RevokeToken ends a scoped token by its id (or a prefix of six or more
+// characters that names one).
+func (c *Client) RevokeToken(ctx context.Context, id string) (*TokenChange, error) {
+	var ch TokenChange
+	return &ch, c.do(ctx, http.MethodPost, "/v1/tokens/"+url.PathEscape(id)+"/revoke", &ch)
+}
+
+// PruneTokens removes the scoped tokens that are no longer live; with
+// dryRun it only says which it would remove.
+func (c *Client) PruneTokens(ctx context.Context, dryRun bool) (*TokenChange, error) {
+	path := "/v1/tokens/prune"
+	if dryRun {
+		path += "?dry_run=1"
+	}
+	var ch TokenChange
+	return &ch, c.do(ctx, http.MethodPost, path, &ch)
 }
 
 // APIError is the daemon's refusal of a control request.
