@@ -292,17 +292,27 @@ func written(f serviceFile) bool {
 	return err == nil && bytes.Contains(b, []byte(serviceMark))
 }
 
+// fileState is how a service file stands against what install would
+// write now.
+type fileState uint8
+
+const (
+	fileNotInstalled fileState = iota
+	fileInstalled              // as install would write it now
+	fileStale                  // there, but not as install would write it now
+)
+
 // serviceFileState says whether f is installed, and as it would be
-// written now: "not installed", "installed" or "stale".
-func serviceFileState(f serviceFile) string {
+// written now.
+func serviceFileState(f serviceFile) fileState {
 	b, err := os.ReadFile(f.Path)
 	if err != nil {
-		return "not installed"
+		return fileNotInstalled
 	}
 	if _, written := madeDirs(string(b)); written != f.Content {
-		return "stale"
+		return fileStale
 	}
-	return "installed"
+	return fileInstalled
 }
 
 // ServiceCommand installs, uninstalls or reports the service.
@@ -330,7 +340,7 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 	case what == "uninstall" && !installed:
 		cmds = nil // nothing of llmkey's to disable, and another's unit is left alone
 	case what == "install" && installed:
-		changed = slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == "stale" })
+		changed = slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == fileStale })
 		cmds = reinstallCommands(runtime.GOOS, cmds, changed)
 	}
 	switch what {
@@ -338,9 +348,9 @@ func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s
 		present := false
 		for _, f := range files {
 			switch serviceFileState(f) {
-			case "not installed":
+			case fileNotInstalled:
 				fmt.Fprintf(s.Out, "%s: not installed\n", f.Path)
-			case "stale":
+			case fileStale:
 				fmt.Fprintf(s.Out, "%s: installed, but not as this llmkey would write it now (llmkey service install rewrites it)\n", f.Path)
 				present = true
 			default:

@@ -259,3 +259,31 @@ func TestUnitEscapesDollarsOnTheCommandLine(t *testing.T) {
 		}
 	}
 }
+
+// A service file is not installed, installed as install writes it now
+// (the line of directories it made does not count), or stale: there, but
+// written for another binary, other paths or another port.
+func TestServiceFileState(t *testing.T) {
+	home := t.TempDir()
+	p := state.Paths{Keyfile: home + "/keys.toml", StateDir: home + "/state", RuntimeDir: home + "/run"}
+	f := ServiceFiles("linux", home, "/usr/bin/llmkey", p, "127.0.0.1:5565")[0]
+	if got := serviceFileState(f); got != fileNotInstalled {
+		t.Errorf("no file: %v", got)
+	}
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for content, want := range map[string]fileState{
+		f.Content: fileInstalled,
+		withMade(f.Content, []string{home + "/.config"}):                fileInstalled,
+		strings.Replace(f.Content, "/usr/bin/llmkey", "/opt/llmkey", 1): fileStale,
+		"[Unit]\n": fileStale,
+	} {
+		if err := os.WriteFile(f.Path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := serviceFileState(f); got != want {
+			t.Errorf("%q: %v, want %v", content, got, want)
+		}
+	}
+}
