@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -285,5 +287,83 @@ func TestServiceFileState(t *testing.T) {
 		if got := serviceFileState(f); got != want {
 			t.Errorf("%q: %v, want %v", content, got, want)
 		}
+	}
+}
+
+// install --dry-run prints each file it would write and the commands that
+// would enable them, and writes nothing.
+func TestServiceInstallDryRunPrintsTheUnits(t *testing.T) {
+	home, p := tempUser(t)
+	s, out, errs := captured(t)
+	if err := ServiceInstallCommand(context.Background(), ServiceInstallCommandInput{Paths: p, DryRun: true}, s); err != nil {
+		t.Fatal(err)
+	}
+	here, err := serviceFilesHere(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for _, f := range here.files {
+		fmt.Fprintf(&want, "# %s\n%s\n", f.Path, f.Content)
+	}
+	for _, c := range installCommands(runtime.GOOS, here.files) {
+		want.WriteString(commandLine(c) + "\n")
+	}
+	if out.String() != want.String() || errs.Len() != 0 {
+		t.Errorf("stdout:\n%s\nwant:\n%s\nstderr: %q", out, want.String(), errs)
+	}
+	if !strings.Contains(out.String(), "Environment=LLMKEY_KEYFILE="+p.Keyfile) && runtime.GOOS == "linux" {
+		t.Errorf("the unit does not pin the keyfile:\n%s", out)
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("a dry run wrote into HOME: %v", entries)
+	}
+}
+
+// status with nothing installed says so of each file, and asks the
+// service manager nothing.
+func TestServiceStatusWithNothingInstalled(t *testing.T) {
+	_, p := tempUser(t)
+	s, out, errs := captured(t)
+	if err := ServiceStatusCommand(context.Background(), ServiceStatusCommandInput{Paths: p}, s); err != nil {
+		t.Fatal(err)
+	}
+	here, _ := serviceFilesHere(p)
+	var want strings.Builder
+	for _, f := range here.files {
+		want.WriteString(f.Path + ": not installed\n")
+	}
+	if out.String() != want.String() || errs.Len() != 0 {
+		t.Errorf("stdout:\n%s\nwant:\n%s\nstderr: %q", out, want.String(), errs)
+	}
+}
+
+// uninstall with nothing installed runs no command, removes nothing and
+// says so; its dry run lists the files it would remove, and no command.
+func TestServiceUninstallWithNothingInstalled(t *testing.T) {
+	home, p := tempUser(t)
+	s, out, errs := captured(t)
+	if err := ServiceUninstallCommand(context.Background(), ServiceUninstallCommandInput{Paths: p}, s); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 || errs.String() != "the service was not installed; nothing to remove\n" {
+		t.Errorf("stdout %q, stderr %q", out, errs)
+	}
+
+	s, out, errs = captured(t)
+	if err := ServiceUninstallCommand(context.Background(), ServiceUninstallCommandInput{Paths: p, DryRun: true}, s); err != nil {
+		t.Fatal(err)
+	}
+	here, _ := serviceFilesHere(p)
+	for _, f := range here.files {
+		if !strings.Contains(out.String(), "rm "+f.Path+"\n") {
+			t.Errorf("the dry run does not list %s:\n%s", f.Path, out)
+		}
+	}
+	if strings.Contains(out.String(), "systemctl") || strings.Contains(out.String(), "launchctl") || errs.Len() != 0 {
+		t.Errorf("a command to disable what is not installed:\n%s\nstderr: %q", out, errs)
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("uninstall made files in HOME: %v", entries)
 	}
 }
