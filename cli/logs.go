@@ -85,12 +85,20 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	if fi, err := os.Stat(path); err == nil {
 		offset = fi.Size()
 	}
+	followLog(ctx, path, offset, s.Out)
+	return nil
+}
+
+// followLog copies to w what is written to the file at path after
+// offset, and then from the start of each new file there (the log
+// rotated), until ctx ends.
+func followLog(ctx context.Context, path string, offset int64, w io.Writer) {
 	var last os.FileInfo
 	last, _ = os.Stat(path)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(200 * time.Millisecond):
 		}
 		fi, err := os.Stat(path)
@@ -108,7 +116,7 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 			continue
 		}
 		f.Seek(offset, io.SeekStart)
-		n, _ := io.Copy(s.Out, f)
+		n, _ := io.Copy(w, f)
 		f.Close()
 		offset += n
 	}
