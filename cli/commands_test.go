@@ -2,6 +2,10 @@ package cli
 
 import (
 	"bytes"
+	"encoding/json"
+	"net"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"testing"
@@ -52,4 +56,36 @@ func writeKeyfile(t *testing.T, p state.Paths, content string) {
 	if err := os.WriteFile(p.Keyfile, []byte(content), 0o600); err != nil {
 		t.Fatal(err)
 	}
+}
+
+// fakeDaemon serves the control API's answers in answers (by "METHOD
+// /path") on p's control socket, in a runtime dir of its own (short, for
+// the socket's path), and returns p pointing at it. Any other request is
+// a 404 in the API's error shape.
+func fakeDaemon(t *testing.T, p state.Paths, answers map[string]any) state.Paths {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "lk")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	p.RuntimeDir = dir
+	ln, err := net.Listen("unix", p.SocketPath())
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv := httptest.NewUnstartedServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		v, ok := answers[r.Method+" "+r.URL.Path]
+		if !ok {
+			w.WriteHeader(http.StatusNotFound)
+			json.NewEncoder(w).Encode(map[string]string{"error": "no such call: " + r.URL.Path, "hint": "upgrade"})
+			return
+		}
+		json.NewEncoder(w).Encode(v)
+	}))
+	srv.Listener.Close()
+	srv.Listener = ln
+	srv.Start()
+	t.Cleanup(srv.Close)
+	return p
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -143,5 +144,52 @@ func TestListCommandWithoutAKeyfile(t *testing.T) {
 	want := "llmkey: no keys in " + p.Keyfile + " (it does not exist yet)\nhint: add one: printf %s \"$KEY\" | llmkey add PROVIDER NAME\n"
 	if out.Len() != 0 || errs.String() != want {
 		t.Errorf("stdout %q, stderr %q", out, errs)
+	}
+}
+
+// With a daemon running on this keyfile, list shows each key's live
+// state: matched by fingerprint, or by name for a secret only the daemon
+// read (secret_cmd), whose fingerprint it then shows; a key the daemon
+// has not loaded says so. A daemon serving another keyfile lends none.
+func TestListCommandWithTheDaemon(t *testing.T) {
+	_, p := tempUser(t)
+	writeKeyfile(t, p, listKeyfile)
+	work := state.Fingerprint("sk-proj-listtestAAAAAAAAAAAAAAAAAAAA1234")
+	status := func(keyfile string) control.Status {
+		return control.Status{Running: true, Keyfile: &control.KeyfileStatus{Path: keyfile}, Providers: map[string]control.ProviderStatus{
+			"openai": {Keys: []control.KeyStatus{
+				{Name: "work", Fingerprint: work, State: "cooling", Reason: "rate limited", CooldownSeconds: 30, RequestsToday: 7, TokensToday: 700},
+				{Name: "home", Fingerprint: "f1f2f3f4", State: "ready"},
+			}},
+		}}
+	}
+	list := func(keyfile string) listOutput {
+		q := fakeDaemon(t, p, map[string]any{"GET /v1/status": status(keyfile)})
+		s, out, _ := captured(t)
+		if err := ListCommand(context.Background(), ListCommandInput{Keyfile: p.Keyfile, Paths: q, JSON: true}, s); err != nil {
+			t.Fatal(err)
+		}
+		var got listOutput
+		if err := json.Unmarshal(out.Bytes(), &got); err != nil || len(got.Keys) != 3 {
+			t.Fatalf("%v\n%s", err, out)
+		}
+		return got
+	}
+	got := list(p.Keyfile)
+	w, a, h := got.Keys[0], got.Keys[1], got.Keys[2]
+	switch {
+	case !got.Daemon.Running || got.Daemon.Keyfile != p.Keyfile:
+		t.Errorf("daemon: %+v", got.Daemon)
+	case w.State != "cooling" || w.Reason != "rate limited" || w.CooldownSeconds != 30 || w.RequestsToday != 7 || w.TokensToday != 700:
+		t.Errorf("openai/work: %+v", w)
+	case a.State != "unknown" || a.Reason != "not loaded by the daemon yet":
+		t.Errorf("anthropic/main: %+v", a)
+	case h.State != "ready" || h.Fingerprint != "f1f2f3f4":
+		t.Errorf("openai/home: %+v", h)
+	}
+
+	got = list("/elsewhere/keys.toml")
+	if w := got.Keys[0]; w.State != "unknown" || w.Reason != "the daemon serves another keyfile (/elsewhere/keys.toml)" || w.RequestsToday != 0 {
+		t.Errorf("another keyfile's daemon: %+v", w)
 	}
 }
