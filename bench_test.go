@@ -407,7 +407,7 @@ func BenchmarkHarness(b *testing.B) {
 	row("per-event delay through llmkey (p50 / p99; direct)", fmt.Sprintf("%v / %v (%v / %v)", pct(lDelay, 50).Round(time.Microsecond), pct(lDelay, 99).Round(time.Microsecond),
 		pct(dDelay, 50).Round(time.Microsecond), pct(dDelay, 99).Round(time.Microsecond)), "as sent, never batched")
 
-	// Key selection, in-process (as rotate's BenchmarkAcquire).
+	// Key selection, in-process (as rotate's BenchmarkTake).
 	for _, strategy := range rotate.Strategies() {
 		specs := make([]rotate.KeySpec, 1000)
 		for i := range specs {
@@ -416,7 +416,7 @@ func BenchmarkHarness(b *testing.B) {
 		p := rotate.NewPool("openai", wallClock{})
 		p.Update(rotate.Policy{Strategy: strategy}, specs)
 		pick := func() {
-			l, _ := p.Acquire("gpt-4o", nil)
+			l, _ := p.Take(rotate.Ask{Model: "gpt-4o"})
 			l.Done(rotate.Outcome{Class: rotate.Success}, 10)
 		}
 		// testing.Benchmark would wait for this benchmark to end: time
