@@ -407,7 +407,7 @@ func BenchmarkHarness(b *testing.B) {
 	row("per-event delay through llmkey (p50 / p99; direct)", fmt.Sprintf("%v / %v (%v / %v)", pct(lDelay, 50).Round(time.Microsecond), pct(lDelay, 99).Round(time.Microsecond),
 		pct(dDelay, 50).Round(time.Microsecond), pct(dDelay, 99).Round(time.Microsecond)), "as sent, never batched")
 
-	// Key selection, in-process (as rotate's BenchmarkAcquire).
+	// Key selection, in-process (as rotate's BenchmarkTake).
 	for _, strategy := range rotate.Strategies() {
 		specs := make([]rotate.KeySpec, 1000)
 		for i := range specs {
@@ -416,7 +416,7 @@ func BenchmarkHarness(b *testing.B) {
 		p := rotate.NewPool("openai", wallClock{})
 		p.Update(rotate.Policy{Strategy: strategy}, specs)
 		pick := func() {
-			l, _ := p.Acquire("gpt-4o", nil)
+			l, _ := p.Take(rotate.Ask{Model: "gpt-4o"})
 			l.Done(rotate.Outcome{Class: rotate.Success}, 10)
 		}
 		// testing.Benchmark would wait for this benchmark to end: time
@@ -631,7 +631,7 @@ func BenchmarkHarness(b *testing.B) {
 		// The floor under exec: a Go program that does nothing but replace
 		// itself with true, the way exec ends.
 		{"CLI start: a Go program that only execs true", []string{goProgram("exectrue", "package main\n\nimport (\n\t\"os\"\n\t\"syscall\"\n)\n\nfunc main() { syscall.Exec("+strconv.Quote(truePath)+", []string{\"true\"}, os.Environ()) }\n")}},
-		// The floor under any exec built of the brief's parts: urfave/cli/v2,
+		// The floor under any exec built of llmkey's parts: urfave/cli/v2,
 		// and net/http for one call to the daemon (cli/testdata/floor).
 		{"CLI start: urfave/cli/v2, a net/http call, exec true", []string{floor, "exec", "--socket", sock, "--", "true"}},
 		{"CLI start: the same, built without cgo and docs", []string{floorFast, "exec", "--socket", sock, "--", "true"}},
@@ -656,7 +656,7 @@ func BenchmarkHarness(b *testing.B) {
 		starts[i] = times[i][len(times[i])/2]
 	}
 	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
-	targets := []string{"", "", "exec <= hello + 2 ms", "the floor under exec", "the floor of the brief's parts",
+	targets := []string{"", "", "exec <= hello + 2 ms", "the floor under exec", "the floor of llmkey's parts",
 		"CGO_ENABLED=0 -tags urfave_cli_no_docs", "CGO_ENABLED=0 -tags urfave_cli_no_docs"}
 	for i, p := range programs {
 		measured := ms(starts[i])

@@ -99,67 +99,21 @@ func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 			return usageError("use 0 for no limit", "%s must not be negative", f.name)
 		}
 	}
-
 	// Check everything we can before the person types the secret.
-	cfg, err := state.Load(in.Keyfile)
-	switch {
-	case errors.Is(err, fs.ErrNotExist):
-		cfg = &state.Config{Path: in.Keyfile}
-	case err != nil:
-		return err
-	}
-	if state.LooksLikeSecret(in.Provider) || state.LooksLikeSecret(in.Name) {
-		return usageError("the secret is never taken from the command line: pipe it (printf %s \"$KEY\" | llmkey add PROVIDER NAME) "+
-			"or type it at the prompt; clear it from your shell history", "refusing an argument that looks like a secret; nothing added")
-	}
-	if _, ok := cfg.Provider(in.Provider); !ok {
-		hint := "built-in providers: " + strings.Join(state.BuiltinNames(), ", ") +
-			"; define others in the keyfile as [provider.NAME] with kind and base_url"
-		if s := cfg.SuggestProvider(in.Provider); s != "" {
-			hint = fmt.Sprintf("did you mean %q? %s", s, hint)
-		}
-		return fail(hint, "unknown provider %q", in.Provider)
-	}
-	if in.Name == "" {
-		in.Name = freeName(cfg, in.Provider)
-	}
-	if !state.ValidName(in.Name) {
-		return usageError("use letters, digits, '.', '-' and '_' (at most 64)", "invalid key name %q", in.Name)
-	}
-	ref := in.Provider + "/" + in.Name
-	if i := cfg.Find(in.Provider, in.Name); i >= 0 {
-		return &state.DuplicateError{Ref: ref, Path: in.Keyfile, Line: cfg.KeyLine(i)}
-	}
-
-	secret, err := readSecret(s.In, s.Err, fmt.Sprintf("secret for %s (input hidden): ", ref))
+	cfg, err := addTarget(&in)
 	if err != nil {
 		return err
 	}
-	switch {
-	case secret == "" && isTerminal(s.In):
-		return fail("paste the key at the prompt", "no secret typed; nothing added")
-	case secret == "":
-		return fail(`pipe the key in (printf %s "$KEY" | llmkey add `+in.Provider+" "+in.Name+
-			"), or run the command in a terminal to type it", "no secret on standard input; nothing added")
-	case strings.ContainsFunc(secret, func(r rune) bool { return r <= ' ' || r == 0x7f }):
-		return fail("give one key exactly as the provider issued it", "the secret contains spaces or control characters; nothing added")
-	}
 	prov, _ := cfg.Provider(in.Provider)
-	if problem, hint := state.SecretProblem(in.Provider, prov.Kind, secret); problem != "" && !in.Force {
-		return usageError(hint, "%s; nothing added", problem)
+	secret, err := readNewSecret(s, in, prov.Kind)
+	if err != nil {
+		return err
 	}
-
 	k := state.Key{Provider: in.Provider, Name: in.Name, Secret: secret, RPM: in.RPM, TPM: in.TPM,
 		MaxConcurrent: in.MaxConcurrent, RPD: in.RPD, TPD: in.TPD, Weight: in.Weight, Models: in.Models, Tags: in.Tags, Group: in.Group}
 	if in.Check {
-		v := checkKey(ctx, prov, k)
-		switch v.Result {
-		case "valid":
-		case "invalid":
-			return &Error{Err: fmt.Errorf("%s refused the key (%s); nothing added", in.Provider, v.Detail),
-				Hint: "check that it is the whole key, and not revoked", Code: ExitKeyInvalid}
-		default:
-			s.info("warning: the check said %s (%s); adding it all the same", v.Result, v.Detail)
+		if err := checkBeforeAdding(ctx, prov, k, s); err != nil {
+			return err
 		}
 	}
 	if in.Keychain {
@@ -178,8 +132,83 @@ func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 	if in.JSON {
 		json.NewEncoder(s.Out).Encode(map[string]any{"provider": in.Provider, "name": in.Name, "line": line, "keyfile": in.Keyfile})
 	}
+	ref := in.Provider + "/" + in.Name
 	s.done("added %s (%s) to %s:%d", ref, state.Mask(secret), in.Keyfile, line)
 	fmt.Fprintf(s.Err, "next: llmkey test %s, then llmkey exec -- TOOL\n", ref)
+	return nil
+}
+
+// addTarget is the keyfile the key goes to (an empty one if there is
+// none yet), with in.Name picked when it was not given: it refuses an
+// argument that looks like a secret, an unknown provider, a bad name
+// and one already taken.
+func addTarget(in *AddCommandInput) (*state.Config, error) {
+	cfg, err := state.Load(in.Keyfile)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		cfg = &state.Config{Path: in.Keyfile}
+	case err != nil:
+		return nil, err
+	}
+	if state.LooksLikeSecret(in.Provider) || state.LooksLikeSecret(in.Name) {
+		return nil, usageError("the secret is never taken from the command line: pipe it (printf %s \"$KEY\" | llmkey add PROVIDER NAME) "+
+			"or type it at the prompt; clear it from your shell history", "refusing an argument that looks like a secret; nothing added")
+	}
+	if _, ok := cfg.Provider(in.Provider); !ok {
+		hint := "built-in providers: " + strings.Join(state.BuiltinNames(), ", ") +
+			"; define others in the keyfile as [provider.NAME] with kind and base_url"
+		if s := cfg.SuggestProvider(in.Provider); s != "" {
+			hint = fmt.Sprintf("did you mean %q? %s", s, hint)
+		}
+		return nil, fail(hint, "unknown provider %q", in.Provider)
+	}
+	if in.Name == "" {
+		in.Name = freeName(cfg, in.Provider)
+	}
+	if !state.ValidName(in.Name) {
+		return nil, usageError("use letters, digits, '.', '-' and '_' (at most 64)", "invalid key name %q", in.Name)
+	}
+	if i := cfg.Find(in.Provider, in.Name); i >= 0 {
+		return nil, &state.DuplicateError{Ref: in.Provider + "/" + in.Name, Path: in.Keyfile, Line: cfg.KeyLine(i)}
+	}
+	return cfg, nil
+}
+
+// readNewSecret reads the key's secret from s.In, and refuses none, one
+// with spaces or control characters, and (without --force) one that does
+// not look like a key of the provider's kind.
+func readNewSecret(s Streams, in AddCommandInput, kind state.Kind) (string, error) {
+	secret, err := readSecret(s.In, s.Err, fmt.Sprintf("secret for %s/%s (input hidden): ", in.Provider, in.Name))
+	if err != nil {
+		return "", err
+	}
+	switch {
+	case secret == "" && isTerminal(s.In):
+		return "", fail("paste the key at the prompt", "no secret typed; nothing added")
+	case secret == "":
+		return "", fail(`pipe the key in (printf %s "$KEY" | llmkey add `+in.Provider+" "+in.Name+
+			"), or run the command in a terminal to type it", "no secret on standard input; nothing added")
+	case strings.ContainsFunc(secret, func(r rune) bool { return r <= ' ' || r == 0x7f }):
+		return "", fail("give one key exactly as the provider issued it", "the secret contains spaces or control characters; nothing added")
+	}
+	if problem, hint := state.SecretProblem(in.Provider, kind, secret); problem != "" && !in.Force {
+		return "", usageError(hint, "%s; nothing added", problem)
+	}
+	return secret, nil
+}
+
+// checkBeforeAdding makes one call with k, and refuses it when the
+// provider does; any other verdict is only said.
+func checkBeforeAdding(ctx context.Context, prov state.Provider, k state.Key, s Streams) error {
+	v := checkKey(ctx, prov, k)
+	switch v.Result {
+	case "valid":
+	case "invalid":
+		return &Error{Err: fmt.Errorf("%s refused the key (%s); nothing added", k.Provider, v.Detail),
+			Hint: "check that it is the whole key, and not revoked", Code: ExitKeyInvalid}
+	default:
+		s.info("warning: the check said %s (%s); adding it all the same", v.Result, v.Detail)
+	}
 	return nil
 }
 

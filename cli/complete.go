@@ -106,42 +106,17 @@ func Complete(app *ucli.App, words []string) []string {
 		words = []string{""}
 	}
 	cur, before := words[len(words)-1], words[:len(words)-1]
-	keyfile := ""
-	var cmd *ucli.Command
-	flags := app.Flags
-	nargs := 0
-	for i := 0; i < len(before); i++ {
-		w := before[i]
-		if w == "--" {
-			if cmd != nil && (cmd.Name == "exec") {
-				return []string{completeFiles} // the command to run
-			}
-			continue
-		}
-		if strings.HasPrefix(w, "-") && w != "-" {
-			name, value, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
-			if takesValue(flags, "--"+name) && !hasValue && i+1 < len(before) {
-				i++
-				value = before[i]
-			}
-			if name == "keyfile" {
-				keyfile = value
-			}
-			continue
-		}
-		if cmd == nil {
-			if cmd = app.Command(w); cmd == nil {
-				return nil
-			}
-			flags = append(append([]ucli.Flag{}, cmd.Flags...), app.Flags...)
-			continue
-		}
-		nargs++
+	l, ok := readWords(app, before)
+	switch {
+	case !ok:
+		return nil
+	case l.command:
+		return []string{completeFiles}
 	}
-	cfg := completionConfig(keyfile)
+	cfg := completionConfig(l.keyfile)
 
 	// The value of an option: "--by <TAB>", "--by=mo<TAB>".
-	if n := len(before); n > 0 && strings.HasPrefix(before[n-1], "--") && !strings.Contains(before[n-1], "=") && takesValue(flags, before[n-1]) {
+	if n := len(before); n > 0 && strings.HasPrefix(before[n-1], "--") && !strings.Contains(before[n-1], "=") && takesValue(l.flags, before[n-1]) {
 		return optionValues(strings.TrimLeft(before[n-1], "-"), cur, "", cfg)
 	}
 	if strings.HasPrefix(cur, "--") && strings.Contains(cur, "=") {
@@ -150,9 +125,9 @@ func Complete(app *ucli.App, words []string) []string {
 	}
 	if strings.HasPrefix(cur, "-") {
 		var out []string
-		for _, f := range flags {
+		for _, f := range l.flags {
 			for _, n := range f.Names() {
-				if len(n) > 1 && (cmd == nil || n != "version") {
+				if len(n) > 1 && (l.cmd == nil || n != "version") {
 					out = append(out, "--"+n)
 				}
 			}
@@ -160,20 +135,71 @@ func Complete(app *ucli.App, words []string) []string {
 		out = append(out, "--help")
 		return withPrefix(out, cur)
 	}
-	if cmd == nil {
+	return arguments(app, l, cur, cfg)
+}
+
+// completedWords is what the words before the cursor say.
+type completedWords struct {
+	cmd     *ucli.Command // nil: no command yet
+	flags   []ucli.Flag   // the command's options and the global ones
+	keyfile string        // --keyfile's value, if given
+	nargs   int           // the command's arguments
+	command bool          // after exec's "--": the command to run
+}
+
+// readWords reads the words before the cursor; not ok when they name a
+// command llmkey does not have.
+func readWords(app *ucli.App, before []string) (l completedWords, ok bool) {
+	l.flags = app.Flags
+	for i := 0; i < len(before); i++ {
+		w := before[i]
+		if w == "--" {
+			if l.cmd != nil && (l.cmd.Name == "exec") {
+				l.command = true
+				return l, true
+			}
+			continue
+		}
+		if strings.HasPrefix(w, "-") && w != "-" {
+			name, value, hasValue := strings.Cut(strings.TrimLeft(w, "-"), "=")
+			if takesValue(l.flags, "--"+name) && !hasValue && i+1 < len(before) {
+				i++
+				value = before[i]
+			}
+			if name == "keyfile" {
+				l.keyfile = value
+			}
+			continue
+		}
+		if l.cmd == nil {
+			if l.cmd = app.Command(w); l.cmd == nil {
+				return l, false
+			}
+			l.flags = append(append([]ucli.Flag{}, l.cmd.Flags...), app.Flags...)
+			continue
+		}
+		l.nargs++
+	}
+	return l, true
+}
+
+// arguments completes a word that is not an option: a command's name, or
+// its first argument.
+func arguments(app *ucli.App, l completedWords, cur string, cfg *state.Config) []string {
+	if l.cmd == nil {
 		var out []string
 		for _, c := range app.VisibleCommands() {
 			out = append(out, c.Name)
 		}
 		return withPrefix(out, cur)
 	}
-	if cmd.Name == "help" && nargs == 0 {
+	if l.cmd.Name == "help" && l.nargs == 0 {
 		return Complete(app, []string{cur})
 	}
-	if cmd.Name == "exec" {
+	if l.cmd.Name == "exec" {
 		return []string{completeFiles}
 	}
-	if fn, ok := positional[cmd.Name]; ok && nargs == 0 {
+	if fn, ok := positional[l.cmd.Name]; ok && l.nargs == 0 {
 		return withPrefix(fn(cfg), cur)
 	}
 	return nil

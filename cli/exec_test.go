@@ -2,7 +2,11 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
+	"errors"
+	"io/fs"
+	"os"
 	"slices"
 	"strings"
 	"testing"
@@ -102,5 +106,73 @@ func TestEnvOutput(t *testing.T) {
 	}
 	if v, ok := obj["ANTHROPIC_AUTH_TOKEN"]; !ok || v != nil || *obj["OPENAI_API_KEY"] != "llmk-local-x" {
 		t.Errorf("json: %s", b.String())
+	}
+}
+
+// exec --no-start with no daemon fails with exit 3 and runs nothing (the
+// test process is still here); a command that is not there, or not
+// runnable, fails with 127 or 126 before any daemon is asked or started.
+func TestExecCommandWithoutTheDaemon(t *testing.T) {
+	_, p := tempUser(t)
+	s, out, errs := captured(t)
+	err := ExecCommand(context.Background(), ExecCommandInput{Paths: p, NoStart: true, Command: []string{"sh", "-c", "exit 0"}}, s)
+	if ExitCode(err) != ExitNotRunning || !errors.Is(err, control.ErrNotRunning) || err.(hinter).HintText() != "start it: llmkey start" {
+		t.Errorf("--no-start, no daemon: %v (exit %d)", err, ExitCode(err))
+	}
+	if out.Len() != 0 || errs.Len() != 0 {
+		t.Errorf("stdout %q, stderr %q", out, errs)
+	}
+	for _, tc := range []struct {
+		argv []string
+		code int
+	}{
+		{[]string{"llmkey-test-no-such-command"}, ExitCommandNotFound},
+		{[]string{t.TempDir()}, ExitCommandCannotRun},
+	} {
+		err := ExecCommand(context.Background(), ExecCommandInput{Paths: p, Command: tc.argv}, s)
+		if ExitCode(err) != tc.code {
+			t.Errorf("%q: %v (exit %d), want exit %d", tc.argv, err, ExitCode(err), tc.code)
+		}
+	}
+	if _, err := os.Stat(p.RuntimeDir); !errors.Is(err, fs.ErrNotExist) {
+		t.Errorf("a daemon was started for a command that cannot run: %v", err)
+	}
+}
+
+// env asks the running daemon for the proxy and the token, prints the
+// variables, and passes on the daemon's warnings; a daemon of another
+// version is said, with how to restart it, and one that serves another
+// keyfile is refused.
+func TestEnvCommandAgainstADaemon(t *testing.T) {
+	_, p := tempUser(t)
+	e := control.Env{ProxyURL: "http://127.0.0.1:5565", Token: "llmk-local-test", Providers: []string{"openai"}, Version: Version,
+		Keyfile: p.Keyfile, Problems: []string{"codex's config points at another port"}}
+	env := func(e control.Env) (string, string, error) {
+		q := fakeDaemon(t, p, map[string]any{"GET /v1/env": e})
+		s, out, errs := captured(t)
+		err := EnvCommand(context.Background(), EnvCommandInput{Paths: q, NoStart: true, Shell: "sh"}, s)
+		return out.String(), errs.String(), err
+	}
+	out, errs, err := env(e)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, want := range []string{"export OPENAI_API_KEY='llmk-local-test'\n", "export OPENAI_BASE_URL='http://127.0.0.1:5565/openai'\n", "export LLMKEY_URL='http://127.0.0.1:5565'\n"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("no %q in\n%s", want, out)
+		}
+	}
+	if errs != "llmkey: warning: codex's config points at another port\n" {
+		t.Errorf("stderr: %q", errs)
+	}
+
+	e.Version, e.Problems = "0.0.1-older", nil
+	if _, errs, err = env(e); err != nil || errs != "llmkey: warning: the daemon runs version 0.0.1-older, this is "+Version+"\nhint: restart it to use this version: llmkey restart\n" {
+		t.Errorf("another version: %v, stderr %q", err, errs)
+	}
+
+	e.Version, e.Keyfile = Version, "/elsewhere/keys.toml"
+	if out, _, err = env(e); err == nil || !strings.Contains(err.Error(), "serves the keyfile /elsewhere/keys.toml") || out != "" {
+		t.Errorf("another keyfile: %v, stdout %q", err, out)
 	}
 }

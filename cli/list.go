@@ -93,22 +93,8 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 	}
 	invalid := err
 	out := listOutput{Keyfile: in.Keyfile, Keys: []listedKey{}}
-	// Live state comes from a running daemon; list never starts one.
-	live, liveByRef := map[string]control.KeyStatus{}, map[string]control.KeyStatus{}
-	other := false // the daemon serves another keyfile: its state is not these keys'
-	if st, err := control.NewClient(in.Paths).Status(ctx); err == nil && st.Running {
-		out.Daemon.Running = true
-		if st.Keyfile != nil {
-			out.Daemon.Keyfile = st.Keyfile.Path
-			other = !samePath(st.Keyfile.Path, in.Keyfile)
-		}
-		for p, ps := range st.Providers {
-			for _, k := range ps.Keys {
-				live[p+"/"+k.Name+"@"+k.Fingerprint] = k
-				liveByRef[p+"/"+k.Name] = k
-			}
-		}
-	}
+	var live liveKeys
+	out.Daemon, live = liveState(ctx, in)
 	// Without the daemon, today's counts come from the usage files.
 	var today map[state.UsageKey]state.Counts
 	if !out.Daemon.Running {
@@ -118,46 +104,7 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 	}
 	if cfg != nil {
 		for _, k := range cfg.Keys {
-			models := k.Models
-			if models == nil {
-				models = []string{}
-			}
-			masked, fp := state.Mask(k.Secret), state.Fingerprint(k.Secret)
-			switch {
-			case k.Keychain:
-				masked, fp = "(keychain)", ""
-			case len(k.SecretCmd) > 0:
-				masked, fp = "(secret_cmd)", ""
-			}
-			lk := listedKey{
-				Provider: k.Provider, Name: k.Name, MaskedSecret: masked, Fingerprint: fp,
-				State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
-				RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
-				Organization: k.Organization, Project: k.Project, Group: k.Group, Tags: append([]string{}, k.Tags...), SecretCmd: k.SecretCmd, Keychain: k.Keychain, limits: limits(k),
-			}
-			if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
-				lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())
-			}
-			if out.Daemon.Running && other {
-				lk.Reason = "the daemon serves another keyfile (" + out.Daemon.Keyfile + ")"
-			} else if out.Daemon.Running {
-				lk.State, lk.Reason = "unknown", "not loaded by the daemon yet"
-				ks, ok := live[k.Ref()+"@"+lk.Fingerprint]
-				if fp == "" { // the daemon read the secret; this command did not
-					ks, ok = liveByRef[k.Ref()]
-				}
-				if ok {
-					if lk.Fingerprint == "" {
-						lk.Fingerprint = ks.Fingerprint
-					}
-					lk.State, lk.Reason, lk.CooldownSeconds, lk.Until = ks.State, ks.Reason, ks.CooldownSeconds, ks.Until
-					lk.InFlight, lk.RequestsToday, lk.TokensToday, lk.RecentFailures = ks.InFlight, ks.RequestsToday, ks.TokensToday, ks.Failures
-				}
-			}
-			if _, ok := cfg.Provider(k.Provider); !ok {
-				lk.State, lk.Reason = "invalid", fmt.Sprintf("unknown provider %q: fix the keyfile", k.Provider)
-			}
-			out.Keys = append(out.Keys, lk)
+			out.Keys = append(out.Keys, listKey(cfg, k, today, out.Daemon, live))
 		}
 	}
 
@@ -175,9 +122,104 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 		io.WriteString(s.Err, "hint: add one: printf %s \"$KEY\" | llmkey add PROVIDER NAME\n")
 		return nil
 	}
-	// One word per cell but the last, so that awk sees the columns; REQS
-	// and TOKENS are today's. A narrow terminal loses LIMITS first (see
-	// --wide), then cuts REASON, NAME and LIMITS.
+	if err := printListed(s, out.Keys); err != nil {
+		return err
+	}
+	return invalid // the keyfile's own error, with its line and hint
+}
+
+// liveKeys are the keys a running daemon serves, by
+// PROVIDER/NAME@FINGERPRINT and by PROVIDER/NAME (for a secret this
+// command does not read: keychain, secret_cmd).
+type liveKeys struct {
+	byFingerprint, byRef map[string]control.KeyStatus
+	// other: the daemon serves another keyfile, so its state is not
+	// these keys'.
+	other bool
+}
+
+// liveState asks a running daemon for its keys' state; list never starts
+// one.
+func liveState(ctx context.Context, in ListCommandInput) (daemonBrief, liveKeys) {
+	var d daemonBrief
+	live := liveKeys{byFingerprint: map[string]control.KeyStatus{}, byRef: map[string]control.KeyStatus{}}
+	st, err := control.NewClient(in.Paths).Status(ctx)
+	if err != nil || !st.Running {
+		return d, live
+	}
+	d.Running = true
+	if st.Keyfile != nil {
+		d.Keyfile = st.Keyfile.Path
+		live.other = !samePath(st.Keyfile.Path, in.Keyfile)
+	}
+	for p, ps := range st.Providers {
+		for _, k := range ps.Keys {
+			live.byFingerprint[p+"/"+k.Name+"@"+k.Fingerprint] = k
+			live.byRef[p+"/"+k.Name] = k
+		}
+	}
+	return d, live
+}
+
+// listKey is k as list shows it: from the keyfile, with today's counts
+// from the usage files, or the daemon's live state when it runs.
+func listKey(cfg *state.Config, k state.Key, today map[state.UsageKey]state.Counts, d daemonBrief, live liveKeys) listedKey {
+	models := k.Models
+	if models == nil {
+		models = []string{}
+	}
+	masked, fp := state.Mask(k.Secret), state.Fingerprint(k.Secret)
+	switch {
+	case k.Keychain:
+		masked, fp = "(keychain)", ""
+	case len(k.SecretCmd) > 0:
+		masked, fp = "(secret_cmd)", ""
+	}
+	lk := listedKey{
+		Provider: k.Provider, Name: k.Name, MaskedSecret: masked, Fingerprint: fp,
+		State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
+		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
+		Organization: k.Organization, Project: k.Project, Group: k.Group, Tags: append([]string{}, k.Tags...), SecretCmd: k.SecretCmd, Keychain: k.Keychain, limits: limits(k),
+	}
+	if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
+		lk.RequestsToday, lk.TokensToday = int(c.Requests), int(c.Tokens())
+	}
+	switch {
+	case d.Running && live.other:
+		lk.Reason = "the daemon serves another keyfile (" + d.Keyfile + ")"
+	case d.Running:
+		live.apply(&lk, k.Ref())
+	}
+	if _, ok := cfg.Provider(k.Provider); !ok {
+		lk.State, lk.Reason = "invalid", fmt.Sprintf("unknown provider %q: fix the keyfile", k.Provider)
+	}
+	return lk
+}
+
+// apply sets lk's state from the daemon's key ref, matched by its
+// fingerprint, or by its name alone where this command did not read the
+// secret (the daemon did).
+func (live liveKeys) apply(lk *listedKey, ref string) {
+	lk.State, lk.Reason = "unknown", "not loaded by the daemon yet"
+	ks, ok := live.byFingerprint[ref+"@"+lk.Fingerprint]
+	if lk.Fingerprint == "" {
+		ks, ok = live.byRef[ref]
+	}
+	if !ok {
+		return
+	}
+	if lk.Fingerprint == "" {
+		lk.Fingerprint = ks.Fingerprint
+	}
+	lk.State, lk.Reason, lk.CooldownSeconds, lk.Until = ks.State, ks.Reason, ks.CooldownSeconds, ks.Until
+	lk.InFlight, lk.RequestsToday, lk.TokensToday, lk.RecentFailures = ks.InFlight, ks.RequestsToday, ks.TokensToday, ks.Failures
+}
+
+// printListed prints the keys' table. One word per cell but the last, so
+// that awk sees the columns; REQS and TOKENS are today's. A narrow
+// terminal loses LIMITS first (see --wide), then cuts REASON, NAME and
+// LIMITS.
+func printListed(s Streams, keys []listedKey) error {
 	t := &table{
 		head:     []string{"PROVIDER", "NAME", "SECRET", "STATE", "WAIT", "REQS", "TOKENS", "LIMITS", "REASON"},
 		right:    map[int]bool{4: true, 5: true, 6: true},
@@ -192,16 +234,13 @@ func ListCommand(ctx context.Context, in ListCommandInput, s Streams) error {
 	}
 	// The table groups by provider, in keyfile order within each: add
 	// appends, so the file may interleave them. --json keeps file order.
-	rows := slices.Clone(out.Keys)
+	rows := slices.Clone(keys)
 	slices.SortStableFunc(rows, func(a, b listedKey) int { return strings.Compare(a.Provider, b.Provider) })
 	for _, k := range rows {
 		t.add(k.Provider, termSafe(k.Name), k.MaskedSecret, k.State, wait(k.CooldownSeconds),
 			strconv.Itoa(k.RequestsToday), strconv.Itoa(k.TokensToday), k.limits, termSafe(k.Reason))
 	}
-	if err := t.print(s.Out, s.Look); err != nil {
-		return err
-	}
-	return invalid // the keyfile's own error, with its line and hint
+	return t.print(s.Out, s.Look)
 }
 
 // wait is how long a state lasts, for a table: "4m58s", or "-".

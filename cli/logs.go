@@ -67,7 +67,7 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !in.Follow {
 		hint := "the daemon writes it once it runs: llmkey start"
-		if here, serr := serviceFilesHere(in.Paths); serr == nil && runtime.GOOS != "darwin" && serviceFileState(here.files[0]) != "not installed" {
+		if here, serr := serviceFilesHere(in.Paths); serr == nil && runtime.GOOS != "darwin" && serviceFileState(here.files[0]) != fileNotInstalled {
 			hint = "the service's daemon logs to systemd's journal: journalctl --user-unit llmkey.service"
 		}
 		return fail(hint, "no daemon log at %s yet", path)
@@ -85,12 +85,20 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	if fi, err := os.Stat(path); err == nil {
 		offset = fi.Size()
 	}
+	followLog(ctx, path, offset, s.Out)
+	return nil
+}
+
+// followLog copies to w what is written to the file at path after
+// offset, and then from the start of each new file there (the log
+// rotated), until ctx ends.
+func followLog(ctx context.Context, path string, offset int64, w io.Writer) {
 	var last os.FileInfo
 	last, _ = os.Stat(path)
 	for {
 		select {
 		case <-ctx.Done():
-			return nil
+			return
 		case <-time.After(200 * time.Millisecond):
 		}
 		fi, err := os.Stat(path)
@@ -108,7 +116,7 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 			continue
 		}
 		f.Seek(offset, io.SeekStart)
-		n, _ := io.Copy(s.Out, f)
+		n, _ := io.Copy(w, f)
 		f.Close()
 		offset += n
 	}

@@ -66,53 +66,10 @@ kind     = "openai"        # its wire format: openai, anthropic or gemini
 base_url = "http://127.0.0.1:8000/v1"
 `
 
+// manSections are the man page's sections after the commands.
 func manSections() []man.Section {
-	var providers []string
-	for _, n := range state.BuiltinNames() {
-		p, _ := state.Builtin(n)
-		providers = append(providers, fmt.Sprintf("%s (%s, %s)", n, p.Kind, p.BaseURL))
-	}
-	var exits []man.Block
-	for _, e := range ExitCodeDoc {
-		exits = append(exits, man.Block{Tag: strconv.Itoa(e.Code), Text: capitalizeFirst(e.Meaning) + "."})
-	}
-	exits = append(exits, man.Block{Text: "Errors are printed to standard error as 'llmkey: message', followed by a 'hint:' line saying how to fix them."})
-
 	return []man.Section{
-		{Title: "Keyfile", Blocks: []man.Block{
-			{Text: "A TOML file with one [[key]] table per key. Built-in providers need no other table."},
-			{Pre: ExampleKeyfile},
-			{Tag: "[[key]]", Text: "provider and name (unique per provider; letters, digits, '.', '-', '_') are required, and the secret from " +
-				"exactly one of secret, secret_cmd (a command's output: [\"pass\", \"show\", \"openai/work\"]) or keychain = true. " +
-				"Optional: rpm, tpm, max_concurrent, rpd, tpd (0 or absent: no limit; rpd and tpd per UTC day), weight (for the weighted strategy), " +
-				"models (names or globs this key may serve), tags (selections for exec --tag), organization and project (sent with this key only), " +
-				"group (keys that share one organisation's quota: an organisation-wide rate limit on one cools them all, and a spent quota parks them all). " +
-				"All of its fields: " + strings.Join(state.FieldNames("key"), ", ") + "."},
-			{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DaemonDefault("listen") + "; \"127.0.0.1:0\" picks a free port), " +
-				"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy), " +
-				"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default " + state.DaemonDefault("client_timeout") + "), " +
-				"max_buffered_mb (request bodies in memory, all together; default " + state.DaemonDefault("max_buffered_mb") + ": beyond it, 429 overloaded), " +
-				"pace_below (a key whose rate-limit headers say less than this share of a limit is left gets requests only when no other key can take them, until the limit resets; default " + state.DaemonDefault("pace_below") + ", 0: off). " +
-				"All of its settings: " + strings.Join(state.FieldNames("daemon"), ", ") + "."},
-			{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +
-				fmt.Sprintf("max_attempts %d, max_body_mb %d, max_in_flight %d, durations %d days); a larger one is an error that names the line.",
-					state.MaxAttemptsLimit, state.MaxBodyMBLimit, state.MaxInFlightLimit, state.MaxDuration/(24*time.Hour))},
-			{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy, timeouts) or defines a new one, which needs " +
-				"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base. " +
-				"fallback = [\"openrouter\"] names providers of the same kind that serve a request no key of this one can, in order, once the request waited primary_wait (default " + state.FormatDuration(state.DefaultPrimaryWait) + ") for a key of its own; " +
-				"fallback_models = { \"gpt-4o\" = \"openai/gpt-4o\" } renames models for them. A conversation whose state is stored with a key never falls over. " +
-				"demote_to_stream = true (anthropic kind) sends non-streaming requests upstream as streams and answers the one JSON message they add up to, so that a long answer cannot meet a header timeout. " +
-				"Its fields: " + strings.Join(state.FieldNames("provider"), ", ") + "."},
-			{Tag: "[group.NAME]", Text: "Limits that the keys with group = NAME are held to together (per provider), as an organisation's limits hold all of its keys: " +
-				strings.Join(state.FieldNames("group"), ", ") + ". A group without a table still cools together on an organisation-wide limit."},
-			{Tag: "[pricing.\"MODEL\"]", Text: "Dollars per million tokens for a model or a pattern (\"gpt-4o-*\"), over the built-in prices (of " +
-				state.BuiltinPricesAsOf + "): " + strings.Join(state.FieldNames("pricing"), ", ") + "."},
-			{Text: "Built-in providers: " + strings.Join(providers, "; ") + "."},
-			{Text: "Unknown fields, unknown providers, duplicate names, empty secrets and bad values are errors that name " +
-				"the line. The keyfile must be readable by its owner only (chmod 600), as ssh requires of private keys. " +
-				"add and rm change only the block they add or remove: comments, order and formatting of everything else " +
-				"are kept byte for byte."},
-		}},
+		{Title: "Keyfile", Blocks: keyfileBlocks()},
 		{Title: "Proxy errors", Blocks: proxyErrors()},
 		{Title: "Files", Blocks: []man.Block{
 			{Tag: "$XDG_CONFIG_HOME/llmkey/keys.toml", Text: "The keyfile (default ~/.config/llmkey/keys.toml), created 0600 in a 0700 directory."},
@@ -125,8 +82,61 @@ func manSections() []man.Section {
 			{Tag: "LLMKEY_RUNTIME_DIR", Text: "The runtime directory."},
 			{Tag: "XDG_CONFIG_HOME, XDG_STATE_HOME, XDG_RUNTIME_DIR, XDG_CACHE_HOME, HOME", Text: "Used for the defaults above."},
 		}},
-		{Title: "Exit status", Blocks: exits},
+		{Title: "Exit status", Blocks: exitStatus()},
 		{Title: "Examples", Blocks: []man.Block{{Pre: allExamples()}}},
+	}
+}
+
+// exitStatus lists the exit codes, from the table main maps errors by.
+func exitStatus() []man.Block {
+	var exits []man.Block
+	for _, e := range ExitCodeDoc {
+		exits = append(exits, man.Block{Tag: strconv.Itoa(e.Code), Text: capitalizeFirst(e.Meaning) + "."})
+	}
+	return append(exits, man.Block{Text: "Errors are printed to standard error as 'llmkey: message', followed by a 'hint:' line saying how to fix them."})
+}
+
+// keyfileBlocks describe the keyfile; the fields they list come from the
+// schema.
+func keyfileBlocks() []man.Block {
+	var providers []string
+	for _, n := range state.BuiltinNames() {
+		p, _ := state.Builtin(n)
+		providers = append(providers, fmt.Sprintf("%s (%s, %s)", n, p.Kind, p.BaseURL))
+	}
+	return []man.Block{
+		{Text: "A TOML file with one [[key]] table per key. Built-in providers need no other table."},
+		{Pre: ExampleKeyfile},
+		{Tag: "[[key]]", Text: "provider and name (unique per provider; letters, digits, '.', '-', '_') are required, and the secret from " +
+			"exactly one of secret, secret_cmd (a command's output: [\"pass\", \"show\", \"openai/work\"]) or keychain = true. " +
+			"Optional: rpm, tpm, max_concurrent, rpd, tpd (0 or absent: no limit; rpd and tpd per UTC day), weight (for the weighted strategy), " +
+			"models (names or globs this key may serve), tags (selections for exec --tag), organization and project (sent with this key only), " +
+			"group (keys that share one organisation's quota: an organisation-wide rate limit on one cools them all, and a spent quota parks them all). " +
+			"All of its fields: " + strings.Join(state.FieldNames("key"), ", ") + "."},
+		{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DaemonDefault("listen") + "; \"127.0.0.1:0\" picks a free port), " +
+			"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy), " +
+			"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default " + state.DaemonDefault("client_timeout") + "), " +
+			"max_buffered_mb (request bodies in memory, all together; default " + state.DaemonDefault("max_buffered_mb") + ": beyond it, 429 overloaded), " +
+			"pace_below (a key whose rate-limit headers say less than this share of a limit is left gets requests only when no other key can take them, until the limit resets; default " + state.DaemonDefault("pace_below") + ", 0: off). " +
+			"All of its settings: " + strings.Join(state.FieldNames("daemon"), ", ") + "."},
+		{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +
+			fmt.Sprintf("max_attempts %d, max_body_mb %d, max_in_flight %d, durations %d days); a larger one is an error that names the line.",
+				state.MaxAttemptsLimit, state.MaxBodyMBLimit, state.MaxInFlightLimit, state.MaxDuration/(24*time.Hour))},
+		{Tag: "[provider.NAME]", Text: "Overrides a built-in provider (base_url, strategy, timeouts) or defines a new one, which needs " +
+			"kind (openai, anthropic or gemini) and base_url: the URL that provider's SDK would use as its base. " +
+			"fallback = [\"openrouter\"] names providers of the same kind that serve a request no key of this one can, in order, once the request waited primary_wait (default " + state.FormatDuration(state.DefaultPrimaryWait) + ") for a key of its own; " +
+			"fallback_models = { \"gpt-4o\" = \"openai/gpt-4o\" } renames models for them. A conversation whose state is stored with a key never falls over. " +
+			"demote_to_stream = true (anthropic kind) sends non-streaming requests upstream as streams and answers the one JSON message they add up to, so that a long answer cannot meet a header timeout. " +
+			"Its fields: " + strings.Join(state.FieldNames("provider"), ", ") + "."},
+		{Tag: "[group.NAME]", Text: "Limits that the keys with group = NAME are held to together (per provider), as an organisation's limits hold all of its keys: " +
+			strings.Join(state.FieldNames("group"), ", ") + ". A group without a table still cools together on an organisation-wide limit."},
+		{Tag: "[pricing.\"MODEL\"]", Text: "Dollars per million tokens for a model or a pattern (\"gpt-4o-*\"), over the built-in prices (of " +
+			state.BuiltinPricesAsOf + "): " + strings.Join(state.FieldNames("pricing"), ", ") + "."},
+		{Text: "Built-in providers: " + strings.Join(providers, "; ") + "."},
+		{Text: "Unknown fields, unknown providers, duplicate names, empty secrets and bad values are errors that name " +
+			"the line. The keyfile must be readable by its owner only (chmod 600), as ssh requires of private keys. " +
+			"add and rm change only the block they add or remove: comments, order and formatting of everything else " +
+			"are kept byte for byte."},
 	}
 }
 

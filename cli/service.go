@@ -6,6 +6,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"fmt"
+	"io"
 	"io/fs"
 	"net"
 	"os"
@@ -188,6 +189,25 @@ func systemdQuote(s string) string {
 	return `"` + strings.NewReplacer(`\`, `\\`, `"`, `\"`).Replace(s) + `"`
 }
 
+// ServiceInstallCommandInput is what "llmkey service install" was asked
+// to do.
+type ServiceInstallCommandInput struct {
+	Paths  state.Paths
+	DryRun bool // print the files and commands, change nothing
+}
+
+// ServiceUninstallCommandInput is what "llmkey service uninstall" was
+// asked to do.
+type ServiceUninstallCommandInput struct {
+	Paths  state.Paths
+	DryRun bool // print the commands and the files to remove, change nothing
+}
+
+// ServiceStatusCommandInput is what "llmkey service status" was asked.
+type ServiceStatusCommandInput struct {
+	Paths state.Paths
+}
+
 func ConfigureServiceCommand(app *ucli.App) {
 	dry := &ucli.BoolFlag{Name: "dry-run", Usage: "print the files and commands, change nothing"}
 	app.Commands = append(app.Commands, &ucli.Command{
@@ -199,16 +219,19 @@ func ConfigureServiceCommand(app *ucli.App) {
 			"and says the commands otherwise. The files pin the keyfile, state and runtime dirs this command resolves. " +
 			"uninstall stops it and removes exactly the files install wrote. status says what is installed, whether it starts with the session and whether it runs now.",
 		Subcommands: []*ucli.Command{
-			{Name: "install", Usage: "write and enable the service", Flags: []ucli.Flag{dry}, Action: serviceAction("install")},
-			{Name: "uninstall", Usage: "disable the service and remove its files", Flags: []ucli.Flag{dry}, Action: serviceAction("uninstall")},
-			{Name: "status", Usage: "say whether the service is installed", Action: serviceAction("status")},
+			{Name: "install", Usage: "write and enable the service", Flags: []ucli.Flag{dry},
+				Action: withPaths(func(c *ucli.Context, p state.Paths) error {
+					return ServiceInstallCommand(c.Context, ServiceInstallCommandInput{Paths: p, DryRun: c.Bool("dry-run")}, streams(c))
+				})},
+			{Name: "uninstall", Usage: "disable the service and remove its files", Flags: []ucli.Flag{dry},
+				Action: withPaths(func(c *ucli.Context, p state.Paths) error {
+					return ServiceUninstallCommand(c.Context, ServiceUninstallCommandInput{Paths: p, DryRun: c.Bool("dry-run")}, streams(c))
+				})},
+			{Name: "status", Usage: "say whether the service is installed",
+				Action: withPaths(func(c *ucli.Context, p state.Paths) error {
+					return ServiceStatusCommand(c.Context, ServiceStatusCommandInput{Paths: p}, streams(c))
+				})},
 		},
-	})
-}
-
-func serviceAction(what string) ucli.ActionFunc {
-	return withPaths(func(c *ucli.Context, p state.Paths) error {
-		return ServiceCommand(c.Context, what, p, c.Bool("dry-run"), streams(c))
 	})
 }
 
@@ -292,219 +315,301 @@ func written(f serviceFile) bool {
 	return err == nil && bytes.Contains(b, []byte(serviceMark))
 }
 
+// fileState is how a service file stands against what install would
+// write now.
+type fileState uint8
+
+const (
+	fileNotInstalled fileState = iota
+	fileInstalled              // as install would write it now
+	fileStale                  // there, but not as install would write it now
+)
+
 // serviceFileState says whether f is installed, and as it would be
-// written now: "not installed", "installed" or "stale".
-func serviceFileState(f serviceFile) string {
+// written now.
+func serviceFileState(f serviceFile) fileState {
 	b, err := os.ReadFile(f.Path)
 	if err != nil {
-		return "not installed"
+		return fileNotInstalled
 	}
 	if _, written := madeDirs(string(b)); written != f.Content {
-		return "stale"
+		return fileStale
 	}
-	return "installed"
+	return fileInstalled
 }
 
-// ServiceCommand installs, uninstalls or reports the service.
-func ServiceCommand(ctx context.Context, what string, p state.Paths, dry bool, s Streams) error {
-	here, err := serviceFilesHere(p)
+// ServiceStatusCommand says which of the service's files are installed,
+// and whether as this llmkey would write them now; when any is, what the
+// service manager says of the service.
+func ServiceStatusCommand(ctx context.Context, in ServiceStatusCommandInput, s Streams) error {
+	here, err := serviceFilesHere(in.Paths)
 	if err != nil {
 		return err
 	}
-	home, listen, files := here.home, here.listen, here.files
-	if what == "install" {
-		if strings.HasSuffix(listen, ":0") {
-			return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", listen)
-		}
-		if err := installable(here.bin); err != nil {
-			return err
-		}
-		if err := writablePaths(here.bin, p.Keyfile, p.StateDir, p.RuntimeDir, home); err != nil {
-			return err
+	present := false
+	for _, f := range here.files {
+		switch serviceFileState(f) {
+		case fileNotInstalled:
+			fmt.Fprintf(s.Out, "%s: not installed\n", f.Path)
+		case fileStale:
+			fmt.Fprintf(s.Out, "%s: installed, but not as this llmkey would write it now (llmkey service install rewrites it)\n", f.Path)
+			present = true
+		default:
+			fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
+			present = true
 		}
 	}
-	cmds := serviceCommands(runtime.GOOS, what, files)
-	installed := slices.ContainsFunc(files, written)
+	if present {
+		fmt.Fprintln(s.Out, serviceState(ctx, runtime.GOOS))
+	}
+	return nil
+}
+
+// ServiceInstallCommand writes the service's files and enables them with
+// the service manager, or says the commands that would where it cannot
+// be reached. Installed again, it rewrites the files and restarts what
+// changed.
+func ServiceInstallCommand(ctx context.Context, in ServiceInstallCommandInput, s Streams) error {
+	here, err := serviceFilesHere(in.Paths)
+	if err != nil {
+		return err
+	}
+	if err := here.check(in.Paths); err != nil {
+		return err
+	}
+	cmds := installCommands(runtime.GOOS, here.files)
+	installed := slices.ContainsFunc(here.files, written)
 	changed := false
-	switch {
-	case what == "uninstall" && !installed:
-		cmds = nil // nothing of llmkey's to disable, and another's unit is left alone
-	case what == "install" && installed:
-		changed = slices.ContainsFunc(files, func(f serviceFile) bool { return serviceFileState(f) == "stale" })
+	if installed {
+		changed = slices.ContainsFunc(here.files, func(f serviceFile) bool { return serviceFileState(f) == fileStale })
 		cmds = reinstallCommands(runtime.GOOS, cmds, changed)
 	}
-	switch what {
-	case "status":
-		present := false
-		for _, f := range files {
-			switch serviceFileState(f) {
-			case "not installed":
-				fmt.Fprintf(s.Out, "%s: not installed\n", f.Path)
-			case "stale":
-				fmt.Fprintf(s.Out, "%s: installed, but not as this llmkey would write it now (llmkey service install rewrites it)\n", f.Path)
-				present = true
-			default:
-				fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
-				present = true
-			}
+	if in.DryRun {
+		for _, f := range here.files {
+			fmt.Fprintf(s.Out, "# %s\n%s\n", f.Path, f.Content)
 		}
-		if present {
-			fmt.Fprintln(s.Out, serviceState(ctx, runtime.GOOS))
-		}
+		printCommands(s.Out, cmds)
 		return nil
-	case "install":
-		if dry {
-			for _, f := range files {
-				fmt.Fprintf(s.Out, "# %s\n%s\n", f.Path, f.Content)
-			}
-			for _, c := range cmds {
-				fmt.Fprintln(s.Out, commandLine(c))
-			}
-			return nil
-		}
-		// A first install on Linux, no daemon of ours answering: the port
-		// must be free for the socket to listen there.
-		if runtime.GOOS == "linux" && !installed {
-			if _, err := control.NewClient(p).Status(ctx); errors.Is(err, control.ErrNotRunning) {
-				ln, err := net.Listen("tcp", listen)
-				if err != nil {
-					return fail("set [daemon] listen in "+p.Keyfile+" to a free loopback port, then run llmkey service install again",
-						"%s is taken by another program (or another user's llmkey): the socket could not listen there", listen)
-				}
-				ln.Close()
-			}
-		}
-		// The directories made, by this install or one before it, are
-		// listed in every file, for uninstall.
-		var made []string
-		for _, f := range files {
-			if fi, err := os.Stat(f.Path); err == nil && !fi.Mode().IsRegular() {
-				return fail("move it away, or remove it, to let llmkey write its own", "%s exists and is not a file (%s)", f.Path, fi.Mode().Type())
-			}
-			b, err := os.ReadFile(f.Path)
-			if err == nil && !bytes.Contains(b, []byte(serviceMark)) {
-				return fail("move it away, or remove it, to let llmkey write its own", "%s exists and was not written by llmkey", f.Path)
-			}
-			before, _ := madeDirs(string(b))
-			made = appendNew(appendNew(made, before...), missingDirs(filepath.Dir(f.Path))...)
-		}
-		for _, f := range files {
-			if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
-				return fail("make it a directory you can write (ls -ld it and its parents), then run llmkey service install again", "create %s: %w", filepath.Dir(f.Path), err)
-			}
-			if err := state.WriteAtomic(f.Path, []byte(withMade(f.Content, made)), 0o644); err != nil {
-				return fail("fix what the error says (space, permissions), then run llmkey service install again: it writes every file anew", "%w", err)
-			}
-			s.done("wrote %s", f.Path)
-		}
-	case "uninstall":
-		if dry {
-			for _, c := range cmds {
-				fmt.Fprintln(s.Out, commandLine(c))
-			}
-			var made []string
-			for _, f := range files {
-				fmt.Fprintln(s.Out, "rm "+f.Path)
-				b, _ := os.ReadFile(f.Path)
-				dirs, _ := madeDirs(string(b))
-				made = appendNew(made, dirs...)
-			}
-			for _, dir := range uninstallDirs(home, files, made) {
-				fmt.Fprintln(s.Out, "rmdir "+dir+" (if empty)")
-			}
-			return nil
+	}
+	// A first install on Linux: the port must be free for the socket.
+	if runtime.GOOS == "linux" && !installed {
+		if err := portFree(ctx, in.Paths, here.listen); err != nil {
+			return err
 		}
 	}
-	// A daemon the CLI started holds the port and the socket that the
-	// service is about to take (the socket unit could not bind them; a
-	// launchd agent's daemon would find the lock taken): it goes first.
-	stopFirst := false
-	if what == "install" {
-		if st, err := control.NewClient(p).Status(ctx); err == nil && st.Spawned && managerReachable(ctx, runtime.GOOS) {
-			s.info("stopping the daemon llmkey started (pid %d): the service takes over its port and socket", st.PID)
-			if _, err := StopCommand(ctx, p, s); err != nil {
-				return err
-			}
-		} else if err == nil && st.Spawned {
-			stopFirst = true
-		}
+	if err := writeServiceFiles(here.files, s); err != nil {
+		return err
+	}
+	stopFirst, err := stopSpawnedDaemon(ctx, in.Paths, s)
+	if err != nil {
+		return err
 	}
 	ran, failed := runServiceCommands(ctx, cmds, s)
-	if ran && failed == 0 && len(cmds) > 0 {
-		switch {
-		case what == "install" && runtime.GOOS == "darwin":
-			s.done("loaded %s: the daemon runs now, and at each login", launchdLabel)
-		case what == "install":
-			s.done("enabled llmkey.socket: it listens now, starts the daemon at the first connection, and starts with your session")
-			if changed {
-				s.done("restarted llmkey.socket and the daemon, for the units as written now (the old daemon drained)")
-			}
-		case what == "uninstall" && runtime.GOOS == "darwin":
-			s.done("unloaded %s", launchdLabel)
-		case what == "uninstall":
-			s.done("stopped and disabled llmkey.socket and llmkey.service")
-		}
-	}
-	if what == "uninstall" {
-		removed := 0
-		var made []string
-		for _, f := range files {
-			b, err := os.ReadFile(f.Path)
-			if errors.Is(err, fs.ErrNotExist) {
-				continue
-			}
-			if err != nil || !bytes.Contains(b, []byte(serviceMark)) {
-				s.info("warning: %s was not written by llmkey; left as it is", f.Path)
-				continue
-			}
-			dirs, _ := madeDirs(string(b))
-			made = appendNew(made, dirs...)
-			if err := os.Remove(f.Path); err != nil {
-				return fail("fix what the error says (permissions of "+filepath.Dir(f.Path)+"), then run llmkey service uninstall again", "remove %s: %w", f.Path, err)
-			}
-			removed++
-			s.done("removed %s", f.Path)
-		}
-		if removed == 0 {
-			s.done("the service was not installed; nothing to remove")
-		}
-		for _, dir := range uninstallDirs(home, files, made) {
-			if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
-				os.Remove(dir) // only an empty one
-			}
-		}
-	}
-	if !ran && len(cmds) > 0 {
-		s.info("could not reach %s here; run:", strings.TrimPrefix(cmds[0][0], "-"))
-		if stopFirst {
-			fmt.Fprintln(s.Err, "  llmkey stop    # the daemon llmkey started holds the port and socket the service takes")
-		}
-		for _, c := range cmds {
-			fmt.Fprintln(s.Err, "  "+commandLine(c))
+	switch {
+	case !ran && len(cmds) > 0:
+		sayCommands(s, cmds, stopFirst)
+	case failed > 0 || len(cmds) == 0:
+	case runtime.GOOS == "darwin":
+		s.done("loaded %s: the daemon runs now, and at each login", launchdLabel)
+	default:
+		s.done("enabled llmkey.socket: it listens now, starts the daemon at the first connection, and starts with your session")
+		if changed {
+			s.done("restarted llmkey.socket and the daemon, for the units as written now (the old daemon drained)")
 		}
 	}
 	return nil
 }
 
-// serviceCommands are what enables or disables the files.
-func serviceCommands(goos, what string, files []serviceFile) [][]string {
-	if goos == "darwin" {
-		target := fmt.Sprintf("gui/%d", os.Getuid())
-		if what == "install" {
-			return [][]string{{"launchctl", "bootstrap", target, files[0].Path}}
+// check refuses to install what could not start: a port picked at each
+// start, a binary that will not be there, a path a file cannot name.
+func (h serviceHere) check(p state.Paths) error {
+	if strings.HasSuffix(h.listen, ":0") {
+		return fail("set [daemon] listen to a fixed loopback port (default "+state.DefaultListen+"): the socket must know it", "the keyfile's listen %q picks a port at each start", h.listen)
+	}
+	if err := installable(h.bin); err != nil {
+		return err
+	}
+	return writablePaths(h.bin, p.Keyfile, p.StateDir, p.RuntimeDir, h.home)
+}
+
+// portFree refuses listen when no daemon of ours answers and another
+// program holds it: the socket could not listen there.
+func portFree(ctx context.Context, p state.Paths, listen string) error {
+	if _, err := control.NewClient(p).Status(ctx); !errors.Is(err, control.ErrNotRunning) {
+		return nil
+	}
+	ln, err := net.Listen("tcp", listen)
+	if err != nil {
+		return fail("set [daemon] listen in "+p.Keyfile+" to a free loopback port, then run llmkey service install again",
+			"%s is taken by another program (or another user's llmkey): the socket could not listen there", listen)
+	}
+	ln.Close()
+	return nil
+}
+
+// writeServiceFiles writes files, over none but llmkey's own. The
+// directories made, by this install or one before it, are listed in
+// every file, for uninstall.
+func writeServiceFiles(files []serviceFile, s Streams) error {
+	var made []string
+	for _, f := range files {
+		if fi, err := os.Stat(f.Path); err == nil && !fi.Mode().IsRegular() {
+			return fail("move it away, or remove it, to let llmkey write its own", "%s exists and is not a file (%s)", f.Path, fi.Mode().Type())
 		}
-		if what == "uninstall" {
-			return [][]string{{"launchctl", "bootout", target + "/" + launchdLabel}}
+		b, err := os.ReadFile(f.Path)
+		if err == nil && !bytes.Contains(b, []byte(serviceMark)) {
+			return fail("move it away, or remove it, to let llmkey write its own", "%s exists and was not written by llmkey", f.Path)
+		}
+		before, _ := madeDirs(string(b))
+		made = appendNew(appendNew(made, before...), missingDirs(filepath.Dir(f.Path))...)
+	}
+	for _, f := range files {
+		if err := os.MkdirAll(filepath.Dir(f.Path), 0o755); err != nil {
+			return fail("make it a directory you can write (ls -ld it and its parents), then run llmkey service install again", "create %s: %w", filepath.Dir(f.Path), err)
+		}
+		if err := state.WriteAtomic(f.Path, []byte(withMade(f.Content, made)), 0o644); err != nil {
+			return fail("fix what the error says (space, permissions), then run llmkey service install again: it writes every file anew", "%w", err)
+		}
+		s.done("wrote %s", f.Path)
+	}
+	return nil
+}
+
+// stopSpawnedDaemon stops a daemon the CLI started, which holds the port
+// and the socket that the service is about to take (the socket unit
+// could not bind them; a launchd agent's daemon would find the lock
+// taken). Where the service manager cannot be reached, the service will
+// not start now either: it reports that the user should stop it first.
+func stopSpawnedDaemon(ctx context.Context, p state.Paths, s Streams) (stopFirst bool, err error) {
+	st, err := control.NewClient(p).Status(ctx)
+	if err != nil || !st.Spawned {
+		return false, nil
+	}
+	if !managerReachable(ctx, runtime.GOOS) {
+		return true, nil
+	}
+	s.info("stopping the daemon llmkey started (pid %d): the service takes over its port and socket", st.PID)
+	_, err = StopCommand(ctx, p, s)
+	return false, err
+}
+
+// ServiceUninstallCommand disables the service with the service manager
+// (or says the commands that would, where it cannot be reached), and
+// removes the files install wrote and the directories it made, when
+// empty. Files llmkey did not write are left alone.
+func ServiceUninstallCommand(ctx context.Context, in ServiceUninstallCommandInput, s Streams) error {
+	here, err := serviceFilesHere(in.Paths)
+	if err != nil {
+		return err
+	}
+	var cmds [][]string // none when nothing of llmkey's is installed: another's unit is left alone
+	if slices.ContainsFunc(here.files, written) {
+		cmds = uninstallCommands(runtime.GOOS)
+	}
+	if in.DryRun {
+		printCommands(s.Out, cmds)
+		for _, f := range here.files {
+			fmt.Fprintln(s.Out, "rm "+f.Path)
+		}
+		for _, dir := range uninstallDirs(here.home, here.files, listedDirs(here.files)) {
+			fmt.Fprintln(s.Out, "rmdir "+dir+" (if empty)")
 		}
 		return nil
 	}
-	switch what {
-	case "install":
-		return [][]string{{"systemctl", "--user", "daemon-reload"}, {"systemctl", "--user", "enable", "--now", "llmkey.socket"}}
-	case "uninstall":
-		return [][]string{{"systemctl", "--user", "disable", "--now", "llmkey.socket", "llmkey.service"}, {"systemctl", "--user", "daemon-reload"}}
+	ran, failed := runServiceCommands(ctx, cmds, s)
+	switch {
+	case !ran || failed > 0 || len(cmds) == 0:
+	case runtime.GOOS == "darwin":
+		s.done("unloaded %s", launchdLabel)
+	default:
+		s.done("stopped and disabled llmkey.socket and llmkey.service")
+	}
+	if err := removeServiceFiles(here, s); err != nil {
+		return err
+	}
+	if !ran && len(cmds) > 0 {
+		sayCommands(s, cmds, false)
 	}
 	return nil
+}
+
+// listedDirs are the directories the files say install made.
+func listedDirs(files []serviceFile) []string {
+	var made []string
+	for _, f := range files {
+		b, _ := os.ReadFile(f.Path)
+		dirs, _ := madeDirs(string(b))
+		made = appendNew(made, dirs...)
+	}
+	return made
+}
+
+// removeServiceFiles removes the files llmkey wrote, and then the
+// directories they say install made, and systemd's own, when empty.
+func removeServiceFiles(here serviceHere, s Streams) error {
+	removed := 0
+	var made []string
+	for _, f := range here.files {
+		b, err := os.ReadFile(f.Path)
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil || !bytes.Contains(b, []byte(serviceMark)) {
+			s.info("warning: %s was not written by llmkey; left as it is", f.Path)
+			continue
+		}
+		dirs, _ := madeDirs(string(b))
+		made = appendNew(made, dirs...)
+		if err := os.Remove(f.Path); err != nil {
+			return fail("fix what the error says (permissions of "+filepath.Dir(f.Path)+"), then run llmkey service uninstall again", "remove %s: %w", f.Path, err)
+		}
+		removed++
+		s.done("removed %s", f.Path)
+	}
+	if removed == 0 {
+		s.done("the service was not installed; nothing to remove")
+	}
+	for _, dir := range uninstallDirs(here.home, here.files, made) {
+		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {
+			os.Remove(dir) // only an empty one
+		}
+	}
+	return nil
+}
+
+// printCommands prints cmds as a user would type them.
+func printCommands(w io.Writer, cmds [][]string) {
+	for _, c := range cmds {
+		fmt.Fprintln(w, commandLine(c))
+	}
+}
+
+// sayCommands tells the user what to run where the service manager
+// could not be reached from here.
+func sayCommands(s Streams, cmds [][]string, stopFirst bool) {
+	s.info("could not reach %s here; run:", strings.TrimPrefix(cmds[0][0], "-"))
+	if stopFirst {
+		fmt.Fprintln(s.Err, "  llmkey stop    # the daemon llmkey started holds the port and socket the service takes")
+	}
+	for _, c := range cmds {
+		fmt.Fprintln(s.Err, "  "+commandLine(c))
+	}
+}
+
+// installCommands are what enables the files.
+func installCommands(goos string, files []serviceFile) [][]string {
+	if goos == "darwin" {
+		return [][]string{{"launchctl", "bootstrap", fmt.Sprintf("gui/%d", os.Getuid()), files[0].Path}}
+	}
+	return [][]string{{"systemctl", "--user", "daemon-reload"}, {"systemctl", "--user", "enable", "--now", "llmkey.socket"}}
+}
+
+// uninstallCommands are what disables them.
+func uninstallCommands(goos string) [][]string {
+	if goos == "darwin" {
+		return [][]string{{"launchctl", "bootout", fmt.Sprintf("gui/%d/%s", os.Getuid(), launchdLabel)}}
+	}
+	return [][]string{{"systemctl", "--user", "disable", "--now", "llmkey.socket", "llmkey.service"}, {"systemctl", "--user", "daemon-reload"}}
 }
 
 // reinstallCommands are what makes a changed service take effect when

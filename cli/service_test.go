@@ -2,12 +2,14 @@ package cli
 
 import (
 	"bytes"
+	"context"
 	"encoding/xml"
 	"fmt"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"runtime"
 	"slices"
 	"strings"
 	"testing"
@@ -257,5 +259,111 @@ func TestUnitEscapesDollarsOnTheCommandLine(t *testing.T) {
 		if !strings.Contains(unit, want) {
 			t.Errorf("no %q in\n%s", want, unit)
 		}
+	}
+}
+
+// A service file is not installed, installed as install writes it now
+// (the line of directories it made does not count), or stale: there, but
+// written for another binary, other paths or another port.
+func TestServiceFileState(t *testing.T) {
+	home := t.TempDir()
+	p := state.Paths{Keyfile: home + "/keys.toml", StateDir: home + "/state", RuntimeDir: home + "/run"}
+	f := ServiceFiles("linux", home, "/usr/bin/llmkey", p, "127.0.0.1:5565")[0]
+	if got := serviceFileState(f); got != fileNotInstalled {
+		t.Errorf("no file: %v", got)
+	}
+	if err := os.MkdirAll(filepath.Dir(f.Path), 0o700); err != nil {
+		t.Fatal(err)
+	}
+	for content, want := range map[string]fileState{
+		f.Content: fileInstalled,
+		withMade(f.Content, []string{home + "/.config"}):                fileInstalled,
+		strings.Replace(f.Content, "/usr/bin/llmkey", "/opt/llmkey", 1): fileStale,
+		"[Unit]\n": fileStale,
+	} {
+		if err := os.WriteFile(f.Path, []byte(content), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if got := serviceFileState(f); got != want {
+			t.Errorf("%q: %v, want %v", content, got, want)
+		}
+	}
+}
+
+// install --dry-run prints each file it would write and the commands that
+// would enable them, and writes nothing.
+func TestServiceInstallDryRunPrintsTheUnits(t *testing.T) {
+	home, p := tempUser(t)
+	s, out, errs := captured(t)
+	if err := ServiceInstallCommand(context.Background(), ServiceInstallCommandInput{Paths: p, DryRun: true}, s); err != nil {
+		t.Fatal(err)
+	}
+	here, err := serviceFilesHere(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var want strings.Builder
+	for _, f := range here.files {
+		fmt.Fprintf(&want, "# %s\n%s\n", f.Path, f.Content)
+	}
+	for _, c := range installCommands(runtime.GOOS, here.files) {
+		want.WriteString(commandLine(c) + "\n")
+	}
+	if out.String() != want.String() || errs.Len() != 0 {
+		t.Errorf("stdout:\n%s\nwant:\n%s\nstderr: %q", out, want.String(), errs)
+	}
+	if !strings.Contains(out.String(), "Environment=LLMKEY_KEYFILE="+p.Keyfile) && runtime.GOOS == "linux" {
+		t.Errorf("the unit does not pin the keyfile:\n%s", out)
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("a dry run wrote into HOME: %v", entries)
+	}
+}
+
+// status with nothing installed says so of each file, and asks the
+// service manager nothing.
+func TestServiceStatusWithNothingInstalled(t *testing.T) {
+	_, p := tempUser(t)
+	s, out, errs := captured(t)
+	if err := ServiceStatusCommand(context.Background(), ServiceStatusCommandInput{Paths: p}, s); err != nil {
+		t.Fatal(err)
+	}
+	here, _ := serviceFilesHere(p)
+	var want strings.Builder
+	for _, f := range here.files {
+		want.WriteString(f.Path + ": not installed\n")
+	}
+	if out.String() != want.String() || errs.Len() != 0 {
+		t.Errorf("stdout:\n%s\nwant:\n%s\nstderr: %q", out, want.String(), errs)
+	}
+}
+
+// uninstall with nothing installed runs no command, removes nothing and
+// says so; its dry run lists the files it would remove, and no command.
+func TestServiceUninstallWithNothingInstalled(t *testing.T) {
+	home, p := tempUser(t)
+	s, out, errs := captured(t)
+	if err := ServiceUninstallCommand(context.Background(), ServiceUninstallCommandInput{Paths: p}, s); err != nil {
+		t.Fatal(err)
+	}
+	if out.Len() != 0 || errs.String() != "the service was not installed; nothing to remove\n" {
+		t.Errorf("stdout %q, stderr %q", out, errs)
+	}
+
+	s, out, errs = captured(t)
+	if err := ServiceUninstallCommand(context.Background(), ServiceUninstallCommandInput{Paths: p, DryRun: true}, s); err != nil {
+		t.Fatal(err)
+	}
+	here, _ := serviceFilesHere(p)
+	for _, f := range here.files {
+		if !strings.Contains(out.String(), "rm "+f.Path+"\n") {
+			t.Errorf("the dry run does not list %s:\n%s", f.Path, out)
+		}
+	}
+	if strings.Contains(out.String(), "systemctl") || strings.Contains(out.String(), "launchctl") || errs.Len() != 0 {
+		t.Errorf("a command to disable what is not installed:\n%s\nstderr: %q", out, errs)
+	}
+	if entries, _ := os.ReadDir(home); len(entries) != 0 {
+		t.Errorf("uninstall made files in HOME: %v", entries)
 	}
 }

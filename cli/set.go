@@ -109,19 +109,45 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 	}
 	secret := ""
 	if in.Secret {
-		ref := in.Provider + "/" + in.Name
-		if secret, err = readSecret(s.In, s.Err, fmt.Sprintf("new secret for %s (input hidden): ", ref)); err != nil {
+		prov, _ := cfg.Provider(in.Provider)
+		if secret, err = readReplacement(s, in, prov.Kind); err != nil {
 			return err
 		}
-		prov, _ := cfg.Provider(in.Provider)
-		if secret == "" {
-			return fail("type or pipe the new key", "no secret given; nothing changed")
-		}
-		if problem, hint := state.SecretProblem(in.Provider, prov.Kind, secret); problem != "" && !in.Force {
-			return usageError(hint, "%s; nothing changed", problem)
-		}
 	}
-	before, after, err := state.SetKey(in.Keyfile, in.Provider, in.Name, func(k *state.Key) error {
+	before, after, err := state.SetKey(in.Keyfile, in.Provider, in.Name, in.edit(secret))
+	if err != nil {
+		return err
+	}
+	changed := limits(before) + " -> " + limits(after)
+	if secret != "" {
+		changed += fmt.Sprintf("; secret replaced (%s)", state.Mask(secret))
+	}
+	if after.Keychain && !before.Keychain {
+		changed += "; the secret is in the keychain now, not in the keyfile"
+	}
+	s.done("changed %s/%s in %s: %s", in.Provider, in.Name, in.Keyfile, changed)
+	return nil
+}
+
+// readReplacement reads the key's new secret, as add does.
+func readReplacement(s Streams, in SetCommandInput, kind state.Kind) (string, error) {
+	secret, err := readSecret(s.In, s.Err, fmt.Sprintf("new secret for %s/%s (input hidden): ", in.Provider, in.Name))
+	if err != nil {
+		return "", err
+	}
+	if secret == "" {
+		return "", fail("type or pipe the new key", "no secret given; nothing changed")
+	}
+	if problem, hint := state.SecretProblem(in.Provider, kind, secret); problem != "" && !in.Force {
+		return "", usageError(hint, "%s; nothing changed", problem)
+	}
+	return secret, nil
+}
+
+// edit is the change to the key: what in gives, and secret when it is
+// not empty. A secret moved to the keychain is stored there first.
+func (in SetCommandInput) edit(secret string) func(k *state.Key) error {
+	return func(k *state.Key) error {
 		for _, l := range k.Limits() {
 			if v, ok := in.Limits[l.Field]; ok {
 				k.SetLimit(l.Field, v)
@@ -149,27 +175,22 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 			}
 		}
 		if in.Keychain || (k.Keychain && secret != "") {
-			plain := k.Secret
-			if plain == "" {
-				return fmt.Errorf("%s has no secret in the keyfile to move (it comes from %s)", k.Ref(), map[bool]string{true: "the keychain", false: "secret_cmd"}[k.Keychain])
-			}
-			if err := secrets.Store(*k, plain); err != nil {
-				return &Error{Err: err, Hint: "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run)", Code: ExitFailure}
-			}
-			k.Secret, k.SecretCmd, k.Keychain = "", nil, true
+			return toKeychain(k)
 		}
 		return nil
-	})
-	if err != nil {
-		return err
 	}
-	changed := limits(before) + " -> " + limits(after)
-	if secret != "" {
-		changed += fmt.Sprintf("; secret replaced (%s)", state.Mask(secret))
+}
+
+// toKeychain stores k's secret in the OS keychain, and leaves only
+// keychain = true in the keyfile.
+func toKeychain(k *state.Key) error {
+	plain := k.Secret
+	if plain == "" {
+		return fmt.Errorf("%s has no secret in the keyfile to move (it comes from %s)", k.Ref(), map[bool]string{true: "the keychain", false: "secret_cmd"}[k.Keychain])
 	}
-	if after.Keychain && !before.Keychain {
-		changed += "; the secret is in the keychain now, not in the keyfile"
+	if err := secrets.Store(*k, plain); err != nil {
+		return &Error{Err: err, Hint: "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run)", Code: ExitFailure}
 	}
-	s.done("changed %s/%s in %s: %s", in.Provider, in.Name, in.Keyfile, changed)
+	k.Secret, k.SecretCmd, k.Keychain = "", nil, true
 	return nil
 }

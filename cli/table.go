@@ -5,6 +5,7 @@ import (
 	"os"
 	"strings"
 
+	"github.com/mattn/go-runewidth"
 	"golang.org/x/term"
 )
 
@@ -158,40 +159,20 @@ func (t *table) print(out io.Writer, l look) error {
 	return err
 }
 
-// cellWidth is how many columns s takes; the cells are termSafe, so one
-// rune is one column but for the wide ones, which we count as two.
-func cellWidth(s string) int {
-	n := 0
-	for _, r := range s {
-		n += runeWidth(r)
-	}
-	return n
-}
+// cells measures text as a terminal draws it: by grapheme cluster (an
+// emoji sequence joined by ZWJ, a flag, a letter and its combining marks
+// are one), East Asian wide and fullwidth forms two columns. Runes of
+// ambiguous width count one whatever the locale, as they did before, so
+// that the columns do not move with LANG.
+var cells = &runewidth.Condition{EastAsianWidth: false, StrictEmojiNeutral: true}
 
-func runeWidth(r rune) int {
-	// East Asian wide and fullwidth forms, and emoji: two columns.
-	if r >= 0x1100 && (r <= 0x115f || (r >= 0x2e80 && r <= 0xa4cf) || (r >= 0xac00 && r <= 0xd7a3) ||
-		(r >= 0xf900 && r <= 0xfaff) || (r >= 0xfe30 && r <= 0xfe4f) || (r >= 0xff00 && r <= 0xff60) ||
-		(r >= 0xffe0 && r <= 0xffe6) || (r >= 0x1f300 && r <= 0x1faff) || (r >= 0x20000 && r <= 0x3fffd)) {
-		return 2
-	}
-	return 1
-}
+// cellWidth is how many columns s takes; the cells are termSafe, so none
+// holds a control character.
+func cellWidth(s string) int { return cells.StringWidth(s) }
 
-// cut shortens s to width columns, ending in "…" when it cut.
-func cut(s string, width int) string {
-	if cellWidth(s) <= width {
-		return s
-	}
-	n := 0
-	for i, r := range s {
-		if n+runeWidth(r) > width-1 {
-			return s[:i] + "…"
-		}
-		n += runeWidth(r)
-	}
-	return s
-}
+// cut shortens s to width columns, ending in "…" when it cut; it never
+// cuts a grapheme cluster in two.
+func cut(s string, width int) string { return cells.Truncate(s, width, "…") }
 
 // Colours of key states: ready green, cooling and limited yellow, parked
 // and unavailable red, disabled dim.

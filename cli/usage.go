@@ -160,71 +160,85 @@ func UsageCommand(ctx context.Context, in UsageCommandInput, s Streams) error {
 // aggregate sums rows from since on, grouped by the dimensions in by, and
 // prices each row by its own model.
 func aggregate(rows []state.UsageRow, since string, by []string, pricing map[string]state.Price) ([]usageLine, usageLine) {
-	type group struct {
-		counts   state.Counts
-		cost     float64
-		unpriced map[string]bool
-	}
-	add := func(g *group, r state.UsageRow, cost float64, known bool) {
-		g.counts.Add(r.Counts)
-		if known {
-			g.cost += cost
-		} else {
-			g.unpriced[modelName(r.Model)] = true
-		}
-	}
-	groups := map[state.UsageKey]*group{}
-	total := &group{unpriced: map[string]bool{}}
+	groups := map[state.UsageKey]*usageGroup{}
+	total := &usageGroup{unpriced: map[string]bool{}}
 	for _, r := range rows {
 		if since != "" && r.Day < since {
 			continue
 		}
-		var id state.UsageKey // the dimensions not grouped by stay empty
-		for _, d := range by {
-			switch d {
-			case "key":
-				id.Provider, id.Key, id.Fingerprint = r.Provider, r.Key, r.Fingerprint
-			case "model":
-				id.Model = modelName(r.Model)
-			case "day":
-				id.Day = r.Day
-			case "provider":
-				id.Provider = r.Provider
-			case "label":
-				id.Label = labelName(r.Label)
-			}
-		}
+		id := groupOf(r, by)
 		g := groups[id]
 		if g == nil {
-			g = &group{unpriced: map[string]bool{}}
+			g = &usageGroup{unpriced: map[string]bool{}}
 			groups[id] = g
 		}
 		// A model without a price has a zero Price, whose cost is
 		// unknown as soon as it used any token.
 		price, _ := state.PriceFor(pricing, r.Model)
 		cost, known := price.Cost(r.Counts)
-		add(g, r, cost, known)
-		add(total, r, cost, known)
-	}
-	finish := func(id state.UsageKey, g *group) usageLine {
-		l := usageLine{Provider: id.Provider, Key: id.Key, Fingerprint: id.Fingerprint, Model: id.Model, Day: id.Day, Label: id.Label, Counts: g.counts}
-		if l.Failures == nil {
-			l.Failures = map[string]int64{}
-		}
-		cost := g.cost
-		if len(g.unpriced) == 0 {
-			l.CostUSD = &cost
-		} else {
-			l.CostAtLeastUSD = &cost
-			l.UnpricedModels = slices.Sorted(maps.Keys(g.unpriced))
-		}
-		return l
+		g.add(r, cost, known)
+		total.add(r, cost, known)
 	}
 	lines := []usageLine{}
 	for _, id := range slices.SortedFunc(maps.Keys(groups), state.UsageKey.Compare) {
-		lines = append(lines, finish(id, groups[id]))
+		lines = append(lines, groups[id].line(id))
 	}
-	return lines, finish(state.UsageKey{}, total)
+	return lines, total.line(state.UsageKey{})
+}
+
+// groupOf is the group r counts in: its dimensions in by, the others
+// empty.
+func groupOf(r state.UsageRow, by []string) state.UsageKey {
+	var id state.UsageKey
+	for _, d := range by {
+		switch d {
+		case "key":
+			id.Provider, id.Key, id.Fingerprint = r.Provider, r.Key, r.Fingerprint
+		case "model":
+			id.Model = modelName(r.Model)
+		case "day":
+			id.Day = r.Day
+		case "provider":
+			id.Provider = r.Provider
+		case "label":
+			id.Label = labelName(r.Label)
+		}
+	}
+	return id
+}
+
+// usageGroup is the sum of the rows of one group: counts, the cost of
+// those priced, and the models without a price.
+type usageGroup struct {
+	counts   state.Counts
+	cost     float64
+	unpriced map[string]bool
+}
+
+func (g *usageGroup) add(r state.UsageRow, cost float64, known bool) {
+	g.counts.Add(r.Counts)
+	if known {
+		g.cost += cost
+	} else {
+		g.unpriced[modelName(r.Model)] = true
+	}
+}
+
+// line is the group's row of the report: its cost, or at least what
+// its priced part cost and the models without a price.
+func (g *usageGroup) line(id state.UsageKey) usageLine {
+	l := usageLine{Provider: id.Provider, Key: id.Key, Fingerprint: id.Fingerprint, Model: id.Model, Day: id.Day, Label: id.Label, Counts: g.counts}
+	if l.Failures == nil {
+		l.Failures = map[string]int64{}
+	}
+	cost := g.cost
+	if len(g.unpriced) == 0 {
+		l.CostUSD = &cost
+	} else {
+		l.CostAtLeastUSD = &cost
+		l.UnpricedModels = slices.Sorted(maps.Keys(g.unpriced))
+	}
+	return l
 }
 
 // labelName shows requests of the unscoped token, which have no label.
@@ -249,48 +263,18 @@ func printUsage(s Streams, rep usageReport) {
 		s.info("no usage recorded%s", map[bool]string{true: " since " + rep.Since, false: ""}[rep.Since != ""])
 		return
 	}
-	// Labels left, numbers right, one word per header. A narrow terminal
-	// does without PARTIAL, CACHE_WRITE, OK, REASONING and CACHE_READ,
-	// in that order (see --wide), then cuts the labels.
-	n := len(rep.By)
-	t := &table{right: map[int]bool{}, shrink: map[int]bool{}}
-	for i, d := range rep.By {
-		t.head = append(t.head, strings.ToUpper(d))
-		t.shrink[i] = true
-	}
-	t.head = append(t.head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE_READ", "CACHE_WRITE", "REASONING", "COST")
-	for i := n; i < len(t.head); i++ {
-		t.right[i] = true
-	}
-	t.optional = []int{n + 3, n + 7, n + 1, n + 8, n + 6}
+	t := usageTable(rep.By)
 	line := func(l usageLine, label []string) {
 		t.add(append(label, num(l.Requests), num(l.Successes), num(l.FailureCount()), num(l.Partial), num(l.Input), num(l.Output),
 			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD, l.CostAtLeastUSD))...)
 	}
 	for _, l := range rep.Rows {
-		var label []string
-		for _, d := range rep.By {
-			var v string
-			switch d {
-			case "key":
-				v = l.Provider + "/" + l.Key + "@" + l.Fingerprint
-			case "model":
-				v = termSafe(l.Model)
-			case "day":
-				v = l.Day
-			case "provider":
-				v = l.Provider
-			case "label":
-				v = termSafe(l.Label)
-			}
-			label = append(label, v)
-		}
-		line(l, label)
+		line(l, usageLabel(l, rep.By))
 	}
 	if len(rep.Rows) > 1 {
-		label := make([]string, n)
+		label := make([]string, len(rep.By))
 		label[0] = "TOTAL"
-		for i := 1; i < n; i++ {
+		for i := 1; i < len(label); i++ {
 			label[i] = "-"
 		}
 		line(rep.Total, label)
@@ -303,6 +287,47 @@ func printUsage(s Streams, rep usageReport) {
 	if rep.PricingError != "" {
 		fmt.Fprintf(w, "prices not read: %s\n", rep.PricingError)
 	}
+}
+
+// usageTable is the report's empty table: labels left, numbers right,
+// one word per header. A narrow terminal does without PARTIAL,
+// CACHE_WRITE, OK, REASONING and CACHE_READ, in that order (see --wide),
+// then cuts the labels.
+func usageTable(by []string) *table {
+	n := len(by)
+	t := &table{right: map[int]bool{}, shrink: map[int]bool{}}
+	for i, d := range by {
+		t.head = append(t.head, strings.ToUpper(d))
+		t.shrink[i] = true
+	}
+	t.head = append(t.head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE_READ", "CACHE_WRITE", "REASONING", "COST")
+	for i := n; i < len(t.head); i++ {
+		t.right[i] = true
+	}
+	t.optional = []int{n + 3, n + 7, n + 1, n + 8, n + 6}
+	return t
+}
+
+// usageLabel is the cells that name l's group, one per dimension of by.
+func usageLabel(l usageLine, by []string) []string {
+	var label []string
+	for _, d := range by {
+		var v string
+		switch d {
+		case "key":
+			v = l.Provider + "/" + l.Key + "@" + l.Fingerprint
+		case "model":
+			v = termSafe(l.Model)
+		case "day":
+			v = l.Day
+		case "provider":
+			v = l.Provider
+		case "label":
+			v = termSafe(l.Label)
+		}
+		label = append(label, v)
+	}
+	return label
 }
 
 func num(n int64) string { return strconv.FormatInt(n, 10) }

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -37,7 +38,7 @@ func FuzzKeyfileToConfig(f *testing.F) {
 			t.Fatalf("a valid keyfile did not load: %v\n%s", err, data)
 		}
 		for _, up := range d.snap.Load().Providers {
-			if l, den := up.Pool.Acquire("x", nil); den == nil {
+			if l, den := up.Pool.Take(rotate.Ask{Model: "x"}); den == nil {
 				l.Cancel()
 			}
 			up.Pool.View()

@@ -44,6 +44,16 @@ func Render(app *ucli.App, extra []Section) string {
 		writeFlags(&b, app.Flags, nil)
 	}
 	b.WriteString(".SH COMMANDS\n")
+	writeCommands(&b, app)
+	for _, s := range extra {
+		writeSection(&b, s)
+	}
+	return b.String()
+}
+
+// writeCommands writes a subsection for each visible command: its usage,
+// aliases, description and options, but the global ones.
+func writeCommands(b *strings.Builder, app *ucli.App) {
 	global := map[string]bool{}
 	for _, f := range app.Flags {
 		global[f.Names()[0]] = true
@@ -52,34 +62,35 @@ func Render(app *ucli.App, extra []Section) string {
 		if c.Hidden || c.Name == "help" {
 			continue
 		}
-		writeCommand(&b, name+" "+c.Name, c, global)
+		writeCommand(b, app.Name+" "+c.Name, c, global)
 		for _, sub := range c.Subcommands {
 			if !sub.Hidden && sub.Name != "help" {
-				writeCommand(&b, name+" "+c.Name+" "+sub.Name, sub, global)
+				writeCommand(b, app.Name+" "+c.Name+" "+sub.Name, sub, global)
 			}
 		}
 	}
-	for _, s := range extra {
-		fmt.Fprintf(&b, ".SH %s\n", escape(strings.ToUpper(s.Title)))
-		for i, bl := range s.Blocks {
-			switch {
-			case bl.Pre != "":
-				b.WriteString(".PP\n.RS 4\n.nf\n")
-				for _, line := range strings.Split(strings.TrimRight(bl.Pre, "\n"), "\n") {
-					fmt.Fprintf(&b, "%s\n", escape(line))
-				}
-				b.WriteString(".fi\n.RE\n")
-			case bl.Tag != "":
-				fmt.Fprintf(&b, ".TP\n.B %s\n%s\n", escape(bl.Tag), escape(bl.Text))
-			default:
-				if i > 0 {
-					b.WriteString(".PP\n")
-				}
-				fmt.Fprintf(&b, "%s\n", escape(bl.Text))
+}
+
+// writeSection writes one of the sections beyond the command tree.
+func writeSection(b *strings.Builder, s Section) {
+	fmt.Fprintf(b, ".SH %s\n", escape(strings.ToUpper(s.Title)))
+	for i, bl := range s.Blocks {
+		switch {
+		case bl.Pre != "":
+			b.WriteString(".PP\n.RS 4\n.nf\n")
+			for _, line := range strings.Split(strings.TrimRight(bl.Pre, "\n"), "\n") {
+				fmt.Fprintf(b, "%s\n", escape(line))
 			}
+			b.WriteString(".fi\n.RE\n")
+		case bl.Tag != "":
+			fmt.Fprintf(b, ".TP\n.B %s\n%s\n", escape(bl.Tag), escape(bl.Text))
+		default:
+			if i > 0 {
+				b.WriteString(".PP\n")
+			}
+			fmt.Fprintf(b, "%s\n", escape(bl.Text))
 		}
 	}
-	return b.String()
 }
 
 func writeFlags(b *strings.Builder, flags []ucli.Flag, skip map[string]bool) {

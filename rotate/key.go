@@ -133,7 +133,7 @@ func (k *keyState) disabledAt(now time.Time) bool {
 }
 
 // coolingFor is the cooldown that keeps k from model now, if any. It
-// returns a value, not a pointer: Acquire calls it for every key and must
+// returns a value, not a pointer: Take calls it for every key and must
 // not allocate.
 func (k *keyState) coolingFor(now time.Time, model string) (cooldown, bool) {
 	if now.Before(k.coolUntil) {

@@ -60,7 +60,7 @@ type Pool struct {
 	byName map[string]*keyState
 	picker picker
 	// q is the request a pick is for, so that strategies ask usable
-	// without a closure (Acquire must not allocate).
+	// without a closure (Take must not allocate).
 	q       query
 	circuit circuit
 	wake    chan struct{}
@@ -178,12 +178,6 @@ type Lease struct {
 	half  bool // the circuit's half-open probe
 	// Affinity is what the request's conversation found.
 	Affinity Affinity
-}
-
-// Acquire picks a key for model, skipping the names in tried. It never
-// blocks: when no key is usable it says why and when one may be.
-func (p *Pool) Acquire(model string, tried []string) (Lease, *Denial) {
-	return p.Take(Ask{Model: model, Tried: tried})
 }
 
 // Take picks a key for a: the conversation's key when it has one that

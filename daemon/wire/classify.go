@@ -179,11 +179,38 @@ func quotaReturns(kind state.Kind, e errorBody, body []byte, now time.Time) (tim
 }
 
 // nextPacificMidnight is when Google resets daily quotas: the next
-// midnight in US Pacific time. It follows the US daylight-saving rule
-// (second Sunday of March to first Sunday of November, at 2:00 local)
-// instead of loading the zone database, which would be a file read on
-// every daily-quota answer, and may be missing.
+// midnight in US Pacific time, in UTC.
 func nextPacificMidnight(now time.Time) time.Time {
+	return nextMidnightIn(now, pacific())
+}
+
+// pacific is US Pacific time from the system's zone database, read once;
+// nil where there is none (a minimal container). The binary embeds no
+// zone database (time/tzdata, some 450 KB, for this one zone): there,
+// the US daylight-saving rule serves.
+var pacific = sync.OnceValue(func() *time.Location {
+	la, err := time.LoadLocation("America/Los_Angeles")
+	if err != nil {
+		return nil
+	}
+	return la
+})
+
+// nextMidnightIn is the next midnight after now in the zone la, in UTC;
+// with no zone, by the US daylight-saving rule (nextPacificMidnightByRule).
+func nextMidnightIn(now time.Time, la *time.Location) time.Time {
+	if la == nil {
+		return nextPacificMidnightByRule(now)
+	}
+	l := now.In(la)
+	return time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, la).UTC()
+}
+
+// nextPacificMidnightByRule is the next midnight in US Pacific time by the
+// US daylight-saving rule since 2007 (second Sunday of March to first
+// Sunday of November, at 2:00 local), for a system without the zone
+// database.
+func nextPacificMidnightByRule(now time.Time) time.Time {
 	now = now.UTC()
 	local := now.Add(pacificOffset(now))
 	y, m, d := local.Date()

@@ -5,7 +5,7 @@ import (
 	"testing"
 	"time"
 
-	_ "time/tzdata" // the reference for nextPacificMidnight, in the test only
+	_ "time/tzdata" // the zone database for the tests of nextPacificMidnight, wherever they run
 
 	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
@@ -87,18 +87,48 @@ func TestSuccessWithNothingLeftCoolsPreemptively(t *testing.T) {
 	}
 }
 
-// The daily reset follows the zone database's America/Los_Angeles, across
-// both changes of offset, without reading it.
-func TestNextPacificMidnightMatchesTheZoneDatabase(t *testing.T) {
+// The daily reset is the next midnight in America/Los_Angeles, from the
+// zone database, in UTC, across both changes of offset; the rule that
+// serves where the system has no zone database gives the same instants.
+func TestNextPacificMidnightAcrossDaylightSaving(t *testing.T) {
 	la, err := time.LoadLocation("America/Los_Angeles")
 	if err != nil {
 		t.Fatal(err)
 	}
-	for now := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC); now.Year() < 2028; now = now.Add(37 * time.Minute) {
-		l := now.In(la)
-		want := time.Date(l.Year(), l.Month(), l.Day()+1, 0, 0, 0, 0, la)
-		if got := nextPacificMidnight(now); !got.Equal(want) {
-			t.Fatalf("at %v: %v, want %v", now, got, want.UTC())
+	utc := func(s string) time.Time {
+		v, err := time.Parse(time.RFC3339, s)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v
+	}
+	for _, tc := range []struct{ what, now, want string }{
+		{"the last second of a PST day", "2025-03-09T07:59:59Z", "2025-03-09T08:00:00Z"},
+		{"the midnight before clocks go forward", "2025-03-09T08:00:00Z", "2025-03-10T07:00:00Z"},
+		{"the hour skipped", "2025-03-09T10:30:00Z", "2025-03-10T07:00:00Z"},
+		{"the first PDT day", "2025-03-10T06:59:59Z", "2025-03-10T07:00:00Z"},
+		{"the last second of a PDT day", "2025-11-02T06:59:59Z", "2025-11-02T07:00:00Z"},
+		{"the midnight before clocks go back", "2025-11-02T07:00:00Z", "2025-11-03T08:00:00Z"},
+		{"01:30 PDT, the first time", "2025-11-02T08:30:00Z", "2025-11-03T08:00:00Z"},
+		{"01:30 PST, the second time", "2025-11-02T09:30:00Z", "2025-11-03T08:00:00Z"},
+		{"the new year, UTC ahead", "2025-12-31T23:30:00Z", "2026-01-01T08:00:00Z"},
+		{"a leap day", "2028-02-29T12:00:00Z", "2028-03-01T08:00:00Z"},
+		{"the spring change of 2030", "2030-03-10T09:59:59Z", "2030-03-11T07:00:00Z"},
+		{"the autumn change of 2030", "2030-11-03T08:30:00Z", "2030-11-04T08:00:00Z"},
+	} {
+		now, want := utc(tc.now), utc(tc.want)
+		got, zone, rule := nextPacificMidnight(now), nextMidnightIn(now, la), nextMidnightIn(now, nil)
+		if !got.Equal(want) || got.Location() != time.UTC || !zone.Equal(want) || !rule.Equal(want) {
+			t.Errorf("%s, at %s: %v (zone %v, rule %v), want %v", tc.what, tc.now, got, zone, rule, want)
+		}
+	}
+	for day := time.Date(2025, 1, 1, 0, 0, 0, 0, time.UTC); day.Year() <= 2030; day = day.AddDate(0, 0, 1) {
+		for step := time.Duration(0); step < 24*time.Hour; step += 30 * time.Minute {
+			for _, now := range []time.Time{day.Add(step), day.Add(step - time.Second)} {
+				if zone, rule := nextMidnightIn(now, la), nextMidnightIn(now, nil); !zone.Equal(rule) || zone.In(la).Hour() != 0 || !zone.After(now) || zone.Sub(now) > 25*time.Hour {
+					t.Fatalf("at %v: zone %v, rule %v", now, zone, rule)
+				}
+			}
 		}
 	}
 }

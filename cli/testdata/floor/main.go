@@ -1,5 +1,5 @@
-// Command floor is the least any llmkey exec built from the brief's fixed
-// parts can do, for the harness to time beside llmkey: urfave/cli/v2
+// Command floor is the least any llmkey exec built from the parts llmkey
+// is made of can do, for the harness to time beside llmkey: urfave/cli/v2
 // parses the command line; one request, written with net/http (which the
 // daemon's proxy is built on, in the same binary) on a connection of its
 // own as llmkey's CLI does, asks the daemon's control socket for the
