@@ -121,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, rest := splitRoute(r.URL.EscapedPath())
 	snap := h.Snapshot()
 	up, known := snap.Provider(name)
-	kind := state.KindOpenAI
+	kind := wire.DefaultKind // an unknown route is answered in the most common shape
 	if known {
 		kind = up.Kind
 		rest = wire.UpstreamPath(up.Kind, rest)

@@ -109,3 +109,32 @@ func TestEveryCodeIsDocumented(t *testing.T) {
 		t.Errorf("CodeDoc has %d codes, llmkey answers with %d", len(doc), len(codes))
 	}
 }
+
+// Every built-in provider has what the wire package knows of it: its
+// kind's format and its SDKs' variables. A provider added to state's
+// table without them fails here, as the fake one below does.
+func TestEveryBuiltinProviderHasItsWireFacts(t *testing.T) {
+	var builtins []state.Provider
+	for _, n := range state.BuiltinNames() {
+		p, _ := state.Builtin(n)
+		builtins = append(builtins, p)
+	}
+	if missing := MissingFacts(builtins); len(missing) > 0 {
+		t.Errorf("missing wire facts:\n%s", strings.Join(missing, "\n"))
+	}
+	newcomer := state.Provider{Name: "newcomer", Kind: state.KindOpenAI, BaseURL: "https://api.newcomer.example/v1"}
+	odd := state.Provider{Name: "odd", Kind: "smoke-signals", BaseURL: "https://odd.example"}
+	missing := MissingFacts(append(builtins, newcomer, odd))
+	if len(missing) != 3 || !strings.Contains(missing[0], "newcomer: no SDK variables") ||
+		!strings.Contains(missing[1], `odd: no wire format for kind "smoke-signals"`) || !strings.Contains(missing[2], "odd: no SDK variables") {
+		t.Errorf("a provider without its facts: %q", missing)
+	}
+	for _, e := range providerEnvs {
+		if _, ok := state.Builtin(e.Provider); !ok {
+			t.Errorf("SDK variables for %s, which is no built-in provider", e.Provider)
+		}
+	}
+	if v := ImportVariables(); len(v) < len(builtins) || v[0] != [2]string{"OPENAI_API_KEY", "openai"} {
+		t.Errorf("import's variables: %v", v)
+	}
+}

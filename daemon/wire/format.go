@@ -60,13 +60,17 @@ var formats = map[state.Kind]*Format{
 	},
 }
 
-// For is kind's wire format; an unknown kind is OpenAI's, the format
-// most compatible providers speak.
+// DefaultKind is the format most compatible providers speak: For's
+// answer for a kind it does not know, and the error shape of a route to
+// no provider.
+const DefaultKind = state.KindOpenAI
+
+// For is kind's wire format; an unknown kind is DefaultKind's.
 func For(kind state.Kind) *Format {
 	if f, ok := formats[kind]; ok {
 		return f
 	}
-	return formats[state.KindOpenAI]
+	return formats[DefaultKind]
 }
 
 // AuthHeader is the header a kind's own SDK sends the key in, canonical.
