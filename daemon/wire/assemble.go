@@ -29,7 +29,7 @@ import (
 
 // Assembler reads an Anthropic event stream and writes its message.
 type Assembler struct {
-	line    []byte
+	lines   sseLines
 	data    []byte // the data of the event being read
 	msg     *object
 	blocks  []*block
@@ -114,19 +114,22 @@ func (a *Assembler) Write(p []byte) (int, error) {
 		a.fail(fmt.Errorf("the streamed answer is larger than %d MiB", maxAssembled>>20))
 		return len(p), nil
 	}
-	rest := p
-	for len(rest) > 0 && a.err == nil {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			a.line = append(a.line, rest...)
-			break
-		}
-		a.line = append(a.line, rest[:i]...)
-		a.readLine(bytes.TrimSuffix(a.line, []byte("\r")))
-		a.line = a.line[:0]
-		rest = rest[i+1:]
+	for rest := p; len(rest) > 0 && a.err == nil; {
+		n, line, end := a.lines.next(rest)
+		rest = rest[n:]
+		a.take(line, end)
 	}
 	return len(p), nil
+}
+
+// take reads what the line reader found.
+func (a *Assembler) take(line []byte, end lineEnd) {
+	switch end {
+	case wholeLine:
+		a.readLine(line)
+	case longLine:
+		a.fail(fmt.Errorf("a line longer than %d MiB", maxLineSize>>20))
+	}
 }
 
 func (a *Assembler) fail(err error) {
@@ -145,11 +148,11 @@ func (a *Assembler) readLine(line []byte) {
 		}
 		return
 	}
-	if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+	if v, ok := dataField(line); ok {
 		if len(a.data) > 0 {
 			a.data = append(a.data, '\n')
 		}
-		a.data = append(a.data, bytes.TrimPrefix(v, []byte(" "))...)
+		a.data = append(a.data, v...)
 	}
 }
 
@@ -313,9 +316,8 @@ func (a *Assembler) stop(b *block) {
 // error event it ended with, with that error's status. err says why a
 // stream that did not end, or did not parse, has no answer.
 func (a *Assembler) Result() (status int, body []byte, err error) {
-	if len(a.line) > 0 {
-		a.readLine(a.line)
-		a.line = nil
+	if a.err == nil {
+		a.take(a.lines.last())
 	}
 	if len(a.data) > 0 {
 		a.event(a.data)
