@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
-	"strconv"
 
 	"github.com/llmkey/llmkey/daemon/wire/jsonscan"
 )
@@ -70,8 +69,12 @@ const (
 )
 
 // ErrTooLarge is the error of an answer that needs more memory than it
-// may take.
-var ErrTooLarge = errors.New("too large to assemble")
+// may take: ErrOverLimit past the Assembler's limit, or past the limits
+// of a message's parts.
+var (
+	ErrTooLarge  = errors.New("too large to assemble")
+	ErrOverLimit = fmt.Errorf("%w: it needs more memory than its limit", ErrTooLarge)
+)
 
 // NewAssembler reads a stream into a message that may take limit bytes
 // (MaxAssembled at most), and feeds each of its lines to meter (nil:
@@ -122,12 +125,8 @@ func (a *Assembler) take(line []byte, end lineEnd) {
 		a.tooLarge(fmt.Sprintf("a line longer than %d MiB", maxLineSize>>20))
 	}
 	if a.err == nil && a.Footprint() > a.max() {
-		a.tooLarge("more than " + mib(a.max()) + " in memory")
+		a.stopWith(fmt.Errorf("%w (%.4g MiB)", ErrOverLimit, float64(a.max())/(1<<20)))
 	}
-}
-
-func mib(n int64) string {
-	return strconv.FormatFloat(float64(n)/(1<<20), 'f', -1, 64) + " MiB"
 }
 
 func (a *Assembler) fail(err error) {
@@ -136,9 +135,14 @@ func (a *Assembler) fail(err error) {
 	}
 }
 
-// tooLarge stops the assembly and lets go of what it held.
+// tooLarge stops the assembly: why says which part is too large.
 func (a *Assembler) tooLarge(why string) {
-	a.fail(fmt.Errorf("%w: %s", ErrTooLarge, why))
+	a.stopWith(fmt.Errorf("%w: %s", ErrTooLarge, why))
+}
+
+// stopWith stops the assembly with err and lets go of what it held.
+func (a *Assembler) stopWith(err error) {
+	a.fail(err)
 	a.msg, a.blocks, a.errBody, a.data, a.held = nil, nil, nil, nil, 0
 	a.lines = sseLines{}
 }
@@ -146,12 +150,17 @@ func (a *Assembler) tooLarge(why string) {
 // hold counts n bytes more held.
 func (a *Assembler) hold(n int) { a.held += int64(n) }
 
-// add appends v to dst, counting what dst's buffer grew by.
+// add appends v to dst, counting what dst's buffer grew by. A buffer
+// grows by doubling: a long string leaves less behind it to collect than
+// with append's smaller steps.
 func (a *Assembler) add(dst, v []byte) []byte {
-	c := cap(dst)
-	dst = append(dst, v...)
-	a.held += int64(cap(dst) - c)
-	return dst
+	if len(dst)+len(v) > cap(dst) {
+		grown := make([]byte, len(dst), max(2*cap(dst), len(dst)+len(v), 64))
+		copy(grown, dst)
+		a.held += int64(cap(grown) - cap(dst))
+		dst = grown
+	}
+	return append(dst, v...)
 }
 
 // readLine takes one line of the event stream: data lines gather, a blank
