@@ -238,7 +238,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// TestOpenStreamStack holds it).
 	if ans := h.forward(w, r, snap, up, rest, body, grant); ans != nil {
 		if ans.demoted && isEventStream(ans.resp) {
-			h.deliverDemoted(w, ans)
+			h.deliverDemoted(w, r, ans, snap.Config.Daemon.BufferedLimit(), reserved)
 			return
 		}
 		h.deliver(w, ans)

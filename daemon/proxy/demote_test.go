@@ -1,0 +1,197 @@
+package proxy
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
+)
+
+// newDemotedProxy runs the proxy in-process in front of upstream as an
+// anthropic provider with demote_to_stream, with [daemon] daemonTOML
+// and [provider.anthropic] providerTOML.
+func newDemotedProxy(t *testing.T, upstream http.Handler, daemonTOML, providerTOML string) *testProxy {
+	t.Helper()
+	up := httptest.NewServer(upstream)
+	t.Cleanup(up.Close)
+	cfg, err := state.Parse("k.toml", []byte(fmt.Sprintf(`
+[daemon]
+max_wait = "0s"
+%s
+
+[provider.anthropic]
+base_url = %q
+demote_to_stream = true
+%s
+
+[[key]]
+provider = "anthropic"
+name = "a"
+secret = %q
+`, daemonTOML, up.URL, providerTOML, testSecret)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := &testProxy{pools: map[string]*rotate.Pool{}, usage: &testUsage{rows: map[state.UsageKey]state.Counts{}}}
+	p.Handler = &Handler{Token: "llmk-local-test", Clock: systemClock{}, Log: slog.New(slog.NewTextHandler(io.Discard, nil)),
+		Transport: NewTransport(), Usage: p.usage, Events: noEvents{}}
+	p.Handler.Snapshot = p.snap.Load
+	p.publish(cfg)
+	srv := httptest.NewServer(p.Handler)
+	t.Cleanup(srv.Close)
+	p.url = srv.URL
+	return p
+}
+
+// ask sends a non-streaming Messages request, which goes up demoted.
+func (p *testProxy) ask(ctx context.Context) (*http.Response, string, error) {
+	req, _ := http.NewRequestWithContext(ctx, "POST", p.url+"/anthropic/v1/messages", strings.NewReader(`{"model":"claude-x","max_tokens":10,"messages":[]}`))
+	req.Header.Set("X-Api-Key", "llmk-local-test")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return nil, "", err
+	}
+	b, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	return resp, string(b), nil
+}
+
+// counts is what the usage recorded of all requests.
+func (p *testProxy) counts() state.Counts {
+	p.usage.mu.Lock()
+	defer p.usage.mu.Unlock()
+	var all state.Counts
+	for _, c := range p.usage.rows {
+		all.Add(c)
+	}
+	return all
+}
+
+const messageStart = "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"m\",\"content\":[],\"usage\":{\"input_tokens\":7,\"output_tokens\":1}}}\n\n"
+
+// pings starts a message and then sends pings, every few milliseconds,
+// until its request ends, which it reports on ended (or, should nothing
+// end it, for longer than a test waits).
+func pings(ended chan<- struct{}) http.HandlerFunc {
+	return func(w http.ResponseWriter, r *http.Request) {
+		defer close(ended)
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, messageStart)
+		for giveUp := time.Now().Add(15 * time.Second); time.Now().Before(giveUp); {
+			io.WriteString(w, "event: ping\ndata: {\"type\":\"ping\"}\n\n")
+			w.(http.Flusher).Flush()
+			select {
+			case <-r.Context().Done():
+				return
+			case <-time.After(20 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// waitClosed waits for ended, and fails the test if it does not close.
+func waitClosed(t *testing.T, ended <-chan struct{}, what string) {
+	t.Helper()
+	select {
+	case <-ended:
+	case <-time.After(10 * time.Second):
+		t.Fatal(what)
+	}
+}
+
+// A demoted stream whose client goes away is no longer read: the
+// upstream request ends, and the attempt counts as partial.
+func TestDemotedStreamEndsWithItsClient(t *testing.T) {
+	ended := make(chan struct{})
+	p := newDemotedProxy(t, pings(ended), "", `response_header_timeout = "1m"`+"\n"+`stream_idle_timeout = "1m"`)
+	ctx, cancel := context.WithCancel(t.Context())
+	go func() {
+		time.Sleep(200 * time.Millisecond) // the stream is being read
+		cancel()
+	}()
+	if _, _, err := p.ask(ctx); err == nil {
+		t.Fatal("the request was answered")
+	}
+	waitClosed(t, ended, "the demoted stream was read on after its client left")
+	for deadline := time.Now().Add(5 * time.Second); p.counts().Partial != 1 && time.Now().Before(deadline); {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if c := p.counts(); c.Requests != 1 || c.Partial != 1 || c.Input != 7 {
+		t.Errorf("a demoted stream its client left: %+v", c)
+	}
+}
+
+// A demoted stream that goes on without end, pinging, is cut at
+// response_header_timeout: its client has been waiting for headers all
+// along.
+func TestDemotedStreamIsHeldToTheHeaderTimeout(t *testing.T) {
+	ended := make(chan struct{})
+	p := newDemotedProxy(t, pings(ended), "", `response_header_timeout = "1s"`+"\n"+`stream_idle_timeout = "300ms"`)
+	ctx, cancel := context.WithTimeout(t.Context(), 10*time.Second)
+	defer cancel()
+	resp, body, err := p.ask(ctx)
+	if err != nil {
+		t.Fatalf("no answer to an endless demoted stream: %v", err)
+	}
+	if resp.StatusCode != http.StatusGatewayTimeout || resp.Header.Get("X-Llmkey-Error") != string(wire.UpstreamTimeout) ||
+		!strings.Contains(body, "response_header_timeout") || !strings.Contains(body, `"type":"error"`) {
+		t.Errorf("an endless demoted stream: %d %s %s", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), body)
+	}
+	waitClosed(t, ended, "the endless stream was read on")
+	if c := p.counts(); c.Requests != 1 || c.Partial != 1 {
+		t.Errorf("an endless demoted stream: %+v", c)
+	}
+}
+
+// A demoted answer takes its memory from the budget request bodies take
+// theirs from ([daemon] max_buffered_mb), and gives it back: past what
+// its request may hold it is 502 answer-too-large, not to be retried;
+// past what the others left, 429 overloaded. Either way the upstream is
+// no longer read.
+func TestDemotedAnswerTakesItsMemoryFromTheBudget(t *testing.T) {
+	ended := make(chan struct{}, 2)
+	delta := "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"" + strings.Repeat("x", 4000) + "\"}}\n\n"
+	p := newDemotedProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		defer func() { ended <- struct{}{} }()
+		w.Header().Set("Content-Type", "text/event-stream")
+		io.WriteString(w, messageStart+"event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n")
+		for range 100_000 { // 400 MB
+			if _, err := io.WriteString(w, delta); err != nil {
+				return
+			}
+		}
+	}), "max_buffered_mb = 2", "")
+	for _, tc := range []struct {
+		others int64 // bytes other requests hold
+		status int
+		code   wire.Code
+	}{
+		{0, http.StatusBadGateway, wire.AnswerTooLarge},
+		{3 << 19, http.StatusTooManyRequests, wire.Overloaded},
+	} {
+		p.buffered.Add(tc.others)
+		resp, body, err := p.ask(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resp.StatusCode != tc.status || resp.Header.Get("X-Llmkey-Error") != string(tc.code) || !strings.Contains(body, `"type":"error"`) {
+			t.Errorf("with %d KiB held by others: %d %s %s", tc.others>>10, resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), body)
+		}
+		if tc.code == wire.AnswerTooLarge && (resp.Header.Get("X-Should-Retry") != "false" || !strings.Contains(body, `\"stream\": true`)) {
+			t.Errorf("too large: %v %s", resp.Header, body)
+		}
+		waitClosed(t, ended, "the upstream was read on")
+		if n := p.buffered.Add(-tc.others); n != 0 {
+			t.Errorf("%d bytes still reserved after the answer", n)
+		}
+	}
+}
