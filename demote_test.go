@@ -237,6 +237,40 @@ func TestDemotedRequestAnswersTheSameJSON(t *testing.T) {
 	u.assertNoCanary(got)
 }
 
+// A demoted stream's error event that echoes the key, in lower case or
+// JSON-escaped, reaches neither the client nor the log: it is withheld
+// as any error answer holding the key is.
+func TestDemotedErrorEventThatHoldsTheKeyIsWithheld(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	key := u.canary("sk-ant-api03-")
+	escaped := ""
+	for _, r := range key {
+		escaped += fmt.Sprintf(`\u%04x`, r)
+	}
+	providers := fmt.Sprintf("[provider.anthropic]\nbase_url = %q\ndemote_to_stream = true\n", fake.URL)
+	base, token := u.keysFile("", providers, [3]string{"anthropic/work", key, ""})
+	for name, echo := range map[string]string{"lower case": strings.ToLower(key), "escaped": escaped} {
+		fake.on(key, func(w http.ResponseWriter, r *http.Request) bool {
+			io.Copy(io.Discard, r.Body)
+			sse(w, "message_start", `{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":1,"output_tokens":1}}}`,
+				"error", `{"type":"error","error":{"type":"invalid_request_error","message":"this key is not allowed: `+echo+`"}}`)
+			return true
+		})
+		resp, body := post(t, base, token, "/anthropic/v1/messages", `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]}`, nil)
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		json.Unmarshal([]byte(body), &e)
+		if leaked := strings.Contains(strings.ToLower(e.Error.Message), strings.ToLower(key)); leaked || resp.StatusCode != 400 || !strings.Contains(e.Error.Message, "withheld") {
+			t.Errorf("%s: status %d, the key in the answer: %v", name, resp.StatusCode, leaked)
+		}
+	}
+	if log := readFile(t, filepath.Join(u.stateDir(), "daemon.log")); strings.Contains(strings.ToLower(log), strings.ToLower(key)) || strings.Contains(log, escaped[:60]) {
+		t.Error("the daemon's log holds the key")
+	}
+}
+
 // flood is a hostile upstream's demoted stream: a message whose events
 // (event(i), n of them) never add up to less than the daemon can hold.
 // It pauses once the daemon has read a little, until pause is closed,

@@ -454,17 +454,12 @@ func (h *Handler) try(ctx context.Context, up *Upstream, key Key, out outbound, 
 		// is whole to redact.
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+int64(len(key.Secret))))
 		a.close()
-		body := redact(string(b), secrets)
-		if leaks(body, key.Secret) {
-			body = string(wire.ErrorBody(up.Kind, wire.Error{Status: resp.StatusCode, Code: wire.UpstreamLeak,
-				Message: fmt.Sprintf("%s answered %d with an error that held the key; llmkey withheld it", up.Name, resp.StatusCode)}))
+		var withheld bool
+		a.errBody, withheld = cleanErrorBody(up, resp.StatusCode, b, key.Secret, secrets)
+		if withheld {
 			resp.Header.Del("Content-Encoding")
 			resp.Header.Set("Content-Type", "application/json")
 		}
-		if len(body) > maxErrorBody {
-			body = body[:maxErrorBody]
-		}
-		a.errBody = []byte(body)
 	}
 	return a
 }

@@ -160,12 +160,17 @@ func (h *Handler) demoteFailed(w http.ResponseWriter, ans *answer, meter *wire.M
 
 // answerDemoted gives the client the message, or the stream's error
 // event, which is the key's answer: it cools or parks the key, or opens
-// the circuit, as it would have had it come as the status.
+// the circuit, as it would have had it come as the status, and a key
+// it holds, written in any way, is withheld as in any error answer.
 func (h *Handler) answerDemoted(w http.ResponseWriter, ans *answer, meter *wire.Meter, status int, body []byte) {
 	var failed *rotate.Outcome
 	if status >= 400 {
-		body = []byte(redact(string(body), ans.secrets))
+		cleanHeader(ans.resp.Header, ans.key.Secret, ans.secrets)
+		body, _ = cleanErrorBody(ans.up, status, body, ans.key.Secret, ans.secrets)
 		o := wire.Classify(ans.up.Kind, status, ans.resp.Header, body, h.Clock.Now())
+		if leaks(o.Reason, ans.key.Secret) {
+			o.Reason = fmt.Sprintf("%d %s", o.Status, o.Class)
+		}
 		failed = &o
 	}
 	hdr := w.Header()

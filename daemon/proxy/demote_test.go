@@ -195,3 +195,39 @@ func TestDemotedAnswerTakesItsMemoryFromTheBudget(t *testing.T) {
 		}
 	}
 }
+
+// A demoted stream's error event that holds the key, in another case or
+// JSON-escaped, is withheld as any error answer that holds it is.
+func TestDemotedErrorEventWithholdsTheKey(t *testing.T) {
+	escaped := ""
+	for _, r := range testSecret {
+		escaped += fmt.Sprintf(`\u%04x`, r)
+	}
+	for _, key := range []string{testSecret, strings.ToLower(testSecret), strings.ToUpper(testSecret), escaped} {
+		p := newDemotedProxy(t, http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			w.Header().Set("Content-Type", "text/event-stream")
+			io.WriteString(w, messageStart)
+			io.WriteString(w, `event: error`+"\n"+`data: {"type":"error","error":{"type":"authentication_error","message":"invalid x-api-key `+key+`"}}`+"\n\n")
+		}), "", "")
+		var logs syncBuffer
+		p.Log = slog.New(slog.NewTextHandler(&logs, nil))
+		resp, body, err := p.ask(t.Context())
+		if err != nil {
+			t.Fatal(err)
+		}
+		seen := fmt.Sprint(resp.Header) + body + logs.String()
+		for _, ps := range p.pools {
+			views, _, _ := ps.View()
+			seen += fmt.Sprint(views)
+		}
+		for j := len("sk-proj-"); j+12 <= len(testSecret); j++ {
+			if leaks(seen, testSecret[j:j+12]) {
+				t.Errorf("%.20s: %q of the key got through:\n%.400s", key, testSecret[j:j+12], seen)
+				break
+			}
+		}
+		if resp.StatusCode != http.StatusUnauthorized || !strings.Contains(body, "withheld") && !strings.Contains(body, state.Mask(testSecret)) {
+			t.Errorf("%.20s: %d %s", key, resp.StatusCode, body)
+		}
+	}
+}
