@@ -155,8 +155,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// open stream's goroutine then needs half the stack (1,000 streams
 	// add up; TestOpenStreamStack holds it).
 	if ans := h.serveRequest(w, r, snap, up, rest, grant); ans != nil {
+		defer h.buffered.Add(-ans.reserved)
 		if ans.demoted && isEventStream(ans.resp) {
-			h.deliverDemoted(w, ans)
+			h.deliverDemoted(w, r, ans, snap.Config.Daemon.BufferedLimit(), ans.reserved)
 			return
 		}
 		h.deliver(w, ans)
@@ -247,7 +248,12 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Sna
 	// A client that trickles its body must not hold its slot for ever.
 	rc.SetReadDeadline(time.Now().Add(dc.ClientWait())) // the network's clock, not the daemon's
 	body, reserved, err := h.readBody(r, dc.BodyLimit(), dc.BufferedLimit())
-	defer h.buffered.Add(-reserved)
+	var ans *answer
+	defer func() {
+		if ans == nil { // else the answer holds the body's reservation until it is delivered
+			h.buffered.Add(-reserved)
+		}
+	}()
 	rc.SetReadDeadline(time.Time{})
 	switch {
 	case errors.Is(err, errBuffersFull):
@@ -263,7 +269,10 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Sna
 		h.Log.Info("client went away while sending its request", "provider", up.Name, "err", err)
 		return nil
 	}
-	return h.forward(w, r, snap, up, rest, body, grant)
+	if ans = h.forward(w, r, snap, up, rest, body, grant); ans != nil {
+		ans.reserved = reserved
+	}
+	return ans
 }
 
 // forward reads what the request is (its model, its conversation),

@@ -87,7 +87,7 @@ func TestStripCredentials(t *testing.T) {
 // included, with its status first.
 func TestEveryCodeIsDocumented(t *testing.T) {
 	codes := []Code{BadToken, BadHost, BadOrigin, BadPath, NotSelected, UnknownProvider, Draining, UpstreamUnreachable,
-		UpstreamTimeout, Overloaded, BodyTooLarge, UpstreamLeak, UpstreamIncomplete}
+		UpstreamTimeout, Overloaded, BodyTooLarge, UpstreamLeak, UpstreamIncomplete, AnswerTooLarge}
 	for _, d := range rotate.DenialCodes() {
 		codes = append(codes, Code(d))
 	}
