@@ -31,6 +31,9 @@ type Format struct {
 	// StoresResponses: its answers carry response ids that later
 	// requests refer to (previous_response_id), over HTTP or a socket.
 	StoresResponses bool
+	// UsageIfAsked is the route (suffix) whose streams report their
+	// usage only when the request asks (stream_options.include_usage).
+	UsageIfAsked string
 }
 
 // KeyHeader is a header sent with one key only, with the key's value.
@@ -48,6 +51,7 @@ var formats = map[state.Kind]*Format{
 		},
 		ProbePath:       "/models",
 		StoresResponses: true,
+		UsageIfAsked:    "/chat/completions",
 	},
 	state.KindAnthropic: {
 		AuthHeader: "X-Api-Key",
