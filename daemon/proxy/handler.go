@@ -176,7 +176,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, snap *Snapshot, 
 			Message: fmt.Sprintf("refused a request for host %q: the proxy only answers to 127.0.0.1, localhost or [::1]", r.Host)})
 		return nil, false
 	}
-	if o := r.Header.Get("Origin"); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
+	if o := first(r.Header["Origin"]); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadOrigin,
 			Message: fmt.Sprintf("refused a browser request from origin %q; allow it with [daemon] allowed_origins in the keyfile", o)})
 		return nil, false
@@ -412,16 +412,10 @@ type Grant struct {
 // (nil for the local token: every key). Every credential it carries must
 // be the same token.
 func (h *Handler) authorized(r *http.Request) (*Grant, bool) {
-	candidates := wire.Credentials(r)
-	if len(candidates) == 0 {
+	c, ok := wire.Credential(r)
+	if !ok {
 		return nil, false
 	}
-	for _, c := range candidates[1:] {
-		if c != candidates[0] {
-			return nil, false
-		}
-	}
-	c := candidates[0]
 	if subtle.ConstantTimeCompare([]byte(c), []byte(h.Token)) == 1 {
 		return nil, true
 	}

@@ -39,10 +39,14 @@ func (h *Handler) newRoundTrip(r *http.Request, up *Upstream, rest string, body 
 	return rt
 }
 
-// outbound builds what every attempt to up sends: from a clone of the
+// outbound builds what every attempt to up sends: from a copy of the
 // client's headers, less its credentials and the hop-by-hop headers.
 func (rt *roundTrip) outbound(up *Upstream, rest string, body []byte) outbound {
-	hdr := rt.r.Header.Clone()
+	// A copy of the map; the values are the client's, capped so that an
+	// append copies them (nothing on the way up writes into them: a
+	// key's headers replace a value, a retry sends a deep copy).
+	hdr := make(http.Header, len(rt.r.Header))
+	copyHeader(hdr, rt.r.Header)
 	removeHopHeaders(hdr)
 	for _, name := range wire.InboundAuthHeaders {
 		delete(hdr, name) // canonical already

@@ -56,9 +56,31 @@ func TestCredentials(t *testing.T) {
 	} {
 		r := httptest.NewRequest("POST", "http://127.0.0.1/gemini/x", nil)
 		set(r)
-		if c := Credentials(r); len(c) != 1 || c[0] != "tok" {
+		if c, ok := Credential(r); !ok || c != "tok" {
 			t.Errorf("%v: %v", r.Header, c)
 		}
+	}
+	// The same key in several places is one; two keys are none, and so is
+	// an Authorization that is no bearer token.
+	r := httptest.NewRequest("POST", "http://127.0.0.1/gemini/x?key=tok", nil)
+	r.Header.Set("Authorization", "Bearer tok")
+	r.Header.Set("X-Goog-Api-Key", "tok")
+	if c, ok := Credential(r); !ok || c != "tok" {
+		t.Errorf("the same key thrice: %q %v", c, ok)
+	}
+	r.Header.Set("X-Api-Key", "other")
+	if c, ok := Credential(r); ok {
+		t.Errorf("two keys: %q", c)
+	}
+	r = httptest.NewRequest("POST", "http://127.0.0.1/openai/x", nil)
+	r.Header.Set("Authorization", "Basic dG9rOg==")
+	if c, ok := Credential(r); ok {
+		t.Errorf("basic auth: %q", c)
+	}
+	plain := httptest.NewRequest("POST", "http://127.0.0.1/openai/x", nil)
+	plain.Header.Set("Authorization", "Bearer tok")
+	if n := testing.AllocsPerRun(100, func() { Credential(plain) }); n != 0 {
+		t.Errorf("a bearer token costs %v allocations", n)
 	}
 }
 

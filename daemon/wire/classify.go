@@ -16,12 +16,11 @@ import (
 // is the (already redacted) error body; it is ignored for a success.
 func Classify(kind state.Kind, status int, h http.Header, body []byte, now time.Time) rotate.Outcome {
 	if status < 400 {
-		o := rotate.Outcome{Class: rotate.Success, Status: status}
-		o.Wait, o.WaitSource = ResetWhenExhausted(h, now)
+		l := limitsOf(h, now)
+		o := rotate.Outcome{Class: rotate.Success, Status: status, Wait: l.wait, WaitSource: l.source, Left: l.left, LeftFor: l.resets}
 		if o.Wait > 0 {
 			o.Reason = "remaining 0 until reset (" + o.WaitSource + ")"
 		}
-		o.Left, o.LeftFor = Headroom(h, now)
 		return o
 	}
 	e, _ := parseErrorBody(body)

@@ -83,10 +83,12 @@ func ResponseRef(id string) string { return refResponse + id }
 // cache; it may move when its key cannot serve.
 var SessionHeaders = []string{"X-Claude-Code-Session-Id", "X-Codex-Session-Id", "Session_id", "Conversation_id"}
 
-// SessionOf is the session a request's headers name ("": none).
+// SessionOf is the session a request's headers name ("": none). The
+// names are canonical: looked up as they are, not canonicalized again on
+// every request.
 func SessionOf(h http.Header) string {
 	for _, name := range SessionHeaders {
-		if v := h.Get(name); v != "" {
+		if v := header(h, name); v != "" {
 			return refHeader + v
 		}
 	}
