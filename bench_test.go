@@ -417,7 +417,7 @@ func BenchmarkHarness(b *testing.B) {
 		p.Update(rotate.Policy{Strategy: strategy}, specs)
 		pick := func() {
 			l, _ := p.Acquire("gpt-4o", nil)
-			l.Done(rotate.Outcome{Class: rotate.Success}, 10)
+			l.Done(rotate.Outcome{Class: rotate.Success}, rotate.Spend{Tokens: 10})
 		}
 		// testing.Benchmark would wait for this benchmark to end: time
 		// it by hand, and count allocations with AllocsPerRun.

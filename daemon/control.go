@@ -40,6 +40,9 @@ func (d *Daemon) controlHandler() http.Handler {
 		rows, _ := d.usage.snapshot()
 		writeJSON(w, http.StatusOK, control.UsageReport{Rows: rows, Pricing: d.snap.Load().Config.Pricing})
 	})
+	mux.HandleFunc("GET /v1/history", func(w http.ResponseWriter, r *http.Request) {
+		writeJSON(w, http.StatusOK, d.history())
+	})
 	mux.HandleFunc("POST /v1/reload", func(w http.ResponseWriter, r *http.Request) {
 		d.reload("control request")
 		writeJSON(w, http.StatusOK, d.status())
@@ -206,6 +209,9 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 			if k.Action != "" {
 				st.Problems = append(st.Problems, fmt.Sprintf("%s/%s %s (%s): %s", n, k.Name, k.State, k.Reason, k.Action))
 			}
+			if p := blindBudget(n, k, up.Keys[k.Name].Group, snap.Config); p != "" {
+				st.Problems = append(st.Problems, p)
+			}
 		}
 		if ps.Circuit != "closed" {
 			st.Problems = append(st.Problems, fmt.Sprintf("%s is failing, requests held back: %s", n, ps.Circuit))
@@ -264,6 +270,7 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 		t := v.ScarceUntil
 		ks.ScarceUntil = &t
 	}
+	spendStatus(&ks, v)
 	for _, f := range v.Failures {
 		ks.Failures = append(ks.Failures, control.Failure{At: f.At, Class: f.Class.String(), Status: f.Status, Model: f.Model, Reason: f.Reason})
 	}

@@ -101,6 +101,9 @@ func (d *Daemon) liveMetrics(r *promtext.Registry) {
 		sums = map[id]*state.Counts{}
 		rows, _ := d.usage.snapshot()
 		for _, row := range rows {
+			if row.Key == "" {
+				continue // refusals, which llmkey_denied_total counts
+			}
 			k := id{row.Provider, row.Key, row.Model}
 			if sums[k] == nil {
 				sums[k] = &state.Counts{}

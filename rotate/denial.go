@@ -34,6 +34,9 @@ type Denial struct {
 	OnRelease bool
 	// Detail names each key's state, for a person.
 	Detail string
+	// Key names the one key the request could go to, when it could go
+	// to one only (a conversation's); "" when any key of the pool could.
+	Key string
 	// Wake is closed at the next change that may free a key: a request
 	// ending, a reload, a manual override.
 	Wake <-chan struct{}
@@ -92,7 +95,7 @@ func (p *Pool) deny(now time.Time, model string, tried []string, only map[string
 					parts = append(parts, fmt.Sprintf("%s at max_concurrent %d", name, k.spec.MaxConcurrent))
 				} else {
 					consider(t)
-					parts = append(parts, fmt.Sprintf("%s at its limit for %s", name, roundUp(t.Sub(now))))
+					parts = append(parts, fmt.Sprintf("%s %s, for %s", name, k.spending.over(k.limits(), "its"), roundUp(t.Sub(now))))
 				}
 				continue
 			}
@@ -104,7 +107,7 @@ func (p *Pool) deny(now time.Time, model string, tried []string, only map[string
 						parts = append(parts, fmt.Sprintf("%s: group %s at its max_concurrent %d", name, k.spec.Group, g.limits.MaxConcurrent))
 					} else {
 						consider(t)
-						parts = append(parts, fmt.Sprintf("%s: group %s at its limit for %s", name, k.spec.Group, roundUp(t.Sub(now))))
+						parts = append(parts, fmt.Sprintf("%s: group %s %s, for %s", name, k.spec.Group, g.over(g.limits, "its"), roundUp(t.Sub(now))))
 					}
 				}
 			}
@@ -140,11 +143,11 @@ func (p *Pool) denyPinned(now time.Time, name string, k *keyState, model string,
 		if k != nil {
 			what = "is not in this token's selection"
 		}
-		return &Denial{Code: ConversationKeyGone,
+		return &Denial{Code: ConversationKeyGone, Key: name,
 			Detail: fmt.Sprintf("this conversation's stored state (a previous response, a conversation or a cached content) lives with %s, which %s; another key cannot read it: start a new conversation, or bring the key back", ref, what)}
 	}
 	d := p.deny(now, model, tried, map[string]bool{name: true})
-	d.Code = ConversationKeyBusy
+	d.Code, d.Key = ConversationKeyBusy, name
 	d.Detail = fmt.Sprintf("this conversation's stored state lives with %s, and only that key can read it: %s", ref, d.Detail)
 	return d
 }

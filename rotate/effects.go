@@ -51,6 +51,7 @@ const DefaultProbeInterval = 5 * time.Minute
 // judge applies outcome o of lease l's attempt to its key and to the
 // circuit. The caller holds p.mu.
 func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
+	k.hist.failed(now, o.Class)
 	if o.Class != Success && o.Class != CallerFault {
 		k.failures = append(k.failures, Failure{At: now, Class: o.Class, Status: o.Status, Model: l.model, Reason: o.Reason})
 		if len(k.failures) > recentFailures {
@@ -63,12 +64,14 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		p.circuit.success()
 		k.failRun, k.failLevel, k.coolLevel = 0, 0, 0
 		if k.parked {
+			k.hist.back(now, false, true)
 			k.parked, k.parkReason, k.probeLevel, k.parkedUntil = false, "", 0, time.Time{}
 		}
 		if o.Wait > 0 {
-			k.coolModel(l.model, now.Add(o.Wait), o.Reason, Success)
+			k.coolModel(now, l.model, now.Add(o.Wait), o.Reason, Success)
 		}
 		if o.LeftFor > 0 {
+			k.left, k.leftUntil = o.Left, now.Add(o.LeftFor)
 			until := time.Time{}
 			if o.Left < p.policy.PaceBelow {
 				until = now.Add(o.LeftFor)
@@ -93,7 +96,7 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 			reason += ", organisation-wide (group " + k.spec.Group + ")"
 		}
 		for _, g := range p.groupOf(k, o.OrgWide) {
-			g.coolModel(l.model, now.Add(wait), reason, RateLimited)
+			g.coolModel(now, l.model, now.Add(wait), reason, RateLimited)
 		}
 	case Quota:
 		p.circuit.alive()
@@ -111,7 +114,7 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		if l.model != "" {
 			reason += " for " + l.model
 		}
-		k.coolModel(l.model, now.Add(p.probeInterval()), reason+" ("+o.Reason+")", Forbidden)
+		k.coolModel(now, l.model, now.Add(p.probeInterval()), reason+" ("+o.Reason+")", Forbidden)
 	case Overloaded:
 		if !p.circuit.openFlag || l.half {
 			p.circuit.open(now, o.Wait, o.Reason)
@@ -135,7 +138,7 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 			wait := min(keyFailCool<<min(k.failLevel, 10), keyFailCoolMax)
 			k.failLevel++
 			k.failRun = 0
-			k.coolUntil, k.coolReason, k.coolCause = now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason), o.Class
+			k.coolModel(now, "", now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason), o.Class)
 		}
 	case CallerFault:
 		p.circuit.alive()
@@ -182,6 +185,7 @@ func (p *Pool) probeInterval() time.Duration {
 // after ProbeInterval, or at the stated return; each failed probe doubles
 // the interval, up to 12 times.
 func (p *Pool) park(k *keyState, now time.Time, o Outcome) {
+	k.hist.parked(now)
 	k.parked = true
 	k.parkReason, k.parkCause = o.Reason, o.Class
 	interval := p.probeInterval() << min(k.probeLevel, 3)
