@@ -98,6 +98,9 @@ func boolRank(b bool) int {
 // key is in.
 func (v topView) summary(rows []topRow) string {
 	line := v.summaryOf(rows, false)
+	if visibleWidth(line) > v.width { // the count of keys is their sum
+		line = strings.SplitN(line, "  ", 2)[1]
+	}
 	if visibleWidth(line) > v.width {
 		line = v.summaryOf(rows, true)
 	}
@@ -153,13 +156,14 @@ func tail(xs []int, n int) int {
 	return sum
 }
 
-// sparkWidth is how many cells the last hour gets at width: a third of
-// what the table leaves, 10 to 60; none on a terminal too narrow.
+// sparkWidth is how many cells the last hour gets at width at least: a
+// quarter of what the table leaves, 10 to 60 (more when the table is
+// narrower); none on a terminal too narrow.
 func sparkWidth(width int) int {
 	if width < 50 {
 		return 0
 	}
-	return min(max((width-20)/3, 10), 60)
+	return min(max((width-20)/4, 10), 60)
 }
 
 // table is the keys' table, its header first, fitted to the width with
