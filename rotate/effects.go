@@ -60,44 +60,10 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 	}
 	switch o.Class {
 	case Success:
-		p.successes++
-		p.circuit.success()
-		k.failRun, k.failLevel, k.coolLevel = 0, 0, 0
-		if k.parked {
-			k.hist.back(now, false, true)
-			k.parked, k.parkReason, k.probeLevel, k.parkedUntil = false, "", 0, time.Time{}
-		}
-		if o.Wait > 0 {
-			k.coolModel(now, l.model, now.Add(o.Wait), o.Reason, Success)
-		}
-		if o.LeftFor > 0 {
-			k.left, k.leftUntil = o.Left, now.Add(o.LeftFor)
-			until := time.Time{}
-			if o.Left < p.policy.PaceBelow {
-				until = now.Add(o.LeftFor)
-			}
-			p.setScarce(k, until)
-		}
+		p.succeeded(l, k, o, now)
 	case RateLimited:
 		p.circuit.alive()
-		wait := o.Wait
-		if wait <= 0 {
-			wait = min(coolBase<<min(k.coolLevel, 10), coolMax)
-			k.coolLevel++
-		}
-		reason := "rate limited"
-		if o.WaitSource != "" {
-			reason += " (" + o.WaitSource + ")"
-		}
-		if l.model != "" {
-			reason += " on " + l.model
-		}
-		if o.OrgWide && k.spec.Group != "" {
-			reason += ", organisation-wide (group " + k.spec.Group + ")"
-		}
-		for _, g := range p.groupOf(k, o.OrgWide) {
-			g.coolModel(now, l.model, now.Add(wait), reason, RateLimited)
-		}
+		p.rateLimited(l, k, o, now)
 	case Quota:
 		p.circuit.alive()
 		for _, g := range p.groupOf(k, true) {
@@ -120,32 +86,86 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 			p.circuit.open(now, o.Wait, o.Reason)
 		}
 	case ServerError, Transport:
-		if l.half || p.circuit.openFlag {
-			if l.half {
-				p.circuit.open(now, 0, o.Reason)
-			}
-			break // the provider's problem, not this key's
-		}
-		if p.circuit.failure(now, o.Reason) {
-			break
-		}
-		if k.failRun == 0 {
-			k.failRunStart = p.successes
-		}
-		k.failRun++
-		// Failing alone while another key worked since the run began.
-		if k.failRun >= keyFailRun && p.successes > k.failRunStart {
-			wait := min(keyFailCool<<min(k.failLevel, 10), keyFailCoolMax)
-			k.failLevel++
-			k.failRun = 0
-			k.coolModel(now, "", now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason), o.Class)
-		}
+		p.failedUpstream(l, k, o, now)
 	case CallerFault:
 		p.circuit.alive()
 	}
 	if l.probe && k.parked && o.Class != Quota && o.Class != InvalidKey && o.Class != Success {
 		// The probe learned nothing about the key; try again soon.
 		k.nextProbe = now.Add(p.probeInterval())
+	}
+}
+
+// succeeded clears k's failures and backoff and unparks it; a remaining
+// count of 0 cools it until the reset, and what its answer said is left
+// of its limits may make it scarce.
+func (p *Pool) succeeded(l Lease, k *keyState, o Outcome, now time.Time) {
+	p.successes++
+	p.circuit.success()
+	k.failRun, k.failLevel, k.coolLevel = 0, 0, 0
+	if k.parked {
+		k.hist.back(now, false, true)
+		k.parked, k.parkReason, k.probeLevel, k.parkedUntil = false, "", 0, time.Time{}
+	}
+	if o.Wait > 0 {
+		k.coolModel(now, l.model, now.Add(o.Wait), o.Reason, Success)
+	}
+	if o.LeftFor > 0 {
+		k.left, k.leftUntil = o.Left, now.Add(o.LeftFor)
+		until := time.Time{}
+		if o.Left < p.policy.PaceBelow {
+			until = now.Add(o.LeftFor)
+		}
+		p.setScarce(k, until)
+	}
+}
+
+// rateLimited cools k for the lease's model (and every key of its group,
+// on an organisation-wide limit): for the provider's wait, else 1 s,
+// 2 s, 4 s ... up to coolMax.
+func (p *Pool) rateLimited(l Lease, k *keyState, o Outcome, now time.Time) {
+	wait := o.Wait
+	if wait <= 0 {
+		wait = min(coolBase<<min(k.coolLevel, 10), coolMax)
+		k.coolLevel++
+	}
+	reason := "rate limited"
+	if o.WaitSource != "" {
+		reason += " (" + o.WaitSource + ")"
+	}
+	if l.model != "" {
+		reason += " on " + l.model
+	}
+	if o.OrgWide && k.spec.Group != "" {
+		reason += ", organisation-wide (group " + k.spec.Group + ")"
+	}
+	for _, g := range p.groupOf(k, o.OrgWide) {
+		g.coolModel(now, l.model, now.Add(wait), reason, RateLimited)
+	}
+}
+
+// failedUpstream counts a server error or a transport failure toward
+// the circuit, and cools a key that fails alone while others work.
+func (p *Pool) failedUpstream(l Lease, k *keyState, o Outcome, now time.Time) {
+	if l.half || p.circuit.openFlag {
+		if l.half {
+			p.circuit.open(now, 0, o.Reason)
+		}
+		return // the provider's problem, not this key's
+	}
+	if p.circuit.failure(now, o.Reason) {
+		return
+	}
+	if k.failRun == 0 {
+		k.failRunStart = p.successes
+	}
+	k.failRun++
+	// Failing alone while another key worked since the run began.
+	if k.failRun >= keyFailRun && p.successes > k.failRunStart {
+		wait := min(keyFailCool<<min(k.failLevel, 10), keyFailCoolMax)
+		k.failLevel++
+		k.failRun = 0
+		k.coolModel(now, "", now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason), o.Class)
 	}
 }
 

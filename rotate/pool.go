@@ -201,19 +201,9 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 	defer p.mu.Unlock()
 	p.picker.expire(now) // windows pruned below are then already in order
 
-	half := false
-	switch p.circuit.state(now) {
-	case circuitOpen:
-		p.waiting = true
-		return Lease{}, &Denial{Code: ProviderUnavailable, Until: p.circuit.until, Wake: p.wake,
-			Detail: fmt.Sprintf("%s is failing (%s); llmkey tries it again in %s", p.Name, p.circuit.reason, roundUp(p.circuit.until.Sub(now)))}
-	case circuitHalfOpen:
-		if p.circuit.probing {
-			p.waiting = true
-			return Lease{}, &Denial{Code: ProviderUnavailable, OnRelease: true, Until: now.Add(time.Second), Wake: p.wake,
-				Detail: fmt.Sprintf("%s is failing (%s); a probe request is under way", p.Name, p.circuit.reason)}
-		}
-		half = true
+	half, d := p.circuitLets(now)
+	if d != nil {
+		return Lease{}, d
 	}
 
 	p.q = query{now: now, model: model, tried: tried, only: only}
@@ -257,6 +247,26 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 		p.circuit.probing = true
 	}
 	return Lease{p: p, k: k, Name: k.spec.Name, probe: probe, model: model, half: half, Affinity: aff}, nil
+}
+
+// circuitLets says whether the provider's circuit lets a request through
+// at now, and whether as its half-open probe; when it does not, why. The
+// caller holds p.mu.
+func (p *Pool) circuitLets(now time.Time) (half bool, d *Denial) {
+	switch p.circuit.state(now) {
+	case circuitOpen:
+		p.waiting = true
+		return false, &Denial{Code: ProviderUnavailable, Until: p.circuit.until, Wake: p.wake,
+			Detail: fmt.Sprintf("%s is failing (%s); llmkey tries it again in %s", p.Name, p.circuit.reason, roundUp(p.circuit.until.Sub(now)))}
+	case circuitHalfOpen:
+		if p.circuit.probing {
+			p.waiting = true
+			return false, &Denial{Code: ProviderUnavailable, OnRelease: true, Until: now.Add(time.Second), Wake: p.wake,
+				Detail: fmt.Sprintf("%s is failing (%s); a probe request is under way", p.Name, p.circuit.reason)}
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // conversationKey is the index of the key of a's conversation when that

@@ -67,26 +67,6 @@ func TestKeyFieldsAgree(t *testing.T) {
 	if len(k.Limits()) != ints {
 		t.Errorf("Limits has %d numbers, Key %d", len(k.Limits()), ints)
 	}
-	floats := 0
-	for _, f := range keyFields {
-		if f.Type.Kind() == reflect.Float64 {
-			floats++
-		}
-	}
-	if len(k.Budgets()) != floats {
-		t.Errorf("Budgets has %d numbers, Key %d", len(k.Budgets()), floats)
-	}
-	for _, b := range k.Budgets() {
-		bad := k
-		if !bad.SetBudget(b.Field, -0.5) || bad.SetBudget("rpm", 1) {
-			t.Errorf("SetBudget(%s)", b.Field)
-		}
-		_, err := Parse("k.toml", []byte(FormatKey(bad)))
-		var ke *KeyfileError
-		if !errors.As(err, &ke) || ke.Field != "key[1]."+b.Field {
-			t.Errorf("%s = -0.5: %v", b.Field, err)
-		}
-	}
 	for _, l := range k.Limits() {
 		bad := k
 		v := reflect.ValueOf(&bad).Elem()
@@ -99,6 +79,32 @@ func TestKeyFieldsAgree(t *testing.T) {
 		var ke *KeyfileError
 		if !errors.As(err, &ke) || ke.Field != "key[1]."+l.Field {
 			t.Errorf("%s = -1: %v", l.Field, err)
+		}
+	}
+}
+
+// A key's dollar budgets are its fields of dollars: Budgets lists them
+// all, SetBudget sets them, and a negative one is refused by name.
+func TestKeyBudgetsAreFields(t *testing.T) {
+	k := fullKey()
+	floats := 0
+	for _, f := range keyFields {
+		if f.Type.Kind() == reflect.Float64 {
+			floats++
+		}
+	}
+	if len(k.Budgets()) != floats || floats == 0 {
+		t.Errorf("Budgets has %d numbers, Key %d", len(k.Budgets()), floats)
+	}
+	for _, b := range k.Budgets() {
+		bad := k
+		if !bad.SetBudget(b.Field, -0.5) || bad.SetBudget("rpm", 1) {
+			t.Errorf("SetBudget(%s)", b.Field)
+		}
+		_, err := Parse("k.toml", []byte(FormatKey(bad)))
+		var ke *KeyfileError
+		if !errors.As(err, &ke) || ke.Field != "key[1]."+b.Field {
+			t.Errorf("%s = -0.5: %v", b.Field, err)
 		}
 	}
 }
