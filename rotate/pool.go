@@ -468,6 +468,23 @@ func (l Lease) end(o *Outcome, s Spend) {
 	if l.probe {
 		k.probing = false
 	}
+	if g := p.groups[k.spec.Group]; g != nil {
+		g.inFlight--
+	}
+	p.spent(k, now, s)
+	p.picker.changed(k)
+	if l.half {
+		p.circuit.probing = false
+	}
+	if o != nil {
+		p.judge(l, k, *o, now)
+	}
+}
+
+// spent counts what an answer of k spent at now: toward its limits and
+// its group's, least-used's order and its history. The caller holds
+// p.mu.
+func (p *Pool) spent(k *keyState, now time.Time, s Spend) {
 	if sec, first := k.spend(now, s); first {
 		p.picker.opened(k, sec)
 	}
@@ -476,16 +493,24 @@ func (l Lease) end(o *Outcome, s Spend) {
 		k.unpriced, k.unpricedDay = s.Unpriced, k.day
 	}
 	if g := p.groups[k.spec.Group]; g != nil {
-		g.inFlight--
 		g.spend(now, s)
 	}
-	p.picker.changed(k)
-	if l.half {
-		p.circuit.probing = false
+}
+
+// Spent counts what one answer spent while the lease goes on: a
+// connection that carries several requests (a WebSocket) counts each as
+// it ends, toward the limits and budgets, and is ended with nothing more.
+func (l Lease) Spent(s Spend) {
+	if l.p == nil {
+		return
 	}
-	if o != nil {
-		p.judge(l, k, *o, now)
-	}
+	p := l.p
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.signal()
+	p.spent(l.k, now, s)
+	p.picker.changed(l.k)
 }
 
 // Judge applies what an answer said of the lease's key, for model, while

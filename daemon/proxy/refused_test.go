@@ -2,13 +2,18 @@ package proxy
 
 import (
 	"context"
+	"fmt"
 	"io"
 	"net/http"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
+	"github.com/gorilla/websocket"
+
 	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
 )
 
 // A request llmkey refuses because every key is cooling is counted as
@@ -86,5 +91,46 @@ func TestAnswersCostTheirPrice(t *testing.T) {
 	// gpt-4o's built-in price: $2.50 in, $10 out a million tokens.
 	if want := int64(3.5 * rotate.NanoUSD); v[0].CostToday != want || v[0].Unpriced != "mystery" {
 		t.Errorf("spent %d nano-dollars, unpriced %q; want %d and mystery", v[0].CostToday, v[0].Unpriced, want)
+	}
+}
+
+// A WebSocket's responses count toward its key's spend as each ends,
+// while the socket stays open: a budget sees them before it closes.
+func TestSocketResponsesSpendAsTheyEnd(t *testing.T) {
+	var mu sync.Mutex
+	var seen []string
+	upstream := responsesSocket(t, nil, &seen, &mu)
+	defer upstream.Close()
+	cfg, err := state.Parse("k.toml", []byte(fmt.Sprintf("[provider.openai]\nbase_url = \"%s/v1\"\n\n[[key]]\nprovider = \"openai\"\nname = \"a\"\nsecret = \"sk-a-aaaaaaaaaaaaaaaaaaaaaaa\"\nbudget_usd_day = 0.00009\n", upstream.URL)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	d, url := newTestProxy(t, http.NotFoundHandler())
+	d.publish(cfg)
+	c, _, err := websocket.DefaultDialer.Dial(strings.Replace(url, "http", "ws", 1)+"/openai/responses", http.Header{"Authorization": {"Bearer llmk-local-test"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	c.WriteMessage(websocket.TextMessage, []byte(`{"type":"response.create","model":"gpt-5","input":"hi"}`))
+	for {
+		_, msg, err := c.ReadMessage()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(msg), "response.completed") {
+			break
+		}
+	}
+	// gpt-5's built-in price: 20 input, 10 cached, 7 output tokens.
+	want := int64(96_250)
+	var v []rotate.KeyView
+	for deadline := time.Now().Add(5 * time.Second); time.Now().Before(deadline); time.Sleep(10 * time.Millisecond) {
+		if v, _, _ = d.pools["openai"].View(); v[0].CostToday == want {
+			break
+		}
+	}
+	if v[0].CostToday != want || v[0].State != rotate.Limited || v[0].InFlight != 1 {
+		t.Errorf("the open socket's key: spent %d nano-dollars (want %d), %s, %d in flight", v[0].CostToday, want, v[0].State, v[0].InFlight)
 	}
 }
