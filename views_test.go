@@ -366,6 +366,11 @@ func TestLogsOnATerminal(t *testing.T) {
 		t.Errorf("logs -f on a terminal: levels not coloured, or raw lines:\n%q", sc)
 	}
 	tm.tmux("send-keys", "-t", "logs", "C-c")
+	for _, env := range []string{"NO_COLOR=1", "TERM=dumb"} {
+		if sc := tm.run(env, "logs", "-n", "20"); strings.Contains(sc, "\x1b[3") || !strings.Contains(sc, "INF") {
+			t.Errorf("%s llmkey logs: %q", env, sc)
+		}
+	}
 	if raw := plain(tm.run("", "logs", "--raw", "-n", "20")); !strings.Contains(raw, "level=INFO msg=request") {
 		t.Errorf("logs --raw on a terminal:\n%s", raw)
 	}

@@ -135,14 +135,14 @@ func fitText(s string, width int) string {
 // line), the lines after the first indented by indent; a word wider than
 // a line is cut.
 func fold(s string, width, indent int) []string {
-	if width <= 0 || runewidth.StringWidth(s) <= width {
+	if width <= 0 || visibleWidth(s) <= width {
 		return []string{s}
 	}
 	indent = min(indent, width/2)
 	var lines []string
 	line, col := "", 0
 	for _, word := range strings.Fields(s) {
-		ww := runewidth.StringWidth(word)
+		ww := visibleWidth(word)
 		if col > 0 && col+1+ww > width {
 			lines = append(lines, line)
 			line, col = strings.Repeat(" ", indent), indent
@@ -152,7 +152,7 @@ func fold(s string, width, indent int) []string {
 			col++
 		}
 		if col+ww > width {
-			word = fitText(word, width-col)
+			word = fitText(stripANSI(word), width-col)
 			ww = runewidth.StringWidth(word)
 		}
 		line += word

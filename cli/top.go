@@ -159,7 +159,7 @@ func (m *topModel) View() string {
 // line wider than the terminal, none beyond its height.
 func (m *topModel) screen(head, body []string) string {
 	if m.height < len(head)+2 && len(head) > 1 {
-		head = head[1:min(2, len(head))] // the summary, on a tiny terminal
+		head = head[1:2] // the summary, on a tiny terminal
 	}
 	room := max(m.height-len(head), 0)
 	lines := append([]string{}, head...)

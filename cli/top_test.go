@@ -113,3 +113,19 @@ func TestTopDegradesInASmallTerminal(t *testing.T) {
 		}
 	}
 }
+
+// A wide terminal shows every column: what a key's provider said is
+// left of its limits, and a key's spend over its daily budget.
+func TestTopShowsWhatIsLeftAndSpent(t *testing.T) {
+	st, hist := manyKeys(3, "")
+	left := 0.42
+	k := &st.Providers["openai"].Keys[1]
+	k.QuotaLeft, k.CostTodayUSD, k.BudgetUSDDay = &left, 4.1, 5
+	m := &topModel{width: 160, height: 24, topStatus: topStatus{st: st, hist: hist, at: time.Now()}}
+	text := strings.Join(topScreen(t, m), "\n")
+	for _, want := range []string{"LEFT", "SPENT", "TOKENS", "FLIGHT", "42%", "$4.10/5.00"} {
+		if !strings.Contains(text, want) {
+			t.Errorf("no %q at 160 columns:\n%s", want, text)
+		}
+	}
+}

@@ -40,7 +40,7 @@ func (v topView) lines() (head, body []string) {
 	if w := visibleWidth(title); w+len("q quits")+2 <= v.width {
 		title += strings.Repeat(" ", v.width-w-len("q quits")) + "q quits"
 	}
-	head = []string{title, v.summary(rows)}
+	head = append([]string{title}, v.summary(rows)...)
 	table, sparkAt, sparkW := v.table(rows)
 	head = append(head, table[0])
 	group := ""
@@ -95,8 +95,8 @@ func boolRank(b bool) int {
 
 // summary counts the keys by state, the requests refused in the last 5
 // minutes and today's spend; a narrow terminal leaves out the states no
-// key is in.
-func (v topView) summary(rows []topRow) string {
+// key is in, then folds it.
+func (v topView) summary(rows []topRow) []string {
 	line := v.summaryOf(rows, false)
 	if visibleWidth(line) > v.width { // the count of keys is their sum
 		line = strings.SplitN(line, "  ", 2)[1]
@@ -104,7 +104,29 @@ func (v topView) summary(rows []topRow) string {
 	if visibleWidth(line) > v.width {
 		line = v.summaryOf(rows, true)
 	}
-	return line
+	return packParts(strings.Split(line, "  "), v.width)
+}
+
+// packParts puts parts on lines of at most width columns, two spaces
+// apart; a part wider than a line is cut.
+func packParts(parts []string, width int) []string {
+	var lines []string
+	line := ""
+	for _, p := range parts {
+		switch {
+		case line == "":
+			line = p
+		case visibleWidth(line)+2+visibleWidth(p) <= width:
+			line += "  " + p
+		default:
+			lines = append(lines, line)
+			line = p
+		}
+		if visibleWidth(line) > width {
+			line = fitText(stripANSI(line), width)
+		}
+	}
+	return append(lines, line)
 }
 
 func (v topView) summaryOf(rows []topRow, brief bool) string {
@@ -157,13 +179,13 @@ func tail(xs []int, n int) int {
 }
 
 // sparkWidth is how many cells the last hour gets at width at least: a
-// quarter of what the table leaves, 10 to 60 (more when the table is
+// fifth of what the title leaves, 10 to 60 (more when the table is
 // narrower); none on a terminal too narrow.
 func sparkWidth(width int) int {
 	if width < 50 {
 		return 0
 	}
-	return min(max((width-20)/4, 10), 60)
+	return min(max((width-20)/5, 10), 60)
 }
 
 // table is the keys' table, its header first, fitted to the width with
@@ -171,11 +193,35 @@ func sparkWidth(width int) int {
 // width (-1 and 0: none).
 func (v topView) table(rows []topRow) ([]string, int, int) {
 	sw := sparkWidth(v.width)
+	width := v.width
+	if sw > 0 {
+		width -= sw + 2
+	}
+	// The latest failure is cut before it goes; where even that does not
+	// fit, it goes last.
+	lines, tw := v.printTable(rows, width, false)
+	if tw > width {
+		lines, tw = v.printTable(rows, width, true)
+	}
+	if sw == 0 {
+		return lines, -1, 0
+	}
+	sw = min(max(sw, v.width-tw-2), 60) // what the table left
+	lines[0] = padTo(lines[0], tw) + "  " + fitText("LAST HOUR", sw)
+	for i, r := range rows {
+		lines[i+1] = padTo(lines[i+1], tw) + "  " + paint("36", hourSpark(r.hist, sw), v.color)
+	}
+	return lines, tw + 2, sw
+}
+
+// printTable is the keys' table fitted to width, and how wide it came
+// out; a narrow terminal does without TOKENS, REQS, FLIGHT, TPM and LEFT,
+// in that order, then LAST when dropLast.
+func (v topView) printTable(rows []topRow, width int, dropLast bool) ([]string, int) {
 	t := &table{
-		head:  []string{"NAME", "STATE", "WAIT", "FLIGHT", "RPM", "TPM", "REQS", "TOKENS", "SPENT", "LEFT", "LAST"},
-		right: map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true},
-		// A narrow terminal does without these, the first first.
-		optional: []int{7, 6, 3, 9, 5, 10},
+		head:     []string{"NAME", "STATE", "WAIT", "FLIGHT", "RPM", "TPM", "REQS", "TOKENS", "SPENT", "LEFT", "LAST"},
+		right:    map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true, 8: true, 9: true},
+		optional: []int{7, 6, 3, 5, 9},
 		shrink:   map[int]bool{0: true, 10: true},
 		color: func(_, col int, cell string) string {
 			if col == 1 {
@@ -184,37 +230,29 @@ func (v topView) table(rows []topRow) ([]string, int, int) {
 			return ""
 		},
 	}
+	if dropLast {
+		t.optional = append(t.optional, 10)
+	}
 	for _, r := range rows {
 		k, lim := r.key, v.limits[r.provider+"/"+r.key.Name]
 		last := "-"
 		if f := k.Failures; len(f) > 0 {
+			// Cut first, so that a long reason does not cost the columns.
 			l := f[len(f)-1]
-			last = ago(v.at.Sub(l.At)) + " " + termSafe(l.Reason)
+			last = fitText(ago(v.at.Sub(l.At))+" "+termSafe(l.Reason), 28)
 		}
 		t.add(termSafe(k.Name), k.State, wait(k.CooldownSeconds), strconv.Itoa(k.InFlight),
 			ofLimit(k.RequestsMinute, lim.RPM), ofLimit(k.TokensMinute, lim.TPM),
 			compact(k.RequestsToday), compact(k.TokensToday), spentCell(k), leftCell(k), last)
 	}
-	width := v.width
-	if sw > 0 {
-		width -= sw + 2
-	}
 	var b bytes.Buffer
 	t.print(&b, look{Width: width, Color: v.color})
 	lines := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	if sw == 0 {
-		return lines, -1, 0
-	}
 	tw := 0
 	for _, l := range lines {
 		tw = max(tw, visibleWidth(l))
 	}
-	sw = min(max(sw, v.width-tw-2), 60) // what the table left
-	lines[0] = padTo(lines[0], tw) + "  " + fitText("LAST HOUR", sw)
-	for i, r := range rows {
-		lines[i+1] = padTo(lines[i+1], tw) + "  " + paint("36", hourSpark(r.hist, sw), v.color)
-	}
-	return lines, tw + 2, sw
+	return lines, tw
 }
 
 // hourSpark is a key's requests of the last hour in width cells.
