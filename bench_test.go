@@ -417,7 +417,7 @@ func BenchmarkHarness(b *testing.B) {
 		p.Update(rotate.Policy{Strategy: strategy}, specs)
 		pick := func() {
 			l, _ := p.Take(rotate.Ask{Model: "gpt-4o"})
-			l.Done(rotate.Outcome{Class: rotate.Success}, 10)
+			l.Done(rotate.Outcome{Class: rotate.Success}, rotate.Spend{Tokens: 10})
 		}
 		// testing.Benchmark would wait for this benchmark to end: time
 		// it by hand, and count allocations with AllocsPerRun.
@@ -585,14 +585,7 @@ func BenchmarkHarness(b *testing.B) {
 	})
 	row("keyfile edit to effect (median of 5)", edit.Round(time.Millisecond).String(), "< 250 ms")
 
-	// Idle: after a burst of requests, the wakeups of all the daemon's
-	// threads (context switches, voluntary and not) over 30 s of nothing.
-	load(lk, token, 4, time.Second)
-	time.Sleep(time.Second) // the burst's write and idle connections settle
-	idleStart := ctxSwitches(b, pid)
-	time.Sleep(30 * time.Second)
-	wakeups := float64(ctxSwitches(b, pid)-idleStart) / 30
-	row("idle daemon wakeups, 30 s after a burst", fmt.Sprintf("%.2f per second", wakeups), "< 2 per second")
+	row("idle daemon wakeups, 30 s after a burst", fmt.Sprintf("%.2f per second", idleWakeups(b, lk, token, pid)), "< 2 per second")
 
 	// The CLI's own start against a Go hello world built here, and what
 	// sets its floor. Every program runs once a round, in turn, so that a
@@ -683,3 +676,36 @@ func BenchmarkHarness(b *testing.B) {
 type wallClock struct{}
 
 func (wallClock) Now() time.Time { return time.Now() }
+
+// idleWakeups is the harness's idle row: after a burst of requests, the
+// wakeups of all the daemon's threads (context switches, voluntary and
+// not) a second over 30 s of nothing.
+func idleWakeups(b *testing.B, lk, token string, pid int) float64 {
+	load(lk, token, 4, time.Second)
+	time.Sleep(time.Second) // the burst's write and idle connections settle
+	idleStart := ctxSwitches(b, pid)
+	time.Sleep(30 * time.Second)
+	return float64(ctxSwitches(b, pid)-idleStart) / 30
+}
+
+// BenchmarkIdleWakeups is the harness's idle row alone, on a daemon with
+// 31 keys: go test -run XXX -bench IdleWakeups -benchtime 1x .
+func BenchmarkIdleWakeups(b *testing.B) {
+	if raceEnabled {
+		b.Skip("it measures the real binary: run it without -race")
+	}
+	b.StopTimer()
+	up := httptest.NewServer(harnessUpstream(make(chan struct{})))
+	defer up.Close()
+	u := newUser(b)
+	var kf strings.Builder
+	fmt.Fprintf(&kf, "[daemon]\nlisten = \"127.0.0.1:0\"\n\n[provider.openai]\nbase_url = %q\n", up.URL+"/v1")
+	for i := range 31 {
+		fmt.Fprintf(&kf, "\n[[key]]\nprovider = \"openai\"\nname = \"k%d\"\nsecret = \"sk-proj-idle%02d%s\"\n", i, i, strings.Repeat("x", 24))
+	}
+	writeFile(b, u.keyfile(), kf.String(), 0o600)
+	env := u.proxyEnv()
+	w := idleWakeups(b, env["LLMKEY_URL"], env["LLMKEY_TOKEN"], u.daemonPID())
+	fmt.Printf("  idle daemon wakeups, 30 s after a burst, 31 keys: %.2f per second (< 2 per second)\n", w)
+	b.ReportMetric(w, "wakeups/s")
+}

@@ -44,6 +44,8 @@ type listedKey struct {
 	MaxConcurrent   int               `json:"max_concurrent"`
 	RPD             int               `json:"rpd"`
 	TPD             int               `json:"tpd"`
+	BudgetUSDDay    float64           `json:"budget_usd_day"`
+	BudgetUSDMonth  float64           `json:"budget_usd_month"`
 	Weight          int               `json:"weight"`
 	Models          []string          `json:"models"`
 	Tags            []string          `json:"tags"`
@@ -179,6 +181,7 @@ func listKey(cfg *state.Config, k state.Key, today map[state.UsageKey]state.Coun
 		Provider: k.Provider, Name: k.Name, MaskedSecret: masked, Fingerprint: fp,
 		State: "unknown", Reason: "daemon not running", RecentFailures: []control.Failure{},
 		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD, Weight: k.Weight, Models: models,
+		BudgetUSDDay: k.BudgetUSDDay, BudgetUSDMonth: k.BudgetUSDMonth,
 		Organization: k.Organization, Project: k.Project, Group: k.Group, Tags: append([]string{}, k.Tags...), SecretCmd: k.SecretCmd, Keychain: k.Keychain, limits: limits(k),
 	}
 	if c, ok := today[state.UsageKey{Provider: k.Provider, Key: k.Name, Fingerprint: lk.Fingerprint}]; ok {
@@ -257,6 +260,11 @@ func limits(k state.Key) string {
 	for _, l := range k.Limits() {
 		if l.Value != 0 {
 			parts = append(parts, l.Field+"="+strconv.Itoa(l.Value))
+		}
+	}
+	for _, b := range k.Budgets() {
+		if b.Value != 0 {
+			parts = append(parts, b.Field+"="+strconv.FormatFloat(b.Value, 'f', -1, 64))
 		}
 	}
 	if len(k.Models) > 0 {

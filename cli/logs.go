@@ -24,6 +24,11 @@ type LogsCommandInput struct {
 	Paths  state.Paths
 	Lines  int // the last N; 0: all
 	Follow bool
+	// Raw prints the log's own lines (logfmt) on a terminal too.
+	Raw bool
+	// Only the lines at Level or above, about Key (PROVIDER or
+	// PROVIDER/NAME), since Since; "": every line.
+	Level, Key, Since string
 }
 
 func ConfigureLogsCommand(app *ucli.App) {
@@ -33,13 +38,27 @@ func ConfigureLogsCommand(app *ucli.App) {
 		Description: "The log of the running daemon, from where it says it logs: daemon.log in the state dir for a daemon llmkey " +
 			"started, the file launchd points a service's standard error at, or systemd's journal (through journalctl " +
 			"--user-unit llmkey.service). With no daemon running, daemon.log. -f keeps printing what the daemon writes, " +
-			"across its rotation to daemon.log.1, until Ctrl-C.",
+			"across its rotation to daemon.log.1, until Ctrl-C. On a terminal each line is shown short, to fit its width: local " +
+			"time, level (coloured), the key, what happened and what else it says; --raw, or a pipe, prints the log's own " +
+			"logfmt lines. --level, --key and --since keep the lines at that level or above, about that key (PROVIDER/NAME, " +
+			"or every key of PROVIDER), since then (15m, 2h, 1d, today or yesterday from local midnight, a date or an RFC 3339 " +
+			"time); with --since and no -n, every line since then.",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "follow", Aliases: []string{"f"}, Usage: "keep printing new lines"},
 			&ucli.IntFlag{Name: "lines", Aliases: []string{"n"}, Value: 100, Usage: "print the last `N` lines (0: all)"},
+			&ucli.BoolFlag{Name: "raw", Usage: "print the log's own logfmt lines, also on a terminal"},
+			&ucli.StringFlag{Name: "level", Usage: "only lines at `LEVEL` or above: debug, info, warn, error"},
+			&ucli.StringFlag{Name: "key", Usage: "only lines about `KEY`: PROVIDER/NAME, or PROVIDER for all its keys"},
+			&ucli.StringFlag{Name: "since", Usage: "only lines since `WHEN`: 15m, 2h, 1d, today, yesterday, a date or a time"},
+			noColorFlag(),
 		},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
-			return LogsCommand(c.Context, LogsCommandInput{Paths: p, Lines: c.Int("lines"), Follow: c.Bool("follow")}, streams(c))
+			in := LogsCommandInput{Paths: p, Lines: c.Int("lines"), Follow: c.Bool("follow"), Raw: c.Bool("raw"),
+				Level: c.String("level"), Key: c.String("key"), Since: c.String("since")}
+			if in.Since != "" && !c.IsSet("lines") {
+				in.Lines = 0
+			}
+			return LogsCommand(c.Context, in, streams(c))
 		}),
 	})
 }
@@ -52,6 +71,11 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	if ctx == nil {
 		ctx = context.Background()
 	}
+	out, err := newLogOut(in, s)
+	if err != nil {
+		return err
+	}
+	s.Out = out
 	path := in.Paths.LogPath()
 	if st, err := control.NewClient(in.Paths).Status(ctx); err == nil && st.Log != nil {
 		switch {
@@ -74,6 +98,7 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	} else if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return fail("check that "+in.Paths.StateDir+" is yours", "read %s: %v", path, err)
 	}
+	data = filtered(data, out.filter)
 	if in.Lines > 0 {
 		data = lastLines(data, in.Lines)
 	}

@@ -109,7 +109,7 @@ func keyfileBlocks() []man.Block {
 		{Pre: ExampleKeyfile},
 		{Tag: "[[key]]", Text: "provider and name (unique per provider; letters, digits, '.', '-', '_') are required, and the secret from " +
 			"exactly one of secret, secret_cmd (a command's output: [\"pass\", \"show\", \"openai/work\"]) or keychain = true. " +
-			"Optional: rpm, tpm, max_concurrent, rpd, tpd (0 or absent: no limit; rpd and tpd per UTC day), weight (for the weighted strategy), " +
+			"Optional: rpm, tpm, max_concurrent, rpd, tpd (0 or absent: no limit; rpd and tpd per UTC day), budget_usd_day and budget_usd_month (dollars a UTC day or month at the built-in and [pricing] prices; a key over one is limited until the period ends, and a model without a price counts $0), weight (for the weighted strategy), " +
 			"models (names or globs this key may serve), tags (selections for exec --tag), organization and project (sent with this key only), " +
 			"group (keys that share one organisation's quota: an organisation-wide rate limit on one cools them all, and a spent quota parks them all). " +
 			"All of its fields: " + strings.Join(state.FieldNames("key"), ", ") + "."},

@@ -16,8 +16,9 @@ import (
 type SetCommandInput struct {
 	Keyfile        string
 	Provider, Name string
-	Limits         map[string]int // by keyfile name: rpm, tpm, ...
-	Tags           []string       // replaces the key's; nil: unchanged
+	Limits         map[string]int     // by keyfile name: rpm, tpm, ...
+	Budgets        map[string]float64 // by keyfile name: budget_usd_day, ...
+	Tags           []string           // replaces the key's; nil: unchanged
 	Models         []string
 	Group          *string // nil: unchanged; "": none
 	Secret         bool    // read a new secret, as add does
@@ -39,6 +40,9 @@ func ConfigureSetCommand(app *ucli.App) {
 	for _, l := range (state.Key{}).Limits() {
 		flags = append(flags, &ucli.IntFlag{Name: strings.ReplaceAll(l.Field, "_", "-"), Usage: "set " + l.Field + " to `N` (0: no limit)"})
 	}
+	for _, b := range (state.Key{}).Budgets() {
+		flags = append(flags, &ucli.Float64Flag{Name: strings.ReplaceAll(b.Field, "_", "-"), Usage: "set " + b.Field + " to `DOLLARS` (0: no budget)"})
+	}
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:      "set",
 		Usage:     "change a key's limits, tags or secret in place",
@@ -58,6 +62,7 @@ func ConfigureSetCommand(app *ucli.App) {
 					in.Limits[l.Field] = c.Int(flag)
 				}
 			}
+			in.Budgets = setBudgets(c)
 			if c.IsSet("tag") {
 				in.Tags = splitList(c.StringSlice("tag"))
 			}
@@ -89,7 +94,7 @@ func splitList(vs []string) []string {
 
 // SetCommand changes one key in place.
 func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
-	if len(in.Limits) == 0 && in.Tags == nil && in.Models == nil && in.Group == nil && !in.Secret && !in.Keychain {
+	if len(in.Limits) == 0 && len(in.Budgets) == 0 && in.Tags == nil && in.Models == nil && in.Group == nil && !in.Secret && !in.Keychain {
 		return usageError("give what to change, e.g. llmkey set "+in.Provider+"/"+in.Name+" --rpm 60 (see llmkey help set)", "set: nothing to change")
 	}
 	cfg, err := state.Load(in.Keyfile)
@@ -105,6 +110,11 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 	for f, v := range in.Limits {
 		if v < 0 {
 			return usageError("use 0 for no limit", "--%s must not be negative", strings.ReplaceAll(f, "_", "-"))
+		}
+	}
+	for f, v := range in.Budgets {
+		if !(v >= 0) {
+			return usageError("give dollars, e.g. 5 or 0.50; 0 for no budget", "--%s must be a number of dollars, not negative", strings.ReplaceAll(f, "_", "-"))
 		}
 	}
 	secret := ""
@@ -153,6 +163,9 @@ func (in SetCommandInput) edit(secret string) func(k *state.Key) error {
 				k.SetLimit(l.Field, v)
 			}
 		}
+		for f, v := range in.Budgets {
+			k.SetBudget(f, v)
+		}
 		if in.Tags != nil {
 			k.Tags = in.Tags
 			if len(k.Tags) == 0 {
@@ -193,4 +206,15 @@ func toKeychain(k *state.Key) error {
 	}
 	k.Secret, k.SecretCmd, k.Keychain = "", nil, true
 	return nil
+}
+
+// setBudgets are the dollar budgets set's flags give, by keyfile name.
+func setBudgets(c *ucli.Context) map[string]float64 {
+	out := map[string]float64{}
+	for _, b := range (state.Key{}).Budgets() {
+		if flag := strings.ReplaceAll(b.Field, "_", "-"); c.IsSet(flag) {
+			out[b.Field] = c.Float64(flag)
+		}
+	}
+	return out
 }

@@ -160,10 +160,11 @@ func printKeys(w io.Writer, st *control.Status, l look) {
 		// KEPT: requests of a conversation that came back to the key;
 		// MOVED: conversations that moved to it; CACHED: cached input
 		// tokens it read today. Left out first on a narrow terminal.
-		head:     []string{"PROVIDER", "NAME", "STATE", "WAIT", "FLIGHT", "KEPT", "MOVED", "CACHED", "REASON"},
-		right:    map[int]bool{3: true, 4: true, 5: true, 6: true, 7: true},
-		shrink:   map[int]bool{1: true, 8: true},
-		optional: []int{6, 5, 7},
+		// SPENT: today's cost, over the daily budget where there is one.
+		head:     []string{"PROVIDER", "NAME", "STATE", "WAIT", "FLIGHT", "KEPT", "MOVED", "CACHED", "SPENT", "REASON"},
+		right:    map[int]bool{3: true, 4: true, 5: true, 6: true, 7: true, 8: true},
+		shrink:   map[int]bool{1: true, 9: true},
+		optional: []int{6, 5, 7, 8},
 		color: func(_, col int, cell string) string {
 			if col == 2 {
 				return stateColor(cell)
@@ -179,7 +180,7 @@ func printKeys(w io.Writer, st *control.Status, l look) {
 				reason = "nearly spent: fewer requests until its limit resets"
 			}
 			t.add(n, termSafe(k.Name), k.State, wait(k.CooldownSeconds), strconv.Itoa(k.InFlight),
-				strconv.FormatUint(k.AffinityHits, 10), strconv.FormatUint(k.AffinityMoves, 10), num(k.CacheReadToday), reason)
+				strconv.FormatUint(k.AffinityHits, 10), strconv.FormatUint(k.AffinityMoves, 10), num(k.CacheReadToday), spentCell(k), reason)
 			ref := n + "/" + termSafe(k.Name)
 			switch {
 			case k.Action != "":

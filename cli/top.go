@@ -1,14 +1,11 @@
 package cli
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
-	"maps"
 	"math"
 	"os"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -27,11 +24,15 @@ import (
 func ConfigureTopCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:  "top",
-		Usage: "watch the keys live: state, cooldown, this minute against the limits, in flight, failures",
-		Description: "Refreshes every second from the running daemon (never starts one: it waits for it). The keys are grouped " +
-			"by provider. RPM and TPM are the last minute's requests and tokens, over the key's limit when it has one; " +
-			"REQS and TOKENS are today's; LAST is the latest failure. q, Esc or Ctrl-C quits. Needs a terminal: " +
-			"scripts read 'llmkey status --json'.",
+		Usage: "watch the keys live: state, the last hour, this minute against the limits, spend, failures",
+		Description: "Refreshes every second from the running daemon (never starts one: it waits for it). A summary line " +
+			"counts the keys by state, the requests llmkey refused in the last 5 minutes and today's spend. The keys are " +
+			"grouped by provider, those set aside first. RPM and TPM are the last minute's requests and tokens, over the key's " +
+			"limit when it has one; REQS and TOKENS are today's; SPENT is today's cost (over the daily budget when there is one); " +
+			"LEFT is the share of its rate limits the provider's headers said is left; LAST is the latest failure; LAST HOUR " +
+			"draws the requests of each minute, and a line under a key marks the minutes it was cooling (c) or parked (p). " +
+			"A narrow terminal does without some columns. Up, Down, j, k, PgUp, PgDn, Space, Home and End scroll; q, Esc or " +
+			"Ctrl-C quits. Needs a terminal: scripts read 'llmkey status --json' and the control API's /v1/history.",
 		Flags: []ucli.Flag{noColorFlag()},
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return TopCommand(c.Context, p, streams(c), c.Bool("no-color"))
@@ -59,6 +60,8 @@ type topModel struct {
 	client        *control.Client
 	color         bool
 	width, height int
+	// offset is the first line of the keys shown: the view scrolls.
+	offset int
 
 	topStatus // the last answer
 }
@@ -66,6 +69,7 @@ type topModel struct {
 // topStatus is one look at the daemon.
 type topStatus struct {
 	st     *control.Status
+	hist   *control.History // nil: the daemon keeps none (an older one)
 	err    error
 	limits map[string]state.Key // PROVIDER/NAME: the keyfile's limits
 	at     time.Time
@@ -80,13 +84,19 @@ func (m *topModel) fetch() tea.Msg {
 	ctx, cancel := context.WithTimeout(m.ctx, 2*time.Second)
 	defer cancel()
 	st, err := m.client.Status(ctx)
+	var hist *control.History
+	if err == nil {
+		if h, herr := m.client.History(ctx); herr == nil {
+			hist = h
+		}
+	}
 	limits := map[string]state.Key{}
 	if cfg, _ := state.LoadAsWritten(m.paths.Keyfile); cfg != nil {
 		for _, k := range cfg.Keys {
 			limits[k.Ref()] = k
 		}
 	}
-	return topStatus{st: st, err: err, limits: limits, at: time.Now()}
+	return topStatus{st: st, hist: hist, err: err, limits: limits, at: time.Now()}
 }
 
 func (m *topModel) Init() tea.Cmd { return m.fetch }
@@ -94,10 +104,7 @@ func (m *topModel) Init() tea.Cmd { return m.fetch }
 func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	switch msg := msg.(type) {
 	case tea.KeyMsg:
-		switch msg.String() {
-		case "q", "esc", "ctrl+c", "ctrl+d":
-			return m, tea.Quit
-		}
+		return m, m.key(msg.String())
 	case tea.WindowSizeMsg:
 		m.width, m.height = msg.Width, msg.Height
 	case topStatus:
@@ -109,80 +116,81 @@ func (m *topModel) Update(msg tea.Msg) (tea.Model, tea.Cmd) {
 	return m, nil
 }
 
+// key quits or scrolls; View keeps the offset in range.
+func (m *topModel) key(k string) tea.Cmd {
+	page := max(m.height-5, 1)
+	switch k {
+	case "q", "esc", "ctrl+c", "ctrl+d":
+		return tea.Quit
+	case "down", "j":
+		m.offset++
+	case "up", "k":
+		m.offset--
+	case "pgdown", " ", "f", "ctrl+f":
+		m.offset += page
+	case "pgup", "b", "ctrl+b":
+		m.offset -= page
+	case "home", "g":
+		m.offset = 0
+	case "end", "G":
+		m.offset = math.MaxInt / 2
+	}
+	m.offset = max(m.offset, 0)
+	return nil
+}
+
 func (m *topModel) View() string {
-	var lines []string
 	title := "llmkey top   q quits"
 	switch {
 	case m.st == nil && m.err == nil:
-		lines = append(lines, title, "", "asking the daemon...")
+		return m.screen([]string{title, "", "asking the daemon..."}, nil)
 	case errors.Is(m.err, control.ErrNotRunning):
-		lines = append(lines, title, "", "the daemon is not running: llmkey start (this view waits for it)")
+		return m.screen([]string{title, "", "the daemon is not running: llmkey start (this view waits for it)"}, nil)
 	case m.err != nil:
-		lines = append(lines, title, "", termSafe(m.err.Error()))
-	default:
-		lines = append(lines, fmt.Sprintf("llmkey top  %s  pid %d  %s  %d in flight  q quits",
-			m.at.Format("15:04:05"), m.st.PID, m.st.ProxyURL, m.st.InFlight), "")
-		lines = append(lines, m.keyLines()...)
-		for _, p := range m.st.Problems {
-			lines = append(lines, "problem: "+termSafe(p))
-		}
+		return m.screen([]string{title, "", termSafe(m.err.Error())}, nil)
 	}
-	for i, l := range lines {
-		if !strings.Contains(l, "\x1b[") { // the table's lines fit already
-			lines[i] = cut(l, m.width)
-		}
-	}
-	if len(lines) > m.height {
-		lines = lines[:m.height]
-	}
-	return strings.Join(lines, "\n")
+	v := topView{st: m.st, hist: m.hist, limits: m.limits, at: m.at, width: m.width, color: m.color}
+	head, body := v.lines()
+	return m.screen(head, body)
 }
 
-// keyLines is the keys' table, a line per provider over its keys.
-func (m *topModel) keyLines() []string {
-	t := &table{
-		head:   []string{"NAME", "STATE", "WAIT", "FLIGHT", "RPM", "TPM", "REQS", "TOKENS", "LAST"},
-		right:  map[int]bool{2: true, 3: true, 4: true, 5: true, 6: true, 7: true},
-		shrink: map[int]bool{0: true, 8: true},
-		color: func(_, col int, cell string) string {
-			if col == 1 {
-				return stateColor(cell)
-			}
-			return ""
-		},
+// screen is head, then as much of body as fits from the offset, with a
+// line that says what is above and below when not all of it fits; no
+// line wider than the terminal, none beyond its height.
+func (m *topModel) screen(head, body []string) string {
+	if m.height < len(head)+2 && len(head) > 1 {
+		head = head[1:2] // the summary, on a tiny terminal
 	}
-	type group struct {
-		name  string
-		first int
+	room := max(m.height-len(head), 0)
+	lines := append([]string{}, head...)
+	if len(body) <= room {
+		m.offset = 0
+		lines = append(lines, body...)
+	} else {
+		room = max(room-1, 0) // for the line that says what is hidden
+		m.offset = min(m.offset, len(body)-room)
+		lines = append(lines, body[m.offset:m.offset+room]...)
+		lines = append(lines, paint("7", moreLine(m.offset, len(body)-m.offset-room), m.color))
 	}
-	var groups []group
-	for _, n := range slices.Sorted(maps.Keys(m.st.Providers)) {
-		groups = append(groups, group{n, len(t.rows)})
-		for _, k := range m.st.Providers[n].Keys {
-			lim := m.limits[n+"/"+k.Name]
-			last := "-"
-			if f := k.Failures; len(f) > 0 {
-				l := f[len(f)-1]
-				last = ago(m.at.Sub(l.At)) + " " + termSafe(l.Reason)
-			}
-			t.add(termSafe(k.Name), k.State, wait(k.CooldownSeconds), strconv.Itoa(k.InFlight),
-				ofLimit(k.RequestsMinute, lim.RPM), ofLimit(k.TokensMinute, lim.TPM),
-				compact(k.RequestsToday), compact(k.TokensToday), last)
+	for i, l := range lines {
+		if visibleWidth(l) > m.width {
+			lines[i] = fitText(stripANSI(l), m.width)
 		}
 	}
-	var b bytes.Buffer
-	t.print(&b, look{Width: m.width, Color: m.color})
-	table := strings.Split(strings.TrimSuffix(b.String(), "\n"), "\n")
-	out := []string{table[0]}
-	for i, row := range table[1:] {
-		for _, g := range groups {
-			if g.first == i {
-				out = append(out, g.name)
-			}
-		}
-		out = append(out, row)
+	return strings.Join(lines[:min(len(lines), max(m.height, 1))], "\n")
+}
+
+// moreLine says how many lines are above and below the screen, and how
+// to reach them.
+func moreLine(above, below int) string {
+	var parts []string
+	if above > 0 {
+		parts = append(parts, fmt.Sprintf("↑ %d more", above))
 	}
-	return out
+	if below > 0 {
+		parts = append(parts, fmt.Sprintf("+%d more ↓", below))
+	}
+	return strings.Join(parts, "  ") + "  (↑↓ j k PgUp PgDn Home End)"
 }
 
 // ofLimit is "12/60" when the key has a limit, else "12".

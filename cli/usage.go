@@ -23,6 +23,7 @@ type UsageCommandInput struct {
 	Since string // a duration (36h, 7d) or a UTC date; empty: everything
 	By    []string
 	JSON  bool
+	Chart bool // one chart of the period instead of the table
 	Now   time.Time
 }
 
@@ -36,11 +37,16 @@ func ConfigureUsageCommand(app *ucli.App) {
 			"state directory. Usage is counted per key, model and UTC day; --since takes a duration (36h, 7d), counted " +
 			"back to the start of that UTC day, or a date (2026-11-01). Cost is computed from the keyfile's " +
 			"[pricing.\"MODEL\"] tables (dollars per million tokens: input, output, cache_read, cache_write); a model " +
-			"without a price shows its cost as unknown. --json prints {source, since, by, rows: [...], total, unpriced_models}.",
+			"without a price shows its cost as unknown. REFUSED counts the requests llmkey answered itself (all-keys-cooling, " +
+			"overloaded, ...), under the key they could only go to, else under the provider with no key. On a terminal, a report " +
+			"by one dimension has a bar column: the trend of --by day, each row's share of the spend otherwise; --chart draws " +
+			"the period on the whole width instead of the table. --json prints {source, since, by, rows: [...], total, " +
+			"unpriced_models}; a row's refused counts them by code.",
 		Flags: []ucli.Flag{
 			&ucli.StringFlag{Name: "since", Usage: "only from `WHEN` on: a duration such as 7d or 36h, a date such as 2026-11-01 (UTC), today or yesterday"},
 			&ucli.StringFlag{Name: "by", Value: "key,model", Usage: "group rows by `WHAT`: key, model, day, provider, label, or several with commas"},
 			&ucli.BoolFlag{Name: "json", Usage: "print JSON for scripts"},
+			&ucli.BoolFlag{Name: "chart", Usage: "draw the period on the whole width: spend per day (--by day), or a bar per row"},
 			&ucli.BoolFlag{Name: "wide", Usage: "on a terminal, print every column whole, however wide"},
 			noColorFlag(),
 		},
@@ -49,7 +55,7 @@ func ConfigureUsageCommand(app *ucli.App) {
 			if err != nil {
 				return err
 			}
-			return UsageCommand(c.Context, UsageCommandInput{Paths: p, Since: c.String("since"), By: by, JSON: c.Bool("json"), Now: time.Now()}, streams(c))
+			return UsageCommand(c.Context, UsageCommandInput{Paths: p, Since: c.String("since"), By: by, JSON: c.Bool("json"), Chart: c.Bool("chart"), Now: time.Now()}, streams(c))
 		}),
 	})
 }
@@ -152,6 +158,10 @@ func UsageCommand(ctx context.Context, in UsageCommandInput, s Streams) error {
 		enc := json.NewEncoder(s.Out)
 		enc.SetIndent("", "  ")
 		return enc.Encode(rep)
+	}
+	if in.Chart {
+		printUsageChart(s.Out, rep, s.Look)
+		return nil
 	}
 	printUsage(s, rep)
 	return nil
@@ -266,7 +276,7 @@ func printUsage(s Streams, rep usageReport) {
 	t := usageTable(rep.By)
 	line := func(l usageLine, label []string) {
 		t.add(append(label, num(l.Requests), num(l.Successes), num(l.FailureCount()), num(l.Partial), num(l.Input), num(l.Output),
-			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD, l.CostAtLeastUSD))...)
+			num(l.CacheRead), num(l.CacheWrite), num(l.Reasoning), cost(l.CostUSD, l.CostAtLeastUSD), num(l.RefusedCount()))...)
 	}
 	for _, l := range rep.Rows {
 		line(l, usageLabel(l, rep.By))
@@ -279,14 +289,8 @@ func printUsage(s Streams, rep usageReport) {
 		}
 		line(rep.Total, label)
 	}
-	t.print(w, s.Look)
-	if len(rep.UnpricedModels) > 0 {
-		fmt.Fprintf(w, "\nno price for %s (built-in prices of %s; add one as [pricing.%q] with input and output, dollars per million tokens)\n",
-			termSafe(strings.Join(rep.UnpricedModels, ", ")), state.BuiltinPricesAsOf, termSafe(rep.UnpricedModels[0]))
-	}
-	if rep.PricingError != "" {
-		fmt.Fprintf(w, "prices not read: %s\n", rep.PricingError)
-	}
+	printUsageTable(w, t, rep, s.Look)
+	usageFootnotes(w, rep, s.Look.Width)
 }
 
 // usageTable is the report's empty table: labels left, numbers right,
@@ -300,7 +304,7 @@ func usageTable(by []string) *table {
 		t.head = append(t.head, strings.ToUpper(d))
 		t.shrink[i] = true
 	}
-	t.head = append(t.head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE_READ", "CACHE_WRITE", "REASONING", "COST")
+	t.head = append(t.head, "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE_READ", "CACHE_WRITE", "REASONING", "COST", "REFUSED")
 	for i := n; i < len(t.head); i++ {
 		t.right[i] = true
 	}
@@ -315,7 +319,7 @@ func usageLabel(l usageLine, by []string) []string {
 		var v string
 		switch d {
 		case "key":
-			v = l.Provider + "/" + l.Key + "@" + l.Fingerprint
+			v = usageKey(l)
 		case "model":
 			v = termSafe(l.Model)
 		case "day":

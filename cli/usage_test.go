@@ -111,10 +111,10 @@ func TestUsageCommandFromTheUsageFiles(t *testing.T) {
 		t.Fatal(err)
 	}
 	want := [][]string{
-		{"KEY", "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE_READ", "CACHE_WRITE", "REASONING", "COST"},
-		{"openai/a@fa", "2", "2", "0", "0", "1000000", "1000000", "0", "0", "0", "$3.0000"},
-		{"openai/b@fb", "1", "0", "1", "0", "10", "0", "0", "0", "0", "?"},
-		{"TOTAL", "3", "2", "1", "0", "1000010", "1000000", "0", "0", "0", ">=$3.0000"},
+		{"KEY", "REQUESTS", "OK", "FAILED", "PARTIAL", "INPUT", "OUTPUT", "CACHE_READ", "CACHE_WRITE", "REASONING", "COST", "REFUSED"},
+		{"openai/a@fa", "2", "2", "0", "0", "1000000", "1000000", "0", "0", "0", "$3.0000", "0"},
+		{"openai/b@fb", "1", "0", "1", "0", "10", "0", "0", "0", "0", "?", "0"},
+		{"TOTAL", "3", "2", "1", "0", "1000010", "1000000", "0", "0", "0", ">=$3.0000", "0"},
 	}
 	table, note, _ := strings.Cut(out.String(), "\n\n")
 	lines := strings.Split(table, "\n")

@@ -422,16 +422,18 @@ func (d *Daemon) setAside(what, path string, cause error, then string) bool {
 	return true
 }
 
-// seedToday counts today's usage from before a restart toward each key's
-// daily budgets. The caller holds d.mu.
+// seedToday counts today's and this month's usage from before a restart
+// toward each key's daily limits and dollar budgets. The caller holds
+// d.mu.
 func (d *Daemon) seedToday() {
 	rows, _ := d.usage.snapshot()
-	for id, c := range state.KeyDay(rows, state.Day(d.clock.Now())) {
-		u := d.snap.Load().Providers[id.Provider]
+	snap := d.snap.Load()
+	for id, seed := range seeds(rows, d.clock.Now(), state.NewPrices(snap.Config.Pricing)) {
+		u := snap.Providers[id.Provider]
 		if u == nil || u.Keys[id.Key].Fingerprint != id.Fingerprint {
 			continue // the key is gone, or has another secret now
 		}
-		u.Pool.SeedToday(id.Key, int(c.Requests), int(c.Tokens()))
+		u.Pool.SeedToday(id.Key, seed)
 	}
 }
 

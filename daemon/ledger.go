@@ -2,9 +2,12 @@ package daemon
 
 import (
 	"log/slog"
+	"math"
+	"strings"
 	"sync"
 	"time"
 
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -103,14 +106,7 @@ func (l *ledger) snapshot() ([]state.UsageRow, uint64) {
 	defer l.mu.Unlock()
 	rows := make([]state.UsageRow, 0, len(l.rows))
 	for k, c := range l.rows {
-		cp := *c
-		if c.Failures != nil {
-			cp.Failures = make(map[string]int64, len(c.Failures))
-			for f, n := range c.Failures {
-				cp.Failures[f] = n
-			}
-		}
-		rows = append(rows, state.UsageRow{UsageKey: k, Counts: cp})
+		rows = append(rows, state.UsageRow{UsageKey: k, Counts: c.Copy()})
 	}
 	return rows, l.gen
 }
@@ -127,4 +123,49 @@ func (l *ledger) cacheReads(day string) map[string]int64 {
 		}
 	}
 	return out
+}
+
+// seeds are what each key (by provider, name and fingerprint) spent at
+// now's UTC day and month, by rows: requests and tokens today, and their
+// cost at prices (a model without one costs nothing, as it does live).
+func seeds(rows []state.UsageRow, now time.Time, prices *state.Prices) map[state.UsageKey]rotate.Seed {
+	type spent struct {
+		today           state.Counts
+		costDay, costMo float64
+	}
+	today := state.Day(now)
+	month := today[:len("2006-01")]
+	sums := map[state.UsageKey]*spent{}
+	for _, r := range rows {
+		if r.Key == "" || !strings.HasPrefix(r.Day, month) || r.Day > today {
+			continue
+		}
+		id := state.UsageKey{Provider: r.Provider, Key: r.Key, Fingerprint: r.Fingerprint}
+		s := sums[id]
+		if s == nil {
+			s = &spent{}
+			sums[id] = s
+		}
+		price, _ := prices.For(r.Model)
+		cost, known := price.Cost(r.Counts)
+		if !known {
+			cost = 0
+		}
+		s.costMo += cost
+		if r.Day == today {
+			s.today.Add(r.Counts)
+			s.costDay += cost
+		}
+	}
+	out := make(map[state.UsageKey]rotate.Seed, len(sums))
+	for id, s := range sums {
+		out[id] = rotate.Seed{Requests: int(s.today.Requests), Tokens: int(s.today.Tokens()),
+			CostToday: nanoUSD(s.costDay), CostMonth: nanoUSD(s.costMo)}
+	}
+	return out
+}
+
+// nanoUSD is dollars in rotate's unit, held below the largest int64.
+func nanoUSD(usd float64) int64 {
+	return int64(min(math.Round(usd*rotate.NanoUSD), math.MaxInt64/2))
 }

@@ -88,29 +88,29 @@ func cooldownHelp() string {
 // liveMetrics are read at scrape time: usage from the ledger, key
 // states and conversations from the pools.
 func (d *Daemon) liveMetrics(r *promtext.Registry) {
-	type id struct{ provider, key, model string }
-	type pool struct {
-		name     string
-		sessions int
-		views    []rotate.KeyView
-	}
-	// Read once a scrape, for the families below (scrapes take turns).
-	var sums map[id]*state.Counts
-	var pools []pool
+	d.usageMetrics(r)
+	d.poolMetrics(r)
+}
+
+// usageKey is what the usage families count by.
+type usageKey struct{ provider, key, model string }
+
+// usageMetrics are the ledger's requests and tokens, summed over days
+// once a scrape (scrapes take turns).
+func (d *Daemon) usageMetrics(r *promtext.Registry) {
+	var sums map[usageKey]*state.Counts
 	r.BeforeScrape(func() {
-		sums = map[id]*state.Counts{}
+		sums = map[usageKey]*state.Counts{}
 		rows, _ := d.usage.snapshot()
 		for _, row := range rows {
-			k := id{row.Provider, row.Key, row.Model}
+			if row.Key == "" {
+				continue // refusals, which llmkey_denied_total counts
+			}
+			k := usageKey{row.Provider, row.Key, row.Model}
 			if sums[k] == nil {
 				sums[k] = &state.Counts{}
 			}
 			sums[k].Add(row.Counts)
-		}
-		pools = pools[:0]
-		for _, up := range d.snap.Load().Providers {
-			views, _, _ := up.Pool.View()
-			pools = append(pools, pool{up.Name, up.Pool.Sessions(), views})
 		}
 	})
 	r.Func("llmkey_requests_total",
@@ -137,6 +137,24 @@ func (d *Daemon) liveMetrics(r *promtext.Registry) {
 				emit(float64(s.Reasoning), k.provider, k.key, k.model, "reasoning")
 			}
 		})
+}
+
+// poolMetrics are the keys' states and the conversations kept, read
+// from the pools once a scrape.
+func (d *Daemon) poolMetrics(r *promtext.Registry) {
+	type pool struct {
+		name     string
+		sessions int
+		views    []rotate.KeyView
+	}
+	var pools []pool
+	r.BeforeScrape(func() {
+		pools = pools[:0]
+		for _, up := range d.snap.Load().Providers {
+			views, _, _ := up.Pool.View()
+			pools = append(pools, pool{up.Name, up.Pool.Sessions(), views})
+		}
+	})
 	r.Func("llmkey_affinity_total",
 		"Requests of a conversation (previous_response_id, conversation, prompt_cache_key, a session header, cachedContent) by key: hit (came back to the key that served it), moved (its key could not serve; it stays on this one now). Since the daemon started.",
 		promtext.CounterType, []string{"provider", "key", "result"}, func(emit func(float64, ...string)) {

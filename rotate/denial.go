@@ -34,6 +34,9 @@ type Denial struct {
 	OnRelease bool
 	// Detail names each key's state, for a person.
 	Detail string
+	// Key names the one key the request could go to, when it could go
+	// to one only (a conversation's); "" when any key of the pool could.
+	Key string
 	// Wake is closed at the next change that may free a key: a request
 	// ending, a reload, a manual override.
 	Wake <-chan struct{}
@@ -50,64 +53,24 @@ func (p *Pool) deny(now time.Time, model string, tried []string, only map[string
 		}
 	}
 	var parts []string
-	cooling, parked, candidates := 0, 0, 0
+	cooling, candidates := 0, 0
 	for _, k := range p.keys {
 		if !k.allows(model) || (only != nil && !only[k.spec.Name]) {
 			continue
 		}
 		candidates++
-		name := p.Name + "/" + k.spec.Name
-		switch {
-		case k.spec.Unavailable != "":
-			parked++
-			parts = append(parts, name+" unavailable: "+k.spec.Unavailable)
-		case k.disabledAt(now):
-			parked++
-			consider(k.disabledUntil)
-			parts = append(parts, name+" disabled by hand")
-		case k.parked:
-			parked++
-			next := laterOf(k.nextProbe, k.parkedUntil)
-			if k.probing {
-				d.OnRelease = true
-			} else {
-				consider(next)
-			}
-			parts = append(parts, fmt.Sprintf("%s parked: %s, next try in %s", name, k.parkReason, roundUp(next.Sub(now))))
-		default:
-			if c, ok := k.coolingFor(now, model); ok {
-				cooling++
-				consider(c.until)
-				parts = append(parts, fmt.Sprintf("%s cooling %s (%s)", name, roundUp(c.until.Sub(now)), c.reason))
-				continue
-			}
-			if containsName(tried, k.spec.Name) {
-				parts = append(parts, name+" already tried")
-				continue
-			}
-			if t, ok := k.limitFrees(now); !ok {
-				cooling++
-				if t.IsZero() {
-					d.OnRelease = true
-					parts = append(parts, fmt.Sprintf("%s at max_concurrent %d", name, k.spec.MaxConcurrent))
-				} else {
-					consider(t)
-					parts = append(parts, fmt.Sprintf("%s at its limit for %s", name, roundUp(t.Sub(now))))
-				}
-				continue
-			}
-			if g := p.groups[k.spec.Group]; g != nil {
-				if t, ok := g.frees(now, g.limits); !ok {
-					cooling++
-					if t.IsZero() {
-						d.OnRelease = true
-						parts = append(parts, fmt.Sprintf("%s: group %s at its max_concurrent %d", name, k.spec.Group, g.limits.MaxConcurrent))
-					} else {
-						consider(t)
-						parts = append(parts, fmt.Sprintf("%s: group %s at its limit for %s", name, k.spec.Group, roundUp(t.Sub(now))))
-					}
-				}
-			}
+		kd := p.keyDenial(k, now, model, tried)
+		if kd.why == "" {
+			continue
+		}
+		parts = append(parts, kd.why)
+		if kd.held {
+			cooling++
+		}
+		if kd.onRelease {
+			d.OnRelease = true
+		} else {
+			consider(kd.until)
 		}
 	}
 	switch {
@@ -130,6 +93,52 @@ func (p *Pool) deny(now time.Time, model string, tried []string, only map[string
 	return d
 }
 
+// keyDenied is why one key cannot take a request, in words; held says
+// it is only for a while (cooling, at a limit); until is when it may be
+// back (zero: not known), or onRelease, when a request in flight ends.
+type keyDenied struct {
+	why       string
+	held      bool
+	until     time.Time
+	onRelease bool
+}
+
+// keyDenial is why k cannot take a request for model now; its why is ""
+// when nothing keeps it (the pick found another reason, or none).
+func (p *Pool) keyDenial(k *keyState, now time.Time, model string, tried []string) keyDenied {
+	name := p.Name + "/" + k.spec.Name
+	switch {
+	case k.spec.Unavailable != "":
+		return keyDenied{why: name + " unavailable: " + k.spec.Unavailable}
+	case k.disabledAt(now):
+		return keyDenied{why: name + " disabled by hand", until: k.disabledUntil}
+	case k.parked:
+		next := laterOf(k.nextProbe, k.parkedUntil)
+		return keyDenied{why: fmt.Sprintf("%s parked: %s, next try in %s", name, k.parkReason, roundUp(next.Sub(now))), until: next, onRelease: k.probing}
+	}
+	if c, ok := k.coolingFor(now, model); ok {
+		return keyDenied{why: fmt.Sprintf("%s cooling %s (%s)", name, roundUp(c.until.Sub(now)), c.reason), held: true, until: c.until}
+	}
+	if containsName(tried, k.spec.Name) {
+		return keyDenied{why: name + " already tried"}
+	}
+	if t, ok := k.limitFrees(now); !ok {
+		if t.IsZero() {
+			return keyDenied{why: fmt.Sprintf("%s at max_concurrent %d", name, k.spec.MaxConcurrent), held: true, onRelease: true}
+		}
+		return keyDenied{why: fmt.Sprintf("%s %s, for %s", name, k.spending.over(k.limits(), "its"), roundUp(t.Sub(now))), held: true, until: t}
+	}
+	if g := p.groups[k.spec.Group]; g != nil {
+		if t, ok := g.frees(now, g.limits); !ok {
+			if t.IsZero() {
+				return keyDenied{why: fmt.Sprintf("%s: group %s at its max_concurrent %d", name, k.spec.Group, g.limits.MaxConcurrent), held: true, onRelease: true}
+			}
+			return keyDenied{why: fmt.Sprintf("%s: group %s %s, for %s", name, k.spec.Group, g.over(g.limits, "its"), roundUp(t.Sub(now))), held: true, until: t}
+		}
+	}
+	return keyDenied{}
+}
+
 // denyPinned explains why a conversation pinned to the key name (k; nil
 // when it is gone) cannot be served now: as deny would for that key
 // alone, or that the key is gone.
@@ -140,11 +149,11 @@ func (p *Pool) denyPinned(now time.Time, name string, k *keyState, model string,
 		if k != nil {
 			what = "is not in this token's selection"
 		}
-		return &Denial{Code: ConversationKeyGone,
+		return &Denial{Code: ConversationKeyGone, Key: name,
 			Detail: fmt.Sprintf("this conversation's stored state (a previous response, a conversation or a cached content) lives with %s, which %s; another key cannot read it: start a new conversation, or bring the key back", ref, what)}
 	}
 	d := p.deny(now, model, tried, map[string]bool{name: true})
-	d.Code = ConversationKeyBusy
+	d.Code, d.Key = ConversationKeyBusy, name
 	d.Detail = fmt.Sprintf("this conversation's stored state lives with %s, and only that key can read it: %s", ref, d.Detail)
 	return d
 }

@@ -3,9 +3,12 @@
 //
 // A Pool is one provider's keys with their cooldowns, parking, limits and
 // a circuit breaker for the provider. Its strategies (strategy.go,
-// leastused.go) all ask one predicate, Pool.usable; effects.go is what
-// each class of answer does to a key; Decide (decide.go) is whether a
-// request retries, waits or answers. The vocabulary (Class, Outcome,
+// leastused.go) all ask one predicate, Pool.usable; a key's limits
+// (rpm, tpm, max_concurrent, rpd, tpd and its dollar budgets, its own
+// and its group's) are counted in key.go; effects.go is what each class
+// of answer does to a key; Decide (decide.go) is whether a request
+// retries, waits or answers. history.go keeps each key's last hour, a
+// bucket a minute, for the live view. The vocabulary (Class, Outcome,
 // DenialCode, KeyState, Strategy) is defined here once. Reading an answer
 // in a provider's wire format is the wire package's.
 //

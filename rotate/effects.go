@@ -51,6 +51,7 @@ const DefaultProbeInterval = 5 * time.Minute
 // judge applies outcome o of lease l's attempt to its key and to the
 // circuit. The caller holds p.mu.
 func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
+	k.hist.failed(now, o.Class)
 	if o.Class != Success && o.Class != CallerFault {
 		k.failures = append(k.failures, Failure{At: now, Class: o.Class, Status: o.Status, Model: l.model, Reason: o.Reason})
 		if len(k.failures) > recentFailures {
@@ -59,42 +60,10 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 	}
 	switch o.Class {
 	case Success:
-		p.successes++
-		p.circuit.success()
-		k.failRun, k.failLevel, k.coolLevel = 0, 0, 0
-		if k.parked {
-			k.parked, k.parkReason, k.probeLevel, k.parkedUntil = false, "", 0, time.Time{}
-		}
-		if o.Wait > 0 {
-			k.coolModel(l.model, now.Add(o.Wait), o.Reason, Success)
-		}
-		if o.LeftFor > 0 {
-			until := time.Time{}
-			if o.Left < p.policy.PaceBelow {
-				until = now.Add(o.LeftFor)
-			}
-			p.setScarce(k, until)
-		}
+		p.succeeded(l, k, o, now)
 	case RateLimited:
 		p.circuit.alive()
-		wait := o.Wait
-		if wait <= 0 {
-			wait = min(coolBase<<min(k.coolLevel, 10), coolMax)
-			k.coolLevel++
-		}
-		reason := "rate limited"
-		if o.WaitSource != "" {
-			reason += " (" + o.WaitSource + ")"
-		}
-		if l.model != "" {
-			reason += " on " + l.model
-		}
-		if o.OrgWide && k.spec.Group != "" {
-			reason += ", organisation-wide (group " + k.spec.Group + ")"
-		}
-		for _, g := range p.groupOf(k, o.OrgWide) {
-			g.coolModel(l.model, now.Add(wait), reason, RateLimited)
-		}
+		p.rateLimited(l, k, o, now)
 	case Quota:
 		p.circuit.alive()
 		for _, g := range p.groupOf(k, true) {
@@ -111,38 +80,92 @@ func (p *Pool) judge(l Lease, k *keyState, o Outcome, now time.Time) {
 		if l.model != "" {
 			reason += " for " + l.model
 		}
-		k.coolModel(l.model, now.Add(p.probeInterval()), reason+" ("+o.Reason+")", Forbidden)
+		k.coolModel(now, l.model, now.Add(p.probeInterval()), reason+" ("+o.Reason+")", Forbidden)
 	case Overloaded:
 		if !p.circuit.openFlag || l.half {
 			p.circuit.open(now, o.Wait, o.Reason)
 		}
 	case ServerError, Transport:
-		if l.half || p.circuit.openFlag {
-			if l.half {
-				p.circuit.open(now, 0, o.Reason)
-			}
-			break // the provider's problem, not this key's
-		}
-		if p.circuit.failure(now, o.Reason) {
-			break
-		}
-		if k.failRun == 0 {
-			k.failRunStart = p.successes
-		}
-		k.failRun++
-		// Failing alone while another key worked since the run began.
-		if k.failRun >= keyFailRun && p.successes > k.failRunStart {
-			wait := min(keyFailCool<<min(k.failLevel, 10), keyFailCoolMax)
-			k.failLevel++
-			k.failRun = 0
-			k.coolUntil, k.coolReason, k.coolCause = now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason), o.Class
-		}
+		p.failedUpstream(l, k, o, now)
 	case CallerFault:
 		p.circuit.alive()
 	}
 	if l.probe && k.parked && o.Class != Quota && o.Class != InvalidKey && o.Class != Success {
 		// The probe learned nothing about the key; try again soon.
 		k.nextProbe = now.Add(p.probeInterval())
+	}
+}
+
+// succeeded clears k's failures and backoff and unparks it; a remaining
+// count of 0 cools it until the reset, and what its answer said is left
+// of its limits may make it scarce.
+func (p *Pool) succeeded(l Lease, k *keyState, o Outcome, now time.Time) {
+	p.successes++
+	p.circuit.success()
+	k.failRun, k.failLevel, k.coolLevel = 0, 0, 0
+	if k.parked {
+		k.hist.back(now, false, true)
+		k.parked, k.parkReason, k.probeLevel, k.parkedUntil = false, "", 0, time.Time{}
+	}
+	if o.Wait > 0 {
+		k.coolModel(now, l.model, now.Add(o.Wait), o.Reason, Success)
+	}
+	if o.LeftFor > 0 {
+		k.left, k.leftUntil = o.Left, now.Add(o.LeftFor)
+		until := time.Time{}
+		if o.Left < p.policy.PaceBelow {
+			until = now.Add(o.LeftFor)
+		}
+		p.setScarce(k, until)
+	}
+}
+
+// rateLimited cools k for the lease's model (and every key of its group,
+// on an organisation-wide limit): for the provider's wait, else 1 s,
+// 2 s, 4 s ... up to coolMax.
+func (p *Pool) rateLimited(l Lease, k *keyState, o Outcome, now time.Time) {
+	wait := o.Wait
+	if wait <= 0 {
+		wait = min(coolBase<<min(k.coolLevel, 10), coolMax)
+		k.coolLevel++
+	}
+	reason := "rate limited"
+	if o.WaitSource != "" {
+		reason += " (" + o.WaitSource + ")"
+	}
+	if l.model != "" {
+		reason += " on " + l.model
+	}
+	if o.OrgWide && k.spec.Group != "" {
+		reason += ", organisation-wide (group " + k.spec.Group + ")"
+	}
+	for _, g := range p.groupOf(k, o.OrgWide) {
+		g.coolModel(now, l.model, now.Add(wait), reason, RateLimited)
+	}
+}
+
+// failedUpstream counts a server error or a transport failure toward
+// the circuit, and cools a key that fails alone while others work.
+func (p *Pool) failedUpstream(l Lease, k *keyState, o Outcome, now time.Time) {
+	if l.half || p.circuit.openFlag {
+		if l.half {
+			p.circuit.open(now, 0, o.Reason)
+		}
+		return // the provider's problem, not this key's
+	}
+	if p.circuit.failure(now, o.Reason) {
+		return
+	}
+	if k.failRun == 0 {
+		k.failRunStart = p.successes
+	}
+	k.failRun++
+	// Failing alone while another key worked since the run began.
+	if k.failRun >= keyFailRun && p.successes > k.failRunStart {
+		wait := min(keyFailCool<<min(k.failLevel, 10), keyFailCoolMax)
+		k.failLevel++
+		k.failRun = 0
+		k.coolModel(now, "", now.Add(wait), fmt.Sprintf("%d failures in a row while other keys worked (%s)", keyFailRun, o.Reason), o.Class)
 	}
 }
 
@@ -182,6 +205,7 @@ func (p *Pool) probeInterval() time.Duration {
 // after ProbeInterval, or at the stated return; each failed probe doubles
 // the interval, up to 12 times.
 func (p *Pool) park(k *keyState, now time.Time, o Outcome) {
+	k.hist.parked(now)
 	k.parked = true
 	k.parkReason, k.parkCause = o.Reason, o.Class
 	interval := p.probeInterval() << min(k.probeLevel, 3)

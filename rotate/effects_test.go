@@ -17,7 +17,7 @@ func TestSetsAsideIsWhatDoneDoes(t *testing.T) {
 		if den != nil {
 			t.Fatal(den.Detail)
 		}
-		l.Done(Outcome{Class: c, Reason: "x"}, 0)
+		l.Done(Outcome{Class: c, Reason: "x"}, Spend{})
 		views, _, _ := p.View()
 		if got, want := views[0].State, c.SetsAside(); got != want {
 			t.Errorf("%s: key is %s, SetsAside says %s", c, got, want)
@@ -90,7 +90,7 @@ func TestInvalidKeyIsParkedAndProbed(t *testing.T) {
 		if l.Name == "a" {
 			probe = l
 		} else {
-			l.Done(ok, 0)
+			l.Done(ok, Spend{})
 		}
 	}
 	if probe.Name != "a" {
@@ -101,7 +101,7 @@ func TestInvalidKeyIsParkedAndProbed(t *testing.T) {
 			t.Fatal("a probed twice at once")
 		}
 	}
-	probe.Done(Outcome{Class: InvalidKey, Status: 401, Reason: "401 invalid key"}, 0)
+	probe.Done(Outcome{Class: InvalidKey, Status: 401, Reason: "401 invalid key"}, Spend{})
 	v, _, _ = p.View()
 	if v[0].Until.Sub(clk.now) != 2*time.Minute {
 		t.Errorf("second probe in %v, want 2m", v[0].Until.Sub(clk.now))
@@ -159,7 +159,7 @@ func TestCircuitOpensOnOverloadWithoutBlamingKeys(t *testing.T) {
 	if _, d := p.Acquire("", nil); d == nil || !d.OnRelease {
 		t.Fatalf("a second request during the probe: %+v", d)
 	}
-	probe.Done(Outcome{Class: Overloaded, Status: 529}, 0)
+	probe.Done(Outcome{Class: Overloaded, Status: 529}, Spend{})
 	if _, d := p.Acquire("", nil); d == nil || d.Until.Sub(clk.now) != 2*time.Second {
 		t.Fatalf("a failed probe should double the backoff: %+v", d)
 	}
@@ -225,7 +225,7 @@ func TestJudgeWhileTheLeaseGoesOn(t *testing.T) {
 			t.Errorf("the lease ended: %+v", v)
 		}
 	}
-	l.Done(Outcome{Class: Success}, 10)
+	l.Done(Outcome{Class: Success}, Spend{Tokens: 10})
 	if got := sequence(t, p, 2); !strings.Contains(got, l.Name) {
 		t.Errorf("%s does not serve another model: %s", l.Name, got)
 	}

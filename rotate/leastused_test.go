@@ -77,7 +77,7 @@ func TestLeastUsedHeapAgreesWithScan(t *testing.T) {
 		case r < 15 && len(held) > 0:
 			i := rng.IntN(len(held))
 			last = "done held"
-			held[i].Done(ok, rng.IntN(500))
+			held[i].Done(ok, Spend{Tokens: rng.IntN(500)})
 			held = append(held[:i], held[i+1:]...)
 		case r < 13:
 			last = "view"
@@ -123,13 +123,13 @@ func TestLeastUsedHeapAgreesWithScan(t *testing.T) {
 				held = append(held, l)
 			case 1:
 				last = "acquire+429"
-				l.Done(Outcome{Class: RateLimited, Status: 429, Wait: time.Duration(1+rng.IntN(3)) * time.Second}, 0)
+				l.Done(Outcome{Class: RateLimited, Status: 429, Wait: time.Duration(1+rng.IntN(3)) * time.Second}, Spend{})
 			case 2:
 				last = "acquire+cancel"
 				l.Cancel()
 			default:
 				last = "acquire+done"
-				l.Done(ok, rng.IntN(1000))
+				l.Done(ok, Spend{Tokens: rng.IntN(1000)})
 			}
 		}
 	}

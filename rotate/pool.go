@@ -20,6 +20,8 @@ type KeySpec struct {
 	// Limits; 0 means none.
 	RPM, TPM, MaxConcurrent int
 	RPD, TPD                int // per UTC day
+	// Dollar budgets in nano-dollars (NanoUSD), per UTC day and month.
+	BudgetDay, BudgetMonth int64
 	// Group names the organisation whose quota the key shares with the
 	// other keys of its group ("": its own).
 	Group string
@@ -73,6 +75,8 @@ type Pool struct {
 	// scarce counts keys that said they are nearly spent, lately: while
 	// none is, a pick is one pass.
 	scarce int
+	// hist counts what was refused with no key to name.
+	hist history
 }
 
 type query struct {
@@ -127,7 +131,7 @@ func (p *Pool) Update(policy Policy, specs []KeySpec) {
 			// the old one applies, but a hand-made disable does.
 			k = &keyState{hidx: -1, disabled: k.disabled, disabledUntil: k.disabledUntil}
 		case k.spec.Entry != s.Entry:
-			k.clearTransient()
+			k.clearTransient(p.clock.Now())
 		}
 		k.spec, k.idx = s, i
 		keys = append(keys, k)
@@ -191,19 +195,9 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 	defer p.mu.Unlock()
 	p.picker.expire(now) // windows pruned below are then already in order
 
-	half := false
-	switch p.circuit.state(now) {
-	case circuitOpen:
-		p.waiting = true
-		return Lease{}, &Denial{Code: ProviderUnavailable, Until: p.circuit.until, Wake: p.wake,
-			Detail: fmt.Sprintf("%s is failing (%s); llmkey tries it again in %s", p.Name, p.circuit.reason, roundUp(p.circuit.until.Sub(now)))}
-	case circuitHalfOpen:
-		if p.circuit.probing {
-			p.waiting = true
-			return Lease{}, &Denial{Code: ProviderUnavailable, OnRelease: true, Until: now.Add(time.Second), Wake: p.wake,
-				Detail: fmt.Sprintf("%s is failing (%s); a probe request is under way", p.Name, p.circuit.reason)}
-		}
-		half = true
+	half, d := p.circuitLets(now)
+	if d != nil {
+		return Lease{}, d
 	}
 
 	p.q = query{now: now, model: model, tried: tried, only: only}
@@ -234,6 +228,7 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 		p.sessions.put(a.Session, k.spec.Name, a.Pinned && aff == Hit, now)
 	}
 	k.start(now)
+	k.hist.request(now)
 	if g := p.groups[k.spec.Group]; g != nil {
 		g.start(now)
 	}
@@ -246,6 +241,26 @@ func (p *Pool) Take(a Ask) (Lease, *Denial) {
 		p.circuit.probing = true
 	}
 	return Lease{p: p, k: k, Name: k.spec.Name, probe: probe, model: model, half: half, Affinity: aff}, nil
+}
+
+// circuitLets says whether the provider's circuit lets a request through
+// at now, and whether as its half-open probe; when it does not, why. The
+// caller holds p.mu.
+func (p *Pool) circuitLets(now time.Time) (half bool, d *Denial) {
+	switch p.circuit.state(now) {
+	case circuitOpen:
+		p.waiting = true
+		return false, &Denial{Code: ProviderUnavailable, Until: p.circuit.until, Wake: p.wake,
+			Detail: fmt.Sprintf("%s is failing (%s); llmkey tries it again in %s", p.Name, p.circuit.reason, roundUp(p.circuit.until.Sub(now)))}
+	case circuitHalfOpen:
+		if p.circuit.probing {
+			p.waiting = true
+			return false, &Denial{Code: ProviderUnavailable, OnRelease: true, Until: now.Add(time.Second), Wake: p.wake,
+				Detail: fmt.Sprintf("%s is failing (%s); a probe request is under way", p.Name, p.circuit.reason)}
+		}
+		return true, nil
+	}
+	return false, nil
 }
 
 // conversationKey is the index of the key of a's conversation when that
@@ -411,15 +426,29 @@ func (l Lease) Cancel() {
 	p.signal()
 }
 
-// Done reports what came of the lease's attempt and releases it. tokens
-// are those the answer used, for tpm, least-used and daily budgets.
-func (l Lease) Done(o Outcome, tokens int) { l.end(&o, tokens) }
+// NanoUSD is a dollar in the unit of Spend.Cost and the budgets: costs
+// are whole numbers of nano-dollars, so that a cheap model's answer
+// counts too.
+const NanoUSD = 1_000_000_000
+
+// Spend is what one answer used: its tokens, for tpm, tpd and least-used;
+// what they cost, in nano-dollars, for the dollar budgets; and, when its
+// model has no price (it then costs nothing here), that model.
+type Spend struct {
+	Tokens   int
+	Cost     int64
+	Unpriced string
+}
+
+// Done reports what came of the lease's attempt and what its answer
+// spent, and releases it.
+func (l Lease) Done(o Outcome, s Spend) { l.end(&o, s) }
 
 // Release ends the lease without judging its key again: what its answers
 // said was told by Judge.
-func (l Lease) Release(tokens int) { l.end(nil, tokens) }
+func (l Lease) Release(s Spend) { l.end(nil, s) }
 
-func (l Lease) end(o *Outcome, tokens int) {
+func (l Lease) end(o *Outcome, s Spend) {
 	if l.p == nil {
 		return
 	}
@@ -433,13 +462,10 @@ func (l Lease) end(o *Outcome, tokens int) {
 	if l.probe {
 		k.probing = false
 	}
-	if sec, first := k.spend(now, tokens); first {
-		p.picker.opened(k, sec)
-	}
 	if g := p.groups[k.spec.Group]; g != nil {
 		g.inFlight--
-		g.spend(now, tokens)
 	}
+	p.spent(k, now, s)
 	p.picker.changed(k)
 	if l.half {
 		p.circuit.probing = false
@@ -447,6 +473,38 @@ func (l Lease) end(o *Outcome, tokens int) {
 	if o != nil {
 		p.judge(l, k, *o, now)
 	}
+}
+
+// spent counts what an answer of k spent at now: toward its limits and
+// its group's, least-used's order and its history. The caller holds
+// p.mu.
+func (p *Pool) spent(k *keyState, now time.Time, s Spend) {
+	if sec, first := k.spend(now, s); first {
+		p.picker.opened(k, sec)
+	}
+	k.hist.spent(now, s.Tokens, s.Cost)
+	if s.Unpriced != "" && s.Tokens > 0 {
+		k.unpriced, k.unpricedDay = s.Unpriced, k.day
+	}
+	if g := p.groups[k.spec.Group]; g != nil {
+		g.spend(now, s)
+	}
+}
+
+// Spent counts what one answer spent while the lease goes on: a
+// connection that carries several requests (a WebSocket) counts each as
+// it ends, toward the limits and budgets, and is ended with nothing more.
+func (l Lease) Spent(s Spend) {
+	if l.p == nil {
+		return
+	}
+	p := l.p
+	now := p.clock.Now()
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	defer p.signal()
+	p.spent(l.k, now, s)
+	p.picker.changed(l.k)
 }
 
 // Judge applies what an answer said of the lease's key, for model, while
@@ -488,6 +546,7 @@ func (p *Pool) Disable(name string, until time.Time) bool {
 // Enable undoes Disable, and unparks the key so that it is tried now.
 func (p *Pool) Enable(name string) bool {
 	return p.onKey(name, func(k *keyState) {
+		k.hist.back(p.clock.Now(), false, true)
 		k.disabled, k.disabledUntil = false, time.Time{}
 		k.parked, k.parkReason, k.nextProbe, k.probeLevel, k.parkedUntil = false, "", time.Time{}, 0, time.Time{}
 	})
@@ -499,22 +558,32 @@ func (p *Pool) Enable(name string) bool {
 // really sent.
 func (p *Pool) Reset(name string) bool {
 	return p.onKey(name, func(k *keyState) {
-		k.clearTransient()
+		k.clearTransient(p.clock.Now())
 		k.failures = nil
 		p.setScarce(k, time.Time{})
 	})
 }
 
-// SeedToday counts requests and tokens a key spent earlier today (UTC),
-// before a restart, toward its daily budgets (rpd, tpd).
-func (p *Pool) SeedToday(name string, requests, tokens int) bool {
+// Seed is what a key spent before a restart: today (UTC) and this
+// month (UTC, today included), costs in nano-dollars.
+type Seed struct {
+	Requests, Tokens     int
+	CostToday, CostMonth int64
+}
+
+// SeedToday counts what a key spent earlier today and this month, before
+// a restart, toward its daily limits (rpd, tpd, budget_usd_day) and its
+// monthly budget.
+func (p *Pool) SeedToday(name string, seed Seed) bool {
 	now := p.clock.Now()
 	return p.onKey(name, func(k *keyState) {
 		for _, s := range []*spending{&k.spending, p.groupSpending(k)} {
 			if s != nil {
 				s.rollDay(now)
-				s.dayReqs = satAdd(s.dayReqs, max(requests, 0))
-				s.dayTokens = satAdd(s.dayTokens, max(tokens, 0))
+				s.dayReqs = satAdd(s.dayReqs, max(seed.Requests, 0))
+				s.dayTokens = satAdd(s.dayTokens, max(seed.Tokens, 0))
+				s.dayCost = satAdd64(s.dayCost, max(seed.CostToday, 0))
+				s.monthCost = satAdd64(s.monthCost, max(seed.CostMonth, 0))
 			}
 		}
 	})
@@ -557,6 +626,18 @@ type KeyView struct {
 	// the key; SessionMoves, conversations that moved to it because
 	// their key could not serve. Both since the daemon started.
 	SessionHits, SessionMoves uint64
+	// CostToday and CostMonth are what its answers cost today and this
+	// month (UTC), in nano-dollars, at the prices the daemon knows;
+	// BudgetDay and BudgetMonth its own budgets (0: none).
+	CostToday, CostMonth   int64
+	BudgetDay, BudgetMonth int64
+	// Unpriced names a model without a price it served today: those
+	// answers counted nothing toward a dollar budget.
+	Unpriced string
+	// Left is the smallest share of a limit its last answer said is
+	// left, until LeftUntil, that limit's reset (zero: none said).
+	Left      float64
+	LeftUntil time.Time
 }
 
 // View is the pool's keys' state now, in keyfile order, and its circuit:
@@ -576,6 +657,13 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 		k.rollDay(now)
 		v.RequestsMinute, v.TokensMinute = k.minute.reqs, k.minute.tokens
 		v.RequestsToday, v.TokensToday = k.dayReqs, k.dayTokens
+		v.CostToday, v.CostMonth, v.BudgetDay, v.BudgetMonth = k.dayCost, k.monthCost, k.spec.BudgetDay, k.spec.BudgetMonth
+		if k.unpricedDay == k.day {
+			v.Unpriced = k.unpriced
+		}
+		if now.Before(k.leftUntil) {
+			v.Left, v.LeftUntil = k.left, k.leftUntil
+		}
 		switch {
 		case k.spec.Unavailable != "":
 			v.State, v.Reason = Unavailable, k.spec.Unavailable
@@ -590,10 +678,10 @@ func (p *Pool) View() (keys []KeyView, circuit string, circuitUntil time.Time) {
 			if c := k.longestCooldown(now); c != nil {
 				v.State, v.Reason, v.Until, v.Cause = Cooling, c.reason, c.until, c.cause
 			} else if t, ok := k.limitFrees(now); !ok {
-				v.State, v.Reason, v.Until = Limited, "at a per-key limit", t
+				v.State, v.Reason, v.Until = Limited, k.spending.over(k.limits(), "its"), t
 			} else if g := p.groups[k.spec.Group]; g != nil {
 				if t, ok := g.frees(now, g.limits); !ok {
-					v.State, v.Reason, v.Until = Limited, "group "+k.spec.Group+" at its limit", t
+					v.State, v.Reason, v.Until = Limited, "group "+k.spec.Group+": "+g.over(g.limits, "the group's"), t
 				}
 			}
 		}

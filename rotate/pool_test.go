@@ -51,7 +51,7 @@ func pickDone(t *testing.T, p *Pool, model string, o Outcome) string {
 	if d != nil {
 		t.Fatalf("no key: %s %s", d.Code, d.Detail)
 	}
-	l.Done(o, 0)
+	l.Done(o, Spend{})
 	return l.Name
 }
 
@@ -110,7 +110,7 @@ func TestMaxConcurrent(t *testing.T) {
 	if d == nil || d.Code != "all-keys-cooling" || !d.OnRelease {
 		t.Fatalf("fifth: %+v", d)
 	}
-	leases[0].Done(ok, 0)
+	leases[0].Done(ok, Spend{})
 	select {
 	case <-d.Wake:
 	default:
@@ -143,7 +143,7 @@ func TestLastMinuteOfKeysWithoutLimits(t *testing.T) {
 	p, clk := newTestPool(RoundRobin, KeySpec{Name: "free"}, KeySpec{Name: "capped", RPM: 1000, TPM: 1e6})
 	for range 10 {
 		l, _ := p.Acquire("", nil)
-		l.Done(ok, 7)
+		l.Done(ok, Spend{Tokens: 7})
 		clk.advance(time.Second)
 	}
 	views, _, _ := p.View()
@@ -161,7 +161,7 @@ func TestLastMinuteOfKeysWithoutLimits(t *testing.T) {
 func TestTPMAndDailyBudgets(t *testing.T) {
 	p, clk := newTestPool(RoundRobin, KeySpec{Name: "a", TPM: 100})
 	l, _ := p.Acquire("", nil)
-	l.Done(ok, 100)
+	l.Done(ok, Spend{Tokens: 100})
 	if _, d := p.Acquire("", nil); d == nil || d.Until.Sub(clk.now) != time.Minute {
 		t.Fatalf("at tpm: %+v", d)
 	}
@@ -171,8 +171,8 @@ func TestTPMAndDailyBudgets(t *testing.T) {
 	p, clk = newTestPool(RoundRobin, KeySpec{Name: "a", RPD: 2}, KeySpec{Name: "b", TPD: 50})
 	pickDone(t, p, "", ok) // a
 	l, _ = p.Acquire("", nil)
-	l.Done(ok, 50)         // b spent its day
-	pickDone(t, p, "", ok) // a, its second
+	l.Done(ok, Spend{Tokens: 50}) // b spent its day
+	pickDone(t, p, "", ok)        // a, its second
 	_, d := p.Acquire("", nil)
 	midnight := time.Date(2026, 11, 25, 0, 0, 0, 0, time.UTC)
 	if d == nil || !d.Until.Equal(midnight) {
@@ -185,7 +185,7 @@ func TestTPMAndDailyBudgets(t *testing.T) {
 
 	// What a key spent before a restart counts toward today's budget.
 	p, _ = newTestPool(RoundRobin, KeySpec{Name: "a", RPD: 3}, KeySpec{Name: "b", TPD: 50})
-	if !p.SeedToday("a", 2, 0) || !p.SeedToday("b", 1, 50) || p.SeedToday("zz", 1, 1) {
+	if !p.SeedToday("a", Seed{Requests: 2, Tokens: 0}) || !p.SeedToday("b", Seed{Requests: 1, Tokens: 50}) || p.SeedToday("zz", Seed{Requests: 1, Tokens: 1}) {
 		t.Fatal("SeedToday")
 	}
 	pickDone(t, p, "", ok) // a's third; b spent its tokens
@@ -230,7 +230,7 @@ func TestTriedKeysAreSkipped(t *testing.T) {
 	if d != nil || l.Name != "b" {
 		t.Fatalf("%v %+v", l.Name, d)
 	}
-	l.Done(ok, 0)
+	l.Done(ok, Spend{})
 	if _, d := p.Acquire("", []string{"a", "b"}); d == nil {
 		t.Fatal("every key tried, still a lease")
 	}
@@ -258,7 +258,7 @@ func BenchmarkTake(b *testing.B) {
 			b.ReportAllocs()
 			for b.Loop() {
 				l, _ := p.Take(Ask{Model: "gpt-4o"})
-				l.Done(ok, 10)
+				l.Done(ok, Spend{Tokens: 10})
 			}
 		})
 	}

@@ -14,7 +14,7 @@ func take(t *testing.T, p *Pool, a Ask, o Outcome) Lease {
 	if d != nil {
 		t.Fatalf("no key for %+v: %s %s", a, d.Code, d.Detail)
 	}
-	l.Done(o, 0)
+	l.Done(o, Spend{})
 	return l
 }
 
@@ -119,7 +119,7 @@ func TestSessionTableIsBounded(t *testing.T) {
 	}
 	for i := range maxSessions + 100 {
 		l, _ := p.Take(Ask{Session: fmt.Sprint("s", i)})
-		l.Done(ok, 0)
+		l.Done(ok, Spend{})
 	}
 	if n := p.Sessions(); n > maxSessions {
 		t.Errorf("the table holds %d conversations, more than %d", n, maxSessions)
@@ -184,7 +184,7 @@ func TestPacingSteersAwayFromANearlySpentKey(t *testing.T) {
 			if l.Name == "a" {
 				o = low
 			}
-			l.Done(o, 0)
+			l.Done(o, Spend{})
 			got[l.Name]++
 			clk.advance(100 * time.Millisecond)
 		}
@@ -261,7 +261,7 @@ func TestGroupLimitsHoldTheGroup(t *testing.T) {
 	if _, d := p.Take(Ask{}); d == nil || !d.OnRelease || !strings.Contains(d.Detail, "group acme") {
 		t.Fatalf("a second request with the group at max_concurrent 1: %+v", d)
 	}
-	l1.Done(ok, 0)
+	l1.Done(ok, Spend{})
 	take(t, p, Ask{}, ok)
 }
 
@@ -279,13 +279,13 @@ func BenchmarkTakeSession(b *testing.B) {
 	for i := range ids {
 		ids[i] = fmt.Sprint("session-", i)
 		l, _ := p.Take(Ask{Session: ids[i]})
-		l.Done(ok, 0)
+		l.Done(ok, Spend{})
 	}
 	b.ReportAllocs()
 	i := 0
 	for b.Loop() {
 		l, _ := p.Take(Ask{Model: "gpt-4o", Session: ids[i%len(ids)]})
-		l.Done(ok, 10)
+		l.Done(ok, Spend{Tokens: 10})
 		i++
 	}
 }
@@ -300,7 +300,7 @@ func TestUnseenReferenceIsPinnedOnlyOnceFound(t *testing.T) {
 	if d != nil || l.Name == first.Name {
 		t.Fatalf("after a 429 on %s the unseen reference: %+v %+v", first.Name, l, d)
 	}
-	l.Done(ok, 0)
+	l.Done(ok, Spend{})
 	p.Bind("response:resp_x", l.Name)
 	take(t, p, Ask{}, ok)
 	if got := take(t, p, Ask{Session: "response:resp_x", Pinned: true}, rateLimited); got.Name != l.Name || got.Affinity != Hit {

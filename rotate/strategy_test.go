@@ -31,7 +31,7 @@ func TestStrategies(t *testing.T) {
 
 	p, _ = newTestPool(LeastUsed, keys("a", "b")...)
 	l, _ := p.Acquire("m", nil)
-	l.Done(ok, 1000) // a has spent 1000 tokens this minute
+	l.Done(ok, Spend{Tokens: 1000}) // a has spent 1000 tokens this minute
 	for range 3 {
 		if n := pickDone(t, p, "m", ok); n != "b" {
 			t.Errorf("least-used picked %s", n)

@@ -43,6 +43,14 @@ func satAdd(a, b int) int {
 	return a + b
 }
 
+// satAdd64 is satAdd for int64 counts (nano-dollars).
+func satAdd64(a, b int64) int64 {
+	if b > math.MaxInt64-a {
+		return math.MaxInt64
+	}
+	return a + b
+}
+
 func (w *minuteWindow) prune(now time.Time) {
 	for w.len > 0 {
 		b := &w.b[w.head]

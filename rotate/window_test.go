@@ -108,13 +108,13 @@ func TestAbsurdTokenCountsAreBounded(t *testing.T) {
 		if d != nil {
 			t.Fatalf("after absurd answers: %s", d.Detail)
 		}
-		l.Done(ok, n)
+		l.Done(ok, Spend{Tokens: n})
 	}
 	views, _, _ := p.View()
 	if v := views[0]; v.TokensMinute != 2*maxAnswerTokens+5 || v.TokensToday != 2*maxAnswerTokens+5 || v.RequestsMinute != 4 {
 		t.Errorf("tokens -7, max, max, 5: %d in the last minute, %d today", v.TokensMinute, v.TokensToday)
 	}
-	p.SeedToday("a", -3, math.MaxInt)
+	p.SeedToday("a", Seed{Requests: -3, Tokens: math.MaxInt})
 	views, _, _ = p.View()
 	if v := views[0]; v.TokensToday != math.MaxInt || v.RequestsToday != 4 || v.State != Limited {
 		t.Errorf("seeded with -3 requests and the largest int of tokens: %+v", v)

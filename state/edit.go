@@ -165,6 +165,10 @@ func fieldLine(k Key, i int) (string, bool) {
 		if n := fv.Int(); n != 0 {
 			return fmt.Sprintf("%s = %d", name, n), true
 		}
+	case reflect.Float64:
+		if x := fv.Float(); x != 0 {
+			return fmt.Sprintf("%s = %s", name, strconv.FormatFloat(x, 'f', -1, 64)), true
+		}
 	case reflect.Slice:
 		if fv.Len() > 0 {
 			q := make([]string, fv.Len())

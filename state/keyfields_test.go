@@ -20,6 +20,8 @@ func fullKey() Key {
 		switch f.Type.Kind() {
 		case reflect.Int:
 			v.Field(i).SetInt(int64(i + 1))
+		case reflect.Float64:
+			v.Field(i).SetFloat(float64(i+1) / 1000)
 		case reflect.Slice:
 			if fieldName(f) != "secret_cmd" { // one place for the secret: the plain one here
 				v.Field(i).Set(reflect.ValueOf([]string{"gpt-4o", "o3"}))
@@ -77,6 +79,32 @@ func TestKeyFieldsAgree(t *testing.T) {
 		var ke *KeyfileError
 		if !errors.As(err, &ke) || ke.Field != "key[1]."+l.Field {
 			t.Errorf("%s = -1: %v", l.Field, err)
+		}
+	}
+}
+
+// A key's dollar budgets are its fields of dollars: Budgets lists them
+// all, SetBudget sets them, and a negative one is refused by name.
+func TestKeyBudgetsAreFields(t *testing.T) {
+	k := fullKey()
+	floats := 0
+	for _, f := range keyFields {
+		if f.Type.Kind() == reflect.Float64 {
+			floats++
+		}
+	}
+	if len(k.Budgets()) != floats || floats == 0 {
+		t.Errorf("Budgets has %d numbers, Key %d", len(k.Budgets()), floats)
+	}
+	for _, b := range k.Budgets() {
+		bad := k
+		if !bad.SetBudget(b.Field, -0.5) || bad.SetBudget("rpm", 1) {
+			t.Errorf("SetBudget(%s)", b.Field)
+		}
+		_, err := Parse("k.toml", []byte(FormatKey(bad)))
+		var ke *KeyfileError
+		if !errors.As(err, &ke) || ke.Field != "key[1]."+b.Field {
+			t.Errorf("%s = -0.5: %v", b.Field, err)
 		}
 	}
 }

@@ -39,10 +39,14 @@ type Key struct {
 	TPM           int `toml:"tpm" json:"tpm,omitempty" max:"1000000000000"`
 	MaxConcurrent int `toml:"max_concurrent" json:"max_concurrent,omitempty" max:"100000"`
 	// Daily budgets, per UTC day: requests and tokens.
-	RPD    int      `toml:"rpd" json:"rpd,omitempty" max:"1000000000000"`
-	TPD    int      `toml:"tpd" json:"tpd,omitempty" max:"1000000000000"`
-	Weight int      `toml:"weight" json:"weight,omitempty" max:"1000000"`
-	Models []string `toml:"models" json:"models,omitempty"`
+	RPD int `toml:"rpd" json:"rpd,omitempty" max:"1000000000000"`
+	TPD int `toml:"tpd" json:"tpd,omitempty" max:"1000000000000"`
+	// Dollar budgets, per UTC day and UTC month, at the prices usage
+	// knows (built in, or [pricing]).
+	BudgetUSDDay   float64  `toml:"budget_usd_day" json:"budget_usd_day,omitempty" max:"1000000"`
+	BudgetUSDMonth float64  `toml:"budget_usd_month" json:"budget_usd_month,omitempty" max:"1000000"`
+	Weight         int      `toml:"weight" json:"weight,omitempty" max:"1000000"`
+	Models         []string `toml:"models" json:"models,omitempty"`
 	// Tags name selections of keys: llmkey exec --tag work.
 	Tags []string `toml:"tags" json:"tags,omitempty" spec:"-"`
 	// Group names the organisation (or project) whose quota the key
@@ -121,6 +125,42 @@ func (k Key) Limits() []Limit {
 	return out
 }
 
+// Budget is one of a key's dollar budgets (0: none).
+type Budget struct {
+	Field string // its keyfile name: "budget_usd_day"
+	Value float64
+	Max   float64 // the largest value the keyfile may give it
+}
+
+// Budgets are k's dollar budgets, in keyfile order.
+func (k Key) Budgets() []Budget {
+	v := reflect.ValueOf(k)
+	var out []Budget
+	for i, f := range keyFields {
+		if f.Type.Kind() == reflect.Float64 {
+			max, err := strconv.ParseFloat(f.Tag.Get("max"), 64)
+			if err != nil {
+				panic("state.Key." + f.Name + " has no max tag")
+			}
+			out = append(out, Budget{Field: fieldName(f), Value: v.Field(i).Float(), Max: max})
+		}
+	}
+	return out
+}
+
+// SetBudget sets k's budget of that keyfile name; it reports whether k
+// has one.
+func (k *Key) SetBudget(field string, v float64) bool {
+	rv := reflect.ValueOf(k).Elem()
+	for i, f := range keyFields {
+		if f.Type.Kind() == reflect.Float64 && fieldName(f) == field {
+			rv.Field(i).SetFloat(v)
+			return true
+		}
+	}
+	return false
+}
+
 // Ref is how a person names a key on the command line: PROVIDER/NAME.
 func (k Key) Ref() string { return k.Provider + "/" + k.Name }
 
@@ -152,11 +192,13 @@ const DefaultPrimaryWait = 2 * time.Second
 // group = NAME counts toward together (per provider), as an
 // organisation's limits hold all of its keys.
 type GroupConfig struct {
-	RPM           int `toml:"rpm"`
-	TPM           int `toml:"tpm"`
-	MaxConcurrent int `toml:"max_concurrent"`
-	RPD           int `toml:"rpd"`
-	TPD           int `toml:"tpd"`
+	RPM            int     `toml:"rpm"`
+	TPM            int     `toml:"tpm"`
+	MaxConcurrent  int     `toml:"max_concurrent"`
+	RPD            int     `toml:"rpd"`
+	TPD            int     `toml:"tpd"`
+	BudgetUSDDay   float64 `toml:"budget_usd_day"`
+	BudgetUSDMonth float64 `toml:"budget_usd_month"`
 }
 
 // Config is a parsed, validated keyfile.

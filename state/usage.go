@@ -66,7 +66,9 @@ const DayFormat = "2006-01-02"
 func Day(t time.Time) string { return t.UTC().Format(DayFormat) }
 
 // UsageKey is what usage is counted by: a UTC day, a key (by provider,
-// name and fingerprint, never by secret) and a model.
+// name and fingerprint, never by secret) and a model. A request llmkey
+// refused with no key to name is counted under its provider with an
+// empty key.
 type UsageKey struct {
 	Day         string `json:"day"`
 	Provider    string `json:"provider"`
@@ -89,6 +91,10 @@ type Counts struct {
 	Successes int64            `json:"successes"`
 	Failures  map[string]int64 `json:"failures,omitempty"`
 	Partial   int64            `json:"partial,omitempty"`
+	// Refused counts requests llmkey answered itself, sent upstream on
+	// no key, by the code of its answer (all-keys-cooling, overloaded,
+	// ...): they are not among Requests.
+	Refused map[string]int64 `json:"refused,omitempty"`
 
 	Input      int64 `json:"input_tokens"`
 	Output     int64 `json:"output_tokens"`
@@ -112,17 +118,39 @@ func (c *Counts) Add(o Counts) {
 	c.Requests = addSat(c.Requests, o.Requests)
 	c.Successes = addSat(c.Successes, o.Successes)
 	c.Partial = addSat(c.Partial, o.Partial)
-	for k, v := range o.Failures {
-		if c.Failures == nil {
-			c.Failures = map[string]int64{}
-		}
-		c.Failures[k] = addSat(c.Failures[k], v)
-	}
+	c.Failures = addCounts(c.Failures, o.Failures)
+	c.Refused = addCounts(c.Refused, o.Refused)
 	c.Input = addSat(c.Input, o.Input)
 	c.Output = addSat(c.Output, o.Output)
 	c.CacheRead = addSat(c.CacheRead, o.CacheRead)
 	c.CacheWrite = addSat(c.CacheWrite, o.CacheWrite)
 	c.Reasoning = addSat(c.Reasoning, o.Reasoning)
+}
+
+// addCounts adds the counts of o to those of c, made when needed.
+func addCounts(c, o map[string]int64) map[string]int64 {
+	for k, v := range o {
+		if c == nil {
+			c = map[string]int64{}
+		}
+		c[k] = addSat(c[k], v)
+	}
+	return c
+}
+
+// RefusedCount is the sum of refusals of every code.
+func (c Counts) RefusedCount() int64 {
+	var n int64
+	for _, v := range c.Refused {
+		n = addSat(n, v)
+	}
+	return n
+}
+
+// Copy is c with maps of its own.
+func (c Counts) Copy() Counts {
+	c.Failures, c.Refused = maps.Clone(c.Failures), maps.Clone(c.Refused)
+	return c
 }
 
 // addSat is a+b, held at the bounds of int64 instead of wrapping.
@@ -145,9 +173,11 @@ func (c *Counts) Clamp(limit int64) bool {
 			*n, out = v, true
 		}
 	}
-	for k, n := range c.Failures {
-		if v := min(max(n, 0), limit); v != n {
-			c.Failures[k], out = v, true
+	for _, m := range []map[string]int64{c.Failures, c.Refused} {
+		for k, n := range m {
+			if v := min(max(n, 0), limit); v != n {
+				m[k], out = v, true
+			}
 		}
 	}
 	return out
@@ -172,7 +202,7 @@ func (c Counts) Tokens() int64 { return addSat(addSat(c.Input, c.Output), c.Cach
 func KeyDay(rows []UsageRow, day string) map[UsageKey]Counts {
 	out := map[UsageKey]Counts{}
 	for _, r := range rows {
-		if r.Day != day {
+		if r.Day != day || r.Key == "" {
 			continue
 		}
 		id := UsageKey{Provider: r.Provider, Key: r.Key, Fingerprint: r.Fingerprint}
@@ -267,7 +297,8 @@ func LoadUsage(p string) (*Usage, error) {
 	}
 	for i := range u.Rows {
 		r := &u.Rows[i]
-		if r.Day == "" || r.Provider == "" || r.Key == "" {
+		// A row without a key counts what was refused with no key to name.
+		if r.Day == "" || r.Provider == "" || (r.Key == "" && r.Requests != 0) {
 			return nil, &CorruptError{Path: p, Err: fmt.Errorf("a row without day, provider or key")}
 		}
 		// A count no answer could make (an upstream's mistake before
@@ -306,6 +337,57 @@ func PriceFor(pricing map[string]Price, model string) (Price, bool) {
 		return p, true
 	}
 	return priceIn(builtinPrices, model)
+}
+
+// Prices finds a model's price as PriceFor does, from a table compiled
+// once (a keyfile load), without allocating: the request path prices
+// every answer for the dollar budgets.
+type Prices struct{ own, builtin priceTable }
+
+type priceTable struct {
+	exact    map[string]Price
+	patterns []pricePattern // in name order
+}
+
+type pricePattern struct {
+	pattern string
+	price   Price
+}
+
+// NewPrices compiles the keyfile's [pricing] table (nil: none) over the
+// built-in prices.
+func NewPrices(pricing map[string]Price) *Prices {
+	return &Prices{own: compilePrices(pricing), builtin: compilePrices(builtinPrices)}
+}
+
+func compilePrices(pricing map[string]Price) priceTable {
+	t := priceTable{exact: pricing}
+	for _, pat := range slices.Sorted(maps.Keys(pricing)) {
+		if strings.ContainsAny(pat, "*?[") {
+			t.patterns = append(t.patterns, pricePattern{pat, pricing[pat]})
+		}
+	}
+	return t
+}
+
+// For is model's price, and whether there is one.
+func (p *Prices) For(model string) (Price, bool) {
+	if pr, ok := p.own.find(model); ok {
+		return pr, true
+	}
+	return p.builtin.find(model)
+}
+
+func (t *priceTable) find(model string) (Price, bool) {
+	if pr, ok := t.exact[model]; ok {
+		return pr, true
+	}
+	for i := range t.patterns {
+		if ok, _ := path.Match(t.patterns[i].pattern, model); ok {
+			return t.patterns[i].price, true
+		}
+	}
+	return Price{}, false
 }
 
 func priceIn(pricing map[string]Price, model string) (Price, bool) {

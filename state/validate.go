@@ -91,6 +91,18 @@ func (p place) limits(ls []Limit) error {
 	return nil
 }
 
+func (p place) budgets(bs []Budget) error {
+	for _, b := range bs {
+		switch {
+		case math.IsNaN(b.Value) || b.Value < 0:
+			return p.bad(b.Field, "must be a number of dollars, not negative", "use 0 (or leave it out) for no budget, e.g. "+b.Field+" = 5")
+		case b.Value > b.Max:
+			return p.bad(b.Field, fmt.Sprintf("%g is more than llmkey takes (at most %g)", b.Value, b.Max), "use 0 (or leave it out) for no budget")
+		}
+	}
+	return nil
+}
+
 // unknownProviderHint is the hint for a provider name that names none, with
 // the closest one there is.
 func (v *validator) unknownProviderHint(name, hint string) string {
@@ -319,8 +331,12 @@ func (v *validator) groups() error {
 		if !slices.ContainsFunc(v.c.Keys, func(k Key) bool { return k.Group == g }) {
 			return at.bad("", fmt.Sprintf("no key has group = %q", g), fmt.Sprintf("add group = %q to the keys of that organisation, or remove [group.%s]", g, g))
 		}
-		lim := Key{RPM: gc.RPM, TPM: gc.TPM, MaxConcurrent: gc.MaxConcurrent, RPD: gc.RPD, TPD: gc.TPD}
+		lim := Key{RPM: gc.RPM, TPM: gc.TPM, MaxConcurrent: gc.MaxConcurrent, RPD: gc.RPD, TPD: gc.TPD,
+			BudgetUSDDay: gc.BudgetUSDDay, BudgetUSDMonth: gc.BudgetUSDMonth}
 		if err := at.limits(lim.Limits()); err != nil {
+			return err
+		}
+		if err := at.budgets(lim.Budgets()); err != nil {
 			return err
 		}
 	}
@@ -358,6 +374,9 @@ func (v *validator) key(k Key, at place) error {
 		return err
 	}
 	if err := at.limits(k.Limits()); err != nil {
+		return err
+	}
+	if err := at.budgets(k.Budgets()); err != nil {
 		return err
 	}
 	if _, ok := v.c.Provider(k.Provider); !ok {

@@ -11,6 +11,7 @@ import (
 //	GET  /v1/status  Status
 //	GET  /v1/env     Env: proxy URL, local token, providers with keys
 //	GET  /v1/usage   UsageReport
+//	GET  /v1/history History: each key's last hour, minute by minute
 //	POST /v1/reload  re-read the keyfile now; Status
 //	POST /v1/stop    drain and exit; 202 at once
 //	POST /v1/keys/{provider}/{name}/disable  {"for": "1h"} or {}; KeyStatus
@@ -138,6 +139,21 @@ type KeyStatus struct {
 	// [daemon] pace_below of a limit): it gets requests only when no
 	// other key can take them, until then.
 	ScarceUntil *time.Time `json:"scarce_until,omitempty"`
+	// CostTodayUSD and CostMonthUSD are what its answers cost today and
+	// this month (UTC) at the built-in and [pricing] prices; the budgets
+	// are the keyfile's (absent: none).
+	CostTodayUSD   float64 `json:"cost_today_usd"`
+	CostMonthUSD   float64 `json:"cost_month_usd"`
+	BudgetUSDDay   float64 `json:"budget_usd_day,omitempty"`
+	BudgetUSDMonth float64 `json:"budget_usd_month,omitempty"`
+	// UnpricedModel is a model without a price the key served today:
+	// its answers counted $0 toward the budgets.
+	UnpricedModel string `json:"unpriced_model,omitempty"`
+	// QuotaLeft is the smallest share of a rate limit (requests or
+	// tokens) the provider's headers said is left after its last answer,
+	// until QuotaResets; absent when they said nothing.
+	QuotaLeft   *float64   `json:"quota_left,omitempty"`
+	QuotaResets *time.Time `json:"quota_resets,omitempty"`
 }
 
 // Failure is one recent failure of a key.
@@ -236,4 +252,36 @@ type TokenChange struct {
 	// Error is why it is not on disk yet; Path, the file it goes to.
 	Error string `json:"error,omitempty"`
 	Path  string `json:"path"`
+}
+
+// History is GET /v1/history: the last hour of each provider and key,
+// a number per minute, oldest first; the last is the minute of At,
+// still counting.
+type History struct {
+	At      time.Time `json:"at"`
+	Minutes int       `json:"minutes"`
+	// Providers, by name: their keys in keyfile order, and what was
+	// refused with no key to name.
+	Providers map[string]ProviderHistory `json:"providers"`
+}
+
+// ProviderHistory is one provider's last hour.
+type ProviderHistory struct {
+	Refused []int        `json:"refused"`
+	Keys    []KeyHistory `json:"keys"`
+}
+
+// KeyHistory is one key's last hour: attempts sent, tokens, cost,
+// failures by kind (rate_limited; key: quota, invalid-key, forbidden;
+// upstream: overloaded, server-error, transport), requests refused that
+// could only go to it, and Aside, a letter a minute: "c" it was cooling
+// for some of the minute, "p" parked, "b" both, "." neither.
+type KeyHistory struct {
+	Name     string           `json:"name"`
+	Requests []int            `json:"requests"`
+	Tokens   []int64          `json:"tokens"`
+	CostUSD  []float64        `json:"cost_usd"`
+	Failures map[string][]int `json:"failures"`
+	Refused  []int            `json:"refused"`
+	Aside    string           `json:"aside"`
 }

@@ -136,6 +136,12 @@ func (c *Client) Usage(ctx context.Context) (*UsageReport, error) {
 	return &u, c.do(ctx, http.MethodGet, "/v1/usage", &u)
 }
 
+// History asks for each key's last hour, minute by minute.
+func (c *Client) History(ctx context.Context) (*History, error) {
+	var h History
+	return &h, c.do(ctx, http.MethodGet, "/v1/history", &h)
+}
+
 // Reload makes the daemon re-read the keyfile now.
 func (c *Client) Reload(ctx context.Context) (*Status, error) {
 	var st Status

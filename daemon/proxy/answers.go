@@ -8,6 +8,7 @@ import (
 
 	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
 )
 
 // What the client sees when a request is not served: the provider's own
@@ -41,7 +42,8 @@ func (h *Handler) answerFailed(w http.ResponseWriter, up *Upstream, a *attempt, 
 // answerDenied answers when no key can take the request now: with the
 // last attempt's own answer when there was one (the 401 that parked the
 // last key says more than "no usable key"), else with deniedError.
-func (h *Handler) answerDenied(w http.ResponseWriter, up *Upstream, den *rotate.Denial, last *attempt, tries int, secrets []string, log *reqLog, start time.Time) {
+func (h *Handler) answerDenied(w http.ResponseWriter, q *request, res result) {
+	up, den, last, log := res.up, res.denied, res.failed, q.log
 	h.Events.Denied(up.Name, den.Code)
 	e := deniedError(up.Name, den, h.Clock.Now())
 	log.Info("no usable key", "code", den.Code, "detail", den.Detail, "retry_after", e.RetryAfter.Round(time.Second))
@@ -49,10 +51,26 @@ func (h *Handler) answerDenied(w http.ResponseWriter, up *Upstream, den *rotate.
 	// 401 that parked the last key; the 500 of a conversation's key).
 	busyForNow := den.Code == rotate.ConversationKeyBusy && !den.Until.IsZero()
 	if last != nil && den.Code != rotate.AllKeysCooling && den.Code != rotate.ProviderUnavailable && !busyForNow {
-		h.answerFailed(w, up, last, tries, secrets, log, start)
+		h.answerFailed(w, up, last, res.n, q.snap.Secrets, log, q.start)
 		return
 	}
+	_, label := q.grant.selection(up.Name)
+	h.refused(up, den.Key, q.model, label, string(den.Code))
 	wire.WriteError(w, up.Kind, e)
+}
+
+// refused counts a request llmkey answered itself, with code, sent
+// upstream on no key: in the ledger (under the key it could only go to,
+// else its provider) and in the pool's history.
+func (h *Handler) refused(up *Upstream, key, model, label, code string) {
+	k := state.UsageKey{Provider: up.Name, Key: key, Model: model, Label: label}
+	if key != "" {
+		k.Fingerprint = up.Keys[key].Fingerprint
+	}
+	h.Usage.Add(h.Clock.Now(), k, state.Counts{Refused: map[string]int64{code: 1}})
+	if up.Pool != nil {
+		up.Pool.Refused(key)
+	}
 }
 
 // deniedError is llmkey's answer when no key of provider can serve, at

@@ -124,7 +124,7 @@ type result struct {
 func (h *Handler) answer(w http.ResponseWriter, q *request, res result) {
 	switch {
 	case res.denied != nil:
-		h.answerDenied(w, res.up, res.denied, res.failed, res.n, q.snap.Secrets, q.log, q.start)
+		h.answerDenied(w, q, res)
 	case res.failed != nil:
 		h.answerFailed(w, res.up, res.failed, res.n, q.snap.Secrets, q.log, q.start)
 	}
@@ -248,7 +248,7 @@ func (h *Handler) failed(c *chain, q *request, key Key, lease rotate.Lease, o ro
 // settleFailure reports a failed attempt's outcome to its key, the
 // ledger and metrics.
 func (h *Handler) settleFailure(up *Upstream, key Key, lease rotate.Lease, model, label string, o rotate.Outcome) {
-	lease.Done(o, 0)
+	lease.Done(o, rotate.Spend{})
 	h.record(up, key, model, label, failedAttempt(o.Class.String()))
 	if o.Class.SetsAside() != rotate.Ready {
 		h.Events.SetAside(up.Name, key.Name, o.Class)

@@ -84,7 +84,7 @@ func (h *Handler) settle(ans *answer, meter *wire.Meter, written int64, err erro
 	resp := ans.resp
 	u, _ := meter.Usage()
 	c := u.Counts()
-	ans.lease.Done(ans.outcome, int(c.Tokens()))
+	ans.lease.Done(ans.outcome, spendOf(ans.up, ans.model, c))
 	c.Requests, c.Successes = 1, 1
 	if err != nil {
 		c.Successes, c.Partial = 0, 1 // counted with the tokens seen before the break

@@ -239,7 +239,9 @@ func (h *Handler) routeError(snap *Snapshot, up *Upstream, known bool, name, res
 func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, grant *Grant) *answer {
 	dc := snap.Config.Daemon
 	kind := up.Kind
+	_, label := grant.selection(up.Name)
 	if limit := dc.InFlightLimit(); h.inFlight.Load() > int64(limit) {
+		h.refused(up, "", "", label, string(wire.Overloaded))
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
 			Message: fmt.Sprintf("more than %d requests in flight ([daemon] max_in_flight); retry in a moment", limit)})
 		return nil
@@ -257,6 +259,7 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Sna
 	rc.SetReadDeadline(time.Time{})
 	switch {
 	case errors.Is(err, errBuffersFull):
+		h.refused(up, "", "", label, string(wire.Overloaded))
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
 			Message: fmt.Sprintf("request bodies of %d MiB are in memory already ([daemon] max_buffered_mb); retry in a moment", dc.BufferedLimit()>>20)})
 		return nil

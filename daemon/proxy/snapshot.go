@@ -1,6 +1,7 @@
 package proxy
 
 import (
+	"math"
 	"net/http"
 
 	"github.com/llmkey/llmkey/daemon/wire"
@@ -23,6 +24,9 @@ type Upstream struct {
 	Keys  map[string]Key // by name
 	Order []string       // names in keyfile order
 	Pool  *rotate.Pool   // nil when the provider has no keys
+	// Prices are the keyfile's and the built-in ones, for what an answer
+	// cost (the dollar budgets).
+	Prices *state.Prices
 	// Latency observes the time to response headers; never nil.
 	Latency Observer
 	// authHeader is the header the keys go upstream in, canonical.
@@ -67,7 +71,29 @@ func (k Key) Spec() rotate.KeySpec {
 	entry.Secret = ""
 	return rotate.KeySpec{Name: k.Name, Fingerprint: k.Fingerprint, Weight: k.Weight, Models: k.Models,
 		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD,
+		BudgetDay: nanoUSD(k.BudgetUSDDay), BudgetMonth: nanoUSD(k.BudgetUSDMonth),
 		Group: k.Group, Entry: state.FormatKey(entry), Unavailable: k.Unavailable}
+}
+
+// nanoUSD is an amount of dollars in rotate's unit.
+func nanoUSD(usd float64) int64 { return int64(math.Round(usd * rotate.NanoUSD)) }
+
+// spendOf is what an answer of model with counts c spent: its tokens
+// and, at up's prices, its cost; a model without a price costs nothing
+// and is named.
+func spendOf(up *Upstream, model string, c state.Counts) rotate.Spend {
+	s := rotate.Spend{Tokens: int(c.Tokens())}
+	if s.Tokens == 0 && c.CacheRead == 0 || up.Prices == nil {
+		return s
+	}
+	price, _ := up.Prices.For(model)
+	cost, known := price.Cost(c)
+	if !known {
+		s.Unpriced = model
+		return s
+	}
+	s.Cost = int64(math.Round(cost * rotate.NanoUSD))
+	return s
 }
 
 // Build makes the snapshot of cfg, whose keys hold their secrets (read
@@ -78,12 +104,13 @@ func (k Key) Spec() rotate.KeySpec {
 // none).
 func Build(cfg *state.Config, unavailable map[string]string, pool func(provider string) *rotate.Pool, latency func(provider string) Observer) *Snapshot {
 	s := &Snapshot{Config: cfg, Providers: map[string]*Upstream{}}
+	prices := state.NewPrices(cfg.Pricing)
 	specs := map[string][]rotate.KeySpec{}
 	for _, k := range cfg.Keys {
 		u := s.Providers[k.Provider]
 		if u == nil {
 			p, _ := cfg.Provider(k.Provider)
-			u = &Upstream{Provider: p, Keys: map[string]Key{}, authHeader: wire.AuthHeader(p.Kind), Latency: noObserver{}}
+			u = &Upstream{Provider: p, Keys: map[string]Key{}, authHeader: wire.AuthHeader(p.Kind), Latency: noObserver{}, Prices: prices}
 			if latency != nil {
 				u.Latency = latency(k.Provider)
 			}
@@ -100,7 +127,8 @@ func Build(cfg *state.Config, unavailable map[string]string, pool func(provider 
 	}
 	groups := map[string]rotate.Limits{}
 	for name, g := range cfg.Groups {
-		groups[name] = rotate.Limits{RPM: g.RPM, TPM: g.TPM, MaxConcurrent: g.MaxConcurrent, RPD: g.RPD, TPD: g.TPD}
+		groups[name] = rotate.Limits{RPM: g.RPM, TPM: g.TPM, MaxConcurrent: g.MaxConcurrent, RPD: g.RPD, TPD: g.TPD,
+			BudgetDay: nanoUSD(g.BudgetUSDDay), BudgetMonth: nanoUSD(g.BudgetUSDMonth)}
 	}
 	for name, u := range s.Providers {
 		u.Pool = pool(name)

@@ -91,7 +91,6 @@ type socket struct {
 	judged   bool    // a refusal on cur's key judged it already
 	ended    bool
 	attempts int
-	tokens   int // used on cur's key
 	open     int // responses started and not ended
 	// held is the client's response.create that the upstream has not
 	// begun to answer, while it refers to nothing only its key has (nil:
@@ -297,7 +296,7 @@ func (s *socket) finish(why error) {
 		s.h.record(ans.up, ans.key, s.modelOr(ans.model), ans.label, state.Counts{Requests: 1, Partial: 1})
 	}
 	s.release()
-	s.settleKey(ans, s.tokens, s.judged)
+	s.settleKey(ans, s.judged)
 	ans.log.Info("WebSocket closed", "key", ans.key.Name, "attempts", s.attempts, "ms", s.h.Clock.Now().Sub(ans.start).Milliseconds(),
 		"reason", redact(fmt.Sprint(why), ans.secrets))
 }
@@ -347,12 +346,12 @@ func (s *socket) count(ev wire.SocketEventInfo, failed bool) {
 			return
 		}
 		c := ev.Usage.Counts()
-		s.tokens += int(c.Tokens())
 		c.Requests, c.Successes = 1, 1
 		m := s.modelOr(ans.model)
 		if ev.Model != "" {
 			m = ev.Model
 		}
+		ans.lease.Spent(spendOf(ans.up, m, c))
 		s.h.record(ans.up, ans.key, m, ans.label, c)
 	}
 }
@@ -407,7 +406,7 @@ func (s *socket) move(cur *answer, held []byte, model string) bool {
 	next.conn.SetWriteDeadline(time.Now().Add(s.idle))
 	if err := next.conn.WriteMessage(websocket.TextMessage, held); err != nil {
 		next.conn.Close()
-		next.lease.Done(rotate.TransportOutcome(rootCause(err)), 0)
+		next.lease.Done(rotate.TransportOutcome(rootCause(err)), rotate.Spend{})
 		return false
 	}
 	s.mu.Lock()
@@ -417,22 +416,23 @@ func (s *socket) move(cur *answer, held []byte, model string) bool {
 		next.lease.Cancel()
 		return true
 	}
-	old, tokens, judged := s.cur, s.tokens, s.judged
-	s.cur, s.tokens, s.judged, s.attempts = next, 0, false, s.attempts+res.ans.attempts
+	old, judged := s.cur, s.judged
+	s.cur, s.judged, s.attempts = next, false, s.attempts+res.ans.attempts
 	s.mu.Unlock()
 	s.h.Events.Retried(cur.up.Name)
-	s.settleKey(old, tokens, judged)
+	s.settleKey(old, judged)
 	old.conn.Close()
 	next.log.Info("socket moved to another key", "from", old.up.Name+"/"+old.key.Name, "to", next.up.Name+"/"+next.key.Name)
 	return true
 }
 
-// settleKey ends the lease of a key the socket is done with: a success
-// unless one of its refusals judged it already.
-func (s *socket) settleKey(ans *answer, tokens int, judged bool) {
+// settleKey ends the lease of a key the socket is done with (what its
+// responses spent counted as each ended): a success unless one of its
+// refusals judged it already.
+func (s *socket) settleKey(ans *answer, judged bool) {
 	if judged {
-		ans.lease.Release(tokens)
+		ans.lease.Release(rotate.Spend{})
 		return
 	}
-	ans.lease.Done(rotate.Outcome{Class: rotate.Success, Status: http.StatusSwitchingProtocols}, tokens)
+	ans.lease.Done(rotate.Outcome{Class: rotate.Success, Status: http.StatusSwitchingProtocols}, rotate.Spend{})
 }

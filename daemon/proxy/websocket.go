@@ -160,6 +160,8 @@ func socketURL(base string) (string, error) {
 func (h *Handler) serveWebSocket(w http.ResponseWriter, r *http.Request, snap *Snapshot, up *Upstream, rest string, grant *Grant) {
 	if limit := snap.Config.Daemon.SocketLimit(); h.sockets.Add(1) > int64(limit) {
 		h.sockets.Add(-1)
+		_, label := grant.selection(up.Name)
+		h.refused(up, "", "", label, string(wire.Overloaded))
 		wire.WriteError(w, up.Kind, wire.Error{Status: http.StatusTooManyRequests, Code: wire.Overloaded, RetryAfter: time.Second,
 			Message: fmt.Sprintf("more than %d WebSockets open ([daemon] max_websockets); retry in a moment", limit)})
 		return
