@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package wire
 
 // SDKEnv is what the official SDKs of provider read to find it: the
