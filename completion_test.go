@@ -59,10 +59,7 @@ func TestCompletionInBashZshAndFish(t *testing.T) {
 // fish complete with nothing else loaded. XDG_DATA_HOME and
 // XDG_CONFIG_HOME move the directories, as the shells themselves do.
 func TestCompletionInstallForEachShell(t *testing.T) {
-	const bashCompletion = "/usr/share/bash-completion/bash_completion"
-	if _, err := os.Stat(bashCompletion); err != nil {
-		t.Fatal("bash-completion is needed (apt-get install bash-completion; .ci/run installs it)")
-	}
+	bashCompletion := bashCompletionScript(t)
 	u := newUser(t)
 	bin := llmkeyOnPath(t, u)
 	tm := newTmux(t, u)
@@ -103,6 +100,18 @@ func TestCompletionInstallForEachShell(t *testing.T) {
 			}()
 		}
 	}
+}
+
+// bashCompletionScript is bash-completion's script, which a user's
+// ~/.bashrc sources: Debian's, or Homebrew's bash-completion@2.
+func bashCompletionScript(t *testing.T) string {
+	for _, p := range []string{"/usr/share/bash-completion/bash_completion", "/opt/homebrew/share/bash-completion/bash_completion", "/usr/local/share/bash-completion/bash_completion"} {
+		if _, err := os.Stat(p); err == nil {
+			return p
+		}
+	}
+	t.Fatal("bash-completion is needed (apt-get install bash-completion, brew install bash-completion@2; .ci/run installs it)")
+	return ""
 }
 
 // llmkeyOnPath is a directory holding llmkey, for a shell's PATH.

@@ -145,10 +145,7 @@ func debFiles(t *testing.T, deb string) []string {
 // Debian's ~/.bashrc loads it), zsh from its default fpath, fish from its
 // vendor directory.
 func packagedCompletions(t *testing.T, u *user) {
-	const bashCompletion = "/usr/share/bash-completion/bash_completion"
-	if _, err := os.Stat(bashCompletion); err != nil {
-		t.Fatal("bash-completion is needed (apt-get install bash-completion; .ci/run installs it)")
-	}
+	bashCompletion := bashCompletionScript(t)
 	tm := newTmux(t, u)
 	for _, sh := range []struct{ name, start, load string }{
 		{"bash", "bash --norc --noprofile", "source " + bashCompletion},
