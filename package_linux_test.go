@@ -82,8 +82,12 @@ func TestDebPackage(t *testing.T) {
 		t.Errorf("dpkg --purge llmkey: %v\n%s", err, out)
 	}
 
-	// The .rpm: the same files, but where Fedora's zsh looks and where it
-	// keeps licences.
+	checkRPMFiles(t, rpms[0], files)
+}
+
+// checkRPMFiles: the .rpm holds the .deb's files, but where Fedora's zsh
+// looks and where it keeps licences.
+func checkRPMFiles(t *testing.T, rpm string, files []string) {
 	var want []string
 	for _, f := range files {
 		if !strings.HasSuffix(f, "/") {
@@ -91,12 +95,12 @@ func TestDebPackage(t *testing.T) {
 			want = append(want, strings.Replace(f, "/usr/share/doc/llmkey/copyright", "/usr/share/licenses/llmkey/LICENSE", 1))
 		}
 	}
-	out, err = exec.Command("rpm", "-qlp", rpms[0]).Output()
+	out, err := exec.Command("rpm", "-qlp", rpm).Output()
 	got := strings.Fields(string(out))
 	slices.Sort(want)
 	slices.Sort(got)
 	if err != nil || !slices.Equal(got, want) {
-		t.Errorf("rpm -qlp %s: %v\n%s\nwant the .deb's files:\n%s", rpms[0], err, strings.Join(got, "\n"), strings.Join(want, "\n"))
+		t.Errorf("rpm -qlp %s: %v\n%s\nwant the .deb's files:\n%s", rpm, err, strings.Join(got, "\n"), strings.Join(want, "\n"))
 	}
 }
 

@@ -194,23 +194,8 @@ func TestReleaseSnapshot(t *testing.T) {
 		t.Skip("the release is built and checked on Linux (.ci/run)")
 	}
 	r := releaseSnapshot(t)
-	sums := map[string]string{}
-	checksums := r.of("Checksum", "", "")
-	if len(checksums) != 1 {
-		t.Fatalf("%d checksum files", len(checksums))
-	}
-	for _, line := range strings.Split(strings.TrimSpace(readFile(t, checksums[0].Path)), "\n") {
-		sum, name, _ := strings.Cut(line, "  ")
-		sums[name] = sum
-	}
-	want := map[string]string{
-		"llmkey": "", "README.md": readFile(t, "README.md"), "LICENSE": readFile(t, "LICENSE"),
-		"manpages/llmkey.1.gz": mustSucceed(t, newUser(t).llmkey("man")).stdout,
-	}
-	for _, sh := range []string{"bash", "zsh", "fish"} {
-		name := map[string]string{"bash": "llmkey.bash", "zsh": "_llmkey", "fish": "llmkey.fish"}[sh]
-		want["completions/"+name] = mustSucceed(t, newUser(t).llmkey("completion", sh)).stdout
-	}
+	sums := releaseChecksums(t, r)
+	want := archiveWant(t)
 	formula := r.of("Homebrew Formula", "", "")
 	if len(formula) != 1 {
 		t.Fatalf("%d Homebrew formulas", len(formula))
@@ -233,6 +218,12 @@ func TestReleaseSnapshot(t *testing.T) {
 			}
 		}
 	}
+	for _, line := range []string{`bin.install "llmkey"`, `man1.install "manpages/llmkey.1.gz"`, `bash_completion.install "completions/llmkey.bash" => "llmkey"`,
+		`zsh_completion.install "completions/_llmkey"`, `fish_completion.install "completions/llmkey.fish"`} {
+		if !strings.Contains(rb, line) {
+			t.Errorf("the formula does not say %s", line)
+		}
+	}
 	for _, goarch := range []string{"amd64", "arm64"} {
 		var formats []string
 		for _, p := range r.of("Linux Package", "linux", goarch) {
@@ -245,21 +236,45 @@ func TestReleaseSnapshot(t *testing.T) {
 			t.Errorf("linux/%s packages: %v", goarch, formats)
 		}
 	}
-	for _, line := range []string{`bin.install "llmkey"`, `man1.install "manpages/llmkey.1.gz"`, `bash_completion.install "completions/llmkey.bash" => "llmkey"`,
-		`zsh_completion.install "completions/_llmkey"`, `fish_completion.install "completions/llmkey.fish"`} {
-		if !strings.Contains(rb, line) {
-			t.Errorf("the formula does not say %s", line)
-		}
-	}
+	checkArchiveBinary(t, r)
+}
 
+// releaseChecksums are the SHA-256 sums of checksums.txt, by file name.
+func releaseChecksums(t *testing.T, r *release) map[string]string {
+	checksums := r.of("Checksum", "", "")
+	if len(checksums) != 1 {
+		t.Fatalf("%d checksum files", len(checksums))
+	}
+	sums := map[string]string{}
+	for _, line := range strings.Split(strings.TrimSpace(readFile(t, checksums[0].Path)), "\n") {
+		sum, name, _ := strings.Cut(line, "  ")
+		sums[name] = sum
+	}
+	return sums
+}
+
+// archiveWant is what each archive holds: the README and the licence, the
+// man page and completions as this llmkey writes them, and the binary.
+func archiveWant(t *testing.T) map[string]string {
+	want := map[string]string{
+		"llmkey": "", "README.md": readFile(t, "README.md"), "LICENSE": readFile(t, "LICENSE"),
+		"manpages/llmkey.1.gz": mustSucceed(t, newUser(t).llmkey("man")).stdout,
+	}
+	for sh, name := range map[string]string{"bash": "llmkey.bash", "zsh": "_llmkey", "fish": "llmkey.fish"} {
+		want["completions/"+name] = mustSucceed(t, newUser(t).llmkey("completion", sh)).stdout
+	}
+	return want
+}
+
+// checkArchiveBinary: the archive's binary for this machine is static, as
+// file says, and names the snapshot's version and commit.
+func checkArchiveBinary(t *testing.T, r *release) {
 	bin := archiveBinary(t, r)
-	if runtime.GOOS == "linux" {
-		if _, err := exec.LookPath("file"); err != nil {
-			t.Fatal("file is needed (apt-get install file; .ci/run installs it)")
-		}
-		if out, err := exec.Command("file", bin).Output(); err != nil || !strings.Contains(string(out), "statically linked") {
-			t.Errorf("file says of the archive's binary: %v %s", err, out)
-		}
+	if _, err := exec.LookPath("file"); err != nil {
+		t.Fatal("file is needed (apt-get install file; .ci/run installs it)")
+	}
+	if out, err := exec.Command("file", bin).Output(); err != nil || !strings.Contains(string(out), "statically linked") {
+		t.Errorf("file says of the archive's binary: %v %s", err, out)
 	}
 	out, err := exec.Command(bin, "version").Output()
 	if err != nil || !strings.HasPrefix(string(out), "llmkey "+r.Version+" (commit "+r.Commit[:12]+", ") {
