@@ -1,4 +1,11 @@
-// goreleaser, pinned for .ci/run and releases
+// goreleaser, pinned: it builds the release (.goreleaser.yaml). Run from the repository root as
+//
+//	go tool -modfile=tools/goreleaser.mod goreleaser
+//
+// Its dependencies are kept here, apart from go.mod, so that they never
+// choose the versions llmkey is built with (and apart from the other
+// tool's: the two need versions of one yaml module that do not build
+// together). Update with: go get -modfile=tools/goreleaser.mod -tool MODULE@VERSION
 module github.com/llmkey/llmkey
 
 go 1.26.8
