@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package main
 
 // The performance harness: the built llmkey against the fake
@@ -587,9 +589,69 @@ func BenchmarkHarness(b *testing.B) {
 
 	row("idle daemon wakeups, 30 s after a burst", fmt.Sprintf("%.2f per second", idleWakeups(b, lk, token, pid)), "< 2 per second")
 
-	// The CLI's own start against a Go hello world built here, and what
-	// sets its floor. Every program runs once a round, in turn, so that a
-	// change in the machine's load falls on all of them alike.
+	cliStarts(b, u, sock, row)
+
+	// Cold start: exec with no daemon running.
+	cold := median(5, func() {
+		b.StopTimer()
+		u.llmkey("stop")
+		b.StartTimer()
+		u.llmkey("exec", "--", "true")
+	})
+	row("llmkey exec -- true, cold: spawns the daemon (median of 5)", cold.Round(time.Millisecond).String(), "< 300 ms")
+
+	fmt.Println()
+	b.ReportMetric(rps, "llmkey/bare-rps")
+	b.ReportMetric(p50, "llmkey/bare-p50")
+}
+
+type wallClock struct{}
+
+func (wallClock) Now() time.Time { return time.Now() }
+
+// startProgram is a program whose start the harness times.
+type startProgram struct {
+	what, target string
+	argv         []string
+}
+
+// cliStarts adds the harness's rows for the CLI's own start, against a Go
+// hello world built here, with u's daemon running on sock. Every program
+// runs once a round, in turn, so that a change in the machine's load
+// falls on all of them alike.
+func cliStarts(b *testing.B, u *user, sock string, row func(what, measured, target string)) {
+	programs := startPrograms(b, sock)
+	times := make([][]time.Duration, len(programs))
+	for range 101 {
+		for i, p := range programs {
+			cmd := exec.Command(p.argv[0], p.argv[1:]...)
+			cmd.Env, cmd.Dir = u.env, u.home
+			t0 := time.Now()
+			err := cmd.Run()
+			times[i] = append(times[i], time.Since(t0))
+			if err != nil {
+				b.Fatalf("%s: %v", p.what, err)
+			}
+		}
+	}
+	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
+	var hello time.Duration
+	for i, p := range programs {
+		slices.Sort(times[i])
+		start := times[i][len(times[i])/2]
+		measured := ms(start)
+		if i == 0 {
+			hello = start
+		} else {
+			measured += " (hello +" + ms(start-hello) + ")"
+		}
+		row(p.what, measured, p.target)
+	}
+}
+
+// startPrograms are the CLI's starts and what sets their floor, the Go
+// hello world first.
+func startPrograms(b *testing.B, sock string) []startProgram {
 	tmp := b.TempDir()
 	goBuild := func(name string, env []string, args ...string) string {
 		out := filepath.Join(tmp, name)
@@ -614,68 +676,43 @@ func BenchmarkHarness(b *testing.B) {
 	fastFlags := []string{"-tags", "urfave_cli_no_docs"}
 	noCgo := []string{"CGO_ENABLED=0"}
 	floor, floorFast := goBuild("floor", nil, "./cli/testdata/floor"), goBuild("floorfast", noCgo, append(fastFlags, "./cli/testdata/floor")...)
-	programs := []struct {
-		what string
-		argv []string
-	}{
-		{"CLI start: Go hello world (medians of 101, in turn)", []string{goProgram("hello", "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n")}},
-		{"CLI start: llmkey version", []string{llmkeyBin, "version"}},
-		{"CLI start: llmkey exec -- true", []string{llmkeyBin, "exec", "--", "true"}},
+	const fast = "CGO_ENABLED=0 -tags urfave_cli_no_docs"
+	return []startProgram{
+		{"CLI start: Go hello world (medians of 101, in turn)", "", []string{goProgram("hello", "package main\n\nimport \"fmt\"\n\nfunc main() { fmt.Println(\"hello\") }\n")}},
+		{"CLI start: llmkey version", "", []string{llmkeyBin, "version"}},
+		{"CLI start: llmkey exec -- true", "exec <= hello + 2 ms", []string{llmkeyBin, "exec", "--", "true"}},
 		// The floor under exec: a Go program that does nothing but replace
 		// itself with true, the way exec ends.
-		{"CLI start: a Go program that only execs true", []string{goProgram("exectrue", "package main\n\nimport (\n\t\"os\"\n\t\"syscall\"\n)\n\nfunc main() { syscall.Exec("+strconv.Quote(truePath)+", []string{\"true\"}, os.Environ()) }\n")}},
+		{"CLI start: a Go program that only execs true", "the floor under exec",
+			[]string{goProgram("exectrue", "package main\n\nimport (\n\t\"os\"\n\t\"syscall\"\n)\n\nfunc main() { syscall.Exec("+strconv.Quote(truePath)+", []string{\"true\"}, os.Environ()) }\n")}},
 		// The floor under any exec built of llmkey's parts: urfave/cli/v2,
 		// and net/http for one call to the daemon (cli/testdata/floor).
-		{"CLI start: urfave/cli/v2, a net/http call, exec true", []string{floor, "exec", "--socket", sock, "--", "true"}},
-		{"CLI start: the same, built without cgo and docs", []string{floorFast, "exec", "--socket", sock, "--", "true"}},
-		{"CLI start: llmkey exec, built without cgo and docs", []string{goBuild("llmkeyfast", noCgo, append(fastFlags, ".")...), "exec", "--", "true"}},
+		{"CLI start: urfave/cli/v2, a net/http call, exec true", "the floor of llmkey's parts", []string{floor, "exec", "--socket", sock, "--", "true"}},
+		{"CLI start: the same, built without cgo and docs", fast, []string{floorFast, "exec", "--socket", sock, "--", "true"}},
+		{"CLI start: llmkey exec, built without cgo and docs", fast, []string{goBuild("llmkeyfast", noCgo, append(fastFlags, ".")...), "exec", "--", "true"}},
+		// The release's own build (.goreleaser.yaml), from its archive.
+		{"CLI start: llmkey exec, release archive's static binary", fast + " -trimpath -s -w", []string{archiveBinary(b, releaseSnapshot(b)), "exec", "--", "true"}},
 	}
-	times := make([][]time.Duration, len(programs))
-	for range 101 {
-		for i, p := range programs {
-			cmd := exec.Command(p.argv[0], p.argv[1:]...)
-			cmd.Env, cmd.Dir = u.env, u.home
-			t0 := time.Now()
-			err := cmd.Run()
-			times[i] = append(times[i], time.Since(t0))
-			if err != nil {
-				b.Fatalf("%s: %v", p.what, err)
-			}
-		}
-	}
-	starts := make([]time.Duration, len(programs))
-	for i := range programs {
-		slices.Sort(times[i])
-		starts[i] = times[i][len(times[i])/2]
-	}
-	ms := func(d time.Duration) string { return fmt.Sprintf("%.2f ms", float64(d)/float64(time.Millisecond)) }
-	targets := []string{"", "", "exec <= hello + 2 ms", "the floor under exec", "the floor of llmkey's parts",
-		"CGO_ENABLED=0 -tags urfave_cli_no_docs", "CGO_ENABLED=0 -tags urfave_cli_no_docs"}
-	for i, p := range programs {
-		measured := ms(starts[i])
-		if i > 0 {
-			measured += " (hello +" + ms(starts[i]-starts[0]) + ")"
-		}
-		row(p.what, measured, targets[i])
-	}
-
-	// Cold start: exec with no daemon running.
-	cold := median(5, func() {
-		b.StopTimer()
-		u.llmkey("stop")
-		b.StartTimer()
-		u.llmkey("exec", "--", "true")
-	})
-	row("llmkey exec -- true, cold: spawns the daemon (median of 5)", cold.Round(time.Millisecond).String(), "< 300 ms")
-
-	fmt.Println()
-	b.ReportMetric(rps, "llmkey/bare-rps")
-	b.ReportMetric(p50, "llmkey/bare-p50")
 }
 
-type wallClock struct{}
-
-func (wallClock) Now() time.Time { return time.Now() }
+// BenchmarkCLIStart runs only the harness's CLI start rows, in a few
+// seconds, against a daemon of its own:
+//
+//	go test -run XXX -bench CLIStart -benchtime 1x .
+func BenchmarkCLIStart(b *testing.B) {
+	if raceEnabled {
+		b.Skip("the harness measures the real binary: run it without -race")
+	}
+	b.StopTimer()
+	u := newUser(b)
+	writeFile(b, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:0\"\n\n[[key]]\nprovider = \"openai\"\nname = \"a\"\nsecret = \"sk-proj-harness"+strings.Repeat("x", 24)+"\"\n", 0o600)
+	u.proxyEnv()
+	fmt.Printf("\nllmkey CLI start (GOMAXPROCS %s)\n", os.Getenv("GOMAXPROCS"))
+	cliStarts(b, u, filepath.Join(u.runtimeDir(), "sock"), func(what, measured, target string) {
+		fmt.Printf("  %-58s %-44s %s\n", what, measured, target)
+	})
+	fmt.Println()
+}
 
 // idleWakeups is the harness's idle row: after a burst of requests, the
 // wakeups of all the daemon's threads (context switches, voluntary and

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package main
 
 import (
@@ -9,6 +11,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"syscall"
 	"testing"
@@ -60,7 +63,7 @@ func TestCommandLineConventions(t *testing.T) {
 	if r := u.llmkey("rm", "--force", "openai", "work"); r.code != 0 {
 		t.Errorf("rm openai work: %v", r)
 	}
-	if r := u.llmkey("version"); !strings.Contains(r.stdout, "daemon 0.1.0, pid") {
+	if r := u.llmkey("version"); !regexp.MustCompile(`\ndaemon \S+, pid \d+\n$`).MatchString(r.stdout) {
 		t.Errorf("version does not show the daemon's: %v", r)
 	}
 

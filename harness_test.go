@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package main
 
 // The tests in this package run the built llmkey binary as a user would:

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package main
 
 import (
@@ -287,7 +289,7 @@ func TestManMatchesCheckedInPage(t *testing.T) {
 
 func TestVersionAndCompletion(t *testing.T) {
 	u := newUser(t)
-	if r := mustSucceed(t, u.llmkey("version")); !regexp.MustCompile(`^llmkey \d+\.\d+\.\d+`).MatchString(r.stdout) {
+	if r := mustSucceed(t, u.llmkey("version")); !regexp.MustCompile(`^llmkey \S+ \(.*go1\.\d+.*, \w+/\w+\)\n$`).MatchString(r.stdout) {
 		u.errorf("version: %q", r.stdout)
 	}
 	for shell, want := range map[string]string{"bash": "complete -F _llmkey llmkey", "zsh": "compdef _llmkey llmkey", "fish": "complete -c llmkey"} {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Command llmkey keeps several LLM API keys per provider and rotates them
 // behind a local proxy. This file only wires the app: it builds the
 // command tree, runs it, and maps errors to exit codes.

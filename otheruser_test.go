@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package main
 
 import (
@@ -10,7 +12,6 @@ import (
 	"net/http"
 	"os"
 	"os/exec"
-	osuser "os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
@@ -36,17 +37,12 @@ func newOtherUser(t *testing.T) *otherUser {
 	b := make([]byte, 3)
 	rand.Read(b)
 	name := "lkother" + hex.EncodeToString(b)
-	if out, err := exec.Command("useradd", "--no-create-home", "--shell", "/usr/sbin/nologin", name).CombinedOutput(); err != nil {
-		t.Fatalf("useradd %s: %v\n%s", name, err, out)
-	}
-	t.Cleanup(func() { exec.Command("userdel", name).Run() })
-	u, err := osuser.Lookup(name)
-	if err != nil {
+	o := &otherUser{name: name}
+	var err error
+	if o.uid, o.gid, err = addLocalUser(name); err != nil {
 		t.Fatal(err)
 	}
-	o := &otherUser{name: name}
-	o.uid, _ = strconv.Atoi(u.Uid)
-	o.gid, _ = strconv.Atoi(u.Gid)
+	t.Cleanup(func() { removeLocalUser(name) })
 	// The test binary lives in a directory only we may enter.
 	dir, err := os.MkdirTemp("", "lkbin")
 	if err != nil {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package cli
 
 import (
@@ -12,10 +14,6 @@ import (
 
 	"github.com/llmkey/llmkey/state"
 )
-
-// Version is llmkey's version. Release builds may set it with
-// -ldflags "-X github.com/llmkey/llmkey/cli.Version=...".
-var Version = "0.1.0"
 
 // NewApp builds the whole command tree. main.go runs it; the man page and
 // completions are generated from it.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package cli is llmkey's command line: one file per command, each with an
 // XxxCommandInput struct, a ConfigureXxxCommand that binds its flags, and
 // an XxxCommand function that takes the input and its Streams and does

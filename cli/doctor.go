@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package cli
 
 import (
@@ -115,7 +117,7 @@ func serviceFindings(p state.Paths, st *control.Status, running bool) []finding 
 	// The service is installed, yet the daemon is one llmkey started
 	// (its socket was stopped, or the agent not loaded, when a command
 	// needed one): it holds the port and the socket the service needs.
-	if running && st.Spawned && serviceFileState(files[0]) != fileNotInstalled {
+	if running && st.Spawned && serviceManaged(runtime.GOOS, files) {
 		fix := "llmkey stop, then systemctl --user enable --now llmkey.socket"
 		if runtime.GOOS == "darwin" {
 			fix = "llmkey stop: the agent's daemon, waiting for this one, takes over"

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package cli
 
 import (
@@ -91,7 +93,7 @@ func LogsCommand(ctx context.Context, in LogsCommandInput, s Streams) error {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) && !in.Follow {
 		hint := "the daemon writes it once it runs: llmkey start"
-		if here, serr := serviceFilesHere(in.Paths); serr == nil && runtime.GOOS != "darwin" && serviceFileState(here.files[0]) != fileNotInstalled {
+		if here, serr := serviceFilesHere(in.Paths); serr == nil && runtime.GOOS != "darwin" && serviceManaged(runtime.GOOS, here.files) {
 			hint = "the service's daemon logs to systemd's journal: journalctl --user-unit llmkey.service"
 		}
 		return fail(hint, "no daemon log at %s yet", path)

@@ -1,7 +1,14 @@
+// SPDX-License-Identifier: MIT
+
 package cli
 
 import (
+	"context"
+	"errors"
 	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"time"
@@ -18,17 +25,57 @@ import (
 
 func ConfigureManCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
-		Name:        "man",
-		Usage:       "print the manual page (roff); read it with: llmkey man | man -l -",
-		Description: "The same page is man/llmkey.1 in the source tree; install it under man1 to use plain 'man llmkey'.",
+		Name:  "man",
+		Usage: "print the manual page (roff); read it with: llmkey man | man -l -",
+		Description: "--install writes it to $XDG_DATA_HOME/man/man1/llmkey.1 (~/.local/share/man/man1/llmkey.1) for plain 'man llmkey', " +
+			"and says whether man finds it there (man looks beside each directory of PATH, so it does when ~/.local/bin is on PATH) " +
+			"or how to set MANPATH. The packages install it for every user; the source tree has it as man/llmkey.1.",
+		Flags: []ucli.Flag{&ucli.BoolFlag{Name: "install", Usage: "write the page into your own man directory, and say whether man finds it"}},
 		Action: func(c *ucli.Context) error {
 			if err := wantArgs(c, 0, 0); err != nil {
 				return err
+			}
+			if c.Bool("install") {
+				return InstallManPage(c.Context, os.Getenv, streams(c))
 			}
 			_, err := fmt.Fprint(c.App.Writer, ManPage())
 			return err
 		},
 	})
+}
+
+// InstallManPage writes the page where man looks for a user's own pages,
+// and says whether man finds it there, as man itself answers.
+func InstallManPage(ctx context.Context, getenv func(string) string, s Streams) error {
+	data, err := userDir(getenv, "XDG_DATA_HOME", ".local/share")
+	if err != nil {
+		return err
+	}
+	dir := filepath.Join(data, "man")
+	path := filepath.Join(dir, "man1", "llmkey.1")
+	if err := writeUserFile(path, ManPage()); err != nil {
+		return err
+	}
+	s.done("wrote %s", path)
+	if ctx == nil {
+		ctx = context.Background()
+	}
+	ctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, "man", "-w", "llmkey").Output()
+	found := strings.TrimSpace(string(out))
+	switch {
+	case errors.Is(err, exec.ErrNotFound):
+		s.done("man is not installed here; llmkey man | less reads the page")
+	case err == nil && found == path:
+		s.done("man llmkey reads it")
+	case err == nil && found != "":
+		s.done("man llmkey reads %s first (a package's, or an older copy); man %s reads this one", found, shellQuote(path))
+	default:
+		s.done("man does not look in %s: put this line in your shell's startup file (~/.bashrc, ~/.zshrc), then start a new shell:\n"+
+			"  export MANPATH=%s\n(or put ~/.local/bin on PATH: man looks in ../share/man beside each directory of PATH)", dir, shellQuote(dir)+`:"$MANPATH"`)
+	}
+	return nil
 }
 
 // ManPage renders the manual from a fresh command tree.

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package cli
 
 import (
@@ -49,17 +51,8 @@ func ServiceFiles(goos, home, bin string, p state.Paths, listen string) []servic
 	for _, e := range env {
 		fmt.Fprintf(&envLines, "Environment=%s\n", systemdQuote(e))
 	}
-	// systemd's start limit counts every start: a stop, then a command
-	// that wakes the daemon again, is one, and the default (5 in 10 s)
-	// would fail the socket under a script that restarts it. 30 a minute
-	// still stops a daemon that fails at every start, a second apart.
-	service := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: LLM API keys behind a local proxy\n" +
-		"Requires=llmkey.socket\nAfter=llmkey.socket\nStartLimitIntervalSec=60\nStartLimitBurst=30\n\n[Service]\nType=simple\n" +
-		"ExecStart=" + systemdQuote(strings.ReplaceAll(bin, "$", "$$")) + " daemon --wait\n" + envLines.String() +
-		"Restart=on-failure\nRestartSec=1\nNoNewPrivileges=yes\nUMask=0077\n\n[Install]\nWantedBy=default.target\n"
-	socket := "# " + serviceMark + "\n[Unit]\nDescription=llmkey: the proxy port and control socket\n\n" +
-		"[Socket]\nListenStream=" + listen + "\nListenStream=" + strings.ReplaceAll(p.SocketPath(), "%", "%%") + "\nSocketMode=0600\nDirectoryMode=0700\n" +
-		"Service=llmkey.service\n\n[Install]\nWantedBy=sockets.target\n"
+	service, socket := systemdUnits(serviceMark, systemdQuote(strings.ReplaceAll(bin, "$", "$$")), envLines.String(),
+		listen, strings.ReplaceAll(p.SocketPath(), "%", "%%"))
 	return []serviceFile{{filepath.Join(dir, "llmkey.service"), service}, {filepath.Join(dir, "llmkey.socket"), socket}}
 }
 
@@ -231,6 +224,7 @@ func ConfigureServiceCommand(app *ucli.App) {
 				Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 					return ServiceStatusCommand(c.Context, ServiceStatusCommandInput{Paths: p}, streams(c))
 				})},
+			packagedUnitsCommand(),
 		},
 	})
 }
@@ -358,6 +352,9 @@ func ServiceStatusCommand(ctx context.Context, in ServiceStatusCommandInput, s S
 			fmt.Fprintf(s.Out, "%s: installed\n", f.Path)
 			present = true
 		}
+	}
+	if packagedHere(s.Out, here.files) {
+		present = true
 	}
 	if present {
 		fmt.Fprintln(s.Out, serviceState(ctx, runtime.GOOS))
@@ -568,6 +565,7 @@ func removeServiceFiles(here serviceHere, s Streams) error {
 	}
 	if removed == 0 {
 		s.done("the service was not installed; nothing to remove")
+		packagedUninstallNote(s)
 	}
 	for _, dir := range uninstallDirs(here.home, here.files, made) {
 		if fi, err := os.Lstat(dir); err == nil && fi.IsDir() {

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package cli
 
 import (
@@ -365,5 +367,43 @@ func TestServiceUninstallWithNothingInstalled(t *testing.T) {
 	}
 	if entries, _ := os.ReadDir(home); len(entries) != 0 {
 		t.Errorf("uninstall made files in HOME: %v", entries)
+	}
+}
+
+// The units a package installs are service install's, less what pins
+// them to one user: /usr/bin/llmkey, no paths in the environment (the
+// daemon takes the defaults), the control socket in the user manager's
+// runtime dir (%t, the daemon's $XDG_RUNTIME_DIR), and a mark that is
+// not install's, so that install and uninstall never take them for the
+// user's.
+func TestPackagedUnitsAreInstallsForEveryUser(t *testing.T) {
+	p := state.Paths{Keyfile: "/home/a/.config/llmkey/keys.toml", StateDir: "/home/a/.local/state/llmkey", RuntimeDir: "/run/user/1000/llmkey"}
+	own := ServiceFiles("linux", "/home/a", "/usr/bin/llmkey", p, state.DefaultListen)
+	packaged := PackagedUnits()
+	if len(packaged) != len(own) {
+		t.Fatalf("%d packaged units, %d of install's", len(packaged), len(own))
+	}
+	for i, f := range packaged {
+		if want := "/usr/lib/systemd/user/" + filepath.Base(own[i].Path); f.Path != want {
+			t.Errorf("packaged unit at %s, want %s", f.Path, want)
+		}
+		if strings.Contains(f.Content, serviceMark) || strings.Contains(f.Content, "Environment=") || strings.Contains(f.Content, "/home/") {
+			t.Errorf("%s holds install's mark or a user's paths:\n%s", f.Path, f.Content)
+		}
+		var ownLines []string
+		for _, l := range strings.Split(own[i].Content, "\n") {
+			if !strings.HasPrefix(l, "Environment=") {
+				ownLines = append(ownLines, l)
+			}
+		}
+		mine := strings.Join(ownLines, "\n")
+		mine = strings.Replace(mine, serviceMark, packagedMark, 1)
+		mine = strings.Replace(mine, "ListenStream="+p.SocketPath(), "ListenStream=%t/llmkey/sock", 1)
+		if mine != f.Content {
+			t.Errorf("%s is not install's %s less the user's paths:\n%s\nwant:\n%s", f.Path, own[i].Path, f.Content, mine)
+		}
+	}
+	if !strings.Contains(packaged[0].Content, "\nExecStart=/usr/bin/llmkey daemon --wait\n") {
+		t.Errorf("the packaged service does not run /usr/bin/llmkey:\n%s", packaged[0].Content)
 	}
 }

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package daemon is the long-running process: it takes the daemon lock
 // and binds the proxy port and the control socket (checking each
 // peer's uid), loads and watches the keyfile and publishes what it says

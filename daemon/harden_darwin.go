@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package daemon
 
 import "golang.org/x/sys/unix"

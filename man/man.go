@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package man renders llmkey's man page (section 1) from the command tree,
 // so that the page cannot drift from the commands: man/llmkey.1 is this
 // package's output, checked in, and a test fails when it is stale.

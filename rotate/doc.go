@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package rotate owns key selection: which of a provider's keys serves the
 // next request, and what an answer, once classified, does to that key.
 //

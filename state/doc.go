@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package state owns everything llmkey keeps on disk: where its files live
 // (XDG paths and their overrides), the permissions they must have, the
 // keyfile itself (its schema, its validation, and edits that change one

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 package state
 
 // BuiltinPricesAsOf dates the built-in prices: the providers' list

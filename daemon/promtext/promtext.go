@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package promtext keeps counters, histograms and scrape-time gauges, and
 // writes them in the Prometheus text exposition format (version 0.0.4).
 //

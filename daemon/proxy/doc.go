@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package proxy is the request path: a request for /PROVIDER/REST is
 // admitted (loopback host, no foreign origin, the local token, not
 // draining, within the in-flight cap and the body limit), sent upstream on

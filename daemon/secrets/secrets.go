@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package secrets reads a key's secret where the keyfile says it lives:
 // in the keyfile itself, in the OS keychain (Secret Service on Linux,
 // spoken to over D-Bus directly; Keychain on macOS: service "llmkey",

@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package wire owns everything that differs between the providers' wire
 // formats (OpenAI chat and Responses, Anthropic, Gemini): the header a
 // key travels in and its value, where a client's SDK puts its key, what

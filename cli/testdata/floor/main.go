@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Command floor is the least any llmkey exec built from the parts llmkey
 // is made of can do, for the harness to time beside llmkey: urfave/cli/v2
 // parses the command line; one request, written with net/http (which the

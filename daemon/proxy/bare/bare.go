@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package bare is the floor the benchmarks hold the proxy to: a bare
 // httputil.ReverseProxy that swaps the key and does nothing else. Only
 // benchmarks import it; it is not linked into llmkey.

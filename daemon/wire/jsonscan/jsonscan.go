@@ -1,3 +1,5 @@
+// SPDX-License-Identifier: MIT
+
 // Package jsonscan finds members and values in JSON text without decoding
 // it: where a top-level field's value starts and ends, so that a caller
 // reads a few fields of a large body, or edits one value of a user's file
