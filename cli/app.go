@@ -61,6 +61,7 @@ func NewApp() *ucli.App {
 	ConfigureManCommand(app)
 	ConfigureTopCommand(app)
 	ConfigureServiceCommand(app)
+	ConfigureDemoCommand(app)
 	ConfigureCompletionCommand(app)
 	configureCompleteCommand(app)
 	ConfigureVersionCommand(app)

@@ -49,6 +49,7 @@ var examples = map[string][]string{
 	"man":          {"llmkey man | man -l -"},
 	"completion":   {"source <(llmkey completion bash)", "source <(llmkey completion zsh)", "llmkey completion fish > ~/.config/fish/completions/llmkey.fish"},
 	"version":      {"llmkey version", "llmkey --version"},
+	"demo":         {"llmkey demo   # and the llmkey top line it prints, in a second terminal", "llmkey demo --pause 5s   # slower"},
 }
 
 var (
