@@ -432,7 +432,8 @@ func (d *demo) keys(ctx context.Context) error {
 		return err
 	}
 	fmt.Fprintln(d.out, "   the keys now, as llmkey status and top show them:")
-	tw := tabwriter.NewWriter(d.out, 0, 0, 2, ' ', 0)
+	var b strings.Builder
+	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
 	for _, k := range demoKeys {
 		ks := findKey(st, k.provider, k.name)
 		if ks == nil {
@@ -444,7 +445,11 @@ func (d *demo) keys(ctx context.Context) error {
 		}
 		fmt.Fprintf(tw, "     %s/%s\t%s\t%s\t%s\n", k.provider, k.name, ks.State, left, termSafe(ks.Reason))
 	}
-	return tw.Flush()
+	tw.Flush()
+	for _, l := range strings.SplitAfter(b.String(), "\n") {
+		io.WriteString(d.out, strings.TrimRight(l, " \n")+strings.Repeat("\n", strings.Count(l, "\n")))
+	}
+	return nil
 }
 
 // findKey is provider/name's status in st, or nil.
