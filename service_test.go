@@ -17,15 +17,14 @@ import (
 // systemd-analyze verify accepts, pointing at this llmkey and this user's
 // paths; uninstall leaves nothing of what install wrote.
 func TestServiceInstallAndUninstall(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatal("systemd-analyze is needed (apt-get install systemd; .ci/run installs it)")
-	}
+	needTool(t, "systemd-analyze", "systemd")
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5599\"\n", 0o600)
+	addr := freeAddr(t)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+addr+"\"\n", 0o600)
 	files := func() []string { return filesUnder(u.home) }
 	before := files()
 
-	if r := mustSucceed(t, u.llmkey("service", "install", "--dry-run")); !strings.Contains(r.stdout, "ListenStream=127.0.0.1:5599") || !slices.Equal(files(), before) {
+	if r := mustSucceed(t, u.llmkey("service", "install", "--dry-run")); !strings.Contains(r.stdout, "ListenStream="+addr) || !slices.Equal(files(), before) {
 		t.Errorf("install --dry-run: %v", r)
 	}
 	r := mustSucceed(t, u.llmkey("service", "install"))
@@ -44,7 +43,7 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 		"Environment=LLMKEY_KEYFILE=" + u.keyfile(),
 		"Environment=LLMKEY_STATE_DIR=" + u.stateDir(),
 		"Environment=LLMKEY_RUNTIME_DIR=" + u.runtimeDir(),
-		"ListenStream=127.0.0.1:5599",
+		"ListenStream="+addr,
 		"ListenStream=" + filepath.Join(u.runtimeDir(), "sock"),
 		"SocketMode=0600",
 	} {
@@ -105,12 +104,16 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 // that had no config dir at all exactly as it was, the symlink systemctl
 // made included, and keeps an empty config dir the user made before.
 func TestServiceFollowsXDGConfigHomeAndUndoesItsDirs(t *testing.T) {
-	if _, err := exec.LookPath("systemctl"); err != nil {
-		t.Fatal("systemctl is needed (apt-get install systemd; .ci/run installs it)")
-	}
+	needTool(t, "systemctl", "systemd")
 	u := newUser(t)
 	cfg := filepath.Join(u.home, "xdg cfg")
 	u.env = append(u.env, "XDG_CONFIG_HOME="+cfg)
+	// Not the default port, which another program (the user's own
+	// llmkey) may hold: install refuses a port taken. The keyfile is
+	// outside the config dir, which the home has none of.
+	keyfile := filepath.Join(u.home, "keys.toml")
+	writeFile(t, keyfile, "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
+	u.env = append(u.env, "LLMKEY_KEYFILE="+keyfile)
 	files := func() []string { return filesUnder(u.home) }
 	before := files()
 	mustSucceed(t, u.llmkey("service", "install"))
@@ -177,11 +180,9 @@ func filesUnder(dir string) []string {
 // control character in a path, and a quote or a backslash in the
 // binary's (systemd will not start such a program).
 func TestServiceUnitsWithOddPaths(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatal("systemd-analyze is needed (apt-get install systemd; .ci/run installs it)")
-	}
+	needTool(t, "systemd-analyze", "systemd")
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5596\"\n", 0o600)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
 	b, err := os.ReadFile(llmkeyBin)
 	if err != nil {
 		t.Fatal(err)
@@ -243,7 +244,7 @@ func TestServiceUnitsWithOddPaths(t *testing.T) {
 // directory goes, and a directory where a unit goes.
 func TestServiceInstallOverWhatIsNotAUnit(t *testing.T) {
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5595\"\n", 0o600)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
 	dir := filepath.Join(u.home, ".config", "systemd", "user")
 	writeFile(t, dir, "not a directory", 0o600)
 	before := filesUnder(u.home)
@@ -273,7 +274,7 @@ func TestServiceInstallOverWhatIsNotAUnit(t *testing.T) {
 // nothing. The same binary elsewhere installs.
 func TestServiceInstallRefusesGoRunsBuild(t *testing.T) {
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5598\"\n", 0o600)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
 	bin := filepath.Join(u.home, "tmp", "go-build2913", "b001", "exe", "llmkey")
 	if err := os.MkdirAll(filepath.Dir(bin), 0o700); err != nil {
 		t.Fatal(err)

@@ -6,7 +6,9 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -61,7 +63,8 @@ func TestOtherKeyfileIsNeverServedByTheRunningDaemon(t *testing.T) {
 // when there was one.
 func TestExecSaysWhenTheDaemonCannotServe(t *testing.T) {
 	u := newUser(t)
-	r := mustSucceed(t, u.llmkey("exec", "--", "true")) // no keyfile yet
+	u.daemonOnFreePort() // no keyfile yet, so no [daemon] listen
+	r := mustSucceed(t, u.llmkey("exec", "--", "true"))
 	if !strings.Contains(r.stderr, "does not exist") || strings.Contains(r.stderr, "last good") {
 		t.Errorf("exec without a keyfile: %v", r)
 	}
@@ -307,4 +310,29 @@ func TestSelectionsKeepToolsOnTheirKeys(t *testing.T) {
 	if resp := chat(t, base, token, nil); resp.StatusCode != 200 {
 		t.Errorf("the unscoped token after a revoke: %d", resp.StatusCode)
 	}
+}
+
+// daemonOnFreePort runs u's daemon on a port free now, handed to it as a
+// socket unit hands one over: without a keyfile, or with one that says
+// no listen, it would need the default port free.
+func (u *user) daemonOnFreePort() {
+	u.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" daemon --log-file`, llmkeyBin)
+	cmd.Env, cmd.Dir, cmd.ExtraFiles = u.env, u.home, []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		u.t.Fatal(err)
+	}
+	go cmd.Wait()
+	u.waitFor("the daemon on a free port", func() bool { _, code := u.status(); return code != 3 })
 }
