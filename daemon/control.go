@@ -47,6 +47,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/stop", d.serveStop)
 	mux.HandleFunc("POST /v1/handover", d.serveHandover)
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
+	mux.HandleFunc("POST /v1/keys/{provider}/{name}/checked", d.serveKeyChecked)
 	d.serveTokens(mux)
 	debugRoutes(mux)
 	// Like tailscale's localapi: a browser must never drive this API, even
@@ -267,7 +268,7 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 func userAction(ref string, v rotate.KeyView) string {
 	switch v.Cause {
 	case rotate.InvalidKey:
-		return fmt.Sprintf("the provider does not accept this key: replace its secret (llmkey rm %s, then llmkey add) or remove it", ref)
+		return fmt.Sprintf("the provider does not accept this key: replace its secret (llmkey set %s --secret) or remove it (llmkey rm %s)", ref, ref)
 	case rotate.Quota:
 		when := "until you add funds or quota"
 		if v.State == rotate.Parked && !v.Until.IsZero() {
