@@ -46,6 +46,7 @@ func NewApp() *ucli.App {
 	ConfigureAddCommand(app)
 	ConfigureListCommand(app)
 	ConfigureRmCommand(app)
+	ConfigureRenameCommand(app)
 	ConfigureExecCommands(app)
 	ConfigureStatusCommand(app)
 	ConfigureUsageCommand(app)

@@ -21,6 +21,7 @@ var examples = map[string][]string{
 		"llmkey add --keychain --tag job anthropic work   # secret in the keychain",
 	},
 	"list":         {"llmkey list", "llmkey list --wide", "llmkey list --json | jq -r '.keys[] | .provider + \"/\" + .name'"},
+	"rename":       {"llmkey rename openai/personal free-tier", "llmkey rename openai key1 work   # after import"},
 	"rm":           {"llmkey rm openai/personal", "llmkey rm --force openai personal   # no question, for scripts"},
 	"exec":         {"llmkey exec -- codex", "llmkey exec --tag work --label review -- python agent.py", "llmkey exec --key openai/personal --expires 8h -- claude"},
 	"env":          {`eval "$(llmkey env)"`, "llmkey env --shell fish | source", "llmkey env --json"},

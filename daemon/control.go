@@ -48,6 +48,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/handover", d.serveHandover)
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/checked", d.serveKeyChecked)
+	mux.HandleFunc("POST /v1/keys/{provider}/{name}/rename", d.serveKeyRename)
 	d.serveTokens(mux)
 	debugRoutes(mux)
 	// Like tailscale's localapi: a browser must never drive this API, even

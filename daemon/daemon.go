@@ -77,6 +77,9 @@ type Daemon struct {
 	// pools hold each provider's live key state. They outlive
 	// snapshots: a key keeps its cooldowns across reloads.
 	pools map[string]*rotate.Pool
+	// renames are the keys being renamed, each carried over by the load
+	// that serves its new name (see applyRenames).
+	renames []pendingRename
 
 	usage          *ledger
 	persist        persistence
@@ -106,6 +109,7 @@ func (d *Daemon) publish(cfg *state.Config, unavailable map[string]string) (err 
 				Hint: "please report this with the keyfile's shape (not its secrets); undo the last edit meanwhile"}
 		}
 	}()
+	d.applyRenames(cfg)
 	s := proxy.Build(cfg, unavailable, func(name string) *rotate.Pool {
 		p := d.pools[name]
 		if p == nil {

@@ -60,8 +60,11 @@ type persistence struct {
 	nextTry    time.Time
 	lastLogged time.Time
 	// historyFrom is the RecentFrom day usage.json was last written for;
-	// it is rewritten when the day moves on. Owned by the keeper.
+	// it is rewritten when the day moves on, or when a rename changed its
+	// rows (historyGen: the ledger's historyGeneration it holds). Owned
+	// by the keeper.
 	historyFrom string
+	historyGen  uint64
 	// notice is something a person should know about the state on disk
 	// that is not a failure: a damaged state file set aside at start.
 	notice string
@@ -295,7 +298,8 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	histPath, recentPath := state.UsageFile(dir), state.UsageRecentFile(dir)
 	from := state.RecentFrom(d.clock.Now())
 	gen := d.usage.generation()
-	writeHist := force || from != d.persist.historyFrom || !exists(histPath)
+	histGen := d.usage.historyGeneration() // before the snapshot below
+	writeHist := force || from != d.persist.historyFrom || histGen != d.persist.historyGen || !exists(histPath)
 	writeRecent := force || gen != saved || !exists(recentPath)
 	writeToken := !exists(state.TokenFile(dir))
 	writeOverrides := d.overridesMissing()
@@ -366,7 +370,7 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 		if err := write(histPath, hist); err != nil {
 			return saved, err
 		}
-		d.persist.historyFrom = from
+		d.persist.historyFrom, d.persist.historyGen = from, histGen
 	}
 	if err := write(recentPath, recent); err != nil {
 		return saved, err

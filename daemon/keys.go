@@ -11,6 +11,7 @@ import (
 	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/daemon/proxy"
 	"github.com/llmkey/llmkey/rotate"
+	"github.com/llmkey/llmkey/state"
 )
 
 // keyOf is the key a control request's path names, or nil after
@@ -70,4 +71,97 @@ func (d *Daemon) keyStatusOf(up *proxy.Upstream, name string) control.KeyStatus 
 		}
 	}
 	return control.KeyStatus{Provider: up.Name, Name: name}
+}
+
+// A rename (llmkey rename) is announced to the daemon before the keyfile
+// changes: the CLI announces it, edits the keyfile, then reloads. The
+// load that serves the keyfile with the new name in place of the old one
+// carries the key over (applyRenames): what rotation learned of it, its
+// hand-made disable, its conversations, its usage rows of every day, and
+// the scoped tokens that name it. An announcement that no load fulfils
+// within renameWait (the edit failed, or another was made) is dropped.
+type pendingRename struct {
+	provider, from, to string
+	at                 time.Time
+}
+
+const renameWait = time.Minute
+
+// serveKeyRename takes the announcement of a rename of the path's key to
+// the body's {"to": NAME}.
+func (d *Daemon) serveKeyRename(w http.ResponseWriter, r *http.Request) {
+	prov, name := r.PathValue("provider"), r.PathValue("name")
+	var req control.RenameRequest
+	if err := json.NewDecoder(io.LimitReader(r.Body, 4096)).Decode(&req); err != nil || !state.ValidName(req.To) || req.To == name {
+		writeJSON(w, http.StatusBadRequest, control.APIError{Msg: "bad rename: the body must be {\"to\": NAME}, a new name of letters, digits, '.', '_' or '-'",
+			Hint: "llmkey rename PROVIDER/NAME NEW does it"})
+		return
+	}
+	d.mu.Lock()
+	d.renames = append(d.renames, pendingRename{provider: prov, from: name, to: req.To, at: d.clock.Now()})
+	d.mu.Unlock()
+	writeJSON(w, http.StatusAccepted, map[string]string{"renaming": prov + "/" + name, "to": prov + "/" + req.To})
+}
+
+// applyRenames carries over the keys that cfg, about to be served, names
+// anew: each announced rename whose old name cfg no longer has, and whose
+// new name it has. The caller holds d.mu.
+func (d *Daemon) applyRenames(cfg *state.Config) {
+	if len(d.renames) == 0 {
+		return
+	}
+	now, old := d.clock.Now(), d.snap.Load()
+	keep := d.renames[:0]
+	for _, rn := range d.renames {
+		switch {
+		case now.Sub(rn.at) > renameWait:
+		case cfg.Find(rn.provider, rn.from) >= 0 || cfg.Find(rn.provider, rn.to) < 0:
+			keep = append(keep, rn) // not in this load
+		default:
+			d.carryOver(old, rn)
+		}
+	}
+	d.renames = keep
+}
+
+// carryOver gives rn's key its new name in everything the daemon keeps of
+// it. The caller holds d.mu.
+func (d *Daemon) carryOver(old *proxy.Snapshot, rn pendingRename) {
+	fp := ""
+	if old != nil && old.Providers[rn.provider] != nil {
+		fp = old.Providers[rn.provider].Keys[rn.from].Fingerprint
+	}
+	if p := d.pools[rn.provider]; p != nil {
+		p.Rename(rn.from, rn.to)
+	}
+	d.tokens.renameKey(rn.provider+"/"+rn.from, rn.provider+"/"+rn.to)
+	d.overridesDirty.Store(true) // the keeper writes disabled.json anew
+	d.usage.rename(rn.provider, rn.from, rn.to, fp)
+	d.log.Info("key renamed; its state, usage and scoped tokens follow it", "provider", rn.provider, "from", rn.from, "to", rn.to)
+}
+
+// renameKey makes the scoped tokens that name the key from name to. A
+// token's record never changes once issued (the proxy reads its grant
+// without the lock): a renamed one is a new record.
+func (s *tokenStore) renameKey(from, to string) {
+	if s == nil {
+		return
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for h, t := range s.byHash {
+		if !slices.Contains(t.Keys, from) {
+			continue
+		}
+		nt := *t
+		nt.Keys = slices.Clone(t.Keys)
+		for i, ref := range nt.Keys {
+			if ref == from {
+				nt.Keys[i] = to
+			}
+		}
+		nt.build()
+		s.byHash[h] = &nt
+		s.gen++
+	}
 }

@@ -6,8 +6,10 @@ import (
 	"net/http/httptest"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/rotate"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -56,5 +58,72 @@ func TestKeyCheckedActsOnlyOnTheSecretChecked(t *testing.T) {
 	resp.Body.Close()
 	if resp.StatusCode != 404 {
 		t.Errorf("a check of no key: %d", resp.StatusCode)
+	}
+}
+
+// A rename announced before the keyfile changes is carried out by the
+// load that serves the new name: the key keeps its parking and its
+// usage rows (of every day, and of a request that was answered after the
+// rename), under its new name. A load that does not rename it leaves the
+// announcement waiting, and one no load fulfils in a minute is dropped.
+func TestRenameCarriesTheKeyOver(t *testing.T) {
+	d := testDaemon(t, "")
+	srv := httptest.NewServer(d.controlHandler())
+	defer srv.Close()
+	clk := d.clock.(*fakeClock)
+	fp := state.Fingerprint(testSecret)
+	d.snap.Load().Providers["openai"].Pool.Checked("a", rotate.Outcome{Class: rotate.InvalidKey, Status: 401, Reason: "401 invalid key"})
+	d.usage.Add(clk.Now().Add(-72*time.Hour), state.UsageKey{Provider: "openai", Key: "a", Fingerprint: fp, Model: "gpt-4o"}, state.Counts{Requests: 2})
+	d.usage.Add(clk.Now(), state.UsageKey{Provider: "openai", Key: "a", Fingerprint: fp, Model: "gpt-4o"}, state.Counts{Requests: 3})
+	for body, want := range map[string]int{`{"to":"a"}`: 400, `{"to":"no/name"}`: 400, `{"to":"work"}`: 202} {
+		resp, err := http.Post(srv.URL+"/v1/keys/openai/a/rename", "application/json", strings.NewReader(body))
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		if resp.StatusCode != want {
+			t.Errorf("rename %s: %d, want %d", body, resp.StatusCode, want)
+		}
+	}
+	publish := func(name string) {
+		t.Helper()
+		cfg, err := state.Parse("k.toml", []byte("[provider.openai]\nbase_url = \"http://127.0.0.1:1/v1\"\n\n[[key]]\nprovider = \"openai\"\nname = \""+name+"\"\nsecret = \""+testSecret+"\"\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		d.mu.Lock()
+		defer d.mu.Unlock()
+		if err := d.publish(cfg, nil); err != nil {
+			t.Fatal(err)
+		}
+	}
+	publish("a") // a reload before the edit: nothing yet
+	if len(d.renames) != 1 {
+		t.Fatalf("a load without the rename used up its announcement: %v", d.renames)
+	}
+	publish("work")
+	ks := d.status().Providers["openai"].Keys
+	if len(ks) != 1 || ks[0].Name != "work" || ks[0].State != "parked" {
+		t.Errorf("after the rename: %+v", ks)
+	}
+	// An answer to a request that began before the rename.
+	d.usage.Add(clk.Now(), state.UsageKey{Provider: "openai", Key: "a", Fingerprint: fp, Model: "gpt-4o"}, state.Counts{Requests: 1})
+	rows, _ := d.usage.snapshot()
+	byKey := map[string]int64{}
+	for _, r := range rows {
+		byKey[r.Key] += r.Requests
+	}
+	if byKey["work"] != 6 || byKey["a"] != 0 {
+		t.Errorf("usage after the rename: %v, want work 6", byKey)
+	}
+	if d.usage.historyGeneration() == 0 {
+		t.Error("the rename left the usage of the days before for the keeper to skip")
+	}
+	// An announcement no load fulfils is dropped after a minute.
+	http.Post(srv.URL+"/v1/keys/openai/work/rename", "application/json", strings.NewReader(`{"to":"home"}`))
+	clk.advance(2 * time.Minute)
+	publish("work")
+	if len(d.renames) != 0 {
+		t.Errorf("an announcement older than a minute is still waiting: %v", d.renames)
 	}
 }

@@ -19,6 +19,9 @@ import (
 //	POST /v1/keys/{provider}/{name}/reset    KeyStatus
 //	POST /v1/keys/{provider}/{name}/checked  KeyCheck; KeyStatus (409 when the key's
 //	     secret is no longer the one checked)
+//	POST /v1/keys/{provider}/{name}/rename   RenameRequest; 202: the load that
+//	     serves the keyfile with the new name carries the key's state,
+//	     usage and scoped tokens over (announced before the keyfile edit)
 //	POST /v1/tokens              TokenRequest; Token (a scoped token, shown once)
 //	GET  /v1/tokens              [TokenInfo]
 //	POST /v1/tokens/{id}/revoke  TokenChange (200 once revoked, even when not yet on disk)
@@ -47,6 +50,11 @@ type KeyCheck struct {
 	Reason string     `json:"reason,omitempty"`
 	Wait   float64    `json:"wait_seconds,omitempty"` // a rate limit's
 	Until  *time.Time `json:"until,omitempty"`        // a quota's known return
+}
+
+// RenameRequest announces that a key is being renamed to To.
+type RenameRequest struct {
+	To string `json:"to"`
 }
 
 // Status is what "llmkey status --json" prints.

@@ -167,6 +167,14 @@ func (c *Client) KeyChecked(ctx context.Context, provider, name string, chk KeyC
 	return &ks, c.doBody(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(provider)+"/"+url.PathEscape(name)+"/checked", bytes.NewReader(b), &ks)
 }
 
+// AnnounceRename tells the daemon that the key is about to be renamed to
+// to in the keyfile: the load that serves the new name carries the key's
+// state, usage and scoped tokens over.
+func (c *Client) AnnounceRename(ctx context.Context, provider, name, to string) error {
+	b, _ := json.Marshal(RenameRequest{To: to})
+	return c.doBody(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(provider)+"/"+url.PathEscape(name)+"/rename", bytes.NewReader(b), nil)
+}
+
 // IssueToken asks the daemon for a scoped token.
 func (c *Client) IssueToken(ctx context.Context, req TokenRequest) (*Token, error) {
 	b, _ := json.Marshal(req)
