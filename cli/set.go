@@ -27,6 +27,15 @@ type SetCommandInput struct {
 	Keychain bool
 }
 
+// limitZero says what 0 means for a key's number: no limit, except for
+// the weight, which is a share, not a limit.
+func limitZero(field string) string {
+	if field == "weight" {
+		return "(its share of requests under the weighted strategy; 0: the default, 1)"
+	}
+	return "(0: no limit)"
+}
+
 func ConfigureSetCommand(app *ucli.App) {
 	flags := []ucli.Flag{
 		&ucli.StringSliceFlag{Name: "tag", Usage: "the key's tags become `TAG`s (repeatable; --tag '' clears them)"},
@@ -37,7 +46,7 @@ func ConfigureSetCommand(app *ucli.App) {
 		&ucli.BoolFlag{Name: "keychain", Usage: "move the secret out of the keyfile into the OS keychain"},
 	}
 	for _, l := range (state.Key{}).Limits() {
-		flags = append(flags, &ucli.IntFlag{Name: strings.ReplaceAll(l.Field, "_", "-"), Usage: "set " + l.Field + " to `N` (0: no limit)"})
+		flags = append(flags, &ucli.IntFlag{Name: strings.ReplaceAll(l.Field, "_", "-"), Usage: "set " + l.Field + " to `N` " + limitZero(l.Field)})
 	}
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:      "set",
@@ -104,7 +113,11 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 	}
 	for f, v := range in.Limits {
 		if v < 0 {
-			return usageError("use 0 for no limit", "--%s must not be negative", strings.ReplaceAll(f, "_", "-"))
+			hint := "use 0 for no limit"
+			if f == "weight" {
+				hint = "use 0 for the default weight, 1"
+			}
+			return usageError(hint, "--%s must not be negative", strings.ReplaceAll(f, "_", "-"))
 		}
 	}
 	secret := ""
