@@ -109,7 +109,7 @@ func TestAddRefusesImportsAndSets(t *testing.T) {
 	u := newUser(t)
 	ant := u.canary("sk-ant-api03-")
 	for _, tt := range []struct{ secret, says string }{
-		{ant, "looks like a anthropic key"},
+		{ant, "looks like an anthropic key (sk-ant-...), not an openai one"},
 		{"OPENAI_API_KEY=" + u.canary("sk-proj-"), "NAME=value line"},
 		{"abc", "too short"},
 	} {
