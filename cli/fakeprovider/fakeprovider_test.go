@@ -70,9 +70,9 @@ func TestStreams(t *testing.T) {
 	}
 	defer s.Close()
 	for path, body := range map[string]string{
-		"/v1/chat/completions":                          `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}`,
-		"/v1/responses":                                 `{"model":"gpt-4o","stream":true}`,
-		"/v1/messages":                                  `{"model":"claude-x","stream":true}`,
+		"/v1/chat/completions": `{"model":"gpt-4o","stream":true,"stream_options":{"include_usage":true}}`,
+		"/v1/responses":        `{"model":"gpt-4o","stream":true}`,
+		"/v1/messages":         `{"model":"claude-x","stream":true}`,
 		"/v1beta/models/gemini-x:streamGenerateContent": `{}`,
 	} {
 		resp, err := http.Post(s.URL+path, "application/json", strings.NewReader(body))
