@@ -108,7 +108,7 @@ func TestExecSaysWhenTheDaemonCannotServe(t *testing.T) {
 }
 
 // A key that stays out until its owner acts (the provider refuses it) is
-// a problem to status: exit 1, and what to do.
+// a problem to status: exit 1, and what to do (set --secret), said once.
 func TestKeyThatNeedsTheUserIsAProblem(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -125,14 +125,15 @@ func TestKeyThatNeedsTheUserIsAProblem(t *testing.T) {
 	}
 	st, code := u.status()
 	problems := fmt.Sprint(st["problems"])
-	if code != 1 || !strings.Contains(problems, "openai/a parked") || !strings.Contains(problems, "replace its secret (llmkey rm openai/a") {
+	if code != 1 || !strings.Contains(problems, "openai/a parked") || !strings.Contains(problems, "replace its secret (llmkey set openai/a --secret)") {
 		t.Errorf("status with a parked invalid key: exit %d %s", code, problems)
 	}
 	if k := u.keyStatus("openai", "a"); !strings.Contains(fmt.Sprint(k["action"]), "replace its secret") {
 		t.Errorf("status --json has no action for the key: %v", k)
 	}
+	// Said once: its row's reason, and what to do under the table.
 	r := u.llmkey("status")
-	if r.code != 1 || !strings.Contains(r.stdout, "problem: openai/a parked") {
+	if r.code != 1 || !strings.Contains(r.stdout, "to do: openai/a: the provider does not accept this key") || strings.Count(r.stdout, "invalid_api_key") != 1 {
 		t.Errorf("status: %v", r)
 	}
 }

@@ -133,10 +133,10 @@ func renameKeyfile(ctx context.Context, in RenameCommandInput, k state.Key) erro
 		secret, err := secrets.Read(ctx, k)
 		if err != nil {
 			return &Error{Err: fmt.Errorf("read %s's secret to move it to %s in the keychain: %w", k.Ref(), renamed.Ref(), err),
-				Hint: "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run), then rename again", Code: ExitFailure}
+				Hint: hintOr(err, "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run), then rename again"), Code: ExitFailure}
 		}
 		if err := secrets.Store(renamed, secret); err != nil {
-			return &Error{Err: err, Hint: "unlock the keychain, then rename again", Code: ExitFailure}
+			return &Error{Err: err, Hint: hintOr(err, "unlock the keychain, then rename again"), Code: ExitFailure}
 		}
 	}
 	if _, err := state.RenameKey(in.Paths.Keyfile, in.Provider, in.Name, in.To); err != nil {

@@ -202,7 +202,7 @@ func toKeychain(k *state.Key) error {
 		return fmt.Errorf("%s has no secret in the keyfile to move (it comes from %s)", k.Ref(), map[bool]string{true: "the keychain", false: "secret_cmd"}[k.Keychain])
 	}
 	if err := secrets.Store(*k, plain); err != nil {
-		return &Error{Err: err, Hint: "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run)", Code: ExitFailure}
+		return &Error{Err: err, Hint: hintOr(err, "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run)"), Code: ExitFailure}
 	}
 	k.Secret, k.SecretCmd, k.Keychain = "", nil, true
 	return nil

@@ -34,7 +34,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/env", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, control.Env{ProxyURL: d.proxyURL, Token: d.proxy.Token, Version: d.opts.Version,
-			Providers: d.snap.Load().Config.ProviderNames(), Keyfile: d.opts.Paths.Keyfile, Problems: d.statusOf(false).Problems})
+			Providers: d.snap.Load().Config.ProviderNames(), Keyfile: d.opts.Paths.Keyfile, Problems: d.told.untold(d.statusOf(false))})
 	})
 	mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
 		rows, _ := d.usage.snapshot()
@@ -177,13 +177,17 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		if !usable {
 			var why []string
 			for _, k := range ps.Keys {
-				why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
+				if k.Action != "" { // its own problem below says why
+					why = append(why, k.Name+" "+k.State)
+				} else {
+					why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
+				}
 			}
 			st.Problems = append(st.Problems, fmt.Sprintf("%s has no usable key: %s", n, strings.Join(why, ", ")))
 		}
 		for _, k := range ps.Keys {
 			if k.Action != "" {
-				st.Problems = append(st.Problems, fmt.Sprintf("%s/%s %s (%s): %s", n, k.Name, k.State, k.Reason, k.Action))
+				st.Problems = append(st.Problems, KeyProblem(k))
 			}
 		}
 		if ps.Circuit != "closed" {
@@ -253,7 +257,9 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 	case v.State == rotate.Unavailable && v.Reason == readingSecret:
 		// Nothing to do but wait: it serves once read.
 	case v.State == rotate.Unavailable:
-		ks.Action = "it serves nothing until its secret can be read: unlock the keychain, or fix its secret_cmd (the daemon tries again every 30s; llmkey reload now)"
+		// The reason says what keeps it from being read, and so what
+		// to do: a locked keychain, no session bus, a failing command.
+		ks.Action = "it serves nothing until its secret can be read (the daemon tries again every 30s; llmkey reload now)"
 	case v.State != rotate.Ready && v.Cause.NeedsUser():
 		ks.Action = userAction(up.Name+"/"+v.Name, v)
 	}
@@ -263,6 +269,12 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 		ks.CooldownSeconds = secondsUntil(u, now)
 	}
 	return ks
+}
+
+// KeyProblem is status's problem for a key that waits for its owner
+// (one with an Action): which, what it is, why, and what to do.
+func KeyProblem(k control.KeyStatus) string {
+	return fmt.Sprintf("%s/%s %s (%s): %s", k.Provider, k.Name, k.State, k.Reason, k.Action)
 }
 
 // userAction says what the owner of a key set aside for good must do.

@@ -6,6 +6,8 @@ import (
 	"io"
 	"net/http"
 	"slices"
+	"strings"
+	"sync"
 	"time"
 
 	"github.com/llmkey/llmkey/daemon/control"
@@ -164,4 +166,54 @@ func (s *tokenStore) renameKey(from, to string) {
 		s.byHash[h] = &nt
 		s.gen++
 	}
+}
+
+// toldProblems are the problems of single keys that exec and env have
+// said, by key: each is said once, and again only once it changes (or
+// went away and came back). A key that waits for its owner (invalid, out
+// of quota, its secret unread) while its provider has others serving
+// does not keep a tool from being served: on every exec it would be
+// noise. What does keep one from being served (no usable key for a
+// provider, a rejected keyfile) is said every time.
+type toldProblems struct {
+	mu   sync.Mutex
+	said map[string]string // PROVIDER/NAME: the problem said
+}
+
+// untold is st's problems less those of single keys said before.
+func (t *toldProblems) untold(st control.Status) []string {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	now := map[string]string{}
+	skip := map[string]bool{}
+	for _, ps := range st.Providers {
+		for _, k := range ps.Keys {
+			if k.Action == "" {
+				continue
+			}
+			p := KeyProblem(k)
+			ref := k.Provider + "/" + k.Name
+			now[ref] = sameWords(p)
+			skip[p] = t.said[ref] == now[ref]
+		}
+	}
+	t.said = now
+	out := []string{}
+	for _, p := range st.Problems {
+		if !skip[p] {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// sameWords is s with its numbers left out: a wait counting down does
+// not make a problem another one.
+func sameWords(s string) string {
+	return strings.Map(func(r rune) rune {
+		if r >= '0' && r <= '9' {
+			return -1
+		}
+		return r
+	}, s)
 }

@@ -127,3 +127,37 @@ func TestRenameCarriesTheKeyOver(t *testing.T) {
 		t.Errorf("an announcement older than a minute is still waiting: %v", d.renames)
 	}
 }
+
+// exec and env are told a single key's problem once, and again only when
+// it changes or comes back; a wait counting down in it is no change.
+// What keeps a tool from being served is told every time.
+func TestKeyProblemsAreToldOnce(t *testing.T) {
+	var told toldProblems
+	st := func(reason string) control.Status {
+		k := control.KeyStatus{Provider: "openai", Name: "kc", State: "unavailable", Reason: reason, Action: "wait"}
+		if reason == "" {
+			k.State, k.Action = "ready", ""
+		}
+		s := control.Status{Providers: map[string]control.ProviderStatus{"openai": {Keys: []control.KeyStatus{k, {Provider: "openai", Name: "ok", State: "ready"}}}},
+			Problems: []string{"no keys: add one"}}
+		if reason != "" {
+			s.Problems = append(s.Problems, KeyProblem(k))
+		}
+		return s
+	}
+	for i, tt := range []struct {
+		reason string
+		want   int
+	}{
+		{"the keychain is locked: asks again in 59s", 2},
+		{"the keychain is locked: asks again in 31s", 1}, // the same, counting down
+		{"no D-Bus session bus", 2},                      // changed
+		{"no D-Bus session bus", 1},
+		{"", 1},                     // gone
+		{"no D-Bus session bus", 2}, // back
+	} {
+		if got := told.untold(st(tt.reason)); len(got) != tt.want || got[0] != "no keys: add one" {
+			t.Errorf("call %d (%q): told %q", i, tt.reason, got)
+		}
+	}
+}
