@@ -43,7 +43,7 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 		"Environment=LLMKEY_KEYFILE=" + u.keyfile(),
 		"Environment=LLMKEY_STATE_DIR=" + u.stateDir(),
 		"Environment=LLMKEY_RUNTIME_DIR=" + u.runtimeDir(),
-		"ListenStream="+addr,
+		"ListenStream=" + addr,
 		"ListenStream=" + filepath.Join(u.runtimeDir(), "sock"),
 		"SocketMode=0600",
 	} {
