@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -149,4 +150,30 @@ func topRow(screen, name string) string {
 		}
 	}
 	return ""
+}
+
+// The demo needs no network: in a network namespace of its own, with
+// only a loopback device, it shows it all and leaves nothing.
+func TestDemoNeedsNoNetwork(t *testing.T) {
+	needTool(t, "unshare", "util-linux")
+	needTool(t, "ip", "iproute2")
+	if out, err := exec.Command("unshare", "-rn", "true").CombinedOutput(); err != nil {
+		msg := fmt.Sprintf("no network namespace of one's own here (unshare -rn: %v: %s)", err, out)
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	u := newUser(t)
+	cmd := exec.Command("unshare", "-rn", "sh", "-c", `ip link set lo up && exec "$0" demo --pause 0s`, llmkeyBin)
+	cmd.Env, cmd.Dir = u.env, u.home
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "openai/gamma answered 401") || !strings.Contains(string(out), "openrouter/spare served it") {
+		t.Fatalf("the demo with no network: %v\n%s", err, out)
+	}
+	m := demoTop.FindStringSubmatch(string(out))
+	if m == nil {
+		t.Fatalf("the demo did not say how to watch it:\n%s", out)
+	}
+	demoLeftNothing(t, u, m[2])
 }
