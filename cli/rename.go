@@ -29,6 +29,7 @@ func ConfigureRenameCommand(app *ucli.App) {
 		Description: "Changes the key's name line in the keyfile and nothing else. Its usage (every day's), what the daemon knows " +
 			"of it (a cooldown, a parked or disabled key, its conversations) and the scoped tokens that name it go to the new " +
 			"name, with the daemon running or not; a key kept in the keychain (keychain = true) moves to the account PROVIDER/NEW.",
+		BashComplete: completeKeyRefs,
 		Action: func(c *ucli.Context) error {
 			if err := wantArgs(c, 2, 3); err != nil {
 				return err
