@@ -2,11 +2,15 @@ package main
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
+	"path/filepath"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 )
@@ -231,4 +235,190 @@ func TestDemotedRequestAnswersTheSameJSON(t *testing.T) {
 		u.errorf("a broken stream: %d %s %s", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), got)
 	}
 	u.assertNoCanary(got)
+}
+
+// A demoted stream's error event that echoes the key, in lower case or
+// JSON-escaped, reaches neither the client nor the log: it is withheld
+// as any error answer holding the key is.
+func TestDemotedErrorEventThatHoldsTheKeyIsWithheld(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	key := u.canary("sk-ant-api03-")
+	escaped := ""
+	for _, r := range key {
+		escaped += fmt.Sprintf(`\u%04x`, r)
+	}
+	providers := fmt.Sprintf("[provider.anthropic]\nbase_url = %q\ndemote_to_stream = true\n", fake.URL)
+	base, token := u.keysFile("", providers, [3]string{"anthropic/work", key, ""})
+	for name, echo := range map[string]string{"lower case": strings.ToLower(key), "escaped": escaped} {
+		fake.on(key, func(w http.ResponseWriter, r *http.Request) bool {
+			io.Copy(io.Discard, r.Body)
+			sse(w, "message_start", `{"type":"message_start","message":{"id":"m","content":[],"usage":{"input_tokens":1,"output_tokens":1}}}`,
+				"error", `{"type":"error","error":{"type":"invalid_request_error","message":"this key is not allowed: `+echo+`"}}`)
+			return true
+		})
+		resp, body := post(t, base, token, "/anthropic/v1/messages", `{"model":"claude-sonnet-4-5","max_tokens":10,"messages":[]}`, nil)
+		var e struct {
+			Error struct{ Message string } `json:"error"`
+		}
+		json.Unmarshal([]byte(body), &e)
+		if leaked := strings.Contains(strings.ToLower(e.Error.Message), strings.ToLower(key)); leaked || resp.StatusCode != 400 || !strings.Contains(e.Error.Message, "withheld") {
+			t.Errorf("%s: status %d, the key in the answer: %v", name, resp.StatusCode, leaked)
+		}
+	}
+	if log := readFile(t, filepath.Join(u.stateDir(), "daemon.log")); strings.Contains(strings.ToLower(log), strings.ToLower(key)) || strings.Contains(log, escaped[:60]) {
+		t.Error("the daemon's log holds the key")
+	}
+}
+
+// flood is a hostile upstream's demoted stream: a message whose events
+// (event(i), n of them) never add up to less than the daemon can hold.
+// It pauses once the daemon has read a little, until pause is closed,
+// and counts the events it got out.
+type flood struct {
+	event         func(i int) string
+	n             int
+	paused, pause chan struct{}
+	sent          atomic.Int64
+}
+
+func (f *flood) serve(w http.ResponseWriter, r *http.Request) bool {
+	io.Copy(io.Discard, r.Body)
+	w.Header().Set("Content-Type", "text/event-stream")
+	fmt.Fprint(w, "event: message_start\ndata: {\"type\":\"message_start\",\"message\":{\"id\":\"msg_1\",\"type\":\"message\",\"role\":\"assistant\",\"content\":[],\"usage\":{\"input_tokens\":3,\"output_tokens\":1}}}\n\n")
+	for i := range f.n {
+		if _, err := io.WriteString(w, f.event(i)); err != nil {
+			return true
+		}
+		f.sent.Store(int64(i + 1))
+		if i == min(1000, f.n/10) {
+			w.(http.Flusher).Flush()
+			close(f.paused)
+			select {
+			case <-f.pause:
+			case <-r.Context().Done():
+				return true
+			}
+		}
+	}
+	fmt.Fprint(w, "event: message_delta\ndata: {\"type\":\"message_delta\",\"delta\":{\"stop_reason\":\"end_turn\"},\"usage\":{\"output_tokens\":9}}\n\nevent: message_stop\ndata: {\"type\":\"message_stop\"}\n\n")
+	return true
+}
+
+// Two demoted streams of some 61 MB that add up to more than the daemon
+// holds for an answer: 700,000 empty content blocks, and one text block
+// of 61 MB. Each is cut where the daemon's memory for it ends: the
+// client gets a clear error in Anthropic's shape, the upstream is no
+// longer read, the daemon's peak memory stays within max_buffered_mb
+// and 64 MiB of its own, and other clients are served meanwhile.
+func TestDemotedStreamIsCutAtItsMemoryBudget(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	hostile, plain := u.canary("sk-ant-api03-"), u.canary("sk-proj-")
+	providers := fmt.Sprintf("[provider.anthropic]\nbase_url = %q\ndemote_to_stream = true\n\n[provider.openai]\nbase_url = %q\n", fake.URL, fake.URL+"/v1")
+	base, token := u.keysFile("max_buffered_mb = 32", providers, [3]string{"anthropic/hostile", hostile, ""}, [3]string{"openai/plain", plain, ""})
+	text := "event: content_block_delta\ndata: {\"type\":\"content_block_delta\",\"index\":0,\"delta\":{\"type\":\"text_delta\",\"text\":\"" + strings.Repeat("x", 64<<10) + "\"}}\n\n"
+	for _, f := range []*flood{
+		{n: 700_000, event: func(i int) string {
+			return fmt.Sprintf("event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":%d,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n", i)
+		}},
+		{n: 1000, event: func(i int) string {
+			if i == 0 {
+				return "event: content_block_start\ndata: {\"type\":\"content_block_start\",\"index\":0,\"content_block\":{\"type\":\"text\",\"text\":\"\"}}\n\n"
+			}
+			return text
+		}},
+	} {
+		f.paused, f.pause = make(chan struct{}), make(chan struct{})
+		fake.on(hostile, f.serve)
+		resp, body := u.floodedRequest(f, base, token, func() {
+			// While the flood is in the daemon, another client is served.
+			if resp, body := post(t, base, token, "/openai/chat/completions", `{"model":"gpt-4o","messages":[]}`, nil); resp.StatusCode != 200 {
+				u.errorf("a plain request during the flood: %d %s", resp.StatusCode, body)
+			}
+		})
+		t.Logf("the upstream got %d of %d events out; the client got %d %s", f.sent.Load(), f.n, resp.StatusCode, body)
+		var e struct {
+			Type  string `json:"type"`
+			Error struct {
+				Type, Message string
+			} `json:"error"`
+		}
+		json.Unmarshal([]byte(body), &e)
+		if resp.StatusCode != 502 || resp.Header.Get("X-Llmkey-Error") != "answer-too-large" || resp.Header.Get("X-Should-Retry") != "false" ||
+			e.Type != "error" || !strings.Contains(e.Error.Message, `"stream": true`) {
+			u.errorf("the flooded request: %d %s %.300s", resp.StatusCode, resp.Header.Get("X-Llmkey-Error"), body)
+		}
+		if f.sent.Load() == int64(f.n) {
+			t.Errorf("the daemon read the whole flood")
+		}
+	}
+	rss, sys := procKB(t, u.daemonPID(), "VmHWM")>>10, int(u.memstats().Sys>>20)
+	t.Logf("the daemon's peak RSS: %d MiB; the Go runtime took %d MiB from the system", rss, sys)
+	// The race detector's shadow memory more than doubles the RSS: what
+	// the runtime took for itself stands in for it there.
+	if limit := 32 + 64; sys >= limit || (!raceEnabled && rss >= limit) {
+		t.Errorf("the daemon's peak RSS was %d MiB (%d MiB taken by the runtime), over max_buffered_mb + 64 MiB", rss, sys)
+	}
+	if rep := u.usage(); rep.Total.Partial != 2 || rep.Total.Requests != 4 {
+		t.Errorf("usage after the floods: %+v", rep.Total)
+	}
+}
+
+// floodedRequest sends a demoted request to the flood f, runs meanwhile
+// while f waits, and returns the answer.
+func (u *user) floodedRequest(f *flood, base, token string, meanwhile func()) (*http.Response, string) {
+	type answer struct {
+		resp *http.Response
+		body string
+		err  error
+	}
+	got := make(chan answer, 1)
+	go func() {
+		req, _ := http.NewRequest("POST", base+"/anthropic/v1/messages", strings.NewReader(`{"model":"claude-sonnet-4-5","max_tokens":64000,"messages":[{"role":"user","content":"hi"}]}`))
+		req.Header.Set("x-api-key", token)
+		resp, err := http.DefaultClient.Do(req)
+		if err != nil {
+			got <- answer{err: err}
+			return
+		}
+		b, err := io.ReadAll(resp.Body)
+		resp.Body.Close()
+		got <- answer{resp, string(b), err}
+	}()
+	select {
+	case <-f.paused:
+	case <-time.After(30 * time.Second):
+		u.fatalf("the flood never started")
+	}
+	meanwhile()
+	close(f.pause)
+	select {
+	case a := <-got:
+		if a.err != nil {
+			u.fatalf("the flooded request: %v", a.err)
+		}
+		u.assertNoCanary(a.body)
+		return a.resp, a.body
+	case <-time.After(2 * time.Minute):
+		u.fatalf("no answer to the flooded request")
+	}
+	return nil, ""
+}
+
+// memstats are the daemon's runtime memory figures.
+func (u *user) memstats() (ms struct {
+	HeapInuse uint64 `json:"heap_inuse"`
+	Sys       uint64 `json:"sys"`
+}) {
+	ctl := &http.Client{Transport: &http.Transport{DialContext: func(ctx context.Context, _, _ string) (net.Conn, error) {
+		return (&net.Dialer{}).DialContext(ctx, "unix", filepath.Join(u.runtimeDir(), "sock"))
+	}}}
+	resp, err := ctl.Get("http://llmkey/debug/memstats")
+	if err != nil {
+		u.fatalf("memstats: %v", err)
+	}
+	defer resp.Body.Close()
+	json.NewDecoder(resp.Body).Decode(&ms)
+	return ms
 }

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"compress/flate"
 	"encoding/binary"
@@ -9,6 +10,7 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
+	"os/exec"
 	"strings"
 	"sync"
 	"testing"
@@ -24,10 +26,18 @@ func TestScopedTokenOpensNoSocketElsewhere(t *testing.T) {
 	fake := newFakeProvider(t)
 	keys := map[string]string{"openai": u.canary("sk-proj-"), "anthropic": u.canary("sk-ant-api03-")}
 	u.writeKeyfile(fake.URL, keys)
-	r := mustSucceed(t, u.llmkey("exec", "--key", "anthropic/work", "--", "sh", "-c", `printf '%s %s' "$LLMKEY_URL" "$LLMKEY_TOKEN"`))
-	base, scoped, _ := strings.Cut(r.stdout, " ")
+	// The token lives as long as the command it was issued for.
+	cmd := exec.Command(llmkeyBin, "exec", "--key", "anthropic/work", "--", "sh", "-c", `echo "$LLMKEY_URL $LLMKEY_TOKEN"; exec sleep 600`)
+	cmd.Env = u.env
+	out, _ := cmd.StdoutPipe()
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	defer func() { cmd.Process.Kill(); cmd.Wait() }()
+	line, _ := bufio.NewReader(out).ReadString('\n')
+	base, scoped, _ := strings.Cut(strings.TrimSpace(line), " ")
 	if !strings.HasPrefix(scoped, "llmk-") || scoped == u.token() {
-		t.Fatalf("no scoped token from exec --key: %q", r.stdout)
+		t.Fatalf("no scoped token from exec --key: %q", line)
 	}
 	_, resp, err := websocket.DefaultDialer.Dial(strings.Replace(base, "http", "ws", 1)+"/openai/responses",
 		http.Header{"Authorization": {"Bearer " + scoped}})

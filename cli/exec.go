@@ -102,9 +102,8 @@ func ConfigureExecCommands(app *ucli.App) {
 			Name:  "env",
 			Usage: "print the variables exec sets, for eval",
 			Description: "eval \"$(llmkey env)\" in sh, bash or zsh; llmkey env --shell fish | source in fish; --shell json " +
-				"prints an object in which variables to remove are null. For each provider with a key: OPENAI_BASE_URL, " +
-				"OPENAI_API_BASE, OPENAI_API_KEY; ANTHROPIC_BASE_URL, ANTHROPIC_API_KEY (ANTHROPIC_AUTH_TOKEN removed); " +
-				"GOOGLE_GEMINI_BASE_URL, GEMINI_API_KEY (GOOGLE_API_KEY removed). Always LLMKEY_URL and LLMKEY_TOKEN.",
+				"prints an object in which variables to remove are null. For each provider with a key: " + envSummary() +
+				". Always LLMKEY_URL and LLMKEY_TOKEN.",
 			Flags: append([]ucli.Flag{noStart, &ucli.StringFlag{Name: "shell", Value: "sh", Usage: "output for `SHELL`: sh (also bash, zsh), fish or json"},
 				&ucli.BoolFlag{Name: "json", Usage: "print JSON (the same as --shell json)"}}, sel...),
 			Action: withPaths(func(c *ucli.Context, p state.Paths) error {
@@ -348,4 +347,23 @@ func warnToolSetup(s Streams, command, proxyURL string) {
 	for _, f := range t.check(data, proxyURL) {
 		fmt.Fprintf(s.Err, "llmkey: warning: %s (%s)\nhint: %s\n", f.problem, path, f.fix)
 	}
+}
+
+// envSummary says which variables exec sets and clears for the three
+// providers most tools use, from the wire package's table.
+func envSummary() string {
+	var parts []string
+	for _, p := range []string{"openai", "anthropic", "gemini"} {
+		set, unset := wire.SDKEnv(p, "", "")
+		var names []string
+		for _, v := range set {
+			names = append(names, v[0])
+		}
+		part := strings.Join(names, ", ")
+		if len(unset) > 0 {
+			part += " (" + strings.Join(unset, ", ") + " removed)"
+		}
+		parts = append(parts, part)
+	}
+	return strings.Join(parts, "; ")
 }

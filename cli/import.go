@@ -11,6 +11,7 @@ import (
 
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -24,21 +25,12 @@ type ImportCommandInput struct {
 	Name    string // the keys' name; "" for the first free keyN
 }
 
-// envKeys are the variables in which the SDKs of the built-in providers
-// take their key, and the provider each names.
-var envKeys = []struct{ name, provider string }{
-	{"OPENAI_API_KEY", "openai"}, {"ANTHROPIC_API_KEY", "anthropic"}, {"GEMINI_API_KEY", "gemini"}, {"GOOGLE_API_KEY", "gemini"},
-	{"OPENROUTER_API_KEY", "openrouter"}, {"GROQ_API_KEY", "groq"}, {"MISTRAL_API_KEY", "mistral"}, {"DEEPSEEK_API_KEY", "deepseek"},
-	{"TOGETHER_API_KEY", "together"}, {"XAI_API_KEY", "xai"},
-}
-
 func ConfigureImportCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:      "import",
 		Usage:     "add keys from the environment or a .env file, never echoing them",
 		ArgsUsage: "[--from-env] [--name NAME] [FILE]",
-		Description: "Reads OPENAI_API_KEY, ANTHROPIC_API_KEY, GEMINI_API_KEY (or GOOGLE_API_KEY), OPENROUTER_API_KEY, " +
-			"GROQ_API_KEY, MISTRAL_API_KEY, DEEPSEEK_API_KEY, TOGETHER_API_KEY and XAI_API_KEY from this environment " +
+		Description: "Reads " + importVarNames() + " from this environment " +
 			"(--from-env) or from FILE, read as the dotenv libraries read a .env file (NAME=value lines, 'export', " +
 			"single, double (with backslash escapes) and back quotes, # comments, and after an unquoted value a # that " +
 			"follows white space; lines of any length; nothing expanded), and adds each as a key of its provider under " +
@@ -117,10 +109,10 @@ func ImportCommand(ctx context.Context, in ImportCommandInput, s Streams) error 
 		s.info("warning: %s:%d: %s; line skipped", in.File, p.line, p.msg)
 	}
 	im := importer{in: in, s: s, source: source, named: map[string]int{}}
-	for _, e := range envKeys {
-		if secret := strings.TrimSpace(vars[e.name]); secret != "" {
+	for _, e := range wire.ImportVariables() {
+		if secret := strings.TrimSpace(vars[e[0]]); secret != "" {
 			im.found++
-			if err := im.add(e.name, e.provider, secret); err != nil {
+			if err := im.add(e[0], e[1], secret); err != nil {
 				return err
 			}
 		}
@@ -140,12 +132,13 @@ func ImportCommand(ctx context.Context, in ImportCommandInput, s Streams) error 
 	return nil
 }
 
+// importVarNames are the variables import reads, in words.
 func importVarNames() string {
 	var names []string
-	for _, e := range envKeys {
-		names = append(names, e.name)
+	for _, e := range wire.ImportVariables() {
+		names = append(names, e[0])
 	}
-	return strings.Join(names, ", ")
+	return strings.Join(names[:len(names)-1], ", ") + " and " + names[len(names)-1]
 }
 
 func plural(n int, one, many string) string {

@@ -116,7 +116,7 @@ func keyfileBlocks() []man.Block {
 		{Tag: "[daemon]", Text: "listen (a loopback host:port; default " + state.DaemonDefault("listen") + "; \"127.0.0.1:0\" picks a free port), " +
 			"strategy (" + quoteJoin(rotate.Strategies()) + "), allowed_origins (browser origins allowed to use the proxy), " +
 			"client_timeout (how long a client may take to send its body, or leave a write of its answer waiting; default " + state.DaemonDefault("client_timeout") + "), " +
-			"max_buffered_mb (request bodies in memory, all together; default " + state.DaemonDefault("max_buffered_mb") + ": beyond it, 429 overloaded), " +
+			"max_buffered_mb (request bodies, socket messages and demoted answers in memory, all together; default " + state.DaemonDefault("max_buffered_mb") + ": beyond it, 429 overloaded), " +
 			"pace_below (a key whose rate-limit headers say less than this share of a limit is left gets requests only when no other key can take them, until the limit resets; default " + state.DaemonDefault("pace_below") + ", 0: off). " +
 			"All of its settings: " + strings.Join(state.FieldNames("daemon"), ", ") + "."},
 		{Text: "Every number has a largest value (rpm and max_concurrent 100000, weight 1000000, tpm, rpd and tpd 10^12, " +

@@ -35,9 +35,21 @@ func tcpPeerUID(c net.Conn) (int, error) {
 	defer unix.Close(fd)
 	tv := unix.Timeval{Sec: 1}
 	unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &tv)
+	if err := unix.Sendto(fd, diagRequest(family, remote.Port, local.Port, src, dst), 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
+		return -1, fmt.Errorf("netlink send: %w", err)
+	}
+	buf := make([]byte, 512)
+	n, _, err := unix.Recvfrom(fd, buf, 0)
+	if err != nil {
+		return -1, fmt.Errorf("netlink receive: %w", err)
+	}
+	return diagUID(buf[:n])
+}
 
-	// struct nlmsghdr, then struct inet_diag_req_v2 with its
-	// inet_diag_sockid: ports and addresses in network order.
+// diagRequest asks inet_diag for one TCP socket: struct nlmsghdr, then
+// struct inet_diag_req_v2 with its inet_diag_sockid (ports and addresses
+// in network order).
+func diagRequest(family uint8, srcPort, dstPort int, src, dst net.IP) []byte {
 	req := make([]byte, 16+56)
 	ne := binary.NativeEndian
 	ne.PutUint32(req[0:], uint32(len(req)))
@@ -47,20 +59,19 @@ func tcpPeerUID(c net.Conn) (int, error) {
 	r := req[16:]
 	r[0], r[1] = family, unix.IPPROTO_TCP
 	ne.PutUint32(r[4:], ^uint32(0)) // every state
-	binary.BigEndian.PutUint16(r[8:], uint16(remote.Port))
-	binary.BigEndian.PutUint16(r[10:], uint16(local.Port))
+	binary.BigEndian.PutUint16(r[8:], uint16(srcPort))
+	binary.BigEndian.PutUint16(r[10:], uint16(dstPort))
 	copy(r[12:28], src)
 	copy(r[28:44], dst)
 	ne.PutUint32(r[48:], ^uint32(0)) // no cookie
 	ne.PutUint32(r[52:], ^uint32(0))
-	if err := unix.Sendto(fd, req, 0, &unix.SockaddrNetlink{Family: unix.AF_NETLINK}); err != nil {
-		return -1, fmt.Errorf("netlink send: %w", err)
-	}
-	buf := make([]byte, 512)
-	n, _, err := unix.Recvfrom(fd, buf, 0)
-	if err != nil {
-		return -1, fmt.Errorf("netlink receive: %w", err)
-	}
+	return req
+}
+
+// diagUID reads the uid from inet_diag's answer.
+func diagUID(buf []byte) (int, error) {
+	ne := binary.NativeEndian
+	n := len(buf)
 	if n < 16 {
 		return -1, errors.New("netlink: short answer")
 	}

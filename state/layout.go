@@ -41,8 +41,7 @@ type layout struct {
 func scanLayout(data []byte) *layout {
 	text := string(data)
 	l := &layout{trailingNewline: strings.HasSuffix(text, "\n")}
-	off := 0
-	for off < len(text) {
+	for off := 0; off < len(text); {
 		nl := strings.IndexByte(text[off:], '\n')
 		l.offsets = append(l.offsets, off)
 		if nl < 0 {
@@ -52,7 +51,13 @@ func scanLayout(data []byte) *layout {
 		l.lines = append(l.lines, text[off:off+nl])
 		off += nl + 1
 	}
+	l.classify()
+	l.endSections()
+	return l
+}
 
+// classify finds each line's kind, and the sections with their keys.
+func (l *layout) classify() {
 	root := &section{header: -1, start: 0, end: -1, keys: map[string]int{}}
 	l.sections = []*section{root}
 	cur := root
@@ -72,17 +77,7 @@ func scanLayout(data []byte) *layout {
 			l.kinds = append(l.kinds, lineComment)
 		case trimmed[0] == '[':
 			l.kinds = append(l.kinds, lineHeader)
-			array := strings.HasPrefix(trimmed, "[[")
-			inner := strings.TrimPrefix(trimmed, "[")
-			if array {
-				inner = inner[1:]
-			}
-			name, _ := parseKeyPath(inner)
-			start := i
-			for start > 0 && l.kinds[start-1] == lineComment {
-				start--
-			}
-			cur = &section{name: name, array: array, header: i, start: start, end: i, keys: map[string]int{}}
+			cur = l.header(i, trimmed)
 			l.sections = append(l.sections, cur)
 		default:
 			l.kinds = append(l.kinds, lineKeyVal)
@@ -98,9 +93,27 @@ func scanLayout(data []byte) *layout {
 			}
 		}
 	}
+}
 
-	// A section's content ends at its last non-blank line before the next
-	// section's first line (its attached comments).
+// header is the section a header line at i begins, with the comment
+// lines directly above it, which describe it.
+func (l *layout) header(i int, trimmed string) *section {
+	array := strings.HasPrefix(trimmed, "[[")
+	inner := strings.TrimPrefix(trimmed, "[")
+	if array {
+		inner = inner[1:]
+	}
+	name, _ := parseKeyPath(inner)
+	start := i
+	for start > 0 && l.kinds[start-1] == lineComment {
+		start--
+	}
+	return &section{name: name, array: array, header: i, start: start, end: i, keys: map[string]int{}}
+}
+
+// endSections ends each section's content at its last non-blank line
+// before the next section's first line (its attached comments).
+func (l *layout) endSections() {
 	for si, s := range l.sections {
 		limit := len(l.lines)
 		if si+1 < len(l.sections) {
@@ -114,7 +127,6 @@ func scanLayout(data []byte) *layout {
 			}
 		}
 	}
-	return l
 }
 
 // RootKey is a key that a TOML document's root table sets.

@@ -25,58 +25,39 @@ type Getenv func(string) string
 // explicit keyfile flag, LLMKEY_* variables, XDG variables, then the XDG
 // defaults under $HOME.
 func ResolvePaths(getenv Getenv, keyfileFlag string) (Paths, error) {
-	var p Paths
 	home := getenv("HOME")
-	needHome := func(what, override string) error {
+	// Each: the first override set, else the default under $HOME.
+	resolve := func(what string, overrides [][2]string, underHome ...string) (string, error) {
+		for _, o := range overrides {
+			if v := getenv(o[0]); v != "" {
+				return filepath.Join(append([]string{v}, strings.Fields(o[1])...)...), nil
+			}
+		}
 		if home == "" {
-			return fmt.Errorf("cannot find the %s: HOME is not set (set HOME or %s)", what, override)
+			return "", fmt.Errorf("cannot find the %s: HOME is not set (set HOME or %s)", what, overrides[0][0])
 		}
-		return nil
+		return filepath.Join(append([]string{home}, underHome...)...), nil
 	}
-
-	switch {
-	case keyfileFlag != "":
-		p.Keyfile = keyfileFlag
-	case getenv("LLMKEY_KEYFILE") != "":
-		p.Keyfile = getenv("LLMKEY_KEYFILE")
-	case getenv("XDG_CONFIG_HOME") != "":
-		p.Keyfile = filepath.Join(getenv("XDG_CONFIG_HOME"), "llmkey", "keys.toml")
-	default:
-		if err := needHome("keyfile", "LLMKEY_KEYFILE"); err != nil {
+	var p Paths
+	var err error
+	if p.Keyfile = keyfileFlag; p.Keyfile == "" {
+		p.Keyfile, err = resolve("keyfile", [][2]string{{"LLMKEY_KEYFILE", ""}, {"XDG_CONFIG_HOME", "llmkey keys.toml"}}, ".config", "llmkey", "keys.toml")
+		if err != nil {
 			return p, err
 		}
-		p.Keyfile = filepath.Join(home, ".config", "llmkey", "keys.toml")
 	}
-
-	switch {
-	case getenv("LLMKEY_STATE_DIR") != "":
-		p.StateDir = getenv("LLMKEY_STATE_DIR")
-	case getenv("XDG_STATE_HOME") != "":
-		p.StateDir = filepath.Join(getenv("XDG_STATE_HOME"), "llmkey")
-	default:
-		if err := needHome("state directory", "LLMKEY_STATE_DIR"); err != nil {
-			return p, err
-		}
-		p.StateDir = filepath.Join(home, ".local", "state", "llmkey")
+	p.StateDir, err = resolve("state directory", [][2]string{{"LLMKEY_STATE_DIR", ""}, {"XDG_STATE_HOME", "llmkey"}}, ".local", "state", "llmkey")
+	if err != nil {
+		return p, err
 	}
-
-	switch {
-	case getenv("LLMKEY_RUNTIME_DIR") != "":
-		p.RuntimeDir = getenv("LLMKEY_RUNTIME_DIR")
-	case getenv("XDG_RUNTIME_DIR") != "":
-		p.RuntimeDir = filepath.Join(getenv("XDG_RUNTIME_DIR"), "llmkey")
-	case getenv("XDG_CACHE_HOME") != "":
-		p.RuntimeDir = filepath.Join(getenv("XDG_CACHE_HOME"), "llmkey", "run")
-	default:
-		// Not a guessable name in a shared temp dir, which another user
-		// could create first and answer on: a directory in our own home,
-		// apart from the state dir (either may go missing on its own).
-		if err := needHome("runtime directory", "LLMKEY_RUNTIME_DIR"); err != nil {
-			return p, err
-		}
-		p.RuntimeDir = filepath.Join(home, ".cache", "llmkey", "run")
+	// Not a guessable name in a shared temp dir, which another user
+	// could create first and answer on: a directory in our own home,
+	// apart from the state dir (either may go missing on its own).
+	p.RuntimeDir, err = resolve("runtime directory", [][2]string{{"LLMKEY_RUNTIME_DIR", ""}, {"XDG_RUNTIME_DIR", "llmkey"},
+		{"XDG_CACHE_HOME", "llmkey run"}}, ".cache", "llmkey", "run")
+	if err != nil {
+		return p, err
 	}
-
 	for _, s := range []*string{&p.Keyfile, &p.StateDir, &p.RuntimeDir} {
 		abs, err := filepath.Abs(*s)
 		if err != nil {

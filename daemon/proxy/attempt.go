@@ -91,6 +91,9 @@ type answer struct {
 	logLine slog.Level // of the line that says it was served
 	// clientTimeout bounds each write to the client.
 	clientTimeout time.Duration
+	// reserved is the request body's share of max_buffered_mb, held
+	// until the answer is delivered.
+	reserved int64
 }
 
 // request is what the attempt loop knows of the client's request.

@@ -20,7 +20,7 @@ import (
 func (h *Handler) deliver(w http.ResponseWriter, ans *answer) {
 	defer ans.close()
 	writeHead(w, ans)
-	meter := wire.NewMeter(ans.resp.Header.Get("Content-Type"))
+	meter := wire.NewMeter(first(ans.resp.Header["Content-Type"]))
 	if ans.creates != "" {
 		meter.KeepID()
 	}
@@ -53,9 +53,10 @@ func writeHead(w http.ResponseWriter, ans *answer) {
 // markAnswer says which key served the answer, on which provider (a
 // fallback's, when one served it), in how many attempts.
 func markAnswer(hdr http.Header, ans *answer) {
-	hdr.Set("X-Llmkey-Key", ans.up.Name+"/"+ans.key.Name)
-	hdr.Set("X-Llmkey-Provider", ans.up.Name)
-	hdr.Set("X-Llmkey-Attempts", strconv.Itoa(ans.attempts))
+	// Canonical keys, set as they are: Set would canonicalize each again.
+	hdr["X-Llmkey-Key"] = []string{ans.up.Name + "/" + ans.key.Name}
+	hdr["X-Llmkey-Provider"] = []string{ans.up.Name}
+	hdr["X-Llmkey-Attempts"] = []string{strconv.Itoa(ans.attempts)}
 }
 
 // finish ends a delivered answer: its trailers, the key's outcome and

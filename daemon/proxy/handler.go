@@ -121,7 +121,7 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	name, rest := splitRoute(r.URL.EscapedPath())
 	snap := h.Snapshot()
 	up, known := snap.Provider(name)
-	kind := state.KindOpenAI
+	kind := wire.DefaultKind // an unknown route is answered in the most common shape
 	if known {
 		kind = up.Kind
 		rest = wire.UpstreamPath(up.Kind, rest)
@@ -155,8 +155,9 @@ func (h *Handler) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	// open stream's goroutine then needs half the stack (1,000 streams
 	// add up; TestOpenStreamStack holds it).
 	if ans := h.serveRequest(w, r, snap, up, rest, grant); ans != nil {
+		defer h.buffered.Add(-ans.reserved)
 		if ans.demoted && isEventStream(ans.resp) {
-			h.deliverDemoted(w, ans)
+			h.deliverDemoted(w, r, ans, snap.Config.Daemon.BufferedLimit(), ans.reserved)
 			return
 		}
 		h.deliver(w, ans)
@@ -175,7 +176,7 @@ func (h *Handler) admit(w http.ResponseWriter, r *http.Request, snap *Snapshot, 
 			Message: fmt.Sprintf("refused a request for host %q: the proxy only answers to 127.0.0.1, localhost or [::1]", r.Host)})
 		return nil, false
 	}
-	if o := r.Header.Get("Origin"); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
+	if o := first(r.Header["Origin"]); o != "" && !allowedOrigin(o, snap.Config.Daemon.AllowedOrigins) {
 		wire.WriteError(w, kind, wire.Error{Status: http.StatusForbidden, Code: wire.BadOrigin,
 			Message: fmt.Sprintf("refused a browser request from origin %q; allow it with [daemon] allowed_origins in the keyfile", o)})
 		return nil, false
@@ -247,7 +248,12 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Sna
 	// A client that trickles its body must not hold its slot for ever.
 	rc.SetReadDeadline(time.Now().Add(dc.ClientWait())) // the network's clock, not the daemon's
 	body, reserved, err := h.readBody(r, dc.BodyLimit(), dc.BufferedLimit())
-	defer h.buffered.Add(-reserved)
+	var ans *answer
+	defer func() {
+		if ans == nil { // else the answer holds the body's reservation until it is delivered
+			h.buffered.Add(-reserved)
+		}
+	}()
 	rc.SetReadDeadline(time.Time{})
 	switch {
 	case errors.Is(err, errBuffersFull):
@@ -263,7 +269,10 @@ func (h *Handler) serveRequest(w http.ResponseWriter, r *http.Request, snap *Sna
 		h.Log.Info("client went away while sending its request", "provider", up.Name, "err", err)
 		return nil
 	}
-	return h.forward(w, r, snap, up, rest, body, grant)
+	if ans = h.forward(w, r, snap, up, rest, body, grant); ans != nil {
+		ans.reserved = reserved
+	}
+	return ans
 }
 
 // forward reads what the request is (its model, its conversation),
@@ -403,16 +412,10 @@ type Grant struct {
 // (nil for the local token: every key). Every credential it carries must
 // be the same token.
 func (h *Handler) authorized(r *http.Request) (*Grant, bool) {
-	candidates := wire.Credentials(r)
-	if len(candidates) == 0 {
+	c, ok := wire.Credential(r)
+	if !ok {
 		return nil, false
 	}
-	for _, c := range candidates[1:] {
-		if c != candidates[0] {
-			return nil, false
-		}
-	}
-	c := candidates[0]
 	if subtle.ConstantTimeCompare([]byte(c), []byte(h.Token)) == 1 {
 		return nil, true
 	}

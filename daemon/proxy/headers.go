@@ -65,7 +65,7 @@ var hopHeaders = []string{"Connection", "Proxy-Connection", "Keep-Alive", "Proxy
 	"Proxy-Authorization", "Te", "Trailer", "Transfer-Encoding", "Upgrade"}
 
 func removeHopHeaders(h http.Header) {
-	for _, f := range h.Values("Connection") {
+	for _, f := range h["Connection"] { // canonical already
 		for _, sf := range strings.Split(f, ",") {
 			if sf = strings.TrimSpace(sf); sf != "" {
 				h.Del(sf)
@@ -88,6 +88,15 @@ func copyHeader(dst, src http.Header) {
 		}
 		dst[k] = append(dst[k], vv...)
 	}
+}
+
+// first is a header's first value, looked up by its canonical key as it
+// is (Get would canonicalize it again, on every request).
+func first(vv []string) string {
+	if len(vv) == 0 {
+		return ""
+	}
+	return vv[0]
 }
 
 func hostOf(base string) string {

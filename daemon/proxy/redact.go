@@ -1,11 +1,13 @@
 package proxy
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 	"unicode"
 	"unicode/utf8"
 
+	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -90,6 +92,22 @@ func hex4(s string) (rune, bool) {
 		}
 	}
 	return r, true
+}
+
+// cleanErrorBody is an upstream's error body (with status) as the client
+// may see it: every configured secret masked, cut at maxErrorBody; or,
+// when it holds key written otherwise, llmkey's own error in its place
+// (withheld).
+func cleanErrorBody(up *Upstream, status int, body []byte, key string, secrets []string) (clean []byte, withheld bool) {
+	s := redact(string(body), secrets)
+	if leaks(s, key) {
+		return wire.ErrorBody(up.Kind, wire.Error{Status: status, Code: wire.UpstreamLeak,
+			Message: fmt.Sprintf("%s answered %d with an error that held the key; llmkey withheld it", up.Name, status)}), true
+	}
+	if len(s) > maxErrorBody {
+		s = s[:maxErrorBody]
+	}
+	return []byte(s), false
 }
 
 // withheld stands in for a header value that held the key.

@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"io"
 	"net/http"
 	"time"
@@ -40,10 +39,14 @@ func (h *Handler) newRoundTrip(r *http.Request, up *Upstream, rest string, body 
 	return rt
 }
 
-// outbound builds what every attempt to up sends: from a clone of the
+// outbound builds what every attempt to up sends: from a copy of the
 // client's headers, less its credentials and the hop-by-hop headers.
 func (rt *roundTrip) outbound(up *Upstream, rest string, body []byte) outbound {
-	hdr := rt.r.Header.Clone()
+	// A copy of the map; the values are the client's, capped so that an
+	// append copies them (nothing on the way up writes into them: a
+	// key's headers replace a value, a retry sends a deep copy).
+	hdr := make(http.Header, len(rt.r.Header))
+	copyHeader(hdr, rt.r.Header)
 	removeHopHeaders(hdr)
 	for _, name := range wire.InboundAuthHeaders {
 		delete(hdr, name) // canonical already
@@ -140,17 +143,12 @@ func (a *attempt) readRefusal(up *Upstream, secrets []string) {
 	// Read past the cut by a key's length, so that a key across it is
 	// whole to redact.
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, maxErrorBody+int64(len(key.Secret))))
-	body := redact(string(b), secrets)
-	if leaks(body, key.Secret) {
-		body = string(wire.ErrorBody(up.Kind, wire.Error{Status: resp.StatusCode, Code: wire.UpstreamLeak,
-			Message: fmt.Sprintf("%s answered %d with an error that held the key; llmkey withheld it", up.Name, resp.StatusCode)}))
+	var withheld bool
+	a.errBody, withheld = cleanErrorBody(up, resp.StatusCode, b, key.Secret, secrets)
+	if withheld {
 		resp.Header.Del("Content-Encoding")
 		resp.Header.Set("Content-Type", "application/json")
 	}
-	if len(body) > maxErrorBody {
-		body = body[:maxErrorBody]
-	}
-	a.errBody = []byte(body)
 }
 
 // maxErrorBody is how much of an error answer is read, and passed on.

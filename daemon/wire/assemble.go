@@ -6,6 +6,8 @@ import (
 	"errors"
 	"fmt"
 	"net/http"
+
+	"github.com/llmkey/llmkey/daemon/wire/jsonscan"
 )
 
 // Demotion: a non-streaming Anthropic request may wait minutes for its
@@ -25,114 +27,140 @@ import (
 //	message_stop         the end
 //	error                the answer becomes that error, with its status
 //
-// Every field is kept as the upstream wrote it (raw JSON), in its order.
+// Every field is kept as the upstream wrote it (raw JSON, strings with
+// their escapes), in its order.
+//
+// A hostile or broken upstream may stream without end. What the message
+// holds is counted as it grows, with the copy Result makes of it
+// (Footprint); past the Assembler's limit, past maxBlocks content blocks,
+// or at a line or event longer than maxLineSize, it stops with
+// ErrTooLarge and lets go of all it held.
 
-// Assembler reads an Anthropic event stream and writes its message.
+// Assembler reads an Anthropic event stream and writes its message. The
+// zero Assembler holds up to MaxAssembled and feeds no meter.
 type Assembler struct {
-	line    []byte
+	lines   sseLines
 	data    []byte // the data of the event being read
+	meter   *Meter // reads every line too, when set
+	limit   int64
 	msg     *object
 	blocks  []*block
 	errBody []byte
 	done    bool
-	size    int
+	held    int64 // bytes msg, blocks and errBody hold
 	err     error
 }
 
-// maxAssembled bounds what one demoted answer may hold in memory.
-const maxAssembled = 64 << 20
+// MaxAssembled is the most memory one answer may take to assemble.
+const MaxAssembled = 64 << 20
 
-// object is a JSON object whose members keep their order.
-type object struct {
-	keys []string
-	vals map[string]json.RawMessage
+// maxBlocks bounds a message's content blocks. An answer has one per
+// text run, thought, tool call or search result: tens, hundreds when
+// citations cut its text often.
+const maxBlocks = 1 << 14
+
+// What the parts of a message hold besides their bytes, rounded up on a
+// 64-bit platform: a block (its struct and its place in the list), an
+// object (its struct and map), a member (its map slot and key).
+const (
+	blockCost  = 256
+	objectCost = 384
+	memberCost = 144
+)
+
+// ErrTooLarge is the error of an answer that needs more memory than it
+// may take: ErrOverLimit past the Assembler's limit, or past the limits
+// of a message's parts.
+var (
+	ErrTooLarge  = errors.New("too large to assemble")
+	ErrOverLimit = fmt.Errorf("%w: it needs more memory than its limit", ErrTooLarge)
+)
+
+// NewAssembler reads a stream into a message that may take limit bytes
+// (MaxAssembled at most), and feeds each of its lines to meter (nil:
+// none).
+func NewAssembler(limit int64, meter *Meter) *Assembler {
+	return &Assembler{limit: max(min(limit, MaxAssembled), 1), meter: meter}
 }
 
-func parseObject(raw []byte) (*object, error) {
-	o := &object{vals: map[string]json.RawMessage{}}
-	dec := json.NewDecoder(bytes.NewReader(raw))
-	tok, err := dec.Token()
-	if err != nil || tok != json.Delim('{') {
-		return nil, errors.New("not a JSON object")
+func (a *Assembler) max() int64 {
+	if a.limit == 0 {
+		return MaxAssembled
 	}
-	for dec.More() {
-		tok, err := dec.Token()
-		if err != nil {
-			return nil, err
-		}
-		var v json.RawMessage
-		if err := dec.Decode(&v); err != nil {
-			return nil, err
-		}
-		o.set(tok.(string), v)
-	}
-	return o, nil
+	return a.limit
 }
 
-func (o *object) set(k string, v json.RawMessage) {
-	if _, ok := o.vals[k]; !ok {
-		o.keys = append(o.keys, k)
-	}
-	o.vals[k] = v
+// Footprint is the memory the assembly takes: what the message holds,
+// the copy Result writes it into (no larger), and the line and event
+// being read.
+func (a *Assembler) Footprint() int64 {
+	return 2*a.held + int64(cap(a.lines.buf)+cap(a.data))
 }
 
-func (o *object) str(k string) string {
-	var s string
-	json.Unmarshal(o.vals[k], &s)
-	return s
-}
-
-func (o *object) encode(buf *bytes.Buffer) {
-	buf.WriteByte('{')
-	for i, k := range o.keys {
-		if i > 0 {
-			buf.WriteByte(',')
-		}
-		q, _ := json.Marshal(k)
-		buf.Write(q)
-		buf.WriteByte(':')
-		buf.Write(o.vals[k])
-	}
-	buf.WriteByte('}')
-}
-
-// block is one content block being built.
-type block struct {
-	obj                          *object
-	text, thinking, sig, partial bytes.Buffer
-	hasText, hasThinking, hasSig bool
-	hasPartial                   bool
-	citations                    []json.RawMessage
-	hasCitations                 bool
-}
+// Ended reports whether there is nothing more to read: the message
+// stopped, an error event came, or the stream cannot be assembled.
+func (a *Assembler) Ended() bool { return a.done || a.err != nil }
 
 // Write reads the next bytes of the stream; a malformed stream is
 // reported by Result.
 func (a *Assembler) Write(p []byte) (int, error) {
-	a.size += len(p)
-	if a.size > maxAssembled {
-		a.fail(fmt.Errorf("the streamed answer is larger than %d MiB", maxAssembled>>20))
-		return len(p), nil
-	}
-	rest := p
-	for len(rest) > 0 && a.err == nil {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			a.line = append(a.line, rest...)
-			break
-		}
-		a.line = append(a.line, rest[:i]...)
-		a.readLine(bytes.TrimSuffix(a.line, []byte("\r")))
-		a.line = a.line[:0]
-		rest = rest[i+1:]
+	for rest := p; len(rest) > 0 && a.err == nil; {
+		n, line, end := a.lines.next(rest)
+		rest = rest[n:]
+		a.take(line, end)
 	}
 	return len(p), nil
+}
+
+// take reads what the line reader found, and checks what the message
+// takes now.
+func (a *Assembler) take(line []byte, end lineEnd) {
+	switch end {
+	case wholeLine:
+		if a.meter != nil {
+			a.meter.event(line)
+		}
+		a.readLine(line)
+	case longLine:
+		a.tooLarge(fmt.Sprintf("a line longer than %d MiB", maxLineSize>>20))
+	}
+	if a.err == nil && a.Footprint() > a.max() {
+		a.stopWith(fmt.Errorf("%w (%.4g MiB)", ErrOverLimit, float64(a.max())/(1<<20)))
+	}
 }
 
 func (a *Assembler) fail(err error) {
 	if a.err == nil {
 		a.err = err
 	}
+}
+
+// tooLarge stops the assembly: why says which part is too large.
+func (a *Assembler) tooLarge(why string) {
+	a.stopWith(fmt.Errorf("%w: %s", ErrTooLarge, why))
+}
+
+// stopWith stops the assembly with err and lets go of what it held.
+func (a *Assembler) stopWith(err error) {
+	a.fail(err)
+	a.msg, a.blocks, a.errBody, a.data, a.held = nil, nil, nil, nil, 0
+	a.lines = sseLines{}
+}
+
+// hold counts n bytes more held.
+func (a *Assembler) hold(n int) { a.held += int64(n) }
+
+// add appends v to dst, counting what dst's buffer grew by. A buffer
+// grows by doubling: a long string leaves less behind it to collect than
+// with append's smaller steps.
+func (a *Assembler) add(dst, v []byte) []byte {
+	if len(dst)+len(v) > cap(dst) {
+		grown := make([]byte, len(dst), max(2*cap(dst), len(dst)+len(v), 64))
+		copy(grown, dst)
+		a.held += int64(cap(grown) - cap(dst))
+		dst = grown
+	}
+	return append(dst, v...)
 }
 
 // readLine takes one line of the event stream: data lines gather, a blank
@@ -142,14 +170,21 @@ func (a *Assembler) readLine(line []byte) {
 		if len(a.data) > 0 {
 			a.event(a.data)
 			a.data = a.data[:0]
+			if cap(a.data) > keptLine {
+				a.data = nil
+			}
 		}
 		return
 	}
-	if v, ok := bytes.CutPrefix(line, []byte("data:")); ok {
+	if v, ok := dataField(line); ok {
+		if len(a.data)+1+len(v) > maxLineSize {
+			a.tooLarge(fmt.Sprintf("an event longer than %d MiB", maxLineSize>>20))
+			return
+		}
 		if len(a.data) > 0 {
 			a.data = append(a.data, '\n')
 		}
-		a.data = append(a.data, bytes.TrimPrefix(v, []byte(" "))...)
+		a.data = append(a.data, v...)
 	}
 }
 
@@ -172,177 +207,348 @@ func (a *Assembler) event(data []byte) {
 	}
 	switch ev.Type {
 	case "message_start":
-		msg, err := parseObject(ev.Message)
-		if err != nil {
-			a.fail(fmt.Errorf("message_start: %w", err))
+		msg, ok := parseObject(ev.Message)
+		if !ok {
+			a.fail(errors.New("message_start: not a JSON object"))
 			return
 		}
+		a.hold(len(ev.Message) + msg.cost())
 		a.msg = msg
 	case "content_block_start":
-		obj, err := parseObject(ev.ContentBlock)
-		if err != nil || ev.Index < 0 || ev.Index > len(a.blocks) {
-			a.fail(fmt.Errorf("content_block_start %d out of order", ev.Index))
+		a.startBlock(ev.Index, ev.ContentBlock)
+	case "content_block_delta", "content_block_stop":
+		if ev.Index < 0 || ev.Index >= len(a.blocks) {
+			a.fail(fmt.Errorf("%s for block %d, which did not start", ev.Type, ev.Index))
 			return
 		}
-		b := &block{obj: obj}
-		b.text.WriteString(obj.str("text"))
-		b.thinking.WriteString(obj.str("thinking"))
-		b.sig.WriteString(obj.str("signature"))
-		if ev.Index == len(a.blocks) {
-			a.blocks = append(a.blocks, b)
-		} else {
-			a.blocks[ev.Index] = b
-		}
-	case "content_block_delta":
-		if ev.Index < 0 || ev.Index >= len(a.blocks) {
-			a.fail(fmt.Errorf("content_block_delta for block %d, which did not start", ev.Index))
+		if ev.Type == "content_block_stop" {
+			a.stop(a.blocks[ev.Index])
 			return
 		}
 		a.delta(a.blocks[ev.Index], ev.Delta)
-	case "content_block_stop":
-		if ev.Index < 0 || ev.Index >= len(a.blocks) {
-			a.fail(fmt.Errorf("content_block_stop for block %d, which did not start", ev.Index))
-			return
-		}
-		a.stop(a.blocks[ev.Index])
 	case "message_delta":
-		if a.msg == nil {
-			a.fail(errors.New("message_delta before message_start"))
-			return
-		}
-		if d, err := parseObject(ev.Delta); err == nil {
-			for _, k := range d.keys {
-				a.msg.set(k, d.vals[k])
-			}
-		}
-		if len(ev.Usage) > 0 {
-			u, err := parseObject(ev.Usage)
-			if err != nil {
-				return
-			}
-			into, err := parseObject(a.msg.vals["usage"])
-			if err != nil {
-				into = u
-			} else {
-				for _, k := range u.keys {
-					into.set(k, u.vals[k])
-				}
-			}
-			var buf bytes.Buffer
-			into.encode(&buf)
-			a.msg.set("usage", buf.Bytes())
-		}
+		a.messageDelta(ev.Delta, ev.Usage)
 	case "message_stop":
 		a.done = true
 	case "error":
 		a.errBody = append([]byte(nil), data...)
+		a.hold(len(data))
 		a.done = true
 	}
 }
 
-func (a *Assembler) delta(b *block, raw json.RawMessage) {
-	var d struct {
-		Type        string          `json:"type"`
-		Text        string          `json:"text"`
-		Thinking    string          `json:"thinking"`
-		Signature   string          `json:"signature"`
-		PartialJSON string          `json:"partial_json"`
-		Citation    json.RawMessage `json:"citation"`
-	}
-	if err := json.Unmarshal(raw, &d); err != nil {
-		a.fail(fmt.Errorf("a delta that is not JSON: %w", err))
+// startBlock begins block i (the next one, or one begun again).
+func (a *Assembler) startBlock(i int, raw json.RawMessage) {
+	obj, ok := parseObject(raw)
+	if !ok || i < 0 || i > len(a.blocks) {
+		a.fail(fmt.Errorf("content_block_start %d out of order", i))
 		return
 	}
-	switch d.Type {
-	case "text_delta":
-		b.text.WriteString(d.Text)
-		b.hasText = true
-	case "thinking_delta":
-		b.thinking.WriteString(d.Thinking)
-		b.hasThinking = true
-	case "signature_delta":
-		b.sig.WriteString(d.Signature)
-		b.hasSig = true
-	case "input_json_delta":
-		b.partial.WriteString(d.PartialJSON)
-		b.hasPartial = true
-	case "citations_delta":
-		b.citations = append(b.citations, d.Citation)
-		b.hasCitations = true
+	if i == maxBlocks {
+		a.tooLarge(fmt.Sprintf("more than %d content blocks", maxBlocks))
+		return
+	}
+	a.hold(blockCost + len(raw) + obj.cost())
+	b := &block{obj: obj}
+	if i == len(a.blocks) {
+		a.blocks = append(a.blocks, b)
+	} else {
+		a.blocks[i] = b
 	}
 }
 
-// stop writes what a block's deltas added up to into it.
+// messageDelta sets what a message_delta carries: stop_reason and
+// stop_sequence, and the usage counts it has, over those of the message.
+func (a *Assembler) messageDelta(delta, usage json.RawMessage) {
+	if a.msg == nil {
+		a.fail(errors.New("message_delta before message_start"))
+		return
+	}
+	if d, ok := parseObject(delta); ok {
+		a.hold(len(delta) + d.cost())
+		for _, m := range d.keys {
+			a.msg.setMember(m, d.vals[m.name])
+		}
+	}
+	if len(usage) == 0 {
+		return
+	}
+	u, ok := parseObject(usage)
+	if !ok {
+		return
+	}
+	into, ok := parseObject(a.msg.vals["usage"])
+	if !ok {
+		into = u
+	} else {
+		for _, m := range u.keys {
+			into.setMember(m, u.vals[m.name])
+		}
+	}
+	merged := into.appendTo(nil, "", nil)
+	a.hold(len(usage) + u.cost() + into.cost() + len(merged))
+	a.msg.set("usage", merged)
+}
+
+// block is one content block being built. A string its deltas add to is
+// kept as JSON text, from its opening quote, as the upstream escaped it;
+// a tool's input as the text its pieces add up to.
+type block struct {
+	obj                          *object
+	text, thinking, sig, partial []byte
+	hasText, hasThinking, hasSig bool
+	hasPartial                   bool
+	citations                    []json.RawMessage
+	hasCitations                 bool
+}
+
+func (a *Assembler) delta(b *block, raw json.RawMessage) {
+	if string(raw) == "null" {
+		return
+	}
+	var typ, text, thinking, sig, partial, citation []byte
+	if !jsonscan.Members(raw, func(k []byte, s, e int) {
+		v := raw[s:e]
+		switch string(k) {
+		case "type":
+			typ = v
+		case "text":
+			text = v
+		case "thinking":
+			thinking = v
+		case "signature":
+			sig = v
+		case "partial_json":
+			partial = v
+		case "citation":
+			citation = v
+		}
+	}) {
+		a.fail(errors.New("a delta that is not a JSON object"))
+		return
+	}
+	ok := true
+	switch {
+	case isString(typ, "text_delta"):
+		b.text, ok = a.addString(b.text, b.obj, "text", text)
+		b.hasText = true
+	case isString(typ, "thinking_delta"):
+		b.thinking, ok = a.addString(b.thinking, b.obj, "thinking", thinking)
+		b.hasThinking = true
+	case isString(typ, "signature_delta"):
+		b.sig, ok = a.addString(b.sig, b.obj, "signature", sig)
+		b.hasSig = true
+	case isString(typ, "input_json_delta"):
+		b.partial, ok = a.addDecoded(b.partial, partial)
+		b.hasPartial = true
+	case isString(typ, "citations_delta"):
+		if citation == nil {
+			citation = []byte("null")
+		}
+		a.hold(len(raw) + 24)
+		b.citations = append(b.citations, citation)
+		b.hasCitations = true
+	}
+	if !ok {
+		a.fail(errors.New("a delta whose text is not a string"))
+	}
+}
+
+// addString adds the JSON string v (or null) to the string s being
+// built, which begins as the block's key was when it is nil.
+func (a *Assembler) addString(s []byte, obj *object, key string, v []byte) ([]byte, bool) {
+	if s == nil {
+		s = a.add(nil, []byte{'"'})
+		if was := obj.vals[key]; len(was) >= 2 && was[0] == '"' {
+			s = a.add(s, was[1:len(was)-1])
+		}
+	}
+	switch {
+	case v == nil || string(v) == "null":
+		return s, true
+	case len(v) < 2 || v[0] != '"':
+		return s, false
+	}
+	return a.add(s, v[1:len(v)-1]), true
+}
+
+// addDecoded adds the value of the JSON string v (or null) to s.
+func (a *Assembler) addDecoded(s, v []byte) ([]byte, bool) {
+	switch {
+	case v == nil || string(v) == "null":
+		return s, true
+	case len(v) < 2 || v[0] != '"':
+		return s, false
+	case bytes.IndexByte(v, '\\') < 0:
+		return a.add(s, v[1:len(v)-1]), true
+	}
+	d, ok := jsonscan.String(v)
+	return a.add(s, []byte(d)), ok
+}
+
+// isString reports whether the JSON value v is the string s.
+func isString(v []byte, s string) bool {
+	if bytes.IndexByte(v, '\\') >= 0 {
+		d, ok := jsonscan.String(v)
+		return ok && d == s
+	}
+	return len(v) == len(s)+2 && v[0] == '"' && string(v[1:len(v)-1]) == s
+}
+
+// stop writes what a block's deltas added up to into it. A string goes
+// on from there should a delta come after all.
 func (a *Assembler) stop(b *block) {
-	str := func(s string) json.RawMessage {
-		var buf bytes.Buffer
-		enc := json.NewEncoder(&buf)
-		enc.SetEscapeHTML(false)
-		enc.Encode(s)
-		return bytes.TrimSuffix(buf.Bytes(), []byte("\n"))
+	for _, f := range []struct {
+		has *bool
+		s   *[]byte
+		key string
+	}{{&b.hasText, &b.text, "text"}, {&b.hasThinking, &b.thinking, "thinking"}, {&b.hasSig, &b.sig, "signature"}} {
+		if *f.has {
+			b.obj.set(f.key, a.add(*f.s, []byte{'"'}))
+			*f.s, *f.has = nil, false
+		}
 	}
-	if b.hasText {
-		b.obj.set("text", str(b.text.String()))
-	}
-	if b.hasThinking {
-		b.obj.set("thinking", str(b.thinking.String()))
-	}
-	if b.hasSig {
-		b.obj.set("signature", str(b.sig.String()))
-	}
-	if b.hasPartial && b.partial.Len() > 0 {
-		in := bytes.TrimSpace(b.partial.Bytes())
+	if b.hasPartial && len(b.partial) > 0 {
+		in := bytes.TrimSpace(b.partial)
 		if !json.Valid(in) {
 			a.fail(errors.New("a tool's input streamed as JSON that does not parse"))
 			return
 		}
-		b.obj.set("input", append(json.RawMessage(nil), in...))
+		b.obj.set("input", in)
 	}
 	if b.hasCitations {
 		var prior []json.RawMessage
 		json.Unmarshal(b.obj.vals["citations"], &prior)
 		all, _ := json.Marshal(append(prior, b.citations...))
+		a.hold(len(all))
 		b.obj.set("citations", all)
 	}
-	b.hasText, b.hasThinking, b.hasSig, b.hasPartial, b.hasCitations = false, false, false, false, false
-	b.partial.Reset()
-	b.citations = nil
+	b.hasPartial, b.hasCitations = false, false
+	b.partial, b.citations = nil, nil
 }
 
 // Result is the answer the stream adds up to: the message (200), or the
 // error event it ended with, with that error's status. err says why a
 // stream that did not end, or did not parse, has no answer.
 func (a *Assembler) Result() (status int, body []byte, err error) {
-	if len(a.line) > 0 {
-		a.readLine(a.line)
-		a.line = nil
+	if a.err == nil {
+		a.take(a.lines.last())
 	}
-	if len(a.data) > 0 {
+	if a.err == nil && len(a.data) > 0 {
 		a.event(a.data)
 		a.data = nil
 	}
-	if a.errBody != nil {
+	switch {
+	case a.errBody != nil:
 		return anthropicErrorStatus(a.errBody), a.errBody, nil
-	}
-	if a.err != nil {
+	case a.err != nil:
 		return 0, nil, a.err
-	}
-	if a.msg == nil || !a.done {
+	case a.msg == nil || !a.done:
 		return 0, nil, errors.New("the stream ended before message_stop")
 	}
-	var content bytes.Buffer
-	content.WriteByte('[')
+	if _, ok := a.msg.vals["content"]; !ok {
+		a.msg.set("content", nil)
+	}
+	size := a.msg.size() - len(a.msg.vals["content"]) + 2 + max(len(a.blocks)-1, 0)
+	for _, b := range a.blocks {
+		size += b.obj.size()
+	}
+	return http.StatusOK, a.msg.appendTo(make([]byte, 0, size), "content", a.appendContent), nil
+}
+
+func (a *Assembler) appendContent(out []byte) []byte {
+	out = append(out, '[')
 	for i, b := range a.blocks {
 		if i > 0 {
-			content.WriteByte(',')
+			out = append(out, ',')
 		}
-		b.obj.encode(&content)
+		out = b.obj.appendTo(out, "", nil)
 	}
-	content.WriteByte(']')
-	a.msg.set("content", content.Bytes())
-	var out bytes.Buffer
-	a.msg.encode(&out)
-	return http.StatusOK, out.Bytes(), nil
+	return append(out, ']')
+}
+
+// object is a JSON object whose members keep their order, and their keys
+// as written.
+type object struct {
+	keys []member
+	vals map[string][]byte
+}
+
+type member struct {
+	name   string
+	quoted []byte // the key as written, quotes included, when it has escapes
+}
+
+// parseObject reads the JSON object raw (valid JSON: it was decoded
+// before); its values are raw's bytes.
+func parseObject(raw []byte) (*object, bool) {
+	o := &object{vals: map[string][]byte{}}
+	ok := jsonscan.Members(raw, func(k []byte, s, e int) {
+		m := member{name: string(k)}
+		if bytes.IndexByte(k, '\\') >= 0 {
+			m.quoted = append(append([]byte{'"'}, k...), '"')
+			m.name, _ = jsonscan.String(m.quoted)
+		}
+		o.setMember(m, raw[s:e])
+	})
+	return o, ok
+}
+
+func (o *object) set(k string, v []byte) { o.setMember(member{name: k}, v) }
+
+// setMember sets m's value; a key already there keeps its place.
+func (o *object) setMember(m member, v []byte) {
+	if _, ok := o.vals[m.name]; !ok {
+		o.keys = append(o.keys, m)
+	}
+	o.vals[m.name] = v
+}
+
+// cost is what o holds besides its values.
+func (o *object) cost() int {
+	n := objectCost
+	for _, m := range o.keys {
+		n += memberCost + len(m.name) + len(m.quoted)
+	}
+	return n
+}
+
+func (m member) keyLen() int {
+	if m.quoted != nil {
+		return len(m.quoted)
+	}
+	return len(m.name) + 2
+}
+
+// size is the length of o written out.
+func (o *object) size() int {
+	n := 2 + max(len(o.keys)-1, 0)
+	for _, m := range o.keys {
+		n += m.keyLen() + 1 + len(o.vals[m.name])
+	}
+	return n
+}
+
+// appendTo writes o out, the value of the member special by fill.
+func (o *object) appendTo(out []byte, special string, fill func([]byte) []byte) []byte {
+	out = append(out, '{')
+	for i, m := range o.keys {
+		if i > 0 {
+			out = append(out, ',')
+		}
+		if m.quoted != nil {
+			out = append(out, m.quoted...)
+		} else {
+			out = append(append(append(out, '"'), m.name...), '"')
+		}
+		out = append(out, ':')
+		if fill != nil && m.name == special {
+			out = fill(out)
+		} else {
+			out = append(out, o.vals[m.name]...)
+		}
+	}
+	return append(out, '}')
 }
 
 // anthropicErrorStatus is the HTTP status Anthropic gives each error type.

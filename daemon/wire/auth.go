@@ -2,6 +2,7 @@ package wire
 
 import (
 	"net/http"
+	"net/url"
 	"strings"
 )
 
@@ -10,25 +11,33 @@ import (
 // may go upstream.
 var InboundAuthHeaders = []string{"Authorization", "X-Api-Key", "X-Goog-Api-Key", "Api-Key"}
 
-// Credentials are the values a request carries where some SDK puts its
-// key: a bearer token, x-api-key, x-goog-api-key, or ?key= (Gemini). An
-// SDK may send the same key in more than one of them.
-func Credentials(r *http.Request) []string {
-	var out []string
-	if a := r.Header.Get("Authorization"); a != "" {
-		if tok, ok := strings.CutPrefix(a, "Bearer "); ok {
-			out = append(out, strings.TrimSpace(tok))
+// Credential is the key a request carries where some SDK puts its key:
+// a bearer token, x-api-key, x-goog-api-key, or ?key= (Gemini). An SDK
+// may send the same key in more than one of them; ok is false when the
+// request carries none, or two that differ.
+func Credential(r *http.Request) (cred string, ok bool) {
+	if a := header(r.Header, "Authorization"); a != "" {
+		if tok, bearer := strings.CutPrefix(a, "Bearer "); bearer {
+			cred, ok = strings.TrimSpace(tok), true
 		}
 	}
-	for _, h := range []string{"X-Api-Key", "X-Goog-Api-Key"} {
-		if v := r.Header.Get(h); v != "" {
-			out = append(out, v)
+	for _, v := range [...]string{header(r.Header, "X-Api-Key"), header(r.Header, "X-Goog-Api-Key"), queryCredential(r.URL.RawQuery)} {
+		switch {
+		case v == "":
+		case !ok:
+			cred, ok = v, true
+		case v != cred:
+			return "", false
 		}
 	}
-	if r.URL.RawQuery != "" {
-		if v := r.URL.Query().Get(CredentialParam); v != "" {
-			out = append(out, v)
-		}
+	return cred, ok
+}
+
+// queryCredential is the value of ?key=, where Gemini clients may put
+// their key ("": none).
+func queryCredential(raw string) string {
+	if !strings.Contains(raw, CredentialParam) {
+		return ""
 	}
-	return out
+	return (&url.URL{RawQuery: raw}).Query().Get(CredentialParam)
 }

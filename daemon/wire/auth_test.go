@@ -56,9 +56,31 @@ func TestCredentials(t *testing.T) {
 	} {
 		r := httptest.NewRequest("POST", "http://127.0.0.1/gemini/x", nil)
 		set(r)
-		if c := Credentials(r); len(c) != 1 || c[0] != "tok" {
+		if c, ok := Credential(r); !ok || c != "tok" {
 			t.Errorf("%v: %v", r.Header, c)
 		}
+	}
+	// The same key in several places is one; two keys are none, and so is
+	// an Authorization that is no bearer token.
+	r := httptest.NewRequest("POST", "http://127.0.0.1/gemini/x?key=tok", nil)
+	r.Header.Set("Authorization", "Bearer tok")
+	r.Header.Set("X-Goog-Api-Key", "tok")
+	if c, ok := Credential(r); !ok || c != "tok" {
+		t.Errorf("the same key thrice: %q %v", c, ok)
+	}
+	r.Header.Set("X-Api-Key", "other")
+	if c, ok := Credential(r); ok {
+		t.Errorf("two keys: %q", c)
+	}
+	r = httptest.NewRequest("POST", "http://127.0.0.1/openai/x", nil)
+	r.Header.Set("Authorization", "Basic dG9rOg==")
+	if c, ok := Credential(r); ok {
+		t.Errorf("basic auth: %q", c)
+	}
+	plain := httptest.NewRequest("POST", "http://127.0.0.1/openai/x", nil)
+	plain.Header.Set("Authorization", "Bearer tok")
+	if n := testing.AllocsPerRun(100, func() { Credential(plain) }); n != 0 {
+		t.Errorf("a bearer token costs %v allocations", n)
 	}
 }
 
@@ -87,7 +109,7 @@ func TestStripCredentials(t *testing.T) {
 // included, with its status first.
 func TestEveryCodeIsDocumented(t *testing.T) {
 	codes := []Code{BadToken, BadHost, BadOrigin, BadPath, NotSelected, UnknownProvider, Draining, UpstreamUnreachable,
-		UpstreamTimeout, Overloaded, BodyTooLarge, UpstreamLeak, UpstreamIncomplete}
+		UpstreamTimeout, Overloaded, BodyTooLarge, UpstreamLeak, UpstreamIncomplete, AnswerTooLarge}
 	for _, d := range rotate.DenialCodes() {
 		codes = append(codes, Code(d))
 	}
@@ -107,5 +129,34 @@ func TestEveryCodeIsDocumented(t *testing.T) {
 	}
 	if len(doc) != len(codes) {
 		t.Errorf("CodeDoc has %d codes, llmkey answers with %d", len(doc), len(codes))
+	}
+}
+
+// Every built-in provider has what the wire package knows of it: its
+// kind's format and its SDKs' variables. A provider added to state's
+// table without them fails here, as the fake one below does.
+func TestEveryBuiltinProviderHasItsWireFacts(t *testing.T) {
+	var builtins []state.Provider
+	for _, n := range state.BuiltinNames() {
+		p, _ := state.Builtin(n)
+		builtins = append(builtins, p)
+	}
+	if missing := MissingFacts(builtins); len(missing) > 0 {
+		t.Errorf("missing wire facts:\n%s", strings.Join(missing, "\n"))
+	}
+	newcomer := state.Provider{Name: "newcomer", Kind: state.KindOpenAI, BaseURL: "https://api.newcomer.example/v1"}
+	odd := state.Provider{Name: "odd", Kind: "smoke-signals", BaseURL: "https://odd.example"}
+	missing := MissingFacts(append(builtins, newcomer, odd))
+	if len(missing) != 3 || !strings.Contains(missing[0], "newcomer: no SDK variables") ||
+		!strings.Contains(missing[1], `odd: no wire format for kind "smoke-signals"`) || !strings.Contains(missing[2], "odd: no SDK variables") {
+		t.Errorf("a provider without its facts: %q", missing)
+	}
+	for _, e := range providerEnvs {
+		if _, ok := state.Builtin(e.Provider); !ok {
+			t.Errorf("SDK variables for %s, which is no built-in provider", e.Provider)
+		}
+	}
+	if v := ImportVariables(); len(v) < len(builtins) || v[0] != [2]string{"OPENAI_API_KEY", "openai"} {
+		t.Errorf("import's variables: %v", v)
 	}
 }

@@ -16,18 +16,17 @@ import (
 // is the (already redacted) error body; it is ignored for a success.
 func Classify(kind state.Kind, status int, h http.Header, body []byte, now time.Time) rotate.Outcome {
 	if status < 400 {
-		o := rotate.Outcome{Class: rotate.Success, Status: status}
-		o.Wait, o.WaitSource = ResetWhenExhausted(h, now)
+		l := limitsOf(h, now)
+		o := rotate.Outcome{Class: rotate.Success, Status: status, Wait: l.wait, WaitSource: l.source, Left: l.left, LeftFor: l.resets}
 		if o.Wait > 0 {
 			o.Reason = "remaining 0 until reset (" + o.WaitSource + ")"
 		}
-		o.Left, o.LeftFor = Headroom(h, now)
 		return o
 	}
 	e, _ := parseErrorBody(body)
 	o := rotate.Outcome{Status: status}
 	o.Wait, o.WaitSource = RetryAfter(h, body, now)
-	o.Class, o.Reason = classify(kind, status, e, body)
+	o.Class, o.Reason = classify(kind, status, e)
 	if o.Class == rotate.Quota {
 		if t, ok := quotaReturns(kind, e, body, now); ok {
 			o.Until = t
@@ -73,69 +72,78 @@ func orgWide(kind state.Kind, e errorBody) bool {
 	return false
 }
 
-func classify(kind state.Kind, status int, e errorBody, body []byte) (rotate.Class, string) {
-	code := strings.ToLower(e.Code)
-	typ := strings.ToLower(e.Type)
-	msg := strings.ToLower(e.Message)
-	with := func(c rotate.Class, what string) (rotate.Class, string) {
-		r := fmt.Sprintf("%d %s", status, what)
-		switch {
-		case e.Code != "" && e.Code != fmt.Sprint(status):
-			r += " (" + short(e.Code) + ")"
-		case e.Type != "" && e.Type != "error":
-			r += " (" + short(e.Type) + ")"
-		case e.Status != "":
-			r += " (" + short(e.Status) + ")"
-		}
-		return c, r
+func classify(kind state.Kind, status int, e errorBody) (rotate.Class, string) {
+	c, what := classOf(kind, status, e)
+	r := fmt.Sprintf("%d %s", status, what)
+	switch {
+	case e.Code != "" && e.Code != fmt.Sprint(status):
+		r += " (" + short(e.Code) + ")"
+	case e.Type != "" && e.Type != "error":
+		r += " (" + short(e.Type) + ")"
+	case e.Status != "":
+		r += " (" + short(e.Status) + ")"
 	}
+	return c, r
+}
 
+// classOf is the class of an error answer, and what it is in words.
+func classOf(kind state.Kind, status int, e errorBody) (rotate.Class, string) {
+	code, typ, msg := strings.ToLower(e.Code), strings.ToLower(e.Type), strings.ToLower(e.Message)
 	// Spent money or quota, whatever the status says it is.
 	if quotaCodes[code] || quotaCodes[typ] || strings.Contains(msg, "credit balance is too low") ||
 		strings.Contains(msg, "reached your specified api usage limits") || strings.Contains(msg, "spend limit") {
-		return with(rotate.Quota, "quota or billing exhausted")
+		return rotate.Quota, "quota or billing exhausted"
 	}
 	if kind == state.KindGemini {
-		for _, r := range e.Reasons {
-			switch r {
-			case "API_KEY_INVALID", "API_KEY_EXPIRED":
-				return with(rotate.InvalidKey, "invalid key")
-			case "API_KEY_SERVICE_BLOCKED", "CONSUMER_SUSPENDED", "SERVICE_DISABLED":
-				return with(rotate.InvalidKey, "key blocked")
-			}
-		}
-		if strings.Contains(msg, "api key not valid") || strings.Contains(msg, "api key expired") {
-			return with(rotate.InvalidKey, "invalid key")
-		}
-		if status == 429 {
-			for _, id := range e.QuotaIDs {
-				if strings.Contains(id, "PerDay") {
-					return with(rotate.Quota, "daily quota exhausted ("+short(id)+")")
-				}
-			}
+		if c, what, ok := googleClass(status, e, msg); ok {
+			return c, what
 		}
 	}
-
 	switch {
 	case status == 429:
-		return with(rotate.RateLimited, "rate limited")
+		return rotate.RateLimited, "rate limited"
 	case status == 401:
-		return with(rotate.InvalidKey, "invalid key")
+		return rotate.InvalidKey, "invalid key"
 	case status == 402:
-		return with(rotate.Quota, "payment required")
+		return rotate.Quota, "payment required"
 	case status == 403:
 		// A region the provider does not serve: every key gets it.
 		if strings.Contains(code, "unsupported_country") || strings.Contains(msg, "location is not supported") ||
 			strings.Contains(msg, "not available in your country") {
-			return with(rotate.CallerFault, "refused for this region")
+			return rotate.CallerFault, "refused for this region"
 		}
-		return with(rotate.Forbidden, "forbidden")
+		return rotate.Forbidden, "forbidden"
 	case status == 529 || status == 503:
-		return with(rotate.Overloaded, "provider overloaded")
+		return rotate.Overloaded, "provider overloaded"
 	case status >= 500:
-		return with(rotate.ServerError, "server error")
+		return rotate.ServerError, "server error"
 	}
-	return with(rotate.CallerFault, "request refused")
+	return rotate.CallerFault, "request refused"
+}
+
+// googleClass reads what only Google's errors say: a key refused in the
+// error's reasons (a 400 with API_KEY_INVALID), and a daily quota in a
+// 429's quota ids; ok is false when they say nothing of the key.
+func googleClass(status int, e errorBody, msg string) (rotate.Class, string, bool) {
+	for _, r := range e.Reasons {
+		switch r {
+		case "API_KEY_INVALID", "API_KEY_EXPIRED":
+			return rotate.InvalidKey, "invalid key", true
+		case "API_KEY_SERVICE_BLOCKED", "CONSUMER_SUSPENDED", "SERVICE_DISABLED":
+			return rotate.InvalidKey, "key blocked", true
+		}
+	}
+	if strings.Contains(msg, "api key not valid") || strings.Contains(msg, "api key expired") {
+		return rotate.InvalidKey, "invalid key", true
+	}
+	if status == 429 {
+		for _, id := range e.QuotaIDs {
+			if strings.Contains(id, "PerDay") {
+				return rotate.Quota, "daily quota exhausted (" + short(id) + ")", true
+			}
+		}
+	}
+	return 0, "", false
 }
 
 // The codes and types in which the providers say "no money or quota left".

@@ -6,7 +6,7 @@
 // proxy reads of a request and how it asks a chat stream for its usage,
 // the usage each answer reports (Meter), llmkey's own error answers in
 // the provider's shape (WriteError), and the variables an SDK reads to
-// find a provider (SDKEnv).
+// find a provider, one row per built-in provider (env.go).
 //
 // A new kind is one change here plus the built-in provider table
 // (state/providers.go). It imports rotate for the vocabulary of answers

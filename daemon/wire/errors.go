@@ -29,6 +29,7 @@ const (
 	BodyTooLarge        Code = "body-too-large"
 	UpstreamLeak        Code = "upstream-leak"
 	UpstreamIncomplete  Code = "upstream-incomplete"
+	AnswerTooLarge      Code = "answer-too-large"
 )
 
 // CodeDoc says what each code means, with its status, for the man page.
@@ -49,11 +50,12 @@ var CodeDoc = []struct {
 	{Code(rotate.ConversationKeyBusy), "429: the conversation's stored state lives with one key, which cannot serve now; Retry-After is when it frees."},
 	{Code(rotate.ConversationKeyGone), "409: the conversation's stored state lives with a key that is no longer in the keyfile (or the token's selection)."},
 	{UpstreamIncomplete, "502: a demoted request's stream (demote_to_stream) broke off before its message was whole."},
-	{Overloaded, "429: over max_in_flight requests, or request bodies over max_buffered_mb in memory; Retry-After: 1."},
+	{AnswerTooLarge, "502: a demoted request's answer is more than llmkey holds to assemble it: 64 MiB in memory (less when max_buffered_mb leaves less), 16384 content blocks, or an event over 4 MiB; X-Should-Retry: false."},
+	{Overloaded, "429: over max_in_flight requests, or request bodies and demoted answers over max_buffered_mb in memory; Retry-After: 1."},
 	{BodyTooLarge, "413: the request body is over max_body_mb."},
 	{Draining, "503: the daemon is shutting down; Retry-After: 1."},
 	{UpstreamUnreachable, "502: the provider could not be reached."},
-	{UpstreamTimeout, "504: no response headers within response_header_timeout."},
+	{UpstreamTimeout, "504: no response headers within response_header_timeout, or a demoted request's stream not ended within it."},
 	{UpstreamLeak, "the provider's status: its error answer held the key, and llmkey withheld it."},
 }
 

@@ -31,6 +31,9 @@ type Format struct {
 	// StoresResponses: its answers carry response ids that later
 	// requests refer to (previous_response_id), over HTTP or a socket.
 	StoresResponses bool
+	// UsageIfAsked is the route (suffix) whose streams report their
+	// usage only when the request asks (stream_options.include_usage).
+	UsageIfAsked string
 }
 
 // KeyHeader is a header sent with one key only, with the key's value.
@@ -48,6 +51,7 @@ var formats = map[state.Kind]*Format{
 		},
 		ProbePath:       "/models",
 		StoresResponses: true,
+		UsageIfAsked:    "/chat/completions",
 	},
 	state.KindAnthropic: {
 		AuthHeader: "X-Api-Key",
@@ -60,13 +64,17 @@ var formats = map[state.Kind]*Format{
 	},
 }
 
-// For is kind's wire format; an unknown kind is OpenAI's, the format
-// most compatible providers speak.
+// DefaultKind is the format most compatible providers speak: For's
+// answer for a kind it does not know, and the error shape of a route to
+// no provider.
+const DefaultKind = state.KindOpenAI
+
+// For is kind's wire format; an unknown kind is DefaultKind's.
 func For(kind state.Kind) *Format {
 	if f, ok := formats[kind]; ok {
 		return f
 	}
-	return formats[state.KindOpenAI]
+	return formats[DefaultKind]
 }
 
 // AuthHeader is the header a kind's own SDK sends the key in, canonical.

@@ -83,10 +83,12 @@ func ResponseRef(id string) string { return refResponse + id }
 // cache; it may move when its key cannot serve.
 var SessionHeaders = []string{"X-Claude-Code-Session-Id", "X-Codex-Session-Id", "Session_id", "Conversation_id"}
 
-// SessionOf is the session a request's headers name ("": none).
+// SessionOf is the session a request's headers name ("": none). The
+// names are canonical: looked up as they are, not canonicalized again on
+// every request.
 func SessionOf(h http.Header) string {
 	for _, name := range SessionHeaders {
-		if v := h.Get(name); v != "" {
+		if v := header(h, name); v != "" {
 			return refHeader + v
 		}
 	}
@@ -182,35 +184,64 @@ func Inspect(kind state.Kind, rest string, body []byte) Request {
 	if ref := pathRef(kind, rest); ref != "" {
 		info.Session, info.Pinned = ref, true
 	}
-	if i := strings.Index(rest, "/models/"); i >= 0 && kind == state.KindGemini {
-		m := rest[i+len("/models/"):]
-		if j := strings.IndexAny(m, ":/?"); j >= 0 {
-			m = m[:j]
-		}
-		info.Model = ModelLabel(m)
-		if bytes.Contains(body, []byte(`"cachedContent"`)) {
-			jsonscan.Members(body, func(key []byte, vs, ve int) {
-				if string(key) == "cachedContent" {
-					if v, _ := jsonscan.String(body[vs:ve]); v != "" && !info.Pinned {
-						info.Session, info.Pinned = refCached+v, true
-					}
-				}
-			})
-		}
+	if For(kind).ModelInPath {
+		info.inspectPath(rest, body)
 		return info
 	}
 	if len(body) == 0 || !bytes.Contains(body, []byte(`"`)) {
 		return info
 	}
-	stream := false
-	var promptKey string
-	ok := jsonscan.Members(body, func(key []byte, vs, ve int) {
+	promptKey, ok := info.inspectBody(body)
+	if !ok {
+		return Request{Session: info.Session, Pinned: info.Pinned}
+	}
+	if info.Session == "" && promptKey != "" {
+		info.Session = refPromptKey + promptKey
+	}
+	info.Model = ModelLabel(info.Model)
+	if suffix := For(kind).UsageIfAsked; info.stream && suffix != "" && strings.HasSuffix(strings.TrimSuffix(rest, "/"), suffix) {
+		info.WantsUsage = info.usageUnsaid(body)
+	}
+	return info
+}
+
+// inspectPath reads a request whose model is named in its route
+// (/v1beta/models/NAME:generateContent), and the cached content its body
+// refers to.
+func (info *Request) inspectPath(rest string, body []byte) {
+	i := strings.Index(rest, "/models/")
+	if i < 0 {
+		return
+	}
+	m := rest[i+len("/models/"):]
+	if j := strings.IndexAny(m, ":/?"); j >= 0 {
+		m = m[:j]
+	}
+	info.Model = ModelLabel(m)
+	if !bytes.Contains(body, []byte(`"cachedContent"`)) {
+		return
+	}
+	jsonscan.Members(body, func(key []byte, vs, ve int) {
+		if string(key) == "cachedContent" {
+			if v, _ := jsonscan.String(body[vs:ve]); v != "" && !info.Pinned {
+				info.Session, info.Pinned = refCached+v, true
+			}
+		}
+	})
+}
+
+// inspectBody reads the top level of a JSON body: the model and where it
+// is, stream and stream_options, and the stored state it refers to; it
+// returns its prompt_cache_key, and false for a body that is no JSON
+// object.
+func (info *Request) inspectBody(body []byte) (promptKey string, ok bool) {
+	ok = jsonscan.Members(body, func(key []byte, vs, ve int) {
 		switch string(key) {
 		case "model":
 			info.Model, _ = jsonscan.String(body[vs:ve])
 			info.modelStart, info.modelEnd = vs, ve
 		case "stream":
-			stream = string(body[vs:ve]) == "true"
+			info.stream = string(body[vs:ve]) == "true"
 			info.streamStart, info.streamEnd = vs, ve
 		case "stream_options":
 			info.optsStart, info.optsEnd = vs, ve
@@ -219,52 +250,52 @@ func Inspect(kind state.Kind, rest string, body []byte) Request {
 				info.Session, info.Pinned = refResponse+v, true
 			}
 		case "conversation":
-			// A string id, or {"id": ...}.
-			v, _ := jsonscan.String(body[vs:ve])
-			if v == "" {
-				obj := body[vs:ve]
-				jsonscan.Members(obj, func(k []byte, s, e int) {
-					if string(k) == "id" {
-						v, _ = jsonscan.String(obj[s:e])
-					}
-				})
-			}
-			if v != "" && !info.Pinned {
+			if v := conversationID(body[vs:ve]); v != "" && !info.Pinned {
 				info.Session, info.Pinned = refConversation+v, true
 			}
 		case "prompt_cache_key":
 			promptKey, _ = jsonscan.String(body[vs:ve])
 		}
 	})
-	if !ok {
-		return Request{Session: info.Session, Pinned: info.Pinned}
+	return promptKey, ok
+}
+
+// conversationID is a conversation's id: a string, or {"id": ...}.
+func conversationID(v []byte) string {
+	if id, _ := jsonscan.String(v); id != "" {
+		return id
 	}
-	info.stream = stream
-	if info.Session == "" && promptKey != "" {
-		info.Session = refPromptKey + promptKey
-	}
-	info.Model = ModelLabel(info.Model)
-	chat := kind == state.KindOpenAI && strings.HasSuffix(strings.TrimSuffix(rest, "/"), "/chat/completions")
-	if !chat || !stream {
-		return info
-	}
-	info.WantsUsage = true
-	if info.optsStart >= 0 {
-		opts := body[info.optsStart:info.optsEnd]
-		switch {
-		case string(opts) == "null":
-		case opts[0] != '{':
-			info.WantsUsage = false // not ours to fix
-		default:
-			jsonscan.Members(opts, func(key []byte, _, _ int) {
-				info.optsHasKeys = true
-				if string(key) == "include_usage" {
-					info.WantsUsage = false // said, either way
-				}
-			})
+	var id string
+	jsonscan.Members(v, func(k []byte, s, e int) {
+		if string(k) == "id" {
+			id, _ = jsonscan.String(v[s:e])
 		}
+	})
+	return id
+}
+
+// usageUnsaid reports whether a stream's stream_options leaves
+// include_usage unsaid (absent or null: llmkey may ask for it; anything
+// else is the client's to decide).
+func (info *Request) usageUnsaid(body []byte) bool {
+	if info.optsStart < 0 {
+		return true
 	}
-	return info
+	opts := body[info.optsStart:info.optsEnd]
+	switch {
+	case string(opts) == "null":
+		return true
+	case opts[0] != '{':
+		return false // not ours to fix
+	}
+	unsaid := true
+	jsonscan.Members(opts, func(key []byte, _, _ int) {
+		info.optsHasKeys = true
+		if string(key) == "include_usage" {
+			unsaid = false // said, either way
+		}
+	})
+	return unsaid
 }
 
 // WithStreamUsage asks a chat stream to end with its usage: it adds

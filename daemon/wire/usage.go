@@ -26,7 +26,8 @@ func (u Usage) Counts() state.Counts {
 // provider puts its usage.
 type Meter struct {
 	sse  bool
-	line []byte // the SSE line being read
+	line sseLines
+
 	tail []byte // the last tailSize bytes of a JSON body
 	u    Usage
 	seen bool
@@ -48,10 +49,7 @@ func (m *Meter) KeepID() { m.wantID = true }
 // headSize is how much of a JSON answer is kept for its id.
 const headSize = 4 << 10
 
-const (
-	tailSize    = 64 << 10
-	maxLineSize = 4 << 20 // longer data lines are skipped, not buffered
-)
+const tailSize = 64 << 10
 
 // NewMeter reads an answer of that content type.
 func NewMeter(contentType string) *Meter {
@@ -70,32 +68,19 @@ func (m *Meter) Write(p []byte) (int, error) {
 		}
 		return len(p), nil
 	}
-	rest := p
-	for len(rest) > 0 {
-		i := bytes.IndexByte(rest, '\n')
-		if i < 0 {
-			if len(m.line)+len(rest) <= maxLineSize {
-				m.line = append(m.line, rest...)
-			} else {
-				m.line = m.line[:0]
-			}
-			break
+	for rest := p; len(rest) > 0; {
+		n, line, end := m.line.next(rest)
+		rest = rest[n:]
+		if end == wholeLine { // a longer line is no usage event: skipped
+			m.event(line)
 		}
-		if len(m.line) > 0 {
-			m.line = append(m.line, rest[:i]...)
-			m.event(m.line)
-			m.line = m.line[:0]
-		} else {
-			m.event(rest[:i])
-		}
-		rest = rest[i+1:]
 	}
 	return len(p), nil
 }
 
 // event reads one SSE line; only data lines that mention usage are parsed.
 func (m *Meter) event(line []byte) {
-	data, ok := bytes.CutPrefix(line, []byte("data:"))
+	data, ok := dataField(line)
 	if !ok {
 		return
 	}

@@ -56,45 +56,59 @@ func RetryAfter(h http.Header, body []byte, now time.Time) (wait time.Duration, 
 // included: when a remaining count is 0, the key is spent until the
 // matching reset. It returns the longest such wait.
 func ResetWhenExhausted(h http.Header, now time.Time) (time.Duration, string) {
-	var best time.Duration
-	var src string
-	for i := range rateLimits {
-		r := &rateLimits[i]
-		if strings.TrimSpace(header(h, r.remaining)) != "0" {
-			continue
-		}
-		if d, ok := r.resetIn(h, now); ok && d > best {
-			best, src = d, strings.ToLower(r.reset)
-		}
-	}
-	return clampWait(best), src
+	l := limitsOf(h, now)
+	return l.wait, l.source
 }
 
 // Headroom is the smallest share of a limit an answer says is left
 // (remaining over limit), and how soon that limit resets; for is 0 when
 // the answer says nothing of its limits.
 func Headroom(h http.Header, now time.Time) (left float64, resets time.Duration) {
-	left = 1
+	l := limitsOf(h, now)
+	return l.left, l.resets
+}
+
+// limits is what an answer's rate-limit headers say.
+type limits struct {
+	wait   time.Duration // until the latest reset of a limit spent (remaining 0)
+	source string        // the header that said so
+	left   float64       // the smallest share of a limit left
+	resets time.Duration // when that limit resets (0: none said)
+}
+
+// limitsOf reads an answer's rate-limit headers, in one pass: every
+// success is looked at, and most answers send few of them or none (a
+// header looked for that is absent costs a lookup, nothing more).
+func limitsOf(h http.Header, now time.Time) limits {
+	l := limits{left: 1}
 	for i := range rateLimits {
 		r := &rateLimits[i]
-		remS, limS := header(h, r.remaining), header(h, r.limit)
-		if remS == "" || limS == "" {
-			continue // most answers send few of them: a failed parse allocates
-		}
-		rem, err1 := strconv.ParseFloat(strings.TrimSpace(remS), 64)
-		lim, err2 := strconv.ParseFloat(strings.TrimSpace(limS), 64)
-		if err1 != nil || err2 != nil || lim <= 0 || rem < 0 {
+		remS := strings.TrimSpace(header(h, r.remaining))
+		if remS == "" {
 			continue
 		}
 		d, ok := r.resetIn(h, now)
-		if !ok || d <= 0 {
+		if !ok {
 			continue
 		}
-		if share := min(rem/lim, 1); share < left || resets == 0 {
-			left, resets = share, clampWait(d)
+		if remS == "0" && d > l.wait {
+			l.wait, l.source = d, strings.ToLower(r.reset)
+		}
+		limS := strings.TrimSpace(header(h, r.limit))
+		if limS == "" || d <= 0 {
+			continue
+		}
+		rem, err1 := strconv.ParseFloat(remS, 64)
+		lim, err2 := strconv.ParseFloat(limS, 64)
+		if err1 != nil || err2 != nil || lim <= 0 || rem < 0 {
+			continue
+		}
+		if share := min(rem/lim, 1); share < l.left || l.resets == 0 {
+			l.left, l.resets = share, clampWait(d)
 		}
 	}
-	return left, resets
+	l.wait = clampWait(l.wait)
+	return l
 }
 
 // rateLimit is one limit's headers, as a received header's keys are
