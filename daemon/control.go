@@ -138,22 +138,8 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		InFlight: d.proxy.InFlight(), Draining: d.proxy.Draining(), StartedAt: &started, Log: &d.opts.LogTo, SocketActivated: d.runtime.handedOver, Spawned: d.opts.Spawned,
 		Providers: map[string]control.ProviderStatus{}, Problems: []string{}}
 
-	d.mu.Lock()
-	kf := &control.KeyfileStatus{Path: d.opts.Paths.Keyfile, LoadedAt: d.loadedAt}
-	if err := d.keyfileErr; err != nil {
-		kf.Error = err.Error()
-		var ke *state.KeyfileError
-		if errors.As(err, &ke) {
-			kf.Line = ke.Line
-		}
-		var h interface{ HintText() string }
-		if errors.As(err, &h) {
-			kf.Hint = h.HintText()
-		}
-	}
-	d.mu.Unlock()
+	kf := d.keyfileStatus()
 	st.Keyfile = kf
-	kf.ServingLastGood = kf.Error != "" && d.servedGood
 	if kf.Error != "" {
 		if kf.ServingLastGood {
 			st.Problems = append(st.Problems, kf.Error+" (serving the last good keyfile)")
@@ -168,36 +154,8 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		cached = d.usage.cacheReads(state.Day(now))
 	}
 	for _, n := range slices.Sorted(maps.Keys(snap.Providers)) {
-		up := snap.Providers[n]
-		ps := providerStatus(up, now, cached)
-		usable := false
-		for _, k := range ps.Keys {
-			usable = usable || rotate.KeyState(k.State).Serving()
-		}
-		if !usable {
-			var why []string
-			for _, k := range ps.Keys {
-				if k.Action != "" { // its own problem below says why
-					why = append(why, k.Name+" "+k.State)
-				} else {
-					why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
-				}
-			}
-			st.Problems = append(st.Problems, fmt.Sprintf("%s has no usable key: %s", n, strings.Join(why, ", ")))
-		}
-		for _, k := range ps.Keys {
-			if k.Action != "" {
-				st.Problems = append(st.Problems, KeyProblem(k))
-			}
-		}
-		if ps.Circuit != "closed" {
-			st.Problems = append(st.Problems, fmt.Sprintf("%s is failing, requests held back: %s", n, ps.Circuit))
-		}
-		for _, fb := range up.Fallback {
-			if snap.Providers[fb] == nil {
-				st.Problems = append(st.Problems, fmt.Sprintf("%s falls over to %s, which has no key: add one (llmkey add %s) or take it out of fallback", n, fb, fb))
-			}
-		}
+		ps := providerStatus(snap.Providers[n], now, cached)
+		st.Problems = append(st.Problems, providerProblems(snap, n, ps)...)
 		st.Providers[n] = ps
 	}
 	if len(snap.Config.Keys) == 0 {
@@ -219,6 +177,61 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 		st.Problems = append(st.Problems, problem)
 	}
 	return st
+}
+
+// keyfileStatus is the keyfile served, and the error of its last load.
+func (d *Daemon) keyfileStatus() *control.KeyfileStatus {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	kf := &control.KeyfileStatus{Path: d.opts.Paths.Keyfile, LoadedAt: d.loadedAt}
+	if err := d.keyfileErr; err != nil {
+		kf.Error = err.Error()
+		var ke *state.KeyfileError
+		if errors.As(err, &ke) {
+			kf.Line = ke.Line
+		}
+		var h interface{ HintText() string }
+		if errors.As(err, &h) {
+			kf.Hint = h.HintText()
+		}
+	}
+	kf.ServingLastGood = kf.Error != "" && d.servedGood
+	return kf
+}
+
+// providerProblems are what keeps provider n (its status ps) from
+// serving, or what its keys wait on their owner for.
+func providerProblems(snap *proxy.Snapshot, n string, ps control.ProviderStatus) []string {
+	var out []string
+	usable := false
+	for _, k := range ps.Keys {
+		usable = usable || rotate.KeyState(k.State).Serving()
+	}
+	if !usable {
+		var why []string
+		for _, k := range ps.Keys {
+			if k.Action != "" { // its own problem below says why
+				why = append(why, k.Name+" "+k.State)
+			} else {
+				why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
+			}
+		}
+		out = append(out, fmt.Sprintf("%s has no usable key: %s", n, strings.Join(why, ", ")))
+	}
+	for _, k := range ps.Keys {
+		if k.Action != "" {
+			out = append(out, KeyProblem(k))
+		}
+	}
+	if ps.Circuit != "closed" {
+		out = append(out, fmt.Sprintf("%s is failing, requests held back: %s", n, ps.Circuit))
+	}
+	for _, fb := range ps.Fallback {
+		if snap.Providers[fb] == nil {
+			out = append(out, fmt.Sprintf("%s falls over to %s, which has no key: add one (llmkey add %s) or take it out of fallback", n, fb, fb))
+		}
+	}
+	return out
 }
 
 // providerStatus is up's state now; cached is each key's cache reads

@@ -318,19 +318,9 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 		d.log.Info("the state dir was removed; putting it back with all it held", "dir", dir)
 	}
 	if relock {
-		f, err := acquireLock(d.opts.Paths.StateLockPath())
-		if errors.Is(err, errLocked) {
-			// Another daemon started on the state dir while it was gone:
-			// two writers would lose counts. This one stops.
-			d.log.Warn("another daemon took over the state dir; this one stops", "pid", control.LockHolder(d.opts.Paths.StateLockPath()))
-			d.requestStop()
+		if err := d.relockState(); err != nil {
 			return saved, err
 		}
-		if err != nil {
-			return saved, err
-		}
-		d.runtime.stateLock.Close()
-		d.runtime.stateLock = f
 	}
 	if writeToken {
 		if err := state.WriteAtomic(state.TokenFile(dir), []byte(d.proxy.Token+"\n"), 0o600); err != nil {
@@ -351,11 +341,43 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	if !writeHist && !writeRecent {
 		return gen, nil
 	}
+	g, err := d.writeUsage(from, histGen, writeHist)
+	if err != nil {
+		return saved, err
+	}
+	return g, nil
+}
+
+// relockState takes the state dir's lock again, on the lock file put
+// back with the dir.
+func (d *Daemon) relockState() error {
+	f, err := acquireLock(d.opts.Paths.StateLockPath())
+	if errors.Is(err, errLocked) {
+		// Another daemon started on the state dir while it was gone:
+		// two writers would lose counts. This one stops.
+		d.log.Warn("another daemon took over the state dir; this one stops", "pid", control.LockHolder(d.opts.Paths.StateLockPath()))
+		d.requestStop()
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	d.runtime.stateLock.Close()
+	d.runtime.stateLock = f
+	return nil
+}
+
+// writeUsage writes the usage of the days from on (usage-recent.json)
+// and, with hist, of the days before (usage.json), as of histGen, the
+// ledger's historyGeneration read before. It returns the generation
+// written.
+func (d *Daemon) writeUsage(from string, histGen uint64, hist bool) (uint64, error) {
+	dir := d.opts.Paths.StateDir
 	rows, g := d.usage.snapshot()
-	var hist, recent []state.UsageRow
+	var before, recent []state.UsageRow
 	for _, r := range rows {
 		if r.Day < from {
-			hist = append(hist, r)
+			before = append(before, r)
 		} else {
 			recent = append(recent, r)
 		}
@@ -366,14 +388,14 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	}
 	// The history first: a crash between the two leaves a row in both
 	// files, which a load reads once, rather than in neither.
-	if writeHist {
-		if err := write(histPath, hist); err != nil {
-			return saved, err
+	if hist {
+		if err := write(state.UsageFile(dir), before); err != nil {
+			return 0, err
 		}
 		d.persist.historyFrom, d.persist.historyGen = from, histGen
 	}
-	if err := write(recentPath, recent); err != nil {
-		return saved, err
+	if err := write(state.UsageRecentFile(dir), recent); err != nil {
+		return 0, err
 	}
 	return g, nil
 }
