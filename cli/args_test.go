@@ -124,10 +124,10 @@ func TestParseDurations(t *testing.T) {
 }
 
 // An unknown command is steered to one only when that one is spelt
-// nearly as typed (at most half its letters off): a word that shares
-// nothing with a command gets the list, not a stranger.
+// nearly as typed (at most half its letters off, the first one right): a
+// word that shares nothing with a command gets the list, not a stranger.
 func TestUnknownCommandSuggestsOnlyLookAlikes(t *testing.T) {
-	for _, word := range []string{"mv", "xy", "qq", "zap"} {
+	for _, word := range []string{"mv", "xy", "qq", "zap", "remov"} {
 		_, stderr, code := run(t, word)
 		if code != ExitUsage || !strings.Contains(stderr, "unknown command") {
 			t.Errorf("llmkey %s: exit %d\n%s", word, code, stderr)

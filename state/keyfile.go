@@ -513,13 +513,20 @@ func Closest(s string, candidates []string) string { return closest(s, candidate
 func closest(s string, candidates []string) string {
 	best, bestD := "", 3
 	for _, c := range candidates {
-		// At most two edits, and no more than half the word's letters:
-		// "mv" is not a misspelt "ls".
-		if d := editDistance(s, c); d < bestD && d > 0 && 2*d <= len(s) {
+		// At most two edits, no more than half the word's letters, and
+		// the same first letter: "mv" is not a misspelt "ls", nor "remov"
+		// one of "demo".
+		if d := editDistance(s, c); d < bestD && d > 0 && 2*d <= len(s) && sameFirst(s, c) {
 			best, bestD = c, d
 		}
 	}
 	return best
+}
+
+// sameFirst reports whether a and b begin with the same letter, in
+// either case.
+func sameFirst(a, b string) bool {
+	return a != "" && b != "" && strings.EqualFold(a[:1], b[:1])
 }
 
 // editDistance counts the edits that turn a into b: a letter inserted,
