@@ -26,9 +26,10 @@ func ConfigureRenameCommand(app *ucli.App) {
 		Name:      "rename",
 		Usage:     "rename a key in place; its usage, state and keychain entry follow it",
 		ArgsUsage: "PROVIDER/NAME NEW (or PROVIDER NAME NEW)",
-		Description: "Changes the key's name line in the keyfile and nothing else. Its usage (every day's), what the daemon knows " +
-			"of it (a cooldown, a parked or disabled key, its conversations) and the scoped tokens that name it go to the new " +
-			"name, with the daemon running or not; a key kept in the keychain (keychain = true) moves to the account PROVIDER/NEW.",
+		Description: "Changes the key's name line in the keyfile and nothing else. Its usage (every day's) and a disable go to " +
+			"the new name, with the daemon running or not; with it running, so do what the daemon learned of the key (a " +
+			"cooldown, parking, its conversations) and the scoped tokens that name it. A key kept in the keychain " +
+			"(keychain = true) moves to the account PROVIDER/NEW.",
 		BashComplete: completeKeyRefs,
 		Action: func(c *ucli.Context) error {
 			if err := wantArgs(c, 2, 3); err != nil {
