@@ -94,7 +94,7 @@ func DemoCommand(ctx context.Context, in DemoCommandInput, s Streams) (err error
 			if cerr := d.close(); cerr != nil && err == nil {
 				err = cerr
 			}
-			if ctx.Err() != nil && err == nil {
+			if ctx.Err() != nil && err == nil && !d.told { // Ctrl-C after the story ends it as Enter does
 				err = &Error{Err: errors.New("demo interrupted; its daemon and files are gone"), Code: ExitInterrupted}
 			}
 		}()
@@ -113,6 +113,7 @@ func DemoCommand(ctx context.Context, in DemoCommandInput, s Streams) (err error
 			return err
 		}
 	}
+	d.told = true
 	d.outro(ctx)
 	return nil
 }
@@ -132,6 +133,7 @@ type demo struct {
 	seen   int               // the fake's answers told so far
 	refs   map[string]string // PROVIDER/NAME by secret
 	sent   int               // requests sent
+	told   bool              // the story is told: what is left is the outro's wait
 }
 
 // newDemo makes the demo's directory, keyfile, fake provider and daemon;
