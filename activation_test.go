@@ -71,9 +71,7 @@ func TestSocketActivation(t *testing.T) {
 // daemon", and returns the port and the token a daemon made before.
 func socketActivated(t *testing.T) (u *user, cmd *exec.Cmd, addr, token string) {
 	t.Helper()
-	if _, err := exec.LookPath("systemd-socket-activate"); err != nil {
-		t.Fatal("systemd-socket-activate is needed (apt-get install systemd; .ci/run installs it)")
-	}
+	needTool(t, "systemd-socket-activate", "systemd")
 	u = newUser(t)
 	fake := newFakeProvider(t)
 	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-")})

@@ -15,6 +15,8 @@ import (
 	"time"
 
 	"github.com/gorilla/websocket"
+
+	"github.com/llmkey/llmkey/cli/fakeprovider"
 )
 
 // fakeProvider stands in for OpenAI, Anthropic and Gemini on loopback. It
@@ -134,84 +136,19 @@ func (f *fakeProvider) serve(w http.ResponseWriter, r *http.Request) {
 
 	body, _ := io.ReadAll(r.Body)
 	var req struct {
-		Model         string `json:"model"`
-		Stream        bool   `json:"stream"`
-		StreamOptions struct {
-			IncludeUsage bool `json:"include_usage"`
-		} `json:"stream_options"`
+		Model  string `json:"model"`
+		Stream bool   `json:"stream"`
 	}
 	json.Unmarshal(body, &req)
 	f.mu.Lock()
 	f.seen[idx].Stream = req.Stream || strings.HasSuffix(r.URL.Path, ":streamGenerateContent")
 	f.mu.Unlock()
-	switch {
-	case r.URL.Path == "/v1/chat/completions" && req.Model == "slow":
+	if r.URL.Path == "/v1/chat/completions" && req.Model == "slow" {
 		f.slowStream(w)
-	case r.URL.Path == "/v1/chat/completions" && req.Stream:
-		// As OpenAI: usage comes in a last chunk only when asked for.
-		events := []string{"", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"role":"assistant","content":"hel"},"finish_reason":null}]` + chunkUsage(req.StreamOptions.IncludeUsage) + `}`,
-			"", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[{"index":0,"delta":{"content":"lo"},"finish_reason":"stop"}]` + chunkUsage(req.StreamOptions.IncludeUsage) + `}`}
-		if req.StreamOptions.IncludeUsage {
-			events = append(events, "", `{"id":"c1","object":"chat.completion.chunk","created":1,"model":"gpt-4o","choices":[],"usage":`+fakeUsage.chatStream+`}`)
-		}
-		sse(w, append(events, "", `[DONE]`)...)
-	case r.URL.Path == "/v1/chat/completions":
-		writeJSONBody(w, `{"id":"c1","object":"chat.completion","created":1,"model":"gpt-4o","choices":[{"index":0,"message":{"role":"assistant","content":"hello"},"finish_reason":"stop"}],"usage":`+fakeUsage.chat+`}`)
-	case r.URL.Path == "/v1/responses":
-		resp := `{"id":"resp_1","object":"response","created_at":1,"status":"%s","model":"gpt-4o","output":%s,"parallel_tool_calls":true,"tool_choice":"auto","tools":[]%s}`
-		msg := `[{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hello","annotations":[]}]}]`
-		usage := `,"usage":` + fakeUsage.responses
-		if !req.Stream {
-			writeJSONBody(w, fmt.Sprintf(resp, "completed", msg, usage))
-			return
-		}
-		// Every event a streamed response has, as the API sends them.
-		item := `{"type":"message","id":"msg_1","status":"completed","role":"assistant","content":[{"type":"output_text","text":"hello","annotations":[]}]}`
-		sse(w, "response.created", `{"type":"response.created","sequence_number":0,"response":`+fmt.Sprintf(resp, "in_progress", "[]", "")+`}`,
-			"response.in_progress", `{"type":"response.in_progress","sequence_number":1,"response":`+fmt.Sprintf(resp, "in_progress", "[]", "")+`}`,
-			"response.output_item.added", `{"type":"response.output_item.added","sequence_number":2,"output_index":0,"item":{"type":"message","id":"msg_1","status":"in_progress","role":"assistant","content":[]}}`,
-			"response.content_part.added", `{"type":"response.content_part.added","sequence_number":3,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"","annotations":[]}}`,
-			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":4,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"hel"}`,
-			"response.output_text.delta", `{"type":"response.output_text.delta","sequence_number":5,"item_id":"msg_1","output_index":0,"content_index":0,"delta":"lo"}`,
-			"response.output_text.done", `{"type":"response.output_text.done","sequence_number":6,"item_id":"msg_1","output_index":0,"content_index":0,"text":"hello"}`,
-			"response.content_part.done", `{"type":"response.content_part.done","sequence_number":7,"item_id":"msg_1","output_index":0,"content_index":0,"part":{"type":"output_text","text":"hello","annotations":[]}}`,
-			"response.output_item.done", `{"type":"response.output_item.done","sequence_number":8,"output_index":0,"item":`+item+`}`,
-			"response.completed", `{"type":"response.completed","sequence_number":9,"response":`+fmt.Sprintf(resp, "completed", msg, usage)+`}`)
-	case r.URL.Path == "/v1/messages" && req.Stream:
-		sse(w, "message_start", `{"type":"message_start","message":{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[],"stop_reason":null,"stop_sequence":null,"usage":{"input_tokens":23,"cache_read_input_tokens":3,"cache_creation_input_tokens":1,"output_tokens":1}}}`,
-			"content_block_start", `{"type":"content_block_start","index":0,"content_block":{"type":"text","text":""}}`,
-			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"hel"}}`,
-			"content_block_delta", `{"type":"content_block_delta","index":0,"delta":{"type":"text_delta","text":"lo"}}`,
-			"content_block_stop", `{"type":"content_block_stop","index":0}`,
-			"message_delta", `{"type":"message_delta","delta":{"stop_reason":"end_turn","stop_sequence":null},"usage":{"output_tokens":12}}`,
-			"message_stop", `{"type":"message_stop"}`)
-	case r.URL.Path == "/v1/messages":
-		writeJSONBody(w, `{"id":"msg_1","type":"message","role":"assistant","model":"claude-x","content":[{"type":"text","text":"hello"}],"stop_reason":"end_turn","stop_sequence":null,"usage":{"input_tokens":19,"output_tokens":8,"cache_read_input_tokens":5,"cache_creation_input_tokens":2}}`)
-	case strings.HasSuffix(r.URL.Path, ":streamGenerateContent"):
-		// Gemini repeats usageMetadata; the last one counts.
-		sse(w, "", `{"candidates":[{"content":{"parts":[{"text":"hel"}],"role":"model"},"index":0}],"usageMetadata":{"promptTokenCount":31,"candidatesTokenCount":1,"totalTokenCount":32},"modelVersion":"gemini-x"}`,
-			"", `{"candidates":[{"content":{"parts":[{"text":"lo"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":31,"candidatesTokenCount":6,"totalTokenCount":37},"modelVersion":"gemini-x"}`)
-	case strings.HasSuffix(r.URL.Path, ":generateContent"):
-		writeJSONBody(w, `{"candidates":[{"content":{"parts":[{"text":"hello"}],"role":"model"},"finishReason":"STOP","index":0}],"usageMetadata":{"promptTokenCount":29,"cachedContentTokenCount":9,"candidatesTokenCount":10,"thoughtsTokenCount":4,"totalTokenCount":43},"modelVersion":"gemini-x"}`)
-	default:
-		w.WriteHeader(http.StatusNotFound)
-		fmt.Fprintf(w, `{"error":{"message":"fake provider: no route %s"}}`, r.URL.Path)
+		return
 	}
-}
-
-// fakeUsage is what the fake reports, per API. The tokens each request of
-// TestSDKHelper used, as llmkey counts them, are in sdkUsage.
-var fakeUsage = struct{ chat, chatStream, responses string }{
-	chat:       `{"prompt_tokens":11,"completion_tokens":7,"total_tokens":18,"prompt_tokens_details":{"cached_tokens":4},"completion_tokens_details":{"reasoning_tokens":2}}`,
-	chatStream: `{"prompt_tokens":13,"completion_tokens":5,"total_tokens":18}`,
-	responses:  `{"input_tokens":17,"input_tokens_details":{"cached_tokens":6},"output_tokens":9,"output_tokens_details":{"reasoning_tokens":3},"total_tokens":26}`,
-}
-
-func chunkUsage(asked bool) string {
-	if asked {
-		return `,"usage":null`
-	}
-	return ""
+	_, kind := fakeprovider.Credential(r)
+	fakeprovider.ReplyTo(w, r, kind, body)
 }
 
 // slowStream sends five events one second apart: a 5-second stream.
@@ -225,22 +162,10 @@ func (f *fakeProvider) slowStream(w http.ResponseWriter) {
 	fmt.Fprint(w, "data: [DONE]\n\n")
 }
 
-func writeJSONBody(w http.ResponseWriter, s string) {
-	w.Header().Set("Content-Type", "application/json")
-	io.WriteString(w, s)
-}
+func writeJSONBody(w http.ResponseWriter, s string) { fakeprovider.JSON(w, s) }
 
 // sse writes (event, data) pairs as server-sent events, flushing each.
-func sse(w http.ResponseWriter, pairs ...string) {
-	w.Header().Set("Content-Type", "text/event-stream")
-	for i := 0; i+1 < len(pairs); i += 2 {
-		if pairs[i] != "" {
-			fmt.Fprintf(w, "event: %s\n", pairs[i])
-		}
-		fmt.Fprintf(w, "data: %s\n\n", pairs[i+1])
-		w.(http.Flusher).Flush()
-	}
-}
+func sse(w http.ResponseWriter, pairs ...string) { fakeprovider.SSE(w, pairs...) }
 
 // serveResponsesSocket is the Responses API over WebSocket, as Codex and
 // the openai SDK's ResponsesWS use it, at /v1/responses only: each

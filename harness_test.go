@@ -362,3 +362,27 @@ func readFile(t testing.TB, path string) string {
 	}
 	return string(b)
 }
+
+// needTool skips the test when the program name is not installed, saying
+// which package brings it (a Debian one), unless CI=true: there every
+// tool is installed (.ci/run does it), so a missing one fails the test.
+func needTool(t testing.TB, name, pkg string) {
+	t.Helper()
+	if msg := missingTool(t, name, pkg); msg != "" {
+		t.Skip(msg)
+	}
+}
+
+// missingTool is "" when the program name is installed, else what to
+// install; with CI=true a missing one fails the test.
+func missingTool(t testing.TB, name, pkg string) string {
+	t.Helper()
+	if _, err := exec.LookPath(name); err == nil {
+		return ""
+	}
+	msg := fmt.Sprintf("%s is not installed: install it to run this test (Debian: apt-get install %s; .ci/run installs it)", name, pkg)
+	if os.Getenv("CI") == "true" {
+		t.Fatal(msg)
+	}
+	return msg
+}

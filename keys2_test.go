@@ -62,6 +62,48 @@ func TestKeyCheck(t *testing.T) {
 	}
 }
 
+// What llmkey test finds, the running daemon learns at once: a key the
+// provider refuses is parked there (status then says so, exit 1, and
+// that its secret is replaced with set --secret), and once the provider
+// takes it again, a valid check brings it back; test never starts a
+// daemon.
+func TestTestTellsTheRunningDaemon(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	good, bad := u.canary("sk-proj-g-"), u.canary("sk-proj-b-")
+	refuse := answer(401, nil, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`)
+	fake.on(bad, refuse)
+	writeFile(t, u.keyfile(), fmt.Sprintf("[daemon]\nlisten = \"127.0.0.1:0\"\n\n[provider.openai]\nbase_url = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"good\"\nsecret = %q\n\n[[key]]\nprovider = \"openai\"\nname = \"bad\"\nsecret = %q\n",
+		fake.URL+"/v1", good, bad), 0o600)
+	if r := u.llmkey("test"); r.code != 10 || u.daemonPID() != 0 || strings.Contains(r.stdout, "daemon") {
+		t.Errorf("test with no daemon running: %v (daemon pid %d)", r, u.daemonPID())
+	}
+	mustSucceed(t, u.llmkey("start"))
+	if r := u.llmkey("status"); r.code != 0 {
+		t.Fatalf("status before the check: %v", r)
+	}
+	r := u.llmkey("test")
+	if r.code != 10 || !strings.Contains(r.stdout, "the daemon has it parked now (was ready)") {
+		t.Errorf("test of a refused key: %v", r)
+	}
+	if ks := u.keyStatus("openai", "bad"); ks["state"] != "parked" {
+		t.Errorf("the key test found invalid, in the daemon: %v", ks)
+	}
+	if ks := u.keyStatus("openai", "good"); ks["state"] != "ready" {
+		t.Errorf("the valid key, in the daemon: %v", ks)
+	}
+	if r := u.llmkey("status"); r.code != 1 || !strings.Contains(r.stdout, "llmkey set openai/bad --secret") || strings.Contains(r.stdout, "llmkey rm openai/bad, then") {
+		t.Errorf("status after test found a key invalid: %v", r)
+	}
+	fake.on(bad, nil) // the provider takes it again
+	if r := u.llmkey("test", "openai/bad"); r.code != 0 || !strings.Contains(r.stdout, "the daemon has it ready now (was parked)") {
+		t.Errorf("test of the key taken again: %v", r)
+	}
+	if r := u.llmkey("status"); r.code != 0 {
+		t.Errorf("status after the key came back: %v", r)
+	}
+}
+
 // add refuses what is plainly not a key of that provider, with a hint;
 // import adds keys from the environment and from a .env file without
 // echoing them; set changes a key's limits and leaves every other byte.
@@ -69,7 +111,7 @@ func TestAddRefusesImportsAndSets(t *testing.T) {
 	u := newUser(t)
 	ant := u.canary("sk-ant-api03-")
 	for _, tt := range []struct{ secret, says string }{
-		{ant, "looks like a anthropic key"},
+		{ant, "looks like an anthropic key (sk-ant-...), not an openai one"},
 		{"OPENAI_API_KEY=" + u.canary("sk-proj-"), "NAME=value line"},
 		{"abc", "too short"},
 	} {

@@ -20,11 +20,8 @@ import (
 // bus.
 func (u *user) sessionBus(t *testing.T) {
 	t.Helper()
-	for _, bin := range []string{"dbus-daemon", "gnome-keyring-daemon"} {
-		if _, err := exec.LookPath(bin); err != nil {
-			t.Skipf("%s is not installed (.ci/run installs dbus and gnome-keyring)", bin)
-		}
-	}
+	needTool(t, "dbus-daemon", "dbus")
+	needTool(t, "gnome-keyring-daemon", "gnome-keyring")
 	bus := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
 	bus.Env = u.env
 	out, _ := bus.StdoutPipe()
@@ -52,9 +49,7 @@ func (u *user) sessionBus(t *testing.T) {
 // secret at name.
 func (u *user) passStore(t *testing.T, name, secret string) {
 	t.Helper()
-	if _, err := exec.LookPath("pass"); err != nil {
-		t.Skip("pass is not installed (.ci/run installs pass and gnupg)")
-	}
+	needTool(t, "pass", "pass gnupg")
 	gnupg := filepath.Join(u.home, ".gnupg")
 	os.MkdirAll(gnupg, 0o700)
 	u.env = append(u.env, "GNUPGHOME="+gnupg, "PASSWORD_STORE_DIR="+filepath.Join(u.home, ".password-store"))

@@ -19,21 +19,20 @@ import (
 // systemd-analyze verify accepts, pointing at this llmkey and this user's
 // paths; uninstall leaves nothing of what install wrote.
 func TestServiceInstallAndUninstall(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatal("systemd-analyze is needed (apt-get install systemd; .ci/run installs it)")
-	}
+	needTool(t, "systemd-analyze", "systemd")
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5599\"\n", 0o600)
+	addr := freeAddr(t)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+addr+"\"\n", 0o600)
 	files := func() []string { return filesUnder(u.home) }
 	before := files()
 
-	if r := mustSucceed(t, u.llmkey("service", "install", "--dry-run")); !strings.Contains(r.stdout, "ListenStream=127.0.0.1:5599") || !slices.Equal(files(), before) {
+	if r := mustSucceed(t, u.llmkey("service", "install", "--dry-run")); !strings.Contains(r.stdout, "ListenStream="+addr) || !slices.Equal(files(), before) {
 		t.Errorf("install --dry-run: %v", r)
 	}
 	r := mustSucceed(t, u.llmkey("service", "install"))
 	dir := filepath.Join(u.home, ".config", "systemd", "user")
 	service, socket := filepath.Join(dir, "llmkey.service"), filepath.Join(dir, "llmkey.socket")
-	if !strings.Contains(r.stderr, "wrote "+service) || !strings.Contains(r.stderr, "systemctl --user enable --now llmkey.socket") {
+	if !strings.Contains(r.stderr, "wrote "+service) || !strings.Contains(r.stderr, "enabled llmkey.socket, without a user manager") {
 		t.Errorf("install: %v", r)
 	}
 	out, err := exec.Command("systemd-analyze", "verify", socket, service).CombinedOutput()
@@ -46,7 +45,7 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 		"Environment=LLMKEY_KEYFILE=" + u.keyfile(),
 		"Environment=LLMKEY_STATE_DIR=" + u.stateDir(),
 		"Environment=LLMKEY_RUNTIME_DIR=" + u.runtimeDir(),
-		"ListenStream=127.0.0.1:5599",
+		"ListenStream=" + addr,
 		"ListenStream=" + filepath.Join(u.runtimeDir(), "sock"),
 		"SocketMode=0600",
 	} {
@@ -102,37 +101,34 @@ func TestServiceInstallAndUninstall(t *testing.T) {
 }
 
 // Units go where systemd looks for the user's own, $XDG_CONFIG_HOME
-// included: systemctl itself enables the socket from there (it can do so
-// with no user manager running, as here). Uninstall then leaves a home
+// included: systemctl itself enables the socket from there (install has
+// it do so with no user manager running, as here). Uninstall then leaves a home
 // that had no config dir at all exactly as it was, the symlink systemctl
 // made included, and keeps an empty config dir the user made before.
 func TestServiceFollowsXDGConfigHomeAndUndoesItsDirs(t *testing.T) {
-	if _, err := exec.LookPath("systemctl"); err != nil {
-		t.Fatal("systemctl is needed (apt-get install systemd; .ci/run installs it)")
-	}
+	needTool(t, "systemctl", "systemd")
 	u := newUser(t)
 	cfg := filepath.Join(u.home, "xdg cfg")
 	u.env = append(u.env, "XDG_CONFIG_HOME="+cfg)
+	// Not the default port, which another program (the user's own
+	// llmkey) may hold: install refuses a port taken. The keyfile is
+	// outside the config dir, which the home has none of.
+	keyfile := filepath.Join(u.home, "keys.toml")
+	writeFile(t, keyfile, "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
+	u.env = append(u.env, "LLMKEY_KEYFILE="+keyfile)
 	files := func() []string { return filesUnder(u.home) }
 	before := files()
 	mustSucceed(t, u.llmkey("service", "install"))
 	socket := filepath.Join(cfg, "systemd", "user", "llmkey.socket")
 	readFile(t, socket)
-	// No user manager here: installed, not enabled, and status says so.
-	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "llmkey.socket: disabled") || !strings.Contains(r.stdout, "cannot reach your user manager") {
-		t.Errorf("service status before enable: %v", r)
-	}
-	enable := exec.Command("systemctl", "--user", "enable", "llmkey.socket")
-	enable.Env = u.env
-	if out, err := enable.CombinedOutput(); err != nil {
-		t.Fatalf("systemctl does not find the units install wrote: %v\n%s", err, out)
-	}
+	// No user manager here: install enabled the socket as systemctl does
+	// without one, there, and status says so.
 	wants := filepath.Join(cfg, "systemd", "user", "sockets.target.wants", "llmkey.socket")
 	if _, err := os.Lstat(wants); err != nil {
-		t.Fatalf("systemctl enable made no symlink: %v", err)
+		t.Fatalf("install did not enable the socket: %v", err)
 	}
-	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "llmkey.socket: enabled (it starts with your session)") {
-		t.Errorf("service status after enable: %v", r)
+	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "llmkey.socket: enabled (it starts at your next login with a user manager)") || !strings.Contains(r.stdout, "cannot reach your user manager") {
+		t.Errorf("service status after install: %v", r)
 	}
 	mustSucceed(t, u.llmkey("service", "install")) // again: still knows what the first made
 	mustSucceed(t, u.llmkey("service", "uninstall"))
@@ -167,10 +163,6 @@ func filesUnder(dir string) []string {
 	return out
 }
 
-// A daemon llmkey started holds the port and socket the service takes:
-// install stops it first where it can enable the service, and where it
-// cannot (no user manager, as here) the commands it prints begin with
-// llmkey stop. The daemon keeps serving until then.
 // Paths that need escaping in a unit file come out as systemd reads
 // them: systemd-analyze verify finds the binary behind the quotes a
 // space needs and a "%" (it would not find it at a specifier's
@@ -179,11 +171,9 @@ func filesUnder(dir string) []string {
 // control character in a path, and a quote or a backslash in the
 // binary's (systemd will not start such a program).
 func TestServiceUnitsWithOddPaths(t *testing.T) {
-	if _, err := exec.LookPath("systemd-analyze"); err != nil {
-		t.Fatal("systemd-analyze is needed (apt-get install systemd; .ci/run installs it)")
-	}
+	needTool(t, "systemd-analyze", "systemd")
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5596\"\n", 0o600)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
 	b, err := os.ReadFile(llmkeyBin)
 	if err != nil {
 		t.Fatal(err)
@@ -245,7 +235,7 @@ func TestServiceUnitsWithOddPaths(t *testing.T) {
 // directory goes, and a directory where a unit goes.
 func TestServiceInstallOverWhatIsNotAUnit(t *testing.T) {
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5595\"\n", 0o600)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
 	dir := filepath.Join(u.home, ".config", "systemd", "user")
 	writeFile(t, dir, "not a directory", 0o600)
 	before := filesUnder(u.home)
@@ -275,7 +265,7 @@ func TestServiceInstallOverWhatIsNotAUnit(t *testing.T) {
 // nothing. The same binary elsewhere installs.
 func TestServiceInstallRefusesGoRunsBuild(t *testing.T) {
 	u := newUser(t)
-	writeFile(t, u.keyfile(), "[daemon]\nlisten = \"127.0.0.1:5598\"\n", 0o600)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
 	bin := filepath.Join(u.home, "tmp", "go-build2913", "b001", "exe", "llmkey")
 	if err := os.MkdirAll(filepath.Dir(bin), 0o700); err != nil {
 		t.Fatal(err)
@@ -304,6 +294,10 @@ func TestServiceInstallRefusesGoRunsBuild(t *testing.T) {
 	mustSucceed(t, u.llmkey("service", "uninstall"))
 }
 
+// A daemon llmkey started holds the port and socket the service takes:
+// install stops it first where it can start the service, and where it
+// cannot (no user manager, as here) it says to stop it before the login
+// that starts the service. The daemon keeps serving until then.
 func TestServiceInstallWithADaemonRunning(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -321,12 +315,15 @@ func TestServiceInstallWithADaemonRunning(t *testing.T) {
 		t.Errorf("status of a daemon llmkey started: %v", st)
 	}
 	r := mustSucceed(t, u.llmkey("service", "install"))
-	stop, reload := strings.Index(r.stderr, "  llmkey stop"), strings.Index(r.stderr, "systemctl --user daemon-reload")
-	if stop < 0 || reload < stop {
-		t.Errorf("install with a daemon running does not say to stop it first: %v", r)
+	if !strings.Contains(r.stderr, "the daemon llmkey started serves; stop it (llmkey stop) before that login") || strings.Contains(r.stderr, "systemctl --user") {
+		t.Errorf("install with a daemon running does not say to stop it before the service can start: %v", r)
 	}
 	if u.daemonPID() != pid {
-		t.Error("install stopped the daemon though it could not enable the service")
+		t.Error("install stopped the daemon though the service cannot start now")
+	}
+	// doctor agrees: nothing to do here that could work here.
+	if r := u.llmkey("doctor"); strings.Contains(r.stdout, "systemctl --user") || strings.Contains(r.stdout, "is one llmkey started, not the service's") {
+		t.Errorf("doctor with the service installed without a user manager: %v", r)
 	}
 	mustSucceed(t, u.llmkey("service", "uninstall"))
 	mustSucceed(t, u.llmkey("stop"))
@@ -405,4 +402,46 @@ func TestServiceDaemonWaitsForTheOneRunning(t *testing.T) {
 		t.Fatalf("the daemon that took over exited: %v", err)
 	default:
 	}
+}
+
+// Without a user manager (over ssh, in a container: as here) install
+// enables what it can and says plainly that the service starts at the
+// next login, prescribing no command that needs the manager; service
+// status and doctor say the same. With no systemctl at all nothing can be
+// enabled: install exits 1, and doctor says the service cannot run here.
+func TestServiceInstallWithoutAUserManager(t *testing.T) {
+	needTool(t, "systemctl", "systemd")
+	u := newUser(t)
+	writeFile(t, u.keyfile(), "[daemon]\nlisten = \""+freeAddr(t)+"\"\n", 0o600)
+	if out, err := exec.Command("systemctl", "--user", "show-environment").CombinedOutput(); err == nil {
+		t.Skipf("a user manager runs here: %s", out)
+	}
+	r := mustSucceed(t, u.llmkey("service", "install"))
+	if !strings.Contains(r.stderr, "enabled llmkey.socket, without a user manager") || !strings.Contains(r.stderr, "at your next login") ||
+		strings.Contains(r.stderr, "systemctl --user") || strings.Contains(r.stderr, "could not reach") {
+		t.Errorf("install without a user manager: %v", r)
+	}
+	if r := mustSucceed(t, u.llmkey("service", "status")); !strings.Contains(r.stdout, "llmkey.socket: enabled (it starts at your next login") {
+		t.Errorf("service status: %v", r)
+	}
+	if r := u.llmkey("doctor"); strings.Contains(r.stdout, "llmkey.socket") || strings.Contains(r.stdout, "systemctl --user") {
+		t.Errorf("doctor after install: %v", r)
+	}
+	r = mustSucceed(t, u.llmkey("service", "uninstall"))
+	if strings.Contains(r.stderr, "systemctl --user") || !strings.Contains(r.stderr, "disabled llmkey.socket") {
+		t.Errorf("uninstall without a user manager: %v", r)
+	}
+
+	// No systemctl: the units are written, nothing enables them.
+	bin := filepath.Join(u.home, "bin")
+	os.Mkdir(bin, 0o755)
+	noSystemd := []string{"PATH=" + bin}
+	r = u.run(nil, noSystemd, "service", "install")
+	if r.code != 1 || !strings.Contains(r.stderr, "nothing here can enable them: systemctl is not installed") || strings.Contains(r.stderr, "systemctl --user") {
+		t.Errorf("install without systemctl: %v", r)
+	}
+	if r := u.run(nil, noSystemd, "doctor"); !strings.Contains(r.stdout, "nothing here can run it: systemctl is not installed") {
+		t.Errorf("doctor without systemctl: %v", r)
+	}
+	mustSucceed(t, u.run(nil, noSystemd, "service", "uninstall"))
 }

@@ -23,9 +23,7 @@ type tmuxTerm struct {
 
 func newTmux(t *testing.T, u *user) *tmuxTerm {
 	t.Helper()
-	if _, err := exec.LookPath("tmux"); err != nil {
-		t.Fatal("tmux is needed (apt-get install tmux; .ci/run installs it)")
-	}
+	needTool(t, "tmux", "tmux")
 	tm := &tmuxTerm{t: t, u: u, sock: filepath.Join(u.home, "tmux.sock")}
 	t.Cleanup(func() { tm.tmux("kill-server") })
 	// A session that stays, so that the server does not exit (and race

@@ -7,8 +7,10 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"net"
 	"net/http"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -63,7 +65,8 @@ func TestOtherKeyfileIsNeverServedByTheRunningDaemon(t *testing.T) {
 // when there was one.
 func TestExecSaysWhenTheDaemonCannotServe(t *testing.T) {
 	u := newUser(t)
-	r := mustSucceed(t, u.llmkey("exec", "--", "true")) // no keyfile yet
+	u.daemonOnFreePort() // no keyfile yet, so no [daemon] listen
+	r := mustSucceed(t, u.llmkey("exec", "--", "true"))
 	if !strings.Contains(r.stderr, "does not exist") || strings.Contains(r.stderr, "last good") {
 		t.Errorf("exec without a keyfile: %v", r)
 	}
@@ -107,7 +110,7 @@ func TestExecSaysWhenTheDaemonCannotServe(t *testing.T) {
 }
 
 // A key that stays out until its owner acts (the provider refuses it) is
-// a problem to status: exit 1, and what to do.
+// a problem to status: exit 1, and what to do (set --secret), said once.
 func TestKeyThatNeedsTheUserIsAProblem(t *testing.T) {
 	u := newUser(t)
 	fake := newFakeProvider(t)
@@ -124,14 +127,15 @@ func TestKeyThatNeedsTheUserIsAProblem(t *testing.T) {
 	}
 	st, code := u.status()
 	problems := fmt.Sprint(st["problems"])
-	if code != 1 || !strings.Contains(problems, "openai/a parked") || !strings.Contains(problems, "replace its secret (llmkey rm openai/a") {
+	if code != 1 || !strings.Contains(problems, "openai/a parked") || !strings.Contains(problems, "replace its secret (llmkey set openai/a --secret)") {
 		t.Errorf("status with a parked invalid key: exit %d %s", code, problems)
 	}
 	if k := u.keyStatus("openai", "a"); !strings.Contains(fmt.Sprint(k["action"]), "replace its secret") {
 		t.Errorf("status --json has no action for the key: %v", k)
 	}
+	// Said once: its row's reason, and what to do under the table.
 	r := u.llmkey("status")
-	if r.code != 1 || !strings.Contains(r.stdout, "problem: openai/a parked") {
+	if r.code != 1 || !strings.Contains(r.stdout, "to do: openai/a: the provider does not accept this key") || strings.Count(r.stdout, "invalid_api_key") != 1 {
 		t.Errorf("status: %v", r)
 	}
 }
@@ -309,4 +313,29 @@ func TestSelectionsKeepToolsOnTheirKeys(t *testing.T) {
 	if resp := chat(t, base, token, nil); resp.StatusCode != 200 {
 		t.Errorf("the unscoped token after a revoke: %d", resp.StatusCode)
 	}
+}
+
+// daemonOnFreePort runs u's daemon on a port free now, handed to it as a
+// socket unit hands one over: without a keyfile, or with one that says
+// no listen, it would need the default port free.
+func (u *user) daemonOnFreePort() {
+	u.t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	f, err := ln.(*net.TCPListener).File()
+	ln.Close()
+	if err != nil {
+		u.t.Fatal(err)
+	}
+	defer f.Close()
+	cmd := exec.Command("sh", "-c", `LISTEN_PID=$$ LISTEN_FDS=1 exec "$0" daemon --log-file`, llmkeyBin)
+	cmd.Env, cmd.Dir, cmd.ExtraFiles = u.env, u.home, []*os.File{f}
+	cmd.SysProcAttr = &syscall.SysProcAttr{Setsid: true}
+	if err := cmd.Start(); err != nil {
+		u.t.Fatal(err)
+	}
+	go cmd.Wait()
+	u.waitFor("the daemon on a free port", func() bool { _, code := u.status(); return code != 3 })
 }

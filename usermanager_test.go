@@ -37,9 +37,7 @@ func userManager(t *testing.T, setup func(u *user)) (*user, func(args ...string)
 	if _, err := os.Stat(manager); err != nil {
 		t.Fatal("systemd is needed (apt-get install systemd; .ci/run installs it)")
 	}
-	if _, err := exec.LookPath("setpriv"); err != nil {
-		t.Fatal("setpriv is needed (util-linux)")
-	}
+	needTool(t, "setpriv", "util-linux")
 	o := newOtherUser(t)
 	// Whatever of the user's is left when the test ends (a daemon a
 	// failing step started outside the manager) goes before the user

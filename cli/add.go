@@ -120,7 +120,7 @@ func AddCommand(ctx context.Context, in AddCommandInput, s Streams) error {
 	}
 	if in.Keychain {
 		if err := secrets.Store(k, secret); err != nil {
-			return fail("unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run), or add the key without --keychain", "%v; nothing added", err)
+			return fail(hintOr(err, "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run), or add the key without --keychain"), "%v; nothing added", err)
 		}
 		k.Secret, k.Keychain = "", true
 	}

@@ -44,6 +44,7 @@ func NewApp() *ucli.App {
 	ConfigureAddCommand(app)
 	ConfigureListCommand(app)
 	ConfigureRmCommand(app)
+	ConfigureRenameCommand(app)
 	ConfigureExecCommands(app)
 	ConfigureStatusCommand(app)
 	ConfigureUsageCommand(app)
@@ -59,6 +60,7 @@ func NewApp() *ucli.App {
 	ConfigureManCommand(app)
 	ConfigureTopCommand(app)
 	ConfigureServiceCommand(app)
+	ConfigureDemoCommand(app)
 	ConfigureCompletionCommand(app)
 	configureCompleteCommand(app)
 	ConfigureVersionCommand(app)
@@ -151,6 +153,9 @@ func unknownCommand(app *ucli.App, parent *ucli.Command, name string) error {
 	if path != "llmkey" {
 		list = fmt.Sprintf("'%s' has %s", path, strings.Join(subcommandNames(cmds), ", "))
 	}
+	if s, ok := synonyms[name]; ok && path == "llmkey" {
+		return usageError(fmt.Sprintf("did you mean 'llmkey %s'? (%s)", s, list), "unknown command %q", name)
+	}
 	switch s := state.Closest(name, names); {
 	case len(exact) == 1:
 		return usageError(fmt.Sprintf("did you mean '%s'? (%s)", exact[0], list), "unknown command %q", name)
@@ -159,6 +164,11 @@ func unknownCommand(app *ucli.App, parent *ucli.Command, name string) error {
 	}
 	return usageError(list, "unknown command %q", name)
 }
+
+// synonyms are the words other tools use for a command llmkey names
+// otherwise: suggested for their meaning, which their spelling does not
+// give away. None of them leads to a command that destroys anything.
+var synonyms = map[string]string{"mv": "rename", "move": "rename", "ren": "rename"}
 
 func subcommandNames(cmds []*ucli.Command) []string {
 	var out []string

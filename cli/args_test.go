@@ -84,6 +84,8 @@ func TestArgumentForms(t *testing.T) {
 		{[]string{"sk-proj-aaaaaaaaaaaaaaaaaaaaaaaaaaaa"}, ExitUsage, "looks like a secret"},
 		{[]string{"add", "openai", "sk-proj-aaaaaaaaaaaaaaaaaaaaaaaaaaaa", "--keyfile", kf}, ExitUsage, "looks like a secret"},
 		{[]string{"lsit"}, ExitUsage, "did you mean 'llmkey list'?"},
+		{[]string{"mv", "openai/a", "b"}, ExitUsage, "did you mean 'llmkey rename'?"},
+		{[]string{"move"}, ExitUsage, "did you mean 'llmkey rename'?"},
 		{[]string{"list", "--jsn"}, ExitUsage, "did you mean --json?"},
 		{[]string{"add", "--rpm", "sixty", "openai", "w"}, ExitUsage, `--rpm takes a whole number, e.g. --rpm 60, not "sixty"`},
 		{[]string{"disable", "--for", "soon", "openai/work"}, ExitUsage, `--for "soon" is not a duration`},
@@ -119,6 +121,24 @@ func TestParseDurations(t *testing.T) {
 	for in, want := range map[string]time.Duration{"1d": 24 * time.Hour, "90s": 90 * time.Second, "2d3h": 51 * time.Hour, "15m": 15 * time.Minute} {
 		if got, err := state.ParseDuration(in); err != nil || got != want {
 			t.Errorf("ParseDuration(%s) = %v %v", in, got, err)
+		}
+	}
+}
+
+// An unknown command is steered to one only when that one is spelt
+// nearly as typed (at most half its letters off, the first one right): a
+// word that shares nothing with a command gets the list, not a stranger.
+func TestUnknownCommandSuggestsOnlyLookAlikes(t *testing.T) {
+	for _, word := range []string{"mv", "xy", "qq", "zap", "remov"} {
+		_, stderr, code := run(t, word)
+		if code != ExitUsage || !strings.Contains(stderr, "unknown command") {
+			t.Errorf("llmkey %s: exit %d\n%s", word, code, stderr)
+		}
+		if word != "mv" && strings.Contains(stderr, "did you mean") {
+			t.Errorf("llmkey %s suggests a command that only shares its length:\n%s", word, stderr)
+		}
+		if strings.Contains(stderr, "'llmkey ls'") {
+			t.Errorf("llmkey %s suggests ls:\n%s", word, stderr)
 		}
 	}
 }

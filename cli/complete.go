@@ -41,6 +41,7 @@ var flagValues = map[string]func(*state.Config) []string{
 var positional = map[string]func(*state.Config) []string{
 	"add":        providers,
 	"rm":         keyRefs,
+	"rename":     keyRefs,
 	"enable":     keyRefs,
 	"disable":    keyRefs,
 	"reset":      keyRefs,

@@ -27,6 +27,8 @@ func TestCompleteKnowsTheTree(t *testing.T) {
 		{[]string{"usage", "--by=d"}, "--by=day"},
 		{[]string{"rm", ""}, "openai/work"},
 		{[]string{"rm", "openai/work", ""}, ""},
+		{[]string{"rename", "o"}, "openai/work"},
+		{[]string{"rename", "openai/work", ""}, ""}, // the new name is the user's
 		{[]string{"exec", "--tag", ""}, "job"},
 		{[]string{"exec", "--key", "o"}, "openai/work"},
 		{[]string{"env", "--shell", "f"}, "fish"},

@@ -8,6 +8,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -84,7 +85,7 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 		}
 		found = append(found, toolLogins(t, path, data)...)
 	}
-	found = append(found, serviceFindings(in.Paths, st, running)...)
+	found = append(found, serviceFindings(ctx, in.Paths, st, running)...)
 	for _, f := range found {
 		fmt.Fprintf(s.Out, "problem: %s\n    fix: %s\n", termSafe(f.problem), f.fix)
 	}
@@ -101,7 +102,7 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 // serviceFindings are the service's problems: a service written for
 // another llmkey binary, paths or port starts that one at login, not
 // this one; one installed while a daemon llmkey started runs.
-func serviceFindings(p state.Paths, st *control.Status, running bool) []finding {
+func serviceFindings(ctx context.Context, p state.Paths, st *control.Status, running bool) []finding {
 	here, err := serviceFilesHere(p)
 	if err != nil {
 		return nil
@@ -117,7 +118,21 @@ func serviceFindings(p state.Paths, st *control.Status, running bool) []finding 
 	// The service is installed, yet the daemon is one llmkey started
 	// (its socket was stopped, or the agent not loaded, when a command
 	// needed one): it holds the port and the socket the service needs.
-	if running && st.Spawned && serviceManaged(runtime.GOOS, files) {
+	// Where no service manager can be reached (ssh, a container), the
+	// service cannot run now whatever is done: the daemon llmkey started
+	// is the one to serve, and install enabled what it could. Only a
+	// socket not enabled is left to fix, and install does it there.
+	installed := serviceFileState(files[0]) != fileNotInstalled
+	reachable := serviceManaged(runtime.GOOS, files) && managerReachable(ctx, runtime.GOOS)
+	_, noSystemctl := exec.LookPath("systemctl")
+	switch {
+	case installed && runtime.GOOS == "linux" && noSystemctl != nil:
+		found = append(found, finding{"the service is installed, but nothing here can run it: systemctl is not installed (no systemd here)",
+			"llmkey service uninstall; the daemon starts on demand (llmkey exec, llmkey start)"})
+	case installed && !reachable && runtime.GOOS == "linux" && !socketEnabled():
+		found = append(found, finding{"the service is installed, but llmkey.socket is not enabled: no login starts it",
+			"llmkey service install (it enables it here, for your next login)"})
+	case reachable && running && st.Spawned:
 		fix := "llmkey stop, then systemctl --user enable --now llmkey.socket"
 		if runtime.GOOS == "darwin" {
 			fix = "llmkey stop: the agent's daemon, waiting for this one, takes over"

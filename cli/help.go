@@ -23,6 +23,7 @@ var examples = map[string][]string{
 		"llmkey add --keychain --tag job anthropic work   # secret in the keychain",
 	},
 	"list":         {"llmkey list", "llmkey list --wide", "llmkey list --json | jq -r '.keys[] | .provider + \"/\" + .name'"},
+	"rename":       {"llmkey rename openai/personal free-tier", "llmkey rename openai key1 work   # after import"},
 	"rm":           {"llmkey rm openai/personal", "llmkey rm --force openai personal   # no question, for scripts"},
 	"exec":         {"llmkey exec -- codex", "llmkey exec --tag work --label review -- python agent.py", "llmkey exec --key openai/personal --expires 8h -- claude"},
 	"env":          {`eval "$(llmkey env)"`, "llmkey env --shell fish | source", "llmkey env --json"},
@@ -51,6 +52,7 @@ var examples = map[string][]string{
 	"man":          {"llmkey man | man -l -"},
 	"completion":   {"source <(llmkey completion bash)", "source <(llmkey completion zsh)", "llmkey completion fish > ~/.config/fish/completions/llmkey.fish"},
 	"version":      {"llmkey version", "llmkey --version"},
+	"demo":         {"llmkey demo   # and the llmkey top line it prints, in a second terminal", "llmkey demo --pause 5s   # slower"},
 }
 
 var (

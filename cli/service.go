@@ -404,8 +404,11 @@ func ServiceInstallCommand(ctx context.Context, in ServiceInstallCommandInput, s
 	ran, failed := runServiceCommands(ctx, cmds, s)
 	switch {
 	case !ran && len(cmds) > 0:
-		sayCommands(s, cmds, stopFirst)
-	case failed > 0 || len(cmds) == 0:
+		return enableOffline(ctx, runtime.GOOS, here.files[0].Path, stopFirst, s)
+	case failed > 0:
+		return fail("llmkey service status says what is enabled; fix what the warnings above say, then llmkey service install again",
+			"wrote the service's files, but %d of the commands that enable them failed", failed)
+	case len(cmds) == 0:
 	case runtime.GOOS == "darwin":
 		s.done("loaded %s: the daemon runs now, and at each login", launchdLabel)
 	default:
@@ -414,6 +417,39 @@ func ServiceInstallCommand(ctx context.Context, in ServiceInstallCommandInput, s
 			s.done("restarted llmkey.socket and the daemon, for the units as written now (the old daemon drained)")
 		}
 	}
+	return nil
+}
+
+// enableOffline enables what it can where the service manager could not
+// be reached (over ssh with no login session, in a container): on Linux
+// systemctl links the socket into sockets.target.wants by itself, and
+// the user manager of the next login starts it; on macOS launchd loads
+// the agent written in ~/Library/LaunchAgents at the next login. It says
+// so, and fails when nothing could be enabled: commands that need the
+// manager would fail here too, so none is prescribed.
+func enableOffline(ctx context.Context, goos, agent string, stopFirst bool, s Streams) error {
+	meanwhile := "meanwhile the daemon starts on demand, as without the service (llmkey exec, llmkey start)"
+	if stopFirst {
+		meanwhile = "meanwhile the daemon llmkey started serves; stop it (llmkey stop) before that login, or it keeps the port from the service"
+	}
+	if goos == "darwin" {
+		s.done("wrote %s: launchctl cannot reach your login session here (over ssh?), so launchd loads it at your next login, not now; %s", agent, meanwhile)
+		return nil
+	}
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return fail("the daemon starts on demand without it (llmkey exec, llmkey start); llmkey service uninstall removes the units",
+			"wrote the units, but nothing here can enable them: systemctl is not installed (no systemd here)")
+	}
+	out, err := exec.CommandContext(ctx, "systemctl", "--user", "enable", "llmkey.socket").CombinedOutput()
+	if err != nil {
+		return fail("in a login session with a user manager: llmkey service install; "+meanwhile,
+			"wrote the units, but could not enable llmkey.socket: %s", strings.TrimSpace(string(out)))
+	}
+	when := "it starts at your next login, not now"
+	if _, err := os.Stat("/run/systemd/system"); err != nil {
+		when = "it starts at your next login with a user manager, which may be never here: this system was not started by systemd (a container?)"
+	}
+	s.done("enabled llmkey.socket, without a user manager: none runs here now (over ssh without a login session, or in a container), so %s; %s", when, meanwhile)
 	return nil
 }
 
@@ -515,19 +551,34 @@ func ServiceUninstallCommand(ctx context.Context, in ServiceUninstallCommandInpu
 	}
 	ran, failed := runServiceCommands(ctx, cmds, s)
 	switch {
-	case !ran || failed > 0 || len(cmds) == 0:
+	case !ran && len(cmds) > 0:
+		disableOffline(ctx, runtime.GOOS, s)
+	case failed > 0 || len(cmds) == 0:
 	case runtime.GOOS == "darwin":
 		s.done("unloaded %s", launchdLabel)
 	default:
 		s.done("stopped and disabled llmkey.socket and llmkey.service")
 	}
-	if err := removeServiceFiles(here, s); err != nil {
-		return err
+	return removeServiceFiles(here, s)
+}
+
+// disableOffline disables what it can where the service manager could
+// not be reached: nothing of the service runs there (no manager started
+// it), so the links that start it at login are all there is to undo; a
+// launchd agent is not loaded at the next login once its file is gone.
+func disableOffline(ctx context.Context, goos string, s Streams) {
+	if goos == "darwin" {
+		s.done("launchctl cannot reach your login session here: %s is unloaded at its end, and not loaded again once its file is gone", launchdLabel)
+		return
 	}
-	if !ran && len(cmds) > 0 {
-		sayCommands(s, cmds, false)
+	if _, err := exec.LookPath("systemctl"); err != nil {
+		return
 	}
-	return nil
+	if out, err := exec.CommandContext(ctx, "systemctl", "--user", "disable", "llmkey.socket", "llmkey.service").CombinedOutput(); err != nil {
+		s.info("warning: systemctl --user disable llmkey.socket llmkey.service: %v: %s", err, strings.TrimSpace(string(out)))
+		return
+	}
+	s.done("disabled llmkey.socket and llmkey.service (no user manager runs here: nothing of them ran)")
 }
 
 // listedDirs are the directories the files say install made.
@@ -579,18 +630,6 @@ func removeServiceFiles(here serviceHere, s Streams) error {
 func printCommands(w io.Writer, cmds [][]string) {
 	for _, c := range cmds {
 		fmt.Fprintln(w, commandLine(c))
-	}
-}
-
-// sayCommands tells the user what to run where the service manager
-// could not be reached from here.
-func sayCommands(s Streams, cmds [][]string, stopFirst bool) {
-	s.info("could not reach %s here; run:", strings.TrimPrefix(cmds[0][0], "-"))
-	if stopFirst {
-		fmt.Fprintln(s.Err, "  llmkey stop    # the daemon llmkey started holds the port and socket the service takes")
-	}
-	for _, c := range cmds {
-		fmt.Fprintln(s.Err, "  "+commandLine(c))
 	}
 }
 
@@ -653,6 +692,13 @@ func managerReachable(ctx context.Context, goos string) bool {
 	return cmd.Run() == nil
 }
 
+// socketEnabled reports whether systemctl says llmkey.socket is enabled
+// (it reads the unit files, and needs no user manager).
+func socketEnabled() bool {
+	out, _ := exec.Command("systemctl", "--user", "is-enabled", "llmkey.socket").Output()
+	return strings.TrimSpace(string(out)) == "enabled"
+}
+
 // serviceState is what the service manager says of the service: whether
 // it starts with the session, and whether it runs now.
 func serviceState(ctx context.Context, goos string) string {
@@ -678,16 +724,21 @@ func serviceState(ctx context.Context, goos string) string {
 	if enabled == "" {
 		enabled = "unknown to systemctl"
 	}
-	state := "llmkey.socket: " + enabled
-	switch enabled {
-	case "enabled":
-		state += " (it starts with your session)"
-	case "disabled":
-		state += " (systemctl --user enable --now llmkey.socket starts it, and with each session)"
-	}
 	active, err := exec.CommandContext(ctx, "systemctl", "--user", "is-active", "llmkey.socket", "llmkey.service").CombinedOutput()
 	lines := strings.Fields(string(active))
-	if err != nil && (bytes.Contains(active, []byte("Failed to connect")) || len(lines) != 2) {
+	reachable := !(err != nil && (bytes.Contains(active, []byte("Failed to connect")) || len(lines) != 2))
+	state := "llmkey.socket: " + enabled
+	switch {
+	case enabled == "enabled" && reachable:
+		state += " (it starts with your session)"
+	case enabled == "enabled":
+		state += " (it starts at your next login with a user manager)"
+	case enabled == "disabled" && reachable:
+		state += " (systemctl --user enable --now llmkey.socket starts it, and with each session)"
+	case enabled == "disabled":
+		state += " (llmkey service install enables it; it starts at your next login with a user manager)"
+	}
+	if !reachable {
 		return state + "\nsystemctl cannot reach your user manager here: whether the service runs now is unknown"
 	}
 	return state + fmt.Sprintf("\nnow: llmkey.socket %s, llmkey.service %s", lines[0], lines[1])

@@ -30,6 +30,15 @@ type SetCommandInput struct {
 	Keychain bool
 }
 
+// limitZero says what 0 means for a key's number: no limit, except for
+// the weight, which is a share, not a limit.
+func limitZero(field string) string {
+	if field == "weight" {
+		return "(its share of requests under the weighted strategy; 0: the default, 1)"
+	}
+	return "(0: no limit)"
+}
+
 func ConfigureSetCommand(app *ucli.App) {
 	flags := []ucli.Flag{
 		&ucli.StringSliceFlag{Name: "tag", Usage: "the key's tags become `TAG`s (repeatable; --tag '' clears them)"},
@@ -40,7 +49,7 @@ func ConfigureSetCommand(app *ucli.App) {
 		&ucli.BoolFlag{Name: "keychain", Usage: "move the secret out of the keyfile into the OS keychain"},
 	}
 	for _, l := range (state.Key{}).Limits() {
-		flags = append(flags, &ucli.IntFlag{Name: strings.ReplaceAll(l.Field, "_", "-"), Usage: "set " + l.Field + " to `N` (0: no limit)"})
+		flags = append(flags, &ucli.IntFlag{Name: strings.ReplaceAll(l.Field, "_", "-"), Usage: "set " + l.Field + " to `N` " + limitZero(l.Field)})
 	}
 	for _, b := range (state.Key{}).Budgets() {
 		flags = append(flags, &ucli.Float64Flag{Name: strings.ReplaceAll(b.Field, "_", "-"), Usage: "set " + b.Field + " to `DOLLARS` (0: no budget)"})
@@ -111,7 +120,11 @@ func SetCommand(ctx context.Context, in SetCommandInput, s Streams) error {
 	}
 	for f, v := range in.Limits {
 		if v < 0 {
-			return usageError("use 0 for no limit", "--%s must not be negative", strings.ReplaceAll(f, "_", "-"))
+			hint := "use 0 for no limit"
+			if f == "weight" {
+				hint = "use 0 for the default weight, 1"
+			}
+			return usageError(hint, "--%s must not be negative", strings.ReplaceAll(f, "_", "-"))
 		}
 	}
 	for f, v := range in.Budgets {
@@ -204,7 +217,7 @@ func toKeychain(k *state.Key) error {
 		return fmt.Errorf("%s has no secret in the keyfile to move (it comes from %s)", k.Ref(), map[bool]string{true: "the keychain", false: "secret_cmd"}[k.Keychain])
 	}
 	if err := secrets.Store(*k, plain); err != nil {
-		return &Error{Err: err, Hint: "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run)", Code: ExitFailure}
+		return &Error{Err: err, Hint: hintOr(err, "unlock the keychain (on Linux, a Secret Service such as gnome-keyring must run)"), Code: ExitFailure}
 	}
 	k.Secret, k.SecretCmd, k.Keychain = "", nil, true
 	return nil

@@ -149,8 +149,17 @@ func printStatus(w io.Writer, st *control.Status, l look) {
 	} else if lg != nil && lg.Path != "" {
 		field("log", lg.Path)
 	}
+	// A key's own problem is its row's reason and its "to do" line below.
+	shown := map[string]bool{}
+	for _, ps := range st.Providers {
+		for _, k := range ps.Keys {
+			shown[daemon.KeyProblem(k)] = k.Action != ""
+		}
+	}
 	for _, p := range st.Problems {
-		field("problem", termSafe(p))
+		if !shown[p] {
+			field("problem", termSafe(p))
+		}
 	}
 	printKeys(w, st, l)
 }

@@ -36,7 +36,7 @@ func (d *Daemon) controlHandler() http.Handler {
 	})
 	mux.HandleFunc("GET /v1/env", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, control.Env{ProxyURL: d.proxyURL, Token: d.proxy.Token, Version: d.opts.Version,
-			Providers: d.snap.Load().Config.ProviderNames(), Keyfile: d.opts.Paths.Keyfile, Problems: d.statusOf(false).Problems})
+			Providers: d.snap.Load().Config.ProviderNames(), Keyfile: d.opts.Paths.Keyfile, Problems: d.told.untold(d.statusOf(false))})
 	})
 	mux.HandleFunc("GET /v1/usage", func(w http.ResponseWriter, r *http.Request) {
 		rows, _ := d.usage.snapshot()
@@ -52,6 +52,8 @@ func (d *Daemon) controlHandler() http.Handler {
 	mux.HandleFunc("POST /v1/stop", d.serveStop)
 	mux.HandleFunc("POST /v1/handover", d.serveHandover)
 	mux.HandleFunc("POST /v1/keys/{provider}/{name}/{action}", d.serveKeyAction)
+	mux.HandleFunc("POST /v1/keys/{provider}/{name}/checked", d.serveKeyChecked)
+	mux.HandleFunc("POST /v1/keys/{provider}/{name}/rename", d.serveKeyRename)
 	d.serveTokens(mux)
 	debugRoutes(mux)
 	// Like tailscale's localapi: a browser must never drive this API, even
@@ -182,7 +184,7 @@ func (d *Daemon) statusOf(usage bool) control.Status {
 	return st
 }
 
-// keyfileStatus is the keyfile in use and the error of its last load.
+// keyfileStatus is the keyfile served, and the error of its last load.
 func (d *Daemon) keyfileStatus() *control.KeyfileStatus {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -215,13 +217,17 @@ func providerProblems(snap *proxy.Snapshot, n string, ps control.ProviderStatus)
 	if !usable {
 		var why []string
 		for _, k := range ps.Keys {
-			why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
+			if k.Action != "" { // its own problem below says why
+				why = append(why, k.Name+" "+k.State)
+			} else {
+				why = append(why, k.Name+" "+k.State+" ("+k.Reason+")")
+			}
 		}
 		out = append(out, fmt.Sprintf("%s has no usable key: %s", n, strings.Join(why, ", ")))
 	}
 	for _, k := range ps.Keys {
 		if k.Action != "" {
-			out = append(out, fmt.Sprintf("%s/%s %s (%s): %s", n, k.Name, k.State, k.Reason, k.Action))
+			out = append(out, KeyProblem(k))
 		}
 		if p := blindBudget(n, k, up.Keys[k.Name].Group, snap.Config); p != "" {
 			out = append(out, p)
@@ -275,7 +281,9 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 	case v.State == rotate.Unavailable && v.Reason == readingSecret:
 		// Nothing to do but wait: it serves once read.
 	case v.State == rotate.Unavailable:
-		ks.Action = "it serves nothing until its secret can be read: unlock the keychain, or fix its secret_cmd (the daemon tries again every 30s; llmkey reload now)"
+		// The reason says what keeps it from being read, and so what
+		// to do: a locked keychain, no session bus, a failing command.
+		ks.Action = "it serves nothing until its secret can be read (the daemon tries again every 30s; llmkey reload now)"
 	case v.State != rotate.Ready && v.Cause.NeedsUser():
 		ks.Action = userAction(up.Name+"/"+v.Name, v)
 	}
@@ -287,11 +295,17 @@ func keyStatus(up *proxy.Upstream, v rotate.KeyView, now time.Time) control.KeyS
 	return ks
 }
 
+// KeyProblem is status's problem for a key that waits for its owner
+// (one with an Action): which, what it is, why, and what to do.
+func KeyProblem(k control.KeyStatus) string {
+	return fmt.Sprintf("%s/%s %s (%s): %s", k.Provider, k.Name, k.State, k.Reason, k.Action)
+}
+
 // userAction says what the owner of a key set aside for good must do.
 func userAction(ref string, v rotate.KeyView) string {
 	switch v.Cause {
 	case rotate.InvalidKey:
-		return fmt.Sprintf("the provider does not accept this key: replace its secret (llmkey rm %s, then llmkey add) or remove it", ref)
+		return fmt.Sprintf("the provider does not accept this key: replace its secret (llmkey set %s --secret) or remove it (llmkey rm %s)", ref, ref)
 	case rotate.Quota:
 		when := "until you add funds or quota"
 		if v.State == rotate.Parked && !v.Until.IsZero() {

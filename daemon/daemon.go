@@ -79,6 +79,12 @@ type Daemon struct {
 	// pools hold each provider's live key state. They outlive
 	// snapshots: a key keeps its cooldowns across reloads.
 	pools map[string]*rotate.Pool
+	// renames are the keys being renamed, each carried over by the load
+	// that serves its new name (see applyRenames).
+	renames []pendingRename
+	// unread are the keys whose secret could not be read, with why, as
+	// the log last said it.
+	unread map[string]string
 
 	usage          *ledger
 	persist        persistence
@@ -86,6 +92,7 @@ type Daemon struct {
 	metrics        *metrics
 	overridesDirty atomic.Bool // a write of disabled.json failed
 	tokens         *tokenStore // the scoped tokens
+	told           toldProblems
 }
 
 // proxyIdleTimeout closes a proxy connection with no request in flight.
@@ -108,6 +115,7 @@ func (d *Daemon) publish(cfg *state.Config, unavailable map[string]string) (err 
 				Hint: "please report this with the keyfile's shape (not its secrets); undo the last edit meanwhile"}
 		}
 	}()
+	d.applyRenames(cfg)
 	s := proxy.Build(cfg, unavailable, func(name string) *rotate.Pool {
 		p := d.pools[name]
 		if p == nil {
@@ -128,7 +136,7 @@ func (d *Daemon) publish(cfg *state.Config, unavailable map[string]string) (err 
 // newDaemon is a daemon with nothing loaded or bound yet.
 func newDaemon(opts Options, clock rotate.Clock) *Daemon {
 	d := &Daemon{opts: opts, log: opts.Log, stop: make(chan struct{}), clock: clock,
-		pools: map[string]*rotate.Pool{}, usage: newLedger(opts.Log, nil)}
+		pools: map[string]*rotate.Pool{}, usage: newLedger(opts.Log, nil), unread: map[string]string{}}
 	d.startedAt = clock.Now()
 	d.proxy = &proxy.Handler{Snapshot: d.snap.Load, Clock: clock, Log: opts.Log, Transport: proxy.NewTransport(), Usage: d.usage}
 	d.metrics = newMetrics(d)

@@ -62,8 +62,11 @@ type persistence struct {
 	nextTry    time.Time
 	lastLogged time.Time
 	// historyFrom is the RecentFrom day usage.json was last written for;
-	// it is rewritten when the day moves on. Owned by the keeper.
+	// it is rewritten when the day moves on, or when a rename changed its
+	// rows (historyGen: the ledger's historyGeneration it holds). Owned
+	// by the keeper.
 	historyFrom string
+	historyGen  uint64
 	// notice is something a person should know about the state on disk
 	// that is not a failure: a damaged state file set aside at start.
 	notice string
@@ -297,7 +300,8 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	histPath, recentPath := state.UsageFile(dir), state.UsageRecentFile(dir)
 	from := state.RecentFrom(d.clock.Now())
 	gen := d.usage.generation()
-	writeHist := force || from != d.persist.historyFrom || !exists(histPath)
+	histGen := d.usage.historyGeneration() // before the snapshot below
+	writeHist := force || from != d.persist.historyFrom || histGen != d.persist.historyGen || !exists(histPath)
 	writeRecent := force || gen != saved || !exists(recentPath)
 	writeToken := !exists(state.TokenFile(dir))
 	writeOverrides := d.overridesMissing()
@@ -316,19 +320,9 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 		d.log.Info("the state dir was removed; putting it back with all it held", "dir", dir)
 	}
 	if relock {
-		f, err := acquireLock(d.opts.Paths.StateLockPath())
-		if errors.Is(err, errLocked) {
-			// Another daemon started on the state dir while it was gone:
-			// two writers would lose counts. This one stops.
-			d.log.Warn("another daemon took over the state dir; this one stops", "pid", control.LockHolder(d.opts.Paths.StateLockPath()))
-			d.requestStop()
+		if err := d.relockState(); err != nil {
 			return saved, err
 		}
-		if err != nil {
-			return saved, err
-		}
-		d.runtime.stateLock.Close()
-		d.runtime.stateLock = f
 	}
 	if writeToken {
 		if err := state.WriteAtomic(state.TokenFile(dir), []byte(d.proxy.Token+"\n"), 0o600); err != nil {
@@ -349,11 +343,43 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	if !writeHist && !writeRecent {
 		return gen, nil
 	}
+	g, err := d.writeUsage(from, histGen, writeHist)
+	if err != nil {
+		return saved, err
+	}
+	return g, nil
+}
+
+// relockState takes the state dir's lock again, on the lock file put
+// back with the dir.
+func (d *Daemon) relockState() error {
+	f, err := acquireLock(d.opts.Paths.StateLockPath())
+	if errors.Is(err, errLocked) {
+		// Another daemon started on the state dir while it was gone:
+		// two writers would lose counts. This one stops.
+		d.log.Warn("another daemon took over the state dir; this one stops", "pid", control.LockHolder(d.opts.Paths.StateLockPath()))
+		d.requestStop()
+		return err
+	}
+	if err != nil {
+		return err
+	}
+	d.runtime.stateLock.Close()
+	d.runtime.stateLock = f
+	return nil
+}
+
+// writeUsage writes the usage of the days from on (usage-recent.json)
+// and, with hist, of the days before (usage.json), as of histGen, the
+// ledger's historyGeneration read before. It returns the generation
+// written.
+func (d *Daemon) writeUsage(from string, histGen uint64, hist bool) (uint64, error) {
+	dir := d.opts.Paths.StateDir
 	rows, g := d.usage.snapshot()
-	var hist, recent []state.UsageRow
+	var before, recent []state.UsageRow
 	for _, r := range rows {
 		if r.Day < from {
-			hist = append(hist, r)
+			before = append(before, r)
 		} else {
 			recent = append(recent, r)
 		}
@@ -364,14 +390,14 @@ func (d *Daemon) writeState(force bool, saved uint64) (uint64, error) {
 	}
 	// The history first: a crash between the two leaves a row in both
 	// files, which a load reads once, rather than in neither.
-	if writeHist {
-		if err := write(histPath, hist); err != nil {
-			return saved, err
+	if hist {
+		if err := write(state.UsageFile(dir), before); err != nil {
+			return 0, err
 		}
-		d.persist.historyFrom = from
+		d.persist.historyFrom, d.persist.historyGen = from, histGen
 	}
-	if err := write(recentPath, recent); err != nil {
-		return saved, err
+	if err := write(state.UsageRecentFile(dir), recent); err != nil {
+		return 0, err
 	}
 	return g, nil
 }

@@ -30,6 +30,13 @@ type ledger struct {
 	// clamped: an answer's counts were out of range, and the log said so
 	// (once: a provider that gets it wrong gets it wrong every time).
 	clamped bool
+	// renamed: the names keys had before a rename, with the secret they
+	// had then, and their new name: an answer that began before the
+	// rename is counted under the new one. histGen counts the renames,
+	// which change rows of the days before yesterday too: the keeper
+	// then writes those.
+	renamed map[state.UsageKey]string
+	histGen uint64
 }
 
 // newLedger starts from rows read from disk: generation 0, as on disk.
@@ -61,6 +68,9 @@ func (l *ledger) Add(now time.Time, k state.UsageKey, c state.Counts) {
 		l.dayNum, l.day = n, state.Day(now)
 	}
 	k.Day = l.day
+	if to, ok := l.renamed[state.UsageKey{Provider: k.Provider, Key: k.Key, Fingerprint: k.Fingerprint}]; ok {
+		k.Key = to
+	}
 	l.count(k, c)
 	l.gen++
 	first := out && !l.clamped
@@ -170,4 +180,42 @@ func seeds(rows []state.UsageRow, now time.Time, prices *state.Prices) map[state
 // nanoUSD is dollars in rotate's unit, held below the largest int64.
 func nanoUSD(usd float64) int64 {
 	return int64(min(math.Round(usd*rotate.NanoUSD), math.MaxInt64/2))
+}
+
+// rename moves the rows of provider's key from, every day's, to the name
+// to, and counts under to what is still to come from a request that
+// began before (on the secret fingerprint): a renamed key keeps its
+// history.
+func (l *ledger) rename(provider, from, to, fingerprint string) {
+	l.mu.Lock()
+	rows := make([]state.UsageRow, 0, len(l.rows))
+	for k, c := range l.rows {
+		rows = append(rows, state.UsageRow{UsageKey: k, Counts: *c})
+	}
+	rows, moved := state.RenameUsage(rows, provider, from, to)
+	if moved {
+		l.rows = make(map[state.UsageKey]*state.Counts, len(rows))
+		for _, r := range rows {
+			c := r.Counts
+			l.rows[r.UsageKey] = &c
+		}
+		l.gen++
+		l.histGen++
+	}
+	if l.renamed == nil {
+		l.renamed = map[state.UsageKey]string{}
+	}
+	l.renamed[state.UsageKey{Provider: provider, Key: from, Fingerprint: fingerprint}] = to
+	l.mu.Unlock()
+	select {
+	case l.changed <- struct{}{}:
+	default:
+	}
+}
+
+// historyGeneration changes whenever a rename changed rows of any day.
+func (l *ledger) historyGeneration() uint64 {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.histGen
 }

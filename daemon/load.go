@@ -8,6 +8,7 @@ import (
 	"io/fs"
 	"maps"
 	"slices"
+	"strings"
 	"time"
 
 	"github.com/llmkey/llmkey/daemon/proxy"
@@ -202,9 +203,7 @@ func (d *Daemon) serveLoad(l *load) error {
 // retryUnread loads the keyfile again in a while if a secret of l could
 // not be read. The caller holds d.mu.
 func (d *Daemon) retryUnread(l *load) {
-	for _, ref := range slices.Sorted(maps.Keys(l.unavailable)) {
-		d.log.Warn("a key's secret could not be read; the key serves nothing until it can", "key", ref, "err", l.unavailable[ref])
-	}
+	d.logUnread(l)
 	if len(l.unavailable) == 0 || d.loads.retry != nil {
 		return
 	}
@@ -214,6 +213,26 @@ func (d *Daemon) retryUnread(l *load) {
 		d.mu.Unlock()
 		d.reload("reading secrets again")
 	})
+}
+
+// logUnread says which secrets could not be read, once per key and
+// reason (a wait counting down in it is no new reason; see sameWords),
+// and which are read again: not at each retry. The caller holds d.mu.
+func (d *Daemon) logUnread(l *load) {
+	for _, ref := range slices.Sorted(maps.Keys(l.unavailable)) {
+		if why := sameWords(l.unavailable[ref]); d.unread[ref] != why {
+			d.log.Warn("a key's secret could not be read; the key serves nothing until it can (said again only if the reason changes)", "key", ref, "err", l.unavailable[ref])
+			d.unread[ref] = why
+		}
+	}
+	for ref := range d.unread {
+		if _, still := l.unavailable[ref]; !still {
+			delete(d.unread, ref)
+			if prov, name, _ := strings.Cut(ref, "/"); l.cfg.Find(prov, name) >= 0 {
+				d.log.Info("a key's secret was read again; the key serves", "key", ref)
+			}
+		}
+	}
 }
 
 // load is one load's keyfile and the secrets read for it so far.
@@ -280,7 +299,11 @@ func (l *load) apply(r secretRead) {
 	l.left--
 	delete(l.pending, r.i)
 	if r.err != nil {
-		l.unavailable[l.cfg.Keys[r.i].Ref()] = "secret not read: " + r.err.Error()
+		why := "secret not read: " + r.err.Error()
+		if errors.As(r.err, new(*secrets.NoBusError)) {
+			why += ": " + secrets.DaemonFix
+		}
+		l.unavailable[l.cfg.Keys[r.i].Ref()] = why
 		return
 	}
 	l.cfg.Keys[r.i].Secret = r.secret

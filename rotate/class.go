@@ -28,6 +28,16 @@ func (c Class) String() string {
 	return "unknown"
 }
 
+// ParseClass is the class named s (as String names it).
+func ParseClass(s string) (Class, bool) {
+	for i, n := range classNames {
+		if n == s {
+			return Class(i), true
+		}
+	}
+	return 0, false
+}
+
 // Retryable reports whether another key may get a better answer: the
 // request is then safe to send again elsewhere, since nothing of this
 // answer has reached the client.

@@ -171,6 +171,21 @@ func (p *Pool) failedUpstream(l Lease, k *keyState, o Outcome, now time.Time) {
 	}
 }
 
+// Checked applies what a check made outside the proxy (llmkey test: one
+// cheap call with exactly this key) found: a success brings a parked key
+// back, as a successful probe does; an invalid key or a spent quota parks
+// it; a rate limit cools it; the other classes say nothing of the key
+// and change nothing. It reports whether the key exists.
+func (p *Pool) Checked(name string, o Outcome) bool {
+	return p.onKey(name, func(k *keyState) {
+		switch o.Class {
+		case Success, RateLimited, Quota, InvalidKey:
+			p.judge(Lease{p: p, k: k, Name: name}, k, o, p.clock.Now())
+			p.picker.changed(k)
+		}
+	})
+}
+
 // Excludes reports whether a request whose attempt got o must not take
 // the same key again. A server error or a transport failure leaves the
 // key in rotation, so nothing else would keep the request from drawing it

@@ -232,3 +232,55 @@ func TestJudgeWhileTheLeaseGoesOn(t *testing.T) {
 		t.Errorf("%s does not serve another model: %s", l.Name, got)
 	}
 }
+
+// A check made outside the proxy acts as the same answer would: a 401
+// parks the key, a spent quota parks its group, a rate limit cools it, a
+// success brings a parked key back; a server error or a transport
+// failure changes nothing.
+func TestCheckedActsAsTheAnswer(t *testing.T) {
+	p, clk := newTestPool(RoundRobin, KeySpec{Name: "a", Group: "org"}, KeySpec{Name: "b", Group: "org"}, KeySpec{Name: "c"})
+	state := func(name string) KeyState {
+		v, _, _ := p.View()
+		for _, k := range v {
+			if k.Name == name {
+				return k.State
+			}
+		}
+		return ""
+	}
+	for _, c := range []Class{ServerError, Transport, Overloaded, CallerFault} {
+		p.Checked("c", Outcome{Class: c, Reason: "x"})
+		if state("c") != Ready {
+			t.Errorf("a check that got %s set c %s", c, state("c"))
+		}
+	}
+	if !p.Checked("c", Outcome{Class: InvalidKey, Status: 401, Reason: "401 invalid key"}) || state("c") != Parked {
+		t.Errorf("a 401 left c %s", state("c"))
+	}
+	p.Checked("c", ok)
+	if state("c") != Ready {
+		t.Errorf("a valid check left the parked c %s", state("c"))
+	}
+	p.Checked("a", Outcome{Class: Quota, Status: 429, Reason: "quota"})
+	if state("a") != Parked || state("b") != Parked {
+		t.Errorf("a spent quota: a %s, b %s; want both parked (one organisation)", state("a"), state("b"))
+	}
+	p.Checked("c", Outcome{Class: RateLimited, Status: 429, Wait: 20 * time.Second})
+	if v, _, _ := p.View(); v[2].State != Cooling || v[2].Until.Sub(clk.now) != 20*time.Second {
+		t.Errorf("a rate limit: %+v", v[2])
+	}
+	if p.Checked("nosuch", ok) {
+		t.Error("Checked found a key that is not there")
+	}
+}
+
+func TestParseClassReadsEveryName(t *testing.T) {
+	for _, c := range Classes() {
+		if got, ok := ParseClass(c.String()); !ok || got != c {
+			t.Errorf("ParseClass(%q) = %v, %v", c.String(), got, ok)
+		}
+	}
+	if _, ok := ParseClass("nonsense"); ok {
+		t.Error("ParseClass read a name that is no class")
+	}
+}

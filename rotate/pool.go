@@ -566,6 +566,29 @@ func (p *Pool) Reset(name string) bool {
 	})
 }
 
+// Rename gives the key from the name to, with all the pool knows of it:
+// what its answers taught (cooldowns, parking, failures), its hand-made
+// disable, its spending against its limits and its conversations. The
+// keyfile's next load names it so, and Update then finds it by its new
+// name. It reports whether from was there and to was free.
+func (p *Pool) Rename(from, to string) bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	k := p.byName[from]
+	if k == nil || p.byName[to] != nil {
+		return false
+	}
+	delete(p.byName, from)
+	p.byName[to] = k
+	k.spec.Name = to
+	for e := p.sessions.lru.Front(); e != nil; e = e.Next() {
+		if s := e.Value.(*session); s.key == from {
+			s.key = to
+		}
+	}
+	return true
+}
+
 // Seed is what a key spent before a restart: today (UTC) and this
 // month (UTC, today included), costs in nano-dollars.
 type Seed struct {

@@ -271,3 +271,36 @@ func BenchmarkTake(b *testing.B) {
 // Weighted picks step along a precomputed cycle: shares hold, a key not
 // usable gives its turns to the others in proportion, and weights too
 // large for a cycle fall back to the scan.
+
+// A renamed key keeps what the pool knows of it (here: parked, disabled
+// by hand, a conversation on it) under its new name, through the next
+// Update with the keyfile's new name; a rename onto a name in use is
+// refused.
+func TestRenameKeepsTheKeysState(t *testing.T) {
+	p, _ := newTestPool(RoundRobin, keys("a", "b")...)
+	l, den := p.Take(Ask{Session: "conv-1"})
+	if den != nil {
+		t.Fatal(den.Detail)
+	}
+	l.Done(ok, Spend{})
+	conv := l.Name
+	p.Checked("a", Outcome{Class: InvalidKey, Status: 401, Reason: "401 invalid key"})
+	p.Disable("b", time.Time{})
+	if p.Rename("a", "b") || p.Rename("nosuch", "c") {
+		t.Fatal("a rename onto a key's name, or of no key, was done")
+	}
+	if !p.Rename("a", "work") || !p.Rename("b", "home") {
+		t.Fatal("rename refused")
+	}
+	p.Update(Policy{Strategy: RoundRobin, ProbeInterval: time.Minute}, []KeySpec{{Name: "work", Fingerprint: "fp-a"}, {Name: "home", Fingerprint: "fp-b"}})
+	v, _, _ := p.View()
+	if v[0].Name != "work" || v[0].State != Parked || v[1].Name != "home" || v[1].State != Disabled {
+		t.Errorf("after the renames: %+v", v)
+	}
+	renamed := map[string]string{"a": "work", "b": "home"}[conv]
+	p.Enable("work")
+	p.Enable("home")
+	if l, den := p.Take(Ask{Session: "conv-1"}); den != nil || l.Name != renamed || l.Affinity != Hit {
+		t.Errorf("the conversation on %s went to %s (%v), want %s", conv, l.Name, l.Affinity, renamed)
+	}
+}

@@ -192,83 +192,119 @@ func fieldLine(k Key, i int) (string, bool) {
 // after.
 func SetKey(path, provider, name string, change func(k *Key) error) (before, after Key, err error) {
 	err = editKeyfile(path, false, func(data []byte) ([]byte, error) {
-		cfg, lay, err := decode(path, data)
-		if err == nil {
-			err = validate(cfg, lay)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("the keyfile has a problem to fix first: %w", err)
-		}
-		i := cfg.Find(provider, name)
-		if i < 0 {
-			return nil, cfg.KeyNotFound(provider, name)
-		}
-		blocks := lay.keyBlocks()
-		if len(blocks) != len(cfg.Keys) {
-			return nil, &KeyfileError{Path: path, Msg: "keys are defined inline (key = [...]), not as [[key]] tables", Hint: "edit the key by hand"}
-		}
-		before, after = cfg.Keys[i], cfg.Keys[i]
-		if err := change(&after); err != nil {
-			return nil, err
-		}
-		after.Provider, after.Name = provider, name
-		sec := blocks[i]
-		replace := map[int]string{} // line -> its new text ("\x00": removed)
-		var added []string
-		for f := range keyFields {
-			oldLine, _ := fieldLine(before, f)
-			newLine, has := fieldLine(after, f)
-			if oldLine == newLine {
-				continue
-			}
-			at, ok := sec.keys[fieldName(keyFields[f])]
-			switch {
-			case ok:
-				end := at
-				for end+1 < len(lay.lines) && lay.kinds[end+1] == lineContinuation {
-					end++
-					replace[end] = "\x00"
-				}
-				replace[at] = "\x00"
-				if has {
-					replace[at] = newLine
-				}
-			case has:
-				added = append(added, newLine)
-			}
-		}
-		var out strings.Builder
-		for l := range lay.lines {
-			text := lay.lines[l]
-			if r, ok := replace[l]; ok {
-				text = r
-			}
-			if text != "\x00" {
-				out.WriteString(text)
-				if l+1 < len(lay.lines) || lay.trailingNewline {
-					out.WriteByte('\n')
-				}
-			}
-			if l == sec.end {
-				if !lay.trailingNewline && l+1 == len(lay.lines) && len(added) > 0 {
-					out.WriteByte('\n')
-				}
-				for _, a := range added {
-					out.WriteString(a + "\n")
-				}
-			}
-		}
-		res := []byte(out.String())
-		cfg2, err := Parse(path, res)
-		if err != nil {
-			return nil, fmt.Errorf("refusing to change %s: %w", after.Ref(), err)
-		}
-		if j := cfg2.Find(provider, name); j < 0 || !reflect.DeepEqual(cfg2.Keys[j], after) {
-			return nil, fmt.Errorf("internal error: the edit of %s did not read back as written; nothing was changed", after.Ref())
-		}
-		return res, nil
+		var out []byte
+		out, before, after, err = editKey(path, data, provider, name, name, change)
+		return out, err
 	})
 	return before, after, err
+}
+
+// RenameKey renames the key PROVIDER/NAME to PROVIDER/TO in place: only
+// its name line changes. It returns the key as renamed.
+func RenameKey(path, provider, name, to string) (Key, error) {
+	var after Key
+	err := editKeyfile(path, false, func(data []byte) ([]byte, error) {
+		out, _, a, err := editKey(path, data, provider, name, to, func(*Key) error { return nil })
+		after = a
+		return out, err
+	})
+	return after, err
+}
+
+// editKey is SetKey on bytes, the key named to after it (a rename when
+// to is not name).
+func editKey(path string, data []byte, provider, name, to string, change func(k *Key) error) (out []byte, before, after Key, err error) {
+	cfg, lay, err := decode(path, data)
+	if err == nil {
+		err = validate(cfg, lay)
+	}
+	if err != nil {
+		return nil, before, after, fmt.Errorf("the keyfile has a problem to fix first: %w", err)
+	}
+	i := cfg.Find(provider, name)
+	if i < 0 {
+		return nil, before, after, cfg.KeyNotFound(provider, name)
+	}
+	if j := cfg.Find(provider, to); to != name && j >= 0 {
+		return nil, before, after, &DuplicateError{Ref: provider + "/" + to, Path: path, Line: cfg.KeyLine(j)}
+	}
+	blocks := lay.keyBlocks()
+	if len(blocks) != len(cfg.Keys) {
+		return nil, before, after, &KeyfileError{Path: path, Msg: "keys are defined inline (key = [...]), not as [[key]] tables", Hint: "edit the key by hand"}
+	}
+	before, after = cfg.Keys[i], cfg.Keys[i]
+	if err := change(&after); err != nil {
+		return nil, before, after, err
+	}
+	after.Provider, after.Name = provider, to
+	res := rewriteBlock(lay, blocks[i], before, after)
+	cfg2, err := Parse(path, res)
+	if err != nil {
+		return nil, before, after, fmt.Errorf("refusing to change %s: %w", after.Ref(), err)
+	}
+	if j := cfg2.Find(provider, to); j < 0 || !reflect.DeepEqual(cfg2.Keys[j], after) {
+		return nil, before, after, fmt.Errorf("internal error: the edit of %s did not read back as written; nothing was changed", after.Ref())
+	}
+	return res, before, after, nil
+}
+
+// nameField is the place of Key.Name in keyFields.
+const nameField = 1
+
+// rewriteBlock is the file of lay with the block sec of key before
+// rewritten as after: only the lines of the fields that changed.
+func rewriteBlock(lay *layout, sec *section, before, after Key) []byte {
+	replace := map[int]string{} // line -> its new text ("\x00": removed)
+	var added []string
+	for f := range keyFields {
+		oldLine, _ := fieldLine(before, f)
+		newLine, has := fieldLine(after, f)
+		if oldLine == newLine {
+			continue
+		}
+		at, ok := sec.keys[fieldName(keyFields[f])]
+		switch {
+		case ok:
+			end := at
+			for end+1 < len(lay.lines) && lay.kinds[end+1] == lineContinuation {
+				end++
+				replace[end] = "\x00"
+			}
+			replace[at] = "\x00"
+			if has {
+				replace[at] = newLine
+			}
+			if has && f == nameField {
+				// A comment on the name line is about the key, which
+				// a rename keeps (one on a number is about its value).
+				replace[at] += lay.trailingComment(at)
+			}
+		case has:
+			added = append(added, newLine)
+		}
+	}
+	var out strings.Builder
+	for l := range lay.lines {
+		text := lay.lines[l]
+		if r, ok := replace[l]; ok {
+			text = r
+		}
+		if text != "\x00" {
+			out.WriteString(text)
+			if l+1 < len(lay.lines) || lay.trailingNewline {
+				out.WriteByte('\n')
+			}
+		}
+		if l == sec.end {
+			if !lay.trailingNewline && l+1 == len(lay.lines) && len(added) > 0 {
+				out.WriteByte('\n')
+			}
+			for _, a := range added {
+				out.WriteString(a + "\n")
+			}
+		}
+	}
+	return []byte(out.String())
 }
 
 // tomlString quotes s as a TOML basic string.

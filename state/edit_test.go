@@ -311,3 +311,35 @@ func TestSetKeyInPlace(t *testing.T) {
 		t.Error("set of a key that is not there")
 	}
 }
+
+// A rename changes only the key's name: its name line (keeping the
+// comment on it), every other byte of the file as it was; a name another
+// key has, or one that is no name, is refused with nothing written.
+func TestRenameKeyInPlace(t *testing.T) {
+	src := "# my keys\n[[key]]\nprovider = \"openai\"\nname  =  'a'   # the work account\nsecret = \"sk-aaaaaaaaaaaaaaaaaaaaaaaa\"\nrpm = 60 # careful\n\n[[key]]\nprovider = \"openai\"\nname = \"b\"\nsecret = \"sk-bbbbbbbbbbbbbbbbbbbbbbbb\"\n"
+	path := filepath.Join(t.TempDir(), "keys.toml")
+	os.WriteFile(path, []byte(src), 0o600)
+	after, err := RenameKey(path, "openai", "a", "work")
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := strings.Replace(src, "name  =  'a'   # the work account", "name = \"work\"   # the work account", 1)
+	if got, _ := os.ReadFile(path); string(got) != want {
+		t.Errorf("after rename:\n%s\nwant:\n%s", got, want)
+	}
+	if after.Name != "work" || after.RPM != 60 || after.Secret != "sk-aaaaaaaaaaaaaaaaaaaaaaaa" {
+		t.Errorf("the key renamed: %+v", after)
+	}
+	for _, tt := range []struct{ from, to, says string }{
+		{"work", "b", "already exists"},
+		{"work", "no/name", "name"},
+		{"nosuch", "c", "nosuch"},
+	} {
+		if _, err := RenameKey(path, "openai", tt.from, tt.to); err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("rename %s to %s: %v", tt.from, tt.to, err)
+		}
+		if got, _ := os.ReadFile(path); string(got) != want {
+			t.Errorf("a refused rename of %s to %s wrote:\n%s", tt.from, tt.to, got)
+		}
+	}
+}

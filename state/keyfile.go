@@ -557,31 +557,47 @@ func Closest(s string, candidates []string) string { return closest(s, candidate
 func closest(s string, candidates []string) string {
 	best, bestD := "", 3
 	for _, c := range candidates {
-		if d := editDistance(s, c); d < bestD && d > 0 {
+		// At most two edits, no more than half the word's letters, and
+		// the same first letter: "mv" is not a misspelt "ls", nor "remov"
+		// one of "demo".
+		if d := editDistance(s, c); d < bestD && d > 0 && 2*d <= len(s) && sameFirst(s, c) {
 			best, bestD = c, d
 		}
 	}
 	return best
 }
 
+// sameFirst reports whether a and b begin with the same letter, in
+// either case.
+func sameFirst(a, b string) bool {
+	return a != "" && b != "" && strings.EqualFold(a[:1], b[:1])
+}
+
+// editDistance counts the edits that turn a into b: a letter inserted,
+// removed or changed, or two neighbours swapped ("rmp" is one from
+// "rpm").
 func editDistance(a, b string) int {
-	prev := make([]int, len(b)+1)
-	cur := make([]int, len(b)+1)
-	for j := range prev {
-		prev[j] = j
+	d := make([][]int, len(a)+1)
+	for i := range d {
+		d[i] = make([]int, len(b)+1)
+		d[i][0] = i
+	}
+	for j := range d[0] {
+		d[0][j] = j
 	}
 	for i := 1; i <= len(a); i++ {
-		cur[0] = i
 		for j := 1; j <= len(b); j++ {
 			cost := 1
 			if a[i-1] == b[j-1] {
 				cost = 0
 			}
-			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+			d[i][j] = min(d[i-1][j]+1, d[i][j-1]+1, d[i-1][j-1]+cost)
+			if i > 1 && j > 1 && a[i-1] == b[j-2] && a[i-2] == b[j-1] {
+				d[i][j] = min(d[i][j], d[i-2][j-2]+1)
+			}
 		}
-		prev, cur = cur, prev
 	}
-	return prev[len(b)]
+	return d[len(a)][len(b)]
 }
 
 // shellQuote quotes a path for a hint the user may paste into a shell.

@@ -209,7 +209,9 @@ type valueState struct {
 
 func (v *valueState) open() bool { return v.mlBasic || v.mlLiteral || v.depth > 0 }
 
-func (v *valueState) scan(s string) {
+// scan reads s, a value's text or its next line, and returns where a
+// comment starts in it (-1: none).
+func (v *valueState) scan(s string) int {
 	for i := 0; i < len(s); i++ {
 		switch {
 		case v.mlBasic:
@@ -252,9 +254,34 @@ func (v *valueState) scan(s string) {
 				v.depth--
 			}
 		case s[i] == '#':
-			return
+			return i
 		}
 	}
+	return -1
+}
+
+// trailingComment is the comment that ends line i, a key = value line
+// whose value is all on it, with the blanks before it ("  # work"); ""
+// when it has none.
+func (l *layout) trailingComment(i int) string {
+	if i+1 < len(l.lines) && l.kinds[i+1] == lineContinuation {
+		return ""
+	}
+	_, rest := parseKeyPath(strings.TrimLeft(strings.TrimSuffix(l.lines[i], "\r"), " \t"))
+	eq := strings.IndexByte(rest, '=')
+	if eq < 0 {
+		return ""
+	}
+	val := rest[eq+1:]
+	var st valueState
+	at := st.scan(val)
+	if at < 0 {
+		return ""
+	}
+	for at > 0 && (val[at-1] == ' ' || val[at-1] == '\t') {
+		at--
+	}
+	return val[at:]
 }
 
 // parseKeyPath reads a dotted TOML key (bare, "basic" or 'literal' parts)

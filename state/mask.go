@@ -52,6 +52,15 @@ var keyPrefixes = []struct{ prefix, provider string }{
 
 var envLine = sync.OnceValue(func() *regexp.Regexp { return regexp.MustCompile(`^(export\s+)?[A-Za-z_][A-Za-z0-9_]*=`) })
 
+// article is name with "a" or "an" before it, as it is said: "an
+// anthropic", "a gemini", "an xai" (ex-ai).
+func article(name string) string {
+	if name != "" && strings.ContainsRune("aeioux", rune(name[0])) {
+		return "an " + name
+	}
+	return "a " + name
+}
+
 // SecretProblem says what is plainly wrong with secret as a key of
 // provider (kind: its wire format), with a hint; "" when nothing is. A
 // person may insist (add --force) on a key of an unusual shape.
@@ -67,7 +76,7 @@ func SecretProblem(provider string, kind Kind, secret string) (problem, hint str
 	for _, p := range keyPrefixes {
 		if strings.HasPrefix(secret, p.prefix) && p.provider != provider {
 			if _, builtin := builtins[provider]; builtin {
-				return fmt.Sprintf("this looks like a %s key (%s...), not a %s one", p.provider, p.prefix, provider),
+				return fmt.Sprintf("this looks like %s key (%s...), not %s one", article(p.provider), p.prefix, article(provider)),
 					fmt.Sprintf("llmkey add %s NAME, or pass --force to add it under %s anyway", p.provider, provider)
 			}
 		}

@@ -20,6 +20,11 @@ import (
 //	     ("for": a duration string, positive, at most MaxDisableFor; 400 else)
 //	POST /v1/keys/{provider}/{name}/enable   KeyStatus
 //	POST /v1/keys/{provider}/{name}/reset    KeyStatus
+//	POST /v1/keys/{provider}/{name}/checked  KeyCheck; KeyStatus (409 when the key's
+//	     secret is no longer the one checked)
+//	POST /v1/keys/{provider}/{name}/rename   RenameRequest; 202: the load that
+//	     serves the keyfile with the new name carries the key's state,
+//	     usage and scoped tokens over (announced before the keyfile edit)
 //	POST /v1/tokens              TokenRequest; Token (a scoped token, shown once)
 //	GET  /v1/tokens              [TokenInfo]
 //	POST /v1/tokens/{id}/revoke  TokenChange (200 once revoked, even when not yet on disk)
@@ -33,6 +38,27 @@ const (
 	MaxDisableFor     = 100 * 365 * 24 * time.Hour
 	MaxDisableForText = "100 years (36500d)"
 )
+
+// KeyCheck is what a check of a key made outside the proxy (llmkey test)
+// found, for the daemon to act on as on the same answer to a request: a
+// success brings a parked key back, an invalid key or a spent quota
+// parks it, a rate limit cools it. Fingerprint names the secret checked:
+// the daemon ignores a check of a secret it no longer serves.
+type KeyCheck struct {
+	Fingerprint string `json:"fingerprint"`
+	// Class is a rotate class: success, rate-limited, quota,
+	// invalid-key (the others change nothing).
+	Class  string     `json:"class"`
+	Status int        `json:"status,omitempty"`
+	Reason string     `json:"reason,omitempty"`
+	Wait   float64    `json:"wait_seconds,omitempty"` // a rate limit's
+	Until  *time.Time `json:"until,omitempty"`        // a quota's known return
+}
+
+// RenameRequest announces that a key is being renamed to To.
+type RenameRequest struct {
+	To string `json:"to"`
+}
 
 // Status is what "llmkey status --json" prints.
 type Status struct {

@@ -167,6 +167,22 @@ func (c *Client) KeyAction(ctx context.Context, provider, name, action string, d
 	return &ks, c.doBody(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(provider)+"/"+url.PathEscape(name)+"/"+action, body, &ks)
 }
 
+// KeyChecked tells the daemon what a check of the key found, and
+// returns its state after.
+func (c *Client) KeyChecked(ctx context.Context, provider, name string, chk KeyCheck) (*KeyStatus, error) {
+	b, _ := json.Marshal(chk)
+	var ks KeyStatus
+	return &ks, c.doBody(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(provider)+"/"+url.PathEscape(name)+"/checked", bytes.NewReader(b), &ks)
+}
+
+// AnnounceRename tells the daemon that the key is about to be renamed to
+// to in the keyfile: the load that serves the new name carries the key's
+// state, usage and scoped tokens over.
+func (c *Client) AnnounceRename(ctx context.Context, provider, name, to string) error {
+	b, _ := json.Marshal(RenameRequest{To: to})
+	return c.doBody(ctx, http.MethodPost, "/v1/keys/"+url.PathEscape(provider)+"/"+url.PathEscape(name)+"/rename", bytes.NewReader(b), nil)
+}
+
 // IssueToken asks the daemon for a scoped token.
 func (c *Client) IssueToken(ctx context.Context, req TokenRequest) (*Token, error) {
 	b, _ := json.Marshal(req)

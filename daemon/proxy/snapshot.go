@@ -70,7 +70,8 @@ func (k Key) authorize(h http.Header, up *Upstream) {
 // Spec is what rotation may know of the key: never the secret.
 func (k Key) Spec() rotate.KeySpec {
 	entry := k.Key
-	entry.Secret = ""
+	// Nor the name: a renamed key (llmkey rename) is the same key.
+	entry.Secret, entry.Name = "", ""
 	return rotate.KeySpec{Name: k.Name, Fingerprint: k.Fingerprint, Weight: k.Weight, Models: k.Models,
 		RPM: k.RPM, TPM: k.TPM, MaxConcurrent: k.MaxConcurrent, RPD: k.RPD, TPD: k.TPD,
 		BudgetDay: nanoUSD(k.BudgetUSDDay), BudgetMonth: nanoUSD(k.BudgetUSDMonth),

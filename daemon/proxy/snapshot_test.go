@@ -57,8 +57,8 @@ func TestKeySpecCarriesEveryField(t *testing.T) {
 		case reflect.Float64:
 			cv.SetFloat(cv.Float() + 0.5)
 		case reflect.String:
-			if kt.Field(i).Name == "Secret" {
-				continue // the fingerprint tells that apart
+			if kt.Field(i).Name == "Secret" || kt.Field(i).Name == "Name" {
+				continue // the fingerprint tells that apart; a renamed key is the same key
 			}
 			cv.SetString(cv.String() + "x")
 		case reflect.Slice:

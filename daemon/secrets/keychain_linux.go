@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"time"
 
@@ -68,11 +69,15 @@ func keychainGet(ctx context.Context, account string) (string, error) {
 }
 
 // sessionBus is a connection of the caller's own to the session bus,
-// closed when ctx ends if not before. No bus is started when none runs.
+// closed when ctx ends if not before. No bus is started when none runs:
+// that is a *NoBusError.
 func sessionBus(ctx context.Context) (*dbus.Conn, error) {
+	if err := needBus(); err != nil {
+		return nil, err
+	}
 	conn, err := dbus.SessionBusPrivateNoAutoStartup(dbus.WithContext(ctx))
 	if err != nil {
-		return nil, err
+		return nil, &NoBusError{Address: os.Getenv("DBUS_SESSION_BUS_ADDRESS"), Err: err}
 	}
 	if err = conn.Auth(nil); err == nil {
 		err = conn.Hello()
@@ -82,6 +87,24 @@ func sessionBus(ctx context.Context) (*dbus.Conn, error) {
 		return nil, err
 	}
 	return conn, nil
+}
+
+// needBus says when there is no session bus to ask, as godbus looks for
+// one (DBUS_SESSION_BUS_ADDRESS, else the systemd user session's
+// /run/user/UID/bus), before anything would try to start one: go-keyring
+// runs dbus-launch then, which fails with its own error, or starts a
+// bus with no Secret Service on it.
+func needBus() error {
+	if a := os.Getenv("DBUS_SESSION_BUS_ADDRESS"); a != "" && a != "autolaunch:" {
+		return nil
+	}
+	run := fmt.Sprintf("/run/user/%d/", os.Getuid())
+	for _, f := range []string{"bus", "dbus-session"} {
+		if _, err := os.Stat(run + f); err == nil {
+			return nil
+		}
+	}
+	return &NoBusError{}
 }
 
 // findItem is the item holding account's secret, and whether it is

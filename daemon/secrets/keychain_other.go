@@ -34,3 +34,6 @@ func keychainGet(ctx context.Context, account string) (string, error) {
 		return "", ctx.Err()
 	}
 }
+
+// needBus: the macOS Keychain needs no session bus.
+func needBus() error { return nil }

@@ -57,8 +57,41 @@ type LockedError struct{ Why string }
 
 func (e *LockedError) Error() string { return "the keychain is locked: " + e.Why }
 
+// NoBusError is a keychain with no D-Bus session bus to reach it by: a
+// process started outside the desktop's session (over ssh, in tmux or a
+// container, under WSL) has none, though the keychain may be unlocked in
+// the desktop's. Address is the bus it was told of, if any.
+type NoBusError struct {
+	Address string
+	Err     error
+}
+
+func (e *NoBusError) Error() string {
+	where := "DBUS_SESSION_BUS_ADDRESS unset"
+	if e.Address != "" {
+		where = "none at " + e.Address
+		if e.Err != nil {
+			where += ": " + e.Err.Error()
+		}
+	}
+	return "no D-Bus session bus (" + where + "; ssh/tmux/container?)"
+}
+
+// HintText is for the CLI, which has no session bus where it runs.
+func (e *NoBusError) HintText() string {
+	return "run this in a terminal of the desktop session, or keep the secret in the keyfile or a secret_cmd"
+}
+
+// DaemonFix is what to do when the daemon has no session bus.
+const DaemonFix = "restart the daemon from a desktop session, or use secret_cmd"
+
+func (e *NoBusError) Unwrap() error { return e.Err }
+
 // Store puts secret in the keychain for k.
 func Store(k state.Key, secret string) error {
+	if err := needBus(); err != nil {
+		return fmt.Errorf("store the secret in the keychain: %w", err)
+	}
 	if err := keyring.Set(Service, k.Ref(), secret); err != nil {
 		return fmt.Errorf("store the secret in the keychain: %w", err)
 	}
@@ -67,6 +100,9 @@ func Store(k state.Key, secret string) error {
 
 // Delete removes k's secret from the keychain; a missing one is no error.
 func Delete(k state.Key) error {
+	if err := needBus(); err != nil {
+		return err
+	}
 	if err := keyring.Delete(Service, k.Ref()); err != nil && !errors.Is(err, keyring.ErrNotFound) {
 		return err
 	}
