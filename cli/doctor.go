@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -13,6 +14,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -27,24 +29,86 @@ func ConfigureDoctorCommand(app *ucli.App) {
 		Name:  "doctor",
 		Usage: "find what keeps a tool off the proxy, and say the fix (exit 0, 1 or 3, as status)",
 		Description: "Looks at the daemon (running, its version, keys that cannot serve), the variables in this shell that " +
-			"would send a tool around the proxy when it runs outside 'llmkey exec', and the configuration of codex, gemini " +
-			"and opencode: not set up, set up for another port, a /v1/v1 double path, a login that wins over the API key; " +
-			"and the service: files written for another llmkey, or its port held by a daemon llmkey started. " +
-			"Never starts the daemon.",
+			"exec clears (each named, with what it does; those that would send a tool around the proxy are problems) or " +
+			"that point at llmkey on another port, and the configuration of every tool setup knows: a tool on PATH with no " +
+			"file is not set up; a file set up for another port, a /v1/v1 double path, a login that wins over the API key, " +
+			"an llmkey token a tool kept in its own file; and the service: files written for another llmkey, or its port " +
+			"held by a daemon llmkey started. Never starts the daemon.",
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return DoctorCommand(c.Context, DoctorCommandInput{Paths: p, Getenv: os.Getenv}, streams(c))
 		}),
 	})
 }
 
-// bypassVars are variables that send a tool around the proxy, or to
-// another place than exec's, when they are set in a tool's environment.
-var bypassVars = []struct{ name, why string }{
-	{"ANTHROPIC_API_URL", "some clients read it before ANTHROPIC_BASE_URL"},
-	{"GOOGLE_GENAI_USE_VERTEXAI", "the genai SDK and Gemini CLI then go to Vertex AI"},
-	{"OPENAI_ORG_ID", "it goes upstream with whichever key serves"},
-	{"OPENAI_PROJECT_ID", "it goes upstream with whichever key serves"},
-	{"ANTHROPIC_AUTH_TOKEN", "Claude Code prefers it to ANTHROPIC_API_KEY"},
+// clearedWhy says, for each variable exec clears (wire.SDKEnv's), what
+// it does to a tool that reads it; problem marks those that send a tool
+// around the proxy, or with another key, when it runs with llmkey's
+// variables but not under exec (eval "$(llmkey env)" earlier in a shell
+// that sets them later). A test keeps this table and SDKEnv in step.
+var clearedWhy = map[string]struct {
+	why     string
+	problem bool
+}{
+	"ANTHROPIC_API_URL":         {"some Anthropic clients read it before ANTHROPIC_BASE_URL", true},
+	"ANTHROPIC_AUTH_TOKEN":      {"Claude Code sends it instead of ANTHROPIC_API_KEY, so not the local token", true},
+	"GOOGLE_GENAI_USE_VERTEXAI": {"the genai SDKs and Gemini CLI then go to Vertex AI, whatever GOOGLE_GEMINI_BASE_URL says", true},
+	"GOOGLE_API_KEY":            {"the genai SDKs send it instead of GEMINI_API_KEY, so not the local token", true},
+	"GOOGLE_GENERATIVE_AI_API_KEY": {"the Vercel AI SDK's Google provider reads it, and no base URL variable: " +
+		"with a key from it, it goes to Google's own host", true},
+	"OPENAI_ORG_ID":       {"the openai SDKs send it as OpenAI-Organization; the proxy sends only the organization the keyfile names for the key that serves", false},
+	"OPENAI_ORGANIZATION": {"some OpenAI clients send it as OpenAI-Organization; the proxy sends only the organization the keyfile names for the key that serves", false},
+	"OPENAI_PROJECT_ID":   {"the openai SDKs send it as OpenAI-Project; the proxy sends only the project the keyfile names for the key that serves", false},
+	"OPENAI_PROJECT":      {"some OpenAI clients send it as OpenAI-Project; the proxy sends only the project the keyfile names for the key that serves", false},
+}
+
+// execVars are the variables exec sets and those it clears, for every
+// built-in provider, as wire.SDKEnv says.
+func execVars() (set, cleared []string) {
+	seen := map[string]bool{}
+	for _, p := range state.BuiltinNames() {
+		s, u := wire.SDKEnv(p, "http://127.0.0.1:1/"+p, "t")
+		for _, kv := range s {
+			if !seen[kv[0]] {
+				seen[kv[0]] = true
+				set = append(set, kv[0])
+			}
+		}
+		for _, n := range u {
+			if !seen[n] {
+				seen[n] = true
+				cleared = append(cleared, n)
+			}
+		}
+	}
+	return set, cleared
+}
+
+// envFindings are the variables of this shell that exec would clear,
+// and those it sets that point at llmkey on another port than the
+// daemon's (left by an earlier eval of llmkey env); notes are cleared
+// variables that change nothing through the proxy.
+func envFindings(getenv func(string) string, proxyURL string) (found, notes []finding) {
+	set, cleared := execVars()
+	for _, n := range cleared {
+		if getenv(n) == "" {
+			continue
+		}
+		w := clearedWhy[n]
+		f := finding{fmt.Sprintf("%s is set in this shell: %s", n, w.why), "llmkey exec clears it for the tools it runs; unset it for tools run without exec"}
+		if w.problem {
+			found = append(found, f)
+		} else {
+			notes = append(notes, finding{f.problem, "nothing to do: llmkey exec and llmkey env clear it"})
+		}
+	}
+	for _, n := range append(set, "LLMKEY_URL") {
+		v := getenv(n)
+		if proxyURL != "" && llmkeyURL.MatchString(jsonQuote(v)) && !strings.HasPrefix(v+"/", proxyURL+"/") {
+			found = append(found, finding{fmt.Sprintf("%s is set in this shell to llmkey on another port (%s) than the daemon's %s", n, v, proxyURL),
+				"eval \"$(llmkey env)\" again, or run tools with llmkey exec"})
+		}
+	}
+	return found, notes
 }
 
 // DoctorCommand prints each trap with its fix; the exit code is status's.
@@ -55,36 +119,24 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 		return err
 	}
 	found := daemonFindings(in.Paths, st, running)
-	proxyURL := ""
+	env := setupEnv{}
 	if running {
-		proxyURL = st.ProxyURL
+		env = setupEnvOf(st)
 	}
-	for _, v := range bypassVars {
-		if in.Getenv(v.name) != "" {
-			found = append(found, finding{fmt.Sprintf("%s is set in this shell: %s", v.name, v.why),
-				"llmkey exec clears it for the tools it runs; unset it for tools run without exec"})
+	vars, notes := envFindings(in.Getenv, env.ProxyURL)
+	found = append(found, vars...)
+	if running { // without the daemon, nothing to compare a tool's file with
+		for _, t := range tools {
+			_, err := exec.LookPath(t.command())
+			found = append(found, toolFindings(t, env, in.Getenv, err == nil)...)
 		}
-	}
-	for _, t := range tools {
-		if t.check == nil {
-			continue
-		}
-		path, err := t.config(in.Getenv)
-		if err != nil {
-			continue
-		}
-		data, err := os.ReadFile(path)
-		if err != nil || !running {
-			continue // a tool that is not there, or nothing to compare with
-		}
-		for _, f := range t.check(data, proxyURL) {
-			found = append(found, finding{f.problem + " (" + path + ")", f.fix})
-		}
-		found = append(found, toolLogins(t, path, data)...)
 	}
 	found = append(found, serviceFindings(in.Paths, st, running)...)
 	for _, f := range found {
 		fmt.Fprintf(s.Out, "problem: %s\n    fix: %s\n", termSafe(f.problem), f.fix)
+	}
+	for _, f := range notes {
+		fmt.Fprintf(s.Out, "note: %s\n    %s\n", termSafe(f.problem), f.fix)
 	}
 	switch {
 	case !running:
@@ -151,16 +203,20 @@ func daemonFindings(p state.Paths, st *control.Status, running bool) []finding {
 }
 
 // toolLogins finds a tool's own login that wins over the API key.
-func toolLogins(t tool, path string, data []byte) []finding {
-	if t.name == "codex" {
-		auth, err := os.ReadFile(filepath.Join(filepath.Dir(path), "auth.json"))
-		var a struct {
-			Tokens json.RawMessage `json:"tokens"`
-		}
-		if err == nil && json.Unmarshal(auth, &a) == nil && len(a.Tokens) > 0 && string(a.Tokens) != "null" &&
-			!strings.Contains(string(data), `model_provider = "llmkey"`) {
-			return []finding{{"Codex is logged in with ChatGPT, which it uses instead of an API key", "llmkey setup codex (it picks the llmkey provider)"}}
-		}
+func toolLogins(t tool, path string, data []byte, env setupEnv) []finding {
+	switch {
+	case t.name == "pi" && data != nil:
+		return piLogins(path, env)
+	case t.name != "codex":
+		return nil
+	}
+	auth, err := os.ReadFile(filepath.Join(filepath.Dir(path), "auth.json"))
+	var a struct {
+		Tokens json.RawMessage `json:"tokens"`
+	}
+	if err == nil && json.Unmarshal(auth, &a) == nil && len(a.Tokens) > 0 && string(a.Tokens) != "null" &&
+		!strings.Contains(string(data), `model_provider = "llmkey"`) {
+		return []finding{{"Codex is logged in with ChatGPT, which it uses instead of an API key", "llmkey setup codex (it picks the llmkey provider)"}}
 	}
 	return nil
 }

@@ -7,8 +7,9 @@ package wire
 func SDKEnv(provider, providerURL, token string) (set [][2]string, unset []string) {
 	switch provider {
 	case "openai":
-		// OPENAI_ORG_ID and OPENAI_PROJECT_ID would go upstream with
-		// whichever key serves; a key names its own in the keyfile.
+		// A client sends OPENAI_ORG_ID and OPENAI_PROJECT_ID as headers
+		// that the proxy drops (a key's organization and project are the
+		// keyfile's): cleared, they are not sent at all.
 		return [][2]string{{"OPENAI_BASE_URL", providerURL}, {"OPENAI_API_BASE", providerURL}, {"OPENAI_API_KEY", token}},
 			[]string{"OPENAI_ORG_ID", "OPENAI_ORGANIZATION", "OPENAI_PROJECT_ID", "OPENAI_PROJECT"}
 	case "anthropic":
@@ -18,9 +19,12 @@ func SDKEnv(provider, providerURL, token string) (set [][2]string, unset []strin
 	case "gemini":
 		// With GOOGLE_GENAI_USE_VERTEXAI the genai SDK and Gemini CLI go to
 		// Vertex AI, whatever GOOGLE_GEMINI_BASE_URL says. The Vercel AI
-		// SDK's Google provider reads GOOGLE_GENERATIVE_AI_API_KEY.
-		return [][2]string{{"GOOGLE_GEMINI_BASE_URL", providerURL}, {"GEMINI_API_KEY", token}, {"GOOGLE_GENERATIVE_AI_API_KEY", token}},
-			[]string{"GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI"}
+		// SDK's Google provider reads GOOGLE_GENERATIVE_AI_API_KEY but no
+		// base URL variable: with the token in it, it would send the token
+		// to Google's own host, so it is cleared, and a client pointed at
+		// the proxy in its code or file takes LLMKEY_TOKEN.
+		return [][2]string{{"GOOGLE_GEMINI_BASE_URL", providerURL}, {"GEMINI_API_KEY", token}},
+			[]string{"GOOGLE_API_KEY", "GOOGLE_GENAI_USE_VERTEXAI", "GOOGLE_GENERATIVE_AI_API_KEY"}
 	case "groq", "openrouter", "mistral", "deepseek", "together", "xai":
 		// Their SDKs read NAME_API_KEY, and those that can be pointed
 		// elsewhere NAME_BASE_URL.

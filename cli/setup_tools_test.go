@@ -1,0 +1,155 @@
+package cli
+
+import (
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/llmkey/llmkey/daemon/wire"
+	"github.com/llmkey/llmkey/state"
+)
+
+var (
+	here  = setupEnv{ProxyURL: "http://127.0.0.1:5565", Providers: []string{"anthropic", "gemini", "openai"}}
+	moved = setupEnv{ProxyURL: "http://127.0.0.1:6000", Providers: here.Providers}
+)
+
+// Each tool's part, written into files of ordinary shapes: applied again
+// it changes nothing, doctor finds nothing in it, finds that a tool with
+// no file is not set up, and after the daemon moved finds the ports only
+// in the files that hold one (those that name LLMKEY_URL hold none).
+func TestToolSetups(t *testing.T) {
+	for _, tt := range []struct {
+		tool        string
+		holdsPort   bool
+		files       []string
+		mustContain []string
+	}{
+		{"opencode", false, []string{"", opencodeSeed, `{"provider":{"google":{"options":{"baseURL":"http://127.0.0.1:5565/gemini/v1beta"}}}}`},
+			[]string{googleBaseURLVar, googleAPIKeyVar}},
+		{"kilo", false, []string{kiloSeed, "{\n  \"$schema\": \"https://app.kilo.ai/config.json\",\n  \"model\": \"anthropic/claude\"\n}"}, []string{googleBaseURLVar}},
+		{"qwen", false, []string{"", "{\n  \"$version\": 4,\n  \"security\": {\"auth\": {\"selectedType\": \"qwen-oauth\"}}\n}\n"}, []string{`"selectedType": "openai"`}},
+		{"pi", true, []string{"", `{"providers":{"ollama":{"baseUrl":"http://localhost:11434/v1"}}}`}, []string{`"baseUrl": "http://127.0.0.1:5565/anthropic"`, `"baseUrl": "http://127.0.0.1:5565/gemini/v1beta"`}},
+		{"cline", true, []string{clineSeed, `{"version":1,"lastUsedProvider":"anthropic","providers":{"openai-compatible":{"settings":{"provider":"openai-compatible","model":"m"},"updatedAt":"2026-01-01T00:00:00.000Z"}}}`},
+			[]string{`"baseUrl": "http://127.0.0.1:5565/openai"`}},
+		{"continue", false, []string{"", "name: x\nversion: 1.0.0\nschema: v1\nmodels:\n  - name: m\n    provider: ollama\n    model: llama\n"},
+			[]string{"apiBase: ${{ secrets.LLMKEY_URL }}/openai/", "apiKey: ${{ secrets.LLMKEY_TOKEN }}"}},
+	} {
+		tl, _ := findTool(tt.tool)
+		if len(tl.check(nil, here)) == 0 {
+			t.Errorf("%s: no file, no finding", tt.tool)
+		}
+		for _, before := range tt.files {
+			after, err := tl.apply([]byte(before), here)
+			if err != nil {
+				t.Errorf("%s on %q: %v", tt.tool, before, err)
+				continue
+			}
+			if again, _ := tl.apply(after, here); string(again) != string(after) {
+				t.Errorf("%s applied twice:\n%s\nonce:\n%s", tt.tool, again, after)
+			}
+			for _, want := range tt.mustContain {
+				if !strings.Contains(string(after), want) {
+					t.Errorf("%s on %q wrote no %s:\n%s", tt.tool, before, want, after)
+				}
+			}
+			if f := tl.check(after, here); len(f) != 0 {
+				t.Errorf("%s: doctor finds %v in what setup wrote:\n%s", tt.tool, f, after)
+			}
+			if f := tl.check(after, moved); (len(f) != 0) != tt.holdsPort || tt.holdsPort && !strings.Contains(f[0].problem, "another port") {
+				t.Errorf("%s after the daemon moved: %v", tt.tool, f)
+			}
+		}
+	}
+}
+
+// pi and cn get llmkey's base URLs for the providers llmkey has keys for
+// only (one pi reaches with its own login keeps going there), all of them
+// while it has none.
+func TestSetupNamesTheProvidersWithKeys(t *testing.T) {
+	openaiOnly := setupEnv{ProxyURL: here.ProxyURL, Providers: []string{"openai", "groq"}}
+	pi, _ := applyPi(nil, openaiOnly)
+	cn, _ := applyContinue(nil, openaiOnly)
+	for _, out := range []string{string(pi), string(cn)} {
+		if !strings.Contains(out, "/openai") || strings.Contains(out, "/anthropic") || strings.Contains(out, "/gemini") {
+			t.Errorf("with openai keys only:\n%s", out)
+		}
+	}
+	if all, _ := applyPi(nil, setupEnv{ProxyURL: here.ProxyURL}); strings.Count(string(all), "baseUrl") != 3 {
+		t.Errorf("with no keys:\n%s", all)
+	}
+}
+
+// Continue configs of ordinary shapes get llmkey's models first in their
+// list, as YAML that means the user's settings plus those models, and
+// taking llmkey's part out gives the file back; shapes it cannot take are
+// refused with what to do.
+func TestContinueConfigShapes(t *testing.T) {
+	for _, before := range []string{
+		"name: x\nversion: 1.0.0\nschema: v1\nmodels:\n- name: m\n  provider: ollama\n  model: llama\n",
+		"name: x\nversion: 1.0.0\nschema: v1\nmodels: # mine\n  # the first\n  - name: m\n    provider: ollama\n    model: llama\nrules:\n  - be brief\n",
+		"name: x\nversion: 1.0.0\nschema: v1\nmodels:\ncontext:\n  - provider: code\n",
+		"name: x\nversion: 1.0.0\nschema: v1\nrules:\n  - be brief",
+	} {
+		after, err := applyContinue([]byte(before), here)
+		if err != nil {
+			t.Errorf("%q: %v", before, err)
+			continue
+		}
+		if got := continueBase(string(after)); strings.TrimSuffix(got, "\n") != strings.TrimSuffix(before, "\n") {
+			t.Errorf("taken out again:\n%q\nwas:\n%q", got, before)
+		}
+		if !strings.Contains(string(after), "(llmkey)") {
+			t.Errorf("%q:\n%s", before, after)
+		}
+	}
+	for _, tt := range []struct{ before, says string }{
+		{"models: []\n", "not a list of '- ' items"},
+		{"models: [\n", "not valid YAML"},
+	} {
+		if _, err := applyContinue([]byte(tt.before), here); err == nil || !strings.Contains(err.Error(), tt.says) {
+			t.Errorf("%q: %v", tt.before, err)
+		}
+	}
+}
+
+// doctor names every variable exec clears, with why, and no other: its
+// table and wire.SDKEnv, from which exec takes them, agree.
+func TestDoctorNamesWhatExecClears(t *testing.T) {
+	var cleared []string
+	for _, p := range state.BuiltinNames() {
+		_, u := wire.SDKEnv(p, "http://127.0.0.1:1/"+p, "t")
+		for _, n := range u {
+			if !slices.Contains(cleared, n) {
+				cleared = append(cleared, n)
+			}
+		}
+	}
+	for _, n := range cleared {
+		if clearedWhy[n].why == "" {
+			t.Errorf("exec clears %s, and doctor has no reason for it", n)
+		}
+	}
+	for n := range clearedWhy {
+		if !slices.Contains(cleared, n) {
+			t.Errorf("doctor names %s, which exec does not clear", n)
+		}
+	}
+	env := map[string]string{"OPENAI_BASE_URL": "http://127.0.0.1:7/openai", "LLMKEY_URL": "http://127.0.0.1:5565"}
+	for _, n := range cleared {
+		env[n] = "x"
+	}
+	found, notes := envFindings(func(k string) string { return env[k] }, here.ProxyURL)
+	var said strings.Builder
+	for _, f := range append(found, notes...) {
+		said.WriteString(f.problem + "\n")
+	}
+	for _, n := range append(cleared, "OPENAI_BASE_URL") {
+		if !strings.Contains(said.String(), n+" is set in this shell") {
+			t.Errorf("doctor does not name %s:\n%s", n, said.String())
+		}
+	}
+	if strings.Contains(said.String(), "LLMKEY_URL") {
+		t.Errorf("doctor names LLMKEY_URL, which points at the daemon:\n%s", said.String())
+	}
+}
