@@ -2,10 +2,13 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"net"
+	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -292,5 +295,91 @@ func TestClineThroughExec(t *testing.T) {
 	u.agent(work, nil, cline, "-m", "gpt-x", "say hi again")
 	if r := u.llmkey("setup", "cline", "--undo"); r.code != 1 || !strings.Contains(r.stderr, "changed since llmkey setup cline") || !strings.Contains(r.stderr, "hint:") {
 		u.errorf("undo after cline rewrote its file: %v", r)
+	}
+}
+
+// doctor on a fresh home with Codex and Gemini CLI installed names both
+// as not set up, with the fix, and exits 1, as exec warns for each; once
+// they are set up, and opencode with its port-independent file, it exits
+// 0, and after the daemon moved it says nothing of opencode. Without the
+// daemon it says so (exit 3), and still names what is not set up.
+func TestDoctorOnAFreshHome(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-proj-"), "anthropic": u.canary("sk-ant-api03-"), "gemini": u.canary("AIza")})
+	bin := filepath.Join(u.home, "bin")
+	for _, tool := range []string{"codex", "gemini"} {
+		writeFile(t, filepath.Join(bin, tool), "#!/bin/sh\nexit 0\n", 0o755)
+	}
+	path := []string{"PATH=" + bin + ":" + os.Getenv("PATH")}
+	r := u.run(nil, path, "doctor")
+	if r.code != 3 || !strings.Contains(r.stdout, "Codex has no llmkey model provider") || !strings.Contains(r.stdout, "Gemini CLI's auth method is unset") {
+		u.errorf("doctor on a fresh home, the daemon not started: %v", r)
+	}
+	mustSucceed(t, u.llmkey("start"))
+	r = u.run(nil, path, "doctor")
+	for _, want := range []string{"Codex has no llmkey model provider", "config.toml does not exist)", "fix: llmkey setup codex",
+		"Gemini CLI's auth method is unset", "settings.json does not exist)", "fix: llmkey setup gemini"} {
+		if !strings.Contains(r.stdout, want) {
+			u.errorf("doctor on a fresh home misses %q: %v", want, r)
+		}
+	}
+	if r.code != 1 {
+		u.errorf("doctor on a fresh home: exit %d", r.code)
+	}
+	for _, tool := range []string{"codex", "gemini"} {
+		if r := u.run(nil, path, "exec", "--", tool); !strings.Contains(r.stderr, "does not exist)\nhint: llmkey setup "+tool) {
+			u.errorf("exec -- %s on a fresh home: %v", tool, r)
+		}
+	}
+
+	for _, tool := range []string{"codex", "gemini", "opencode"} {
+		mustSucceed(t, u.llmkey("setup", tool))
+	}
+	if !strings.Contains(readFile(t, filepath.Join(u.home, ".config", "opencode", "opencode.json")), "{env:LLMKEY_URL}/gemini/v1beta") {
+		t.Error("opencode's file is not port-independent")
+	}
+	if r := u.run(nil, path, "doctor"); r.code != 0 || !strings.Contains(r.stdout, "no problems found") {
+		u.errorf("doctor after setup: %v", r)
+	}
+	u.moveDaemon()
+	if r := u.run(nil, path, "doctor"); !strings.Contains(r.stdout, "Codex's llmkey provider points at another port") || strings.Contains(r.stdout, "opencode") {
+		u.errorf("doctor after the daemon moved: %v", r)
+	}
+}
+
+// doctor names every variable exec clears that the shell holds, as env
+// --shell json marks them, with what it does (none with a reason that
+// does not hold), and finds an llmkey token that a tool keeps in its own
+// file, without showing it.
+func TestDoctorNamesWhatExecClearsAndTokensInToolFiles(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-proj-"), "anthropic": u.canary("sk-ant-api03-"), "gemini": u.canary("AIza")})
+	var vars map[string]*string
+	if err := json.Unmarshal([]byte(mustSucceed(t, u.llmkey("env", "--shell", "json")).stdout), &vars); err != nil {
+		t.Fatal(err)
+	}
+	var cleared, shell []string
+	for n, v := range vars {
+		if v == nil {
+			cleared = append(cleared, n)
+			shell = append(shell, n+"=x")
+		}
+	}
+	r := u.run(nil, shell, "doctor")
+	for _, n := range cleared {
+		if !strings.Contains(r.stdout, n+" is set in this shell: ") {
+			u.errorf("doctor does not name %s: %v", n, r)
+		}
+	}
+	if !slices.Contains(cleared, "OPENAI_ORGANIZATION") || !slices.Contains(cleared, "OPENAI_PROJECT") || !slices.Contains(cleared, "GOOGLE_API_KEY") || r.code != 1 || strings.Contains(r.stdout, "it goes upstream with whichever key serves") {
+		u.errorf("doctor with every variable exec clears (%v): %v", cleared, r)
+	}
+
+	writeFile(t, filepath.Join(u.home, ".pi", "agent", "models.json"), `{"providers":{"openai":{"apiKey":"`+u.token()+`"}}}`, 0o600)
+	r = u.llmkey("doctor")
+	if r.code != 1 || !strings.Contains(r.stdout, "pi keeps an llmkey token in "+filepath.Join(u.home, ".pi", "agent", "models.json")+" (line 1)") || strings.Contains(r.stdout, u.token()) {
+		u.errorf("doctor with the token in pi's file: %v", r)
 	}
 }

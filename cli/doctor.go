@@ -125,10 +125,16 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 	}
 	vars, notes := envFindings(in.Getenv, env.ProxyURL)
 	found = append(found, vars...)
-	if running { // without the daemon, nothing to compare a tool's file with
-		for _, t := range tools {
-			_, err := exec.LookPath(t.command())
-			found = append(found, toolFindings(t, env, in.Getenv, err == nil)...)
+	for _, t := range tools {
+		if t.check == nil {
+			continue
+		}
+		_, err := exec.LookPath(t.command())
+		onPath := err == nil
+		// Without the daemon, a tool's file has no port to be compared
+		// with; a tool with no file is not set up all the same.
+		if path, err := t.config(in.Getenv); running || err == nil && onPath && !fileExists(path) {
+			found = append(found, toolFindings(t, env, in.Getenv, onPath)...)
 		}
 	}
 	found = append(found, serviceFindings(in.Paths, st, running)...)
@@ -200,6 +206,11 @@ func daemonFindings(p state.Paths, st *control.Status, running bool) []finding {
 		found = append(found, finding{problem, "see llmkey status"})
 	}
 	return found
+}
+
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
 }
 
 // toolLogins finds a tool's own login that wins over the API key.
