@@ -383,3 +383,43 @@ func TestDoctorNamesWhatExecClearsAndTokensInToolFiles(t *testing.T) {
 		u.errorf("doctor with the token in pi's file: %v", r)
 	}
 }
+
+// The Google clients that read no base URL variable, the Vercel AI SDK's
+// and LangChain's, reach the proxy with the line of code docs/agents.md
+// gives for each; the AI SDK's, without it, finds no key under exec
+// rather than sending the local token to Google's own host.
+func TestGoogleClientsWithTheirLineOfCode(t *testing.T) {
+	dir := npmDir(t)
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	key := u.canary("AIza")
+	u.writeKeyfile(fake.URL, map[string]string{"gemini": key})
+	script := filepath.Join(t.TempDir(), "google.mjs")
+	writeFile(t, script, `
+import { createRequire } from 'node:module';
+const require = createRequire(process.env.NODE_PATH + '/');
+const { generateText } = require('ai');
+const { createGoogleGenerativeAI, google } = require('@ai-sdk/google');
+const { ChatGoogleGenerativeAI } = require('@langchain/google-genai');
+try {
+  await generateText({ model: google('gemini-x'), prompt: 'hi', maxRetries: 0 });
+  console.log('UNCHANGED went somewhere');
+} catch (e) { console.log('UNCHANGED', e.message); }
+const aisdk = createGoogleGenerativeAI({ baseURL: process.env.LLMKEY_URL + '/gemini/v1beta', apiKey: process.env.LLMKEY_TOKEN });
+console.log('AISDK', (await generateText({ model: aisdk('gemini-x'), prompt: 'hi' })).text);
+const lc = new ChatGoogleGenerativeAI({ model: 'gemini-x', baseUrl: process.env.LLMKEY_URL + '/gemini', maxRetries: 0 });
+console.log('LANGCHAIN', (await lc.invoke('hi')).content);
+`, 0o600)
+	cmd := exec.Command(llmkeyBin, "exec", "--", "node", script)
+	cmd.Env = append(append([]string{}, u.env...), "NODE_PATH="+filepath.Join(dir, "node_modules"))
+	out, err := cmd.CombinedOutput()
+	u.assertNoCanary(string(out))
+	for _, want := range []string{"UNCHANGED Google Generative AI API key is missing", "AISDK hello", "LANGCHAIN hello"} {
+		if err != nil || !strings.Contains(string(out), want) {
+			u.errorf("no %q: %v\n%s", want, err, out)
+		}
+	}
+	if n := fake.count(key); n != 2 {
+		u.errorf("the upstream saw %d requests with the real key, want 2: %+v", n, fake.requests())
+	}
+}
