@@ -52,6 +52,10 @@ type tool struct {
 	check func(data []byte, env setupEnv) []finding
 	// note is said after a setup: what the tool still needs.
 	note string
+	// scaffold says which values setup writes into a JSON file only so
+	// that the tool reads what holds llmkey's (a whole entry's other
+	// fields): an undo after the tool rewrote the file leaves them.
+	scaffold func(path []string) bool
 }
 
 // setupEnv is what a tool's configuration is written for: the proxy's
@@ -95,7 +99,7 @@ var tools = []tool{
 	{name: "kilo", what: "Kilo CLI", config: kiloFile, seed: kiloSeed, apply: applyKilo, check: checkKilo},
 	{name: "pi", what: "pi", config: homeFile("PI_CODING_AGENT_DIR", filepath.Join(".pi", "agent"), "models.json"), apply: applyPi, check: checkPi},
 	{name: "continue", what: "Continue's cn", bin: "cn", config: homeFile("CONTINUE_GLOBAL_DIR", ".continue", "config.yaml"), apply: applyContinue, check: checkContinue, note: continueNote},
-	{name: "cline", what: "cline", config: clineFile, seed: clineSeed, apply: applyCline, check: checkCline, note: clineNote},
+	{name: "cline", what: "cline", config: clineFile, seed: clineSeed, apply: applyCline, check: checkCline, note: clineNote, scaffold: clineScaffold},
 	{name: "claude", what: "Claude Code", needsNothing: "Claude Code reads ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY, which exec sets: 'llmkey exec -- claude' works as it is"},
 }
 
@@ -170,8 +174,8 @@ func ConfigureSetupCommand(app *ucli.App) {
 		ArgsUsage: "codex|gemini|opencode|qwen|kilo|pi|continue|cline|claude",
 		Description: "Edits the tool's configuration in place, as add edits the keyfile: every other byte is kept, running it " +
 			"again changes nothing, a symlinked file is edited through its link, and --undo puts the file back as it was, " +
-			"byte for byte, from a record of llmkey's edit alone (never a copy of the file, which may hold keys; refused when " +
-			"the file changed since). A Codex file that Codex would not read as meant after the edit is refused with the fix. " +
+			"byte for byte, from a record of llmkey's edit alone (never a copy of the file, which may hold keys); from a JSON " +
+			"file the tool rewrote since, it takes llmkey's values out alone (refused when they changed). A Codex file that Codex would not read as meant after the edit is refused with the fix. " +
 			"Where the tool expands variables in its file, llmkey's part names LLMKEY_URL and LLMKEY_TOKEN (set by exec) and " +
 			"holds no port; elsewhere it holds the port the daemon listens on now (starting it if needed), and 'llmkey doctor' " +
 			"says when that port changed. codex: a model provider \"llmkey\" in ~/.codex/config.toml (Responses over WebSocket, " +
@@ -252,7 +256,7 @@ func saveSetup(in SetupCommandInput, t tool, f toolFile, updated []byte, proxyUR
 		return nil
 	}
 	if !in.DryRun && (!same || legacy) { // an older record is written anew, without the file
-		rec, err := newSetupRecord(prev, path, f.data, updated, f.existed)
+		rec, err := newSetupRecord(prev, path, f.data, updated, f.existed, t)
 		if err != nil {
 			return err
 		}
@@ -346,6 +350,11 @@ func undoSetup(in SetupCommandInput, t tool, f toolFile, s Streams) error {
 		return nil
 	}
 	before, ok := rec.restore(f.data)
+	rewritten := false
+	if !ok && f.existed { // the tool rewrote it: take out llmkey's values alone
+		before, ok = rec.restoreMembers(f.data)
+		rewritten = ok
+	}
 	if !f.existed || !ok {
 		return fail("remove llmkey's part by hand (see 'llmkey setup "+t.name+" --dry-run' for what it is)",
 			"%s changed since llmkey setup %s; not putting the old one back over your edits", f.path, t.name)
@@ -354,7 +363,7 @@ func undoSetup(in SetupCommandInput, t tool, f toolFile, s Streams) error {
 		fmt.Fprint(s.Out, lineDiff(f.path, f.data, before))
 		return nil
 	}
-	if rec.Existed {
+	if rec.Existed || rewritten {
 		if err := f.write(before); err != nil {
 			return err
 		}
@@ -362,6 +371,10 @@ func undoSetup(in SetupCommandInput, t tool, f toolFile, s Streams) error {
 		return err
 	}
 	os.Remove(setupRecordPath(in.Paths, t.name))
+	if rewritten {
+		s.done("undid the setup of %s: llmkey's values are out of %s, and what %s wrote there since is kept", t.what, f.path, t.what)
+		return nil
+	}
 	s.done("undid the setup of %s: %s is as it was", t.what, f.path)
 	return nil
 }

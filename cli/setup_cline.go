@@ -52,6 +52,12 @@ func applyCline(data []byte, e setupEnv) ([]byte, error) {
 	return jsonSet(out, clineBaseURL, base)
 }
 
+// clineScaffold: of the entry setup adds whole, only the base URL is
+// llmkey's; cline keeps its provider and time of update as it wants.
+func clineScaffold(path []string) bool {
+	return len(path) > 2 && path[0] == "providers" && path[1] == clineProvider && path[len(path)-1] != "baseUrl"
+}
+
 func checkCline(data []byte, e setupEnv) []finding {
 	if data == nil {
 		return []finding{{"cline is not set up: none of its providers goes to the proxy", "llmkey setup cline"}}

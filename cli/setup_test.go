@@ -96,7 +96,7 @@ func TestCodexConfigShapes(t *testing.T) {
 		if again, _ := applyCodex(after, proxy); string(again) != string(after) {
 			t.Errorf("%s: applied twice:\n%s", name, again)
 		}
-		rec, err := newSetupRecord(nil, "config.toml", []byte(before), after, true)
+		rec, err := newSetupRecord(nil, "config.toml", []byte(before), after, true, tool{})
 		if back, ok := rec.restore(after); err != nil || !ok || string(back) != before {
 			t.Errorf("%s: undo gives %q %v, want %q", name, back, err, before)
 		}
@@ -131,7 +131,7 @@ func TestSetupRecordKeepsOnlyTheEdit(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := newSetupRecord(nil, "models.json", before, after, true)
+	rec, err := newSetupRecord(nil, "models.json", before, after, true, tool{})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -148,14 +148,14 @@ func TestSetupRecordKeepsOnlyTheEdit(t *testing.T) {
 	}
 	// A second setup (another port) still undoes to before the first.
 	moved, _ := applyPi(after, at("http://127.0.0.1:6000"))
-	rec2, _ := newSetupRecord(&rec, "models.json", after, moved, true)
+	rec2, _ := newSetupRecord(&rec, "models.json", after, moved, true, tool{})
 	if back, ok := rec2.restore(moved); !ok || string(back) != string(before) {
 		t.Errorf("undo after two setups gives %q", back)
 	}
 
 	withKey := []byte(`{"providers":{"openai":{"baseUrl":"https://proxy.example.com/?key=AIza` + strings.Repeat("x1", 16) + `"}}}`)
 	after, _ = applyPi(withKey, at("http://127.0.0.1:5565"))
-	if _, err := newSetupRecord(nil, "models.json", withKey, after, true); err == nil || !strings.Contains(err.Error(), "looks like an API key") || strings.Contains(err.Error(), "AIza") {
+	if _, err := newSetupRecord(nil, "models.json", withKey, after, true, tool{}); err == nil || !strings.Contains(err.Error(), "looks like an API key") || strings.Contains(err.Error(), "AIza") {
 		t.Errorf("a replaced value that looks like a key: %v", err)
 	}
 }

@@ -1,6 +1,8 @@
 package cli
 
 import (
+	"encoding/json"
+	"reflect"
 	"slices"
 	"strings"
 	"testing"
@@ -151,5 +153,101 @@ func TestDoctorNamesWhatExecClears(t *testing.T) {
 	}
 	if strings.Contains(said.String(), "LLMKEY_URL") {
 		t.Errorf("doctor names LLMKEY_URL, which points at the daemon:\n%s", said.String())
+	}
+}
+
+// A member taken out of a JSON file takes its comma and space with it,
+// every other byte kept.
+func TestJSONDelete(t *testing.T) {
+	for _, tt := range []struct {
+		doc  string
+		path []string
+		want string
+	}{
+		{"{\n  \"a\": 1,\n  \"b\": 2\n}\n", []string{"a"}, "{\n  \"b\": 2\n}\n"},
+		{"{\n  \"a\": 1,\n  \"b\": 2\n}\n", []string{"b"}, "{\n  \"a\": 1\n}\n"},
+		{"{\n  \"a\": {\"x\": true}\n}", []string{"a", "x"}, "{\n  \"a\": {}\n}"},
+		{`{"a":1,"b":{"c":[1,{"d":2}],"e":"}"},"f":3}`, []string{"b"}, `{"a":1,"f":3}`},
+		{`{"a":1}`, []string{"z"}, `{"a":1}`},
+	} {
+		if got, err := jsonDelete([]byte(tt.doc), tt.path); err != nil || string(got) != tt.want {
+			t.Errorf("jsonDelete(%q, %v) = %q %v, want %q", tt.doc, tt.path, got, err, tt.want)
+		}
+	}
+}
+
+// A tool that rewrites its JSON file (in its own format, adding its own
+// members) leaves undo able to take llmkey's values out alone: each put
+// back as it was, or removed with the objects setup made for it (a
+// provider entry that cline needs whole stays, without llmkey's base
+// URL); a value the tool changed is not undone over it.
+func TestUndoAfterTheToolRewroteItsFile(t *testing.T) {
+	for _, tt := range []struct{ tool, before string }{
+		{"qwen", "{\"ui\": {\"theme\": \"GitHub\"}, \"security\": {\"auth\": {\"selectedType\": \"qwen-oauth\"}}}"},
+		{"kilo", ""},
+		{"opencode", `{"provider":{"google":{"options":{"timeout":5}}}}`},
+		{"pi", ""},
+		{"cline", ""},
+		{"cline", `{"version":1,"lastUsedProvider":"anthropic","providers":{"anthropic":{"settings":{"provider":"anthropic"},"updatedAt":"2026-01-01T00:00:00.000Z"}}}`},
+	} {
+		tl, _ := findTool(tt.tool)
+		start := tt.before
+		if start == "" {
+			start = tl.seed
+		}
+		after, err := tl.apply([]byte(start), here)
+		if err != nil {
+			t.Fatal(err)
+		}
+		rec, err := newSetupRecord(nil, "f", []byte(tt.before), after, tt.before != "", tl)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// The tool writes the file anew, in its own format, with a
+		// member of its own.
+		var doc map[string]any
+		json.Unmarshal(after, &doc)
+		doc["tool"] = "wrote"
+		rewritten, _ := json.MarshalIndent(doc, "", "  ")
+		back, ok := rec.restoreMembers(rewritten)
+		var want map[string]any
+		json.Unmarshal([]byte(start), &want)
+		if want == nil {
+			want = map[string]any{}
+		}
+		want["tool"] = "wrote"
+		if tt.tool == "cline" { // the entry setup added stays, without llmkey's base URL
+			want["providers"].(map[string]any)[clineProvider] = map[string]any{"settings": map[string]any{"provider": clineProvider}, "updatedAt": "1970-01-01T00:00:00.000Z"}
+		}
+		var got map[string]any
+		json.Unmarshal(back, &got)
+		if !ok || !reflect.DeepEqual(got, want) {
+			t.Errorf("%s: undo after the tool rewrote the file gives %s %v, want %v", tt.tool, back, ok, want)
+		}
+		changed := strings.Replace(string(rewritten), strings.Trim(rec.Members[0].Wrote, `"`), "changed-by-hand", 1)
+		if _, ok := rec.restoreMembers([]byte(changed)); ok || !strings.Contains(changed, "changed-by-hand") {
+			t.Errorf("%s: undo over a value changed since: %s", tt.tool, changed)
+		}
+	}
+}
+
+// A second setup (the daemon moved) over a file the tool rewrote since
+// the first still undoes to before the first, what the tool wrote kept.
+func TestSetupAgainAfterTheToolRewroteItsFile(t *testing.T) {
+	before := []byte(`{"version":1,"lastUsedProvider":"anthropic","providers":{}}`)
+	after, _ := applyCline(before, here)
+	cl, _ := findTool("cline")
+	rec, _ := newSetupRecord(nil, "f", before, after, true, cl)
+	var doc map[string]any
+	json.Unmarshal(after, &doc)
+	doc["tool"] = "wrote"
+	rewritten, _ := json.MarshalIndent(doc, "", "  ")
+	again, _ := applyCline(rewritten, moved)
+	rec2, _ := newSetupRecord(&rec, "f", rewritten, again, true, cl)
+	back, ok := rec2.restore(again)
+	var got map[string]any
+	json.Unmarshal(back, &got)
+	if !ok || got["lastUsedProvider"] != "anthropic" || got["tool"] != "wrote" || strings.Contains(string(back), "127.0.0.1") {
+		t.Errorf("undo after two setups, the tool's rewrite between: %s %v", back, ok)
 	}
 }
