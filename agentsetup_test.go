@@ -257,7 +257,7 @@ func TestContinueCLIThroughExec(t *testing.T) {
 // cline, after 'llmkey setup cline', answers through exec with its
 // openai-compatible provider: the first key refused with 429, the second
 // serves. Its background hub keeps the environment of the run that
-// started it; after the daemon moved, exec says the file is for another
+// started it: doctor finds one started outside exec. After the daemon moved, exec says the file is for another
 // port, and setup again with the hub stopped fixes it. Undo before cline
 // rewrites the file gives it back byte for byte; after, it takes out
 // llmkey's values alone, what cline wrote kept.
@@ -292,6 +292,15 @@ func TestClineThroughExec(t *testing.T) {
 	if !strings.Contains(hub("status"), `"running":true`) {
 		t.Errorf("no hub after a cline run: %s", hub("status"))
 	}
+	if r := u.llmkey("doctor"); strings.Contains(r.stdout, "hub") {
+		u.errorf("doctor with the hub a cline run under exec started: %v", r)
+	}
+	hub("stop")
+	hub("start") // outside exec
+	if r := u.llmkey("doctor"); r.code != 1 || !strings.Contains(r.stdout, "cline's background hub") || !strings.Contains(r.stdout, "fix: cline hub stop") {
+		u.errorf("doctor with a hub started outside exec: %v", r)
+	}
+	hub("stop")
 	u.moveDaemon()
 	if r := u.llmkey("doctor"); !strings.Contains(r.stdout, "cline's openai-compatible provider points at another port") {
 		u.errorf("doctor after the daemon moved: %v", r)

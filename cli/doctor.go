@@ -218,6 +218,8 @@ func toolLogins(t tool, path string, data []byte, env setupEnv) []finding {
 	switch {
 	case t.name == "pi" && data != nil:
 		return piLogins(path, env)
+	case t.name == "cline" && data != nil:
+		return clineHubFindings(path)
 	case t.name != "codex":
 		return nil
 	}

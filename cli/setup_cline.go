@@ -1,8 +1,11 @@
 package cli
 
 import (
+	"encoding/json"
 	"fmt"
+	"os"
 	"path/filepath"
+	"strings"
 )
 
 // cline: of its providers, the openai-compatible one takes a base URL
@@ -75,4 +78,30 @@ func checkCline(data []byte, e setupEnv) []finding {
 			"cline -P openai-compatible, or llmkey setup cline"})
 	}
 	return found
+}
+
+// clineHubFindings finds cline's background hub running with a key that
+// is no llmkey token (it was started outside llmkey exec): cline sends
+// its requests from the hub, with the hub's environment, so the proxy
+// refuses them. Where /proc is not, nothing is found.
+func clineHubFindings(providersPath string) []finding {
+	dataDir := filepath.Dir(filepath.Dir(providersPath))
+	b, err := os.ReadFile(filepath.Join(dataDir, "locks", "hub", "production.json"))
+	var hub struct {
+		PID int `json:"pid"`
+	}
+	if err != nil || json.Unmarshal(b, &hub) != nil || hub.PID <= 0 {
+		return nil
+	}
+	environ, err := os.ReadFile(fmt.Sprintf("/proc/%d/environ", hub.PID))
+	if err != nil {
+		return nil
+	}
+	for _, kv := range strings.Split(string(environ), "\x00") {
+		if v, ok := strings.CutPrefix(kv, "OPENAI_API_KEY="); ok && strings.HasPrefix(v, "llmk-") {
+			return nil
+		}
+	}
+	return []finding{{fmt.Sprintf("cline's background hub (pid %d) was started outside llmkey exec: cline sends its requests from it, with no llmkey token, and the proxy refuses them", hub.PID),
+		"cline hub stop (the next cline run under llmkey exec starts it anew)"}}
 }
