@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -129,8 +128,7 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 		if t.check == nil {
 			continue
 		}
-		_, err := exec.LookPath(t.command())
-		onPath := err == nil
+		onPath := t.runBy(t.command())
 		// Without the daemon, a tool's file has no port to be compared
 		// with; a tool with no file is not set up all the same.
 		if path, err := t.config(in.Getenv); running || err == nil && onPath && !fileExists(path) {

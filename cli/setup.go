@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
 	"regexp"
@@ -35,8 +36,10 @@ type SetupCommandInput struct {
 // configuration so that a plain "llmkey exec -- TOOL" works.
 type tool struct {
 	name, what string
-	// bin is the command that runs the tool, when it is not its name.
-	bin string
+	// bin is the command that runs the tool, when it is not its name;
+	// binIs, for a name other programs have too, is a part of the path
+	// of the tool's own (npm installs it as a link into its package).
+	bin, binIs string
 	// needsNothing says why the tool needs no setup; then the rest is nil.
 	needsNothing string
 	config       func(getenv func(string) string) (string, error)
@@ -97,8 +100,8 @@ var tools = []tool{
 	{name: "opencode", what: "opencode", config: xdgFile("opencode", "opencode.json"), seed: opencodeSeed, apply: applyOpencode, check: checkOpencode},
 	{name: "qwen", what: "Qwen Code", config: homeFile("QWEN_HOME", ".qwen", "settings.json"), apply: applyQwen, check: checkQwen, note: qwenNote},
 	{name: "kilo", what: "Kilo CLI", config: kiloFile, seed: kiloSeed, apply: applyKilo, check: checkKilo},
-	{name: "pi", what: "pi", config: homeFile("PI_CODING_AGENT_DIR", filepath.Join(".pi", "agent"), "models.json"), apply: applyPi, check: checkPi},
-	{name: "continue", what: "Continue's cn", bin: "cn", config: homeFile("CONTINUE_GLOBAL_DIR", ".continue", "config.yaml"), apply: applyContinue, check: checkContinue, note: continueNote},
+	{name: "pi", what: "pi", config: homeFile("PI_CODING_AGENT_DIR", filepath.Join(".pi", "agent"), "models.json"), apply: applyPi, check: checkPi, binIs: "pi-coding-agent"},
+	{name: "continue", what: "Continue's cn", bin: "cn", binIs: "@continuedev", config: homeFile("CONTINUE_GLOBAL_DIR", ".continue", "config.yaml"), apply: applyContinue, check: checkContinue, note: continueNote},
 	{name: "cline", what: "cline", config: clineFile, seed: clineSeed, apply: applyCline, check: checkCline, note: clineNote, scaffold: clineScaffold},
 	{name: "claude", what: "Claude Code", needsNothing: "Claude Code reads ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY, which exec sets: 'llmkey exec -- claude' works as it is"},
 }
@@ -126,11 +129,24 @@ func findTool(name string) (tool, bool) {
 func toolRunBy(command string) (tool, bool) {
 	base := filepath.Base(command)
 	for _, t := range tools {
-		if t.command() == base {
+		if t.command() == base && t.runBy(command) {
 			return t, true
 		}
 	}
 	return tool{}, false
+}
+
+// runBy reports whether command, found on PATH, is the tool's own and
+// not another program of the same name.
+func (t tool) runBy(command string) bool {
+	path, err := exec.LookPath(command)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil && t.binIs != "" {
+		return strings.Contains(real, t.binIs)
+	}
+	return t.binIs == ""
 }
 
 func toolNames() []string {

@@ -2,6 +2,8 @@ package cli
 
 import (
 	"encoding/json"
+	"os"
+	"path/filepath"
 	"reflect"
 	"slices"
 	"strings"
@@ -249,5 +251,35 @@ func TestSetupAgainAfterTheToolRewroteItsFile(t *testing.T) {
 	json.Unmarshal(back, &got)
 	if !ok || got["lastUsedProvider"] != "anthropic" || got["tool"] != "wrote" || strings.Contains(string(back), "127.0.0.1") {
 		t.Errorf("undo after two setups, the tool's rewrite between: %s %v", back, ok)
+	}
+}
+
+// A program named pi or cn that is not the agent's own (npm links the
+// agent's into its package) is not taken for the agent: doctor and exec
+// say nothing of its setup.
+func TestToolsWithCommonNamesAreTheirOwn(t *testing.T) {
+	dir := t.TempDir()
+	other, own := filepath.Join(dir, "other"), filepath.Join(dir, "node_modules", "@mariozechner", "pi-coding-agent", "dist")
+	for _, d := range []string{other, own} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			t.Fatal(err)
+		}
+	}
+	os.WriteFile(filepath.Join(other, "pi"), []byte("#!/bin/sh\n"), 0o755)
+	os.WriteFile(filepath.Join(own, "cli.js"), []byte("#!/usr/bin/env node\n"), 0o755)
+	bin := filepath.Join(dir, "bin")
+	os.Mkdir(bin, 0o700)
+	os.Symlink(filepath.Join(own, "cli.js"), filepath.Join(bin, "pi"))
+	pi, _ := findTool("pi")
+	t.Setenv("PATH", other)
+	if pi.runBy("pi") {
+		t.Error("another program named pi is taken for the agent")
+	}
+	if _, ok := toolRunBy(filepath.Join(other, "pi")); ok {
+		t.Error("exec takes another program named pi for the agent")
+	}
+	t.Setenv("PATH", bin)
+	if !pi.runBy("pi") {
+		t.Error("pi as npm links it is not taken for the agent")
 	}
 }
