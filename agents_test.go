@@ -191,7 +191,8 @@ func TestDoctorFindsTheTraps(t *testing.T) {
 		t.Errorf("doctor without a daemon: %v", r)
 	}
 	fake := newFakeProvider(t)
-	u.oneKey(fake.URL, u.canary("sk-"))
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-"), "gemini": u.canary("AIza")})
+	mustSucceed(t, u.llmkey("start"))
 	if r := u.llmkey("doctor"); r.code != 0 || !strings.Contains(r.stdout, "no problems found") {
 		t.Fatalf("doctor on a clean setup: %v", r)
 	}

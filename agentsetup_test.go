@@ -334,8 +334,8 @@ func TestDoctorOnAFreshHome(t *testing.T) {
 	}
 	mustSucceed(t, u.llmkey("start"))
 	r = u.run(nil, path, "doctor")
-	for _, want := range []string{"Codex has no llmkey model provider", "config.toml does not exist)", "fix: llmkey setup codex",
-		"Gemini CLI's auth method is unset", "settings.json does not exist)", "fix: llmkey setup gemini"} {
+	for _, want := range []string{"Codex CLI is not set up (" + filepath.Join(u.home, ".codex", "config.toml") + " does not exist): Codex has no llmkey model provider", "fix: llmkey setup codex",
+		"Gemini CLI is not set up (" + filepath.Join(u.home, ".gemini", "settings.json") + " does not exist): Gemini CLI's auth method is unset", "fix: llmkey setup gemini"} {
 		if !strings.Contains(r.stdout, want) {
 			u.errorf("doctor on a fresh home misses %q: %v", want, r)
 		}
@@ -344,7 +344,7 @@ func TestDoctorOnAFreshHome(t *testing.T) {
 		u.errorf("doctor on a fresh home: exit %d", r.code)
 	}
 	for _, tool := range []string{"codex", "gemini"} {
-		if r := u.run(nil, path, "exec", "--", tool); !strings.Contains(r.stderr, "does not exist)\nhint: llmkey setup "+tool) {
+		if r := u.run(nil, path, "exec", "--", tool); !strings.Contains(r.stderr, "is not set up (") || !strings.Contains(r.stderr, "hint: llmkey setup "+tool) {
 			u.errorf("exec -- %s on a fresh home: %v", tool, r)
 		}
 	}

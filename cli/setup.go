@@ -683,11 +683,12 @@ func toolFindings(t tool, env setupEnv, getenv func(string) string, onPath bool)
 	}
 	var found []finding
 	for _, f := range t.check(data, env) {
-		where := " (" + path + ")"
 		if data == nil {
-			where = " (" + path + " does not exist)"
+			f.problem = fmt.Sprintf("%s is not set up (%s does not exist): %s", t.what, path, f.problem)
+		} else {
+			f.problem += " (" + path + ")"
 		}
-		found = append(found, finding{f.problem + where, f.fix})
+		found = append(found, f)
 	}
 	if f, ok := tokenInFile(t, path, data); ok {
 		found = append(found, f)

@@ -63,7 +63,7 @@ func clineScaffold(path []string) bool {
 
 func checkCline(data []byte, e setupEnv) []finding {
 	if data == nil {
-		return []finding{{"cline is not set up: none of its providers goes to the proxy", "llmkey setup cline"}}
+		return []finding{{"none of cline's providers goes to the proxy", "llmkey setup cline"}}
 	}
 	var found []finding
 	switch v, _ := jsonGet(data, clineBaseURL); {

@@ -154,7 +154,7 @@ func continueMeans(base, out string, e setupEnv) error {
 func checkContinue(data []byte, _ setupEnv) []finding {
 	switch {
 	case data == nil:
-		return []finding{{"Continue's cn is not set up: without a config.yaml of its own, cn -p writes ANTHROPIC_API_KEY (the local token, under exec) into one, with models that go to Anthropic's own host", "llmkey setup continue"}}
+		return []finding{{"without a config.yaml of its own, cn -p writes ANTHROPIC_API_KEY (the local token, under exec) into one, with models that go to Anthropic's own host", "llmkey setup continue"}}
 	case !strings.Contains(string(data), continueBegin):
 		return []finding{{"Continue's cn has none of llmkey's models: its own go to their providers' hosts", "llmkey setup continue"}}
 	}

@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 )
 
 // opencode and Kilo CLI (opencode's format, in a file of its own): the
@@ -62,10 +63,13 @@ var llmkeyURL = regexp.MustCompile(`^"http://(127\.0\.0\.1|localhost|\[::1\]):[0
 
 func checkGoogleProvider(what string, data []byte, e setupEnv) []finding {
 	fix := "llmkey setup " + map[string]string{"opencode": "opencode", "Kilo CLI": "kilo"}[what]
+	if len(e.Providers) > 0 && !slices.Contains(e.Providers, "gemini") {
+		return nil // its OpenAI and Anthropic providers read the variables exec sets
+	}
 	base, _ := jsonGet(data, googleBaseURL)
 	switch {
 	case data == nil:
-		return []finding{{what + " is not set up: its Google provider reads no base URL variable and goes to Google's own host", fix}}
+		return []finding{{what + "'s Google provider reads no base URL variable and goes to Google's own host", fix}}
 	case base == googleBaseURLVar || base == jsonQuote(e.ProxyURL+"/gemini/v1beta"):
 	case llmkeyURL.MatchString(base):
 		return []finding{{what + "'s Google provider points at another port than the daemon's " + e.ProxyURL, fix + " (it writes {env:LLMKEY_URL}, which holds no port)"}}

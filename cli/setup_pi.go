@@ -41,7 +41,7 @@ func applyPi(data []byte, e setupEnv) ([]byte, error) {
 
 func checkPi(data []byte, e setupEnv) []finding {
 	if data == nil {
-		return []finding{{"pi is not set up: its providers read no base URL variable and go to their own hosts with the local token", "llmkey setup pi"}}
+		return []finding{{"pi's providers read no base URL variable and go to their own hosts with the local token", "llmkey setup pi"}}
 	}
 	var found []finding
 	for _, p := range piProviders {

@@ -69,7 +69,8 @@ func TestToolSetups(t *testing.T) {
 
 // pi and cn get llmkey's base URLs for the providers llmkey has keys for
 // only (one pi reaches with its own login keeps going there), all of them
-// while it has none.
+// while it has none; opencode and Kilo are not set up only when there is
+// a Gemini key for their Google provider.
 func TestSetupNamesTheProvidersWithKeys(t *testing.T) {
 	openaiOnly := setupEnv{ProxyURL: here.ProxyURL, Providers: []string{"openai", "groq"}}
 	pi, _ := applyPi(nil, openaiOnly)
@@ -81,6 +82,12 @@ func TestSetupNamesTheProvidersWithKeys(t *testing.T) {
 	}
 	if all, _ := applyPi(nil, setupEnv{ProxyURL: here.ProxyURL}); strings.Count(string(all), "baseUrl") != 3 {
 		t.Errorf("with no keys:\n%s", all)
+	}
+	// opencode and Kilo need their file for Google models alone.
+	for _, name := range []string{"opencode", "kilo"} {
+		if tl, _ := findTool(name); len(tl.check(nil, openaiOnly)) != 0 || len(tl.check(nil, here)) == 0 {
+			t.Errorf("%s without a file: %v with openai keys only, %v with a gemini key", name, tl.check(nil, openaiOnly), tl.check(nil, here))
+		}
 	}
 }
 
