@@ -193,7 +193,8 @@ func TestDoctorFindsTheTraps(t *testing.T) {
 		t.Errorf("doctor without a daemon: %v", r)
 	}
 	fake := newFakeProvider(t)
-	u.oneKey(fake.URL, u.canary("sk-"))
+	u.writeKeyfile(fake.URL, map[string]string{"openai": u.canary("sk-"), "gemini": u.canary("AIza")})
+	mustSucceed(t, u.llmkey("start"))
 	if r := u.llmkey("doctor"); r.code != 0 || !strings.Contains(r.stdout, "no problems found") {
 		t.Fatalf("doctor on a clean setup: %v", r)
 	}
@@ -287,7 +288,9 @@ func TestGeminiCLIThroughExec(t *testing.T) {
 }
 
 // opencode, after 'llmkey setup opencode', runs with an OpenAI, an
-// Anthropic and a Google model through exec, each with its real key.
+// Anthropic and a Google model through exec, each with its real key, and
+// with the Google one again after the daemon moved to another port,
+// without setup again ({env:LLMKEY_URL}).
 func TestOpencodeThroughExec(t *testing.T) {
 	opencode := npmBin(t, "opencode")
 	u := newUser(t)
@@ -308,6 +311,12 @@ func TestOpencodeThroughExec(t *testing.T) {
 		if !fake.saw(func(s seenRequest) bool { return s.credential() == m.key }) {
 			t.Errorf("%s: the upstream saw no request with its real key", m.model)
 		}
+	}
+	u.moveDaemon()
+	before := fake.count(keys["gemini"])
+	u.agent(t.TempDir(), []string{"OPENCODE_DISABLE_AUTOUPDATE=1", "OPENCODE_DISABLE_MODELS_FETCH=1"}, opencode, "run", "-m", "google/gemini-2.5-flash", "say hi again")
+	if fake.count(keys["gemini"]) == before {
+		t.Error("after the move: the upstream saw no Google request with the real key")
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	ucli "github.com/urfave/cli/v2"
 
 	"github.com/llmkey/llmkey/daemon/control"
+	"github.com/llmkey/llmkey/daemon/wire"
 	"github.com/llmkey/llmkey/state"
 )
 
@@ -30,24 +31,76 @@ func ConfigureDoctorCommand(app *ucli.App) {
 		Name:  "doctor",
 		Usage: "find what keeps a tool off the proxy, and say the fix (exit 0, 1 or 3, as status)",
 		Description: "Looks at the daemon (running, its version, keys that cannot serve), the variables in this shell that " +
-			"would send a tool around the proxy when it runs outside 'llmkey exec', and the configuration of codex, gemini " +
-			"and opencode: not set up, set up for another port, a /v1/v1 double path, a login that wins over the API key; " +
-			"and the service: files written for another llmkey, or its port held by a daemon llmkey started. " +
-			"Never starts the daemon.",
+			"exec clears (each named, with what it does; those that would send a tool around the proxy are problems) or " +
+			"that point at llmkey on another port, and the configuration of every tool setup knows: a tool on PATH with no " +
+			"file is not set up; a file set up for another port, a /v1/v1 double path, a login that wins over the API key, " +
+			"an llmkey token a tool kept in its own file; and the service: files written for another llmkey, or its port " +
+			"held by a daemon llmkey started. Never starts the daemon.",
 		Action: withPaths(func(c *ucli.Context, p state.Paths) error {
 			return DoctorCommand(c.Context, DoctorCommandInput{Paths: p, Getenv: os.Getenv}, streams(c))
 		}),
 	})
 }
 
-// bypassVars are variables that send a tool around the proxy, or to
-// another place than exec's, when they are set in a tool's environment.
-var bypassVars = []struct{ name, why string }{
-	{"ANTHROPIC_API_URL", "some clients read it before ANTHROPIC_BASE_URL"},
-	{"GOOGLE_GENAI_USE_VERTEXAI", "the genai SDK and Gemini CLI then go to Vertex AI"},
-	{"OPENAI_ORG_ID", "it goes upstream with whichever key serves"},
-	{"OPENAI_PROJECT_ID", "it goes upstream with whichever key serves"},
-	{"ANTHROPIC_AUTH_TOKEN", "Claude Code prefers it to ANTHROPIC_API_KEY"},
+// clearedWhy is what a variable exec clears does to a tool that reads
+// it, as the wire package says.
+func clearedWhy(name string) wire.EnvVar {
+	for _, v := range wire.Cleared() {
+		if v.Name == name {
+			return v
+		}
+	}
+	return wire.EnvVar{Name: name}
+}
+
+// execVars are the variables exec sets and those it clears, for every
+// built-in provider, as wire.SDKEnv says.
+func execVars() (set, cleared []string) {
+	seen := map[string]bool{}
+	for _, p := range state.BuiltinNames() {
+		s, u := wire.SDKEnv(p, "http://127.0.0.1:1/"+p, "t")
+		for _, kv := range s {
+			if !seen[kv[0]] {
+				seen[kv[0]] = true
+				set = append(set, kv[0])
+			}
+		}
+		for _, n := range u {
+			if !seen[n] {
+				seen[n] = true
+				cleared = append(cleared, n)
+			}
+		}
+	}
+	return set, cleared
+}
+
+// envFindings are the variables of this shell that exec would clear,
+// and those it sets that point at llmkey on another port than the
+// daemon's (left by an earlier eval of llmkey env); notes are cleared
+// variables that change nothing through the proxy.
+func envFindings(getenv func(string) string, proxyURL string) (found, notes []finding) {
+	set, cleared := execVars()
+	for _, n := range cleared {
+		if getenv(n) == "" {
+			continue
+		}
+		w := clearedWhy(n)
+		f := finding{fmt.Sprintf("%s is set in this shell: %s", n, w.Why), "llmkey exec clears it for the tools it runs; unset it for tools run without exec"}
+		if w.Harmless {
+			notes = append(notes, finding{f.problem, "nothing to do: llmkey exec and llmkey env clear it"})
+		} else {
+			found = append(found, f)
+		}
+	}
+	for _, n := range append(set, "LLMKEY_URL") {
+		v := getenv(n)
+		if proxyURL != "" && llmkeyURL.MatchString(jsonQuote(v)) && !strings.HasPrefix(v+"/", proxyURL+"/") {
+			found = append(found, finding{fmt.Sprintf("%s is set in this shell to llmkey on another port (%s) than the daemon's %s", n, v, proxyURL),
+				"eval \"$(llmkey env)\" again, or run tools with llmkey exec"})
+		}
+	}
+	return found, notes
 }
 
 // DoctorCommand prints each trap with its fix; the exit code is status's.
@@ -58,36 +111,29 @@ func DoctorCommand(ctx context.Context, in DoctorCommandInput, s Streams) error 
 		return err
 	}
 	found := daemonFindings(in.Paths, st, running)
-	proxyURL := ""
+	env := setupEnv{}
 	if running {
-		proxyURL = st.ProxyURL
+		env = setupEnvOf(st)
 	}
-	for _, v := range bypassVars {
-		if in.Getenv(v.name) != "" {
-			found = append(found, finding{fmt.Sprintf("%s is set in this shell: %s", v.name, v.why),
-				"llmkey exec clears it for the tools it runs; unset it for tools run without exec"})
-		}
-	}
+	vars, notes := envFindings(in.Getenv, env.ProxyURL)
+	found = append(found, vars...)
 	for _, t := range tools {
 		if t.check == nil {
 			continue
 		}
-		path, err := t.config(in.Getenv)
-		if err != nil {
-			continue
+		onPath := t.runBy(t.command())
+		// Without the daemon, a tool's file has no port to be compared
+		// with; a tool with no file is not set up all the same.
+		if path, err := t.config(in.Getenv); running || err == nil && onPath && !fileExists(path) {
+			found = append(found, toolFindings(t, env, in.Getenv, onPath)...)
 		}
-		data, err := os.ReadFile(path)
-		if err != nil || !running {
-			continue // a tool that is not there, or nothing to compare with
-		}
-		for _, f := range t.check(data, proxyURL) {
-			found = append(found, finding{f.problem + " (" + path + ")", f.fix})
-		}
-		found = append(found, toolLogins(t, path, data)...)
 	}
 	found = append(found, serviceFindings(ctx, in.Paths, st, running)...)
 	for _, f := range found {
 		fmt.Fprintf(s.Out, "problem: %s\n    fix: %s\n", termSafe(f.problem), f.fix)
+	}
+	for _, f := range notes {
+		fmt.Fprintf(s.Out, "note: %s\n    %s\n", termSafe(f.problem), f.fix)
 	}
 	switch {
 	case !running:
@@ -167,17 +213,28 @@ func daemonFindings(p state.Paths, st *control.Status, running bool) []finding {
 	return found
 }
 
+func fileExists(path string) bool {
+	_, err := os.Stat(path)
+	return err == nil
+}
+
 // toolLogins finds a tool's own login that wins over the API key.
-func toolLogins(t tool, path string, data []byte) []finding {
-	if t.name == "codex" {
-		auth, err := os.ReadFile(filepath.Join(filepath.Dir(path), "auth.json"))
-		var a struct {
-			Tokens json.RawMessage `json:"tokens"`
-		}
-		if err == nil && json.Unmarshal(auth, &a) == nil && len(a.Tokens) > 0 && string(a.Tokens) != "null" &&
-			!strings.Contains(string(data), `model_provider = "llmkey"`) {
-			return []finding{{"Codex is logged in with ChatGPT, which it uses instead of an API key", "llmkey setup codex (it picks the llmkey provider)"}}
-		}
+func toolLogins(t tool, path string, data []byte, env setupEnv) []finding {
+	switch {
+	case t.name == "pi" && data != nil:
+		return piLogins(path, env)
+	case t.name == "cline" && data != nil:
+		return clineHubFindings(path)
+	case t.name != "codex":
+		return nil
+	}
+	auth, err := os.ReadFile(filepath.Join(filepath.Dir(path), "auth.json"))
+	var a struct {
+		Tokens json.RawMessage `json:"tokens"`
+	}
+	if err == nil && json.Unmarshal(auth, &a) == nil && len(a.Tokens) > 0 && string(a.Tokens) != "null" &&
+		!strings.Contains(string(data), `model_provider = "llmkey"`) {
+		return []finding{{"Codex is logged in with ChatGPT, which it uses instead of an API key", "llmkey setup codex (it picks the llmkey provider)"}}
 	}
 	return nil
 }

@@ -10,7 +10,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"slices"
 	"sort"
 	"strings"
@@ -151,7 +150,7 @@ func ExecCommand(ctx context.Context, in ExecCommandInput, s Streams) error {
 	if err != nil {
 		return err
 	}
-	warnToolSetup(s, argv[0], e.ProxyURL)
+	warnToolSetup(s, argv[0], e)
 	set, unset := proxyVars(e, os.Getenv)
 	err = syscall.Exec(path, argv, mergeEnv(os.Environ(), set, unset))
 	return &Error{Err: fmt.Errorf("run %s: %w", argv[0], err), Code: ExitCommandCannotRun}
@@ -333,21 +332,9 @@ func shQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) 
 // warnToolSetup says when the tool about to run is one setup knows and
 // its configuration would keep it off the proxy: not set up, or set up
 // for another port than the daemon's now.
-func warnToolSetup(s Streams, command, proxyURL string) {
-	t, ok := findTool(filepath.Base(command))
-	if !ok || t.check == nil {
-		return
-	}
-	path, err := t.config(os.Getenv)
-	if err != nil {
-		return
-	}
-	data, err := os.ReadFile(path)
-	if err != nil && t.name != "codex" { // Codex needs a config; the others only when they have one
-		return
-	}
-	for _, f := range t.check(data, proxyURL) {
-		fmt.Fprintf(s.Err, "llmkey: warning: %s (%s)\nhint: %s\n", f.problem, path, f.fix)
+func warnToolSetup(s Streams, command string, e *control.Env) {
+	for _, f := range toolSetupFindings(command, setupEnv{ProxyURL: e.ProxyURL, Providers: e.Providers}, os.Getenv) {
+		fmt.Fprintf(s.Err, "llmkey: warning: %s\nhint: %s\n", f.problem, f.fix)
 	}
 }
 

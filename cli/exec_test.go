@@ -25,12 +25,12 @@ import (
 func TestExecEnvironment(t *testing.T) {
 	e := &control.Env{ProxyURL: "http://127.0.0.1:5565", Token: "llmk-local-x", Providers: []string{"openai", "gemini", "groq"}}
 	environ := []string{"HOME=/home/u", "OPENAI_API_KEY=sk-real", "GOOGLE_API_KEY=AIza-real", "ANTHROPIC_API_KEY=sk-ant-mine",
-		"GOOGLE_GENAI_USE_VERTEXAI=true", "OPENAI_ORG_ID=org-other", "PATH=/bin"}
+		"GOOGLE_GENAI_USE_VERTEXAI=true", "GOOGLE_GENERATIVE_AI_API_KEY=AIza-real", "OPENAI_ORG_ID=org-other", "PATH=/bin"}
 	set, unset := proxyVars(e, getenvOf(environ))
 	env := mergeEnv(environ, set, unset)
 	want := []string{
 		"HOME=/home/u", "ANTHROPIC_API_KEY=sk-ant-mine", "PATH=/bin",
-		"GEMINI_API_KEY=llmk-local-x", "GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:5565/gemini", "GOOGLE_GENERATIVE_AI_API_KEY=llmk-local-x",
+		"GEMINI_API_KEY=llmk-local-x", "GOOGLE_GEMINI_BASE_URL=http://127.0.0.1:5565/gemini",
 		"GROQ_API_KEY=llmk-local-x", "GROQ_BASE_URL=http://127.0.0.1:5565/groq",
 		"LLMKEY_TOKEN=llmk-local-x", "LLMKEY_URL=http://127.0.0.1:5565",
 		"OPENAI_API_BASE=http://127.0.0.1:5565/openai", "OPENAI_API_KEY=llmk-local-x", "OPENAI_BASE_URL=http://127.0.0.1:5565/openai",

@@ -10,13 +10,17 @@ import (
 	"fmt"
 	"io/fs"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"reflect"
+	"regexp"
+	"slices"
 	"strings"
 
 	"github.com/BurntSushi/toml"
 	ucli "github.com/urfave/cli/v2"
 
+	"github.com/llmkey/llmkey/daemon/control"
 	"github.com/llmkey/llmkey/daemon/wire/jsonscan"
 	"github.com/llmkey/llmkey/state"
 )
@@ -34,24 +38,84 @@ type SetupCommandInput struct {
 // configuration so that a plain "llmkey exec -- TOOL" works.
 type tool struct {
 	name, what string
+	// bin is the command that runs the tool, when it is not its name;
+	// binIs, for a name other programs have too, is a part of the path
+	// of the tool's own (npm installs it as a link into its package).
+	bin, binIs string
 	// needsNothing says why the tool needs no setup; then the rest is nil.
 	needsNothing string
 	config       func(getenv func(string) string) (string, error)
-	// apply returns the configuration with llmkey's part for proxyURL;
+	// seed is what a new file holds before llmkey's part is added: what
+	// the tool itself would write there, so that it does not rewrite the
+	// file (and undo can still put it back) the first time it runs.
+	seed string
+	// apply returns the configuration with llmkey's part for env;
 	// applied again it changes nothing.
-	apply func(data []byte, proxyURL string) ([]byte, error)
-	// check says what in the configuration keeps the tool off the proxy.
-	check func(data []byte, proxyURL string) []finding
+	apply func(data []byte, env setupEnv) ([]byte, error)
+	// check says what in the configuration (nil: there is none) keeps
+	// the tool off the proxy.
+	check func(data []byte, env setupEnv) []finding
+	// note is said after a setup: what the tool still needs.
+	note string
+	// scaffold says which values setup writes into a JSON file only so
+	// that the tool reads what holds llmkey's (a whole entry's other
+	// fields): an undo after the tool rewrote the file leaves them.
+	scaffold func(path []string) bool
+}
+
+// setupEnv is what a tool's configuration is written for: the proxy's
+// root URL now, and the providers that have keys.
+type setupEnv struct {
+	ProxyURL  string
+	Providers []string
+}
+
+// served are the providers among those a tool's file names one by one
+// that llmkey has keys for; all of them while it has none.
+func (e setupEnv) served(names ...string) []string {
+	var out []string
+	for _, n := range names {
+		if slices.Contains(e.Providers, n) {
+			out = append(out, n)
+		}
+	}
+	if len(out) == 0 {
+		return names
+	}
+	return out
+}
+
+// command is what runs the tool.
+func (t tool) command() string {
+	if t.bin != "" {
+		return t.bin
+	}
+	return t.name
 }
 
 // finding is one trap doctor found, with its fix.
 type finding struct{ problem, fix string }
 
 var tools = []tool{
-	{name: "codex", what: "Codex CLI", config: homeFile("CODEX_HOME", ".codex", "config.toml"), apply: applyCodex, check: checkCodex},
-	{name: "gemini", what: "Gemini CLI", config: homeFile("GEMINI_CLI_HOME", ".gemini", "settings.json"), apply: applyGemini, check: checkGemini},
-	{name: "opencode", what: "opencode", config: xdgFile("opencode", "opencode.json"), apply: applyOpencode, check: checkOpencode},
+	{name: "codex", what: "Codex CLI", config: homeFile("CODEX_HOME", ".codex", "config.toml"), apply: atURL(applyCodex), check: checkAtURL(checkCodex)},
+	{name: "gemini", what: "Gemini CLI", config: homeFile("GEMINI_CLI_HOME", ".gemini", "settings.json"), apply: atURL(applyGemini), check: checkAtURL(checkGemini)},
+	{name: "opencode", what: "opencode", config: xdgFile("opencode", "opencode.json"), seed: opencodeSeed, apply: applyOpencode, check: checkOpencode},
+	{name: "qwen", what: "Qwen Code", config: homeFile("QWEN_HOME", ".qwen", "settings.json"), apply: applyQwen, check: checkQwen, note: qwenNote},
+	{name: "kilo", what: "Kilo CLI", config: kiloFile, seed: kiloSeed, apply: applyKilo, check: checkKilo},
+	{name: "pi", what: "pi", config: homeFile("PI_CODING_AGENT_DIR", filepath.Join(".pi", "agent"), "models.json"), apply: applyPi, check: checkPi, binIs: "pi-coding-agent"},
+	{name: "continue", what: "Continue's cn", bin: "cn", binIs: "@continuedev", config: homeFile("CONTINUE_GLOBAL_DIR", ".continue", "config.yaml"), apply: applyContinue, check: checkContinue, note: continueNote},
+	{name: "cline", what: "cline", config: clineFile, seed: clineSeed, apply: applyCline, check: checkCline, note: clineNote, scaffold: clineScaffold},
 	{name: "claude", what: "Claude Code", needsNothing: "Claude Code reads ANTHROPIC_BASE_URL and ANTHROPIC_API_KEY, which exec sets: 'llmkey exec -- claude' works as it is"},
+}
+
+// atURL and checkAtURL take a tool's apply and check that need only the
+// proxy's URL.
+func atURL(apply func([]byte, string) ([]byte, error)) func([]byte, setupEnv) ([]byte, error) {
+	return func(data []byte, e setupEnv) ([]byte, error) { return apply(data, e.ProxyURL) }
+}
+
+func checkAtURL(check func([]byte, string) []finding) func([]byte, setupEnv) []finding {
+	return func(data []byte, e setupEnv) []finding { return check(data, e.ProxyURL) }
 }
 
 func findTool(name string) (tool, bool) {
@@ -61,6 +125,30 @@ func findTool(name string) (tool, bool) {
 		}
 	}
 	return tool{}, false
+}
+
+// toolRunBy is the tool that command (a path or a name) runs.
+func toolRunBy(command string) (tool, bool) {
+	base := filepath.Base(command)
+	for _, t := range tools {
+		if t.command() == base && t.runBy(command) {
+			return t, true
+		}
+	}
+	return tool{}, false
+}
+
+// runBy reports whether command, found on PATH, is the tool's own and
+// not another program of the same name.
+func (t tool) runBy(command string) bool {
+	path, err := exec.LookPath(command)
+	if err != nil {
+		return false
+	}
+	if real, err := filepath.EvalSymlinks(path); err == nil && t.binIs != "" {
+		return strings.Contains(real, t.binIs)
+	}
+	return t.binIs == ""
 }
 
 func toolNames() []string {
@@ -101,15 +189,20 @@ func ConfigureSetupCommand(app *ucli.App) {
 	app.Commands = append(app.Commands, &ucli.Command{
 		Name:      "setup",
 		Usage:     "write what a coding agent's own configuration needs for 'llmkey exec -- TOOL'",
-		ArgsUsage: "codex|gemini|opencode|claude",
+		ArgsUsage: "codex|gemini|opencode|qwen|kilo|pi|continue|cline|claude",
 		Description: "Edits the tool's configuration in place, as add edits the keyfile: every other byte is kept, running it " +
 			"again changes nothing, a symlinked file is edited through its link, and --undo puts the file back as it was, " +
-			"byte for byte, from a record of llmkey's edit alone (never a copy of the file, which may hold keys; refused when " +
-			"the file changed since). A Codex file that Codex would not read as meant after the edit is refused with the fix. It writes the port the daemon " +
-			"listens on now (starting it if needed); 'llmkey doctor' says when that port changed. codex: a model provider " +
-			"\"llmkey\" in ~/.codex/config.toml (Responses over WebSocket, the key from OPENAI_API_KEY). gemini: the API-key " +
-			"auth method in ~/.gemini/settings.json. opencode: the Google provider's base URL in ~/.config/opencode/opencode.json. " +
-			"claude: nothing is needed.",
+			"byte for byte, from a record of llmkey's edit alone (never a copy of the file, which may hold keys); from a JSON " +
+			"file the tool rewrote since, it takes llmkey's values out alone (refused when they changed). A Codex file that Codex would not read as meant after the edit is refused with the fix. " +
+			"Where the tool expands variables in its file, llmkey's part names LLMKEY_URL and LLMKEY_TOKEN (set by exec) and " +
+			"holds no port; elsewhere it holds the port the daemon listens on now (starting it if needed), and 'llmkey doctor' " +
+			"says when that port changed. codex: a model provider \"llmkey\" in ~/.codex/config.toml (Responses over WebSocket, " +
+			"the key from OPENAI_API_KEY). gemini: the API-key auth method in ~/.gemini/settings.json. opencode, kilo: the Google " +
+			"provider's baseURL and apiKey ({env:LLMKEY_URL}, {env:LLMKEY_TOKEN}) in ~/.config/opencode/opencode.json, " +
+			"~/.config/kilo/kilo.jsonc. qwen: the OpenAI-compatible auth type in ~/.qwen/settings.json. pi: the base URL of " +
+			"each provider llmkey has keys for in ~/.pi/agent/models.json. continue: llmkey's models, first in the list of " +
+			"~/.continue/config.yaml (${{ secrets.LLMKEY_URL }}). cline: the openai-compatible provider's base URL in " +
+			"~/.cline/data/settings/providers.json, chosen. claude: nothing is needed.",
 		Flags: []ucli.Flag{
 			&ucli.BoolFlag{Name: "dry-run", Usage: "show the change, write nothing"},
 			&ucli.BoolFlag{Name: "undo", Usage: "put the tool's file back as it was before setup"},
@@ -158,10 +251,22 @@ func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
 	if err != nil {
 		return err
 	}
-	updated, err := t.apply(f.data, st.ProxyURL)
+	env := setupEnvOf(st)
+	data := f.data
+	if len(bytes.TrimSpace(data)) == 0 && t.seed != "" {
+		data = []byte(t.seed)
+	}
+	updated, err := t.apply(data, env)
 	if err != nil {
 		return fail(hintOr(err, "fix the file by hand, or move it aside and run setup again"), "%s: %v", path, err)
 	}
+	return saveSetup(in, t, f, updated, st.ProxyURL, s)
+}
+
+// saveSetup writes updated over the tool's file f (unless it is that
+// already, or this is a dry run), with the record undo needs.
+func saveSetup(in SetupCommandInput, t tool, f toolFile, updated []byte, proxyURL string, s Streams) error {
+	path := f.path
 	prev, legacy := readSetupRecord(in.Paths, t.name)
 	same := bytes.Equal(updated, f.data) && f.existed
 	if in.DryRun && !same {
@@ -169,7 +274,7 @@ func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
 		return nil
 	}
 	if !in.DryRun && (!same || legacy) { // an older record is written anew, without the file
-		rec, err := newSetupRecord(prev, path, f.data, updated, f.existed)
+		rec, err := newSetupRecord(prev, path, f.data, updated, f.existed, t)
 		if err != nil {
 			return err
 		}
@@ -178,15 +283,31 @@ func SetupCommand(ctx context.Context, in SetupCommandInput, s Streams) error {
 		}
 	}
 	if same {
-		s.done("%s is set up already (%s, proxy %s)", t.what, path, st.ProxyURL)
+		s.done("%s is set up already (%s, proxy %s)", t.what, path, proxyURL)
 		return nil
 	}
 	if err := f.write(updated); err != nil {
 		return err
 	}
-	s.done("set up %s in %s for the proxy at %s", t.what, path, st.ProxyURL)
-	fmt.Fprintf(s.Err, "next: llmkey exec -- %s ... (undo: llmkey setup %s --undo)\n", t.name, t.name)
+	s.done("set up %s in %s for the proxy at %s", t.what, path, proxyURL)
+	if t.note != "" {
+		fmt.Fprintf(s.Err, "note: %s\n", t.note)
+	}
+	fmt.Fprintf(s.Err, "next: llmkey exec -- %s ... (undo: llmkey setup %s --undo)\n", t.command(), t.name)
 	return nil
+}
+
+// setupEnvOf is what the daemon's status says a tool's file is written
+// for.
+func setupEnvOf(st *control.Status) setupEnv {
+	e := setupEnv{ProxyURL: st.ProxyURL}
+	for name, p := range st.Providers {
+		if len(p.Keys) > 0 {
+			e.Providers = append(e.Providers, name)
+		}
+	}
+	slices.Sort(e.Providers)
+	return e
 }
 
 // hintOr is err's own hint, else hint.
@@ -247,6 +368,11 @@ func undoSetup(in SetupCommandInput, t tool, f toolFile, s Streams) error {
 		return nil
 	}
 	before, ok := rec.restore(f.data)
+	rewritten := false
+	if !ok && f.existed { // the tool rewrote it: take out llmkey's values alone
+		before, ok = rec.restoreMembers(f.data)
+		rewritten = ok
+	}
 	if !f.existed || !ok {
 		return fail("remove llmkey's part by hand (see 'llmkey setup "+t.name+" --dry-run' for what it is)",
 			"%s changed since llmkey setup %s; not putting the old one back over your edits", f.path, t.name)
@@ -255,7 +381,7 @@ func undoSetup(in SetupCommandInput, t tool, f toolFile, s Streams) error {
 		fmt.Fprint(s.Out, lineDiff(f.path, f.data, before))
 		return nil
 	}
-	if rec.Existed {
+	if rec.Existed || rewritten {
 		if err := f.write(before); err != nil {
 			return err
 		}
@@ -263,6 +389,10 @@ func undoSetup(in SetupCommandInput, t tool, f toolFile, s Streams) error {
 		return err
 	}
 	os.Remove(setupRecordPath(in.Paths, t.name))
+	if rewritten {
+		s.done("undid the setup of %s: llmkey's values are out of %s, and what %s wrote there since is kept", t.what, f.path, t.what)
+		return nil
+	}
 	s.done("undid the setup of %s: %s is as it was", t.what, f.path)
 	return nil
 }
@@ -451,21 +581,6 @@ func checkGemini(data []byte, _ string) []finding {
 	return nil
 }
 
-// opencode: the Vercel AI SDK's Google provider has no base URL variable.
-
-var opencodeGoogle = []string{"provider", "google", "options", "baseURL"}
-
-func applyOpencode(data []byte, proxyURL string) ([]byte, error) {
-	return jsonSet(data, opencodeGoogle, jsonQuote(proxyURL+"/gemini/v1beta"))
-}
-
-func checkOpencode(data []byte, proxyURL string) []finding {
-	if v, ok := jsonGet(data, opencodeGoogle); !ok || v != jsonQuote(proxyURL+"/gemini/v1beta") {
-		return []finding{{fmt.Sprintf("opencode's Google provider goes to %s, not the proxy (it reads no base URL variable)", orNone(v)), "llmkey setup opencode"}}
-	}
-	return nil
-}
-
 func orNone(v string) string {
 	if v == "" {
 		return "unset"
@@ -550,4 +665,64 @@ func nested(path []string, value, indent string) string {
 	}
 	in := indent + "  "
 	return "{\n" + in + jsonQuote(path[0]) + ": " + nested(path[1:], value, in) + "\n" + indent + "}"
+}
+
+// toolFindings is what keeps tool t off the proxy, each problem naming
+// its file: the traps in that file, an llmkey token kept in it, or, when
+// there is no file and onPath says the tool is installed, that it is not
+// set up.
+func toolFindings(t tool, env setupEnv, getenv func(string) string, onPath bool) []finding {
+	if t.check == nil {
+		return nil
+	}
+	path, err := t.config(getenv)
+	if err != nil {
+		return nil
+	}
+	data, err := os.ReadFile(path)
+	if err != nil && !onPath {
+		return nil
+	}
+	var found []finding
+	for _, f := range t.check(data, env) {
+		if data == nil {
+			f.problem = fmt.Sprintf("%s is not set up (%s does not exist): %s", t.what, path, f.problem)
+		} else {
+			f.problem += " (" + path + ")"
+		}
+		found = append(found, f)
+	}
+	if f, ok := tokenInFile(t, path, data); ok {
+		found = append(found, f)
+	}
+	return append(found, toolLogins(t, path, data, env)...)
+}
+
+// toolSetupFindings is what keeps the tool that command runs off the
+// proxy (nothing for a command setup does not know).
+func toolSetupFindings(command string, env setupEnv, getenv func(string) string) []finding {
+	t, ok := toolRunBy(command)
+	if !ok {
+		return nil
+	}
+	return toolFindings(t, env, getenv, true)
+}
+
+// llmkeyToken matches the local token and scoped ones.
+var llmkeyToken = regexp.MustCompile(`llmk-(local|scoped)-[A-Za-z0-9_-]{8,}`)
+
+// tokenInFile finds an llmkey token a tool kept in its own file (Continue's
+// cn writes ANTHROPIC_API_KEY into its config): from there the tool sends
+// it wherever that setting points, also to a provider's own host.
+func tokenInFile(t tool, path string, data []byte) (finding, bool) {
+	loc := llmkeyToken.FindIndex(data)
+	if loc == nil {
+		return finding{}, false
+	}
+	line := bytes.Count(data[:loc[0]], []byte("\n")) + 1
+	fix := "remove it (" + t.what + " takes its key from the variables exec sets), then llmkey setup " + t.name
+	if t.name == "continue" {
+		fix = "remove the models with that apiKey (cn -p put them there from ANTHROPIC_API_KEY), and run cn -p with --config " + path
+	}
+	return finding{fmt.Sprintf("%s keeps an llmkey token in %s (line %d), which it sends wherever that setting points, also to a provider's own host", t.what, path, line), fix}, true
 }

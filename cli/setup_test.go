@@ -98,7 +98,7 @@ func TestCodexConfigShapes(t *testing.T) {
 		if again, _ := applyCodex(after, proxy); string(again) != string(after) {
 			t.Errorf("%s: applied twice:\n%s", name, again)
 		}
-		rec, err := newSetupRecord(nil, "config.toml", []byte(before), after, true)
+		rec, err := newSetupRecord(nil, "config.toml", []byte(before), after, true, tool{})
 		if back, ok := rec.restore(after); err != nil || !ok || string(back) != before {
 			t.Errorf("%s: undo gives %q %v, want %q", name, back, err, before)
 		}
@@ -127,18 +127,19 @@ func TestCodexConfigsRefused(t *testing.T) {
 // and refuses to be made when the value setup replaces looks like a key.
 func TestSetupRecordKeepsOnlyTheEdit(t *testing.T) {
 	key := "sk-proj-" + strings.Repeat("Ab1", 12)
-	before := []byte(`{"provider":{"openai":{"options":{"apiKey":"` + key + `"}},"google":{"options":{"baseURL":"https://example.com/v1beta"}}}}`)
-	after, err := applyOpencode(before, "http://127.0.0.1:5565")
+	at := func(url string) setupEnv { return setupEnv{ProxyURL: url, Providers: []string{"openai"}} }
+	before := []byte(`{"providers":{"openai":{"apiKey":"` + key + `","baseUrl":"https://example.com/v1"}}}`)
+	after, err := applyPi(before, at("http://127.0.0.1:5565"))
 	if err != nil {
 		t.Fatal(err)
 	}
-	rec, err := newSetupRecord(nil, "opencode.json", before, after, true)
+	rec, err := newSetupRecord(nil, "models.json", before, after, true, tool{})
 	if err != nil {
 		t.Fatal(err)
 	}
 	b, _ := json.Marshal(rec)
 	// Only what the new URL replaced: both begin with "http".
-	if strings.Contains(string(b), key) || strings.Contains(string(b), "apiKey") || len(rec.Edits) != 1 || rec.Edits[0].Removed != "s://example.com" {
+	if strings.Contains(string(b), key) || strings.Contains(string(b), "apiKey") || len(rec.Edits) != 1 || rec.Edits[0].Removed != "s://example.com/v1" {
 		t.Errorf("the record holds more than the edit: %s", b)
 	}
 	if back, ok := rec.restore(after); !ok || string(back) != string(before) {
@@ -148,15 +149,15 @@ func TestSetupRecordKeepsOnlyTheEdit(t *testing.T) {
 		t.Error("undo of a file changed since")
 	}
 	// A second setup (another port) still undoes to before the first.
-	moved, _ := applyOpencode(after, "http://127.0.0.1:6000")
-	rec2, _ := newSetupRecord(&rec, "opencode.json", after, moved, true)
+	moved, _ := applyPi(after, at("http://127.0.0.1:6000"))
+	rec2, _ := newSetupRecord(&rec, "models.json", after, moved, true, tool{})
 	if back, ok := rec2.restore(moved); !ok || string(back) != string(before) {
 		t.Errorf("undo after two setups gives %q", back)
 	}
 
-	withKey := []byte(`{"provider":{"google":{"options":{"baseURL":"https://proxy.example.com/?key=AIza` + strings.Repeat("x1", 16) + `"}}}}`)
-	after, _ = applyOpencode(withKey, "http://127.0.0.1:5565")
-	if _, err := newSetupRecord(nil, "opencode.json", withKey, after, true); err == nil || !strings.Contains(err.Error(), "looks like an API key") || strings.Contains(err.Error(), "AIza") {
+	withKey := []byte(`{"providers":{"openai":{"baseUrl":"https://proxy.example.com/?key=AIza` + strings.Repeat("x1", 16) + `"}}}`)
+	after, _ = applyPi(withKey, at("http://127.0.0.1:5565"))
+	if _, err := newSetupRecord(nil, "models.json", withKey, after, true, tool{}); err == nil || !strings.Contains(err.Error(), "looks like an API key") || strings.Contains(err.Error(), "AIza") {
 		t.Errorf("a replaced value that looks like a key: %v", err)
 	}
 }

@@ -29,6 +29,9 @@ type setupRecord struct {
 	Existed bool        `json:"existed"`
 	Written string      `json:"written_sha256"`
 	Edits   []setupEdit `json:"edits"`
+	// Members are setup's values in a JSON file, for an undo after the
+	// tool rewrote the rest of it.
+	Members []setupMember `json:"members,omitempty"`
 	// Before and After are whole files, as an older llmkey kept them:
 	// read to undo its setup, never written again.
 	Before []byte `json:"before,omitempty"`
@@ -93,24 +96,48 @@ func (r setupRecord) restore(cur []byte) ([]byte, bool) {
 
 // newSetupRecord is the record for writing updated over cur. After an
 // earlier setup of the same file, undo still goes back to before the
-// first one, unless the file was changed since: then to cur.
-func newSetupRecord(prev *setupRecord, path string, cur, updated []byte, existed bool) (setupRecord, error) {
+// first one (with what the tool wrote since kept, for a JSON file it
+// rewrote), unless llmkey's part was changed since: then to cur.
+func newSetupRecord(prev *setupRecord, path string, cur, updated []byte, existed bool, t tool) (setupRecord, error) {
 	original := cur
 	if prev != nil && prev.Path == path && existed {
 		if before, ok := prev.restore(cur); ok {
 			original, existed = before, prev.Existed
+		} else if before, ok := prev.restoreMembers(cur); ok { // the tool rewrote the file since
+			original = before
+		}
+	}
+	memberBase := original
+	if len(bytes.TrimSpace(original)) == 0 && t.seed != "" {
+		memberBase = []byte(t.seed)
+	}
+	var members []setupMember
+	for _, m := range jsonChanges(memberBase, updated) {
+		if t.scaffold == nil || !t.scaffold(m.Path) {
+			members = append(members, m)
 		}
 	}
 	edits := diffEdits(original, updated)
 	for _, e := range edits {
 		if looksSecret(e.Removed) {
-			line := bytes.Count(updated[:e.At], []byte("\n")) + 1
-			return setupRecord{}, &Error{Code: ExitFailure,
-				Err:  fmt.Errorf("%s: setup would replace what looks like an API key (line %d), and llmkey keeps no secret for its undo; nothing was written", path, line),
-				Hint: "keep the key out of that setting (the tool can read it from an environment variable, which llmkey exec sets), then run setup again"}
+			return setupRecord{}, secretRefusal(path, updated, e.At)
 		}
 	}
-	return setupRecord{Path: path, Existed: existed, Written: sha256Hex(updated), Edits: edits}, nil
+	for _, m := range members {
+		if m.Was != nil && looksSecret(*m.Was) {
+			return setupRecord{}, secretRefusal(path, updated, jsonOffset(updated, m.Path))
+		}
+	}
+	return setupRecord{Path: path, Existed: existed, Written: sha256Hex(updated), Edits: edits, Members: members}, nil
+}
+
+// secretRefusal refuses a setup that would replace what looks like a
+// key, at offset at of the file it would write.
+func secretRefusal(path string, updated []byte, at int) error {
+	line := bytes.Count(updated[:at], []byte("\n")) + 1
+	return &Error{Code: ExitFailure,
+		Err:  fmt.Errorf("%s: setup would replace what looks like an API key (line %d), and llmkey keeps no secret for its undo; nothing was written", path, line),
+		Hint: "keep the key out of that setting (the tool can read it from an environment variable, which llmkey exec sets), then run setup again"}
 }
 
 // looksSecret reports whether s holds something shaped like an API key:

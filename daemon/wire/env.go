@@ -30,29 +30,37 @@ type ProviderEnv struct {
 	Clear []EnvVar
 }
 
-// EnvVar is a variable and why llmkey handles it.
-type EnvVar struct{ Name, Why string }
+// EnvVar is a variable exec clears and what it does to a tool that
+// reads it; Harmless, that through the proxy it changes nothing (so a
+// shell that sets it needs no fix).
+type EnvVar struct {
+	Name, Why string
+	Harmless  bool
+}
 
 // providerEnvs is one row per built-in provider, the most used first:
 // import reads their variables in this order.
 var providerEnvs = []ProviderEnv{
 	{Provider: "openai", BaseURL: []string{"OPENAI_BASE_URL", "OPENAI_API_BASE"}, Key: []string{"OPENAI_API_KEY"},
 		Clear: []EnvVar{
-			{"OPENAI_ORG_ID", "the SDKs send it as OpenAI-Organization; llmkey sends a key's own organization (keyfile) and never a client's"},
-			{"OPENAI_ORGANIZATION", "as OPENAI_ORG_ID"},
-			{"OPENAI_PROJECT_ID", "the SDKs send it as OpenAI-Project; llmkey sends a key's own project (keyfile) and never a client's"},
-			{"OPENAI_PROJECT", "as OPENAI_PROJECT_ID"},
+			{"OPENAI_ORG_ID", "the openai SDKs send it as OpenAI-Organization; the proxy sends only the organization the keyfile names for the key that serves", true},
+			{"OPENAI_ORGANIZATION", "some OpenAI clients send it as OpenAI-Organization; the proxy sends only the organization the keyfile names for the key that serves", true},
+			{"OPENAI_PROJECT_ID", "the openai SDKs send it as OpenAI-Project; the proxy sends only the project the keyfile names for the key that serves", true},
+			{"OPENAI_PROJECT", "some OpenAI clients send it as OpenAI-Project; the proxy sends only the project the keyfile names for the key that serves", true},
 		}},
 	{Provider: "anthropic", BaseURL: []string{"ANTHROPIC_BASE_URL"}, Key: []string{"ANTHROPIC_API_KEY"},
 		Clear: []EnvVar{
-			{"ANTHROPIC_AUTH_TOKEN", "the SDKs and Claude Code send it as a bearer token instead of the key"},
-			{"ANTHROPIC_API_URL", "some clients read it before ANTHROPIC_BASE_URL: it would send them around the proxy"},
+			{"ANTHROPIC_AUTH_TOKEN", "Claude Code sends it instead of ANTHROPIC_API_KEY, so not the local token", false},
+			{"ANTHROPIC_API_URL", "some Anthropic clients read it before ANTHROPIC_BASE_URL", false},
 		}},
-	{Provider: "gemini", BaseURL: []string{"GOOGLE_GEMINI_BASE_URL"}, Key: []string{"GEMINI_API_KEY", "GOOGLE_GENERATIVE_AI_API_KEY"},
+	{Provider: "gemini", BaseURL: []string{"GOOGLE_GEMINI_BASE_URL"}, Key: []string{"GEMINI_API_KEY"},
 		Import: []string{"GEMINI_API_KEY", "GOOGLE_API_KEY"},
 		Clear: []EnvVar{
-			{"GOOGLE_API_KEY", "the genai SDK and Gemini CLI prefer it to GEMINI_API_KEY: a real key would go around the proxy"},
-			{"GOOGLE_GENAI_USE_VERTEXAI", "it sends the genai SDK and Gemini CLI to Vertex AI, whatever GOOGLE_GEMINI_BASE_URL says"},
+			{"GOOGLE_API_KEY", "the genai SDKs send it instead of GEMINI_API_KEY, so not the local token", false},
+			{"GOOGLE_GENAI_USE_VERTEXAI", "the genai SDKs and Gemini CLI then go to Vertex AI, whatever GOOGLE_GEMINI_BASE_URL says", false},
+			// Not set to the local token either: a client pointed at the
+			// proxy in its code or file takes LLMKEY_TOKEN.
+			{"GOOGLE_GENERATIVE_AI_API_KEY", "the Vercel AI SDK's Google provider reads it, and no base URL variable: with a key from it, it goes to Google's own host", false},
 		}},
 	prefixed("openrouter", "OPENROUTER"),
 	prefixed("groq", "GROQ"),
@@ -92,6 +100,15 @@ func SDKEnv(provider, providerURL, token string) (set [][2]string, unset []strin
 		unset = append(unset, v.Name)
 	}
 	return set, unset
+}
+
+// Cleared are the variables exec clears for any built-in provider.
+func Cleared() []EnvVar {
+	var out []EnvVar
+	for _, e := range providerEnvs {
+		out = append(out, e.Clear...)
+	}
+	return out
 }
 
 // ImportVariables are the variables import reads a real key from, each
