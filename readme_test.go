@@ -3,6 +3,7 @@
 package main
 
 import (
+	"fmt"
 	"io/fs"
 	"os"
 	"path/filepath"
@@ -10,6 +11,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/llmkey/llmkey/cli"
 )
 
 // The README's "one place for each question" table stays true: every
@@ -163,4 +166,66 @@ func repositoryTests(t *testing.T) map[string]bool {
 		t.Fatal(err)
 	}
 	return tests
+}
+
+// The README's exit codes are the code's (cli.ExitCodeDoc, which the
+// man page prints too), row for row.
+func TestREADMEExitCodes(t *testing.T) {
+	data, err := os.ReadFile("README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, after, ok := strings.Cut(string(data), "\n## Errors and exit codes\n")
+	if ok {
+		_, after, ok = strings.Cut(after, "| code | meaning |\n| --- | --- |\n")
+	}
+	if !ok {
+		t.Fatal("README.md has no exit code table under ## Errors and exit codes")
+	}
+	var rows []string
+	for _, line := range strings.Split(after, "\n") {
+		if !strings.HasPrefix(line, "| ") {
+			break
+		}
+		rows = append(rows, strings.ReplaceAll(line, "`", ""))
+	}
+	var want []string
+	for _, e := range cli.ExitCodeDoc {
+		want = append(want, fmt.Sprintf("| %d | %s |", e.Code, e.Meaning))
+	}
+	if strings.Join(rows, "\n") != strings.Join(want, "\n") {
+		t.Errorf("README's exit codes:\n%s\nthe code's:\n%s", strings.Join(rows, "\n"), strings.Join(want, "\n"))
+	}
+}
+
+// status exits as the README's table says: 0 with five keys ready, 1 once
+// one of them is parked (a key that needs its owner, the others serving),
+// and 3 with no daemon, so that `status -q; [ $? = 3 ] && llmkey start`
+// starts one only when none runs.
+func TestStatusExitsAsTheREADMESays(t *testing.T) {
+	u := newUser(t)
+	fake := newFakeProvider(t)
+	var secrets []string
+	kf := "[daemon]\nlisten = \"127.0.0.1:0\"\nstrategy = \"fill-first\"\n\n[provider.openai]\nbase_url = \"" + fake.URL + "/v1\"\n"
+	for i := range 5 {
+		secrets = append(secrets, u.canary(fmt.Sprintf("sk-k%d-", i)))
+		kf += fmt.Sprintf("\n[[key]]\nprovider = \"openai\"\nname = \"k%d\"\nsecret = %q\n", i, secrets[i])
+	}
+	writeFile(t, u.keyfile(), kf, 0o600)
+	fake.on(secrets[0], answer(401, nil, `{"error":{"message":"Incorrect API key provided","type":"invalid_request_error","code":"invalid_api_key"}}`))
+	if _, code := u.status(); code != 3 {
+		t.Fatalf("no daemon: status exit %d, want 3", code)
+	}
+	env := u.proxyEnv()
+	if _, code := u.status(); code != 0 {
+		t.Fatalf("five keys ready: status exit %d, want 0", code)
+	}
+	drain(t, chat(t, env["LLMKEY_URL"], env["LLMKEY_TOKEN"], nil)) // k0 refuses it; k1 serves
+	st, code := u.status()
+	if code != 1 || !strings.Contains(fmt.Sprint(st["problems"]), "k0") {
+		t.Errorf("one key of five parked: status exit %d, problems %v; want 1", code, st["problems"])
+	}
+	if r := u.run(nil, nil, "status", "-q"); r.code != 1 {
+		t.Errorf("status -q with one key parked: exit %d, want 1 (not 3: a daemon runs)", r.code)
+	}
 }

@@ -36,8 +36,8 @@ var ExitCodeDoc = []struct {
 	Code    int
 	Meaning string
 }{
-	{ExitOK, "success; for status: the daemon runs and every provider with keys has a usable key"},
-	{ExitFailure, "the command failed (for example an unknown key, or a state or runtime dir llmkey cannot use); for status: the daemon runs but is degraded"},
+	{ExitOK, "success; for status: the daemon runs and nothing waits on you (every provider has a usable key, no key needs you)"},
+	{ExitFailure, "the command failed; for status: the daemon runs but is degraded (a provider with no usable key, a key that needs you, a keyfile error, state not persisted, another version)"},
 	{ExitUsage, "the command line is wrong: unknown command or flag, missing or extra arguments"},
 	{ExitNotRunning, "the daemon is not running (status never starts it)"},
 	{ExitKeyfile, "the keyfile is missing, readable by others, owned by someone else, or invalid; the message names the line"},

@@ -27,7 +27,7 @@ var examples = map[string][]string{
 	"rm":           {"llmkey rm openai/personal", "llmkey rm --force openai personal   # no question, for scripts"},
 	"exec":         {"llmkey exec -- codex", "llmkey exec --tag work --label review -- python agent.py", "llmkey exec --key openai/personal --expires 8h -- claude"},
 	"env":          {`eval "$(llmkey env)"`, "llmkey env --shell fish | source", "llmkey env --json"},
-	"status":       {"llmkey status", "llmkey status -q || llmkey start", "llmkey status --json | jq '.providers'"},
+	"status":       {"llmkey status", "llmkey status -q; [ $? = 3 ] && llmkey start   # only when none runs", "llmkey status --json | jq '.providers'"},
 	"usage":        {"llmkey usage --since today", "llmkey usage --by day --since 30d   # the trend, as bars", "llmkey usage --by key --chart", "llmkey usage --by day,key --json"},
 	"enable":       {"llmkey enable openai/work"},
 	"disable":      {"llmkey disable openai/work", "llmkey disable --for 1d openai personal"},

@@ -83,7 +83,7 @@ func ManPage() string {
 	return man.Render(NewApp(), manSections())
 }
 
-// ExampleKeyfile is the keyfile shown in the man page and the README.
+// ExampleKeyfile is the keyfile shown in the man page and docs/keyfile.md.
 const ExampleKeyfile = `# ~/.config/llmkey/keys.toml (mode 0600)
 
 [[key]]

@@ -68,9 +68,9 @@ func mustProvider(t *testing.T, c *Config, name string) Provider {
 	return p
 }
 
-// The README's keyfile table says each setting's default as the code has
+// The keyfile's documented table (docs/keyfile.md) says each setting's default as the code has
 // it, and says one for every setting that has one.
-func TestREADMEDefaults(t *testing.T) {
+func TestDocumentedDefaults(t *testing.T) {
 	said := regexp.MustCompile("default `([^`]*)`")
 	defaults := map[string]func(string) string{
 		"daemon":   DaemonDefault,
@@ -85,11 +85,11 @@ func TestREADMEDefaults(t *testing.T) {
 		for _, f := range r.fields {
 			switch want := def(f); {
 			case want == "" && m != nil:
-				t.Errorf("README: %s's %s has default `%s`; the code has none", r.table, f, m[1])
+				t.Errorf("docs/keyfile.md: %s's %s has default `%s`; the code has none", r.table, f, m[1])
 			case want != "" && m == nil:
-				t.Errorf("README: %s's %s does not say its default, %s", r.table, f, want)
+				t.Errorf("docs/keyfile.md: %s's %s does not say its default, %s", r.table, f, want)
 			case want != "" && m[1] != want:
-				t.Errorf("README: %s's %s has default `%s`; the code's is %s", r.table, f, m[1], want)
+				t.Errorf("docs/keyfile.md: %s's %s has default `%s`; the code's is %s", r.table, f, m[1], want)
 			}
 		}
 	}

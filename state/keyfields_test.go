@@ -177,7 +177,7 @@ func TestTableFieldsAgree(t *testing.T) {
 	}
 }
 
-// readmeRow is a row of the README's keyfile table: its table ("daemon"
+// readmeRow is a row of the keyfile table (docs/keyfile.md): its table ("daemon"
 // for [daemon], "provider" for [provider.NAME]), the fields it documents
 // and what it says of them.
 type readmeRow struct {
@@ -187,7 +187,7 @@ type readmeRow struct {
 }
 
 func readmeRows(t *testing.T) []readmeRow {
-	data, err := os.ReadFile(filepath.Join("..", "README.md"))
+	data, err := os.ReadFile(filepath.Join("..", "docs", "keyfile.md"))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -196,7 +196,7 @@ func readmeRows(t *testing.T) []readmeRow {
 		_, rest, ok = strings.Cut(rest, "\n| table | field | meaning |\n| --- | --- | --- |\n")
 	}
 	if !ok {
-		t.Fatal(`README.md has no "| table | field | meaning |" table in "## The keyfile"`)
+		t.Fatal(`docs/keyfile.md has no "| table | field | meaning |" table in "## The keyfile"`)
 	}
 	rest, _, _ = strings.Cut(rest, "\n\n")
 	var out []readmeRow
@@ -204,7 +204,7 @@ func readmeRows(t *testing.T) []readmeRow {
 	for _, line := range strings.Split(rest, "\n") {
 		cells := strings.Split(line, " | ")
 		if len(cells) != 3 {
-			t.Fatalf("README.md: a row of the keyfile table that is not | table | field | meaning |: %q", line)
+			t.Fatalf("docs/keyfile.md: a row of the keyfile table that is not | table | field | meaning |: %q", line)
 		}
 		if c := strings.TrimPrefix(cells[0], "| "); c != "|" && c != "" {
 			table, _, _ = strings.Cut(strings.Trim(c, "`[]"), ".")
@@ -218,9 +218,9 @@ func readmeRows(t *testing.T) []readmeRow {
 	return out
 }
 
-// The README's keyfile table has a row for every field of every table,
+// The keyfile table (docs/keyfile.md) has a row for every field of every table,
 // and none for a field the keyfile does not have.
-func TestREADMEDocumentsEveryField(t *testing.T) {
+func TestDocsDocumentEveryField(t *testing.T) {
 	doc := map[string][]string{}
 	for _, r := range readmeRows(t) {
 		doc[r.table] = append(doc[r.table], r.fields...)
@@ -228,12 +228,12 @@ func TestREADMEDocumentsEveryField(t *testing.T) {
 	for _, table := range Tables() {
 		for _, f := range FieldNames(table) {
 			if !slices.Contains(doc[table], f) {
-				t.Errorf("the README's keyfile table has no row for %s's %s", table, f)
+				t.Errorf("docs/keyfile.md has no row for %s's %s", table, f)
 			}
 		}
 		for _, f := range doc[table] {
 			if !slices.Contains(FieldNames(table), f) {
-				t.Errorf("the README's keyfile table documents %s's %q, which the keyfile does not have", table, f)
+				t.Errorf("docs/keyfile.md documents %s's %q, which the keyfile does not have", table, f)
 			}
 		}
 	}
