@@ -8,6 +8,7 @@ import (
 	"errors"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"runtime"
 	"strings"
 	"testing"
@@ -36,7 +37,7 @@ func secretService(t *testing.T) {
 	}
 	home := t.TempDir()
 	env := []string{"HOME=" + home, "PATH=" + os.Getenv("PATH"), "XDG_RUNTIME_DIR=" + home}
-	bus := exec.Command("dbus-daemon", "--session", "--nofork", "--print-address=1")
+	bus := exec.Command("dbus-daemon", "--config-file="+busConfig(t, home), "--nofork", "--print-address=1")
 	bus.Env = env
 	out, _ := bus.StdoutPipe()
 	if err := bus.Start(); err != nil {
@@ -51,6 +52,57 @@ func secretService(t *testing.T) {
 	if o, err := kr.CombinedOutput(); err != nil {
 		t.Fatalf("gnome-keyring-daemon: %v\n%s", err, o)
 	}
+	waitForName(t, ssDest)
+}
+
+// waitForName waits until a process owns name on the session bus and
+// answers a search: the daemonized gnome-keyring takes the name a moment
+// after its start returns, and exports the Secret Service's methods a
+// moment after that ("Method SearchItems is not implemented" before).
+func waitForName(t *testing.T, name string) {
+	t.Helper()
+	conn, err := sessionBus(context.Background())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(10 * time.Millisecond) {
+		var unlocked, locked []dbus.ObjectPath
+		err := conn.Object(name, ssPath).Call(ssService+".SearchItems", 0, map[string]string{"service": Service}).Store(&unlocked, &locked)
+		if err == nil {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("%s never appeared on the session bus", name)
+		}
+	}
+}
+
+// busConfig is a session bus's configuration that starts no service
+// on demand: the Secret Service is the gnome-keyring the test started,
+// never a second one the bus would start from the system's service
+// files when a call comes before the first has taken its name, or after
+// it went away; a prompt finds no prompter and is dismissed at once.
+func busConfig(t *testing.T, dir string) string {
+	t.Helper()
+	p := filepath.Join(dir, "session.conf")
+	conf := `<!DOCTYPE busconfig PUBLIC "-//freedesktop//DTD D-Bus Bus Configuration 1.0//EN"
+ "http://www.freedesktop.org/standards/dbus/1.0/busconfig.dtd">
+<busconfig>
+  <type>session</type>
+  <listen>unix:dir=` + dir + `</listen>
+  <auth>EXTERNAL</auth>
+  <policy context="default">
+    <allow send_destination="*" eavesdrop="true"/>
+    <allow eavesdrop="true"/>
+    <allow own="*"/>
+  </policy>
+</busconfig>
+`
+	if err := os.WriteFile(p, []byte(conf), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return p
 }
 
 // login calls method on the Secret Service with args, for the login
