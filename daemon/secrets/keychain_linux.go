@@ -112,7 +112,21 @@ func needBus() error {
 func findItem(ctx context.Context, conn *dbus.Conn, account string) (dbus.ObjectPath, bool, error) {
 	var unlocked, locked []dbus.ObjectPath
 	attrs := map[string]string{"service": Service, "username": account}
-	err := conn.Object(ssDest, ssPath).CallWithContext(ctx, ssService+".SearchItems", 0, attrs).Store(&unlocked, &locked)
+	search := func() error {
+		return conn.Object(ssDest, ssPath).CallWithContext(ctx, ssService+".SearchItems", 0, attrs).Store(&unlocked, &locked)
+	}
+	err := search()
+	// gnome-keyring answers "not implemented" for a moment while it
+	// starts, and now and then while a prompt it could not show ends:
+	// asked again a moment later, it answers.
+	for try := 0; try < 5 && isUnknownMethod(err); try++ {
+		select {
+		case <-ctx.Done():
+			return "", false, err
+		case <-time.After(20 * time.Millisecond << try):
+		}
+		err = search()
+	}
 	switch {
 	case err != nil:
 		return "", false, err
@@ -122,6 +136,12 @@ func findItem(ctx context.Context, conn *dbus.Conn, account string) (dbus.Object
 		return locked[0], true, nil
 	}
 	return "", false, keyring.ErrNotFound
+}
+
+// isUnknownMethod says err is D-Bus's "no such method" answer.
+func isUnknownMethod(err error) bool {
+	var e dbus.Error
+	return errors.As(err, &e) && e.Name == "org.freedesktop.DBus.Error.UnknownMethod"
 }
 
 func getSecret(ctx context.Context, conn *dbus.Conn, item dbus.ObjectPath) (string, error) {
